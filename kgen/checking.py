@@ -1,0 +1,56 @@
+"""Comparing a kernel's output with its numpy reference, with tolerances explicit per backend and dtype."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# (backend, dtype) -> (rtol, atol): |got - want| <= atol + rtol * |want|, elementwise.
+# "te" is the TE interpreter: float64 inside, rounded to float32 at every tensor boundary.
+TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
+    ("te", "float32"): (1e-5, 1e-5),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    ok: bool
+    max_abs_error: float
+    max_rel_error: float
+    rtol: float
+    atol: float
+    reason: str = ""
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.ok else f"FAILED: {self.reason}"
+        return (
+            f"max abs error {self.max_abs_error:.3g}, max rel error {self.max_rel_error:.3g} "
+            f"(rtol {self.rtol:g}, atol {self.atol:g}): {verdict}"
+        )
+
+
+def compare(got: np.ndarray, want: np.ndarray, backend: str, dtype: str = "float32") -> Comparison:
+    """Check ``got`` against ``want`` with the tolerance of (backend, dtype); NaN must match NaN, inf inf."""
+    rtol, atol = TOLERANCES[(backend, dtype)]
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return Comparison(False, np.inf, np.inf, rtol, atol, f"shape {got.shape} != expected {want.shape}")
+    with np.errstate(invalid="ignore"):
+        return _compare(got, want, rtol, atol)
+
+
+def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> Comparison:
+    same_special = (np.isnan(got) & np.isnan(want)) | (np.isinf(want) & (got == want))
+    finite = ~same_special
+    diff = np.where(finite, np.abs(got - want), 0.0)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rel = diff / np.maximum(np.abs(np.where(finite, want, 1.0)), np.finfo(np.float32).tiny)
+    bad = diff > atol + rtol * np.abs(np.where(finite, want, 0.0))
+    max_abs = float(diff.max(initial=0.0))
+    max_rel = float(rel.max(initial=0.0))
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        reason = f"{int(bad.sum())} of {bad.size} elements differ; first at {first}: {got[first]} vs {want[first]}"
+        return Comparison(False, max_abs, max_rel, rtol, atol, reason)
+    return Comparison(True, max_abs, max_rel, rtol, atol)

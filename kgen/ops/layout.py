@@ -1,0 +1,233 @@
+"""Ops that move data without arithmetic: concat, transpose, reshape, flatten, pad (ONNX semantics)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+
+from kgen import te
+from kgen.errors import OpError
+from kgen.ops.common import normalize_axis
+from kgen.ops.registry import Attr, Input, OpDef, register
+
+
+def _concat(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    first = inputs[0]
+    axis = normalize_axis("concat", attrs["axis"], first.ndim)
+    for k, t in enumerate(inputs[1:], start=1):
+        same = t.ndim == first.ndim and all(
+            a == b for d, (a, b) in enumerate(zip(t.shape, first.shape, strict=True)) if d != axis
+        )
+        if not same:
+            raise OpError(
+                "concat",
+                f"input {k} has shape {t.shape}, which differs from input 0's {first.shape} off axis {axis}",
+            )
+    offsets = np.cumsum([0] + [t.shape[axis] for t in inputs]).tolist()
+    shape = tuple(offsets[-1] if d == axis else n for d, n in enumerate(first.shape))
+
+    def body(*idx):
+        # the last input is the fallback; walk back so earlier inputs win their own ranges
+        value: te.Expr | None = None
+        for t, start, end in reversed(list(zip(inputs, offsets, offsets[1:], strict=False))):
+            src = tuple(i - start if d == axis else i for d, i in enumerate(idx))
+            load = t.guarded(src)
+            value = load if value is None else te.select(idx[axis] < end, load, value)
+        return value
+
+    return te.compute(shape, body, name="concat")
+
+
+register(
+    OpDef(
+        name="concat",
+        family="layout",
+        doc="Join tensors along one axis; all other dimensions must match.",
+        inputs=(Input("inputs", variadic=True),),
+        attrs=(Attr("axis", "int", doc="the axis to join along (required; negative counts from the end)"),),
+        builder=_concat,
+        reference_fn=lambda arrays, attrs: np.concatenate(arrays, axis=attrs["axis"]),
+    )
+)
+
+
+def _transpose(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    perm = attrs["perm"]
+    perm = tuple(reversed(range(x.ndim))) if perm is None else perm
+    if sorted(perm) != list(range(x.ndim)):
+        raise OpError("transpose", f"attribute 'perm' {list(perm)} is not a permutation of 0..{x.ndim - 1}")
+    shape = tuple(x.shape[p] for p in perm)
+
+    def body(*idx):
+        src = [None] * x.ndim
+        for out_axis, in_axis in enumerate(perm):
+            src[in_axis] = idx[out_axis]
+        return x[tuple(src)]
+
+    return te.compute(shape, body, name="transpose")
+
+
+register(
+    OpDef(
+        name="transpose",
+        family="layout",
+        doc="Permute axes: output axis i is input axis perm[i].",
+        inputs=(Input("X"),),
+        attrs=(Attr("perm", "ints?", None, "the permutation; reverses the axes when left out"),),
+        builder=_transpose,
+        reference_fn=lambda arrays, attrs: np.transpose(arrays[0], attrs["perm"]),
+    )
+)
+
+
+def reshape_target(op: str, in_shape: Sequence[int], target: Sequence[int]) -> tuple[int, ...]:
+    """ONNX Reshape's target shape: 0 copies the input's dimension, one -1 is inferred."""
+    if target.count(-1) > 1:
+        raise OpError(op, f"attribute 'shape' {list(target)} has more than one -1")
+    dims = []
+    for k, d in enumerate(target):
+        if d == 0:
+            if k >= len(in_shape):
+                raise OpError(
+                    op,
+                    f"attribute 'shape' {list(target)}: 0 at position {k}, past the input's rank {len(in_shape)}",
+                )
+            d = in_shape[k]
+        elif d < -1:
+            raise OpError(op, f"attribute 'shape' {list(target)} has a negative dimension {d}")
+        dims.append(d)
+    total = math.prod(in_shape)
+    known = math.prod(d for d in dims if d != -1)
+    if -1 in dims:
+        if known == 0 or total % known:
+            raise OpError(op, f"cannot reshape {total} elements (input shape {tuple(in_shape)}) into {list(target)}")
+        dims[dims.index(-1)] = total // known
+    if math.prod(dims) != total:
+        raise OpError(op, f"cannot reshape {total} elements (input shape {tuple(in_shape)}) into {list(target)}")
+    return tuple(dims)
+
+
+def reshape_compute(x: te.Tensor, shape: tuple[int, ...], name: str) -> te.Tensor:
+    """Row-major reshape: flatten the output index, then unravel it in the input's shape."""
+    out_strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
+    in_strides = [math.prod(x.shape[k + 1 :]) for k in range(x.ndim)]
+
+    def body(*idx):
+        flat = sum((i * s for i, s in zip(idx, out_strides, strict=True)), sympy.Integer(0))
+        src = [te.floordiv(flat, in_strides[0])]
+        src += [te.floormod(te.floordiv(flat, s), d) for s, d in zip(in_strides[1:], x.shape[1:], strict=True)]
+        return x[tuple(src)]
+
+    return te.compute(shape, body, name=name)
+
+
+def _reshape(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    return reshape_compute(x, reshape_target("reshape", x.shape, attrs["shape"]), "reshape")
+
+
+register(
+    OpDef(
+        name="reshape",
+        family="layout",
+        doc="Same elements in row-major order, new shape (0 copies an input dimension, -1 is inferred).",
+        inputs=(Input("data"),),
+        attrs=(Attr("shape", "ints", doc="the target shape (required)"),),
+        builder=_reshape,
+        reference_fn=lambda arrays, attrs: arrays[0].reshape(
+            [arrays[0].shape[k] if d == 0 else d for k, d in enumerate(attrs["shape"])]
+        ),
+    )
+)
+
+
+def _flatten(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    axis = attrs["axis"]
+    if not -x.ndim <= axis <= x.ndim:
+        raise OpError(
+            "flatten",
+            f"attribute 'axis'={axis} is out of range for rank {x.ndim} (expected {-x.ndim}..{x.ndim})",
+        )
+    if axis < 0:
+        axis += x.ndim
+    shape = (math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+    return reshape_compute(x, shape, "flatten")
+
+
+register(
+    OpDef(
+        name="flatten",
+        family="layout",
+        doc="Reshape to 2-D: axes before `axis` become rows, the rest columns.",
+        inputs=(Input("input"),),
+        attrs=(Attr("axis", "int", 1, "first axis of the columns (negative counts from the end)"),),
+        builder=_flatten,
+        reference_fn=lambda arrays, attrs: arrays[0].reshape(math.prod(arrays[0].shape[: attrs["axis"]]), -1),
+    )
+)
+
+
+def _pad(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    pads, mode, value = attrs["pads"], attrs["mode"], attrs["value"]
+    if len(pads) != 2 * x.ndim:
+        raise OpError("pad", f"attribute 'pads' must have {2 * x.ndim} values for rank {x.ndim}, got {list(pads)}")
+    begins, ends = pads[: x.ndim], pads[x.ndim :]
+    shape = tuple(d + b + e for d, b, e in zip(x.shape, begins, ends, strict=True))
+    if any(d < 1 for d in shape):
+        raise OpError("pad", f"attribute 'pads' {list(pads)} leaves an empty output {shape}")
+    if mode == "reflect" and any(max(b, e) >= d for d, b, e in zip(x.shape, begins, ends, strict=True)):
+        raise OpError("pad", f"mode 'reflect' needs pads smaller than each dimension, got {list(pads)} for {x.shape}")
+
+    def source(i, b, d):
+        j = i - b
+        if mode == "edge":
+            return sympy.Min(sympy.Max(j, 0), d - 1)
+        return (d - 1) - sympy.Abs((d - 1) - sympy.Abs(j))  # reflect, without repeating the edge
+
+    def body(*idx):
+        if mode == "constant":
+            return x.guarded(tuple(i - b for i, b in zip(idx, begins, strict=True)), default=value)
+        return x[tuple(source(i, b, d) for i, b, d in zip(idx, begins, x.shape, strict=True))]
+
+    return te.compute(shape, body, name="pad")
+
+
+def _pad_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
+    x = arrays[0]
+    pads = attrs["pads"]
+    n = x.ndim
+    widths = [(max(pads[k], 0), max(pads[k + n], 0)) for k in range(n)]
+    kwargs = {"constant_values": attrs["value"]} if attrs["mode"] == "constant" else {}
+    out = np.pad(x, widths, mode=attrs["mode"], **kwargs)
+    crop = tuple(slice(max(-pads[k], 0), out.shape[k] - max(-pads[k + n], 0)) for k in range(n))
+    return out[crop]
+
+
+register(
+    OpDef(
+        name="pad",
+        family="layout",
+        doc="Pad (or, with negative pads, crop) every axis.",
+        inputs=(Input("data"),),
+        attrs=(
+            Attr("pads", "ints", doc="[x1_begin, x2_begin, ..., x1_end, x2_end] (required; negative crops)"),
+            Attr(
+                "mode",
+                "string",
+                "constant",
+                "constant, edge or reflect",
+                choices=("constant", "edge", "reflect"),
+            ),
+            Attr("value", "float", 0.0, "the fill value of mode constant"),
+        ),
+        builder=_pad,
+        reference_fn=_pad_ref,
+    )
+)

@@ -1,0 +1,84 @@
+"""reduce_sum, reduce_mean, reduce_max over chosen axes (ONNX ReduceSum / ReduceMean / ReduceMax)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from kgen import te
+from kgen.errors import OpError
+from kgen.ops.common import normalize_axis
+from kgen.ops.registry import Attr, Input, OpDef, register
+
+
+def reduce_axes(op: str, x: te.Tensor, kind: str, axes: Sequence[int], keepdims: bool) -> te.Tensor:
+    """``kind`` (sum, max, min) of ``x`` over ``axes`` (already normalized, distinct)."""
+    raxes = {a: te.reduce_axis(x.shape[a], f"r{a}") for a in axes}
+    out_shape = tuple(1 if a in raxes else d for a, d in enumerate(x.shape) if keepdims or a not in raxes)
+    kept = [a for a in range(x.ndim) if a not in raxes]
+
+    def body(*idx):
+        # without keepdims the output indexes only the kept axes (or one dummy axis when none is kept)
+        out_of = {a: idx[a] for a in kept} if keepdims else dict(zip(kept, idx[: len(kept)], strict=True))
+        src = tuple(raxes[a] if a in raxes else out_of[a] for a in range(x.ndim))
+        return te.reduce(kind, x[src], list(raxes.values()))
+
+    return te.compute(out_shape or (1,), body, name=f"reduce_{kind}")
+
+
+def _normalized_axes(op: str, x: te.Tensor, axes: Sequence[int] | None) -> list[int]:
+    if axes is None:
+        return list(range(x.ndim))
+    norm = [normalize_axis(op, a, x.ndim, "axes") for a in axes]
+    if len(set(norm)) != len(norm):
+        raise OpError(op, f"attribute 'axes' {list(axes)} names an axis twice")
+    return sorted(norm)
+
+
+def _builder(op: str, kind: str, mean: bool = False):
+    def build(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+        x = inputs[0]
+        axes = _normalized_axes(op, x, attrs["axes"])
+        out = reduce_axes(op, x, kind, axes, bool(attrs["keepdims"]))
+        if not mean:
+            return out
+        scale = 1.0 / math.prod(x.shape[a] for a in axes)
+        return te.compute(out.shape, lambda *idx: out[idx] * scale, name=op)
+
+    return build
+
+
+def _reference(fn):
+    def ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
+        x = arrays[0]
+        axes = None if attrs["axes"] is None else tuple(attrs["axes"])
+        out = fn(x, axis=axes, keepdims=bool(attrs["keepdims"]))
+        return out.reshape(1) if out.ndim == 0 else out
+
+    return ref
+
+
+_ATTRS = (
+    Attr("axes", "ints?", None, "axes to reduce (negative counts from the end); all when left out"),
+    Attr("keepdims", "int", 1, "1: keep reduced axes as size 1", choices=(0, 1)),
+)
+
+for _op, _kind, _mean, _fn, _doc in (
+    ("reduce_sum", "sum", False, np.sum, "sum over axes"),
+    ("reduce_mean", "sum", True, np.mean, "mean over axes"),
+    ("reduce_max", "max", False, np.max, "maximum over axes"),
+):
+    register(
+        OpDef(
+            name=_op,
+            family="reduce",
+            doc=_doc,
+            inputs=(Input("X"),),
+            attrs=_ATTRS,
+            builder=_builder(_op, _kind, _mean),
+            reference_fn=_reference(_fn),
+        )
+    )

@@ -1,0 +1,237 @@
+"""Hypothesis strategies: one per op, drawing valid (shapes, attributes) including odd sizes, strides > 1,
+dilation, groups and padding on every side."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+dims = st.integers(1, 6)
+small_float = st.floats(-2.0, 2.0, allow_nan=False, width=32)
+
+
+def shape_of(rank_min: int = 1, rank_max: int = 4, side_max: int = 6):
+    return st.lists(st.integers(1, side_max), min_size=rank_min, max_size=rank_max).map(tuple)
+
+
+@st.composite
+def conv2d_case(draw):
+    depthwise = draw(st.booleans())
+    g = draw(st.integers(1, 4))
+    cg = 1 if depthwise else draw(st.integers(1, 3))
+    mg = draw(st.integers(1, 2 if depthwise else 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    h = draw(st.integers(max(1, span_h - pads[0] - pads[2]), span_h + 7))
+    w = draw(st.integers(max(1, span_w - pads[1] - pads[3]), span_w + 7))
+    n = draw(st.integers(1, 2))
+    shapes = [(n, cg * g, h, w), (mg * g, cg, kh, kw)]
+    if draw(st.booleans()):
+        shapes.append((mg * g,))
+    return shapes, {"strides": (sh, sw), "pads": pads, "dilations": (dh, dw), "group": g}
+
+
+@st.composite
+def conv_transpose2d_case(draw):
+    g = draw(st.integers(1, 3))
+    cg, mg = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    oph = draw(st.integers(0, max(sh, dh) - 1))
+    opw = draw(st.integers(0, max(sw, dw) - 1))
+    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    assume(sh * (h - 1) + oph + (kh - 1) * dh + 1 - pads[0] - pads[2] >= 1)
+    assume(sw * (w - 1) + opw + (kw - 1) * dw + 1 - pads[1] - pads[3] >= 1)
+    shapes = [(draw(st.integers(1, 2)), cg * g, h, w), (cg * g, mg, kh, kw)]
+    if draw(st.booleans()):
+        shapes.append((mg * g,))
+    attrs = {
+        "strides": (sh, sw),
+        "pads": pads,
+        "dilations": (dh, dw),
+        "group": g,
+        "output_padding": (oph, opw),
+    }
+    return shapes, attrs
+
+
+@st.composite
+def pool_case(draw, avg: bool):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    pads = (
+        draw(st.integers(0, span_h - 1)),
+        draw(st.integers(0, span_w - 1)),
+        draw(st.integers(0, span_h - 1)),
+        draw(st.integers(0, span_w - 1)),
+    )
+    h = draw(st.integers(max(1, span_h - pads[0] - pads[2]), span_h + 7))
+    w = draw(st.integers(max(1, span_w - pads[1] - pads[3]), span_w + 7))
+    attrs = {
+        "kernel_shape": (kh, kw),
+        "strides": (sh, sw),
+        "pads": pads,
+        "dilations": (dh, dw),
+        "ceil_mode": draw(st.integers(0, 1)),
+    }
+    if avg:
+        attrs["count_include_pad"] = draw(st.integers(0, 1))
+    return [(draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)], attrs
+
+
+@st.composite
+def matmul_case(draw):
+    batch_a, batch_b = draw(mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3)).input_shapes
+    m, k, n = draw(dims), draw(dims), draw(dims)
+    a = (k,) if draw(st.integers(0, 4)) == 0 else (*batch_a, m, k)
+    b = (k,) if draw(st.integers(0, 4)) == 0 else (*batch_b, k, n)
+    return [a, b], {}
+
+
+@st.composite
+def gemm_case(draw):
+    m, k, n = draw(dims), draw(dims), draw(dims)
+    ta, tb = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+    shapes = [(k, m) if ta else (m, k), (n, k) if tb else (k, n)]
+    c = draw(st.sampled_from([None, (m, n), (n,), (1, n), (m, 1), (1,)]))
+    if c is not None:
+        shapes.append(c)
+    return shapes, {"transA": ta, "transB": tb, "alpha": draw(small_float), "beta": draw(small_float)}
+
+
+@st.composite
+def batch_norm_case(draw):
+    shape = draw(shape_of(2, 4))
+    c = (shape[1],)
+    return [shape, c, c, c, c], {"epsilon": draw(st.floats(1e-6, 1e-2))}
+
+
+@st.composite
+def unary_case(draw, op: str):
+    attrs = {}
+    if op == "leaky_relu":
+        attrs["alpha"] = draw(st.floats(0.0, 1.0))
+    if op == "clip":
+        lo, hi = draw(small_float), draw(small_float)
+        attrs.update({"min": min(lo, hi), "max": max(lo, hi)} if draw(st.booleans()) else {"max": hi})
+    return [draw(shape_of())], attrs
+
+
+@st.composite
+def binary_case(draw):
+    shapes = draw(mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=4, max_side=5)).input_shapes
+    return list(shapes), {}
+
+
+@st.composite
+def softmax_case(draw):
+    shape = draw(shape_of())
+    return [shape], {"axis": draw(st.integers(-len(shape), len(shape) - 1))}
+
+
+@st.composite
+def reduce_case(draw):
+    shape = draw(shape_of())
+    rank = len(shape)
+    axes = None
+    if draw(st.booleans()):
+        chosen = draw(st.lists(st.integers(0, rank - 1), min_size=1, max_size=rank, unique=True))
+        axes = tuple(a - rank if draw(st.booleans()) else a for a in chosen)
+    attrs = {"keepdims": draw(st.integers(0, 1))}
+    if axes is not None:
+        attrs["axes"] = axes
+    return [shape], attrs
+
+
+@st.composite
+def concat_case(draw):
+    base = list(draw(shape_of(1, 3)))
+    axis = draw(st.integers(0, len(base) - 1))
+    shapes = []
+    for _ in range(draw(st.integers(1, 4))):
+        s = list(base)
+        s[axis] = draw(dims)
+        shapes.append(tuple(s))
+    return shapes, {"axis": axis - len(base) if draw(st.booleans()) else axis}
+
+
+@st.composite
+def transpose_case(draw):
+    shape = draw(shape_of())
+    perm = draw(st.permutations(range(len(shape)))) if draw(st.booleans()) else None
+    return [shape], ({"perm": tuple(perm)} if perm is not None else {})
+
+
+@st.composite
+def reshape_case(draw):
+    shape = draw(shape_of())
+    total = math.prod(shape)
+    target, left = [], total
+    for _ in range(draw(st.integers(0, 3))):
+        divisors = [d for d in range(1, left + 1) if left % d == 0]
+        d = draw(st.sampled_from(divisors))
+        target.append(d)
+        left //= d
+    target.append(left)
+    target = draw(st.permutations(target))
+    target = [0 if k < len(shape) and d == shape[k] and draw(st.booleans()) else d for k, d in enumerate(target)]
+    if draw(st.booleans()):
+        free = [k for k, d in enumerate(target) if d != 0]
+        if free:
+            target[draw(st.sampled_from(free))] = -1
+    return [shape], {"shape": tuple(target)}
+
+
+@st.composite
+def flatten_case(draw):
+    shape = draw(shape_of())
+    return [shape], {"axis": draw(st.integers(-len(shape), len(shape)))}
+
+
+@st.composite
+def pad_case(draw):
+    shape = draw(shape_of(1, 3, side_max=5))
+    mode = draw(st.sampled_from(["constant", "edge", "reflect"]))
+    if mode == "reflect":
+        pads = [draw(st.integers(-1, d - 1)) for d in shape] + [draw(st.integers(-1, d - 1)) for d in shape]
+    else:
+        pads = [draw(st.integers(-2, 3)) for _ in range(2 * len(shape))]
+    rank = len(shape)
+    assume(all(shape[k] + pads[k] + pads[k + rank] >= 1 for k in range(rank)))
+    attrs = {"pads": tuple(pads), "mode": mode}
+    if mode == "constant":
+        attrs["value"] = draw(small_float)
+    return [shape], attrs
+
+
+CASES = {
+    "conv2d": conv2d_case(),
+    "conv_transpose2d": conv_transpose2d_case(),
+    "max_pool2d": pool_case(avg=False),
+    "avg_pool2d": pool_case(avg=True),
+    "global_avg_pool": shape_of(3, 5).map(lambda s: ([s], {})),
+    "batch_norm": batch_norm_case(),
+    "matmul": matmul_case(),
+    "gemm": gemm_case(),
+    "softmax": softmax_case(),
+    "reduce_sum": reduce_case(),
+    "reduce_mean": reduce_case(),
+    "reduce_max": reduce_case(),
+    "concat": concat_case(),
+    "transpose": transpose_case(),
+    "reshape": reshape_case(),
+    "flatten": flatten_case(),
+    "pad": pad_case(),
+    **{op: unary_case(op) for op in ("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg")},
+    **{op: binary_case() for op in ("add", "sub", "mul", "div", "max", "min")},
+}
