@@ -12,11 +12,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: chromium $(VENV)/.installed
 
+# chromium: the browser kgen measures in; libvulkan1: the Vulkan loader wgpu-py needs to run WGSL on
+# Chromium's own SwiftShader driver in fast tests.
 chromium:
-	@if [ ! -x "$(CHROMIUM)" ] && [ -z "$$KGEN_CHROMIUM" ]; then \
-		echo "kgen: installing Debian's chromium (apt-get)"; \
+	@if { [ ! -x "$(CHROMIUM)" ] && [ -z "$$KGEN_CHROMIUM" ]; } || ! ldconfig -p | grep -q libvulkan.so.1; then \
+		echo "kgen: installing Debian's chromium and libvulkan1 (apt-get)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium libvulkan1 >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

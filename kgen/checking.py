@@ -10,6 +10,8 @@ import numpy as np
 # "te" is the TE interpreter: float64 inside, rounded to float32 at every tensor boundary.
 TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
     ("te", "float32"): (1e-5, 1e-5),
+    # float32 accumulation in another order than the float64 reference, and WGSL's exp/tanh/sqrt (a few ulp)
+    ("webgpu", "float32"): (1e-4, 1e-4),
 }
 
 

@@ -24,6 +24,13 @@ def test_div_mod_kept_when_ranges_do_not_decide():
     assert ix.simplify(ix.floormod(4 * i + j, 4), ranges) == ix.floormod(j, 4)
 
 
+def test_unravel_then_flatten_is_the_identity():
+    ranges = {i: (0, 99)}
+    flat = 7 * ix.floordiv(i, 7) + ix.floormod(i, 7) + 3
+    assert ix.simplify(flat, ranges) == i + 3
+    assert ix.simplify(2 * flat, ranges) == 2 * i + 6
+
+
 def test_constants_fold():
     assert ix.floordiv(-7, 2) == -4
     assert ix.floormod(-7, 2) == 1

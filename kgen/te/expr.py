@@ -295,6 +295,20 @@ def walk(expr: Expr):
         stack.extend(reversed(children(node)))
 
 
+def map_children(expr: Expr, fn) -> Expr:
+    """Rebuild ``expr`` with ``fn`` applied to each of its value children (leaves come back unchanged)."""
+    match expr:
+        case Unary() | Cast():
+            return replace(expr, x=fn(expr.x))
+        case Binary() | Compare():
+            return replace(expr, a=fn(expr.a), b=fn(expr.b))
+        case Select():
+            return replace(expr, cond=fn(expr.cond), a=fn(expr.a), b=fn(expr.b))
+        case Reduce():
+            return replace(expr, body=fn(expr.body))
+    return expr
+
+
 def map_indices(expr: Expr, fn) -> Expr:
     """Rebuild ``expr`` with ``fn`` applied to every index expression and index condition in it."""
     match expr:
@@ -302,12 +316,4 @@ def map_indices(expr: Expr, fn) -> Expr:
             return replace(expr, indices=tuple(fn(i) for i in expr.indices), guard=fn(expr.guard))
         case IndexCond():
             return replace(expr, cond=fn(expr.cond))
-        case Unary() | Cast():
-            return replace(expr, x=map_indices(expr.x, fn))
-        case Binary() | Compare():
-            return replace(expr, a=map_indices(expr.a, fn), b=map_indices(expr.b, fn))
-        case Select():
-            return replace(expr, cond=map_indices(expr.cond, fn), a=map_indices(expr.a, fn), b=map_indices(expr.b, fn))
-        case Reduce():
-            return replace(expr, body=map_indices(expr.body, fn))
-    return expr
+    return map_children(expr, lambda e: map_indices(e, fn))

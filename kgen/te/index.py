@@ -204,9 +204,26 @@ def simplify(expr: sympy.Basic, ranges: Ranges) -> sympy.Basic:
         return _fold_div_mod(node, ranges)
     if isinstance(node, sympy.Min | sympy.Max):
         return _fold_min_max(node, ranges)
+    if node.is_Add:
+        return _recombine_div_mod(node)
     if isinstance(node, sympy.core.relational.Relational):
         verdict = prove(node, ranges)
         return node if verdict is None else sympy.true if verdict else sympy.false
+    return node
+
+
+def _recombine_div_mod(node: sympy.Expr) -> sympy.Expr:
+    """``c*a*(x // a) + c*(x % a) -> c*x``: what unravelling an index and flattening it again leaves."""
+    terms = list(sympy.Add.make_args(node))
+    for t in terms:
+        coeff, rest = t.as_coeff_Mul()
+        if isinstance(rest, FloorMod) and rest.args[1].is_Integer:
+            x, a = rest.args
+            partner = coeff * a * FloorDiv(x, a)
+            if partner in terms:
+                terms.remove(t)
+                terms.remove(partner)
+                return _recombine_div_mod(sympy.Add(*terms, coeff * x))
     return node
 
 

@@ -1,0 +1,66 @@
+"""What a renderer hands to a launcher: kernel texts plus launch info, as plain JSON-able data.
+
+The same structure travels to the browser harness, to the native runners and, later, into model descriptors,
+so a kernel is launched the same way wherever it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BufferInfo:
+    name: str
+    dtype: str
+    size: int  # elements
+    role: str  # "input" | "temp" | "output"
+
+
+@dataclass(frozen=True)
+class Binding:
+    binding: int
+    buffer: str
+    view: str  # "scalar" | "vec4"
+    access: str  # "read" | "read_write"
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    name: str
+    source: str
+    workgroup: tuple[int, int, int]
+    grid: tuple[int, int, int]
+    bindings: tuple[Binding, ...]
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    backend: str
+    buffers: tuple[BufferInfo, ...]
+    kernels: tuple[CompiledKernel, ...]
+
+    @property
+    def inputs(self) -> tuple[BufferInfo, ...]:
+        return tuple(b for b in self.buffers if b.role == "input")
+
+    @property
+    def output(self) -> BufferInfo:
+        return next(b for b in self.buffers if b.role == "output")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def digest(self) -> str:
+        """Hash of every kernel text and its launch info: the key of compile caches and of measurements."""
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def source(self) -> str:
+        """All kernel texts, as ``kgen show`` prints them."""
+        return "\n".join(k.source for k in self.kernels)

@@ -1,0 +1,1 @@
+"""Running generated kernels outside the browser (wgpu-py), for fast tests."""

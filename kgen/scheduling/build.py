@@ -1,0 +1,28 @@
+"""From a workload and a config to a compiled program for one backend: the one entry point the CLI, the
+browser harness and the tuner use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kgen.codegen.program import CompiledProgram
+from kgen.ops.workload import Workload
+from kgen.scheduling.lower import lower_workload, main_stage
+from kgen.scheduling.space import Space
+from kgen.scheduling.templates import template_for
+
+
+def space(workload: Workload, backend: str) -> Space:
+    """The knobs a config of ``workload`` on ``backend`` sets."""
+    return template_for(backend).space(main_stage(workload))
+
+
+def build(workload: Workload, backend: str, config: Mapping[str, Any] | None = None) -> tuple[CompiledProgram, dict]:
+    """The compiled program and the complete config (defaults filled in)."""
+    program, full = lower_workload(workload, template_for(backend), config)
+    if backend == "webgpu":
+        from kgen.codegen.wgsl.renderer import render
+
+        return render(program), full
+    raise AssertionError(f"no renderer for {backend}")

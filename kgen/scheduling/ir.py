@@ -1,0 +1,195 @@
+"""The loop-nest IR that every renderer prints (WGSL now; GLSL and WebAssembly later).
+
+Index math stays sympy (simplified before printing). Values reuse the TE's arithmetic nodes (``Unary``,
+``Binary``, ``Compare``, ``Select``, ``Cast``, ``Const``, ``IndexCond``) with IR leaves: ``BufLoad`` (a flat read
+of a buffer, optionally guarded and ``lanes`` wide) and ``Local`` (a named local value). Statements are
+``For``, ``If``, ``Let`` (an index binding), ``Decl``/``Assign`` (locals), ``Store`` and ``Barrier``.
+Nothing here is WebGPU-specific: a kernel's thread space is ``launch`` (total threads per axis) and
+``group`` (threads per workgroup), and ``thread_vars`` name the global thread index along each axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from kgen.te.expr import Expr
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A flat array: a kernel parameter (``global``), workgroup-shared memory or a per-thread array."""
+
+    name: str
+    dtype: str
+    size: int
+    scope: str = "global"  # "global" | "shared" | "local"
+
+
+@dataclass(frozen=True, eq=False)
+class BufLoad(Expr):
+    """``buffer[index : index + lanes]``; where ``guard`` is false the value is ``default`` (no read)."""
+
+    buffer: Buffer
+    index: sympy.Expr
+    lanes: int = 1
+    guard: sympy.Basic = sympy.true
+    default: float = 0.0
+
+    @property
+    def dtype(self) -> str:  # type: ignore[override]
+        return self.buffer.dtype
+
+
+@dataclass(frozen=True, eq=False)
+class Local(Expr):
+    """A named local value (declared by ``Decl``); ``lanes`` > 1 for vectors, ``lane`` picks one lane."""
+
+    name: str
+    dtype: str
+    lanes: int = 1
+    lane: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Vector(Expr):
+    """Lanes gathered into one vector value (for a 4-wide store)."""
+
+    values: tuple[Expr, ...]
+
+    @property
+    def dtype(self) -> str:  # type: ignore[override]
+        return self.values[0].dtype
+
+
+@dataclass(frozen=True, eq=False)
+class Stmt:
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Seq(Stmt):
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class For(Stmt):
+    var: sympy.Symbol
+    extent: int
+    body: Stmt
+
+
+@dataclass(frozen=True, eq=False)
+class If(Stmt):
+    cond: sympy.Basic
+    then: Stmt
+    orelse: Stmt | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Let(Stmt):
+    """Bind an index variable to an index expression (hoisting index math out of inner code)."""
+
+    var: sympy.Symbol
+    value: sympy.Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Decl(Stmt):
+    """Declare a mutable local (``lanes`` wide), initialised to ``init``; ``const`` locals are never assigned."""
+
+    name: str
+    dtype: str
+    init: Expr
+    lanes: int = 1
+    const: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Assign(Stmt):
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Store(Stmt):
+    buffer: Buffer
+    index: sympy.Expr
+    value: Expr
+    lanes: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Barrier(Stmt):
+    """All threads of a workgroup reach this point, and their shared-memory writes are visible."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One launch of ``launch`` threads per axis (x fastest) in workgroups of ``group`` threads per axis.
+
+    Renderers round the launch up to whole workgroups; threads past ``launch`` must do nothing.
+    """
+
+    name: str
+    params: tuple[Buffer, ...]  # global buffers, inputs first, the written buffer last
+    body: Stmt
+    launch: tuple[int, ...]
+    group: tuple[int, ...]
+    thread_vars: tuple[sympy.Symbol, ...]
+    shared: tuple[Buffer, ...] = ()
+    ranges: dict[sympy.Symbol, tuple[int, int]] = field(default_factory=dict, compare=False)
+
+    @property
+    def output(self) -> Buffer:
+        return self.params[-1]
+
+    @property
+    def inputs(self) -> tuple[Buffer, ...]:
+        return self.params[:-1]
+
+
+@dataclass(frozen=True)
+class Program:
+    """Every kernel of one workload, in launch order, over named buffers.
+
+    ``inputs`` are fed from outside (in the op's input order), ``output`` is read back, ``temps`` live between
+    kernels. Kernels listed in ``prepare`` run once per set of inputs (e.g. repacking weights) and are not timed.
+    """
+
+    inputs: tuple[Buffer, ...]
+    output: Buffer
+    temps: tuple[Buffer, ...]
+    kernels: tuple[Kernel, ...]
+    prepare: tuple[Kernel, ...] = ()
+
+
+def children(stmt: Stmt) -> tuple[Stmt, ...]:
+    match stmt:
+        case Seq(body=body):
+            return body
+        case For(body=body):
+            return (body,)
+        case If(then=then, orelse=orelse):
+            return (then,) if orelse is None else (then, orelse)
+    return ()
+
+
+def walk(stmt: Stmt):
+    """Every statement, parents before children."""
+    stack = [stmt]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
+
+
+def seq(*stmts: Stmt | None) -> Stmt:
+    """A sequence with ``None`` dropped and nested sequences flattened."""
+    flat: list[Stmt] = []
+    for s in stmts:
+        if s is None:
+            continue
+        flat.extend(s.body if isinstance(s, Seq) else (s,))
+    return flat[0] if len(flat) == 1 else Seq(tuple(flat))

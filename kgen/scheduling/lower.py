@@ -1,0 +1,183 @@
+"""Lowering: a workload + template + config becomes a ``Program`` of loop-nest IR kernels.
+
+The template decides the loop structure of each stage (see ``templates/``). This module holds what every
+template shares: naming buffers, flattening a tensor index, turning TE loads into IR loads with common
+subexpressions shared and neighbouring reads merged into vector reads, and assembling the program.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sympy
+
+from kgen.ops.workload import Workload
+from kgen.scheduling import ir
+from kgen.scheduling.partition import Acc, Stage, partition
+from kgen.scheduling.space import Space
+from kgen.te import index as ix
+from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
+from kgen.te.tensor import Tensor
+
+Ranges = dict[sympy.Symbol, tuple[int, int]]
+
+
+class Template(Protocol):
+    """How a stage is scheduled: a space of knobs, and a lowering for any valid config of it."""
+
+    name: str
+
+    def space(self, stage: Stage) -> Space: ...
+
+    def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel: ...
+
+
+@dataclass
+class Buffers:
+    """The buffer each tensor lives in."""
+
+    of: dict[int, ir.Buffer]
+
+    def __getitem__(self, t: Tensor) -> ir.Buffer:
+        return self.of[id(t)]
+
+    def by_name(self, name: str) -> ir.Buffer:
+        return next(b for b in self.of.values() if b.name == name)
+
+
+def flat_index(t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
+    """Row-major offset of ``t[indices]``."""
+    offset = sympy.Integer(0)
+    stride = 1
+    for i, d in zip(reversed(indices), reversed(t.shape), strict=True):
+        offset += i * stride
+        stride *= d
+    return offset
+
+
+@dataclass
+class VectorViews:
+    """Which buffers a kernel reads 4 lanes at a time; each costs one more binding, so there is a budget."""
+
+    budget: int
+    names: set[str] = field(default_factory=set)
+
+    def allows(self, buf: ir.Buffer) -> bool:
+        if buf.size % 4 or buf.scope != "global":
+            return False
+        return buf.name in self.names or len(self.names) < self.budget
+
+
+@dataclass
+class LoadCache:
+    """Collects the distinct reads of a block of code as constants declared before it.
+
+    Equal reads (same buffer, index and guard) are read once. With ``views``, reads of two or more lanes of one
+    aligned group of 4 (same guard) become one 4-wide read: one bounds check instead of several.
+    """
+
+    buffers: Buffers
+    ranges: Ranges
+    prefix: str
+    views: VectorViews | None = None
+    _pending: dict[tuple, ir.Local] = field(default_factory=dict)
+    _renames: dict[str, ir.Local] = field(default_factory=dict)
+    _count: int = 0
+
+    def lower(self, expr: Expr, acc: ir.Local | None = None) -> Expr:
+        """``expr`` with TE loads replaced by locals (declared by the next ``flush``) and ``Acc`` by ``acc``."""
+        match expr:
+            case Load(tensor=t, indices=indices, guard=guard, default=default):
+                guard = ix.simplify(guard, self.ranges)
+                if guard is sympy.false:
+                    return Const(default, t.dtype)
+                key = (self.buffers[t].name, ix.simplify(flat_index(t, indices), self.ranges), guard, default)
+                if key not in self._pending:
+                    self._pending[key] = ir.Local(f"{self.prefix}{self._count}", t.dtype)
+                    self._count += 1
+                return self._pending[key]
+            case IndexCond(cond=cond):
+                return IndexCond(ix.simplify(cond, self.ranges))
+            case Acc():
+                assert acc is not None, "Acc outside an epilogue"
+                return acc
+        return map_children(expr, lambda e: self.lower(e, acc))
+
+    def flush(self) -> list[ir.Stmt]:
+        """Declarations of the reads collected since the last flush: vector reads first, in first-use order."""
+        groups: dict[tuple, list[tuple[int, sympy.Expr, ir.Local]]] = {}
+        for (name, index, guard, default), local in self._pending.items():
+            buf = self.buffers.by_name(name)
+            lane = ix.simplify(ix.floormod(index, 4), self.ranges) if self.views and self.views.allows(buf) else None
+            if lane is not None and lane.is_Integer:
+                groups.setdefault((name, sympy.expand(index - lane), guard, default), []).append(
+                    (int(lane), index, local)
+                )
+            else:
+                groups.setdefault((name, index, guard, default), []).append((-1, index, local))
+        vectors: list[ir.Stmt] = []
+        scalars: list[ir.Stmt] = []
+        for (name, base, guard, default), members in groups.items():
+            buf = self.buffers.by_name(name)
+            if members[0][0] >= 0 and len({lane for lane, _, _ in members}) >= 2:
+                assert self.views is not None
+                self.views.names.add(name)
+                vname = f"{members[0][2].name}v"
+                vectors.append(ir.Decl(vname, buf.dtype, ir.BufLoad(buf, base, 4, guard, default), 4, const=True))
+                for lane, _, local in members:
+                    self._renames[local.name] = ir.Local(vname, buf.dtype, 4, lane)
+            else:
+                for _, index, local in members:
+                    load = ir.BufLoad(buf, index, 1, guard, default)
+                    scalars.append(ir.Decl(local.name, buf.dtype, load, const=True))
+        self._pending.clear()
+        return vectors + scalars
+
+    def resolve(self, expr: Expr) -> Expr:
+        """``expr`` with uses of reads that were merged into vector reads pointed at their lanes."""
+        if isinstance(expr, ir.Local) and expr.name in self._renames:
+            return self._renames[expr.name]
+        return map_children(expr, self.resolve)
+
+
+def lower_workload(
+    workload: Workload, template: Template, config: Mapping[str, Any] | None = None
+) -> tuple[ir.Program, dict[str, Any]]:
+    """The program for ``workload`` and the complete config it was lowered with.
+
+    The config schedules the stage with the most arithmetic; other stages (a softmax's max, an average pool's
+    divisor) use their template's default, which is valid for any shape.
+    """
+    inputs, output = workload.build()
+    stages = partition(output)
+    main = max(range(len(stages)), key=lambda k: (stages[k].flops, k))
+    full = template.space(stages[main]).complete(config)
+
+    buffers: dict[int, ir.Buffer] = {}
+    for k, t in enumerate(inputs):
+        buffers[id(t)] = ir.Buffer(f"in{k}", t.dtype, math.prod(t.shape))
+    temps = []
+    for k, stage in enumerate(stages[:-1]):
+        buf = ir.Buffer(f"tmp{k}", stage.out.dtype, math.prod(stage.out.shape))
+        buffers[id(stage.out)] = buf
+        temps.append(buf)
+    out = ir.Buffer("out", output.dtype, math.prod(output.shape))
+    buffers[id(output)] = out
+
+    kernels = []
+    for k, stage in enumerate(stages):
+        stage_config = full if k == main else template.space(stage).default()
+        name = f"{workload.op}_{k}" if len(stages) > 1 else workload.op
+        kernels.append(template.lower(stage, stage_config, Buffers(buffers), name))
+    program = ir.Program(tuple(buffers[id(t)] for t in inputs), out, tuple(temps), tuple(kernels))
+    return program, full
+
+
+def main_stage(workload: Workload) -> Stage:
+    """The stage a config schedules (the one with the most arithmetic)."""
+    _, output = workload.build()
+    stages = partition(output)
+    return max(reversed(stages), key=lambda s: s.flops)

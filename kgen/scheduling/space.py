@@ -1,0 +1,133 @@
+"""Search spaces: knobs declared next to the schedule that uses them (AutoTVM's define_knob/define_split).
+
+A config is a flat dict of knob values (JSON-serialisable, hashable as sorted items). A space lists its knobs
+and its constraints; a constraint sees the config and the device limits, so nothing that cannot run is ever
+measured. The first value of every knob is the default, and templates declare spaces whose default is valid for
+any shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kgen.errors import KgenError
+
+Config = dict[str, Any]
+Limits = Mapping[str, int]
+
+#: WebGPU's guaranteed minimums; a device reports its own (``kgen doctor``)
+DEFAULT_LIMITS: dict[str, int] = {
+    "max_workgroup_invocations": 256,
+    "max_workgroup_size_x": 256,
+    "max_workgroup_size_y": 256,
+    "max_workgroup_storage_bytes": 16384,
+    "max_storage_buffers_per_stage": 8,
+    "max_workgroups_per_dimension": 65535,
+}
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    values: tuple[Any, ...]
+    doc: str = ""
+
+    @property
+    def default(self) -> Any:
+        return self.values[0]
+
+
+def choice(name: str, values: Sequence[Any], doc: str = "") -> Knob:
+    if not values:
+        raise ValueError(f"knob {name} has no values")
+    return Knob(name, tuple(values), doc)
+
+
+def flag(name: str, doc: str = "", default: bool = False) -> Knob:
+    return Knob(name, (int(default), int(not default)), doc)
+
+
+def split(name: str, extent: int, candidates: Sequence[int] = (1, 2, 4, 8, 16), doc: str = "") -> Knob:
+    """Factors that divide ``extent`` (a loop split into outer × factor with no remainder); 1 always fits."""
+    return Knob(name, tuple(f for f in candidates if extent % f == 0), doc)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    description: str
+    check: Callable[[Config, Limits], bool]
+
+
+@dataclass(frozen=True)
+class Space:
+    knobs: tuple[Knob, ...]
+    constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.knobs)
+
+    @property
+    def size(self) -> int:
+        total = 1
+        for k in self.knobs:
+            total *= len(k.values)
+        return total
+
+    def default(self) -> Config:
+        return {k.name: k.default for k in self.knobs}
+
+    def violations(self, config: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> list[str]:
+        """Why ``config`` cannot run (empty when it can)."""
+        problems = []
+        known = {k.name: k for k in self.knobs}
+        for name in config:
+            if name not in known:
+                problems.append(f"unknown knob '{name}' (knobs: {', '.join(known) or 'none'})")
+        for k in self.knobs:
+            if k.name not in config:
+                problems.append(f"knob '{k.name}' is missing")
+            elif config[k.name] not in k.values:
+                allowed = ", ".join(map(str, k.values))
+                problems.append(f"knob '{k.name}'={config[k.name]!r} is not one of {allowed}")
+        if problems:
+            return problems
+        return [c.description for c in self.constraints if not c.check(config, limits)]
+
+    def complete(self, config: Mapping[str, Any] | None) -> Config:
+        """``config`` with missing knobs at their defaults; raises naming every problem if it cannot run."""
+        full = {**self.default(), **(config or {})}
+        problems = self.violations(full)
+        if problems:
+            raise KgenError(f"invalid config {json.dumps(dict(config or {}), sort_keys=True)}: {'; '.join(problems)}")
+        return full
+
+    def enumerate(self, limits: Limits = DEFAULT_LIMITS) -> Iterator[Config]:
+        for values in itertools.product(*(k.values for k in self.knobs)):
+            config = dict(zip(self.names, values, strict=True))
+            if not self.violations(config, limits):
+                yield config
+
+    def sample(self, n: int, seed: int = 0, limits: Limits = DEFAULT_LIMITS) -> list[Config]:
+        """Up to ``n`` distinct valid configs drawn uniformly (the whole space when it is small)."""
+        rng = random.Random(seed)
+        if self.size <= 4 * n:
+            valid = list(self.enumerate(limits))
+            rng.shuffle(valid)
+            return valid[:n]
+        seen: set[str] = set()
+        out: list[Config] = []
+        for _ in range(50 * n):
+            config = {k.name: rng.choice(k.values) for k in self.knobs}
+            key = json.dumps(config, sort_keys=True)
+            if key not in seen and not self.violations(config, limits):
+                seen.add(key)
+                out.append(config)
+                if len(out) == n:
+                    break
+        return out

@@ -1,0 +1,14 @@
+"""Scheduling templates, one per op family × backend group; each declares a space and lowers any config."""
+
+from kgen.errors import KgenError
+from kgen.scheduling.lower import Template
+from kgen.scheduling.templates.gpu_tile import GpuTile
+
+_BY_BACKEND: dict[str, Template] = {"webgpu": GpuTile()}
+BACKENDS = tuple(_BY_BACKEND)
+
+
+def template_for(backend: str) -> Template:
+    if backend not in _BY_BACKEND:
+        raise KgenError(f"unknown backend '{backend}' (backends: {', '.join(BACKENDS)})")
+    return _BY_BACKEND[backend]
