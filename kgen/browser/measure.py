@@ -1,0 +1,140 @@
+"""The measurement protocol: check each candidate's output against numpy, then time it; failures are results.
+
+A candidate that fails to compile, errors at run time, computes a wrong answer, hangs, or takes the browser
+down comes back as a ``Measurement`` with its status and reason, and the next candidate still runs (in a new
+browser if needed). Only a candidate whose output matched is timed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from kgen.browser.session import BrowserCrashed, BrowserHung, BrowserSession
+from kgen.checking import compare
+from kgen.codegen.program import CompiledProgram
+
+STATUSES = ("ok", "wrong", "compile_error", "runtime_error", "device_lost", "timeout", "browser_crashed")
+_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    status: str
+    digest: str
+    reason: str = ""
+    median_ms: float | None = None
+    iqr_ms: float | None = None
+    samples: int = 0
+    k: int = 0
+    wall_median_ms: float | None = None
+    clock: str = ""
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=np.float32).tobytes()).decode()
+
+
+def inputs_key(arrays: Sequence[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+class Harness:
+    """Measures candidates of one workload in a browser session: same inputs, same reference."""
+
+    def __init__(
+        self,
+        session: BrowserSession,
+        arrays: Sequence[np.ndarray],
+        want: np.ndarray,
+        backend: str,
+        samples: int = 7,
+        min_sample_ms: float = 1.0,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.session = session
+        self.arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+        self.want = want
+        self.backend = backend
+        self.timing = {"samples": max(5, samples), "minSampleMs": min_sample_ms}
+        self.timeout_s = timeout_s
+        self.key = inputs_key(self.arrays)
+        self._sent_to: tuple[int, int] | None = None
+
+    def _ensure_inputs(self) -> None:
+        where = (id(self.session.page), self.session.restarts)
+        if self._sent_to != where:
+            self.session.set_inputs(self.key, [_b64(a) for a in self.arrays])
+            self._sent_to = where
+
+    def measure(self, program: CompiledProgram, time_it: bool = True) -> Measurement:
+        digest = program.digest
+        try:
+            return self._measure(program, digest, time_it)
+        except BrowserHung as err:
+            self.session.restart()
+            return Measurement("timeout", digest, str(err))
+        except BrowserCrashed as err:
+            self.session.restart()
+            return Measurement("browser_crashed", digest, str(err))
+
+    def _measure(self, program: CompiledProgram, digest: str, time_it: bool) -> Measurement:
+        self._ensure_inputs()
+        cid = f"c{next(_ids)}"
+        candidate = {"id": cid, "inputsKey": self.key, "program": program.to_json()}
+        try:
+            run = self.session.call("startRun", candidate, timeout_s=self.timeout_s)
+            if run["status"] != "ok":
+                return Measurement(run["status"], digest, run.get("message", ""))
+            got = np.frombuffer(base64.b64decode(run["output"]), dtype=np.float32)
+            if got.size != self.want.size:
+                return Measurement("wrong", digest, f"output has {got.size} values, expected {self.want.size}")
+            check = compare(got.reshape(self.want.shape), self.want, self.backend)
+            errors = {"max_abs_error": check.max_abs_error, "max_rel_error": check.max_rel_error}
+            if not check.ok:
+                return Measurement("wrong", digest, check.reason, **errors)
+            if not time_it:
+                return Measurement("ok", digest, **errors)
+            t = self.session.call("startTime", cid, self.timing, timeout_s=self.timeout_s)
+            if t["status"] != "ok":
+                return Measurement(t["status"], digest, t.get("message", ""), **errors)
+            return Measurement(
+                "ok",
+                digest,
+                median_ms=t["medianMs"],
+                iqr_ms=t["iqrMs"],
+                samples=t["samples"],
+                k=t["k"],
+                wall_median_ms=t["wallMedianMs"],
+                clock=t["clock"],
+                **errors,
+            )
+        finally:
+            if self.session.page is not None and not self.session.page.is_closed():
+                try:
+                    self.session.release(cid)
+                except BrowserCrashed:
+                    pass
+
+    def measure_batch(self, programs: Iterable[CompiledProgram], time_it: bool = True) -> list[Measurement]:
+        """Every candidate in order; one that hangs or crashes the browser does not stop the rest."""
+        return [self.measure(p, time_it) for p in programs]

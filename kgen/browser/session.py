@@ -1,0 +1,201 @@
+"""One Chromium, one harness page, many candidates.
+
+kgen starts the system Chromium itself (so it owns the process: it can kill a browser stuck on a hung kernel,
+and knows when one crashed) and drives the page through Playwright over the DevTools protocol. Every harness
+call starts a job in the page and is polled with a timeout on this side; a job that does not finish in time
+means the page's GPU work is stuck, and the browser is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from kgen.browser.executable import require_chromium
+from kgen.browser.server import StaticServer
+from kgen.errors import KgenError
+
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--disable-dev-shm-usage",
+    "--enable-unsafe-webgpu",  # the one flag WebGPU needs here; robustness stays on
+)
+DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
+
+
+class BrowserHung(KgenError):
+    """A harness job did not finish in time (a kernel that loops for too long)."""
+
+
+class BrowserCrashed(KgenError):
+    """The browser process or its page went away."""
+
+
+class _Chromium:
+    """The browser process, with its own profile directory and process group."""
+
+    def __init__(self, launch_timeout_s: float = 30.0) -> None:
+        self.profile = tempfile.mkdtemp(prefix="kgen-chromium-")
+        args = [str(require_chromium()), *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0"]
+        self.proc = subprocess.Popen(
+            [*args, "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.log: deque[str] = deque(maxlen=50)
+        found = threading.Event()
+        self.ws_url = ""
+
+        def drain() -> None:  # keep reading, or a full pipe would block the browser
+            for line in self.proc.stderr:  # type: ignore[union-attr]
+                self.log.append(line.rstrip())
+                match = DEVTOOLS.search(line)
+                if match and not found.is_set():
+                    self.ws_url = match.group(1)
+                    found.set()
+
+        threading.Thread(target=drain, name="kgen-chromium-log", daemon=True).start()
+        if not found.wait(launch_timeout_s):
+            self.kill()
+            tail = " | ".join(list(self.log)[-5:])
+            raise KgenError(f"Chromium did not start within {launch_timeout_s:.0f} s: {tail or 'no output'}")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class BrowserSession:
+    """``with BrowserSession() as s: s.call("startRun", candidate)``: the harness page in a live Chromium."""
+
+    def __init__(self, job_timeout_s: float = 60.0) -> None:
+        self.job_timeout_s = job_timeout_s
+        self.server = StaticServer()
+        self._pw: Any = None
+        self._chromium: _Chromium | None = None
+        self._browser: Any = None
+        self.page: Any = None
+        self.restarts = 0
+        self._fingerprint: dict[str, Any] | None = None
+
+    def __enter__(self) -> BrowserSession:
+        from playwright.sync_api import sync_playwright
+
+        self.server.__enter__()
+        self._pw = sync_playwright().start()
+        self._start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+        if self._pw is not None:
+            self._pw.stop()
+        self.server.__exit__(*exc)
+
+    @property
+    def pid(self) -> int:
+        assert self._chromium is not None
+        return self._chromium.proc.pid
+
+    def _start(self) -> None:
+        self._chromium = _Chromium()
+        self._browser = self._pw.chromium.connect_over_cdp(self._chromium.ws_url)
+        context = self._browser.contexts[0] if self._browser.contexts else self._browser.new_context()
+        self.page = context.new_page()
+        self.page.goto(self.server.url("/harness.html"))
+        self.page.wait_for_function("() => window.kgenHarness && window.kgenHarness.ready", timeout=30_000)
+
+    def _stop(self) -> None:
+        if self._browser is not None:
+            try:
+                self._browser.close()
+            except Exception:
+                pass
+        if self._chromium is not None:
+            self._chromium.kill()
+        self._browser = self._chromium = self.page = None
+
+    def restart(self) -> None:
+        """A fresh browser and page (after a hang or a crash); inputs must be set again."""
+        self._stop()
+        self._start()
+        self.restarts += 1
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Browser version, adapter info, WebGL renderer, thread count: what every measurement is tied to."""
+        if self._fingerprint is None:
+            fp = self._evaluate("() => window.kgenHarness.fingerprint()")
+            fp["browser"] = self._browser.version
+            fp["software"] = bool(
+                (fp["webgpu"].get("architecture") or "").lower() == "swiftshader"
+                or fp["webgpu"].get("isFallbackAdapter")
+            )
+            self._fingerprint = fp
+        return self._fingerprint
+
+    def _evaluate(self, script: str, arg: Any = None) -> Any:
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            return self.page.evaluate(script, arg)
+        except PlaywrightError as err:
+            raise self._crash(err) from None
+
+    def _crash(self, err: Exception) -> BrowserCrashed:
+        gone = self._chromium is None or not self._chromium.alive
+        return BrowserCrashed("browser crashed" if gone else f"page failed: {str(err).splitlines()[0]}")
+
+    def call(self, method: str, *args: Any, timeout_s: float | None = None) -> dict[str, Any]:
+        """Start ``kgenHarness[method](*args)`` in the page and wait for its result."""
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        job = self._evaluate(f"(args) => window.kgenHarness.{method}(...args)", list(args))
+        timeout = self.job_timeout_s if timeout_s is None else timeout_s
+        start = time.monotonic()
+        try:
+            self.page.wait_for_function(
+                "(id) => window.kgenHarness.finished(id)", arg=job, timeout=timeout * 1000, polling=50
+            )
+        except PlaywrightTimeout:
+            raise BrowserHung(f"{method} did not finish within {timeout:g} s") from None
+        except PlaywrightError as err:
+            raise self._crash(err) from None
+        result = self._evaluate("(id) => window.kgenHarness.result(id)", job)
+        result["elapsedS"] = time.monotonic() - start
+        return result
+
+    def set_inputs(self, key: str, arrays_b64: list[str]) -> None:
+        self._evaluate("([key, arrays]) => window.kgenHarness.setInputs(key, arrays)", [key, arrays_b64])
+
+    def release(self, candidate_id: str) -> None:
+        self._evaluate("(id) => window.kgenHarness.release(id)", candidate_id)

@@ -1,0 +1,136 @@
+// The WebGPU launcher: takes a kgen program (WGSL kernels + launch info), compiles it once, binds buffers
+// and runs it. The measurement harness and, later, the model runtime both launch kernels through this file,
+// so a kernel is timed exactly as a page runs it.
+
+export class KernelError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status; // "compile_error" | "runtime_error" | "device_lost"
+  }
+}
+
+const LIMITS = [
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+];
+
+export class WebGPULauncher {
+  static async create({ timestamps = false } = {}) {
+    if (!navigator.gpu) throw new Error("WebGPU is not available in this browser");
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) throw new Error("WebGPU: requestAdapter() returned null");
+    const requiredFeatures = timestamps && adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+    const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, adapter.limits[k]]));
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    return new WebGPULauncher(adapter, device);
+  }
+
+  constructor(adapter, device) {
+    this.adapter = adapter;
+    this.device = device;
+    this.lost = null;
+    device.lost.then((info) => {
+      this.lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  get hasTimestamps() {
+    return this.device.features.has("timestamp-query");
+  }
+
+  // Compile every kernel; throws KernelError("compile_error") with the compiler's messages.
+  async compile(program) {
+    const kernels = [];
+    for (const kernel of program.kernels) {
+      this.device.pushErrorScope("validation");
+      const module = this.device.createShaderModule({ code: kernel.source, label: kernel.name });
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === "error");
+      let pipeline = null;
+      let failure = null;
+      if (errors.length === 0) {
+        try {
+          pipeline = await this.device.createComputePipelineAsync({
+            layout: "auto",
+            compute: { module, entryPoint: "main" },
+            label: kernel.name,
+          });
+        } catch (err) {
+          failure = String(err.message || err);
+        }
+      }
+      const scopeError = await this.device.popErrorScope();
+      if (errors.length) {
+        const text = errors.map((m) => `${kernel.name}:${m.lineNum}:${m.linePos}: ${m.message}`).join("\n");
+        throw new KernelError("compile_error", text);
+      }
+      if (failure || scopeError) throw new KernelError("compile_error", `${kernel.name}: ${failure || scopeError.message}`);
+      kernels.push({ kernel, pipeline });
+    }
+    return { program, kernels };
+  }
+
+  // One GPU buffer per program buffer (inputs, temporaries, output).
+  createBuffers(program) {
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const buffers = {};
+    for (const b of program.buffers) {
+      buffers[b.name] = this.device.createBuffer({ size: Math.max(16, 4 * b.size), usage, label: b.name });
+    }
+    return buffers;
+  }
+
+  write(buffer, data) {
+    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  bind(compiled, buffers) {
+    return compiled.kernels.map(({ kernel, pipeline }) =>
+      this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: kernel.bindings.map((b) => ({ binding: b.binding, resource: { buffer: buffers[b.buffer] } })),
+      }),
+    );
+  }
+
+  // Record every kernel of the program, `repeat` times, into one compute pass.
+  encodeInto(pass, compiled, bindGroups, repeat = 1) {
+    for (let r = 0; r < repeat; r++) {
+      compiled.kernels.forEach(({ kernel, pipeline }, i) => {
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bindGroups[i]);
+        pass.dispatchWorkgroups(...kernel.grid);
+      });
+    }
+  }
+
+  async run(compiled, bindGroups) {
+    this.device.pushErrorScope("validation");
+    const encoder = this.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    this.encodeInto(pass, compiled, bindGroups);
+    pass.end();
+    this.device.queue.submit([encoder.finish()]);
+    const error = await this.device.popErrorScope();
+    if (error) throw new KernelError("runtime_error", error.message);
+    await this.device.queue.onSubmittedWorkDone();
+    if (this.lost) throw new KernelError("device_lost", this.lost);
+  }
+
+  async read(buffer, size) {
+    const staging = this.device.createBuffer({ size: 4 * size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, 4 * size);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    return out;
+  }
+}

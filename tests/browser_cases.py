@@ -1,0 +1,52 @@
+"""Fixed workloads for browser tests: one with odd sizes and one with even sizes per op."""
+
+UNARY = {
+    "relu": {},
+    "leaky_relu": {"alpha": 0.2},
+    "sigmoid": {},
+    "tanh": {},
+    "clip": {"min": -0.5, "max": 0.7},
+    "exp": {},
+    "neg": {},
+}
+BINARY = ("add", "sub", "mul", "div", "max", "min")
+
+CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
+    "conv2d": [
+        ([(1, 3, 13, 11), (5, 3, 3, 3), (5,)], {"strides": (2, 2), "pads": (1, 0, 2, 1)}),
+        ([(2, 8, 8, 8), (8, 4, 3, 3)], {"pads": (1, 1, 1, 1), "group": 2, "dilations": (2, 1)}),
+        ([(1, 6, 9, 9), (6, 1, 3, 3), (6,)], {"pads": (1, 1, 1, 1), "group": 6}),  # depthwise
+        ([(1, 16, 8, 8), (8, 16, 1, 1)], {}),  # 1x1: implicit GEMM territory
+    ],
+    "conv_transpose2d": [
+        ([(1, 3, 5, 7), (3, 2, 3, 3), (2,)], {"strides": (2, 2), "pads": (1, 1, 1, 1), "output_padding": (1, 0)}),
+        ([(1, 4, 4, 4), (4, 2, 4, 4)], {"strides": (2, 2), "pads": (1, 1, 1, 1), "group": 2}),
+    ],
+    "max_pool2d": [
+        ([(1, 3, 11, 9)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1), "ceil_mode": 1}),
+        ([(2, 4, 8, 8)], {"kernel_shape": (2, 2), "strides": (2, 2)}),
+    ],
+    "avg_pool2d": [
+        ([(1, 3, 11, 9)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}),
+        ([(2, 4, 8, 8)], {"kernel_shape": (3, 3), "pads": (1, 1, 1, 1), "count_include_pad": 1}),
+    ],
+    "global_avg_pool": [([(1, 5, 7, 3)], {}), ([(2, 8, 4, 4)], {})],
+    "batch_norm": [([(1, 3, 5, 7), (3,), (3,), (3,), (3,)], {}), ([(2, 4, 4, 4), (4,), (4,), (4,), (4,)], {})],
+    "matmul": [([(7, 13), (13, 5)], {}), ([(2, 8, 16), (16, 12)], {}), ([(5,), (3, 5, 7)], {})],
+    "gemm": [([(5, 7), (9, 7), (9,)], {"transB": 1, "alpha": 0.5, "beta": 2.0}), ([(4, 8), (4, 8)], {"transA": 1})],
+    "softmax": [([(3, 7)], {"axis": -1}), ([(2, 4, 8)], {"axis": 1})],
+    "reduce_sum": [([(3, 5, 7)], {"axes": (0, 2)}), ([(4, 8)], {"keepdims": 0})],
+    "reduce_mean": [([(3, 5, 7)], {"axes": (-1,)}), ([(4, 8)], {"axes": (0,), "keepdims": 0})],
+    "reduce_max": [([(3, 5, 7)], {"axes": (1,)}), ([(4, 8)], {})],
+    "concat": [([(3, 5), (3, 2), (3, 1)], {"axis": 1}), ([(2, 4), (6, 4)], {"axis": 0})],
+    "transpose": [([(3, 5, 7)], {"perm": (2, 0, 1)}), ([(4, 8)], {})],
+    "reshape": [([(3, 5, 7)], {"shape": (7, -1)}), ([(4, 8)], {"shape": (2, 0, -1)})],
+    "flatten": [([(3, 5, 7)], {"axis": 2}), ([(2, 4, 8)], {"axis": 1})],
+    "pad": [
+        ([(3, 5, 7)], {"pads": (1, 0, 2, 0, 3, -1), "value": 1.5}),
+        ([(4, 8)], {"pads": (2, 2, 2, 2), "mode": "reflect"}),
+        ([(4, 6)], {"pads": (1, 3, 2, 0), "mode": "edge"}),
+    ],
+    **{op: [([(3, 5, 7)], attrs), ([(2, 4, 8)], attrs)] for op, attrs in UNARY.items()},
+    **{op: [([(3, 1, 7), (5, 1)], {}), ([(2, 4, 8), (8,)], {})] for op in BINARY},
+}

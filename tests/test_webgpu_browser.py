@@ -1,0 +1,103 @@
+"""WebGPU kernels in real headless Chromium: every op, default and sampled configs, odd and even shapes; and
+failures (compile errors, hung kernels, a killed browser) come back as results while the batch goes on."""
+
+import dataclasses
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from kgen.browser.measure import Harness
+from kgen.codegen.program import CompiledProgram
+from kgen.ops import Workload, all_ops
+from kgen.scheduling.build import build, space
+from tests.browser_cases import CASES
+
+pytestmark = pytest.mark.browser
+
+
+def harness_for(browser, workload, **kwargs):
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    return Harness(browser, arrays, workload.opdef.reference(arrays, workload.attr_dict), "webgpu", **kwargs)
+
+
+def test_every_op_has_browser_cases():
+    assert sorted(CASES) == sorted(op.name for op in all_ops())
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_op_matches_numpy_in_browser(browser, op):
+    for shapes, attrs in CASES[op]:
+        workload = Workload.create(op, shapes, attrs)
+        harness = harness_for(browser, workload)
+        configs = [None, *space(workload, "webgpu").sample(2, seed=len(shapes))]
+        programs = [build(workload, "webgpu", c)[0] for c in configs]
+        for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
+            assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
+
+
+def relu_program():
+    workload = Workload.create("relu", [(64,)])
+    return workload, build(workload, "webgpu")[0]
+
+
+def with_source(program: CompiledProgram, source: str) -> CompiledProgram:
+    kernel = dataclasses.replace(program.kernels[0], source=source)
+    return dataclasses.replace(program, kernels=(kernel,))
+
+
+HUNG = """
+@group(0) @binding(0) var<storage, read> b_in0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> b_out: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var acc = 0.0;
+  for (var i = 0u; i < 2000000000u; i = i + 1u) { acc = acc + b_in0[(i + gid.x) % 64u]; }
+  b_out[gid.x] = acc;
+}
+"""
+
+
+def test_invalid_wgsl_and_hung_kernel_are_failed_results_and_the_batch_goes_on(browser):
+    workload, good = relu_program()
+    harness = harness_for(browser, workload, timeout_s=8)
+    invalid = with_source(good, "this is not WGSL")
+    results = harness.measure_batch([invalid, with_source(good, HUNG), good])
+    assert [r.status for r in results] == ["compile_error", "timeout", "ok"]
+    assert results[0].reason == "relu:1:1: unexpected token"  # the compiler's own message, with its place
+    assert "did not finish within 8 s" in results[1].reason
+    assert results[2].median_ms > 0 and results[2].samples >= 5
+
+
+def test_killed_browser_is_a_failed_result_and_a_new_browser_starts(browser):
+    workload, good = relu_program()
+    harness = harness_for(browser, workload)
+    assert harness.measure(good).ok
+    os.killpg(browser.pid, signal.SIGKILL)
+    crashed = harness.measure(good)
+    assert crashed.status == "browser_crashed", crashed
+    assert harness.measure(good).ok
+
+
+def test_timing_follows_the_protocol(browser):
+    workload = Workload.create("matmul", [(64, 64), (64, 64)])
+    harness = harness_for(browser, workload)
+    result = harness.measure(build(workload, "webgpu", {"tile_a": 4, "tile_b": 4, "vec4": 1})[0])
+    assert result.ok, result
+    assert result.clock == "timestamp-query"
+    assert result.samples >= 5
+    assert result.median_ms * result.k >= 0.5  # a sample is a batch of k runs lasting about a millisecond or more
+    assert result.iqr_ms >= 0
+
+
+def test_fingerprint_describes_the_device(browser):
+    fp = browser.fingerprint()
+    assert fp["crossOriginIsolated"] is True
+    assert fp["webgpu"]["available"], fp["webgpu"]
+    assert "timestamp-query" in fp["webgpu"]["features"]
+    assert fp["webgpu"]["architecture"]
+    assert fp["webgl2"]["renderer"]
+    assert fp["hardwareConcurrency"] >= 1
+    assert fp["browser"]
+    assert fp["software"] == (fp["webgpu"]["architecture"] == "swiftshader" or bool(fp["webgpu"]["isFallbackAdapter"]))
