@@ -8,6 +8,7 @@ browser if needed). Only a candidate whose output matched is timed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
@@ -130,10 +131,8 @@ class Harness:
             )
         finally:
             if self.session.page is not None and not self.session.page.is_closed():
-                try:
+                with contextlib.suppress(BrowserCrashed):
                     self.session.release(cid)
-                except BrowserCrashed:
-                    pass
 
     def measure_batch(self, programs: Iterable[CompiledProgram], time_it: bool = True) -> list[Measurement]:
         """Every candidate in order; one that hangs or crashes the browser does not stop the rest."""

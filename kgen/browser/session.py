@@ -8,6 +8,7 @@ means the page's GPU work is stuck, and the browser is replaced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -86,10 +87,8 @@ class _Chromium:
 
     def kill(self) -> None:
         if self.alive:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.wait(timeout=30)
         shutil.rmtree(self.profile, ignore_errors=True)
 
@@ -136,10 +135,8 @@ class BrowserSession:
 
     def _stop(self) -> None:
         if self._browser is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._browser.close()
-            except Exception:
-                pass
         if self._chromium is not None:
             self._chromium.kill()
         self._browser = self._chromium = self.page = None
