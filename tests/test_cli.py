@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def kgen(*args):
     return subprocess.run([sys.executable, "-m", "kgen.cli", *args], capture_output=True, text=True, timeout=120)
@@ -34,11 +36,65 @@ def test_ops_json():
 
 
 def test_doctor_json_reports_packages_and_chromium():
-    out = kgen("doctor", "--json")
+    out = kgen("doctor", "--json", "--no-browser")
     report = json.loads(out.stdout)
     assert report["packages"]["numpy"]
     assert report["chromium"]["version"], "make setup installs Chromium; doctor must find it"
+    assert "browser" not in report
     assert out.returncode == 0
+
+
+@pytest.mark.browser
+def test_doctor_reports_the_browsers_backends():
+    out = kgen("doctor", "--json")
+    assert out.returncode == 0, out.stderr
+    page = json.loads(out.stdout)["browser"]
+    assert page["webgpu"]["available"]
+    assert "maxComputeInvocationsPerWorkgroup" in page["webgpu"]["limits"]
+    assert page["webgl2"]["available"]
+
+
+def test_show_prints_wgsl_and_launch_info():
+    out = kgen("show", "conv2d", "--shape", "1x4x6x6,8x4x3x3", "--attr", "pads=1,1,1,1", "--config", '{"tile_b": 2}')
+    assert out.returncode == 0, out.stderr
+    assert "// config:   {" in out.stdout and '"tile_b": 2' in out.stdout
+    assert "@compute @workgroup_size(64)" in out.stdout
+    program = json.loads(kgen("show", "softmax", "--shape", "3x7", "--json").stdout)["program"]
+    assert [k["name"] for k in program["kernels"]] == ["softmax_0", "softmax_1", "softmax_2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "conv2d", "--shape", "1x3xa"], "kgen: error: --shape '1x3xa': '1x3xa' is not like 1x64x56x56"),
+        (["show", "conv2d", "--shape", "1x3x8x8"], "kgen: error: conv2d: expected 2 to 3 inputs"),
+        (["show", "relu", "--config", '{"tile_b": 3}'], "kgen: error: invalid config {\"tile_b\": 3}: knob 'tile_b'=3"),
+        (["show", "relu", "--config", "[1]"], "kgen: error: --config must be a JSON object"),
+        (["show", "nope"], "kgen: error: unknown op 'nope'"),
+        (["show", "relu", "--shape", "4", "--attr", "alpha"], "kgen: error: --attr 'alpha' is not NAME=VALUE"),
+        (["check", "relu", "--backend", "webgl"], "invalid choice: 'webgl'"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args, message):
+    out = kgen(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert out.stdout == ""
+
+
+def test_check_native_compares_with_numpy():
+    out = kgen("check", "matmul", "--shape", "7x13,13x5", "--configs", "2", "--native")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("\nok ") == 3
+
+
+@pytest.mark.browser
+def test_check_in_the_browser():
+    out = kgen("check", "avg_pool2d", "--shape", "1x3x9x9", "--attr", "kernel_shape=3,3", "--configs", "1", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    results = json.loads(out.stdout)["results"]
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert all(r["max_abs_error"] < 1e-4 for r in results)
 
 
 def test_unknown_command_is_a_usage_error():

@@ -52,3 +52,15 @@ def test_malformed_json_is_a_clear_error():
 def test_window_output_size(args, expected):
     size, k, s, d, pb, pe, ceil = args
     assert window_output_size("op", "H", size, k, s, d, pb, pe, ceil) == expected
+
+
+def test_tolerance_scales_with_the_output_magnitude():
+    import numpy as np
+
+    from kgen.checking import compare
+
+    want = np.full(100, 50.0)
+    assert compare(want + 4e-3, want, "webgpu").ok  # within 1e-4 * rms(50) + 1e-4 * 50
+    assert not compare(want + 2e-2, want, "webgpu").ok
+    assert not compare(np.array([1.0, np.nan]), np.array([1.0, 2.0]), "webgpu").ok
+    assert compare(np.array([-np.inf, 1.0]), np.array([-np.inf, 1.0]), "webgpu").ok

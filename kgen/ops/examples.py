@@ -1,0 +1,37 @@
+"""A default workload per op, used when the command line gives no shape (realistic, modest sizes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kgen.ops.registry import all_ops
+
+_UNARY = ([(1, 64, 56, 56)], {})
+_BINARY = ([(1, 64, 56, 56), (1, 64, 1, 1)], {})
+
+EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
+    # ResNet-50's second-stage 3x3 convolution
+    "conv2d": ([(1, 64, 56, 56), (64, 64, 3, 3), (64,)], {"pads": (1, 1, 1, 1)}),
+    "conv_transpose2d": ([(1, 64, 14, 14), (64, 32, 4, 4)], {"strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    "max_pool2d": ([(1, 64, 112, 112)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    "avg_pool2d": ([(1, 64, 56, 56)], {"kernel_shape": (3, 3), "strides": (1, 1), "pads": (1, 1, 1, 1)}),
+    "global_avg_pool": ([(1, 2048, 7, 7)], {}),
+    "batch_norm": ([(1, 64, 56, 56), (64,), (64,), (64,), (64,)], {}),
+    "matmul": ([(256, 256), (256, 256)], {}),
+    "gemm": ([(1, 2048), (1000, 2048), (1000,)], {"transB": 1}),
+    "softmax": ([(1, 1000)], {"axis": -1}),
+    "reduce_sum": ([(1, 64, 56, 56)], {"axes": (2, 3)}),
+    "reduce_mean": ([(1, 64, 56, 56)], {"axes": (2, 3)}),
+    "reduce_max": ([(1, 64, 56, 56)], {"axes": (1,)}),
+    "concat": ([(1, 64, 28, 28), (1, 32, 28, 28)], {"axis": 1}),
+    "transpose": ([(1, 64, 56, 56)], {"perm": (0, 2, 3, 1)}),
+    "reshape": ([(1, 2048, 1, 1)], {"shape": (1, -1)}),
+    "flatten": ([(1, 2048, 7, 7)], {"axis": 1}),
+    "pad": ([(1, 64, 56, 56)], {"pads": (0, 0, 1, 1, 0, 0, 1, 1)}),
+    **{op: _UNARY for op in ("relu", "sigmoid", "tanh", "exp", "neg")},
+    "leaky_relu": ([(1, 64, 56, 56)], {"alpha": 0.1}),
+    "clip": ([(1, 64, 56, 56)], {"min": 0.0, "max": 6.0}),
+    **{op: _BINARY for op in ("add", "sub", "mul", "div", "max", "min")},
+}
+
+assert sorted(EXAMPLES) == sorted(op.name for op in all_ops()), "every op needs an example workload"
