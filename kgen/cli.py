@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser(
         "doctor",
-        help="report packages, the browser and its backends (adapter, features, limits); exit 1 if something is missing",
+        help="report packages, the browser and its backends (adapter, features, limits); exit 1 if one is missing",
     )
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--no-browser", action="store_true", help="do not start the browser")

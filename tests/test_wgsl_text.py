@@ -40,7 +40,9 @@ def test_golden_wgsl(name):
 
 def test_same_inputs_give_identical_text_across_processes():
     script = (
-        "from tests.test_wgsl_text import PINNED; from kgen.ops import Workload; from kgen.scheduling.build import build\n"
+        "from tests.test_wgsl_text import PINNED\n"
+        "from kgen.ops import Workload\n"
+        "from kgen.scheduling.build import build\n"
         "for op, shapes, attrs, config in PINNED.values():\n"
         "    print(build(Workload.create(op, shapes, attrs), 'webgpu', config)[0].digest)\n"
     )
