@@ -141,6 +141,130 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
+def _progress(line: str) -> None:
+    if sys.stderr.isatty():
+        print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from kgen.cli_args import workload_from_args
+    from kgen.ops.examples import resnet50_convs
+    from kgen.ops.workload import Workload
+    from kgen.records.store import RecordStore
+    from tuner.study import open_storage
+    from tuner.tune import tune
+
+    if args.suite:
+        if args.shape or args.op != "conv2d":
+            raise KgenError("--suite resnet50 tunes conv2d layers: give `kgen tune conv2d --suite resnet50`")
+        workloads = [Workload.create("conv2d", shapes, attrs) for shapes, attrs in resnet50_convs()]
+    else:
+        workloads = [workload_from_args(args)]
+    open_storage(args.storage)  # a bad URL fails here, before a browser starts or anything is written
+    store = RecordStore(args.records)
+    summaries = []
+    for n, workload in enumerate(workloads, 1):
+        if not args.json:
+            print(
+                f"[{n}/{len(workloads)}] tuning {workload.key} on {args.backend}: {args.trials} trials", file=sys.stderr
+            )
+        summary = tune(
+            workload,
+            args.backend,
+            trials=args.trials,
+            storage_url=args.storage,
+            sampler=args.sampler,
+            timeout_s=args.timeout,
+            seed=args.seed,
+            records=store,
+            progress=None if args.json else _progress,
+            candidate_timeout_s=args.candidate_timeout,
+        )
+        summaries.append(summary)
+        if not args.json:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            _print_summary(summary)
+    if args.json:
+        out = [s.to_json() for s in summaries]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+    return 0 if all(s.best_config is not None for s in summaries) else 1
+
+
+def _print_summary(s) -> None:
+    device = f"{s.device_class}{', software' if s.software else ''}"
+    print(f"tuned {s.workload} on {s.backend} ({device})")
+    if s.best_config is None:
+        print("  no candidate passed its check: see the failures below")
+    else:
+        print(f"  best     {s.best_ms:.3f} ms (IQR {s.best_iqr_ms or 0:.3f})  {s.best_gflops:.3f} GFLOP/s")
+        print(f"  config   {json.dumps(s.best_config, sort_keys=True)}")
+        if s.speedup is not None:
+            print(f"  default  {s.default_ms:.3f} ms: speedup {s.speedup:.2f}x over the untuned default")
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items())) or "none"
+    print(
+        f"  trials   {s.trials} in this run ({s.per_minute:.0f}/min), {s.study_trials} in the study; "
+        f"failures: {failures}; pruned {s.pruned}; reused {s.reused}"
+    )
+    if s.record:
+        print(f"  record   {s.record}")
+    print(f"  study    {s.study} in {s.storage}")
+
+
+def _cmd_records(args: argparse.Namespace) -> int:
+    from kgen.records.store import Record, RecordStore
+
+    store = RecordStore(args.records)
+    if args.action == "import":
+        if not args.file:
+            raise KgenError("kgen records import needs a file of JSON lines")
+        path = args.file
+        try:
+            lines = open(path).read().splitlines()  # noqa: SIM115 - read whole, then parse
+        except OSError as err:
+            raise KgenError(f"cannot read {path}: {err.strerror}") from None
+        records = [Record.from_line(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+        print(f"imported {store.add(records)} records into {store.path}")
+        return 0
+    best = store.best()
+    if args.csv or args.action == "csv":
+        import pandas as pd
+
+        rows = [
+            {
+                "key": r.key,
+                "backend": r.backend,
+                "device_class": r.device_class,
+                "median_ms": r.median_ms,
+                "iqr_ms": r.iqr_ms,
+                "samples": r.samples,
+                "gflops": r.gflops,
+                "config": json.dumps(r.config, sort_keys=True),
+                "time": r.time,
+            }
+            for r in best
+        ]
+        pd.DataFrame(rows).to_csv(sys.stdout, index=False)
+        return 0
+    if args.action == "export":
+        text = "".join(r.to_line() + "\n" for r in best)
+        if args.file:
+            from pathlib import Path
+
+            out = Path(args.file)
+            tmp = out.with_suffix(out.suffix + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(out)
+        else:
+            sys.stdout.write(text)
+        return 0
+    for r in best:
+        print(f"{r.backend:<7} {r.device_class:<20} {r.median_ms:9.3f} ms {r.gflops:7.3f} GFLOP/s  {r.key}")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from kgen.doctor import diagnose
 
@@ -220,6 +344,38 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=60.0, help="seconds before a kernel counts as hung")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_cmd_check)
+
+    tune = sub.add_parser(
+        "tune",
+        help="autotune a workload's kernels in headless Chromium (Optuna) and record the fastest",
+        description="Tune OP on a backend: Optuna proposes configs of the template, each is checked against numpy "
+        "and timed in headless Chromium, failures are recorded with their reason, and the best becomes a "
+        "tuning record. Without --shape, a representative workload (for conv2d, ResNet-50's 64->64 3x3 layer). "
+        "Several `kgen tune` processes on one storage share the study.",
+    )
+    add_workload_args(tune)
+    tune.add_argument("--backend", choices=BACKENDS, default="webgpu")
+    tune.add_argument("--suite", choices=("resnet50",), help="tune every distinct conv2d layer of ResNet-50")
+    tune.add_argument("--trials", type=int, default=30, help="trials this process runs (default 30)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    tune.add_argument("--sampler", choices=("tpe", "random", "cmaes", "gp"), default="tpe")
+    tune.add_argument(
+        "--storage",
+        default="sqlite:///results/kgen.db",
+        help="Optuna storage URL (sqlite:///…, postgresql://…, journal:PATH)",
+    )
+    tune.add_argument("--records", default="results/records.jsonl", help="the tuning records file")
+    tune.add_argument("--seed", type=int, help="sampler seed")
+    tune.add_argument("--candidate-timeout", type=float, default=60.0, help="seconds before a kernel counts as hung")
+    tune.add_argument("--json", action="store_true", help="the summary as JSON on stdout; no progress")
+    tune.set_defaults(func=_cmd_tune)
+
+    records = sub.add_parser("records", help="list, export or import tuning records")
+    records.add_argument("action", nargs="?", choices=("list", "export", "import", "csv"), default="list")
+    records.add_argument("file", nargs="?", help="export: write here (default stdout); import: read from here")
+    records.add_argument("--records", default="results/records.jsonl", help="the tuning records file")
+    records.add_argument("--csv", action="store_true", help="the best records as CSV (pandas)")
+    records.set_defaults(func=_cmd_records)
 
     doctor = sub.add_parser(
         "doctor",

@@ -10,7 +10,7 @@ import kgen
 from kgen.browser.executable import chromium_path, chromium_version
 from kgen.errors import KgenError
 
-REQUIRED_PACKAGES = ("numpy", "sympy", "playwright", "wgpu")
+REQUIRED_PACKAGES = ("numpy", "sympy", "playwright", "wgpu", "optuna", "pandas")
 OPTIONAL_PACKAGES = ("hypothesis", "pytest")
 
 

@@ -27,3 +27,41 @@ def test_webgpu_kernel_matches_reference(op, data):
     got = wgpu_runner.run(program, arrays).reshape(want.shape)
     result = compare(got, want, "webgpu")
     assert result.ok, f"{workload.key} {full}: {result}"
+
+
+STAGED = [
+    # ragged sizes: workgroup blocks overhang both tiled axes
+    ("matmul", [(33, 20), (20, 37)], {}, {"tile_a": 2, "tile_b": 4, "group_b": 8, "smem": 1, "k_unroll": 4}),
+    (
+        "matmul",
+        [(64, 64), (64, 64)],
+        {},
+        {"tile_a": 4, "tile_b": 4, "group_b": 16, "smem": 1, "k_unroll": 8, "vec4": 1},
+    ),
+    ("gemm", [(20, 9), (20, 16), (16,)], {"transA": 1}, {"tile_a": 2, "tile_b": 2, "group_b": 8, "smem": 1}),
+    (
+        "conv2d",
+        [(1, 4, 9, 9), (8, 4, 3, 3), (8,)],
+        {"pads": (1, 1, 1, 1)},
+        {"tile_axis": "m", "tile_a": 2, "tile_b": 2, "group_b": 8, "smem": 1, "unroll": 2},
+    ),
+    (
+        "conv2d",
+        [(1, 8, 7, 7), (16, 8, 1, 1)],
+        {},
+        {"tile_axis": "m", "merge_hw": 1, "tile_a": 4, "tile_b": 4, "group_b": 8, "smem": 1, "k_unroll": 4, "vec4": 1},
+    ),
+    ("conv2d", [(1, 8, 7, 7), (16, 8, 3, 3)], {"pads": (1, 1, 1, 1)}, {"tile_axis": "m", "tile_a": 2, "group_b": 16}),
+]
+
+
+@pytest.mark.parametrize(("op", "shapes", "attrs", "config"), STAGED, ids=[f"{c[0]}-{k}" for k, c in enumerate(STAGED)])
+def test_workgroup_tile_and_shared_memory(op, shapes, attrs, config):
+    workload = Workload.create(op, shapes, attrs)
+    program, _ = build(workload, "webgpu", config)
+    if config.get("smem"):
+        assert "var<workgroup>" in program.source and "workgroupBarrier();" in program.source
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(1))
+    want = workload.opdef.reference(arrays, workload.attr_dict)
+    result = compare(wgpu_runner.run(program, arrays).reshape(want.shape), want, "webgpu")
+    assert result.ok, f"{workload.key} {config}: {result}"

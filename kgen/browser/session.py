@@ -23,6 +23,7 @@ from typing import Any
 from kgen.browser.executable import require_chromium
 from kgen.browser.server import StaticServer
 from kgen.errors import KgenError
+from kgen.scheduling.space import DEFAULT_LIMITS
 
 FLAGS = (
     "--headless=new",
@@ -135,7 +136,7 @@ class BrowserSession:
 
     def _stop(self) -> None:
         if self._browser is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # it may be gone already; the process is killed next anyway
                 self._browser.close()
         if self._chromium is not None:
             self._chromium.kill()
@@ -158,6 +159,21 @@ class BrowserSession:
             )
             self._fingerprint = fp
         return self._fingerprint
+
+    def limits(self) -> dict[str, int]:
+        """The device's limits, under the names knob constraints use (``kgen.scheduling.space``)."""
+        gpu = self.fingerprint()["webgpu"]
+        if not gpu["available"]:
+            return dict(DEFAULT_LIMITS)
+        names = {
+            "max_workgroup_invocations": "maxComputeInvocationsPerWorkgroup",
+            "max_workgroup_size_x": "maxComputeWorkgroupSizeX",
+            "max_workgroup_size_y": "maxComputeWorkgroupSizeY",
+            "max_workgroup_storage_bytes": "maxComputeWorkgroupStorageSize",
+            "max_storage_buffers_per_stage": "maxStorageBuffersPerShaderStage",
+            "max_workgroups_per_dimension": "maxComputeWorkgroupsPerDimension",
+        }
+        return {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
 
     def _evaluate(self, script: str, arg: Any = None) -> Any:
         from playwright.sync_api import Error as PlaywrightError

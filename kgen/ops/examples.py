@@ -35,3 +35,25 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
 }
 
 assert sorted(EXAMPLES) == sorted(op.name for op in all_ops()), "every op needs an example workload"
+
+
+def resnet50_convs() -> list[tuple[list[tuple[int, ...]], dict[str, Any]]]:
+    """The distinct conv2d layers of ResNet-50 v1.5 at batch 1, 224x224 (stride on the 3x3 convolutions)."""
+    layers = [(3, 64, 224, 7, 2)]  # (in channels, out channels, input size, kernel, stride)
+    c_in, size = 64, 56
+    for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        out = width * 4
+        layers += [(c_in, width, size, 1, 1), (width, width, size, 3, stride)]
+        size //= stride
+        layers += [(width, out, size, 1, 1), (c_in, out, size * stride, 1, stride), (out, width, size, 1, 1)]
+        if stride != 1:
+            layers.append((width, width, size, 3, 1))
+        c_in = out
+    seen, convs = set(), []
+    for c, m, s, k, st in layers:
+        if (c, m, s, k, st) in seen:
+            continue
+        seen.add((c, m, s, k, st))
+        pad = k // 2
+        convs.append(([(1, c, s, s), (m, c, k, k)], {"strides": (st, st), "pads": (pad, pad, pad, pad)}))
+    return convs

@@ -1,9 +1,10 @@
 """Search spaces: knobs declared next to the schedule that uses them (AutoTVM's define_knob/define_split).
 
 A config is a flat dict of knob values (JSON-serialisable, hashable as sorted items). A space lists its knobs
-and its constraints; a constraint sees the config and the device limits, so nothing that cannot run is ever
-measured. The first value of every knob is the default, and templates declare spaces whose default is valid for
-any shape.
+(choices and flags; a split factor is a choice whose divisibility is a constraint, since what it splits may
+depend on another knob) and its constraints; a constraint sees the config and the device limits, so nothing
+that cannot run is ever measured. The first value of every knob is the default, and templates declare spaces
+whose default is valid for any shape.
 """
 
 from __future__ import annotations
@@ -50,11 +51,6 @@ def choice(name: str, values: Sequence[Any], doc: str = "") -> Knob:
 
 def flag(name: str, doc: str = "", default: bool = False) -> Knob:
     return Knob(name, (int(default), int(not default)), doc)
-
-
-def split(name: str, extent: int, candidates: Sequence[int] = (1, 2, 4, 8, 16), doc: str = "") -> Knob:
-    """Factors that divide ``extent`` (a loop split into outer × factor with no remainder); 1 always fits."""
-    return Knob(name, tuple(f for f in candidates if extent % f == 0), doc)
 
 
 @dataclass(frozen=True)

@@ -130,11 +130,10 @@ class _KernelPrinter:
             case ir.Local(name=name, lane=lane):
                 return name if lane is None else f"{name}.{LANES[lane]}"
             case ir.BufLoad(buffer=buf, index=index, lanes=lanes, guard=guard, default=default):
+                read = self.element(buf, index, lanes)
                 if lanes == 4:
-                    read = f"b_{buf.name}_v4[{self.index(ix.simplify(ix.floordiv(index, 4), self.ranges))}]"
                     fallback = f"vec4<{TYPES[buf.dtype]}>({self.const(default, buf.dtype)})"
                 else:
-                    read = f"b_{buf.name}[{self.index(index)}]"
                     fallback = self.const(default, buf.dtype)
                 if guard is sympy.true:
                     return read
@@ -155,6 +154,14 @@ class _KernelPrinter:
             case ir.Vector(values=values):
                 return f"vec{len(values)}<{TYPES[e.dtype]}>(" + ", ".join(self.value(v) for v in values) + ")"
         raise KgenError(f"WGSL renderer: cannot print {type(e).__name__}")
+
+    def element(self, buf: ir.Buffer, index: sympy.Expr, lanes: int) -> str:
+        """``buf[index]`` (``lanes`` = 4: the aligned vec4 at ``index`` through the buffer's vec4 view)."""
+        if buf.scope == "shared":
+            return f"s_{buf.name}[{self.index(index)}]"
+        if lanes == 4:
+            return f"b_{buf.name}_v4[{self.index(ix.simplify(ix.floordiv(index, 4), self.ranges))}]"
+        return f"b_{buf.name}[{self.index(index)}]"
 
     def const(self, v: float | int | bool, dtype: str) -> str:
         if dtype == "bool":
@@ -185,11 +192,7 @@ class _KernelPrinter:
             case ir.Assign(name=name, value=value):
                 return [f"{pad}{name} = {self.value(value)};"]
             case ir.Store(buffer=buf, index=index, value=value, lanes=lanes):
-                if lanes == 4:
-                    target = f"b_{buf.name}_v4[{self.index(ix.simplify(ix.floordiv(index, 4), self.ranges))}]"
-                else:
-                    target = f"b_{buf.name}[{self.index(index)}]"
-                return [f"{pad}{target} = {self.value(value)};"]
+                return [f"{pad}{self.element(buf, index, lanes)} = {self.value(value)};"]
             case ir.For(var=var, extent=extent, body=body):
                 v = f"i_{var.name}"
                 head = f"{pad}for (var {v}: i32 = 0; {v} < {extent}; {v} = {v} + 1) {{"
@@ -221,9 +224,11 @@ class _KernelPrinter:
                 bindings.append(Binding(n, buf.name, view, access))
                 decls.append(f"@group(0) @binding({n}) var<storage, {access}> b_{buf.name}{suffix}: array<{elem}>;")
         tid = f"i32((wid.y * nwg.x + wid.x) * {wg}u + lid.x)"
+        shared = [f"var<workgroup> s_{b.name}: array<{TYPES[b.dtype]}, {b.size}>;" for b in k.shared]
         lines = [
             f"// kgen {k.name}: {threads} threads, workgroup {wg}",
             *decls,
+            *shared,
             *(HELPERS[h] for h in sorted(self.helpers)),
             f"@compute @workgroup_size({wg})",
             "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,",
@@ -241,7 +246,8 @@ def _views(kernel: ir.Kernel) -> dict[str, set[str]]:
     views: dict[str, set[str]] = {}
 
     def note(buf: ir.Buffer, lanes: int) -> None:
-        views.setdefault(buf.name, set()).add("vec4" if lanes == 4 else "scalar")
+        if buf.scope == "global":
+            views.setdefault(buf.name, set()).add("vec4" if lanes == 4 else "scalar")
 
     def visit(e: Expr) -> None:
         for node in walk(e):

@@ -11,6 +11,11 @@ Knobs:
 - ``unroll``: how many innermost reduction axes are unrolled completely (a 3x3 window: 1 or 2).
 - ``k_unroll``: the next reduction axis is split by this factor and the inner part unrolled (a matmul's K).
 - ``vec4``: merge reads of neighbouring elements into 4-wide reads, and write tiles 4 lanes at a time.
+- ``group_b``: the workgroup tile. 0: a workgroup is ``wg`` consecutive threads; otherwise a block of
+  (wg / group_b) x group_b threads over tile_axis x the last axis, so its threads share rows and columns.
+- ``smem``: shared-memory staging (with a workgroup tile). Per reduction chunk, operands that depend on only one
+  of the two tiled axes (a matmul's A and B, a conv's image and filter) are copied once into workgroup memory by
+  all threads together, then read from there by every thread that needs them.
 
 Inside an unrolled block every distinct read happens once, before the arithmetic (common subexpressions and
 register reuse fall out of this), and out-of-range tiles are clamped for reads and guarded for writes, so every
@@ -31,7 +36,7 @@ from kgen.scheduling.lower import Buffers, LoadCache, VectorViews, flat_index
 from kgen.scheduling.partition import Stage, substitute
 from kgen.scheduling.space import Constraint, Space, choice, flag
 from kgen.te import index as ix
-from kgen.te.expr import Binary, Const, Expr, Load, walk
+from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
 
 MAX_BLOCK = 256  # unrolled (tile element × reduction step) instances in one block
 MAX_TILE = 32  # accumulators per thread
@@ -52,6 +57,14 @@ def tile_axis_candidates(stage: Stage) -> tuple[str, ...]:
     return tuple(name for *_, name in sorted(scored))
 
 
+def _replace_loads(expr: Expr, fn) -> Expr:
+    """``expr`` with each load for which ``fn`` returns a value replaced by that value."""
+    if isinstance(expr, Load):
+        replacement = fn(expr)
+        return expr if replacement is None else replacement
+    return map_children(expr, lambda e: _replace_loads(e, fn))
+
+
 class GpuTile:
     name = "gpu_tile"
 
@@ -65,10 +78,12 @@ class GpuTile:
             knobs += [
                 choice("tile_axis", candidates, "the second axis tiled per thread"),
                 choice("tile_a", (1, 2, 4, 8), "outputs per thread along tile_axis"),
+                choice("group_b", (0, 8, 16, 32), "workgroup tile: threads along the last axis (0: flat)"),
+                flag("smem", "stage single-axis operands in workgroup memory (needs group_b)"),
             ]
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
-        n_reduce = len(stage.reduce_axes)
+        n_reduce = len(_real_reduce_axes(stage))
         if n_reduce:
             knobs += [
                 choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
@@ -81,6 +96,11 @@ class GpuTile:
             Constraint(f"unrolled block over {MAX_BLOCK} instances", lambda c, _: _block_size(stage, c) <= MAX_BLOCK),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: _split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
+            Constraint("smem needs group_b and a reduction loop", lambda c, _: _smem_ok(stage, c)),
+            Constraint(
+                "smem tiles exceed the device's workgroup storage",
+                lambda c, limits: _smem_bytes(stage, c) <= limits["max_workgroup_storage_bytes"],
+            ),
         )
         return Space(tuple(knobs), constraints)
 
@@ -96,9 +116,14 @@ def _tile_size(config: Mapping[str, Any]) -> int:
     return config["tile_b"] * config.get("tile_a", 1)
 
 
+def _real_reduce_axes(stage: Stage):
+    """Reduction axes longer than 1 (an axis of extent 1, such as a 1x1 kernel's, is just 0)."""
+    return tuple(ax for ax in stage.reduce_axes if ax.extent > 1)
+
+
 def _reduce_plan(stage: Stage, config: Mapping[str, Any]):
     """(looped axes, split axis or None, unrolled axes) of the reduction under ``config``."""
-    axes = stage.reduce_axes
+    axes = _real_reduce_axes(stage)
     n_unrolled = config.get("unroll", 0)
     looped, unrolled = axes[: len(axes) - n_unrolled], axes[len(axes) - n_unrolled :]
     split = looped[-1] if looped and config.get("k_unroll", 1) > 1 else None
@@ -116,6 +141,44 @@ def _split_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
     if config.get("k_unroll", 1) == 1:
         return True
     return split is not None and split.extent % config["k_unroll"] == 0
+
+
+def _smem_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
+    if not config.get("smem"):
+        return True
+    looped, _, _ = _reduce_plan(stage, config)
+    return config["group_b"] > 0 and bool(looped)
+
+
+def _smem_bytes(stage: Stage, config: Mapping[str, Any]) -> int:
+    if not config.get("smem") or not _smem_ok(stage, config):
+        return 0
+    _, split, unrolled = _reduce_plan(stage, config)
+    steps = math.prod(ax.extent for ax in unrolled) * (config["k_unroll"] if split is not None else 1)
+    group_a = config["wg"] // config["group_b"]
+    sizes = {"a": group_a * config["tile_a"] * steps, "b": config["group_b"] * config["tile_b"] * steps}
+    a_var, b_vars = _tiled_vars(stage, config)
+    return 4 * sum(sizes[role] for role in _staged_roles(stage, a_var, b_vars).values())
+
+
+def _tiled_vars(stage: Stage, config: Mapping[str, Any]) -> tuple[sympy.Symbol, set[sympy.Symbol]]:
+    """The tile axis's variable, and the variables the last (possibly merged) axis stands for."""
+    a_var = next(ax.var for ax in stage.axes if ax.name == config["tile_axis"])
+    last = stage.axes[-2:] if config.get("merge_hw") else stage.axes[-1:]
+    return a_var, {ax.var for ax in last}
+
+
+def _staged_roles(stage: Stage, a_var: sympy.Symbol, b_vars: set[sympy.Symbol]) -> dict[int, str]:
+    """Loads of the reduction that depend on the tile axis but not the last axis ("a"), or the reverse ("b")."""
+    assert stage.reduce is not None
+    roles = {}
+    for node in walk(stage.reduce.body):
+        if isinstance(node, Load):
+            free = set().union(*(e.free_symbols for e in (*node.indices, node.guard)))
+            on_a, on_b = a_var in free, bool(free & b_vars)
+            if on_a != on_b:
+                roles[id(node)] = "a" if on_a else "b"
+    return roles
 
 
 def _merge_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
@@ -141,38 +204,70 @@ class _TileLowering:
         if config.get("tile_a", 1) > 1:
             names = [v.name for v, _ in self.logical]
             self.tiles[names.index(config["tile_axis"])] = config["tile_a"]
-        self.threads = [math.ceil(e / t) for (_, e), t in zip(self.logical, self.tiles, strict=True)]
+        threads = [math.ceil(e / t) for (_, e), t in zip(self.logical, self.tiles, strict=True)]
+        # the workgroup tile: how many of a workgroup's threads lie along each logical axis
+        self.group = [1] * len(self.logical)
+        self.a_pos: int | None = None
+        if config.get("group_b"):
+            self.a_pos = [v.name for v, _ in self.logical].index(config["tile_axis"])
+            self.group[-1] = config["group_b"]
+            self.group[self.a_pos] = config["wg"] // config["group_b"]
+        self.blocks = [math.ceil(t / g) for t, g in zip(threads, self.group, strict=True)]
+        self.threads = [b * g for b, g in zip(self.blocks, self.group, strict=True)]  # padded to whole blocks
         self.total = math.prod(self.threads)
         self.ranges: dict[sympy.Symbol, tuple[int, int]] = {}
+        self.shared: list[ir.Buffer] = []
         self.reads_vector = bool(config["vec4"])
         n_params = len(stage.reads) + 1
         self.views = VectorViews(budget=max(0, 8 - n_params - 1)) if self.reads_vector else None
 
     # -- thread coordinates ------------------------------------------------------------------------------
-    def _coordinates(self) -> tuple[list[ir.Stmt], list[sympy.Expr]]:
-        t0 = ix.index_var("t0")
-        self.t0 = t0
-        self.ranges[t0] = (0, self.total - 1)
-        lets, coords = [], []
-        for pos, ((var, _), count) in enumerate(zip(self.logical, self.threads, strict=True)):
-            if count == 1:
-                coords.append(sympy.Integer(0))
-                continue
-            inner = math.prod(self.threads[pos + 1 :])
-            value = ix.floordiv(t0, inner)
-            if pos > 0 and math.prod(self.threads[:pos]) > 1:
+    def _let(self, name: str, value: sympy.Expr, extent: int, lets: list[ir.Stmt]) -> sympy.Expr:
+        """Bind ``value`` (in ``[0, extent)``) to a new index variable; constants need no binding."""
+        if extent == 1:
+            return sympy.Integer(0)
+        var = ix.index_var(name)
+        self.ranges[var] = (0, extent - 1)
+        lets.append(ir.Let(var, ix.simplify(value, self.ranges)))
+        return var
+
+    def _unravel(self, flat: sympy.Expr, counts: list[int], prefix: str, lets: list[ir.Stmt]) -> list[sympy.Expr]:
+        """Row-major coordinates (last fastest) of ``flat`` in a grid of ``counts``."""
+        coords = []
+        for pos, ((var, _), count) in enumerate(zip(self.logical, counts, strict=True)):
+            value = ix.floordiv(flat, math.prod(counts[pos + 1 :]))
+            if math.prod(counts[:pos]) > 1:
                 value = ix.floormod(value, count)
-            q = ix.index_var(f"q_{var.name}")
-            self.ranges[q] = (0, count - 1)
-            lets.append(ir.Let(q, ix.simplify(value, self.ranges)))
-            coords.append(q)
+            coords.append(self._let(f"{prefix}{var.name}", value, count, lets))
+        return coords
+
+    def _coordinates(self) -> tuple[list[ir.Stmt], list[sympy.Expr]]:
+        """Each thread's coordinate along every logical axis (its tile is ``tile * q + offset``)."""
+        self.t0 = ix.index_var("t0")
+        self.ranges[self.t0] = (0, self.total - 1)
+        lets: list[ir.Stmt] = []
+        if self.a_pos is None:
+            return lets, self._unravel(self.t0, self.threads, "q_", lets)
+        wg = self.config["wg"]
+        self.lid = self._let("lid", ix.floormod(self.t0, wg), wg, lets)
+        blocks = self._unravel(ix.floordiv(self.t0, wg), self.blocks, "blk_", lets)
+        self.block_coords = blocks
+        self.local = [sympy.Integer(0)] * len(self.logical)
+        self.local[-1] = self._let("lb", ix.floormod(self.lid, self.group[-1]), self.group[-1], lets)
+        self.local[self.a_pos] = self._let("la", ix.floordiv(self.lid, self.group[-1]), self.group[self.a_pos], lets)
+        coords = [
+            self._let(f"q_{var.name}", b * g + loc, t, lets)
+            for (var, _), b, g, loc, t in zip(self.logical, blocks, self.group, self.local, self.threads, strict=True)
+        ]
         return lets, coords
 
     def _values(self, coords: list[sympy.Expr], offsets: tuple[int, ...], clamp: bool) -> list[sympy.Expr]:
         values = []
-        for (_, extent), tile, q, o in zip(self.logical, self.tiles, coords, offsets, strict=True):
+        for (_, extent), tile, q, o, threads in zip(
+            self.logical, self.tiles, coords, offsets, self.threads, strict=True
+        ):
             v = tile * q + o
-            if clamp and extent % tile:
+            if clamp and threads * tile != extent:
                 v = sympy.Min(v, extent - 1)
             values.append(v)
         return values
@@ -203,7 +298,14 @@ class _TileLowering:
         body += self._epilogue(coords, offsets, accs)
         params = (*(self.buffers[t] for t in self.stage.reads), self.buffers[self.stage.out])
         return ir.Kernel(
-            self.name, params, ir.seq(*body), (self.total,), (self.config["wg"],), (self.t0,), ranges=dict(self.ranges)
+            self.name,
+            params,
+            ir.seq(*body),
+            (self.total,),
+            (self.config["wg"],),
+            (self.t0,),
+            shared=tuple(self.shared),
+            ranges=dict(self.ranges),
         )
 
     def _reduction(self, coords, offsets, accs) -> ir.Stmt:
@@ -216,31 +318,80 @@ class _TileLowering:
             var, extent = (ix.index_var(f"{ax.name}_o"), ax.extent // factor) if ax is split else (ax.var, ax.extent)
             self.ranges[var] = (0, extent - 1)
             loop_vars.append((var, extent))
-        steps = [range(factor)] if split is not None else []
-        steps += [range(ax.extent) for ax in unrolled]
+        # a loop of one iteration is no loop: its variable is 0
+        single = {var: sympy.Integer(0) for var, extent in loop_vars if extent == 1}
+        single.update({ax.var: sympy.Integer(0) for ax in reduce.axes if ax.extent == 1})
+        sizes = ([factor] if split is not None else []) + [ax.extent for ax in unrolled]
+
+        def step_mapping(step: list[sympy.Expr]) -> dict[sympy.Symbol, sympy.Expr]:
+            """Reduction variables at one unrolled step (``step`` indexes ``sizes``)."""
+            mapping: dict[sympy.Symbol, sympy.Expr] = dict(single)
+            rest = list(step)
+            if split is not None:
+                mapping[split.var] = (factor * loop_vars[-1][0] + rest.pop(0)).xreplace(single)
+            mapping.update({ax.var: v for ax, v in zip(unrolled, rest, strict=True)})
+            return mapping
+
+        staged, fills = self._stage_operands(coords, sizes, step_mapping) if self.config.get("smem") else ({}, [])
         cache = LoadCache(self.buffers, self.ranges, "v", self.views)
         combine = {"sum": "add", "max": "max", "min": "min"}[reduce.kind]
         updates = []
-        # a loop of one iteration is no loop: its variable is 0
-        single = {var: sympy.Integer(0) for var, extent in loop_vars if extent == 1}
-        for step in itertools.product(*steps):
-            mapping: dict[sympy.Symbol, sympy.Expr] = dict(single)
-            values = list(step)
-            if split is not None:
-                mapping[split.var] = (factor * loop_vars[-1][0] + values.pop(0)).xreplace(single)
-            for ax, v in zip(unrolled, values, strict=True):
-                mapping[ax.var] = sympy.Integer(v)
+        for n, step in enumerate(itertools.product(*(range(s) for s in sizes))):
+            mapping = step_mapping([sympy.Integer(v) for v in step])
             for o in offsets:
+                body = _replace_loads(reduce.body, lambda load, o=o, n=n: self._shared_read(staged, load, o, n))
                 full = {**self._data_mapping(self._values(coords, o, clamp=True)), **mapping}
-                term = cache.lower(substitute(reduce.body, full))
-                updates.append((accs[o], term))
+                updates.append((accs[o], cache.lower(substitute(body, full))))
         decls = cache.flush()
         assigns = [ir.Assign(a.name, Binary(combine, a, cache.resolve(t))) for a, t in updates]
-        block: ir.Stmt = ir.seq(*decls, *assigns)
+        if staged:  # fill, wait for every thread's part, compute, and wait again before the next fill
+            block: ir.Stmt = ir.seq(*fills, ir.Barrier(), *decls, *assigns, ir.Barrier())
+        else:
+            block = ir.seq(*decls, *assigns)
         for var, extent in reversed(loop_vars):
             if extent > 1:
                 block = ir.For(var, extent, block)
         return block
+
+    def _stage_operands(self, coords, sizes, step_mapping) -> tuple[dict[int, tuple], list[ir.Stmt]]:
+        """Shared tiles of the single-axis operands, and the statements with which all threads fill them."""
+        assert self.stage.reduce is not None
+        a_var, b_vars = _tiled_vars(self.stage, self.config)
+        roles = _staged_roles(self.stage, a_var, b_vars)
+        loads = [n for n in walk(self.stage.reduce.body) if isinstance(n, Load) and id(n) in roles]
+        n_steps = math.prod(sizes)
+        wg = self.config["wg"]
+        staged: dict[int, tuple] = {}
+        fills: list[ir.Stmt] = []
+        for k, load in enumerate(loads):
+            pos = self.a_pos if roles[id(load)] == "a" else len(self.logical) - 1
+            assert pos is not None
+            span = self.group[pos] * self.tiles[pos]  # values along that axis the workgroup covers
+            buf = ir.Buffer(f"s{k}", load.dtype, span * n_steps, scope="shared")
+            self.shared.append(buf)
+            staged[id(load)] = (buf, pos, n_steps)
+            cache = LoadCache(self.buffers, self.ranges, f"f{k}_")
+            extent = self.logical[pos][1]
+            for j in range(math.ceil(buf.size / wg)):
+                e = self.lid + wg * j
+                values = self._values(coords, (0,) * len(self.logical), clamp=False)
+                local = self.tiles[pos] * self.group[pos] * self.block_coords[pos] + ix.floordiv(e, n_steps)
+                needs_clamp = self.threads[pos] * self.tiles[pos] != extent
+                values[pos] = sympy.Min(local, extent - 1) if needs_clamp else local
+                rest = ix.floormod(e, n_steps)
+                step = [ix.floormod(ix.floordiv(rest, math.prod(sizes[i + 1 :])), s) for i, s in enumerate(sizes)]
+                mapping = {**self._data_mapping(values), **step_mapping(step)}
+                value = cache.lower(substitute(load, mapping))
+                fill = ir.seq(*cache.flush(), ir.Store(buf, ix.simplify(e, self.ranges), cache.resolve(value)))
+                fills.append(fill if (j + 1) * wg <= buf.size else ir.If(sympy.Lt(e, buf.size), fill))
+        return staged, fills
+
+    def _shared_read(self, staged: dict[int, tuple], load: Load, offset: tuple[int, ...], step: int) -> Expr | None:
+        if id(load) not in staged:
+            return None
+        buf, pos, n_steps = staged[id(load)]
+        local = self.tiles[pos] * self.local[pos] + offset[pos]
+        return ir.BufLoad(buf, ix.simplify(local * n_steps + step, self.ranges))
 
     def _epilogue(self, coords, offsets, accs) -> list[ir.Stmt]:
         out = self.stage.out
@@ -265,7 +416,13 @@ class _TileLowering:
             else:
                 store = ir.Store(out_buf, index, values[o])
             guard = sympy.And(
-                *(sympy.Lt(v, e) for v, (_, e), t in zip(true_values, self.logical, self.tiles, strict=True) if e % t)
+                *(
+                    sympy.Lt(v, e)
+                    for v, (_, e), tile, threads in zip(
+                        true_values, self.logical, self.tiles, self.threads, strict=True
+                    )
+                    if threads * tile != e
+                )
             )
             guard = ix.simplify(guard, self.ranges)
             stmts.append(store if guard is sympy.true else ir.If(guard, store))

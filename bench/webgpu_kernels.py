@@ -1,0 +1,111 @@
+"""WebGPU kernels of the peer suite in headless Chromium: the template default vs the best of a sampled grid.
+
+    .venv/bin/python -m bench.webgpu_kernels [--configs 24] [--only conv] [--out results/bench/webgpu.json]
+
+Prints GFLOP/s per workload (median of >= 5 timestamp-query samples, kernel time only), the ratio to the best
+WebGPU peer of ../shared/BROWSER.md, and geomeans over the conv layers and the matmuls. On SwiftShader the
+figures are software figures and are labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.suite import SUITE, flops, geomean
+from kgen.browser.measure import Harness
+from kgen.browser.session import BrowserSession
+from kgen.scheduling.build import build, space
+
+
+def run(configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
+    rows = []
+    with BrowserSession() as session:
+        fp = session.fingerprint()
+        label = "software (SwiftShader)" if fp["software"] else "hardware"
+        print(f"device: {fp['webgpu'].get('vendor')} {fp['webgpu'].get('architecture')}: {label}; {fp['browser']}")
+        for name, (workload, kind, peers) in SUITE.items():
+            if only and only not in name:
+                continue
+            arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
+            want = workload.opdef.reference(arrays, workload.attr_dict)
+            harness = Harness(session, arrays, want, "webgpu", samples=5, timeout_s=timeout_s)
+            candidates = [None, *space(workload, "webgpu").sample(configs, seed=seed)]
+            results = []
+            start = time.monotonic()
+            for config in candidates:
+                program, full = build(workload, "webgpu", config)
+                results.append((full, harness.measure(program)))
+            default = results[0][1]
+            timed = [(c, m) for c, m in results if m.ok]
+            best_config, best = min(timed, key=lambda cm: cm[1].median_ms)
+            gflops = flops(workload) / 1e6
+            peer = max(peers["tfjs_webgpu"], peers["ort_webgpu"])
+            row = {
+                "workload": name,
+                "key": workload.key,
+                "kind": kind,
+                "gflop": gflops / 1e3,
+                "default_ms": default.median_ms,
+                "default_gflops": gflops / default.median_ms if default.ok else None,
+                "best_ms": best.median_ms,
+                "best_iqr_ms": best.iqr_ms,
+                "best_gflops": gflops / best.median_ms,
+                "best_config": best_config,
+                "best_webgpu_peer_gflops": peer,
+                "ratio_to_peer": gflops / best.median_ms / peer,
+                "failed": {
+                    m.status: sum(1 for _, x in results if x.status == m.status) for _, m in results if not m.ok
+                },
+                "candidates": len(candidates),
+                "seconds": time.monotonic() - start,
+            }
+            rows.append(row)
+            print(
+                f"{name:<26} default {row['default_gflops'] or float('nan'):6.3f}  "
+                f"best {row['best_gflops']:6.3f} GFLOP/s"
+                f"  (peer {peer:.2f}: {row['ratio_to_peer']:.1f}x)  {row['seconds']:.0f}s  {json.dumps(best_config)}",
+                flush=True,
+            )
+    summary = {}
+    for kind in ("conv", "matmul", "depthwise"):
+        sel = [r for r in rows if r["kind"] == kind]
+        if sel:
+            summary[kind] = {
+                "best_gflops_geomean": geomean(r["best_gflops"] for r in sel),
+                "default_gflops_geomean": geomean(r["default_gflops"] for r in sel if r["default_gflops"]),
+                "peer_gflops_geomean": geomean(r["best_webgpu_peer_gflops"] for r in sel),
+            }
+            s = summary[kind]
+            print(
+                f"geomean {kind:<10} default {s['default_gflops_geomean']:.3f}  best {s['best_gflops_geomean']:.3f}  "
+                f"best WebGPU peer {s['peer_gflops_geomean']:.3f}  "
+                f"ratio {s['best_gflops_geomean'] / s['peer_gflops_geomean']:.2f}x"
+            )
+    return {"device": fp, "software": fp["software"], "configs_sampled": configs, "rows": rows, "summary": summary}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", type=int, default=24, help="sampled configs per workload (plus the default)")
+    parser.add_argument("--only", help="run only workloads whose name contains this")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a candidate counts as hung")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    report = run(args.configs, args.only, args.seed, args.timeout)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=2))
+        tmp.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tuning records: best config per (workload, backend, device class), lookup with fallback."""

@@ -1,0 +1,149 @@
+"""Tuning records: the best config per (workload, backend, device class), in JSON lines.
+
+A record keeps what was measured and where: config, median and IQR, sample count, GFLOP/s, the kernel's digest
+and the device fingerprint. Lookup falls back from the exact workload to the nearest tuned shape of the same op,
+attributes, backend and device class (whose config must still be valid here), and then to the template default,
+and says which it used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgen.errors import KgenError
+from kgen.ops.workload import Workload
+
+DEFAULT_PATH = Path("results") / "records.jsonl"
+
+
+def device_class(fingerprint: Mapping[str, Any], backend: str) -> str:
+    """A short name for the kind of device a measurement holds for, e.g. ``google-swiftshader``."""
+    if backend == "webgpu":
+        gpu = fingerprint.get("webgpu", {})
+        parts = [gpu.get("vendor") or "unknown", gpu.get("architecture") or gpu.get("device") or "unknown"]
+    else:
+        parts = [f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
+    return "-".join(p.strip().lower().replace(" ", "_") for p in parts)
+
+
+@dataclass(frozen=True)
+class Record:
+    workload: dict[str, Any]  # Workload.to_json() as a dict
+    key: str
+    backend: str
+    device_class: str
+    config: dict[str, Any]
+    median_ms: float
+    iqr_ms: float
+    samples: int
+    gflops: float
+    digest: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    time: str = ""
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_line(cls, line: str, where: str = "") -> Record:
+        try:
+            data = json.loads(line)
+            record = cls(**data)
+            Workload.from_json(json.dumps(record.workload))  # validates the workload
+        except (json.JSONDecodeError, TypeError) as err:
+            raise KgenError(f"{where}: not a kgen record: {err}") from None
+        return record
+
+    @property
+    def workload_obj(self) -> Workload:
+        return Workload.from_json(json.dumps(self.workload))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    config: dict[str, Any] | None  # None: the template default
+    how: str  # "exact" | "nearest" | "default"
+    record: Record | None = None
+
+    def describe(self) -> str:
+        if self.record is None:
+            return "template default (no record for this op, backend and device class)"
+        if self.how == "exact":
+            return f"tuned record for this workload ({self.record.median_ms:.3f} ms)"
+        return f"record of the nearest tuned shape {self.record.key}"
+
+
+class RecordStore:
+    """A JSON-lines file of records; the best (lowest median) per key wins on lookup."""
+
+    def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
+        self.path = Path(path)
+
+    def all(self) -> list[Record]:
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text().splitlines()
+        return [Record.from_line(line, f"{self.path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+
+    def best(self) -> list[Record]:
+        """The best record of each (workload, backend, device class)."""
+        winners: dict[tuple[str, str, str], Record] = {}
+        for r in self.all():
+            k = (r.key, r.backend, r.device_class)
+            if k not in winners or r.median_ms < winners[k].median_ms:
+                winners[k] = r
+        return sorted(winners.values(), key=lambda r: (r.backend, r.device_class, r.key))
+
+    def add(self, records: Iterable[Record]) -> int:
+        """Append records (the whole file is rewritten through a temporary file: never half-written)."""
+        new = list(records)
+        existing = self.path.read_text() if self.path.exists() else ""
+        if existing and not existing.endswith("\n"):
+            existing += "\n"
+        text = existing + "".join(r.to_line() + "\n" for r in new)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.path)
+        return len(new)
+
+    def nearest(self, workload: Workload, backend: str, device: str, valid=None, limit: int = 3) -> list[Record]:
+        """Best records of the same op, attributes, backend and device class, closest shapes first.
+
+        ``valid(config)`` filters out configs that cannot run on ``workload``.
+        """
+        candidates = []
+        for r in self.best():
+            if r.backend != backend or r.device_class != device or r.workload["op"] != workload.op:
+                continue
+            other = r.workload_obj
+            if other.attrs != workload.attrs or other.dtype != workload.dtype:
+                continue
+            distance = _shape_distance(workload.shapes, other.shapes)
+            if distance is None or (valid is not None and not valid(r.config)):
+                continue
+            candidates.append((distance, r.key, r))
+        return [r for _, _, r in sorted(candidates, key=lambda c: (c[0], c[1]))[:limit]]
+
+    def lookup(self, workload: Workload, backend: str, device: str, valid=None) -> Lookup:
+        near = self.nearest(workload, backend, device, valid, limit=1)
+        if not near:
+            return Lookup(None, "default")
+        record = near[0]
+        return Lookup(record.config, "exact" if record.key == workload.key else "nearest", record)
+
+
+def _shape_distance(a: tuple[tuple[int, ...], ...], b: tuple[tuple[int, ...], ...]) -> float | None:
+    """Sum of |log ratio| over every dimension; None when the ranks differ."""
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b, strict=True)):
+        return None
+    return sum(abs(math.log(p) - math.log(q)) for x, y in zip(a, b, strict=True) for p, q in zip(x, y, strict=True))

@@ -1,0 +1,166 @@
+"""`kgen tune`: resume after SIGKILL, a browser killed mid-trial, two workers sharing a study, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+SMALL = ["matmul", "--shape", "24x40,40x32"]
+
+
+def tune_cmd(tmp_path, *extra, storage=None):
+    storage = storage or f"sqlite:///{tmp_path}/study.db"
+    return [
+        sys.executable,
+        "-m",
+        "kgen.cli",
+        "tune",
+        *SMALL,
+        "--storage",
+        storage,
+        "--records",
+        str(tmp_path / "records.jsonl"),
+        *extra,
+    ]
+
+
+def study_trials(tmp_path):
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage).trials
+
+
+def complete(trials):
+    return [t for t in trials if t.state.name == "COMPLETE"]
+
+
+def test_sigkill_mid_study_then_resume_loses_no_completed_trial(tmp_path):
+    proc = subprocess.Popen(
+        tune_cmd(tmp_path, "--trials", "200", "--seed", "1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    before = []
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        if (tmp_path / "study.db").exists():
+            try:
+                before = complete(study_trials(tmp_path))
+            except Exception:
+                continue
+            if len(before) >= 4:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)  # the tuner and its browser
+    proc.wait()
+    assert len(before) >= 4
+    done_before = {t.number: t.value for t in complete(study_trials(tmp_path))}
+    out = subprocess.run(tune_cmd(tmp_path, "--trials", "3", "--json"), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    after = study_trials(tmp_path)
+    survived = {t.number: t.value for t in complete(after) if t.number in done_before}
+    assert survived == done_before
+    assert len(complete(after)) >= len(done_before)
+    assert all(t.state.name != "RUNNING" for t in after)  # the killed worker's trial was failed, not left hanging
+    summary = json.loads(out.stdout)
+    assert summary["study_trials"] == len(after)
+    assert Path(summary["record"]).exists()
+
+
+def test_browser_killed_mid_trial_fails_that_trial_and_tuning_goes_on(tmp_path):
+    proc = subprocess.Popen(
+        tune_cmd(tmp_path, "--trials", "14", "--json", "--seed", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    killed = False
+    deadline = time.monotonic() + 120
+    while not killed and time.monotonic() < deadline:
+        time.sleep(0.5)
+        # the tuner's own browser (its child), not the test session's shared one
+        found = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "kgen-chromium-.*--remote-debugging-port"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if found and (tmp_path / "study.db").exists() and len(study_trials_safe(tmp_path)) >= 3:
+            os.kill(int(found[0]), signal.SIGKILL)
+            killed = True
+    out, _ = proc.communicate(timeout=300)
+    assert killed
+    summary = json.loads(out)
+    assert summary["failures"].get("browser_crashed", 0) >= 1
+    assert summary["trials"] == 14
+    reasons = [
+        t.user_attrs.get("reason") for t in study_trials(tmp_path) if t.user_attrs.get("status") == "browser_crashed"
+    ]
+    assert reasons and all(r == "browser crashed" for r in reasons)
+    assert complete(study_trials(tmp_path))[-1].number > min(
+        t.number for t in study_trials(tmp_path) if t.user_attrs.get("status") == "browser_crashed"
+    )
+
+
+def study_trials_safe(tmp_path):
+    try:
+        return study_trials(tmp_path)
+    except Exception:
+        return []
+
+
+def test_two_workers_share_one_study_without_measuring_a_kernel_twice(tmp_path):
+    workers = [
+        subprocess.Popen(
+            tune_cmd(tmp_path, "--trials", "8", "--json", "--sampler", "random", "--seed", str(s)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in (1, 2)
+    ]
+    outs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [e for _, e in outs]
+    trials = study_trials(tmp_path)
+    assert len(trials) == 16
+    measured = [
+        t.user_attrs["digest"] for t in trials if "digest" in t.user_attrs and "reused_from" not in t.user_attrs
+    ]
+    assert len(measured) == len(set(measured))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "conv3d"], "kgen: error: unknown op 'conv3d'"),
+        (["tune", "conv2d", "--backend", "metal"], "invalid choice: 'metal'"),
+        (["tune", "matmul", "--shape", "4x4,4xq"], "kgen: error: --shape '4x4,4xq': '4xq' is not like 1x64x56x56"),
+        (["tune", "matmul", "--shape", "4x4,4x4", "--storage", "nosuchdb://x"], "kgen: error: cannot open storage"),
+        (
+            ["tune", "matmul", "--shape", "4x4,4x4", "--storage", "sqlite:////nonexistent/dir/k.db"],
+            "kgen: error: cannot open storage 'sqlite:////nonexistent/dir/k.db': "
+            "directory /nonexistent/dir does not exist",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_non_zero_and_writes_nothing(tmp_path, args, message):
+    out = subprocess.run(
+        [sys.executable, "-m", "kgen.cli", *args, "--records", str(tmp_path / "r.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 3  # argparse adds its usage line; kgen's own error is one line
+    assert list(tmp_path.iterdir()) == []

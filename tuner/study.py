@@ -1,0 +1,67 @@
+"""Optuna studies of kgen: storage URLs, names, samplers.
+
+A study is named by workload key, backend and device class, so every worker that tunes the same thing on the
+same kind of device lands in the same study. Storage is any Optuna storage URL: SQLite under ``results/`` by
+default, ``postgresql://…`` or ``journal:PATH`` (a journal file) for several workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kgen.errors import KgenError
+
+DEFAULT_STORAGE = "sqlite:///results/kgen.db"
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+
+
+def study_name(workload_key: str, backend: str, device: str) -> str:
+    return f"{workload_key}|{backend}|{device}"
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna storage for ``url``; a clear one-line error when it cannot be opened."""
+    import optuna
+
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = Path(url[len("journal:") :])
+            if not path.parent.is_dir():
+                raise KgenError(f"cannot open storage '{url}': directory {path.parent} does not exist")
+            return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///") :])
+            if str(path) != ":memory:" and not path.parent.is_dir():
+                if path.parent != Path("results"):
+                    raise KgenError(f"cannot open storage '{url}': directory {path.parent} does not exist")
+                path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        )
+    except KgenError:
+        raise
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise KgenError(f"cannot open storage '{url}': {reason}") from None
+
+
+def make_sampler(name: str, seed: int | None) -> Any:
+    import optuna
+
+    if name == "tpe":
+        # constant_liar: several workers on one study do not all propose the same promising config
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # knobs are categorical; CMA-ES samples them independently (it only models numeric parameters)
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        try:
+            return optuna.samplers.GPSampler(seed=seed)
+        except ImportError as err:
+            raise KgenError(f"--sampler gp needs PyTorch and SciPy ({err}); pip install torch scipy") from None
+    raise KgenError(f"unknown sampler '{name}' (samplers: {', '.join(SAMPLERS)})")

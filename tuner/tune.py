@@ -1,0 +1,281 @@
+"""The tuning loop: Optuna proposes configs, the browser measures them, the best becomes a record.
+
+Per trial (Optuna's ask/tell, so nothing a candidate does can crash the loop):
+- the config comes from the template's space, one categorical parameter per knob (the Optuna params are the
+  config); one that breaks a constraint is pruned with its reason, before anything is built or measured;
+- the kernel's digest is claimed in the trial; if an earlier trial of the study (from any worker) has the same
+  kernel text, its result is reused instead of measuring again;
+- the candidate is checked against numpy and timed; a failure (compile error, wrong answer, timeout, browser
+  crash) is a FAIL trial whose ``reason`` says why, and the next trial goes on, in a new browser if needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from kgen.browser.measure import Harness, Measurement
+from kgen.browser.session import BrowserSession
+from kgen.ops.workload import Workload
+from kgen.records.store import Record, RecordStore, device_class
+from kgen.scheduling.build import build, space
+from kgen.scheduling.lower import main_stage
+from tuner.study import make_sampler, open_storage, study_name
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+POLL_S = 0.5
+
+
+@dataclass
+class TuneSummary:
+    study: str
+    storage: str
+    workload: str
+    backend: str
+    device_class: str
+    software: bool
+    trials: int  # run by this process
+    study_trials: int  # in the study, every worker's
+    failures: dict[str, int]
+    pruned: int
+    reused: int
+    best_config: dict[str, Any] | None = None
+    best_ms: float | None = None
+    best_iqr_ms: float | None = None
+    best_gflops: float | None = None
+    default_ms: float | None = None
+    speedup: float | None = None
+    record: str | None = None
+    seconds: float = 0.0
+    per_minute: float = 0.0
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _alive(worker: str) -> bool:
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's worker: trust its heartbeat-free state
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_workers_trials(study, storage) -> int:
+    """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``."""
+    import optuna
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if worker and worker != WORKER and not _alive(worker):
+            storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
+            storage.set_trial_user_attr(t._trial_id, "status", "worker_died")
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            n += 1
+    return n
+
+
+def _earlier_twin(study, digest: str, number: int):
+    """The first other trial with the same kernel text, if it came before this one."""
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+    twins = [
+        t
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.user_attrs.get("digest") == digest and t.number != number and "reused_from" not in t.user_attrs
+    ]
+    earlier = [t for t in twins if t.number < number]
+    return min(earlier, key=lambda t: t.number) if earlier else None
+
+
+def _wait_for(study, number: int):
+    """Trial ``number`` once finished (waiting while its live worker measures it); None when there is nothing
+    to reuse: its worker died before or while measuring it."""
+    import optuna
+
+    while True:
+        t = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+        if t.state == optuna.trial.TrialState.RUNNING and _alive(t.user_attrs.get("worker", WORKER)):
+            time.sleep(POLL_S)
+            continue
+        died = t.state == optuna.trial.TrialState.RUNNING or t.user_attrs.get("status") == "worker_died"
+        return None if died else t
+
+
+def tune(
+    workload: Workload,
+    backend: str,
+    trials: int,
+    storage_url: str,
+    sampler: str = "tpe",
+    timeout_s: float | None = None,
+    seed: int | None = None,
+    records: RecordStore | None = None,
+    progress: Callable[[str], None] | None = None,
+    candidate_timeout_s: float = 60.0,
+) -> TuneSummary:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(storage_url)
+    records = records or RecordStore()
+    sp = space(workload, backend)
+    flops = main_stage(workload).flops
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    want = workload.opdef.reference(arrays, workload.attr_dict)
+    start = time.monotonic()
+    with BrowserSession(job_timeout_s=candidate_timeout_s) as session:
+        fp = session.fingerprint()
+        device = device_class(fp, backend)
+        limits = session.limits()
+        name = study_name(workload.key, backend, device)
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="minimize",
+            sampler=make_sampler(sampler, seed),
+            load_if_exists=True,
+        )
+        study.set_user_attr("workload", workload.to_json())
+        fail_dead_workers_trials(study, storage)
+        if not study.trials:
+            # the template default first (the baseline of the speedup), then the nearest tuned shapes' bests
+            study.enqueue_trial(sp.default(), skip_if_exists=True)
+            valid = lambda c: not sp.violations(c, limits)  # noqa: E731
+            for r in records.nearest(workload, backend, device, valid):
+                study.enqueue_trial(r.config, skip_if_exists=True)
+        harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s)
+        failures: Counter[str] = Counter()
+        pruned = reused = done = 0
+        distributions = {k.name: optuna.distributions.CategoricalDistribution(k.values) for k in sp.knobs}
+        while done < trials and (timeout_s is None or time.monotonic() - start < timeout_s):
+            trial = study.ask(distributions)
+            trial.set_user_attr("worker", WORKER)
+            config = dict(trial.params)
+            done += 1
+            problems = sp.violations(config, limits)
+            if problems:
+                trial.set_user_attr("reason", "invalid config: " + "; ".join(problems))
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                pruned += 1
+            else:
+                program, _ = build(workload, backend, config)
+                trial.set_user_attr("digest", program.digest)
+                twin = _earlier_twin(study, program.digest, trial.number)
+                finished = _wait_for(study, twin.number) if twin is not None else None
+                if finished is not None:
+                    for k, v in finished.user_attrs.items():
+                        if k not in ("worker", "digest"):
+                            trial.set_user_attr(k, v)
+                    trial.set_user_attr("reused_from", finished.number)
+                    reused += 1
+                    if finished.state == optuna.trial.TrialState.COMPLETE:
+                        study.tell(trial, finished.value)
+                    else:
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        failures[finished.user_attrs.get("status", "failed")] += 1
+                else:
+                    m = harness.measure(program)
+                    _record_measurement(trial, m, flops)
+                    if m.ok:
+                        study.tell(trial, m.median_ms)
+                    else:
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        failures[m.status] += 1
+            if progress:
+                progress(_progress_line(study, done, trials, failures, pruned, flops))
+        summary = _summarize(study, workload, backend, device, fp, storage_url, done, failures, pruned, reused, flops)
+        summary.seconds = time.monotonic() - start
+        summary.per_minute = 60.0 * (done - pruned) / summary.seconds if summary.seconds else 0.0
+        if summary.best_config is not None:
+            best = study.best_trial
+            record = Record(
+                workload=json.loads(workload.to_json()),
+                key=workload.key,
+                backend=backend,
+                device_class=device,
+                config=summary.best_config,
+                median_ms=best.value,
+                iqr_ms=best.user_attrs.get("iqr_ms", 0.0),
+                samples=best.user_attrs.get("samples", 0),
+                gflops=flops / best.value / 1e6,
+                digest=best.user_attrs.get("digest", ""),
+                fingerprint={k: fp[k] for k in ("browser", "software", "hardwareConcurrency", "webgpu", "webgl2")},
+                source=f"kgen tune, study {name}",
+                time=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            records.add([record])
+            summary.record = str(records.path)
+        return summary
+
+
+def _record_measurement(trial, m: Measurement, flops: int) -> None:
+    trial.set_user_attr("status", m.status)
+    if m.reason:
+        trial.set_user_attr("reason", m.reason[:2000])
+    if m.ok:
+        for k in ("median_ms", "iqr_ms", "samples", "k", "wall_median_ms", "clock", "max_abs_error"):
+            trial.set_user_attr(k, getattr(m, k))
+        trial.set_user_attr("gflops", flops / m.median_ms / 1e6)
+
+
+def _progress_line(study, done: int, total: int, failures: Counter, pruned: int, flops: int) -> str:
+    try:
+        best = study.best_value
+        best_text = f"best {best:.3f} ms ({flops / best / 1e6:.2f} GFLOP/s)"
+    except ValueError:
+        best_text = "no result yet"
+    failed = sum(failures.values())
+    return f"trial {done}/{total}  {best_text}  failures {failed}  pruned {pruned}"
+
+
+def _summarize(study, workload, backend, device, fp, storage_url, done, failures, pruned, reused, flops) -> TuneSummary:
+    import optuna
+
+    summary = TuneSummary(
+        study=study.study_name,
+        storage=storage_url,
+        workload=workload.key,
+        backend=backend,
+        device_class=device,
+        software=bool(fp.get("software")),
+        trials=done,
+        study_trials=len(study.trials),
+        failures=dict(failures),
+        pruned=pruned,
+        reused=reused,
+        fingerprint={
+            "browser": fp.get("browser"),
+            "webgpu": {k: fp["webgpu"].get(k) for k in ("vendor", "architecture")},
+        },
+    )
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if complete:
+        best = min(complete, key=lambda t: t.value)
+        summary.best_config = dict(best.params)
+        summary.best_ms = best.value
+        summary.best_iqr_ms = best.user_attrs.get("iqr_ms")
+        summary.best_gflops = flops / best.value / 1e6
+        default = space(workload, backend).default()
+        baseline = [t for t in complete if t.params == default]
+        if baseline:
+            summary.default_ms = baseline[0].value
+            summary.speedup = summary.default_ms / summary.best_ms
+    return summary
