@@ -187,6 +187,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             if sys.stderr.isatty():
                 print(file=sys.stderr)
             _print_summary(summary)
+            if args.show and summary.best_config is not None:
+                from kgen.scheduling.build import build
+
+                print(build(workload, args.backend, summary.best_config)[0].source)
     if args.json:
         out = [s.to_json() for s in summaries]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
@@ -367,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--records", default="results/records.jsonl", help="the tuning records file")
     tune.add_argument("--seed", type=int, help="sampler seed")
     tune.add_argument("--candidate-timeout", type=float, default=60.0, help="seconds before a kernel counts as hung")
+    tune.add_argument("--show", action="store_true", help="print the best kernel's text after the summary")
     tune.add_argument("--json", action="store_true", help="the summary as JSON on stdout; no progress")
     tune.set_defaults(func=_cmd_tune)
 

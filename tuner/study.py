@@ -7,6 +7,7 @@ default, ``postgresql://…`` or ``journal:PATH`` (a journal file) for several w
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ def study_name(workload_key: str, backend: str, device: str) -> str:
 
 def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``; a clear one-line error when it cannot be opened."""
-    import optuna
 
     try:
         if url.startswith("journal:"):
@@ -38,14 +38,26 @@ def open_storage(url: str) -> Any:
                 if path.parent != Path("results"):
                     raise KgenError(f"cannot open storage '{url}': directory {path.parent} does not exist")
                 path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        )
+        return _rdb_storage(url)
     except KgenError:
         raise
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise KgenError(f"cannot open storage '{url}': {reason}") from None
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> Any:
+    """RDBStorage; workers starting together race to create the schema, so a failed first open is retried."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(attempts - 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (IntegrityError, OperationalError):
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def make_sampler(name: str, seed: int | None) -> Any:

@@ -81,9 +81,12 @@ def fail_dead_workers_trials(study, storage) -> int:
     import optuna
 
     n = 0
+    now = datetime.now()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
-        if worker and worker != WORKER and not _alive(worker):
+        # untagged: its worker died between creating it and tagging it (milliseconds), or is long gone
+        untagged_and_old = worker is None and t.datetime_start and (now - t.datetime_start).total_seconds() > 60
+        if untagged_and_old or (worker and worker != WORKER and not _alive(worker)):
             storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
             storage.set_trial_user_attr(t._trial_id, "status", "worker_died")
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
@@ -164,11 +167,11 @@ def tune(
         harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s)
         failures: Counter[str] = Counter()
         pruned = reused = done = 0
-        distributions = {k.name: optuna.distributions.CategoricalDistribution(k.values) for k in sp.knobs}
         while done < trials and (timeout_s is None or time.monotonic() - start < timeout_s):
-            trial = study.ask(distributions)
+            # tag the trial with its worker before sampling (which takes a while), so a kill leaves it claimable
+            trial = study.ask()
             trial.set_user_attr("worker", WORKER)
-            config = dict(trial.params)
+            config = {k.name: trial.suggest_categorical(k.name, k.values) for k in sp.knobs}
             done += 1
             problems = sp.violations(config, limits)
             if problems:

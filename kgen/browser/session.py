@@ -86,6 +86,14 @@ class _Chromium:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def exited_within(self, seconds: float) -> bool:
+        """Whether the process is gone, or goes within ``seconds`` (a dropped connection can come first)."""
+        try:
+            self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def kill(self) -> None:
         if self.alive:
             with contextlib.suppress(ProcessLookupError):
@@ -184,7 +192,7 @@ class BrowserSession:
             raise self._crash(err) from None
 
     def _crash(self, err: Exception) -> BrowserCrashed:
-        gone = self._chromium is None or not self._chromium.alive
+        gone = self._chromium is None or self._chromium.exited_within(2.0)
         return BrowserCrashed("browser crashed" if gone else f"page failed: {str(err).splitlines()[0]}")
 
     def call(self, method: str, *args: Any, timeout_s: float | None = None) -> dict[str, Any]:
