@@ -255,12 +255,9 @@ def _cmd_records(args: argparse.Namespace) -> int:
     if args.action == "export":
         text = "".join(r.to_line() + "\n" for r in best)
         if args.file:
-            from pathlib import Path
+            from kgen.atomic import write_text_atomic
 
-            out = Path(args.file)
-            tmp = out.with_suffix(out.suffix + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(out)
+            write_text_atomic(args.file, text)
         else:
             sys.stdout.write(text)
         return 0

@@ -16,19 +16,20 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from kgen.browser.measure import Harness, Measurement
+from kgen.browser.measure import Harness, Measurement, budget
 from kgen.browser.session import BrowserSession
 from kgen.ops.workload import Workload
 from kgen.records.store import Record, RecordStore, device_class
 from kgen.scheduling.build import build, space
 from kgen.scheduling.lower import main_stage
+from kgen.scheduling.space import Space
 from tuner.study import make_sampler, open_storage, study_name
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -92,6 +93,22 @@ def fail_dead_workers_trials(study, storage) -> int:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             n += 1
     return n
+
+
+def propose(study, sp: Space, limits: Mapping[str, int]) -> tuple[Any, dict[str, Any] | None]:
+    """A new trial and its config (the Optuna params); an invalid config is pruned with its reason (None)."""
+    import optuna
+
+    # tag the trial with its worker before sampling (which takes a while), so a kill leaves it claimable
+    trial = study.ask()
+    trial.set_user_attr("worker", WORKER)
+    config = {k.name: trial.suggest_categorical(k.name, k.values) for k in sp.knobs}
+    problems = sp.violations(config, limits)
+    if not problems:
+        return trial, config
+    trial.set_user_attr("reason", "invalid config: " + "; ".join(problems))
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return trial, None
 
 
 def _earlier_twin(study, digest: str, number: int):
@@ -168,15 +185,9 @@ def tune(
         failures: Counter[str] = Counter()
         pruned = reused = done = 0
         while done < trials and (timeout_s is None or time.monotonic() - start < timeout_s):
-            # tag the trial with its worker before sampling (which takes a while), so a kill leaves it claimable
-            trial = study.ask()
-            trial.set_user_attr("worker", WORKER)
-            config = {k.name: trial.suggest_categorical(k.name, k.values) for k in sp.knobs}
+            trial, config = propose(study, sp, limits)
             done += 1
-            problems = sp.violations(config, limits)
-            if problems:
-                trial.set_user_attr("reason", "invalid config: " + "; ".join(problems))
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            if config is None:
                 pruned += 1
             else:
                 program, _ = build(workload, backend, config)
@@ -195,7 +206,7 @@ def tune(
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
                         failures[finished.user_attrs.get("status", "failed")] += 1
                 else:
-                    m = harness.measure(program)
+                    m = harness.measure(program, budget_ms=budget(_best_value(study)))
                     _record_measurement(trial, m, flops)
                     if m.ok:
                         study.tell(trial, m.median_ms)
@@ -229,12 +240,19 @@ def tune(
         return summary
 
 
+def _best_value(study) -> float | None:
+    try:
+        return study.best_value
+    except ValueError:
+        return None
+
+
 def _record_measurement(trial, m: Measurement, flops: int) -> None:
     trial.set_user_attr("status", m.status)
     if m.reason:
         trial.set_user_attr("reason", m.reason[:2000])
     if m.ok:
-        for k in ("median_ms", "iqr_ms", "samples", "k", "wall_median_ms", "clock", "max_abs_error"):
+        for k in ("median_ms", "iqr_ms", "samples", "k", "wall_median_ms", "clock", "max_abs_error", "estimate"):
             trial.set_user_attr(k, getattr(m, k))
         trial.set_user_attr("gflops", flops / m.median_ms / 1e6)
 

@@ -38,6 +38,7 @@ class Measurement:
     clock: str = ""
     max_abs_error: float | None = None
     max_rel_error: float | None = None
+    estimate: bool = False  # one run only: it exceeded the time budget it was measured with
 
     @property
     def ok(self) -> bool:
@@ -87,10 +88,12 @@ class Harness:
             self.session.set_inputs(self.key, [_b64(a) for a in self.arrays])
             self._sent_to = where
 
-    def measure(self, program: CompiledProgram, time_it: bool = True) -> Measurement:
+    def measure(self, program: CompiledProgram, time_it: bool = True, budget_ms: float | None = None) -> Measurement:
+        """Check, then time, one candidate. With ``budget_ms``, a candidate whose single run takes longer is not
+        timed further (``estimate``): a tuner does not need the exact figure of a candidate far off the best."""
         digest = program.digest
         try:
-            return self._measure(program, digest, time_it)
+            return self._measure(program, digest, time_it, budget_ms)
         except BrowserHung as err:
             self.session.restart()
             return Measurement("timeout", digest, str(err))
@@ -98,7 +101,7 @@ class Harness:
             self.session.restart()
             return Measurement("browser_crashed", digest, str(err))
 
-    def _measure(self, program: CompiledProgram, digest: str, time_it: bool) -> Measurement:
+    def _measure(self, program: CompiledProgram, digest: str, time_it: bool, budget_ms: float | None) -> Measurement:
         self._ensure_inputs()
         cid = f"c{next(_ids)}"
         candidate = {"id": cid, "inputsKey": self.key, "program": program.to_json()}
@@ -115,7 +118,7 @@ class Harness:
                 return Measurement("wrong", digest, check.reason, **errors)
             if not time_it:
                 return Measurement("ok", digest, **errors)
-            t = self.session.call("startTime", cid, self.timing, timeout_s=self.timeout_s)
+            t = self.session.call("startTime", cid, {**self.timing, "budgetMs": budget_ms}, timeout_s=self.timeout_s)
             if t["status"] != "ok":
                 return Measurement(t["status"], digest, t.get("message", ""), **errors)
             return Measurement(
@@ -127,6 +130,7 @@ class Harness:
                 k=t["k"],
                 wall_median_ms=t["wallMedianMs"],
                 clock=t["clock"],
+                estimate=t["estimate"],
                 **errors,
             )
         finally:
@@ -137,3 +141,10 @@ class Harness:
     def measure_batch(self, programs: Iterable[CompiledProgram], time_it: bool = True) -> list[Measurement]:
         """Every candidate in order; one that hangs or crashes the browser does not stop the rest."""
         return [self.measure(p, time_it) for p in programs]
+
+
+SLOWER_THAN_BEST = 5.0  # candidates slower than this many times the best so far are not timed precisely
+
+
+def budget(best_ms: float | None) -> float | None:
+    return None if best_ms is None else SLOWER_THAN_BEST * best_ms

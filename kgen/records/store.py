@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kgen.atomic import write_text_atomic
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
 
@@ -108,12 +107,7 @@ class RecordStore:
         existing = self.path.read_text() if self.path.exists() else ""
         if existing and not existing.endswith("\n"):
             existing += "\n"
-        text = existing + "".join(r.to_line() + "\n" for r in new)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, existing + "".join(r.to_line() + "\n" for r in new))
         return len(new)
 
     def nearest(self, workload: Workload, backend: str, device: str, valid=None, limit: int = 3) -> list[Record]:

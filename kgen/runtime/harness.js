@@ -152,8 +152,9 @@ window.kgenHarness = {
 
   // Warm up, choose k so a sample lasts >= minSampleMs, then take `samples` samples; report median and IQR.
   // k comes from the fastest of 3 single runs; if the samples still come out shorter (a noisy estimate), k is
-  // recomputed from their median and the samples are taken again.
-  startTime(id, { samples = 7, minSampleMs = 1, maxK = 1000 } = {}) {
+  // recomputed from their median and the samples are taken again. A candidate whose single run already exceeds
+  // `budgetMs` (a tuner's "far slower than the best so far") is not timed further: one run, flagged estimate.
+  startTime(id, { samples = 7, minSampleMs = 1, maxK = 1000, budgetMs = null } = {}) {
     return start(async () => {
       const c = state.candidates.get(id);
       if (!c) throw new Error(`candidate ${id} is not loaded`);
@@ -162,6 +163,10 @@ window.kgenHarness = {
       for (let s = 0; s < 3; s++) {
         const t = await sample(c, 1);
         singles.push(t.gpu ?? t.wall);
+        if (budgetMs !== null && singles[0] > budgetMs) {
+          return { status: "ok", clock: t.gpu !== null ? "timestamp-query" : "wall", k: 1, samples: 1,
+                   medianMs: singles[0], iqrMs: 0, wallMedianMs: t.wall, sampleMs: singles, estimate: true };
+        }
       }
       const kFor = (ms) => Math.max(1, Math.min(maxK, Math.ceil(minSampleMs / Math.max(ms, 1e-4))));
       let k = kFor(Math.min(...singles));
@@ -190,6 +195,7 @@ window.kgenHarness = {
         iqrMs: quantile(main, 0.75) - quantile(main, 0.25),
         wallMedianMs: quantile(sortedWall, 0.5),
         sampleMs: gpu.length ? gpu : wall,
+        estimate: false,
       };
     });
   },

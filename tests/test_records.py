@@ -1,0 +1,96 @@
+"""Tuning records: best per key, lookup with fallback (exact, nearest shape, default), export/import."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kgen.errors import KgenError
+from kgen.ops import Workload
+from kgen.records.store import Record, RecordStore, device_class
+
+
+def record(shapes, median_ms, config, attrs=None, device="google-swiftshader"):
+    w = Workload.create("conv2d", shapes, attrs or {"pads": (1, 1, 1, 1)})
+    return Record(
+        workload=json.loads(w.to_json()),
+        key=w.key,
+        backend="webgpu",
+        device_class=device,
+        config=config,
+        median_ms=median_ms,
+        iqr_ms=0.1,
+        samples=7,
+        gflops=1.0,
+        digest="d",
+        source="test",
+    )
+
+
+SMALL = [(1, 16, 28, 28), (16, 16, 3, 3)]
+LARGE = [(1, 64, 56, 56), (64, 64, 3, 3)]
+
+
+def test_best_record_per_key_wins(tmp_path):
+    store = RecordStore(tmp_path / "r.jsonl")
+    store.add([record(SMALL, 5.0, {"tile_b": 1}), record(SMALL, 3.0, {"tile_b": 4}), record(LARGE, 9.0, {})])
+    best = {r.key: r for r in store.best()}
+    assert len(best) == 2
+    assert best[Workload.create("conv2d", SMALL, {"pads": (1, 1, 1, 1)}).key].config == {"tile_b": 4}
+
+
+def test_lookup_falls_back_from_exact_to_nearest_to_default(tmp_path):
+    store = RecordStore(tmp_path / "r.jsonl")
+    store.add([record(SMALL, 3.0, {"tile_b": 4}), record(LARGE, 9.0, {"tile_b": 8})])
+    attrs = {"pads": (1, 1, 1, 1)}
+    exact = store.lookup(Workload.create("conv2d", SMALL, attrs), "webgpu", "google-swiftshader")
+    assert (exact.how, exact.config) == ("exact", {"tile_b": 4})
+    near = store.lookup(
+        Workload.create("conv2d", [(1, 48, 56, 56), (48, 48, 3, 3)], attrs), "webgpu", "google-swiftshader"
+    )
+    assert (near.how, near.config) == ("nearest", {"tile_b": 8})
+    assert "nearest tuned shape" in near.describe()
+    other_device = store.lookup(Workload.create("conv2d", SMALL, attrs), "webgpu", "nvidia-ampere")
+    assert (other_device.how, other_device.config) == ("default", None)
+    other_attrs = store.lookup(Workload.create("conv2d", SMALL, {"strides": (2, 2)}), "webgpu", "google-swiftshader")
+    assert other_attrs.how == "default"
+    # a record whose config cannot run on this workload is skipped
+    skipped = store.lookup(
+        Workload.create("conv2d", SMALL, attrs), "webgpu", "google-swiftshader", valid=lambda c: c["tile_b"] != 4
+    )
+    assert (skipped.how, skipped.config) == ("nearest", {"tile_b": 8})
+
+
+def test_device_class_names_the_adapter():
+    fp = {"webgpu": {"vendor": "Google", "architecture": "SwiftShader"}, "hardwareConcurrency": 2}
+    assert device_class(fp, "webgpu") == "google-swiftshader"
+
+
+def test_malformed_record_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"not": "a record"}\n')
+    with pytest.raises(KgenError, match=r"r.jsonl:1: not a kgen record"):
+        RecordStore(path).all()
+
+
+def test_export_then_import_round_trips(tmp_path):
+    src = RecordStore(tmp_path / "a.jsonl")
+    src.add([record(SMALL, 3.0, {"tile_b": 4}), record(SMALL, 5.0, {"tile_b": 1})])
+    cli = [sys.executable, "-m", "kgen.cli", "records"]
+    out = subprocess.run(
+        [*cli, "export", str(tmp_path / "best.jsonl"), "--records", str(src.path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert len((tmp_path / "best.jsonl").read_text().splitlines()) == 1  # only the best per key
+    out = subprocess.run(
+        [*cli, "import", str(tmp_path / "best.jsonl"), "--records", str(tmp_path / "b.jsonl")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert RecordStore(tmp_path / "b.jsonl").best()[0].config == {"tile_b": 4}
+    csv = subprocess.run([*cli, "--csv", "--records", str(src.path)], capture_output=True, text=True)
+    assert csv.stdout.splitlines()[0].startswith("key,backend,device_class,median_ms")
+    missing = subprocess.run([*cli, "import", str(tmp_path / "nope.jsonl")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
