@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", type=int, default=200, help="trials of the long random run")
     parser.add_argument("--trials", type=int, default=60, help="trials of each TPE / random run")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", help="run only workloads whose name contains this")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
         limits = session.limits()
         print(f"device: {fp['webgpu'].get('architecture')} ({'software' if fp['software'] else 'hardware'})")
         for name, workload in WORKLOADS.items():
+            if args.only and args.only not in name:
+                continue
             arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
             harness = Harness(
                 session, arrays, workload.opdef.reference(arrays, workload.attr_dict), "webgpu", samples=5

@@ -153,7 +153,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from kgen.ops.examples import resnet50_convs
     from kgen.ops.workload import Workload
     from kgen.records.store import RecordStore
-    from tuner.study import open_storage
+    from tuner.study import make_sampler, open_storage
     from tuner.tune import tune
 
     if args.suite:
@@ -162,7 +162,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         workloads = [Workload.create("conv2d", shapes, attrs) for shapes, attrs in resnet50_convs()]
     else:
         workloads = [workload_from_args(args)]
-    open_storage(args.storage)  # a bad URL fails here, before a browser starts or anything is written
+    # a sampler whose packages are missing, or a bad storage URL, fails here: before a browser starts or
+    # anything is written (opening a good SQLite URL creates the database)
+    make_sampler(args.sampler, args.seed)
+    open_storage(args.storage)
     store = RecordStore(args.records)
     summaries = []
     for n, workload in enumerate(workloads, 1):

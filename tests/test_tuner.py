@@ -139,6 +139,15 @@ def test_two_workers_share_one_study_without_measuring_a_kernel_twice(tmp_path):
     assert len(measured) == len(set(measured))
 
 
+def test_gp_sampler_without_pytorch_is_a_clear_error_and_writes_nothing(tmp_path):
+    hide_torch = "import sys; sys.modules['torch'] = None; from kgen.cli import main; sys.exit(main())"
+    args = ["tune", "matmul", "--shape", "4x4,4x4", "--sampler", "gp", "--storage", "sqlite:///here.db"]
+    out = subprocess.run([sys.executable, "-c", hide_torch, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("kgen: error: --sampler gp needs PyTorch and SciPy")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -166,3 +175,59 @@ def test_bad_input_is_one_line_non_zero_and_writes_nothing(tmp_path, args, messa
     last = out.stderr.strip().splitlines()[-1]  # argparse prints its usage above; the error itself is one line
     assert message in last and "error:" in last
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_works(tmp_path):
+    records = str(tmp_path / "records.jsonl")
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kgen.cli",
+            "tune",
+            "matmul",
+            "--shape",
+            "24x40,40x32",
+            "--trials",
+            "6",
+            "--json",
+            "--seed",
+            "3",
+            "--storage",
+            f"journal:{tmp_path}/journal.log",
+            "--records",
+            records,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stderr
+    best = json.loads(first.stdout)["best_config"]
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kgen.cli",
+            "tune",
+            "matmul",
+            "--shape",
+            "32x40,40x32",
+            "--trials",
+            "2",
+            "--json",
+            "--storage",
+            f"journal:{tmp_path}/journal.log",
+            "--records",
+            records,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(f"{tmp_path}/journal.log"))
+    study = optuna.load_study(study_name=json.loads(second.stdout)["study"], storage=storage)
+    assert study.trials[1].params == best  # after the default, the nearest tuned shape's best config

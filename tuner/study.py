@@ -72,8 +72,10 @@ def make_sampler(name: str, seed: int | None) -> Any:
         # knobs are categorical; CMA-ES samples them independently (it only models numeric parameters)
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
-        try:
-            return optuna.samplers.GPSampler(seed=seed)
+        try:  # GPSampler imports these only when it first samples: check before any trial starts
+            import scipy  # noqa: F401
+            import torch  # noqa: F401
         except ImportError as err:
             raise KgenError(f"--sampler gp needs PyTorch and SciPy ({err}); pip install torch scipy") from None
+        return optuna.samplers.GPSampler(seed=seed)
     raise KgenError(f"unknown sampler '{name}' (samplers: {', '.join(SAMPLERS)})")

@@ -143,17 +143,29 @@ class LoadCache:
         return map_children(expr, self.resolve)
 
 
+def _main_index(stages: list[Stage]) -> int:
+    """The stage a config schedules: the one with the most arithmetic (the last of equals)."""
+    return max(range(len(stages)), key=lambda k: (stages[k].flops, k))
+
+
 def lower_workload(
     workload: Workload, template: Template, config: Mapping[str, Any] | None = None
 ) -> tuple[ir.Program, dict[str, Any]]:
-    """The program for ``workload`` and the complete config it was lowered with.
+    """The program for ``workload`` and the complete config it was lowered with."""
+    inputs, output = workload.build()
+    return lower(inputs, output, template, config, workload.op)
+
+
+def lower(
+    inputs: list[Tensor], output: Tensor, template: Template, config: Mapping[str, Any] | None, name: str
+) -> tuple[ir.Program, dict[str, Any]]:
+    """The program computing ``output`` from ``inputs`` (any TE graph: an op, or ops fused by a graph pass).
 
     The config schedules the stage with the most arithmetic; other stages (a softmax's max, an average pool's
     divisor) use their template's default, which is valid for any shape.
     """
-    inputs, output = workload.build()
     stages = partition(output)
-    main = max(range(len(stages)), key=lambda k: (stages[k].flops, k))
+    main = _main_index(stages)
     full = template.space(stages[main]).complete(config)
 
     buffers: dict[int, ir.Buffer] = {}
@@ -170,14 +182,13 @@ def lower_workload(
     kernels = []
     for k, stage in enumerate(stages):
         stage_config = full if k == main else template.space(stage).default()
-        name = f"{workload.op}_{k}" if len(stages) > 1 else workload.op
-        kernels.append(template.lower(stage, stage_config, Buffers(buffers), name))
+        kernel_name = f"{name}_{k}" if len(stages) > 1 else name
+        kernels.append(template.lower(stage, stage_config, Buffers(buffers), kernel_name))
     program = ir.Program(tuple(buffers[id(t)] for t in inputs), out, tuple(temps), tuple(kernels))
     return program, full
 
 
 def main_stage(workload: Workload) -> Stage:
     """The stage a config schedules (the one with the most arithmetic)."""
-    _, output = workload.build()
-    stages = partition(output)
-    return max(reversed(stages), key=lambda s: s.flops)
+    stages = partition(workload.build()[1])
+    return stages[_main_index(stages)]
