@@ -15,20 +15,11 @@ pytestmark = pytest.mark.browser
 SMALL = ["matmul", "--shape", "24x40,40x32"]
 
 
-def tune_cmd(tmp_path, *extra, storage=None):
+def tune_cmd(tmp_path, *extra, storage=None, workload=SMALL):
+    """``kgen tune`` on a small workload, with its study and records under ``tmp_path``."""
     storage = storage or f"sqlite:///{tmp_path}/study.db"
-    return [
-        sys.executable,
-        "-m",
-        "kgen.cli",
-        "tune",
-        *SMALL,
-        "--storage",
-        storage,
-        "--records",
-        str(tmp_path / "records.jsonl"),
-        *extra,
-    ]
+    records = str(tmp_path / "records.jsonl")
+    return [sys.executable, "-m", "kgen.cli", "tune", *workload, "--storage", storage, "--records", records, *extra]
 
 
 def study_trials(tmp_path):
@@ -178,49 +169,18 @@ def test_bad_input_is_one_line_non_zero_and_writes_nothing(tmp_path, args, messa
 
 
 def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_works(tmp_path):
-    records = str(tmp_path / "records.jsonl")
+    journal = f"journal:{tmp_path}/journal.log"
     first = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kgen.cli",
-            "tune",
-            "matmul",
-            "--shape",
-            "24x40,40x32",
-            "--trials",
-            "6",
-            "--json",
-            "--seed",
-            "3",
-            "--storage",
-            f"journal:{tmp_path}/journal.log",
-            "--records",
-            records,
-        ],
+        tune_cmd(tmp_path, "--trials", "6", "--json", "--seed", "3", storage=journal),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert first.returncode == 0, first.stderr
     best = json.loads(first.stdout)["best_config"]
+    nearby = ["matmul", "--shape", "32x40,40x32"]
     second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kgen.cli",
-            "tune",
-            "matmul",
-            "--shape",
-            "32x40,40x32",
-            "--trials",
-            "2",
-            "--json",
-            "--storage",
-            f"journal:{tmp_path}/journal.log",
-            "--records",
-            records,
-        ],
+        tune_cmd(tmp_path, "--trials", "2", "--json", storage=journal, workload=nearby),
         capture_output=True,
         text=True,
         timeout=300,
