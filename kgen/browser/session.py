@@ -9,11 +9,13 @@ means the page's GPU work is stuck, and the browser is replaced.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -51,6 +53,12 @@ class BrowserCrashed(KgenError):
     """The browser process or its page went away."""
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when kgen dies (even by SIGKILL), so no browser outlives its driver."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class _Chromium:
     """The browser process, with its own profile directory and process group."""
 
@@ -62,7 +70,8 @@ class _Chromium:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            start_new_session=True,
+            start_new_session=True,  # its own process group, so a stuck browser is killed with all its children
+            preexec_fn=_die_with_parent,
         )
         self.log: deque[str] = deque(maxlen=50)
         found = threading.Event()
