@@ -168,26 +168,45 @@ def test_bad_input_is_one_line_non_zero_and_writes_nothing(tmp_path, args, messa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_works(tmp_path):
-    journal = f"journal:{tmp_path}/journal.log"
-    first = subprocess.run(
-        tune_cmd(tmp_path, "--trials", "6", "--json", "--seed", "3", storage=journal),
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_works(tmp_path, browser):
+    from kgen.ops import Workload
+    from kgen.records.store import Record, RecordStore, device_class
+    from kgen.scheduling.build import space
+
+    device = device_class(browser.fingerprint(), "webgpu")  # the class the tuner will see on this machine
+    tuned = Workload.create("matmul", [(24, 40), (40, 32)])
+    config = space(tuned, "webgpu").complete({"wg": 32, "tile_a": 2, "tile_b": 4, "k_unroll": 2, "vec4": 1})
+    RecordStore(tmp_path / "records.jsonl").add(
+        [
+            Record(
+                workload=json.loads(tuned.to_json()),
+                key=tuned.key,
+                backend="webgpu",
+                device_class=device,
+                config=config,
+                median_ms=0.1,
+                iqr_ms=0.0,
+                samples=7,
+                gflops=1.0,
+                digest="",
+                source="test",
+            )
+        ]
     )
-    assert first.returncode == 0, first.stderr
-    best = json.loads(first.stdout)["best_config"]
+    journal = f"journal:{tmp_path}/journal.log"
     nearby = ["matmul", "--shape", "32x40,40x32"]
-    second = subprocess.run(
+    out = subprocess.run(
         tune_cmd(tmp_path, "--trials", "2", "--json", storage=journal, workload=nearby),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert second.returncode == 0, second.stderr
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["device_class"] == device
     import optuna
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(f"{tmp_path}/journal.log"))
-    study = optuna.load_study(study_name=json.loads(second.stdout)["study"], storage=storage)
-    assert study.trials[1].params == best  # after the default, the nearest tuned shape's best config
+    study = optuna.load_study(study_name=summary["study"], storage=storage)
+    assert study.trials[0].params == space(tuned, "webgpu").default()
+    assert study.trials[1].params == config  # right after the default: the nearest tuned shape's best config
