@@ -215,11 +215,13 @@ def tune(
                         failures[m.status] += 1
             if progress:
                 progress(_progress_line(study, done, trials, failures, pruned, flops))
-        summary = _summarize(study, workload, backend, device, fp, storage_url, done, failures, pruned, reused, flops)
+        best = _best_trial(study)
+        summary = _summarize(
+            study, best, sp, flops, workload, backend, device, fp, storage_url, done, failures, pruned, reused
+        )
         summary.seconds = time.monotonic() - start
         summary.per_minute = 60.0 * (done - pruned) / summary.seconds if summary.seconds else 0.0
-        if summary.best_config is not None:
-            best = study.best_trial
+        if best is not None:
             record = Record(
                 workload=json.loads(workload.to_json()),
                 key=workload.key,
@@ -240,11 +242,17 @@ def tune(
         return summary
 
 
-def _best_value(study) -> float | None:
+def _best_trial(study):
+    """The fastest COMPLETE trial so far, or None."""
     try:
-        return study.best_value
+        return study.best_trial
     except ValueError:
         return None
+
+
+def _best_value(study) -> float | None:
+    best = _best_trial(study)
+    return None if best is None else best.value
 
 
 def _record_measurement(trial, m: Measurement, flops: int) -> None:
@@ -258,16 +266,15 @@ def _record_measurement(trial, m: Measurement, flops: int) -> None:
 
 
 def _progress_line(study, done: int, total: int, failures: Counter, pruned: int, flops: int) -> str:
-    try:
-        best = study.best_value
-        best_text = f"best {best:.3f} ms ({flops / best / 1e6:.2f} GFLOP/s)"
-    except ValueError:
-        best_text = "no result yet"
+    best = _best_value(study)
+    best_text = "no result yet" if best is None else f"best {best:.3f} ms ({flops / best / 1e6:.2f} GFLOP/s)"
     failed = sum(failures.values())
     return f"trial {done}/{total}  {best_text}  failures {failed}  pruned {pruned}"
 
 
-def _summarize(study, workload, backend, device, fp, storage_url, done, failures, pruned, reused, flops) -> TuneSummary:
+def _summarize(
+    study, best, sp: Space, flops, workload, backend, device, fp, storage_url, done, failures, pruned, reused
+) -> TuneSummary:
     import optuna
 
     summary = TuneSummary(
@@ -287,15 +294,13 @@ def _summarize(study, workload, backend, device, fp, storage_url, done, failures
             "webgpu": {k: fp["webgpu"].get(k) for k in ("vendor", "architecture")},
         },
     )
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if complete:
-        best = min(complete, key=lambda t: t.value)
+    if best is not None:
         summary.best_config = dict(best.params)
         summary.best_ms = best.value
         summary.best_iqr_ms = best.user_attrs.get("iqr_ms")
         summary.best_gflops = flops / best.value / 1e6
-        default = space(workload, backend).default()
-        baseline = [t for t in complete if t.params == default]
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        baseline = [t for t in complete if t.params == sp.default()]
         if baseline:
             summary.default_ms = baseline[0].value
             summary.speedup = summary.default_ms / summary.best_ms

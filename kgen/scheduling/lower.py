@@ -44,9 +44,6 @@ class Buffers:
     def __getitem__(self, t: Tensor) -> ir.Buffer:
         return self.of[id(t)]
 
-    def by_name(self, name: str) -> ir.Buffer:
-        return next(b for b in self.of.values() if b.name == name)
-
 
 def flat_index(t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
     """Row-major offset of ``t[indices]``."""
@@ -94,7 +91,7 @@ class LoadCache:
                 guard = ix.simplify(guard, self.ranges)
                 if guard is sympy.false:
                     return Const(default, t.dtype)
-                key = (self.buffers[t].name, ix.simplify(flat_index(t, indices), self.ranges), guard, default)
+                key = (self.buffers[t], ix.simplify(flat_index(t, indices), self.ranges), guard, default)
                 if key not in self._pending:
                     self._pending[key] = ir.Local(f"{self.prefix}{self._count}", t.dtype)
                     self._count += 1
@@ -109,22 +106,20 @@ class LoadCache:
     def flush(self) -> list[ir.Stmt]:
         """Declarations of the reads collected since the last flush: vector reads first, in first-use order."""
         groups: dict[tuple, list[tuple[int, sympy.Expr, ir.Local]]] = {}
-        for (name, index, guard, default), local in self._pending.items():
-            buf = self.buffers.by_name(name)
+        for (buf, index, guard, default), local in self._pending.items():
             lane = ix.simplify(ix.floormod(index, 4), self.ranges) if self.views and self.views.allows(buf) else None
             if lane is not None and lane.is_Integer:
-                groups.setdefault((name, sympy.expand(index - lane), guard, default), []).append(
+                groups.setdefault((buf, sympy.expand(index - lane), guard, default), []).append(
                     (int(lane), index, local)
                 )
             else:
-                groups.setdefault((name, index, guard, default), []).append((-1, index, local))
+                groups.setdefault((buf, index, guard, default), []).append((-1, index, local))
         vectors: list[ir.Stmt] = []
         scalars: list[ir.Stmt] = []
-        for (name, base, guard, default), members in groups.items():
-            buf = self.buffers.by_name(name)
+        for (buf, base, guard, default), members in groups.items():
             if members[0][0] >= 0 and len({lane for lane, _, _ in members}) >= 2:
                 assert self.views is not None
-                self.views.names.add(name)
+                self.views.names.add(buf.name)
                 vname = f"{members[0][2].name}v"
                 vectors.append(ir.Decl(vname, buf.dtype, ir.BufLoad(buf, base, 4, guard, default), 4, const=True))
                 for lane, _, local in members:

@@ -34,7 +34,7 @@ import sympy
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers, LoadCache, VectorViews, flat_index
 from kgen.scheduling.partition import Stage, substitute
-from kgen.scheduling.space import Constraint, Space, choice, flag
+from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
 
@@ -219,7 +219,8 @@ class _TileLowering:
         self.shared: list[ir.Buffer] = []
         self.reads_vector = bool(config["vec4"])
         n_params = len(stage.reads) + 1
-        self.views = VectorViews(budget=max(0, 8 - n_params - 1)) if self.reads_vector else None
+        bindings = DEFAULT_LIMITS["max_storage_buffers_per_stage"]  # what every WebGPU device offers
+        self.views = VectorViews(budget=max(0, bindings - n_params - 1)) if self.reads_vector else None
 
     # -- thread coordinates ------------------------------------------------------------------------------
     def _let(self, name: str, value: sympy.Expr, extent: int, lets: list[ir.Stmt]) -> sympy.Expr:
