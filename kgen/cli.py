@@ -193,7 +193,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             if args.show and summary.best_config is not None:
                 from kgen.scheduling.build import build
 
-                print(build(workload, args.backend, summary.best_config)[0].source)
+                print(build(workload, args.backend, summary.best_config, summary.limits)[0].source)
     if args.json:
         out = [s.to_json() for s in summaries]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=2))

@@ -6,9 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgen.checking import compare
+from kgen.errors import KgenError
 from kgen.native import wgpu_runner
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
+from kgen.scheduling.space import DEFAULT_LIMITS
 from tests.strategies import CASES
 
 
@@ -65,3 +67,15 @@ def test_workgroup_tile_and_shared_memory(op, shapes, attrs, config):
     want = workload.opdef.reference(arrays, workload.attr_dict)
     result = compare(wgpu_runner.run(program, arrays).reshape(want.shape), want, "webgpu")
     assert result.ok, f"{workload.key} {config}: {result}"
+
+
+def test_build_checks_configs_against_the_device_limits():
+    """A config whose shared tiles fit a 32 KiB device but not WebGPU's 16 KiB minimum builds only with the
+    device's limits (the tuner passes them: it checks proposals against the browser's own)."""
+    workload = Workload.create("conv2d", [(1, 32, 28, 28), (32, 32, 3, 3)], {"pads": (1, 1, 1, 1)})
+    config = {"wg": 64, "tile_b": 8, "group_b": 32, "smem": 1, "merge_hw": 1, "unroll": 2, "k_unroll": 2}
+    with pytest.raises(KgenError, match="workgroup storage"):
+        build(workload, "webgpu", config)
+    limits = {**DEFAULT_LIMITS, "max_workgroup_storage_bytes": 32768}
+    program, full = build(workload, "webgpu", config, limits)
+    assert full["smem"] == 1 and "var<workgroup>" in program.source

@@ -59,6 +59,7 @@ class TuneSummary:
     seconds: float = 0.0
     per_minute: float = 0.0
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)  # the device's, which the configs were checked against
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,7 +191,7 @@ def tune(
             if config is None:
                 pruned += 1
             else:
-                program, _ = build(workload, backend, config)
+                program, _ = build(workload, backend, config, limits)
                 trial.set_user_attr("digest", program.digest)
                 twin = _earlier_twin(study, program.digest, trial.number)
                 finished = _wait_for(study, twin.number) if twin is not None else None
@@ -219,6 +220,7 @@ def tune(
         summary = _summarize(
             study, best, sp, flops, workload, backend, device, fp, storage_url, done, failures, pruned, reused
         )
+        summary.limits = dict(limits)
         summary.seconds = time.monotonic() - start
         summary.per_minute = 60.0 * (done - pruned) / summary.seconds if summary.seconds else 0.0
         if best is not None:

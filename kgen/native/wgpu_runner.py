@@ -34,35 +34,78 @@ def device():
     return adapter.request_device_sync(required_limits={"max_storage_buffers_per_shader_stage": 8})
 
 
+class Prepared:
+    """A program's buffers, pipelines and bind groups on the device, inputs written: ready to dispatch."""
+
+    def __init__(self, program: CompiledProgram, inputs: Sequence[np.ndarray]) -> None:
+        import wgpu
+
+        self.program, self.dev = program, device()
+        usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
+        self.buffers = {}
+        feeds = iter(inputs)
+        for info in program.buffers:
+            buf = self.dev.create_buffer(size=max(4 * info.size, 16), usage=usage)
+            if info.role == "input":
+                data = np.ascontiguousarray(next(feeds), dtype=np.float32).ravel()
+                if data.size != info.size:
+                    raise KgenError(f"input {info.name} needs {info.size} values, got {data.size}")
+                self.dev.queue.write_buffer(buf, 0, data.tobytes())
+            self.buffers[info.name] = buf
+        self.steps = []
+        for kernel in program.kernels:
+            module = self.dev.create_shader_module(code=kernel.source)
+            stage = {"module": module, "entry_point": "main"}
+            pipeline = self.dev.create_compute_pipeline(layout="auto", compute=stage)
+            entries = [{"binding": b.binding, "resource": {"buffer": self.buffers[b.buffer]}} for b in kernel.bindings]
+            group = self.dev.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=entries)
+            self.steps.append((pipeline, group, kernel.grid))
+
+    def dispatch(self, times: int = 1) -> None:
+        """Submit ``times`` runs of the whole program in one command buffer."""
+        encoder = self.dev.create_command_encoder()
+        compute = encoder.begin_compute_pass()
+        for _ in range(times):
+            for pipeline, group, grid in self.steps:
+                compute.set_pipeline(pipeline)
+                compute.set_bind_group(0, group)
+                compute.dispatch_workgroups(*grid)
+        compute.end()
+        self.dev.queue.submit([encoder.finish()])
+
+    def output(self, count: int | None = None) -> np.ndarray:
+        """The output's first ``count`` values (all by default); reading waits for the submitted work."""
+        out = self.program.output
+        n = out.size if count is None else min(count, out.size)
+        data = self.dev.queue.read_buffer(self.buffers[out.name], 0, max(4 * n, 4))
+        return np.frombuffer(data, dtype=np.float32)[:n].copy()
+
+
 def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """Run every kernel of ``program`` once on ``inputs`` and return the output buffer's values."""
-    import wgpu
+    prepared = Prepared(program, inputs)
+    prepared.dispatch()
+    return prepared.output()
 
-    dev = device()
-    usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
-    gpu_buffers = {}
-    feeds = iter(inputs)
-    for info in program.buffers:
-        size = max(4 * info.size, 16)
-        buf = dev.create_buffer(size=size, usage=usage)
-        if info.role == "input":
-            data = np.ascontiguousarray(next(feeds), dtype=np.float32).ravel()
-            if data.size != info.size:
-                raise KgenError(f"input {info.name} needs {info.size} values, got {data.size}")
-            dev.queue.write_buffer(buf, 0, data.tobytes())
-        gpu_buffers[info.name] = buf
-    encoder = dev.create_command_encoder()
-    for kernel in program.kernels:
-        module = dev.create_shader_module(code=kernel.source)
-        pipeline = dev.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
-        entries = [{"binding": b.binding, "resource": {"buffer": gpu_buffers[b.buffer]}} for b in kernel.bindings]
-        group = dev.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=entries)
-        compute = encoder.begin_compute_pass()
-        compute.set_pipeline(pipeline)
-        compute.set_bind_group(0, group)
-        compute.dispatch_workgroups(*kernel.grid)
-        compute.end()
-    dev.queue.submit([encoder.finish()])
-    out = program.output
-    data = dev.queue.read_buffer(gpu_buffers[out.name])
-    return np.frombuffer(data, dtype=np.float32)[: out.size].copy()
+
+def time_ms(prepared: Prepared, samples: int = 7, min_sample_ms: float = 2.0) -> list[float]:
+    """Per-run wall times (ms) of ``samples`` batches of back-to-back runs, each batch closed by a 1-value
+    read-back; the batch size grows until a batch lasts ``min_sample_ms``, so the read-back is amortised."""
+    import time
+
+    k = 1
+    while True:  # warm-up and calibration
+        start = time.perf_counter()
+        prepared.dispatch(k)
+        prepared.output(1)
+        elapsed = 1e3 * (time.perf_counter() - start)
+        if elapsed >= min_sample_ms or k >= 1 << 16:
+            break
+        k = min(k * max(2, int(min_sample_ms / max(elapsed, 1e-3))), 1 << 16)
+    result = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        prepared.dispatch(k)
+        prepared.output(1)
+        result.append(1e3 * (time.perf_counter() - start) / k)
+    return result

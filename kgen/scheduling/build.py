@@ -9,7 +9,7 @@ from typing import Any
 from kgen.codegen.program import CompiledProgram
 from kgen.ops.workload import Workload
 from kgen.scheduling.lower import lower_workload, main_stage
-from kgen.scheduling.space import Space
+from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.templates import template_for
 
 
@@ -18,9 +18,11 @@ def space(workload: Workload, backend: str) -> Space:
     return template_for(backend).space(main_stage(workload))
 
 
-def build(workload: Workload, backend: str, config: Mapping[str, Any] | None = None) -> tuple[CompiledProgram, dict]:
-    """The compiled program and the complete config (defaults filled in)."""
-    program, full = lower_workload(workload, template_for(backend), config)
+def build(
+    workload: Workload, backend: str, config: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[CompiledProgram, dict]:
+    """The compiled program and the complete config (defaults filled in), valid under the device ``limits``."""
+    program, full = lower_workload(workload, template_for(backend), config, limits)
     if backend == "webgpu":
         from kgen.codegen.wgsl.renderer import render
 

@@ -17,7 +17,7 @@ import sympy
 from kgen.ops.workload import Workload
 from kgen.scheduling import ir
 from kgen.scheduling.partition import Acc, Stage, partition
-from kgen.scheduling.space import Space
+from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
 from kgen.te.tensor import Tensor
@@ -144,15 +144,20 @@ def _main_index(stages: list[Stage]) -> int:
 
 
 def lower_workload(
-    workload: Workload, template: Template, config: Mapping[str, Any] | None = None
+    workload: Workload, template: Template, config: Mapping[str, Any] | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[ir.Program, dict[str, Any]]:
     """The program for ``workload`` and the complete config it was lowered with."""
     inputs, output = workload.build()
-    return lower(inputs, output, template, config, workload.op)
+    return lower(inputs, output, template, config, workload.op, limits)
 
 
 def lower(
-    inputs: list[Tensor], output: Tensor, template: Template, config: Mapping[str, Any] | None, name: str
+    inputs: list[Tensor],
+    output: Tensor,
+    template: Template,
+    config: Mapping[str, Any] | None,
+    name: str,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[ir.Program, dict[str, Any]]:
     """The program computing ``output`` from ``inputs`` (any TE graph: an op, or ops fused by a graph pass).
 
@@ -161,7 +166,7 @@ def lower(
     """
     stages = partition(output)
     main = _main_index(stages)
-    full = template.space(stages[main]).complete(config)
+    full = template.space(stages[main]).complete(config, limits)
 
     buffers: dict[int, ir.Buffer] = {}
     for k, t in enumerate(inputs):

@@ -95,10 +95,10 @@ class Space:
             return problems
         return [c.description for c in self.constraints if not c.check(config, limits)]
 
-    def complete(self, config: Mapping[str, Any] | None) -> Config:
+    def complete(self, config: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS) -> Config:
         """``config`` with missing knobs at their defaults; raises naming every problem if it cannot run."""
         full = {**self.default(), **(config or {})}
-        problems = self.violations(full)
+        problems = self.violations(full, limits)
         if problems:
             raise KgenError(f"invalid config {json.dumps(dict(config or {}), sort_keys=True)}: {'; '.join(problems)}")
         return full

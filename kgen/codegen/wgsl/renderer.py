@@ -2,8 +2,10 @@
 
 A table says how each value node prints; statements and index math (sympy) print through a few methods.
 Conditions use WGSL's non-short-circuit ``&``/``|``. Integer division prints as WGSL's truncating ``/`` and
-``%`` where the dividend is provably non-negative and as floor helpers otherwise. Buffers read 4 lanes at a time
-get a second, ``vec4`` view bound to the same GPU buffer. Same IR in, same text out.
+``%`` where the dividend is provably non-negative, shifted by a multiple of the divisor where its lower bound is
+known (so no negative number is ever divided: NVIDIA's Vulkan driver got floor helpers built on signed ``/``,
+``%`` and a ``!=`` of booleans wrong for negative dividends), and as floor helpers otherwise. Buffers read 4
+lanes at a time get a second, ``vec4`` view bound to the same GPU buffer. Same IR in, same text out.
 """
 
 from __future__ import annotations
@@ -44,10 +46,9 @@ LANES = "xyzw"
 MAX_GROUPS_PER_DIM = 65535
 
 HELPERS = {
-    "floordiv": "fn kgen_floordiv(a: i32, b: i32) -> i32 {\n"
-    "  let q = a / b;\n  return select(q, q - 1, (a % b != 0) & ((a < 0) != (b < 0)));\n}\n",
-    "floormod": "fn kgen_floormod(a: i32, b: i32) -> i32 {\n"
-    "  let r = a % b;\n  return select(r, r + b, (r != 0) & ((r < 0) != (b < 0)));\n}\n",
+    # divisors are positive; a negative dividend is negated first, so only non-negative numbers are divided
+    "floordiv": "fn kgen_floordiv(a: i32, b: i32) -> i32 {\n  return select(-((b - 1 - a) / b), a / b, a >= 0);\n}\n",
+    "floormod": "fn kgen_floormod(a: i32, b: i32) -> i32 {\n  return a - b * kgen_floordiv(a, b);\n}\n",
     # WGSL has no infinity literal and rejects infinite constant expressions: build it at run time.
     "inf": "var<private> kgen_inf_bits: u32 = 0x7f800000u;\n",
 }
@@ -95,13 +96,18 @@ class _KernelPrinter:
             return "(" + " * ".join(factors) + ")"
         if isinstance(e, ix.FloorDiv | ix.FloorMod):
             a, b = e.args
+            if not (b.is_Integer and b > 0):
+                raise KgenError(f"{self.kernel.name}: index division by {b}, not a positive constant")
             lo, _ = ix.bounds(a, self.ranges)
-            if lo is not None and lo >= 0 and b.is_Integer:
-                op = "/" if isinstance(e, ix.FloorDiv) else "%"
-                return f"({self.index(a)} {op} {self.index(b)})"
-            name = "floordiv" if isinstance(e, ix.FloorDiv) else "floormod"
-            self.helpers.add(name)
-            return f"kgen_{name}({self.index(a)}, {self.index(b)})"
+            if lo is None:
+                name = "floordiv" if isinstance(e, ix.FloorDiv) else "floormod"
+                self.helpers.update(("floordiv", name))
+                return f"kgen_{name}({self.index(a)}, {self.index(b)})"
+            shift = -(lo // int(b)) if lo < 0 else 0  # whole divisors added so the dividend is >= 0
+            a_text = self.index(a) if shift == 0 else f"({self.index(a)} + {shift * int(b)})"
+            if isinstance(e, ix.FloorMod):
+                return f"({a_text} % {b})"
+            return f"({a_text} / {b})" if shift == 0 else f"({a_text} / {b} - {shift})"
         if isinstance(e, sympy.Min | sympy.Max):
             fn = "min" if isinstance(e, sympy.Min) else "max"
             args = [self.index(a) for a in e.args]
