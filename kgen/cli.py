@@ -11,7 +11,7 @@ from typing import Any
 
 from kgen.errors import KgenError
 
-BACKENDS = ("webgpu",)
+BACKENDS = ("webgpu", "webgl")
 
 
 def _jsonable(value: Any) -> Any:

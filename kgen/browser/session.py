@@ -173,15 +173,20 @@ class BrowserSession:
             fp["software"] = bool(
                 (fp["webgpu"].get("architecture") or "").lower() == "swiftshader"
                 or fp["webgpu"].get("isFallbackAdapter")
+                or "swiftshader" in (fp["webgl2"].get("renderer") or "").lower()
             )
             self._fingerprint = fp
         return self._fingerprint
 
     def limits(self) -> dict[str, int]:
         """The device's limits, under the names knob constraints use (``kgen.scheduling.space``)."""
-        gpu = self.fingerprint()["webgpu"]
+        fp = self.fingerprint()
+        gpu = fp["webgpu"]
+        limits = dict(DEFAULT_LIMITS)
+        if fp["webgl2"].get("available"):
+            limits["max_texture_size"] = int(fp["webgl2"]["maxTextureSize"])
         if not gpu["available"]:
-            return dict(DEFAULT_LIMITS)
+            return limits
         names = {
             "max_workgroup_invocations": "maxComputeInvocationsPerWorkgroup",
             "max_workgroup_size_x": "maxComputeWorkgroupSizeX",
@@ -190,7 +195,7 @@ class BrowserSession:
             "max_storage_buffers_per_stage": "maxStorageBuffersPerShaderStage",
             "max_workgroups_per_dimension": "maxComputeWorkgroupsPerDimension",
         }
-        return {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
+        return limits | {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
 
     def _evaluate(self, script: str, arg: Any = None) -> Any:
         from playwright.sync_api import Error as PlaywrightError

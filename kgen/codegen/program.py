@@ -14,10 +14,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BufferInfo:
+    """A program buffer. One that lives in a texture (WebGL) has its ``layout`` (``Layout.to_json``: logical
+    shape, packing, channels) and ``texture`` (width, height in texels); ``size`` is then its storage size."""
+
     name: str
     dtype: str
     size: int  # elements
     role: str  # "input" | "temp" | "output"
+    layout: dict[str, Any] | None = None
+    texture: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,11 @@ class CompiledProgram:
         return next(b for b in self.buffers if b.role == "output")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """As plain data; a buffer's texture fields appear only where it has a texture (so a WebGPU program's
+        JSON, and its digest, are what they were before textures existed)."""
+        data = asdict(self)
+        data["buffers"] = [{k: v for k, v in b.items() if v is not None} for b in data["buffers"]]
+        return data
 
     @property
     def digest(self) -> str:

@@ -24,9 +24,15 @@ DEFAULT_PATH = Path("results") / "records.jsonl"
 
 def device_class(fingerprint: Mapping[str, Any], backend: str) -> str:
     """A short name for the kind of device a measurement holds for, e.g. ``google-swiftshader``."""
+    import re
+
     if backend == "webgpu":
         gpu = fingerprint.get("webgpu", {})
         parts = [gpu.get("vendor") or "unknown", gpu.get("architecture") or gpu.get("device") or "unknown"]
+    elif backend == "webgl":
+        gl = fingerprint.get("webgl2", {})
+        renderer = (gl.get("renderer") or "unknown").lower()
+        parts = ["webgl", "swiftshader" if "swiftshader" in renderer else re.sub(r"[^a-z0-9]+", "_", renderer)[:48]]
     else:
         parts = [f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
     return "-".join(p.strip().lower().replace(" ", "_") for p in parts)

@@ -2,9 +2,12 @@
 // checking, and times the ones that passed (DESIGN.md, "Measurement protocol"). Python drives it: every call
 // starts a job and returns its id at once; Python polls `finished(id)` with its own timeout, so a kernel that
 // hangs cannot hang the driver.
-import { KernelError, WebGPULauncher } from "./launchers/webgpu.js";
+import { KernelError } from "./launchers/errors.js";
+import { WebGLLauncher } from "./launchers/webgl.js";
+import { WebGPULauncher } from "./launchers/webgpu.js";
 
-const state = { launcher: null, launcherError: null, inputs: null, candidates: new Map(), jobs: new Map(), next: 1 };
+// A launcher per backend, created at load; one that cannot be created leaves its error instead.
+const state = { launchers: {}, errors: {}, inputs: null, candidates: new Map(), jobs: new Map(), next: 1 };
 
 function decode(b64) {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -33,9 +36,10 @@ function start(work) {
   return id;
 }
 
-function launcher() {
-  if (!state.launcher) throw new KernelError("runtime_error", `WebGPU unavailable: ${state.launcherError}`);
-  return state.launcher;
+function launcher(backend) {
+  const L = state.launchers[backend];
+  if (!L) throw new KernelError("runtime_error", `${backend} unavailable: ${state.errors[backend] ?? "no launcher"}`);
+  return L;
 }
 
 const quantile = (sorted, q) => {
@@ -45,46 +49,6 @@ const quantile = (sorted, q) => {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 };
 
-// One sample: `k` back-to-back runs in one compute pass, timed by timestamp queries (and by the wall clock).
-async function sample(c, k) {
-  const L = launcher();
-  const device = L.device;
-  const encoder = device.createCommandEncoder();
-  const passDesc = {};
-  let querySet = null;
-  let resolve = null;
-  let readback = null;
-  if (L.hasTimestamps) {
-    querySet = device.createQuerySet({ type: "timestamp", count: 2 });
-    resolve = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
-    passDesc.timestampWrites = { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
-  }
-  const pass = encoder.beginComputePass(passDesc);
-  L.encodeInto(pass, c.compiled, c.bindGroups, k);
-  pass.end();
-  if (querySet) {
-    encoder.resolveQuerySet(querySet, 0, 2, resolve, 0);
-    encoder.copyBufferToBuffer(resolve, 0, readback, 0, 16);
-  }
-  const t0 = performance.now();
-  device.queue.submit([encoder.finish()]);
-  let gpu = null;
-  if (readback) {
-    await readback.mapAsync(GPUMapMode.READ);
-    const [begin, end] = new BigUint64Array(readback.getMappedRange());
-    gpu = Number(end - begin) / 1e6 / k;
-    readback.destroy();
-    resolve.destroy();
-    querySet.destroy();
-  } else {
-    await device.queue.onSubmittedWorkDone();
-  }
-  const wall = (performance.now() - t0) / k;
-  if (L.lost) throw new KernelError("device_lost", L.lost);
-  return { gpu, wall };
-}
-
 window.kgenHarness = {
   ready: false,
 
@@ -93,12 +57,12 @@ window.kgenHarness = {
       userAgent: navigator.userAgent,
       hardwareConcurrency: navigator.hardwareConcurrency,
       crossOriginIsolated: self.crossOriginIsolated,
-      webgpu: { available: !!state.launcher, error: state.launcherError },
+      webgpu: { available: !!state.launchers.webgpu, error: state.errors.webgpu },
       webgl2: { available: false },
       wasm: { available: typeof WebAssembly === "object", sharedArrayBuffer: typeof SharedArrayBuffer === "function" },
     };
-    if (state.launcher) {
-      const a = state.launcher.adapter;
+    if (state.launchers.webgpu) {
+      const a = state.launchers.webgpu.adapter;
       const info = a.info || {};
       const limits = {};
       for (const k in a.limits) limits[k] = a.limits[k];
@@ -110,7 +74,7 @@ window.kgenHarness = {
         isFallbackAdapter: info.isFallbackAdapter ?? a.isFallbackAdapter ?? null,
         features: [...a.features].sort(),
         limits,
-        timestamps: state.launcher.hasTimestamps,
+        timestamps: state.launchers.webgpu.hasTimestamps,
       });
     }
     const gl = new OffscreenCanvas(1, 1).getContext("webgl2");
@@ -122,6 +86,8 @@ window.kgenHarness = {
         vendor: gl.getParameter(dbg ? dbg.UNMASKED_VENDOR_WEBGL : gl.VENDOR),
         maxTextureSize: gl.getParameter(gl.MAX_TEXTURE_SIZE),
         colorBufferFloat: !!gl.getExtension("EXT_color_buffer_float"),
+        launcher: !!state.launchers.webgl,
+        error: state.errors.webgl,
       };
     }
     return fp;
@@ -137,16 +103,16 @@ window.kgenHarness = {
   startRun(candidate) {
     return start(async () => {
       if (!state.inputs || state.inputs.key !== candidate.inputsKey) throw new Error("inputs were not set for this candidate");
-      const L = launcher();
+      const L = launcher(candidate.program.backend);
       const compiled = await L.compile(candidate.program);
       const buffers = L.createBuffers(candidate.program);
       const inputs = candidate.program.buffers.filter((b) => b.role === "input");
       inputs.forEach((b, i) => L.write(buffers[b.name], state.inputs.arrays[i]));
-      const c = { compiled, buffers, bindGroups: L.bind(compiled, buffers) };
+      const c = { L, compiled, buffers, bound: L.bind(compiled, buffers) };
       state.candidates.set(candidate.id, c);
-      await L.run(c.compiled, c.bindGroups);
+      await L.run(c.compiled, c.bound);
       const out = candidate.program.buffers.find((b) => b.role === "output");
-      return { status: "ok", output: encode(await L.read(buffers[out.name], out.size)) };
+      return { status: "ok", output: encode(await L.read(buffers[out.name], out)) };
     });
   },
 
@@ -158,10 +124,10 @@ window.kgenHarness = {
     return start(async () => {
       const c = state.candidates.get(id);
       if (!c) throw new Error(`candidate ${id} is not loaded`);
-      await sample(c, 1); // warm-up
+      await c.L.sample(c.compiled, c.bound, 1); // warm-up
       const singles = [];
       for (let s = 0; s < 3; s++) {
-        const t = await sample(c, 1);
+        const t = await c.L.sample(c.compiled, c.bound, 1);
         singles.push(t.gpu ?? t.wall);
         if (budgetMs !== null && singles[0] > budgetMs) {
           return { status: "ok", clock: t.gpu !== null ? "timestamp-query" : "wall", k: 1, samples: 1,
@@ -176,7 +142,7 @@ window.kgenHarness = {
         gpu = [];
         wall = [];
         for (let s = 0; s < samples; s++) {
-          const t = await sample(c, k);
+          const t = await c.L.sample(c.compiled, c.bound, k);
           if (t.gpu !== null) gpu.push(t.gpu);
           wall.push(t.wall);
         }
@@ -202,7 +168,7 @@ window.kgenHarness = {
 
   release(id) {
     const c = state.candidates.get(id);
-    if (c) Object.values(c.buffers).forEach((b) => b.destroy());
+    if (c) c.L.destroy(c.compiled, c.buffers);
     state.candidates.delete(id);
     return true;
   },
@@ -218,13 +184,16 @@ window.kgenHarness = {
   },
 };
 
-WebGPULauncher.create({ timestamps: true })
-  .then((l) => {
-    state.launcher = l;
-  })
-  .catch((err) => {
-    state.launcherError = String(err.message || err);
-  })
-  .finally(() => {
-    window.kgenHarness.ready = true;
-  });
+async function createLaunchers() {
+  const makers = { webgpu: () => WebGPULauncher.create({ timestamps: true }), webgl: () => WebGLLauncher.create() };
+  for (const [backend, make] of Object.entries(makers)) {
+    try {
+      state.launchers[backend] = await make();
+    } catch (err) {
+      state.errors[backend] = String(err.message || err);
+    }
+  }
+  window.kgenHarness.ready = true;
+}
+
+createLaunchers();

@@ -25,6 +25,8 @@ def build(
     program, full = lower_workload(workload, template_for(backend), config, limits)
     if backend == "webgpu":
         from kgen.codegen.wgsl.renderer import render
-
-        return render(program), full
-    raise AssertionError(f"no renderer for {backend}")
+    elif backend == "webgl":
+        from kgen.codegen.glsl.renderer import render
+    else:
+        raise AssertionError(f"no renderer for {backend}")
+    return render(program), full

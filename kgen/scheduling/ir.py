@@ -14,17 +14,24 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from kgen.scheduling.layout import Layout
 from kgen.te.expr import Expr
 
 
 @dataclass(frozen=True)
 class Buffer:
-    """A flat array: a kernel parameter (``global``), workgroup-shared memory or a per-thread array."""
+    """A flat array: a kernel parameter (``global``), workgroup-shared memory or a per-thread array.
+
+    A buffer that lives in a texture (``kgen.scheduling.layout``) has ``channels`` values per texel and a
+    ``texture`` of (width, height) texels; its indices are storage indices (texel * channels + channel).
+    """
 
     name: str
     dtype: str
     size: int
     scope: str = "global"  # "global" | "shared" | "local"
+    channels: int = 1
+    texture: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +170,7 @@ class Program:
     temps: tuple[Buffer, ...]
     kernels: tuple[Kernel, ...]
     prepare: tuple[Kernel, ...] = ()
+    layouts: dict[str, Layout] = field(default_factory=dict)  # by buffer name, for buffers in textures
 
 
 def children(stmt: Stmt) -> tuple[Stmt, ...]:

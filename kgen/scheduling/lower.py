@@ -16,6 +16,7 @@ import sympy
 
 from kgen.ops.workload import Workload
 from kgen.scheduling import ir
+from kgen.scheduling.layout import Layout
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.te import index as ix
@@ -26,7 +27,11 @@ Ranges = dict[sympy.Symbol, tuple[int, int]]
 
 
 class Template(Protocol):
-    """How a stage is scheduled: a space of knobs, and a lowering for any valid config of it."""
+    """How a stage is scheduled: a space of knobs, and a lowering for any valid config of it.
+
+    A template whose buffers live in textures also has ``layouts(config, inputs, output, limits)``: the layout
+    of each program input and of the output under the main stage's config (temporaries are R).
+    """
 
     name: str
 
@@ -37,12 +42,21 @@ class Template(Protocol):
 
 @dataclass
 class Buffers:
-    """The buffer each tensor lives in."""
+    """The buffer each tensor lives in, and its texture layout where it has one."""
 
     of: dict[int, ir.Buffer]
+    layouts: dict[int, Layout] = field(default_factory=dict)
 
     def __getitem__(self, t: Tensor) -> ir.Buffer:
         return self.of[id(t)]
+
+    def index(self, t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
+        """Where ``t[indices]`` lives in its buffer: the row-major offset, or the layout's storage index."""
+        layout = self.layouts.get(id(t))
+        return flat_index(t, indices) if layout is None else layout.storage_index(indices)
+
+    def layout(self, t: Tensor) -> Layout | None:
+        return self.layouts.get(id(t))
 
 
 def flat_index(t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
@@ -57,13 +71,15 @@ def flat_index(t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
 
 @dataclass
 class VectorViews:
-    """Which buffers a kernel reads 4 lanes at a time; each costs one more binding, so there is a budget."""
+    """Which buffers a kernel reads 4 lanes at a time. On WebGPU each costs one more binding, so there is a
+    budget; with ``texels`` (WebGL) only RGBA textures qualify, and a 4-lane read is one texel fetch."""
 
     budget: int
     names: set[str] = field(default_factory=set)
+    texels: bool = False
 
     def allows(self, buf: ir.Buffer) -> bool:
-        if buf.size % 4 or buf.scope != "global":
+        if buf.size % 4 or buf.scope != "global" or (self.texels and buf.channels != 4):
             return False
         return buf.name in self.names or len(self.names) < self.budget
 
@@ -91,7 +107,7 @@ class LoadCache:
                 guard = ix.simplify(guard, self.ranges)
                 if guard is sympy.false:
                     return Const(default, t.dtype)
-                key = (self.buffers[t], ix.simplify(flat_index(t, indices), self.ranges), guard, default)
+                key = (self.buffers[t], ix.simplify(self.buffers.index(t, indices), self.ranges), guard, default)
                 if key not in self._pending:
                     self._pending[key] = ir.Local(f"{self.prefix}{self._count}", t.dtype)
                     self._count += 1
@@ -168,23 +184,40 @@ def lower(
     main = _main_index(stages)
     full = template.space(stages[main]).complete(config, limits)
 
+    layouts: dict[int, Layout] = {}
+    if hasattr(template, "layouts"):
+        layouts = {id(t): lay for t, lay in template.layouts(full, inputs, output, limits)}
+        layouts.update({id(s.out): Layout(s.out.shape) for s in stages[:-1]})
+    max_width = limits.get("max_texture_size", DEFAULT_LIMITS["max_texture_size"])
+
+    def buffer(name: str, t: Tensor) -> ir.Buffer:
+        layout = layouts.get(id(t))
+        if layout is None:
+            return ir.Buffer(name, t.dtype, math.prod(t.shape))
+        return ir.Buffer(name, t.dtype, layout.size, channels=layout.channels, texture=layout.texture(max_width))
+
     buffers: dict[int, ir.Buffer] = {}
     for k, t in enumerate(inputs):
-        buffers[id(t)] = ir.Buffer(f"in{k}", t.dtype, math.prod(t.shape))
+        buffers[id(t)] = buffer(f"in{k}", t)
     temps = []
     for k, stage in enumerate(stages[:-1]):
-        buf = ir.Buffer(f"tmp{k}", stage.out.dtype, math.prod(stage.out.shape))
-        buffers[id(stage.out)] = buf
-        temps.append(buf)
-    out = ir.Buffer("out", output.dtype, math.prod(output.shape))
+        buffers[id(stage.out)] = buffer(f"tmp{k}", stage.out)
+        temps.append(buffers[id(stage.out)])
+    out = buffer("out", output)
     buffers[id(output)] = out
 
     kernels = []
     for k, stage in enumerate(stages):
         stage_config = full if k == main else template.space(stage).default()
         kernel_name = f"{name}_{k}" if len(stages) > 1 else name
-        kernels.append(template.lower(stage, stage_config, Buffers(buffers), kernel_name))
-    program = ir.Program(tuple(buffers[id(t)] for t in inputs), out, tuple(temps), tuple(kernels))
+        kernels.append(template.lower(stage, stage_config, Buffers(buffers, layouts), kernel_name))
+    program = ir.Program(
+        tuple(buffers[id(t)] for t in inputs),
+        out,
+        tuple(temps),
+        tuple(kernels),
+        layouts={buffers[key].name: layout for key, layout in layouts.items()},
+    )
     return program, full
 
 

@@ -1,48 +1,25 @@
 """The IR printed as WGSL compute shaders.
 
-A table says how each value node prints; statements and index math (sympy) print through a few methods.
-Conditions use WGSL's non-short-circuit ``&``/``|``. Integer division prints as WGSL's truncating ``/`` and
-``%`` where the dividend is provably non-negative, shifted by a multiple of the divisor where its lower bound is
-known (so no negative number is ever divided: NVIDIA's Vulkan driver got floor helpers built on signed ``/``,
-``%`` and a ``!=`` of booleans wrong for negative dividends), and as floor helpers otherwise. Buffers read 4
-lanes at a time get a second, ``vec4`` view bound to the same GPU buffer. Same IR in, same text out.
+The C-like parts are ``kgen.codegen.cstyle``'s. Conditions use WGSL's non-short-circuit ``&``/``|``: straight-line
+code (``&&`` branches, and SwiftShader's compiler chokes on blocks of many guarded reads joined by ``&&``).
+Buffers read 4 lanes at a time get a second, ``vec4`` view bound to the same GPU buffer. Same IR in, same text
+out.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import sympy
 
+from kgen.codegen.cstyle import CStylePrinter
 from kgen.codegen.program import Binding, BufferInfo, CompiledKernel, CompiledProgram
 from kgen.errors import KgenError
 from kgen.scheduling import ir
 from kgen.te import index as ix
-from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary, walk
+from kgen.te.expr import Expr, walk
 
 TYPES = {"float32": "f32", "int32": "i32", "bool": "bool"}
-UNARY = {
-    "neg": "(-{0})",
-    "exp": "exp({0})",
-    "log": "log({0})",
-    "tanh": "tanh({0})",
-    "sigmoid": "(1.0 / (1.0 + exp(-{0})))",
-    "sqrt": "sqrt({0})",
-    "abs": "abs({0})",
-}
-BINARY = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
-    "div": "({0} / {1})",
-    "max": "max({0}, {1})",
-    "min": "min({0}, {1})",
-    "pow": "pow({0}, {1})",
-}
-COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-RELATIONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
-LANES = "xyzw"
 MAX_GROUPS_PER_DIM = 65535
 
 HELPERS = {
@@ -61,105 +38,23 @@ def _grid(groups: int) -> tuple[int, int, int]:
     return (x, math.ceil(groups / x), 1)
 
 
-class _KernelPrinter:
+class _KernelPrinter(CStylePrinter):
+    language = "WGSL"
+    types = TYPES
+    and_op = " & "
+    or_op = " | "
+    helper_texts = HELPERS
+
     def __init__(self, kernel: ir.Kernel) -> None:
-        self.kernel = kernel
-        self.ranges = dict(kernel.ranges)
-        self.helpers: set[str] = set()
+        super().__init__(kernel)
         self.views = _views(kernel)
 
-    # -- index math --------------------------------------------------------------------------------------
-    def index(self, e: sympy.Basic) -> str:
-        if e is sympy.true:
-            return "true"
-        if e is sympy.false:
-            return "false"
-        if e.is_Integer:
-            return str(int(e))
-        if e.is_Symbol:
-            return f"i_{e.name}"
-        if e.is_Add:
-            terms = e.as_ordered_terms()
-            out = self.index(terms[0])
-            for t in terms[1:]:
-                coeff, rest = t.as_coeff_Mul()
-                if coeff.is_negative:
-                    out += f" - {self.index(-t)}"
-                else:
-                    out += f" + {self.index(t)}"
-            return f"({out})"
-        if e.is_Mul:
-            coeff, rest = e.as_coeff_Mul()
-            factors = [self.index(f) for f in sympy.Mul.make_args(rest)]
-            if coeff != 1:
-                factors.insert(0, str(int(coeff)) if coeff != -1 else "-1")
-            return "(" + " * ".join(factors) + ")"
-        if isinstance(e, ix.FloorDiv | ix.FloorMod):
-            a, b = e.args
-            if not (b.is_Integer and b > 0):
-                raise KgenError(f"{self.kernel.name}: index division by {b}, not a positive constant")
-            lo, _ = ix.bounds(a, self.ranges)
-            if lo is None:
-                name = "floordiv" if isinstance(e, ix.FloorDiv) else "floormod"
-                self.helpers.update(("floordiv", name))
-                return f"kgen_{name}({self.index(a)}, {self.index(b)})"
-            shift = -(lo // int(b)) if lo < 0 else 0  # whole divisors added so the dividend is >= 0
-            a_text = self.index(a) if shift == 0 else f"({self.index(a)} + {shift * int(b)})"
-            if isinstance(e, ix.FloorMod):
-                return f"({a_text} % {b})"
-            return f"({a_text} / {b})" if shift == 0 else f"({a_text} / {b} - {shift})"
-        if isinstance(e, sympy.Min | sympy.Max):
-            fn = "min" if isinstance(e, sympy.Min) else "max"
-            args = [self.index(a) for a in e.args]
-            out = args[0]
-            for a in args[1:]:
-                out = f"{fn}({out}, {a})"
-            return out
-        if isinstance(e, sympy.Abs):
-            return f"abs({self.index(e.args[0])})"
-        if isinstance(e, sympy.And | sympy.Or):
-            # non-short-circuit & and |: straight-line code (&& branches, and SwiftShader's compiler chokes on
-            # blocks of many guarded reads joined by &&)
-            op = " & " if isinstance(e, sympy.And) else " | "
-            return "(" + op.join(self.index(a) for a in e.args) + ")"
-        if isinstance(e, sympy.Not):
-            return f"(!{self.index(e.args[0])})"
-        if isinstance(e, sympy.core.relational.Relational):
-            return f"({self.index(e.lhs)} {RELATIONS[e.rel_op]} {self.index(e.rhs)})"
-        raise KgenError(f"WGSL renderer: cannot print index expression {e}")
+    def select(self, if_false: str, if_true: str, cond: str) -> str:
+        # robust access keeps an out-of-range read harmless; select() discards its value
+        return f"select({if_false}, {if_true}, {cond})"
 
-    # -- values ------------------------------------------------------------------------------------------
-    def value(self, e: Expr) -> str:
-        match e:
-            case Const(value=v, dtype=dt):
-                return self.const(v, dt)
-            case ir.Local(name=name, lane=lane):
-                return name if lane is None else f"{name}.{LANES[lane]}"
-            case ir.BufLoad(buffer=buf, index=index, lanes=lanes, guard=guard, default=default):
-                read = self.element(buf, index, lanes)
-                if lanes == 4:
-                    fallback = f"vec4<{TYPES[buf.dtype]}>({self.const(default, buf.dtype)})"
-                else:
-                    fallback = self.const(default, buf.dtype)
-                if guard is sympy.true:
-                    return read
-                # robust access keeps an out-of-range read harmless; select() discards its value
-                return f"select({fallback}, {read}, {self.index(guard)})"
-            case Unary(func=f, x=x):
-                return UNARY[f].format(self.value(x))
-            case Binary(op=op, a=a, b=b):
-                return BINARY[op].format(self.value(a), self.value(b))
-            case Compare(op=op, a=a, b=b):
-                return f"({self.value(a)} {COMPARE[op]} {self.value(b)})"
-            case IndexCond(cond=cond):
-                return self.index(cond)
-            case Select(cond=c, a=a, b=b):
-                return f"select({self.value(b)}, {self.value(a)}, {self.value(c)})"
-            case Cast(x=x, dtype=dt):
-                return f"{TYPES[dt]}({self.value(x)})"
-            case ir.Vector(values=values):
-                return f"vec{len(values)}<{TYPES[e.dtype]}>(" + ", ".join(self.value(v) for v in values) + ")"
-        raise KgenError(f"WGSL renderer: cannot print {type(e).__name__}")
+    def vector_type(self, lanes: int, dtype: str) -> str:
+        return f"vec{lanes}<{TYPES[dtype]}>"
 
     def element(self, buf: ir.Buffer, index: sympy.Expr, lanes: int) -> str:
         """``buf[index]`` (``lanes`` = 4: the aligned vec4 at ``index`` through the buffer's vec4 view)."""
@@ -169,48 +64,27 @@ class _KernelPrinter:
             return f"b_{buf.name}_v4[{self.index(ix.simplify(ix.floordiv(index, 4), self.ranges))}]"
         return f"b_{buf.name}[{self.index(index)}]"
 
-    def const(self, v: float | int | bool, dtype: str) -> str:
-        if dtype == "bool":
-            return "true" if v else "false"
-        if dtype == "int32":
-            return f"{int(v)}i"
-        f = float(np.float32(v))
-        if math.isinf(f):
-            self.helpers.add("inf")
-            return "bitcast<f32>(kgen_inf_bits)" if f > 0 else "(-bitcast<f32>(kgen_inf_bits))"
-        if math.isnan(f):
-            raise KgenError("WGSL renderer: NaN constants are not supported")
-        text = repr(f)
-        return text if any(c in text for c in ".e") else text + ".0"
+    def store(self, s: ir.Store, pad: str) -> list[str]:
+        return [f"{pad}{self.element(s.buffer, s.index, s.lanes)} = {self.value(s.value)};"]
 
-    # -- statements --------------------------------------------------------------------------------------
-    def stmt(self, s: ir.Stmt, depth: int) -> list[str]:
-        pad = "  " * depth
-        match s:
-            case ir.Seq(body=body):
-                return [line for child in body for line in self.stmt(child, depth)]
-            case ir.Let(var=var, value=value):
-                return [f"{pad}let i_{var.name}: i32 = {self.index(value)};"]
-            case ir.Decl(name=name, dtype=dt, init=init, lanes=lanes, const=const):
-                ty = TYPES[dt] if lanes == 1 else f"vec{lanes}<{TYPES[dt]}>"
-                keyword = "let" if const else "var"
-                return [f"{pad}{keyword} {name}: {ty} = {self.value(init)};"]
-            case ir.Assign(name=name, value=value):
-                return [f"{pad}{name} = {self.value(value)};"]
-            case ir.Store(buffer=buf, index=index, value=value, lanes=lanes):
-                return [f"{pad}{self.element(buf, index, lanes)} = {self.value(value)};"]
-            case ir.For(var=var, extent=extent, body=body):
-                v = f"i_{var.name}"
-                head = f"{pad}for (var {v}: i32 = 0; {v} < {extent}; {v} = {v} + 1) {{"
-                return [head, *self.stmt(body, depth + 1), f"{pad}}}"]
-            case ir.If(cond=cond, then=then, orelse=orelse):
-                lines = [f"{pad}if {self.index(cond)} {{", *self.stmt(then, depth + 1)]
-                if orelse is not None:
-                    lines += [f"{pad}}} else {{", *self.stmt(orelse, depth + 1)]
-                return [*lines, f"{pad}}}"]
-            case ir.Barrier():
-                return [f"{pad}workgroupBarrier();"]
-        raise KgenError(f"WGSL renderer: cannot print {type(s).__name__}")
+    def declare(self, name: str, type_: str, value: str, mutable: bool) -> str:
+        return f"{'var' if mutable else 'let'} {name}: {type_} = {value};"
+
+    def loop_head(self, var: str, extent: int) -> str:
+        return f"for (var {var}: i32 = 0; {var} < {extent}; {var} = {var} + 1)"
+
+    def if_head(self, cond: str) -> str:
+        return f"if {cond}"
+
+    def infinity(self, positive: bool) -> str:
+        self.helpers.add("inf")
+        return "bitcast<f32>(kgen_inf_bits)" if positive else "(-bitcast<f32>(kgen_inf_bits))"
+
+    def int_const(self, v: int) -> str:
+        return f"{v}i"
+
+    def barrier(self) -> str:
+        return "workgroupBarrier();"
 
     # -- the kernel --------------------------------------------------------------------------------------
     def render(self) -> CompiledKernel:
@@ -235,7 +109,7 @@ class _KernelPrinter:
             f"// kgen {k.name}: {threads} threads, workgroup {wg}",
             *decls,
             *shared,
-            *(HELPERS[h] for h in sorted(self.helpers)),
+            *self.helper_lines(),
             f"@compute @workgroup_size({wg})",
             "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,",
             "        @builtin(num_workgroups) nwg: vec3<u32>) {",

@@ -2,12 +2,7 @@
 // and runs it. The measurement harness and, later, the model runtime both launch kernels through this file,
 // so a kernel is timed exactly as a page runs it.
 
-export class KernelError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status; // "compile_error" | "runtime_error" | "device_lost"
-  }
-}
+import { KernelError } from "./errors.js";
 
 const LIMITS = [
   "maxStorageBuffersPerShaderStage",
@@ -123,7 +118,52 @@ export class WebGPULauncher {
     if (this.lost) throw new KernelError("device_lost", this.lost);
   }
 
-  async read(buffer, size) {
+  // One sample: `k` back-to-back runs in one compute pass, timed by timestamp queries (and by the wall clock).
+  async sample(compiled, bindGroups, k) {
+    const device = this.device;
+    const encoder = device.createCommandEncoder();
+    const passDesc = {};
+    let querySet = null;
+    let resolve = null;
+    let readback = null;
+    if (this.hasTimestamps) {
+      querySet = device.createQuerySet({ type: "timestamp", count: 2 });
+      resolve = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+      passDesc.timestampWrites = { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+    }
+    const pass = encoder.beginComputePass(passDesc);
+    this.encodeInto(pass, compiled, bindGroups, k);
+    pass.end();
+    if (querySet) {
+      encoder.resolveQuerySet(querySet, 0, 2, resolve, 0);
+      encoder.copyBufferToBuffer(resolve, 0, readback, 0, 16);
+    }
+    const t0 = performance.now();
+    device.queue.submit([encoder.finish()]);
+    let gpu = null;
+    if (readback) {
+      await readback.mapAsync(GPUMapMode.READ);
+      const [begin, end] = new BigUint64Array(readback.getMappedRange());
+      gpu = Number(end - begin) / 1e6 / k;
+      readback.destroy();
+      resolve.destroy();
+      querySet.destroy();
+    } else {
+      await device.queue.onSubmittedWorkDone();
+    }
+    const wall = (performance.now() - t0) / k;
+    if (this.lost) throw new KernelError("device_lost", this.lost);
+    return { gpu, wall };
+  }
+
+  destroy(compiled, buffers) {
+    Object.values(buffers).forEach((b) => b.destroy());
+  }
+
+  // `info`: the buffer's launch info (its size in elements).
+  async read(buffer, info) {
+    const size = info.size;
     const staging = this.device.createBuffer({ size: 4 * size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
     const encoder = this.device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, 0, staging, 0, 4 * size);

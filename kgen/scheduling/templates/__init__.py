@@ -3,8 +3,9 @@
 from kgen.errors import KgenError
 from kgen.scheduling.lower import Template
 from kgen.scheduling.templates.gpu_tile import GpuTile
+from kgen.scheduling.templates.texel import TexelTile
 
-_BY_BACKEND: dict[str, Template] = {"webgpu": GpuTile()}
+_BY_BACKEND: dict[str, Template] = {"webgpu": GpuTile(), "webgl": TexelTile()}
 BACKENDS = tuple(_BY_BACKEND)
 
 

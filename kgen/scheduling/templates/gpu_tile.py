@@ -32,7 +32,7 @@ from typing import Any
 import sympy
 
 from kgen.scheduling import ir
-from kgen.scheduling.lower import Buffers, LoadCache, VectorViews, flat_index
+from kgen.scheduling.lower import Buffers, LoadCache, VectorViews
 from kgen.scheduling.partition import Stage, substitute
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
 from kgen.te import index as ix
@@ -105,7 +105,12 @@ class GpuTile:
         return Space(tuple(knobs), constraints)
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
-        return _TileLowering(stage, config, buffers, name).kernel()
+        views = None
+        if config["vec4"]:
+            n_params = len(stage.reads) + 1
+            bindings = DEFAULT_LIMITS["max_storage_buffers_per_stage"]  # what every WebGPU device offers
+            views = VectorViews(budget=max(0, bindings - n_params - 1))
+        return TileLowering(stage, config, buffers, name, views).kernel()
 
 
 def _fits_device(config: Mapping[str, Any], limits: Mapping[str, int]) -> bool:
@@ -187,8 +192,13 @@ def _merge_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
     return config["tile_axis"] not in (stage.axes[-2].name, stage.axes[-1].name)
 
 
-class _TileLowering:
-    def __init__(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> None:
+class TileLowering:
+    """Lowers one stage under a complete tile config; ``views`` (None: no vector reads) says which buffers may be
+    read 4 lanes at a time."""
+
+    def __init__(
+        self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str, views: VectorViews | None
+    ) -> None:
         self.stage, self.config, self.buffers, self.name = stage, config, buffers, name
         axes = stage.axes
         if config.get("merge_hw"):
@@ -217,10 +227,7 @@ class _TileLowering:
         self.total = math.prod(self.threads)
         self.ranges: dict[sympy.Symbol, tuple[int, int]] = {}
         self.shared: list[ir.Buffer] = []
-        self.reads_vector = bool(config["vec4"])
-        n_params = len(stage.reads) + 1
-        bindings = DEFAULT_LIMITS["max_storage_buffers_per_stage"]  # what every WebGPU device offers
-        self.views = VectorViews(budget=max(0, bindings - n_params - 1)) if self.reads_vector else None
+        self.views = views
 
     # -- thread coordinates ------------------------------------------------------------------------------
     def _let(self, name: str, value: sympy.Expr, extent: int, lets: list[ir.Stmt]) -> sympy.Expr:
@@ -405,12 +412,12 @@ class _TileLowering:
         stmts: list[ir.Stmt] = list(cache.flush())
         values = {o: cache.resolve(v) for o, v in values.items()}
         last_extent = self.logical[-1][1]
-        vector_store = self.reads_vector and self.tiles[-1] % 4 == 0 and last_extent % 4 == 0
+        vector_store = self.views is not None and self.tiles[-1] % 4 == 0 and last_extent % 4 == 0
         for o in offsets:
             if vector_store and o[-1] % 4:
                 continue
             true_values = self._values(coords, o, clamp=False)
-            index = ix.simplify(flat_index(out, tuple(self._data_mapping(true_values).values())), self.ranges)
+            index = ix.simplify(self.buffers.index(out, tuple(self._data_mapping(true_values).values())), self.ranges)
             if vector_store:
                 lanes = [values[(*o[:-1], o[-1] + k)] for k in range(4)]
                 store: ir.Stmt = ir.Store(out_buf, index, ir.Vector(tuple(lanes)), lanes=4)

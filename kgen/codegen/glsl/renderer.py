@@ -1,0 +1,125 @@
+"""The IR printed as GLSL ES 3.0 fragment shaders (WebGL2).
+
+Every global buffer is a float texture (R32F, or RGBA32F for 4 channels) of (width, height) texels; a storage
+index ``i`` is channel ``i % channels`` of texel ``i // channels``, which lives at ``(t % width, t // width)``.
+A kernel's thread is a fragment of its output texture: thread ``t`` is the fragment at
+``(t % width, t // width)``, and the kernel's stores (which the texel template makes to that thread's own texel
+only) set the channels of the fragment's colour. The C-like parts are ``kgen.codegen.cstyle``'s.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from kgen.codegen.cstyle import LANES, CStylePrinter
+from kgen.codegen.program import Binding, BufferInfo, CompiledKernel, CompiledProgram
+from kgen.scheduling import ir
+from kgen.te import index as ix
+
+TYPES = {"float32": "float", "int32": "int", "bool": "bool"}
+VECTORS = {"float32": "vec", "int32": "ivec", "bool": "bvec"}
+HELPERS = {
+    # divisors are positive; a negative dividend is negated first (GLSL leaves % of negatives undefined)
+    "floordiv": "int kgen_floordiv(int a, int b) {\n  return a >= 0 ? a / b : -((b - 1 - a) / b);\n}\n",
+    "floormod": "int kgen_floormod(int a, int b) {\n  return a - b * kgen_floordiv(a, b);\n}\n",
+}
+OUT = "kgen_o"
+
+
+class _KernelPrinter(CStylePrinter):
+    language = "GLSL"
+    types = TYPES
+    helper_texts = HELPERS
+
+    def select(self, if_false: str, if_true: str, cond: str) -> str:
+        return f"({cond} ? {if_true} : {if_false})"
+
+    def vector_type(self, lanes: int, dtype: str) -> str:
+        return f"{VECTORS[dtype]}{lanes}"
+
+    def _split(self, buf: ir.Buffer, index: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
+        """(texel, channel) of a storage index."""
+        if buf.channels == 1:
+            return index, sympy.Integer(0)
+        texel = ix.simplify(ix.floordiv(index, buf.channels), self.ranges)
+        return texel, ix.simplify(ix.floormod(index, buf.channels), self.ranges)
+
+    def element(self, buf: ir.Buffer, index: sympy.Expr, lanes: int) -> str:
+        if buf.scope != "global" or buf.texture is None:
+            raise self.fail(f"buffer {buf.name} is not in a texture")
+        texel, channel = self._split(buf, index)
+        width, height = buf.texture
+        if height == 1:
+            coord = f"ivec2({self.index(texel)}, 0)"
+        else:
+            x = ix.simplify(ix.floormod(texel, width), self.ranges)
+            y = ix.simplify(ix.floordiv(texel, width), self.ranges)
+            coord = f"ivec2({self.index(x)}, {self.index(y)})"
+        fetch = f"texelFetch(u_{buf.name}, {coord}, 0)"
+        if lanes == 4:
+            if channel != 0:
+                raise self.fail(f"4-lane read of {buf.name} not aligned to a texel")
+            return fetch
+        return f"{fetch}.{LANES[int(channel)]}" if channel.is_Integer else f"{fetch}[{self.index(channel)}]"
+
+    def store(self, s: ir.Store, pad: str) -> list[str]:
+        if s.buffer is not self.kernel.output:
+            raise self.fail(f"stores only to its output texture, not {s.buffer.name}")
+        _, channel = self._split(s.buffer, s.index)
+        if not channel.is_Integer:
+            raise self.fail(f"store to channel {channel} of the output, not a constant")
+        target = OUT if s.lanes == 4 else f"{OUT}.{LANES[int(channel)]}"
+        return [f"{pad}{target} = {self.value(s.value)};"]
+
+    def declare(self, name: str, type_: str, value: str, mutable: bool) -> str:
+        return f"{type_} {name} = {value};"
+
+    def loop_head(self, var: str, extent: int) -> str:
+        return f"for (int {var} = 0; {var} < {extent}; ++{var})"
+
+    def infinity(self, positive: bool) -> str:
+        return "uintBitsToFloat(0x7f800000u)" if positive else "(-uintBitsToFloat(0x7f800000u))"
+
+    def render(self) -> CompiledKernel:
+        k = self.kernel
+        (threads,) = k.launch
+        out = k.output
+        assert out.texture is not None
+        width, height = out.texture
+        body = self.stmt(k.body, 1)
+        inputs = [b for b in k.inputs if b.scope == "global"]
+        tid = f"i_{k.thread_vars[0].name}"
+        lines = [
+            "#version 300 es",
+            f"// kgen {k.name}: {threads} fragments on a {width}x{height} texture",
+            "precision highp float;",
+            "precision highp int;",
+            "precision highp sampler2D;",
+            *(f"uniform sampler2D u_{b.name};" for b in inputs),
+            "out vec4 kgen_color;",
+            *self.helper_lines(),
+            "void main() {",
+            f"  int {tid} = int(gl_FragCoord.y) * {width} + int(gl_FragCoord.x);",
+        ]
+        if width * height != threads:
+            lines.append(f"  if ({tid} >= {threads}) {{ kgen_color = vec4(0.0); return; }}")
+        lines += [f"  vec4 {OUT} = vec4(0.0);", *body, f"  kgen_color = {OUT};", "}", ""]
+        bindings = tuple(Binding(n, b.name, "texture", "read") for n, b in enumerate(inputs))
+        bindings += (Binding(len(inputs), out.name, "texture", "write"),)
+        return CompiledKernel(k.name, "\n".join(lines), (1, 1, 1), (width, height, 1), bindings)
+
+
+def render(program: ir.Program) -> CompiledProgram:
+    """GLSL text and launch info (textures, viewport as ``grid``) for every kernel of ``program``."""
+
+    def info(b: ir.Buffer, role: str) -> BufferInfo:
+        layout = program.layouts[b.name]
+        return BufferInfo(b.name, b.dtype, b.size, role, layout.to_json(), b.texture)
+
+    buffers = (
+        *(info(b, "input") for b in program.inputs),
+        *(info(b, "temp") for b in program.temps),
+        info(program.output, "output"),
+    )
+    kernels = tuple(_KernelPrinter(k).render() for k in program.kernels)
+    return CompiledProgram("webgl", buffers, kernels)

@@ -1,0 +1,203 @@
+// The WebGL2 launcher: takes a kgen program (GLSL ES 3.0 fragment shaders + launch info), compiles it once,
+// keeps every buffer in a float texture (R32F, or RGBA32F for packed layouts) and runs each kernel as one
+// full-screen triangle drawn into its output texture. Host data is packed into and unpacked from each
+// buffer's layout here (see kgen/scheduling/layout.py for the layout rules).
+import { KernelError } from "./errors.js";
+
+const VERTEX = `#version 300 es
+void main() {
+  vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+  gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
+}`;
+
+const layoutCache = new Map();
+
+// Storage index (texel * channels + channel) of every element of a tensor, in row-major element order.
+export function storageIndices(layout) {
+  const key = JSON.stringify(layout);
+  if (layoutCache.has(key)) return layoutCache.get(key);
+  const { shape, packing, channels } = layout;
+  const packed = shape.slice();
+  const factor = shape.map(() => 1);
+  for (const [axis, f] of packing) {
+    packed[axis] = Math.ceil(shape[axis] / f);
+    factor[axis] = f;
+  }
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Int32Array(n);
+  const idx = new Array(shape.length).fill(0);
+  for (let e = 0; e < n; e++) {
+    let texel = 0;
+    for (let d = 0; d < shape.length; d++) texel = texel * packed[d] + Math.floor(idx[d] / factor[d]);
+    let channel = 0;
+    for (const [axis, f] of packing) channel = channel * f + (idx[axis] % f);
+    out[e] = texel * channels + channel;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  layoutCache.set(key, out);
+  return out;
+}
+
+export class WebGLLauncher {
+  static create() {
+    const canvas = new OffscreenCanvas(1, 1);
+    const gl = canvas.getContext("webgl2", { antialias: false, depth: false, stencil: false, alpha: true });
+    if (!gl) throw new Error("WebGL2 is not available in this browser");
+    if (!gl.getExtension("EXT_color_buffer_float")) {
+      throw new Error("WebGL2: EXT_color_buffer_float is missing, so float textures cannot be rendered to");
+    }
+    return new WebGLLauncher(gl);
+  }
+
+  constructor(gl) {
+    this.gl = gl;
+    this.vertex = this.#shader(gl.VERTEX_SHADER, VERTEX, "vertex");
+    this.vao = gl.createVertexArray();
+    this.pixel = new Float32Array(4);
+  }
+
+  #shader(type, source, name) {
+    const gl = this.gl;
+    const shader = gl.createShader(type);
+    gl.shaderSource(shader, source);
+    gl.compileShader(shader);
+    if (!gl.getShaderParameter(shader, gl.COMPILE_STATUS)) {
+      const log = gl.getShaderInfoLog(shader) || "no log";
+      gl.deleteShader(shader);
+      throw new KernelError("compile_error", `${name}: ${log.trim()}`);
+    }
+    return shader;
+  }
+
+  // Compile and link every kernel; throws KernelError("compile_error") with the driver's log.
+  async compile(program) {
+    const gl = this.gl;
+    const kernels = program.kernels.map((kernel) => {
+      const fragment = this.#shader(gl.FRAGMENT_SHADER, kernel.source, kernel.name);
+      const prog = gl.createProgram();
+      gl.attachShader(prog, this.vertex);
+      gl.attachShader(prog, fragment);
+      gl.linkProgram(prog);
+      gl.deleteShader(fragment);
+      if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) {
+        throw new KernelError("compile_error", `${kernel.name}: link: ${(gl.getProgramInfoLog(prog) || "").trim()}`);
+      }
+      const inputs = kernel.bindings
+        .filter((b) => b.access === "read")
+        .map((b) => ({ location: gl.getUniformLocation(prog, `u_${b.buffer}`), buffer: b.buffer }))
+        .filter((u) => u.location !== null);
+      const output = kernel.bindings.find((b) => b.access === "write").buffer;
+      return { kernel, prog, inputs, output };
+    });
+    return { program, kernels };
+  }
+
+  // One texture (and framebuffer) per program buffer, sized by its launch info.
+  createBuffers(program) {
+    const gl = this.gl;
+    const buffers = {};
+    for (const b of program.buffers) {
+      const [width, height] = b.texture;
+      const channels = b.layout.channels;
+      const tex = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, tex);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, channels === 4 ? gl.RGBA32F : gl.R32F, width, height);
+      for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+      const fb = gl.createFramebuffer();
+      gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, tex, 0);
+      const status = gl.checkFramebufferStatus(gl.FRAMEBUFFER);
+      if (status !== gl.FRAMEBUFFER_COMPLETE) throw new KernelError("runtime_error", `${b.name}: framebuffer status ${status}`);
+      buffers[b.name] = { tex, fb, width, height, channels, layout: b.layout, size: b.size };
+    }
+    return buffers;
+  }
+
+  // `data`: the tensor's values in row-major order; packed into the buffer's layout (padding is 0).
+  write(buffer, data) {
+    const gl = this.gl;
+    const { width, height, channels } = buffer;
+    const storage = new Float32Array(width * height * channels);
+    const where = storageIndices(buffer.layout);
+    for (let e = 0; e < where.length; e++) storage[where[e]] = data[e];
+    gl.bindTexture(gl.TEXTURE_2D, buffer.tex);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, width, height, channels === 4 ? gl.RGBA : gl.RED, gl.FLOAT, storage);
+  }
+
+  bind(compiled, buffers) {
+    return buffers;
+  }
+
+  // Draw every kernel of the program, `repeat` times.
+  encode(compiled, buffers, repeat = 1) {
+    const gl = this.gl;
+    gl.bindVertexArray(this.vao);
+    for (let r = 0; r < repeat; r++) {
+      for (const k of compiled.kernels) {
+        const out = buffers[k.output];
+        gl.bindFramebuffer(gl.FRAMEBUFFER, out.fb);
+        gl.viewport(0, 0, out.width, out.height);
+        gl.useProgram(k.prog);
+        k.inputs.forEach((u, unit) => {
+          gl.activeTexture(gl.TEXTURE0 + unit);
+          gl.bindTexture(gl.TEXTURE_2D, buffers[u.buffer].tex);
+          gl.uniform1i(u.location, unit);
+        });
+        gl.drawArrays(gl.TRIANGLES, 0, 3);
+      }
+    }
+  }
+
+  // Wait for the drawn work: a 1-pixel read of the last output.
+  sync(compiled, buffers) {
+    const gl = this.gl;
+    const last = compiled.kernels[compiled.kernels.length - 1];
+    gl.bindFramebuffer(gl.FRAMEBUFFER, buffers[last.output].fb);
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, this.pixel);
+  }
+
+  async run(compiled, buffers) {
+    this.encode(compiled, buffers);
+    this.sync(compiled, buffers);
+    const error = this.gl.getError();
+    if (error !== this.gl.NO_ERROR) throw new KernelError("runtime_error", `WebGL error 0x${error.toString(16)}`);
+    if (this.gl.isContextLost()) throw new KernelError("device_lost", "WebGL context lost");
+  }
+
+  // One sample: `k` back-to-back runs closed by a 1-pixel readPixels, timed by the wall clock.
+  async sample(compiled, buffers, k) {
+    const t0 = performance.now();
+    this.encode(compiled, buffers, k);
+    this.sync(compiled, buffers);
+    const wall = (performance.now() - t0) / k;
+    if (this.gl.isContextLost()) throw new KernelError("device_lost", "WebGL context lost");
+    return { gpu: null, wall };
+  }
+
+  // The tensor's values in row-major order, unpacked from the buffer's layout.
+  async read(buffer) {
+    const gl = this.gl;
+    const { width, height, channels } = buffer;
+    const pixels = new Float32Array(width * height * 4);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, buffer.fb);
+    gl.readPixels(0, 0, width, height, gl.RGBA, gl.FLOAT, pixels);
+    const where = storageIndices(buffer.layout);
+    const out = new Float32Array(where.length);
+    for (let e = 0; e < where.length; e++) {
+      const s = where[e];
+      out[e] = pixels[Math.floor(s / channels) * 4 + (s % channels)];
+    }
+    return out;
+  }
+
+  destroy(compiled, buffers) {
+    for (const k of compiled.kernels) this.gl.deleteProgram(k.prog);
+    for (const b of Object.values(buffers)) {
+      this.gl.deleteFramebuffer(b.fb);
+      this.gl.deleteTexture(b.tex);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+"""How a tensor lives in a texture (WebGL): one value per texel (R), or 4 per texel (RGBA).
+
+A layout packs a tensor along some of its axes: ``packing`` lists (axis, factor) pairs whose factors multiply to
+the texel's channel count. ``()`` is R (one value per texel); ``((a, 4),)`` is RGBA packed along axis ``a`` (4
+consecutive channels, or 4 consecutive columns); ``((h, 2), (w, 2))`` is 2x2 blocks of the last two axes. A
+packed axis is padded up to a multiple of its factor. Texels are numbered row-major over the packed shape (each
+packed axis divided by its factor); the value's channel in its texel is the mixed-radix number of its offsets
+within the packed axes. Texel ``t`` lives at ``(t % width, t // width)`` of a texture ``width`` texels wide: a
+tensor too large for one row continues on the next (a row holds whole trailing axes where they fit).
+
+The storage index ``texel * channels + channel`` is what loads and stores in the IR use, so the same index
+simplifier folds the packing math, and 4-lane reads of one texel become one ``texelFetch``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from kgen.errors import KgenError
+from kgen.te import index as ix
+
+#: layout names a knob can take, for a tensor of a given rank
+NAMES = ("r", "rgba_last", "rgba_c", "rgba_2x2")
+
+
+@dataclass(frozen=True)
+class Layout:
+    shape: tuple[int, ...]
+    packing: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def named(cls, name: str, shape: Sequence[int]) -> Layout:
+        """``r``, ``rgba_last`` (along the last axis), ``rgba_c`` (along axis 1, NCHW channels) or ``rgba_2x2``."""
+        shape = tuple(shape)
+        rank = len(shape)
+        packings = {
+            "r": (),
+            "rgba_last": ((rank - 1, 4),) if rank >= 1 else None,
+            "rgba_c": ((1, 4),) if rank >= 3 else None,
+            "rgba_2x2": ((rank - 2, 2), (rank - 1, 2)) if rank >= 2 else None,
+        }
+        if name not in packings:
+            raise KgenError(f"unknown layout '{name}' (layouts: {', '.join(NAMES)})")
+        if packings[name] is None:
+            raise KgenError(f"layout '{name}' needs a tensor of higher rank than {rank}")
+        return cls(shape, packings[name])
+
+    @staticmethod
+    def valid_names(rank: int) -> tuple[str, ...]:
+        return tuple(n for n in NAMES if (n != "rgba_c" or rank >= 3) and (n != "rgba_2x2" or rank >= 2))
+
+    @property
+    def channels(self) -> int:
+        return math.prod(f for _, f in self.packing)
+
+    @property
+    def packed_shape(self) -> tuple[int, ...]:
+        shape = list(self.shape)
+        for axis, factor in self.packing:
+            shape[axis] = -(-shape[axis] // factor)
+        return tuple(shape)
+
+    @property
+    def texels(self) -> int:
+        return max(1, math.prod(self.packed_shape))
+
+    @property
+    def size(self) -> int:
+        """Storage elements: every channel of every texel."""
+        return self.texels * self.channels
+
+    def storage_index(self, indices: Sequence[Any]) -> sympy.Expr:
+        """The storage index (texel * channels + channel) of the element at ``indices``."""
+        outer = [ix.as_index(i) for i in indices]
+        channel = sympy.Integer(0)
+        for axis, factor in self.packing:
+            channel = channel * factor + ix.floormod(outer[axis], factor)
+            outer[axis] = ix.floordiv(outer[axis], factor)
+        texel = sympy.Integer(0)
+        for i, extent in zip(outer, self.packed_shape, strict=True):
+            texel = texel * extent + i
+        return texel * self.channels + channel
+
+    def _storage_indices(self) -> np.ndarray:
+        """The storage index of every element, in row-major element order."""
+        grids = np.indices(self.shape).reshape(len(self.shape), -1) if self.shape else np.zeros((0, 1), int)
+        outer = [g.copy() for g in grids]
+        channel = np.zeros(grids.shape[1], dtype=np.int64)
+        for axis, factor in self.packing:
+            channel = channel * factor + outer[axis] % factor
+            outer[axis] = outer[axis] // factor
+        texel = np.zeros(grids.shape[1], dtype=np.int64)
+        for i, extent in zip(outer, self.packed_shape, strict=True):
+            texel = texel * extent + i
+        return texel * self.channels + channel
+
+    def pack(self, array: np.ndarray) -> np.ndarray:
+        """The storage array of ``array`` (padding is 0)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        out[self._storage_indices()] = np.asarray(array, dtype=np.float32).ravel()
+        return out
+
+    def unpack(self, storage: np.ndarray) -> np.ndarray:
+        return np.asarray(storage)[self._storage_indices()].reshape(self.shape)
+
+    def texture(self, max_width: int) -> tuple[int, int]:
+        """(width, height) in texels of the texture that holds this layout: a row is as many trailing axes of
+        the packed shape as fit (so texel coordinates need no division), else ``max_width`` texels."""
+        width = 1
+        for extent in reversed(self.packed_shape):
+            if width * extent > max_width:
+                break
+            width *= extent
+        if width == 1 and self.texels > 1:
+            width = min(self.texels, max_width)
+        height = -(-self.texels // width)
+        if height > max_width:
+            raise KgenError(f"tensor of shape {self.shape} needs {self.texels} texels: more than fit in a texture")
+        return width, height
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "packing": [list(p) for p in self.packing], "channels": self.channels}
