@@ -149,7 +149,12 @@ def main(argv=None) -> int:
                 + (f"{rate:.0f} candidates/min" if rate else "no new candidates measured"),
                 flush=True,
             )
-    report = {"device": fp, "software": fp["software"], "args": vars(args) | {"out": str(args.out)}, "rows": rows}
+    report = {
+        "device": fp,
+        "software": fp["software"],
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "rows": rows,
+    }
     if args.out:
         write_text_atomic(args.out, json.dumps(report, indent=2))
     return 0

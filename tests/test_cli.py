@@ -72,7 +72,7 @@ def test_show_prints_wgsl_and_launch_info():
         (["show", "relu", "--config", "[1]"], "kgen: error: --config must be a JSON object"),
         (["show", "nope"], "kgen: error: unknown op 'nope'"),
         (["show", "relu", "--shape", "4", "--attr", "alpha"], "kgen: error: --attr 'alpha' is not NAME=VALUE"),
-        (["check", "relu", "--backend", "webgl"], "invalid choice: 'webgl'"),
+        (["check", "relu", "--backend", "vulkan"], "invalid choice: 'vulkan'"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, message):

@@ -105,8 +105,10 @@ class Harness:
         self._ensure_inputs()
         cid = f"c{next(_ids)}"
         candidate = {"id": cid, "inputsKey": self.key, "program": program.to_json()}
+        answering = False  # the page is stuck or gone after a hang or crash: nothing to release there
         try:
             run = self.session.call("startRun", candidate, timeout_s=self.timeout_s)
+            answering = True
             if run["status"] != "ok":
                 return Measurement(run["status"], digest, run.get("message", ""))
             got = np.frombuffer(base64.b64decode(run["output"]), dtype=np.float32)
@@ -118,7 +120,9 @@ class Harness:
                 return Measurement("wrong", digest, check.reason, **errors)
             if not time_it:
                 return Measurement("ok", digest, **errors)
+            answering = False
             t = self.session.call("startTime", cid, {**self.timing, "budgetMs": budget_ms}, timeout_s=self.timeout_s)
+            answering = True
             if t["status"] != "ok":
                 return Measurement(t["status"], digest, t.get("message", ""), **errors)
             return Measurement(
@@ -134,8 +138,8 @@ class Harness:
                 **errors,
             )
         finally:
-            if self.session.page is not None and not self.session.page.is_closed():
-                with contextlib.suppress(BrowserCrashed):
+            if answering:
+                with contextlib.suppress(BrowserCrashed, BrowserHung):
                     self.session.release(cid)
 
     def measure_batch(self, programs: Iterable[CompiledProgram], time_it: bool = True) -> list[Measurement]:

@@ -152,11 +152,12 @@ class BrowserSession:
         self.page.wait_for_function("() => window.kgenHarness && window.kgenHarness.ready", timeout=30_000)
 
     def _stop(self) -> None:
-        if self._browser is not None:
-            with contextlib.suppress(Exception):  # it may be gone already; the process is killed next anyway
-                self._browser.close()
+        # the process first: closing over the protocol waits for a page that may be stuck in a WebGL draw
         if self._chromium is not None:
             self._chromium.kill()
+        if self._browser is not None:
+            with contextlib.suppress(Exception):  # already gone with its process
+                self._browser.close()
         self._browser = self._chromium = self.page = None
 
     def restart(self) -> None:
@@ -198,12 +199,37 @@ class BrowserSession:
         return limits | {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
 
     def _evaluate(self, script: str, arg: Any = None) -> Any:
-        from playwright.sync_api import Error as PlaywrightError
-
-        try:
+        with self._watchdog(self.job_timeout_s + 10, "the page stopped answering"):
             return self.page.evaluate(script, arg)
+
+    @contextlib.contextmanager
+    def _watchdog(self, seconds: float, hung: str):
+        """Playwright errors become ``BrowserCrashed``; and since Playwright's own timeouts need the page's main
+        thread, which WebGL blocks (a synchronous readPixels on a kernel that never ends), a browser that does
+        not answer within ``seconds`` is killed and that is ``BrowserHung``."""
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        chromium = self._chromium
+        assert chromium is not None
+        fired = threading.Event()
+
+        def kill_stuck_browser() -> None:
+            fired.set()
+            chromium.kill()
+
+        timer = threading.Timer(seconds, kill_stuck_browser)
+        timer.start()
+        try:
+            yield
+        except PlaywrightTimeout:
+            raise
         except PlaywrightError as err:
+            if fired.is_set():
+                raise BrowserHung(f"{hung} (the page stopped answering; browser killed)") from None
             raise self._crash(err) from None
+        finally:
+            timer.cancel()
 
     def _crash(self, err: Exception) -> BrowserCrashed:
         gone = self._chromium is None or self._chromium.exited_within(2.0)
@@ -211,21 +237,20 @@ class BrowserSession:
 
     def call(self, method: str, *args: Any, timeout_s: float | None = None) -> dict[str, Any]:
         """Start ``kgenHarness[method](*args)`` in the page and wait for its result."""
-        from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        job = self._evaluate(f"(args) => window.kgenHarness.{method}(...args)", list(args))
         timeout = self.job_timeout_s if timeout_s is None else timeout_s
+        hung = f"{method} did not finish within {timeout:g} s"
         start = time.monotonic()
-        try:
-            self.page.wait_for_function(
-                "(id) => window.kgenHarness.finished(id)", arg=job, timeout=timeout * 1000, polling=50
-            )
-        except PlaywrightTimeout:
-            raise BrowserHung(f"{method} did not finish within {timeout:g} s") from None
-        except PlaywrightError as err:
-            raise self._crash(err) from None
-        result = self._evaluate("(id) => window.kgenHarness.result(id)", job)
+        with self._watchdog(timeout + 10, hung):
+            try:
+                job = self.page.evaluate(f"(args) => window.kgenHarness.{method}(...args)", list(args))
+                self.page.wait_for_function(
+                    "(id) => window.kgenHarness.finished(id)", arg=job, timeout=timeout * 1000, polling=50
+                )
+                result = self.page.evaluate("(id) => window.kgenHarness.result(id)", job)
+            except PlaywrightTimeout:
+                raise BrowserHung(hung) from None
         result["elapsedS"] = time.monotonic() - start
         return result
 

@@ -82,6 +82,10 @@ class CStylePrinter:
     def infinity(self, positive: bool) -> str:
         raise NotImplementedError
 
+    def logical(self, conjunction: bool, terms: list[str]) -> str:
+        """``terms`` joined by and (``conjunction``) or by or."""
+        return "(" + (self.and_op if conjunction else self.or_op).join(terms) + ")"
+
     def if_head(self, cond: str) -> str:
         return f"if ({cond})"
 
@@ -126,8 +130,7 @@ class CStylePrinter:
         if isinstance(e, sympy.Abs):
             return f"abs({self.index(e.args[0])})"
         if isinstance(e, sympy.And | sympy.Or):
-            op = self.and_op if isinstance(e, sympy.And) else self.or_op
-            return "(" + op.join(self.index(a) for a in e.args) + ")"
+            return self.logical(isinstance(e, sympy.And), [self.index(a) for a in e.args])
         if isinstance(e, sympy.Not):
             return f"(!{self.index(e.args[0])})"
         if isinstance(e, sympy.core.relational.Relational):

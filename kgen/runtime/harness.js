@@ -21,11 +21,13 @@ function encode(array) {
   return btoa(text);
 }
 
+// The work starts in a later task, so the call that starts it returns at once even when the work blocks the
+// page (WebGL compiles and reads back synchronously): Python's timeout then still applies.
 function start(work) {
   const id = state.next++;
   const job = { done: false, result: null };
   state.jobs.set(id, job);
-  work().then(
+  new Promise((resolve) => setTimeout(resolve, 0)).then(work).then(
     (result) => Object.assign(job, { done: true, result }),
     (err) =>
       Object.assign(job, {

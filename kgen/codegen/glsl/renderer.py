@@ -26,6 +26,10 @@ HELPERS = {
 OUT = "kgen_o"
 
 
+def _chunks(items: list[str], n: int) -> list[list[str]]:
+    return [items[k : k + n] for k in range(0, len(items), n)]
+
+
 class _KernelPrinter(CStylePrinter):
     language = "GLSL"
     types = TYPES
@@ -33,6 +37,13 @@ class _KernelPrinter(CStylePrinter):
 
     def select(self, if_false: str, if_true: str, cond: str) -> str:
         return f"({cond} ? {if_true} : {if_false})"
+
+    def logical(self, conjunction: bool, terms: list[str]) -> str:
+        # all()/any() of a bvec: no short-circuit branches (SwiftShader compiled chains of && for minutes)
+        fn = "all" if conjunction else "any"
+        while len(terms) > 1:
+            terms = [t[0] if len(t) == 1 else f"{fn}(bvec{len(t)}({', '.join(t)}))" for t in _chunks(terms, 4)]
+        return terms[0]
 
     def vector_type(self, lanes: int, dtype: str) -> str:
         return f"{VECTORS[dtype]}{lanes}"
@@ -60,7 +71,11 @@ class _KernelPrinter(CStylePrinter):
             if channel != 0:
                 raise self.fail(f"4-lane read of {buf.name} not aligned to a texel")
             return fetch
-        return f"{fetch}.{LANES[int(channel)]}" if channel.is_Integer else f"{fetch}[{self.index(channel)}]"
+        if channel.is_Integer:
+            return f"{fetch}.{LANES[int(channel)]}"
+        # a channel known only at run time: a dot product with a one-hot vector (ANGLE turns v[i] into a
+        # function with a switch, and SwiftShader's compiler took minutes over shaders full of them)
+        return f"dot({fetch}, vec4(equal(ivec4({self.index(channel)}), ivec4(0, 1, 2, 3))))"
 
     def store(self, s: ir.Store, pad: str) -> list[str]:
         if s.buffer is not self.kernel.output:
@@ -73,6 +88,22 @@ class _KernelPrinter(CStylePrinter):
 
     def declare(self, name: str, type_: str, value: str, mutable: bool) -> str:
         return f"{type_} {name} = {value};"
+
+    def stmt(self, s: ir.Stmt, depth: int) -> list[str]:
+        # a guarded read fetches unconditionally (an out-of-range texelFetch is harmless in WebGL) and then
+        # selects: a texelFetch inside ?: became branches that SwiftShader compiled for minutes
+        if isinstance(s, ir.Decl) and isinstance(s.init, ir.BufLoad) and s.init.guard is not sympy.true:
+            load = s.init
+            type_ = self.types[s.dtype] if s.lanes == 1 else self.vector_type(s.lanes, s.dtype)
+            fallback = self.const(load.default, load.dtype)
+            if s.lanes > 1:
+                fallback = f"{type_}({fallback})"
+            pad = "  " * depth
+            return [
+                pad + self.declare(f"{s.name}_t", type_, self.element(load.buffer, load.index, load.lanes), False),
+                pad + self.declare(s.name, type_, self.select(fallback, f"{s.name}_t", self.index(load.guard)), False),
+            ]
+        return super().stmt(s, depth)
 
     def loop_head(self, var: str, extent: int) -> str:
         return f"for (int {var} = 0; {var} < {extent}; ++{var})"

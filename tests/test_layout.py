@@ -1,0 +1,60 @@
+"""Texture layouts: the symbolic storage index agrees with numpy packing, packing round-trips, textures fit."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kgen.errors import KgenError
+from kgen.scheduling.layout import NAMES, Layout
+from kgen.te import index as ix
+
+shapes = st.lists(st.integers(1, 9), min_size=1, max_size=4).map(tuple)
+
+
+@st.composite
+def layouts(draw):
+    shape = draw(shapes)
+    return Layout.named(draw(st.sampled_from(Layout.valid_names(len(shape)))), shape)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layout=layouts(), data=st.data())
+def test_storage_index_matches_packing(layout, data):
+    values = np.arange(1, np.prod(layout.shape) + 1, dtype=np.float32).reshape(layout.shape)
+    storage = layout.pack(values)
+    assert storage.size == layout.size == layout.texels * layout.channels
+    np.testing.assert_array_equal(layout.unpack(storage), values)
+    point = tuple(data.draw(st.integers(0, n - 1)) for n in layout.shape)
+    index = ix.evaluate_index(layout.storage_index(point), {})
+    assert storage[int(index)] == values[point]
+    assert np.count_nonzero(storage) == values.size  # every element has its own place; the rest is padding
+
+
+def test_named_layouts():
+    assert Layout.named("r", (2, 3)).channels == 1
+    assert Layout.named("rgba_c", (1, 6, 5, 5)).packed_shape == (1, 2, 5, 5)
+    assert Layout.named("rgba_2x2", (3, 5)).packed_shape == (2, 3)
+    assert Layout.valid_names(1) == ("r", "rgba_last")
+    assert set(Layout.valid_names(4)) == set(NAMES)
+    with pytest.raises(KgenError, match="unknown layout 'rgb'"):
+        Layout.named("rgb", (4,))
+    with pytest.raises(KgenError, match="needs a tensor of higher rank"):
+        Layout.named("rgba_c", (4, 4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(layout=layouts(), max_width=st.sampled_from([4, 16, 64, 4096]))
+def test_texture_holds_every_texel_within_the_size_limit(layout, max_width):
+    try:
+        width, height = layout.texture(max_width)
+    except KgenError as err:
+        assert layout.texels > max_width * max_width or "texels" in str(err)
+        return
+    assert width <= max_width and height <= max_width
+    assert width * height >= layout.texels > width * (height - 1)
+
+
+def test_rows_hold_whole_trailing_axes():
+    assert Layout.named("rgba_c", (1, 64, 56, 56)).texture(4096) == (3136, 16)
+    assert Layout.named("r", (1, 3, 224, 224)).texture(4096) == (224, 672)

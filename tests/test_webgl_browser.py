@@ -1,0 +1,77 @@
+"""WebGL2 kernels in real headless Chromium: every op, its default and sampled configs and every texture layout,
+odd and even shapes, match numpy; a shader that does not compile comes back with the driver's log."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kgen.browser.measure import Harness
+from kgen.ops import Workload
+from kgen.scheduling.build import build, space
+from kgen.scheduling.layout import NAMES
+from tests.browser_cases import CASES
+
+pytestmark = pytest.mark.browser
+
+
+def harness_for(browser, workload, **kwargs):
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    return Harness(browser, arrays, workload.opdef.reference(arrays, workload.attr_dict), "webgl", **kwargs)
+
+
+def every_layout(workload):
+    """One config per layout name: every layout knob set to it where the tensor's rank allows it."""
+    sp = space(workload, "webgl")
+    configs = []
+    for name in NAMES:
+        config = {k.name: name for k in sp.knobs if k.name.startswith("layout_") and name in k.values}
+        if config and not sp.violations({**sp.default(), **config}):
+            configs.append(config)
+    return configs
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_op_matches_numpy_in_webgl(browser, op):
+    limits = browser.limits()
+    for n, (shapes, attrs) in enumerate(CASES[op]):
+        workload = Workload.create(op, shapes, attrs)
+        harness = harness_for(browser, workload)
+        configs = [None, *space(workload, "webgl").sample(2, seed=len(shapes), limits=limits)]
+        if n == 0:
+            configs += every_layout(workload)
+        programs = [build(workload, "webgl", c, limits)[0] for c in configs]
+        for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
+            assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
+
+
+def test_every_layout_is_exercised():
+    workload = Workload.create("conv2d", [(1, 3, 13, 11), (5, 3, 3, 3), (5,)], {"pads": (1, 1, 1, 1)})
+    assert [c["layout_out"] for c in every_layout(workload)] == list(NAMES)
+
+
+def test_glsl_compile_error_carries_the_driver_log(browser):
+    workload = Workload.create("relu", [(64,)])
+    good = build(workload, "webgl")[0]
+    source = good.kernels[0].source.replace("kgen_o = vec4", "kgen_o = vec9")
+    broken = dataclasses.replace(good.kernels[0], source=source)
+    harness = harness_for(browser, workload)
+    results = harness.measure_batch([dataclasses.replace(good, kernels=(broken,)), good])
+    assert results[0].status == "compile_error"
+    assert "vec9" in results[0].reason and results[0].reason.startswith("relu: ")
+    assert results[1].ok and results[1].clock == "wall" and results[1].samples >= 5
+
+
+def test_hung_webgl_kernel_is_a_timeout_and_the_batch_goes_on(browser):
+    """A draw that never ends blocks the page itself (readPixels waits for it): the watchdog replaces the browser."""
+    workload = Workload.create("relu", [(64,)])
+    good = build(workload, "webgl")[0]
+    endless = good.kernels[0].source.replace(
+        "  kgen_color = kgen_o;",
+        "  for (int i = 0; i < 2000000000; ++i) { kgen_o += texelFetch(u_in0, ivec2(i % 64, 0), 0); }\n"
+        "  kgen_color = kgen_o;",
+    )
+    hung = dataclasses.replace(good, kernels=(dataclasses.replace(good.kernels[0], source=endless),))
+    harness = harness_for(browser, workload, timeout_s=4)
+    results = harness.measure_batch([hung, good], time_it=False)
+    assert [r.status for r in results] == ["timeout", "ok"], results
