@@ -1,10 +1,11 @@
-"""WebGPU kernels of the peer suite in headless Chromium: the template default vs the best of a sampled grid.
+"""Kernels of the peer suite in headless Chromium: the template default vs the best of a sampled grid.
 
-    .venv/bin/python -m bench.webgpu_kernels [--configs 24] [--only conv] [--out results/bench/webgpu.json]
+    .venv/bin/python -m bench.kernels [--backend webgpu|webgl] [--configs 24] [--only conv] [--out FILE]
 
-Prints GFLOP/s per workload (median of >= 5 timestamp-query samples, kernel time only), the ratio to the best
-WebGPU peer of ../shared/BROWSER.md, and geomeans over the conv layers and the matmuls. On SwiftShader the
-figures are software figures and are labelled so.
+Prints GFLOP/s per workload (median of >= 5 samples, kernel time only: timestamp queries on WebGPU, batches of
+draws closed by a 1-pixel readPixels on WebGL), the ratio to the best peer on the same backend from
+../shared/BROWSER.md (TF.js / ORT WebGPU; TF.js WebGL), and geomeans over the conv layers and the matmuls. On
+SwiftShader the figures are software figures and are labelled so.
 """
 
 from __future__ import annotations
@@ -23,24 +24,28 @@ from kgen.browser.measure import Harness, budget
 from kgen.browser.session import BrowserSession
 from kgen.scheduling.build import build, space
 
+PEERS = {"webgpu": ("tfjs_webgpu", "ort_webgpu"), "webgl": ("tfjs_webgl",)}
 
-def run(configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
+
+def run(backend: str, configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
     rows = []
-    with BrowserSession() as session:
+    with BrowserSession(job_timeout_s=timeout_s) as session:
         fp = session.fingerprint()
+        limits = session.limits()
         label = "software (SwiftShader)" if fp["software"] else "hardware"
-        print(f"device: {fp['webgpu'].get('vendor')} {fp['webgpu'].get('architecture')}: {label}; {fp['browser']}")
+        device = fp["webgl2"].get("renderer") if backend == "webgl" else fp["webgpu"].get("architecture")
+        print(f"{backend} device: {device}: {label}; {fp['browser']}")
         for name, (workload, kind, peers) in SUITE.items():
             if only and only not in name:
                 continue
             arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
             want = workload.opdef.reference(arrays, workload.attr_dict)
-            harness = Harness(session, arrays, want, "webgpu", samples=5, timeout_s=timeout_s)
-            candidates = [None, *space(workload, "webgpu").sample(configs, seed=seed)]
+            harness = Harness(session, arrays, want, backend, samples=5, timeout_s=timeout_s)
+            candidates = [None, *space(workload, backend).sample(configs, seed=seed, limits=limits)]
             results = []
             start = time.monotonic()
             for config in candidates:
-                program, full = build(workload, "webgpu", config)
+                program, full = build(workload, backend, config, limits)
                 timed = [m.median_ms for _, m in results if m.ok]
                 # the default (first) is timed in full; later candidates far off the best only estimated
                 results.append((full, harness.measure(program, budget_ms=budget(min(timed, default=None)))))
@@ -48,7 +53,7 @@ def run(configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
             timed = [(c, m) for c, m in results if m.ok]
             best_config, best = min(timed, key=lambda cm: cm[1].median_ms)
             gflops = flops(workload) / 1e6
-            peer = max(peers["tfjs_webgpu"], peers["ort_webgpu"])
+            peer = max(peers[p] for p in PEERS[backend])
             row = {
                 "workload": name,
                 "key": workload.key,
@@ -60,7 +65,7 @@ def run(configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
                 "best_iqr_ms": best.iqr_ms,
                 "best_gflops": gflops / best.median_ms,
                 "best_config": best_config,
-                "best_webgpu_peer_gflops": peer,
+                "best_peer_gflops": peer,
                 "ratio_to_peer": gflops / best.median_ms / peer,
                 "failed": {
                     m.status: sum(1 for _, x in results if x.status == m.status) for _, m in results if not m.ok
@@ -82,26 +87,34 @@ def run(configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
             summary[kind] = {
                 "best_gflops_geomean": geomean(r["best_gflops"] for r in sel),
                 "default_gflops_geomean": geomean(r["default_gflops"] for r in sel if r["default_gflops"]),
-                "peer_gflops_geomean": geomean(r["best_webgpu_peer_gflops"] for r in sel),
+                "peer_gflops_geomean": geomean(r["best_peer_gflops"] for r in sel),
             }
             s = summary[kind]
             print(
                 f"geomean {kind:<10} default {s['default_gflops_geomean']:.3f}  best {s['best_gflops_geomean']:.3f}  "
-                f"best WebGPU peer {s['peer_gflops_geomean']:.3f}  "
+                f"best {backend} peer {s['peer_gflops_geomean']:.3f}  "
                 f"ratio {s['best_gflops_geomean'] / s['peer_gflops_geomean']:.2f}x"
             )
-    return {"device": fp, "software": fp["software"], "configs_sampled": configs, "rows": rows, "summary": summary}
+    return {
+        "backend": backend,
+        "device": fp,
+        "software": fp["software"],
+        "configs_sampled": configs,
+        "rows": rows,
+        "summary": summary,
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=tuple(PEERS), default="webgpu")
     parser.add_argument("--configs", type=int, default=24, help="sampled configs per workload (plus the default)")
     parser.add_argument("--only", help="run only workloads whose name contains this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a candidate counts as hung")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    report = run(args.configs, args.only, args.seed, args.timeout)
+    report = run(args.backend, args.configs, args.only, args.seed, args.timeout)
     if args.out:
         write_text_atomic(args.out, json.dumps(report, indent=2))
     return 0
