@@ -210,3 +210,19 @@ def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_
     study = optuna.load_study(study_name=summary["study"], storage=storage)
     assert study.trials[0].params == space(tuned, "webgpu").default()
     assert study.trials[1].params == config  # right after the default: the nearest tuned shape's best config
+
+
+def test_tune_on_webgl_writes_a_record_with_layouts(tmp_path):
+    out = subprocess.run(
+        tune_cmd(tmp_path, "--backend", "webgl", "--trials", "6", "--seed", "2", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["backend"] == "webgl" and summary["device_class"].startswith("webgl-")
+    assert set(summary["best_config"]) >= {"layout_out", "layout_A", "layout_B"}
+    assert summary["best_ms"] > 0 and summary["limits"]["max_texture_size"] >= 2048
+    (record,) = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert record["backend"] == "webgl" and record["config"] == summary["best_config"]
