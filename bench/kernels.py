@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.suite import SUITE, flops, geomean
+from bench.suite import SUITE, flops, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness, budget
 from kgen.browser.session import BrowserSession
@@ -80,21 +80,13 @@ def run(backend: str, configs: int, only: str | None, seed: int, timeout_s: floa
                 f"  (peer {peer:.2f}: {row['ratio_to_peer']:.1f}x)  {row['seconds']:.0f}s  {json.dumps(best_config)}",
                 flush=True,
             )
-    summary = {}
-    for kind in ("conv", "matmul", "depthwise"):
-        sel = [r for r in rows if r["kind"] == kind]
-        if sel:
-            summary[kind] = {
-                "best_gflops_geomean": geomean(r["best_gflops"] for r in sel),
-                "default_gflops_geomean": geomean(r["default_gflops"] for r in sel if r["default_gflops"]),
-                "peer_gflops_geomean": geomean(r["best_peer_gflops"] for r in sel),
-            }
-            s = summary[kind]
-            print(
-                f"geomean {kind:<10} default {s['default_gflops_geomean']:.3f}  best {s['best_gflops_geomean']:.3f}  "
-                f"best {backend} peer {s['peer_gflops_geomean']:.3f}  "
-                f"ratio {s['best_gflops_geomean'] / s['peer_gflops_geomean']:.2f}x"
-            )
+    summary = geomeans_by_kind(rows, ("default_gflops", "best_gflops", "best_peer_gflops"))
+    for kind, s in summary.items():
+        print(
+            f"geomean {kind:<10} default {s['default_gflops_geomean']:.3f}  best {s['best_gflops_geomean']:.3f}  "
+            f"best {backend} peer {s['best_peer_gflops_geomean']:.3f}  "
+            f"ratio {s['best_gflops_geomean'] / s['best_peer_gflops_geomean']:.2f}x"
+        )
     return {
         "backend": backend,
         "device": fp,

@@ -89,6 +89,17 @@ def flops(workload: Workload) -> int:
     return main_stage(workload).flops
 
 
+def geomeans_by_kind(rows: list[dict], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """For each kind of workload (conv, matmul, depthwise) with rows: ``{key}_geomean`` over its rows' values
+    (rows without a value for a key are left out of that key's geomean)."""
+    summary = {}
+    for kind in ("conv", "matmul", "depthwise"):
+        sel = [r for r in rows if r["kind"] == kind]
+        if sel:
+            summary[kind] = {f"{k}_geomean": geomean(r[k] for r in sel if r[k]) for k in keys}
+    return summary
+
+
 def geomean(values) -> float:
     values = list(values)
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")

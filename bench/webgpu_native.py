@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.suite import SUITE, flops, geomean
+from bench.suite import SUITE, flops, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.checking import compare
 from kgen.native import wgpu_runner
@@ -103,14 +103,9 @@ def run(configs: int, only: str | None, seed: int, with_torch: bool) -> dict:
             + f"  failed {failed}  {row['seconds']:.0f}s  {json.dumps(best_config)}",
             flush=True,
         )
-    summary = {}
-    for kind in ("conv", "matmul", "depthwise"):
-        sel = [r for r in rows if r["kind"] == kind]
-        if sel:
-            summary[kind] = {
-                k: geomean(r[k] for r in sel if r[k]) for k in ("default_gflops", "best_gflops", "torch_cuda_gflops")
-            }
-            print(f"geomean {kind:<10} " + "  ".join(f"{k} {v:.1f}" for k, v in summary[kind].items()))
+    summary = geomeans_by_kind(rows, ("default_gflops", "best_gflops", "torch_cuda_gflops"))
+    for kind, means in summary.items():
+        print(f"geomean {kind:<10} " + "  ".join(f"{k} {v:.1f}" for k, v in means.items()))
     return {"adapter": info, "configs_sampled": configs, "rows": rows, "summary": summary}
 
 
