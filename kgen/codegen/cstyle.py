@@ -159,14 +159,11 @@ class CStylePrinter:
                 return self.const(v, dt)
             case ir.Local(name=name, lane=lane):
                 return name if lane is None else f"{name}.{LANES[lane]}"
-            case ir.BufLoad(buffer=buf, index=index, lanes=lanes, guard=guard, default=default):
+            case ir.BufLoad(buffer=buf, index=index, lanes=lanes, guard=guard):
                 read = self.element(buf, index, lanes)
                 if guard is sympy.true:
                     return read
-                fallback = self.const(default, buf.dtype)
-                if lanes > 1:
-                    fallback = f"{self.vector_type(lanes, buf.dtype)}({fallback})"
-                return self.select(fallback, read, self.index(guard))
+                return self.select(self.fallback(e), read, self.index(guard))
             case Unary(func=f, x=x):
                 return UNARY[f].format(self.value(x))
             case Binary(op=op, a=a, b=b):
@@ -182,6 +179,11 @@ class CStylePrinter:
             case ir.Vector(values=values):
                 return f"{self.vector_type(len(values), e.dtype)}(" + ", ".join(self.value(v) for v in values) + ")"
         raise self.fail(f"cannot print {type(e).__name__}")
+
+    def fallback(self, load: ir.BufLoad) -> str:
+        """What a guarded read yields where its guard is false."""
+        value = self.const(load.default, load.dtype)
+        return value if load.lanes == 1 else f"{self.vector_type(load.lanes, load.dtype)}({value})"
 
     def const(self, v: float | int | bool, dtype: str) -> str:
         if dtype == "bool":

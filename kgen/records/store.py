@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,8 +25,6 @@ DEFAULT_PATH = Path("results") / "records.jsonl"
 
 def device_class(fingerprint: Mapping[str, Any], backend: str) -> str:
     """A short name for the kind of device a measurement holds for, e.g. ``google-swiftshader``."""
-    import re
-
     if backend == "webgpu":
         gpu = fingerprint.get("webgpu", {})
         parts = [gpu.get("vendor") or "unknown", gpu.get("architecture") or gpu.get("device") or "unknown"]

@@ -111,13 +111,14 @@ class Layout:
 
     def texture(self, max_width: int) -> tuple[int, int]:
         """(width, height) in texels of the texture that holds this layout: a row is as many trailing axes of
-        the packed shape as fit (so texel coordinates need no division), else ``max_width`` texels."""
+        the packed shape as fit (so texel coordinates need no division), else ``max_width`` texels. Any tensor
+        of at most ``max_width`` squared texels fits."""
         width = 1
         for extent in reversed(self.packed_shape):
             if width * extent > max_width:
                 break
             width *= extent
-        if width == 1 and self.texels > 1:
+        if -(-self.texels // width) > max_width:  # too tall with whole axes per row (or no axis fits a row)
             width = min(self.texels, max_width)
         height = -(-self.texels // width)
         if height > max_width:

@@ -95,9 +95,7 @@ class _KernelPrinter(CStylePrinter):
         if isinstance(s, ir.Decl) and isinstance(s.init, ir.BufLoad) and s.init.guard is not sympy.true:
             load = s.init
             type_ = self.types[s.dtype] if s.lanes == 1 else self.vector_type(s.lanes, s.dtype)
-            fallback = self.const(load.default, load.dtype)
-            if s.lanes > 1:
-                fallback = f"{type_}({fallback})"
+            fallback = self.fallback(load)
             pad = "  " * depth
             return [
                 pad + self.declare(f"{s.name}_t", type_, self.element(load.buffer, load.index, load.lanes), False),

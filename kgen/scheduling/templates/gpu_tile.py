@@ -94,7 +94,7 @@ class GpuTile:
             Constraint("wg exceeds the device's invocations per workgroup", _fits_device),
             Constraint(f"more than {MAX_TILE} outputs per thread", lambda c, _: _tile_size(c) <= MAX_TILE),
             Constraint(f"unrolled block over {MAX_BLOCK} instances", lambda c, _: _block_size(stage, c) <= MAX_BLOCK),
-            Constraint("k_unroll does not divide its reduction axis", lambda c, _: _split_ok(stage, c)),
+            Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
             Constraint("smem needs group_b and a reduction loop", lambda c, _: _smem_ok(stage, c)),
             Constraint(
@@ -135,13 +135,17 @@ def _reduce_plan(stage: Stage, config: Mapping[str, Any]):
     return looped, split, unrolled
 
 
-def _block_size(stage: Stage, config: Mapping[str, Any]) -> int:
+def unrolled_steps(stage: Stage, config: Mapping[str, Any]) -> int:
+    """Reduction steps in one unrolled block: the unrolled axes' extents times the split factor."""
     _, split, unrolled = _reduce_plan(stage, config)
-    steps = math.prod(ax.extent for ax in unrolled) * (config["k_unroll"] if split is not None else 1)
-    return _tile_size(config) * steps
+    return math.prod(ax.extent for ax in unrolled) * (config.get("k_unroll", 1) if split is not None else 1)
 
 
-def _split_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
+def _block_size(stage: Stage, config: Mapping[str, Any]) -> int:
+    return _tile_size(config) * unrolled_steps(stage, config)
+
+
+def split_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
     _, split, _ = _reduce_plan(stage, config)
     if config.get("k_unroll", 1) == 1:
         return True
@@ -158,8 +162,7 @@ def _smem_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
 def _smem_bytes(stage: Stage, config: Mapping[str, Any]) -> int:
     if not config.get("smem") or not _smem_ok(stage, config):
         return 0
-    _, split, unrolled = _reduce_plan(stage, config)
-    steps = math.prod(ax.extent for ax in unrolled) * (config["k_unroll"] if split is not None else 1)
+    steps = unrolled_steps(stage, config)
     group_a = config["wg"] // config["group_b"]
     sizes = {"a": group_a * config["tile_a"] * steps, "b": config["group_b"] * config["tile_b"] * steps}
     a_var, b_vars = _tiled_vars(stage, config)

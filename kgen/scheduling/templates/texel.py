@@ -13,7 +13,6 @@ reduction axis split and its inner part unrolled), as in the GPU tile template.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from kgen.scheduling.layout import Layout
 from kgen.scheduling.lower import Buffers, VectorViews
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice
-from kgen.scheduling.templates.gpu_tile import MAX_BLOCK, TileLowering, _real_reduce_axes, _reduce_plan
+from kgen.scheduling.templates.gpu_tile import MAX_BLOCK, TileLowering, _real_reduce_axes, split_ok, unrolled_steps
 from kgen.te.tensor import PlaceholderOp, Tensor
 
 
@@ -51,13 +50,8 @@ class TexelTile:
             ]
 
         def block_ok(c: Mapping[str, Any], _: Limits) -> bool:
-            _, split, unrolled = _reduce_plan(stage, c)
-            steps = math.prod(ax.extent for ax in unrolled) * (c.get("k_unroll", 1) if split is not None else 1)
-            return Layout.named(c["layout_out"], stage.out.shape).channels * steps <= MAX_BLOCK
-
-        def split_ok(c: Mapping[str, Any], _: Limits) -> bool:
-            _, split, _ = _reduce_plan(stage, c)
-            return c.get("k_unroll", 1) == 1 or (split is not None and split.extent % c["k_unroll"] == 0)
+            channels = Layout.named(c["layout_out"], stage.out.shape).channels
+            return channels * unrolled_steps(stage, c) <= MAX_BLOCK
 
         def textures_fit(c: Mapping[str, Any], limits: Limits) -> bool:
             tensors = [("out", stage.out), *((t.name, t) for t in inputs)]
@@ -65,7 +59,7 @@ class TexelTile:
 
         constraints = (
             Constraint(f"unrolled block over {MAX_BLOCK} instances", block_ok),
-            Constraint("k_unroll does not divide its reduction axis", split_ok),
+            Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("a tensor does not fit in one texture of the device's maximum size", textures_fit),
         )
         return Space(tuple(knobs), constraints)
