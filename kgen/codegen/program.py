@@ -15,7 +15,8 @@ from typing import Any
 @dataclass(frozen=True)
 class BufferInfo:
     """A program buffer. One that lives in a texture (WebGL) has its ``layout`` (``Layout.to_json``: logical
-    shape, packing, channels) and ``texture`` (width, height in texels); ``size`` is then its storage size."""
+    shape, packing, channels) and ``texture`` (width, height in texels); ``size`` is then its storage size.
+    One in WebAssembly linear memory has its byte ``offset`` there."""
 
     name: str
     dtype: str
@@ -23,6 +24,7 @@ class BufferInfo:
     role: str  # "input" | "temp" | "output"
     layout: dict[str, Any] | None = None
     texture: tuple[int, int] | None = None
+    offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,14 @@ class Binding:
 
 @dataclass(frozen=True)
 class CompiledKernel:
+    """A kernel's text and launch info; a WebAssembly kernel also carries its assembled module (base64)."""
+
     name: str
     source: str
     workgroup: tuple[int, int, int]
     grid: tuple[int, int, int]
     bindings: tuple[Binding, ...]
+    binary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class CompiledProgram:
     backend: str
     buffers: tuple[BufferInfo, ...]
     kernels: tuple[CompiledKernel, ...]
+    memory_bytes: int | None = None  # WebAssembly: the linear memory every kernel imports
 
     @property
     def inputs(self) -> tuple[BufferInfo, ...]:
@@ -57,11 +63,9 @@ class CompiledProgram:
         return next(b for b in self.buffers if b.role == "output")
 
     def to_json(self) -> dict[str, Any]:
-        """As plain data; a buffer's texture fields appear only where it has a texture (so a WebGPU program's
-        JSON, and its digest, are what they were before textures existed)."""
-        data = asdict(self)
-        data["buffers"] = [{k: v for k, v in b.items() if v is not None} for b in data["buffers"]]
-        return data
+        """As plain data; a field that only some backends use appears only where it is set (so a WebGPU
+        program's JSON, and its digest, are what they were before other backends existed)."""
+        return _drop_unset(asdict(self))
 
     @property
     def digest(self) -> str:
@@ -73,3 +77,11 @@ class CompiledProgram:
     def source(self) -> str:
         """All kernel texts, as ``kgen show`` prints them."""
         return "\n".join(k.source for k in self.kernels)
+
+
+def _drop_unset(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _drop_unset(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_drop_unset(v) for v in data]
+    return data

@@ -27,6 +27,8 @@ def build(
         from kgen.codegen.wgsl.renderer import render
     elif backend == "webgl":
         from kgen.codegen.glsl.renderer import render
+    elif backend == "wasm":
+        from kgen.codegen.wasm.renderer import render
     else:
         raise AssertionError(f"no renderer for {backend}")
     return render(program), full

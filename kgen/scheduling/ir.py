@@ -1,4 +1,4 @@
-"""The loop-nest IR that every renderer prints (WGSL now; GLSL and WebAssembly later).
+"""The loop-nest IR that every renderer prints (WGSL, GLSL, WebAssembly text and JavaScript).
 
 Index math stays sympy (simplified before printing). Values reuse the TE's arithmetic nodes (``Unary``,
 ``Binary``, ``Compare``, ``Select``, ``Cast``, ``Const``, ``IndexCond``) with IR leaves: ``BufLoad`` (a flat read
@@ -147,6 +147,8 @@ class Kernel:
     thread_vars: tuple[sympy.Symbol, ...]
     shared: tuple[Buffer, ...] = ()
     ranges: dict[sympy.Symbol, tuple[int, int]] = field(default_factory=dict, compare=False)
+    #: renderers may fuse ``acc + a * b`` into one multiply-add whose rounding the hardware picks
+    fused_multiply_add: bool = False
 
     @property
     def output(self) -> Buffer:

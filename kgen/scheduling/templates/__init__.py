@@ -2,10 +2,16 @@
 
 from kgen.errors import KgenError
 from kgen.scheduling.lower import Template
+from kgen.scheduling.templates.cpu_tile import CpuTile
 from kgen.scheduling.templates.gpu_tile import GpuTile
 from kgen.scheduling.templates.texel import TexelTile
 
-_BY_BACKEND: dict[str, Template] = {"webgpu": GpuTile(), "webgl": TexelTile()}
+_BY_BACKEND: dict[str, Template] = {
+    "webgpu": GpuTile(),
+    "webgl": TexelTile(),
+    "wasm": CpuTile(simd=True),
+    "js": CpuTile(simd=False),
+}
 BACKENDS = tuple(_BY_BACKEND)
 
 

@@ -34,6 +34,7 @@ import sympy
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers, LoadCache, VectorViews
 from kgen.scheduling.partition import Stage, substitute
+from kgen.scheduling.simd import LANES, SimdCache, hoist
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
@@ -197,10 +198,19 @@ def _merge_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
 
 class TileLowering:
     """Lowers one stage under a complete tile config; ``views`` (None: no vector reads) says which buffers may be
-    read 4 lanes at a time."""
+    read 4 lanes at a time. With ``simd`` (CPU backends; ``tile_b`` a multiple of 4) each group of 4 tile elements
+    along the last axis is one 4-lane vector (``kgen.scheduling.simd``): its accumulator, reads and store. Reads
+    along the last axis are then not clamped (lanes past the end are computed and discarded), and declarations
+    that do not depend on the reduction loops are hoisted out of them."""
 
     def __init__(
-        self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str, views: VectorViews | None
+        self,
+        stage: Stage,
+        config: Mapping[str, Any],
+        buffers: Buffers,
+        name: str,
+        views: VectorViews | None,
+        simd: bool = False,
     ) -> None:
         self.stage, self.config, self.buffers, self.name = stage, config, buffers, name
         axes = stage.axes
@@ -231,6 +241,8 @@ class TileLowering:
         self.ranges: dict[sympy.Symbol, tuple[int, int]] = {}
         self.shared: list[ir.Buffer] = []
         self.views = views
+        self.simd = simd
+        assert not simd or self.tiles[-1] % LANES == 0, "simd needs tile_b a multiple of 4"
 
     # -- thread coordinates ------------------------------------------------------------------------------
     def _let(self, name: str, value: sympy.Expr, extent: int, lets: list[ir.Stmt]) -> sympy.Expr:
@@ -274,11 +286,12 @@ class TileLowering:
 
     def _values(self, coords: list[sympy.Expr], offsets: tuple[int, ...], clamp: bool) -> list[sympy.Expr]:
         values = []
-        for (_, extent), tile, q, o, threads in zip(
-            self.logical, self.tiles, coords, offsets, self.threads, strict=True
+        last = len(self.logical) - 1
+        for pos, ((_, extent), tile, q, o, threads) in enumerate(
+            zip(self.logical, self.tiles, coords, offsets, self.threads, strict=True)
         ):
             v = tile * q + o
-            if clamp and threads * tile != extent:
+            if clamp and threads * tile != extent and not (self.simd and pos == last):
                 v = sympy.Min(v, extent - 1)
             values.append(v)
         return values
@@ -296,15 +309,36 @@ class TileLowering:
     def _offsets(self) -> list[tuple[int, ...]]:
         return list(itertools.product(*(range(t) for t in self.tiles)))
 
+    def _groups(self, offsets: list[tuple[int, ...]]) -> list[list[tuple[int, ...]]]:
+        """The tile elements each accumulator holds: one each, or (SIMD) 4 consecutive along the last axis."""
+        if not self.simd:
+            return [[o] for o in offsets]
+        return [[(*o[:-1], o[-1] + k) for k in range(LANES)] for o in offsets if o[-1] % LANES == 0]
+
+    def _cache(self, prefix: str) -> LoadCache:
+        return (
+            SimdCache(self.buffers, self.ranges, prefix)
+            if self.simd
+            else LoadCache(self.buffers, self.ranges, prefix, self.views)
+        )
+
+    def _zip(self, cache: LoadCache, lanes: list[Expr]) -> Expr:
+        return cache.vectorize(lanes) if isinstance(cache, SimdCache) else lanes[0]
+
     # -- the kernel ----------------------------------------------------------------------------------------
     def kernel(self) -> ir.Kernel:
         lets, coords = self._coordinates()
         offsets = self._offsets()
-        accs = {o: ir.Local(f"acc{k}", self.stage.out.dtype) for k, o in enumerate(offsets)}
+        lanes = LANES if self.simd else 1
+        dtype = self.stage.out.dtype
+        accs: dict[tuple[int, ...], ir.Local] = {}  # each tile element's accumulator (a lane of it, with SIMD)
+        for k, group in enumerate(self._groups(offsets)):
+            for lane, o in enumerate(group):
+                accs[o] = ir.Local(f"acc{k}", dtype, lanes, lane if self.simd else None)
         body: list[ir.Stmt | None] = list(lets)
         if self.stage.reduce is not None:
-            identity = Const(self.stage.reduce.identity, self.stage.out.dtype)
-            body += [ir.Decl(a.name, a.dtype, identity) for a in accs.values()]
+            identity = Const(self.stage.reduce.identity, dtype)
+            body += [ir.Decl(g[0].name, dtype, identity, lanes) for g in self._accumulators(offsets, accs)]
             body.append(self._reduction(coords, offsets, accs))
         body += self._epilogue(coords, offsets, accs)
         params = (*(self.buffers[t] for t in self.stage.reads), self.buffers[self.stage.out])
@@ -318,6 +352,14 @@ class TileLowering:
             shared=tuple(self.shared),
             ranges=dict(self.ranges),
         )
+
+    def _accumulators(self, offsets, accs) -> list[tuple[ir.Local, list[tuple[int, ...]]]]:
+        """Each accumulator (whole, all its lanes) with the tile elements it holds."""
+        out = []
+        for group in self._groups(offsets):
+            a = accs[group[0]]
+            out.append((ir.Local(a.name, a.dtype, a.lanes), group))
+        return out
 
     def _reduction(self, coords, offsets, accs) -> ir.Stmt:
         reduce = self.stage.reduce
@@ -344,16 +386,24 @@ class TileLowering:
             return mapping
 
         staged, fills = self._stage_operands(coords, sizes, step_mapping) if self.config.get("smem") else ({}, [])
-        cache = LoadCache(self.buffers, self.ranges, "v", self.views)
+        cache = self._cache("v")
         combine = {"sum": "add", "max": "max", "min": "min"}[reduce.kind]
         updates = []
         for n, step in enumerate(itertools.product(*(range(s) for s in sizes))):
             mapping = step_mapping([sympy.Integer(v) for v in step])
+            terms = {}
             for o in offsets:
                 body = _replace_loads(reduce.body, lambda load, o=o, n=n: self._shared_read(staged, load, o, n))
                 full = {**self._data_mapping(self._values(coords, o, clamp=True)), **mapping}
-                updates.append((accs[o], cache.lower(substitute(body, full))))
-        decls = cache.flush()
+                terms[o] = cache.lower(substitute(body, full))
+            for acc, group in self._accumulators(offsets, accs):
+                updates.append((acc, self._zip(cache, [terms[o] for o in group])))
+        hoisted: list[ir.Stmt] = []
+        if isinstance(cache, SimdCache):
+            looped_vars = {var for var, extent in loop_vars if extent > 1}
+            hoisted, decls = hoist(cache.flush([t for _, t in updates]), looped_vars)
+        else:
+            decls = cache.flush()
         assigns = [ir.Assign(a.name, Binary(combine, a, cache.resolve(t))) for a, t in updates]
         if staged:  # fill, wait for every thread's part, compute, and wait again before the next fill
             block: ir.Stmt = ir.seq(*fills, ir.Barrier(), *decls, *assigns, ir.Barrier())
@@ -362,7 +412,7 @@ class TileLowering:
         for var, extent in reversed(loop_vars):
             if extent > 1:
                 block = ir.For(var, extent, block)
-        return block
+        return ir.seq(*hoisted, block)
 
     def _stage_operands(self, coords, sizes, step_mapping) -> tuple[dict[int, tuple], list[ir.Stmt]]:
         """Shared tiles of the single-axis operands, and the statements with which all threads fill them."""
@@ -407,34 +457,63 @@ class TileLowering:
     def _epilogue(self, coords, offsets, accs) -> list[ir.Stmt]:
         out = self.stage.out
         out_buf = self.buffers[out]
-        cache = LoadCache(self.buffers, self.ranges, "e", self.views)
+        cache = self._cache("e")
         values: dict[tuple[int, ...], Expr] = {}
         for o in offsets:
             mapping = self._data_mapping(self._values(coords, o, clamp=True))
             values[o] = cache.lower(substitute(self.stage.epilogue, mapping), accs.get(o))
-        stmts: list[ir.Stmt] = list(cache.flush())
+        groups = self._groups(offsets)
+        zipped = [self._zip(cache, [values[o] for o in group]) for group in groups]
+        stmts: list[ir.Stmt] = list(cache.flush(zipped) if isinstance(cache, SimdCache) else cache.flush())
         values = {o: cache.resolve(v) for o, v in values.items()}
         last_extent = self.logical[-1][1]
+        if self.simd:
+            for k, (group, value) in enumerate(zip(groups, zipped, strict=True)):
+                stmts += self._simd_store(coords, group, value, f"r{k}")
+            return stmts
         vector_store = self.views is not None and self.tiles[-1] % 4 == 0 and last_extent % 4 == 0
         for o in offsets:
             if vector_store and o[-1] % 4:
                 continue
-            true_values = self._values(coords, o, clamp=False)
-            index = ix.simplify(self.buffers.index(out, tuple(self._data_mapping(true_values).values())), self.ranges)
+            index, guard = self._target(coords, o)
             if vector_store:
                 lanes = [values[(*o[:-1], o[-1] + k)] for k in range(4)]
                 store: ir.Stmt = ir.Store(out_buf, index, ir.Vector(tuple(lanes)), lanes=4)
             else:
                 store = ir.Store(out_buf, index, values[o])
-            guard = sympy.And(
-                *(
-                    sympy.Lt(v, e)
-                    for v, (_, e), tile, threads in zip(
-                        true_values, self.logical, self.tiles, self.threads, strict=True
-                    )
-                    if threads * tile != e
-                )
-            )
-            guard = ix.simplify(guard, self.ranges)
-            stmts.append(store if guard is sympy.true else ir.If(guard, store))
+            stmts.append(_guarded(guard, store))
         return stmts
+
+    def _target(self, coords, o: tuple[int, ...], axes: range | None = None) -> tuple[sympy.Expr, sympy.Basic]:
+        """Where tile element ``o`` is stored, and the condition (over ``axes``, default all) that it exists."""
+        true_values = self._values(coords, o, clamp=False)
+        out = self.stage.out
+        index = ix.simplify(self.buffers.index(out, tuple(self._data_mapping(true_values).values())), self.ranges)
+        positions = range(len(self.logical)) if axes is None else axes
+        guard = sympy.And(
+            *(
+                sympy.Lt(true_values[p], self.logical[p][1])
+                for p in positions
+                if self.threads[p] * self.tiles[p] != self.logical[p][1]
+            )
+        )
+        return index, ix.simplify(guard, self.ranges)
+
+    def _simd_store(self, coords, group, value: Expr, name: str) -> list[ir.Stmt]:
+        """One 4-wide store of a group, or (where lanes may lie past the last axis) a guarded store per lane."""
+        out_buf = self.buffers[self.stage.out]
+        last = len(self.logical) - 1
+        index, outer = self._target(coords, group[0], range(last))
+        _, tail = self._target(coords, group[-1], range(last, last + 1))
+        if tail is sympy.true:
+            return [_guarded(outer, ir.Store(out_buf, index, value, lanes=LANES))]
+        lanes = [ir.Decl(name, out_buf.dtype, value, LANES, const=True)]
+        for k, o in enumerate(group):
+            lane_index, lane_guard = self._target(coords, o, range(last, last + 1))
+            store = ir.Store(out_buf, lane_index, ir.Local(name, out_buf.dtype, LANES, k))
+            lanes.append(_guarded(lane_guard, store))
+        return [_guarded(outer, ir.seq(*lanes))]
+
+
+def _guarded(guard: sympy.Basic, stmt: ir.Stmt) -> ir.Stmt:
+    return stmt if guard is sympy.true else ir.If(guard, stmt)

@@ -1,0 +1,474 @@
+"""The IR printed as WebAssembly text (WAT), assembled in-process by ``wasmtime.wat2wasm``.
+
+Each kernel is one module exporting ``run(begin, end)``: it computes tiles ``begin .. end - 1`` of its launch, so
+threads can split a launch. Every kernel of a program imports the same linear memory, in which the renderer
+places each buffer at a fixed byte offset (``BufferInfo.offset``); addresses are then constants folded into the
+loads' ``offset=`` immediates. Transcendentals come from the page's ``Math`` (import module ``math``).
+
+Values are ``f32``/``i32`` scalars or ``v128`` vectors (``f32x4``, and ``i32x4`` lane masks for conditions).
+A guarded read is read anyway and its value discarded where the guard is false: the memory plan
+(``plan_memory``) keeps every index a read can reach (``ix.bounds``, guards ignored) inside memory, so this
+never traps; a read whose reach is unknown reads index 0 instead where its guard is false.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import sympy
+import wasmtime
+
+from kgen.codegen.program import BufferInfo, CompiledKernel, CompiledProgram
+from kgen.errors import KgenError
+from kgen.scheduling import ir
+from kgen.te import index as ix
+from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary, map_children
+
+PAGE = 65536
+ALIGN = 64
+F32_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "max": "max", "min": "min"}
+I32_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div_s"}
+F32_COMPARE = {"lt": "lt", "le": "le", "gt": "gt", "ge": "ge", "eq": "eq", "ne": "ne"}
+I32_COMPARE = {"lt": "lt_s", "le": "le_s", "gt": "gt_s", "ge": "ge_s", "eq": "eq", "ne": "ne"}
+RELATIONS = {"<": "lt_s", "<=": "le_s", ">": "gt_s", ">=": "ge_s", "==": "eq", "!=": "ne"}
+MATH = ("exp", "log", "tanh", "pow")  # imported from JavaScript's Math (f64)
+
+HELPERS = {
+    "floordiv": "(func $floordiv (param $a i32) (param $b i32) (result i32)\n"
+    "  (if (result i32) (i32.ge_s (local.get $a) (i32.const 0))\n"
+    "    (then (i32.div_s (local.get $a) (local.get $b)))\n"
+    "    (else (i32.sub (i32.const 0) (i32.div_s (i32.sub (i32.sub (local.get $b) (i32.const 1)) (local.get $a))"
+    " (local.get $b))))))",
+    "floormod": "(func $floormod (param $a i32) (param $b i32) (result i32)\n"
+    "  (i32.sub (local.get $a) (i32.mul (local.get $b) (call $floordiv (local.get $a) (local.get $b)))))",
+    "imin": "(func $imin (param $a i32) (param $b i32) (result i32)\n"
+    "  (select (local.get $a) (local.get $b) (i32.lt_s (local.get $a) (local.get $b))))",
+    "imax": "(func $imax (param $a i32) (param $b i32) (result i32)\n"
+    "  (select (local.get $a) (local.get $b) (i32.gt_s (local.get $a) (local.get $b))))",
+    "iabs": "(func $iabs (param $a i32) (result i32)\n"
+    "  (select (local.get $a) (i32.sub (i32.const 0) (local.get $a)) (i32.ge_s (local.get $a) (i32.const 0))))",
+}
+
+
+def _math_helpers(fn: str) -> dict[str, str]:
+    """f32 and f32x4 wrappers of an imported f64 ``Math`` function (lane by lane for vectors)."""
+    params = ["$a", "$b"] if fn == "pow" else ["$a"]
+    sig = " ".join(f"(param {p} f32)" for p in params)
+    promoted = " ".join(f"(f64.promote_f32 (local.get {p}))" for p in params)
+    scalar = f"(func ${fn} {sig} (result f32)\n  (f32.demote_f64 (call $m_{fn} {promoted})))"
+    vsig = " ".join(f"(param {p} v128)" for p in params)
+
+    def lane(k: int) -> str:
+        args = " ".join(f"(f32x4.extract_lane {k} (local.get {p}))" for p in params)
+        return f"(call ${fn} {args})"
+
+    vector = f"(f32x4.splat {lane(0)})"
+    for k in range(1, 4):
+        vector = f"(f32x4.replace_lane {k} {vector} {lane(k)})"
+    return {fn: scalar, f"{fn}4": f"(func ${fn}4 {vsig} (result v128)\n  {vector})"}
+
+
+@dataclass(frozen=True)
+class Val:
+    """Printed value: its text, lanes (1 or 4) and kind ("f32" or "i32"; i32 lanes are masks when 4 wide)."""
+
+    text: str
+    lanes: int
+    kind: str
+
+
+# -- the memory plan ------------------------------------------------------------------------------------------
+
+
+def _accesses(kernel: ir.Kernel) -> Iterator[ir.BufLoad | ir.Store]:
+    def values(e: Expr) -> Iterator[ir.BufLoad]:
+        found: list[ir.BufLoad] = []
+
+        def visit(node: Expr) -> Expr:
+            if isinstance(node, ir.BufLoad):
+                found.append(node)
+            elif isinstance(node, ir.Vector):
+                for v in node.values:
+                    visit(v)
+            return map_children(node, visit)
+
+        visit(e)
+        yield from found
+
+    for s in ir.walk(kernel.body):
+        match s:
+            case ir.Decl(init=e) | ir.Assign(value=e):
+                yield from values(e)
+            case ir.Store(value=e):
+                yield s
+                yield from values(e)
+
+
+def reach(kernel: ir.Kernel, access: ir.BufLoad | ir.Store) -> tuple[int, int] | None:
+    """The lowest and highest element index ``access`` can touch, or None where unknown."""
+    lo, hi = ix.bounds(access.index, kernel.ranges)
+    if lo is None or hi is None:
+        return None
+    return lo, hi + access.lanes - 1
+
+
+def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:
+    """Byte offset of every global buffer, and the memory size, so that every read's reach lies in memory."""
+    buffers = [*program.inputs, *program.temps, program.output]
+    low = {b.name: 0 for b in buffers}
+    high = {b.name: b.size - 1 for b in buffers}
+    for kernel in program.kernels:
+        for access in _accesses(kernel):
+            r = reach(kernel, access)
+            if r is not None and access.buffer.scope == "global":
+                low[access.buffer.name] = min(low[access.buffer.name], r[0])
+                high[access.buffer.name] = max(high[access.buffer.name], r[1])
+    offsets, cursor = {}, 0
+    for b in buffers:
+        offsets[b.name] = cursor
+        cursor = -(-(cursor + 4 * b.size) // ALIGN) * ALIGN
+    shift = max(0, *(-(offsets[n] + 4 * low[n]) for n in offsets))
+    shift = -(-shift // ALIGN) * ALIGN
+    offsets = {n: o + shift for n, o in offsets.items()}
+    end = max(cursor + shift, *(offsets[n] + 4 * (high[n] + 1) for n in offsets))
+    return offsets, end
+
+
+# -- one kernel -------------------------------------------------------------------------------------------------
+
+
+class _KernelPrinter:
+    def __init__(self, kernel: ir.Kernel, offsets: dict[str, int], pages: int) -> None:
+        self.kernel = kernel
+        self.ranges = dict(kernel.ranges)
+        self.offsets = offsets
+        self.pages = pages
+        self.locals: dict[str, str] = {}
+        self.helpers: dict[str, str] = {}
+        self.imports: set[str] = set()
+
+    def fail(self, what: str) -> KgenError:
+        return KgenError(f"WebAssembly renderer: kernel {self.kernel.name}: {what}")
+
+    def local(self, name: str, type_: str) -> str:
+        if self.locals.setdefault(name, type_) != type_:
+            raise self.fail(f"local {name} declared as both {self.locals[name]} and {type_}")
+        return f"${name}"
+
+    def helper(self, name: str) -> str:
+        if name in HELPERS:
+            self.helpers[name] = HELPERS[name]
+            if name == "floormod":
+                self.helpers["floordiv"] = HELPERS["floordiv"]
+        else:
+            base = name.rstrip("4")
+            self.helpers.update(_math_helpers(base))
+            self.imports.add(base)
+        return f"${name}"
+
+    # -- index math (i32) ------------------------------------------------------------------------------
+    def index(self, e: sympy.Basic) -> str:
+        if e is sympy.true or e is sympy.false:
+            return f"(i32.const {int(e is sympy.true)})"
+        if e.is_Integer:
+            return f"(i32.const {int(e)})"
+        if e.is_Symbol:
+            return f"(local.get {self.local(f'i_{e.name}', 'i32')})"
+        if e.is_Add:
+            terms = e.as_ordered_terms()
+            out = self.index(terms[0])
+            for t in terms[1:]:
+                coeff, _ = t.as_coeff_Mul()
+                out = f"(i32.sub {out} {self.index(-t)})" if coeff.is_negative else f"(i32.add {out} {self.index(t)})"
+            return out
+        if e.is_Mul:
+            coeff, rest = e.as_coeff_Mul()
+            out = None
+            for f in sympy.Mul.make_args(rest):
+                out = self.index(f) if out is None else f"(i32.mul {out} {self.index(f)})"
+            return out if coeff == 1 else f"(i32.mul (i32.const {int(coeff)}) {out})"
+        if isinstance(e, ix.FloorDiv | ix.FloorMod):
+            return self.divide(e)
+        if isinstance(e, sympy.Min | sympy.Max):
+            fn = self.helper("imin" if isinstance(e, sympy.Min) else "imax")
+            args = [self.index(a) for a in e.args]
+            out = args[0]
+            for a in args[1:]:
+                out = f"(call {fn} {out} {a})"
+            return out
+        if isinstance(e, sympy.Abs):
+            return f"(call {self.helper('iabs')} {self.index(e.args[0])})"
+        if isinstance(e, sympy.And | sympy.Or):
+            op = "i32.and" if isinstance(e, sympy.And) else "i32.or"
+            args = [self.index(a) for a in e.args]
+            out = args[0]
+            for a in args[1:]:
+                out = f"({op} {out} {a})"
+            return out
+        if isinstance(e, sympy.Not):
+            return f"(i32.eqz {self.index(e.args[0])})"
+        if isinstance(e, sympy.core.relational.Relational):
+            return f"(i32.{RELATIONS[e.rel_op]} {self.index(e.lhs)} {self.index(e.rhs)})"
+        raise self.fail(f"cannot print index expression {e}")
+
+    def divide(self, e: ix.FloorDiv | ix.FloorMod) -> str:
+        """Like the C-style printers: a dividend is shifted to be non-negative where its bound is known."""
+        a, b = e.args
+        if not (b.is_Integer and b > 0):
+            raise self.fail(f"index division by {b}, not a positive constant")
+        lo, _ = ix.bounds(a, self.ranges)
+        if lo is None:
+            fn = self.helper("floordiv" if isinstance(e, ix.FloorDiv) else "floormod")
+            return f"(call {fn} {self.index(a)} (i32.const {b}))"
+        shift = -(lo // int(b)) if lo < 0 else 0
+        a_text = self.index(a) if shift == 0 else f"(i32.add {self.index(a)} (i32.const {shift * int(b)}))"
+        if isinstance(e, ix.FloorMod):
+            return f"(i32.rem_u {a_text} (i32.const {b}))"
+        quotient = f"(i32.div_u {a_text} (i32.const {b}))"
+        return quotient if shift == 0 else f"(i32.sub {quotient} (i32.const {shift}))"
+
+    # -- memory ------------------------------------------------------------------------------------------
+    def address(self, buf: ir.Buffer, index: sympy.Expr, lanes: int, guard: str | None) -> tuple[str, int]:
+        """(address operand, offset immediate) of ``buf[index]``. With ``guard``, a reach that is unknown reads
+        index 0 where the guard is false."""
+        if buf.scope != "global":
+            raise self.fail(f"buffer {buf.name} is {buf.scope}: WebAssembly kernels have global buffers only")
+        base = self.offsets[buf.name]
+        r = reach(self.kernel, ir.BufLoad(buf, index, lanes))
+        idx = self.index(index)
+        if r is None and guard is not None:
+            return f"(i32.shl (select {idx} (i32.const 0) {guard}) (i32.const 2))", base
+        if r is not None and r[0] < 0:
+            return f"(i32.add (i32.const {base}) (i32.shl {idx} (i32.const 2)))", 0
+        return f"(i32.shl {idx} (i32.const 2))", base
+
+    def load(self, e: ir.BufLoad) -> Val:
+        kind = "f32" if e.dtype == "float32" else "i32"
+        op = "v128.load" if e.lanes == 4 else f"{kind}.load"
+        if e.guard is sympy.true:
+            addr, offset = self.address(e.buffer, e.index, e.lanes, None)
+            return Val(f"({op} offset={offset} {addr})", e.lanes, kind)
+        cond = self.index(e.guard)
+        addr, offset = self.address(e.buffer, e.index, e.lanes, cond)
+        fallback = self.const(e.default, e.dtype)
+        if e.lanes == 4:
+            fallback = Val(f"({kind}x4.splat {fallback.text})", 4, kind)
+        return Val(f"(select ({op} offset={offset} {addr}) {fallback.text} {cond})", e.lanes, kind)
+
+    # -- values ------------------------------------------------------------------------------------------
+    def const(self, v: float | int | bool, dtype: str) -> Val:
+        if dtype in ("bool", "int32"):
+            return Val(f"(i32.const {int(v)})", 1, "i32")
+        f = float(v)
+        if f != f:
+            raise self.fail("NaN constants are not supported")
+        text = "inf" if f == float("inf") else "-inf" if f == float("-inf") else repr(f)
+        return Val(f"(f32.const {text})", 1, "f32")
+
+    def widen(self, v: Val, lanes: int) -> str:
+        """``v`` as ``lanes`` lanes: a scalar is splatted (a condition to an all-ones/all-zeros lane mask)."""
+        if v.lanes == lanes:
+            return v.text
+        if v.kind == "i32":
+            return f"(i32x4.splat (i32.sub (i32.const 0) {v.text}))"
+        return f"(f32x4.splat {v.text})"
+
+    def value(self, e: Expr) -> Val:
+        match e:
+            case Const(value=v, dtype=dt):
+                return self.const(v, dt)
+            case ir.Local(name=name, dtype=dt, lanes=lanes, lane=lane):
+                kind = "f32" if dt == "float32" else "i32"
+                text = f"(local.get ${name})"
+                if lane is None:
+                    return Val(text, lanes, kind)
+                if kind == "i32":
+                    return Val(f"(i32.ne (i32x4.extract_lane {lane} {text}) (i32.const 0))", 1, kind)
+                return Val(f"(f32x4.extract_lane {lane} {text})", 1, kind)
+            case ir.BufLoad():
+                return self.load(e)
+            case ir.Vector(values=values):
+                return self.gather([self.value(v) for v in values])
+            case Unary(func=f, x=x):
+                return self.unary(f, self.value(x))
+            case Binary(op=op, a=a, b=b):
+                return self.binary(op, a, b)
+            case Compare(op=op, a=a, b=b):
+                va, vb = self.value(a), self.value(b)
+                lanes = max(va.lanes, vb.lanes)
+                table = F32_COMPARE if va.kind == "f32" else I32_COMPARE
+                prefix = va.kind if lanes == 1 else f"{va.kind}x4"
+                return Val(f"({prefix}.{table[op]} {self.widen(va, lanes)} {self.widen(vb, lanes)})", lanes, "i32")
+            case IndexCond(cond=cond):
+                return Val(self.index(cond), 1, "i32")
+            case Select(cond=c, a=a, b=b):
+                vc, va, vb = self.value(c), self.value(a), self.value(b)
+                lanes = max(vc.lanes, va.lanes, vb.lanes)
+                ta, tb = self.widen(va, lanes), self.widen(vb, lanes)
+                if vc.lanes == 4:
+                    return Val(f"(v128.bitselect {ta} {tb} {vc.text})", 4, va.kind)
+                return Val(f"(select {ta} {tb} {vc.text})", lanes, va.kind)
+            case Cast(x=x, dtype=dt):
+                return self.cast(self.value(x), x.dtype, dt)
+        raise self.fail(f"cannot print {type(e).__name__}")
+
+    def gather(self, lanes: list[Val]) -> Val:
+        kind = lanes[0].kind
+        out = self.widen(lanes[0], 4)
+        if all(v.text == lanes[0].text for v in lanes):
+            return Val(out, 4, kind)
+        for k, v in enumerate(lanes[1:], start=1):
+            text = v.text if kind == "f32" else f"(i32.sub (i32.const 0) {v.text})"
+            out = f"({kind}x4.replace_lane {k} {out} {text})"
+        return Val(out, 4, kind)
+
+    def unary(self, f: str, v: Val) -> Val:
+        if v.kind != "f32":
+            raise self.fail(f"{f} of integers")
+        p = "f32" if v.lanes == 1 else "f32x4"
+        suffix = "" if v.lanes == 1 else "4"
+        match f:
+            case "neg" | "abs" | "sqrt":
+                return Val(f"({p}.{f} {v.text})", v.lanes, "f32")
+            case "exp" | "log" | "tanh":
+                return Val(f"(call {self.helper(f + suffix)} {v.text})", v.lanes, "f32")
+            case "sigmoid":
+                one = self.widen(Val("(f32.const 1.0)", 1, "f32"), v.lanes)
+                e = f"(call {self.helper('exp' + suffix)} ({p}.neg {v.text}))"
+                return Val(f"({p}.div {one} ({p}.add {one} {e}))", v.lanes, "f32")
+        raise self.fail(f"no {f} on WebAssembly")
+
+    def binary(self, op: str, a: Expr, b: Expr) -> Val:
+        if op == "add" and self.kernel.fused_multiply_add:
+            for acc, prod in ((a, b), (b, a)):
+                if isinstance(prod, Binary) and prod.op == "mul":
+                    x, y, z = self.value(prod.a), self.value(prod.b), self.value(acc)
+                    if x.kind == "f32" and 4 in (x.lanes, y.lanes, z.lanes):
+                        args = " ".join(self.widen(v, 4) for v in (x, y, z))
+                        return Val(f"(f32x4.relaxed_madd {args})", 4, "f32")
+        va, vb = self.value(a), self.value(b)
+        lanes = max(va.lanes, vb.lanes)
+        ta, tb = self.widen(va, lanes), self.widen(vb, lanes)
+        if op == "pow":
+            if va.kind != "f32":
+                raise self.fail("pow of integers")
+            return Val(f"(call {self.helper('pow' + ('4' if lanes == 4 else ''))} {ta} {tb})", lanes, "f32")
+        table = F32_BINARY if va.kind == "f32" else I32_BINARY
+        if op not in table or (va.kind == "i32" and lanes == 4):
+            raise self.fail(f"no {op} of {va.kind} x{lanes}")
+        prefix = va.kind if lanes == 1 else f"{va.kind}x4"
+        return Val(f"({prefix}.{table[op]} {ta} {tb})", lanes, va.kind)
+
+    def cast(self, v: Val, src: str, dst: str) -> Val:
+        if v.lanes == 4:
+            if src == "bool" and dst == "float32":
+                return Val(f"(v128.and {v.text} (f32x4.splat (f32.const 1.0)))", 4, "f32")
+            raise self.fail(f"no vector cast from {src} to {dst}")
+        match src, dst:
+            case ("int32", "float32"):
+                return Val(f"(f32.convert_i32_s {v.text})", 1, "f32")
+            case ("bool", "float32"):
+                return Val(f"(f32.convert_i32_u {v.text})", 1, "f32")
+            case ("float32", "int32"):
+                return Val(f"(i32.trunc_sat_f32_s {v.text})", 1, "i32")
+            case ("float32", "bool"):
+                return Val(f"(f32.ne {v.text} (f32.const 0.0))", 1, "i32")
+            case (_, _) if {src, dst} <= {"int32", "bool"}:
+                return Val(v.text if dst == "int32" else f"(i32.ne {v.text} (i32.const 0))", 1, "i32")
+        raise self.fail(f"no cast from {src} to {dst}")
+
+    # -- statements ----------------------------------------------------------------------------------------
+    def stmt(self, s: ir.Stmt, depth: int) -> list[str]:
+        pad = "  " * depth
+        match s:
+            case ir.Seq(body=body):
+                return [line for child in body for line in self.stmt(child, depth)]
+            case ir.Let(var=var, value=value):
+                return [f"{pad}(local.set {self.local(f'i_{var.name}', 'i32')} {self.index(value)})"]
+            case ir.Decl(name=name, dtype=dt, init=init, lanes=lanes):
+                v = self.value(init)
+                type_ = "v128" if lanes == 4 else ("f32" if dt == "float32" else "i32")
+                return [f"{pad}(local.set {self.local(name, type_)} {self.widen(v, lanes)})"]
+            case ir.Assign(name=name, value=value):
+                lanes = 4 if self.locals.get(name) == "v128" else 1
+                return [f"{pad}(local.set ${name} {self.widen(self.value(value), lanes)})"]
+            case ir.Store(buffer=buf, index=index, value=value, lanes=lanes):
+                v = self.value(value)
+                addr, offset = self.address(buf, index, lanes, None)
+                op = "v128.store" if lanes == 4 else f"{'f32' if buf.dtype == 'float32' else 'i32'}.store"
+                return [f"{pad}({op} offset={offset} {addr} {self.widen(v, lanes)})"]
+            case ir.For(var=var, extent=extent, body=body):
+                i = self.local(f"i_{var.name}", "i32")
+                label = f"$L_{var.name}"
+                return [
+                    f"{pad}(local.set {i} (i32.const 0))",
+                    f"{pad}(loop {label}",
+                    *self.stmt(body, depth + 1),
+                    f"{pad}  (local.set {i} (i32.add (local.get {i}) (i32.const 1)))",
+                    f"{pad}  (br_if {label} (i32.lt_s (local.get {i}) (i32.const {extent}))))",
+                ]
+            case ir.If(cond=cond, then=then, orelse=orelse):
+                lines = [f"{pad}(if {self.index(cond)}", f"{pad}  (then", *self.stmt(then, depth + 2), f"{pad}  )"]
+                if orelse is not None:
+                    lines += [f"{pad}  (else", *self.stmt(orelse, depth + 2), f"{pad}  )"]
+                return [*lines, f"{pad})"]
+            case ir.Barrier():
+                raise self.fail("WebAssembly kernels have no workgroup barrier")
+        raise self.fail(f"cannot print {type(s).__name__}")
+
+    def render(self) -> str:
+        k = self.kernel
+        (tiles,) = k.launch
+        t = self.local(f"i_{k.thread_vars[0].name}", "i32")
+        body = self.stmt(k.body, 3)
+        imports = [
+            f'  (import "math" "{fn}" (func $m_{fn} {"(param f64) " * (2 if fn == "pow" else 1)}(result f64)))'
+            for fn in MATH
+            if fn in self.imports
+        ]
+        locals_ = [f"    (local ${n} {t_})" for n, t_ in self.locals.items()]
+        helpers = ["  " + text.replace("\n", "\n  ") for _, text in sorted(self.helpers.items())]
+        return "\n".join(
+            [
+                f";; kgen {k.name}: {tiles} tiles; run(begin, end) computes tiles begin .. end - 1",
+                "(module",
+                f'  (import "env" "memory" (memory {self.pages}))',
+                *imports,
+                *helpers,
+                '  (func (export "run") (param $begin i32) (param $end i32)',
+                *locals_,
+                f"    (local.set {t} (local.get $begin))",
+                "    (block $done",
+                f"      (br_if $done (i32.ge_s (local.get {t}) (local.get $end)))",
+                "      (loop $tiles",
+                *body,
+                f"        (local.set {t} (i32.add (local.get {t}) (i32.const 1)))",
+                f"        (br_if $tiles (i32.lt_s (local.get {t}) (local.get $end))))))",
+                ")",
+                "",
+            ]
+        )
+
+
+def assemble(text: str, name: str) -> bytes:
+    """The binary module of a WAT text; a text wat2wasm rejects is a renderer bug, reported with its kernel."""
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except Exception as err:  # wasmtime raises its own error type with the parser's message
+        raise KgenError(f"WebAssembly renderer: kernel {name}: wat2wasm rejected the text: {err}") from err
+
+
+def render(program: ir.Program) -> CompiledProgram:
+    """WAT text, its assembled binary and the memory plan for every kernel of ``program``."""
+    offsets, end = plan_memory(program)
+    pages = max(1, -(-end // PAGE))
+    roles = [*((b, "input") for b in program.inputs), *((b, "temp") for b in program.temps), (program.output, "output")]
+    buffers = tuple(BufferInfo(b.name, b.dtype, b.size, role, offset=offsets[b.name]) for b, role in roles)
+    kernels = []
+    for k in program.kernels:
+        text = _KernelPrinter(k, offsets, pages).render()
+        binary = base64.b64encode(assemble(text, k.name)).decode()
+        kernels.append(CompiledKernel(k.name, text, (1, 1, 1), (k.launch[0], 1, 1), (), binary=binary))
+    return CompiledProgram("wasm", buffers, tuple(kernels), memory_bytes=pages * PAGE)

@@ -1,0 +1,82 @@
+"""The CPU tile template (WebAssembly, plain JavaScript): a loop over tiles, each a register tile of outputs.
+
+A kernel is a function over a range of tiles (``launch`` tiles in all; threads split the range). Each tile is a
+``tile_a`` x ``tile_b`` block of outputs over ``tile_axis`` x the last axis, computed in registers from reads
+that are reused across the block, as in the GPU tile template (``gpu_tile.TileLowering``), whose knobs
+``tile_*``, ``merge_hw``, ``unroll`` and ``k_unroll`` mean the same here.
+
+With ``simd`` (WebAssembly) every 4 outputs along the last axis are one f32x4: a matmul's tile is the classic
+micro-kernel (per reduction step, ``tile_a`` splatted values of A times ``tile_b / 4`` vectors of B into
+``tile_a * tile_b / 4`` vector accumulators). ``fma`` lets the renderer fuse a multiply and an add into one
+relaxed-SIMD multiply-add (one rounding or two, whichever the CPU does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kgen.scheduling import ir
+from kgen.scheduling.lower import Buffers
+from kgen.scheduling.partition import Stage
+from kgen.scheduling.simd import LANES
+from kgen.scheduling.space import Constraint, Space, choice, flag
+from kgen.scheduling.templates.gpu_tile import (
+    MAX_BLOCK,
+    MAX_TILE,
+    TileLowering,
+    _block_size,
+    _merge_ok,
+    _real_reduce_axes,
+    _tile_size,
+    split_ok,
+    tile_axis_candidates,
+)
+
+
+class CpuTile:
+    name = "cpu_tile"
+
+    def __init__(self, simd: bool) -> None:
+        self.simd = simd
+
+    def space(self, stage: Stage) -> Space:
+        knobs = [choice("tile_b", (1, 4, 8, 16, 2), "outputs per tile along the last axis")]
+        candidates = tile_axis_candidates(stage)
+        if candidates:
+            knobs += [
+                choice("tile_axis", candidates, "the second axis of the register tile"),
+                choice("tile_a", (1, 2, 4, 6, 8), "outputs per tile along tile_axis"),
+            ]
+        if len(stage.axes) >= 3:
+            knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
+        n_reduce = len(_real_reduce_axes(stage))
+        if n_reduce:
+            knobs += [
+                choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
+                choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
+            ]
+        constraints = [
+            Constraint(f"more than {MAX_TILE} outputs per tile", lambda c, _: _tile_size(c) <= MAX_TILE),
+            Constraint(f"unrolled block over {MAX_BLOCK} instances", lambda c, _: _block_size(stage, c) <= MAX_BLOCK),
+            Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
+            Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
+        ]
+        if self.simd:
+            knobs += [
+                flag("simd", "4 outputs along the last axis per f32x4 (needs tile_b a multiple of 4)"),
+                flag("fma", "fuse multiply-adds into relaxed-SIMD f32x4.relaxed_madd (needs simd)"),
+            ]
+            constraints += [
+                Constraint("simd needs tile_b a multiple of 4", lambda c, _: not c["simd"] or c["tile_b"] % LANES == 0),
+                Constraint("fma needs simd", lambda c, _: c["simd"] or not c["fma"]),
+            ]
+        return Space(tuple(knobs), tuple(constraints))
+
+    def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
+        tile = {**config, "wg": 1}
+        simd = bool(config.get("simd"))
+        kernel = TileLowering(stage, tile, buffers, name, views=None, simd=simd).kernel()
+        if config.get("fma"):
+            return ir.Kernel(**{**vars(kernel), "fused_multiply_add": True})
+        return kernel
