@@ -6,12 +6,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kgen.errors import KgenError
 
-BACKENDS = ("webgpu", "webgl")
+BACKENDS = ("webgpu", "webgl", "wasm")
+NATIVE = {"webgpu": "wgpu-py", "wasm": "wasmtime"}  # backends with a runner outside the browser
 
 
 def _jsonable(value: Any) -> Any:
@@ -93,16 +94,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from kgen.checking import compare
     from kgen.cli_args import config_from_args, workload_from_args
     from kgen.scheduling.build import build, space
+    from kgen.scheduling.space import DEFAULT_LIMITS
 
     workload = workload_from_args(args)
-    if args.configs:
-        configs: list[Any] = [None, *space(workload, args.backend).sample(args.configs, seed=args.seed)]
-    else:
-        configs = [config_from_args(args.config)]
-    programs = [build(workload, args.backend, c) for c in configs]
+    if args.native and args.backend not in NATIVE:
+        raise KgenError(f"--native runs {' and '.join(NATIVE)} only ({args.backend} has no runner outside the browser)")
     arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(args.seed))
     want = workload.opdef.reference(arrays, workload.attr_dict)
     rows = []
+
+    def programs(limits: Mapping[str, int]) -> list:
+        """The programs to check, valid under the device's ``limits`` (e.g. WebAssembly threads)."""
+        if args.configs:
+            configs: list[Any] = [None, *space(workload, args.backend).sample(args.configs, args.seed, limits)]
+        else:
+            configs = [config_from_args(args.config)]
+        return [build(workload, args.backend, c, limits) for c in configs]
 
     def report(config: dict, status: str, reason: str, errors: tuple[float | None, float | None]) -> None:
         row = {
@@ -117,14 +124,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
             err = "" if errors[0] is None else f"max abs error {errors[0]:.3g}, max rel error {errors[1]:.3g}  "
             print(f"{status:<14} {err}{json.dumps(config, sort_keys=True)}" + (f"\n  {reason}" if reason else ""))
 
-    if not args.json:
-        where = "wgpu-py (native)" if args.native else "headless Chromium"
-        print(f"checking {workload.key} on {args.backend} in {where}: {len(programs)} config(s)")
-    if args.native:
-        from kgen.native import wgpu_runner
+    def announce(count: int) -> None:
+        if not args.json:
+            where = f"{NATIVE[args.backend]} (native)" if args.native else "headless Chromium"
+            print(f"checking {workload.key} on {args.backend} in {where}: {count} config(s)")
 
-        for program, config in programs:
-            got = wgpu_runner.run(program, arrays).reshape(want.shape)
+    if args.native:
+        import importlib
+
+        runner = importlib.import_module(f"kgen.native.{args.backend.replace('webgpu', 'wgpu')}_runner")
+        native = programs(DEFAULT_LIMITS)
+        announce(len(native))
+        for program, config in native:
+            got = runner.run(program, arrays).reshape(want.shape)
             result = compare(got, want, args.backend)
             report(config, "ok" if result.ok else "wrong", result.reason, (result.max_abs_error, result.max_rel_error))
     else:
@@ -132,8 +144,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         from kgen.browser.session import BrowserSession
 
         with BrowserSession() as session:
+            in_browser = programs(session.limits())
+            announce(len(in_browser))
             harness = Harness(session, arrays, want, args.backend, timeout_s=args.timeout)
-            for program, config in programs:
+            for program, config in in_browser:
                 m = harness.measure(program, time_it=False)
                 report(config, m.status, m.reason, (m.max_abs_error, m.max_rel_error))
     if args.json:
@@ -343,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = check.add_mutually_exclusive_group()
     group.add_argument("--config", metavar="JSON", help="knob values (missing knobs take their defaults)")
     group.add_argument("--configs", type=int, metavar="N", help="the default config plus N sampled ones")
-    check.add_argument("--native", action="store_true", help="run through wgpu-py instead of the browser")
+    check.add_argument(
+        "--native", action="store_true", help="run outside the browser: WebGPU through wgpu-py, wasm through wasmtime"
+    )
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs and the config sample")
     check.add_argument("--timeout", type=float, default=60.0, help="seconds before a kernel counts as hung")
     check.add_argument("--json", action="store_true", help="machine-readable output")

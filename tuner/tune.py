@@ -26,13 +26,15 @@ import numpy as np
 from kgen.browser.measure import Harness, Measurement, budget
 from kgen.browser.session import BrowserSession
 from kgen.ops.workload import Workload
-from kgen.records.store import Record, RecordStore, device_class
+from kgen.records.store import Record, RecordStore, device_class, software
 from kgen.scheduling.build import build, space
 from kgen.scheduling.lower import main_stage
 from kgen.scheduling.space import Space
 from tuner.study import make_sampler, open_storage, study_name
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+#: what a record keeps of the page's fingerprint (cross-origin isolation: whether wasm could run threads)
+FINGERPRINT_KEYS = ("browser", "software", "hardwareConcurrency", "crossOriginIsolated", "webgpu", "webgl2", "wasm")
 POLL_S = 0.5
 
 
@@ -235,7 +237,7 @@ def tune(
                 samples=best.user_attrs.get("samples", 0),
                 gflops=flops / best.value / 1e6,
                 digest=best.user_attrs.get("digest", ""),
-                fingerprint={k: fp[k] for k in ("browser", "software", "hardwareConcurrency", "webgpu", "webgl2")},
+                fingerprint={k: fp[k] for k in FINGERPRINT_KEYS},
                 source=f"kgen tune, study {name}",
                 time=datetime.now(UTC).isoformat(timespec="seconds"),
             )
@@ -285,7 +287,7 @@ def _summarize(
         workload=workload.key,
         backend=backend,
         device_class=device,
-        software=bool(fp.get("software")),
+        software=software(fp, backend),
         trials=done,
         study_trials=len(study.trials),
         failures=dict(failures),

@@ -186,6 +186,8 @@ class BrowserSession:
         limits = dict(DEFAULT_LIMITS)
         if fp["webgl2"].get("available"):
             limits["max_texture_size"] = int(fp["webgl2"]["maxTextureSize"])
+        if fp["wasm"].get("available"):
+            limits["max_threads"] = int(fp["wasm"]["maxThreads"])
         if not gpu["available"]:
             return limits
         names = {

@@ -53,6 +53,7 @@ class CompiledProgram:
     buffers: tuple[BufferInfo, ...]
     kernels: tuple[CompiledKernel, ...]
     memory_bytes: int | None = None  # WebAssembly: the linear memory every kernel imports
+    threads: int | None = None  # WebAssembly: threads that split every launch (more than 1: shared memory)
 
     @property
     def inputs(self) -> tuple[BufferInfo, ...]:

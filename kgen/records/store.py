@@ -32,9 +32,15 @@ def device_class(fingerprint: Mapping[str, Any], backend: str) -> str:
         gl = fingerprint.get("webgl2", {})
         renderer = (gl.get("renderer") or "unknown").lower()
         parts = ["webgl", "swiftshader" if "swiftshader" in renderer else re.sub(r"[^a-z0-9]+", "_", renderer)[:48]]
-    else:
-        parts = [f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
+    else:  # CPU backends: the cores the page may use
+        parts = [backend, f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
     return "-".join(p.strip().lower().replace(" ", "_") for p in parts)
+
+
+def software(fingerprint: Mapping[str, Any], backend: str) -> bool:
+    """Whether ``backend`` ran on a software rasterizer (SwiftShader) rather than the device it stands for; CPU
+    backends (wasm, js) run on the CPU as they would anywhere."""
+    return backend in ("webgpu", "webgl") and bool(fingerprint.get("software"))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 // starts a job and returns its id at once; Python polls `finished(id)` with its own timeout, so a kernel that
 // hangs cannot hang the driver.
 import { KernelError } from "./launchers/errors.js";
+import { WasmLauncher } from "./launchers/wasm.js";
 import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
 
@@ -61,7 +62,12 @@ window.kgenHarness = {
       crossOriginIsolated: self.crossOriginIsolated,
       webgpu: { available: !!state.launchers.webgpu, error: state.errors.webgpu },
       webgl2: { available: false },
-      wasm: { available: typeof WebAssembly === "object", sharedArrayBuffer: typeof SharedArrayBuffer === "function" },
+      wasm: {
+        available: !!state.launchers.wasm,
+        error: state.errors.wasm,
+        sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+        maxThreads: state.launchers.wasm?.maxThreads ?? 1,
+      },
     };
     if (state.launchers.webgpu) {
       const a = state.launchers.webgpu.adapter;
@@ -187,7 +193,11 @@ window.kgenHarness = {
 };
 
 async function createLaunchers() {
-  const makers = { webgpu: () => WebGPULauncher.create({ timestamps: true }), webgl: () => WebGLLauncher.create() };
+  const makers = {
+    webgpu: () => WebGPULauncher.create({ timestamps: true }),
+    webgl: () => WebGLLauncher.create(),
+    wasm: () => WasmLauncher.create(),
+  };
   for (const [backend, make] of Object.entries(makers)) {
     try {
       state.launchers[backend] = await make();

@@ -23,12 +23,14 @@ def build(
 ) -> tuple[CompiledProgram, dict]:
     """The compiled program and the complete config (defaults filled in), valid under the device ``limits``."""
     program, full = lower_workload(workload, template_for(backend), config, limits)
+    if backend == "wasm":
+        from kgen.codegen.wasm.renderer import render as render_wasm
+
+        return render_wasm(program, threads=full["threads"]), full
     if backend == "webgpu":
         from kgen.codegen.wgsl.renderer import render
     elif backend == "webgl":
         from kgen.codegen.glsl.renderer import render
-    elif backend == "wasm":
-        from kgen.codegen.wasm.renderer import render
     else:
         raise AssertionError(f"no renderer for {backend}")
     return render(program), full

@@ -140,11 +140,11 @@ def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:
 
 
 class _KernelPrinter:
-    def __init__(self, kernel: ir.Kernel, offsets: dict[str, int], pages: int) -> None:
+    def __init__(self, kernel: ir.Kernel, offsets: dict[str, int], memory: str) -> None:
         self.kernel = kernel
         self.ranges = dict(kernel.ranges)
         self.offsets = offsets
-        self.pages = pages
+        self.memory = memory
         self.locals: dict[str, str] = {}
         self.helpers: dict[str, str] = {}
         self.imports: set[str] = set()
@@ -231,18 +231,19 @@ class _KernelPrinter:
 
     # -- memory ------------------------------------------------------------------------------------------
     def address(self, buf: ir.Buffer, index: sympy.Expr, lanes: int, guard: str | None) -> tuple[str, int]:
-        """(address operand, offset immediate) of ``buf[index]``. With ``guard``, a reach that is unknown reads
-        index 0 where the guard is false."""
+        """(address operand, offset immediate) of ``buf[index]``; the constant part of the index goes into the
+        immediate where the rest cannot be negative. With ``guard``, a reach that is unknown reads index 0 where
+        the guard is false."""
         if buf.scope != "global":
             raise self.fail(f"buffer {buf.name} is {buf.scope}: WebAssembly kernels have global buffers only")
         base = self.offsets[buf.name]
-        r = reach(self.kernel, ir.BufLoad(buf, index, lanes))
-        idx = self.index(index)
-        if r is None and guard is not None:
-            return f"(i32.shl (select {idx} (i32.const 0) {guard}) (i32.const 2))", base
-        if r is not None and r[0] < 0:
-            return f"(i32.add (i32.const {base}) (i32.shl {idx} (i32.const 2)))", 0
-        return f"(i32.shl {idx} (i32.const 2))", base
+        if reach(self.kernel, ir.BufLoad(buf, index, lanes)) is None and guard is not None:
+            return f"(i32.shl (select {self.index(index)} (i32.const 0) {guard}) (i32.const 2))", base
+        constant, rest = index.as_coeff_Add()
+        lo, _ = ix.bounds(rest, self.ranges)
+        if lo is not None and lo >= 0 and base + 4 * int(constant) >= 0:
+            return f"(i32.shl {self.index(rest)} (i32.const 2))", base + 4 * int(constant)
+        return f"(i32.add (i32.const {base}) (i32.shl {self.index(index)} (i32.const 2)))", 0
 
     def load(self, e: ir.BufLoad) -> Val:
         kind = "f32" if e.dtype == "float32" else "i32"
@@ -434,7 +435,7 @@ class _KernelPrinter:
             [
                 f";; kgen {k.name}: {tiles} tiles; run(begin, end) computes tiles begin .. end - 1",
                 "(module",
-                f'  (import "env" "memory" (memory {self.pages}))',
+                f'  (import "env" "memory" (memory {self.memory}))',
                 *imports,
                 *helpers,
                 '  (func (export "run") (param $begin i32) (param $end i32)',
@@ -460,15 +461,17 @@ def assemble(text: str, name: str) -> bytes:
         raise KgenError(f"WebAssembly renderer: kernel {name}: wat2wasm rejected the text: {err}") from err
 
 
-def render(program: ir.Program) -> CompiledProgram:
-    """WAT text, its assembled binary and the memory plan for every kernel of ``program``."""
+def render(program: ir.Program, threads: int = 1) -> CompiledProgram:
+    """WAT text, its assembled binary and the memory plan for every kernel of ``program``; with ``threads`` > 1
+    the memory is shared (and of fixed size, as shared memories must declare a maximum)."""
     offsets, end = plan_memory(program)
     pages = max(1, -(-end // PAGE))
+    memory = f"{pages} {pages} shared" if threads > 1 else str(pages)
     roles = [*((b, "input") for b in program.inputs), *((b, "temp") for b in program.temps), (program.output, "output")]
     buffers = tuple(BufferInfo(b.name, b.dtype, b.size, role, offset=offsets[b.name]) for b, role in roles)
     kernels = []
     for k in program.kernels:
-        text = _KernelPrinter(k, offsets, pages).render()
+        text = _KernelPrinter(k, offsets, memory).render()
         binary = base64.b64encode(assemble(text, k.name)).decode()
         kernels.append(CompiledKernel(k.name, text, (1, 1, 1), (k.launch[0], 1, 1), (), binary=binary))
-    return CompiledProgram("wasm", buffers, tuple(kernels), memory_bytes=pages * PAGE)
+    return CompiledProgram("wasm", buffers, tuple(kernels), memory_bytes=pages * PAGE, threads=threads)

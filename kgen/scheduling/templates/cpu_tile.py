@@ -8,7 +8,8 @@ that are reused across the block, as in the GPU tile template (``gpu_tile.TileLo
 With ``simd`` (WebAssembly) every 4 outputs along the last axis are one f32x4: a matmul's tile is the classic
 micro-kernel (per reduction step, ``tile_a`` splatted values of A times ``tile_b / 4`` vectors of B into
 ``tile_a * tile_b / 4`` vector accumulators). ``fma`` lets the renderer fuse a multiply and an add into one
-relaxed-SIMD multiply-add (one rounding or two, whichever the CPU does).
+relaxed-SIMD multiply-add (one rounding or two, whichever the CPU does). ``threads`` split the tiles of every
+launch between the page and workers on a shared memory (the renderer's and launcher's part).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class CpuTile:
         if candidates:
             knobs += [
                 choice("tile_axis", candidates, "the second axis of the register tile"),
-                choice("tile_a", (1, 2, 4, 6, 8), "outputs per tile along tile_axis"),
+                choice("tile_a", (1, 2, 3, 4, 6, 8), "outputs per tile along tile_axis"),
             ]
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
@@ -57,7 +58,10 @@ class CpuTile:
                 choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
             ]
         constraints = [
-            Constraint(f"more than {MAX_TILE} outputs per tile", lambda c, _: _tile_size(c) <= MAX_TILE),
+            Constraint(
+                f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
+                lambda c, _: _tile_size(c) <= MAX_TILE * (LANES if c.get("simd") else 1),
+            ),
             Constraint(f"unrolled block over {MAX_BLOCK} instances", lambda c, _: _block_size(stage, c) <= MAX_BLOCK),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
@@ -66,17 +70,22 @@ class CpuTile:
             knobs += [
                 flag("simd", "4 outputs along the last axis per f32x4 (needs tile_b a multiple of 4)"),
                 flag("fma", "fuse multiply-adds into relaxed-SIMD f32x4.relaxed_madd (needs simd)"),
+                choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
             ]
             constraints += [
                 Constraint("simd needs tile_b a multiple of 4", lambda c, _: not c["simd"] or c["tile_b"] % LANES == 0),
                 Constraint("fma needs simd", lambda c, _: c["simd"] or not c["fma"]),
+                Constraint(
+                    "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
+                    lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
+                ),
             ]
         return Space(tuple(knobs), tuple(constraints))
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}
         simd = bool(config.get("simd"))
-        kernel = TileLowering(stage, tile, buffers, name, views=None, simd=simd).kernel()
+        kernel = TileLowering(stage, tile, buffers, name, views=None, simd=simd, clamp=False).kernel()
         if config.get("fma"):
             return ir.Kernel(**{**vars(kernel), "fused_multiply_add": True})
         return kernel

@@ -199,9 +199,10 @@ def _merge_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
 class TileLowering:
     """Lowers one stage under a complete tile config; ``views`` (None: no vector reads) says which buffers may be
     read 4 lanes at a time. With ``simd`` (CPU backends; ``tile_b`` a multiple of 4) each group of 4 tile elements
-    along the last axis is one 4-lane vector (``kgen.scheduling.simd``): its accumulator, reads and store. Reads
-    along the last axis are then not clamped (lanes past the end are computed and discarded), and declarations
-    that do not depend on the reduction loops are hoisted out of them."""
+    along the last axis is one 4-lane vector (``kgen.scheduling.simd``): its accumulator, reads and store, and
+    declarations that do not depend on the reduction loops are hoisted out of them. Without ``clamp`` (CPU
+    backends, whose renderers keep every read's reach inside memory) a tile past the tensor's end reads past it
+    too and its values are never stored, instead of reading clamped indices: no min() in any index."""
 
     def __init__(
         self,
@@ -211,6 +212,7 @@ class TileLowering:
         name: str,
         views: VectorViews | None,
         simd: bool = False,
+        clamp: bool = True,
     ) -> None:
         self.stage, self.config, self.buffers, self.name = stage, config, buffers, name
         axes = stage.axes
@@ -242,6 +244,7 @@ class TileLowering:
         self.shared: list[ir.Buffer] = []
         self.views = views
         self.simd = simd
+        self.clamp = clamp
         assert not simd or self.tiles[-1] % LANES == 0, "simd needs tile_b a multiple of 4"
 
     # -- thread coordinates ------------------------------------------------------------------------------
@@ -286,12 +289,11 @@ class TileLowering:
 
     def _values(self, coords: list[sympy.Expr], offsets: tuple[int, ...], clamp: bool) -> list[sympy.Expr]:
         values = []
-        last = len(self.logical) - 1
-        for pos, ((_, extent), tile, q, o, threads) in enumerate(
-            zip(self.logical, self.tiles, coords, offsets, self.threads, strict=True)
+        for (_, extent), tile, q, o, threads in zip(
+            self.logical, self.tiles, coords, offsets, self.threads, strict=True
         ):
             v = tile * q + o
-            if clamp and threads * tile != extent and not (self.simd and pos == last):
+            if clamp and self.clamp and threads * tile != extent:
                 v = sympy.Min(v, extent - 1)
             values.append(v)
         return values

@@ -1,0 +1,139 @@
+// The WebAssembly launcher: takes a kgen program (one module per kernel, each exporting run(begin, end) over a
+// range of its tiles, all importing one linear memory in which every buffer has a fixed offset) and runs it.
+// With `program.threads` > 1 the memory is shared and a pool of workers (wasm_worker.js) runs the other
+// threads' ranges; that needs a cross-origin isolated page (SharedArrayBuffer). The main thread runs range 0
+// and then spins until the workers are done (a page's main thread may not Atomics.wait).
+import { KernelError } from "./errors.js";
+
+const PAGE = 65536;
+export const MATH = { exp: Math.exp, log: Math.log, tanh: Math.tanh, pow: Math.pow };
+// the control block shared with the workers: generation, kernel, tiles, done count, error flag
+export const CTRL = { generation: 0, kernel: 1, tiles: 2, done: 3, failed: 4, length: 8 };
+
+export function share(thread, threads, tiles) {
+  return [Math.floor((thread * tiles) / threads), Math.floor(((thread + 1) * tiles) / threads)];
+}
+
+function decode(b64) {
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+export class WasmLauncher {
+  static create() {
+    if (typeof WebAssembly !== "object") throw new Error("WebAssembly is not available in this browser");
+    return new WasmLauncher();
+  }
+
+  get maxThreads() {
+    return self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
+  }
+
+  async compile(program) {
+    const threads = program.threads ?? 1;
+    if (threads > this.maxThreads) {
+      throw new KernelError("runtime_error", `${threads} threads need a cross-origin isolated page with as many cores`);
+    }
+    const kernels = [];
+    for (const kernel of program.kernels) {
+      try {
+        kernels.push({ name: kernel.name, tiles: kernel.grid[0], module: await WebAssembly.compile(decode(kernel.binary)) });
+      } catch (err) {
+        throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
+      }
+    }
+    return { program, threads, kernels, pool: null };
+  }
+
+  // One linear memory for the whole program; a buffer is a window of it.
+  createBuffers(program) {
+    const pages = program.memory_bytes / PAGE;
+    const shared = (program.threads ?? 1) > 1;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+    const buffers = {};
+    for (const b of program.buffers) buffers[b.name] = { memory, offset: b.offset, size: b.size };
+    return buffers;
+  }
+
+  write(buffer, array) {
+    new Float32Array(buffer.memory.buffer, buffer.offset, buffer.size).set(array);
+  }
+
+  // Instances on the main thread, and a started worker pool when threaded; resolves when all are ready.
+  async bind(compiled, buffers) {
+    const memory = Object.values(buffers)[0].memory;
+    const imports = { env: { memory }, math: MATH };
+    const runs = compiled.kernels.map((k) => new WebAssembly.Instance(k.module, imports).exports.run);
+    if (compiled.threads === 1) return { runs, pool: null };
+    const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL.length));
+    const modules = compiled.kernels.map((k) => k.module);
+    const workers = [];
+    const ready = [];
+    for (let t = 1; t < compiled.threads; t++) {
+      const worker = new Worker(new URL("./wasm_worker.js", import.meta.url), { type: "module" });
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.onmessage = (e) => (e.data.ok ? resolve() : reject(new KernelError("runtime_error", e.data.message)));
+          worker.onerror = (e) => reject(new KernelError("runtime_error", `worker: ${e.message}`));
+        }),
+      );
+      worker.postMessage({ modules, memory, ctrl, thread: t, threads: compiled.threads });
+      workers.push(worker);
+    }
+    const pool = { ctrl, workers };
+    compiled.pool = pool;
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      this.#stop(pool);
+      throw err;
+    }
+    return { runs, pool };
+  }
+
+  #dispatch(compiled, bound) {
+    const { runs, pool } = bound;
+    compiled.kernels.forEach((k, i) => {
+      if (!pool) {
+        runs[i](0, k.tiles);
+        return;
+      }
+      const ctrl = pool.ctrl;
+      Atomics.store(ctrl, CTRL.kernel, i);
+      Atomics.store(ctrl, CTRL.tiles, k.tiles);
+      Atomics.store(ctrl, CTRL.done, 0);
+      Atomics.add(ctrl, CTRL.generation, 1);
+      Atomics.notify(ctrl, CTRL.generation);
+      const [begin, end] = share(0, compiled.threads, k.tiles);
+      runs[i](begin, end);
+      while (Atomics.load(ctrl, CTRL.done) !== compiled.threads - 1);
+      if (Atomics.load(ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);
+    });
+  }
+
+  async run(compiled, bound) {
+    this.#dispatch(compiled, await bound);
+  }
+
+  // One sample: `k` back-to-back runs, timed by the wall clock.
+  async sample(compiled, bound, k) {
+    const b = await bound;
+    const t0 = performance.now();
+    for (let i = 0; i < k; i++) this.#dispatch(compiled, b);
+    return { gpu: null, wall: (performance.now() - t0) / k };
+  }
+
+  async read(buffer) {
+    return new Float32Array(buffer.memory.buffer, buffer.offset, buffer.size).slice();
+  }
+
+  #stop(pool) {
+    Atomics.store(pool.ctrl, CTRL.generation, -1);
+    Atomics.notify(pool.ctrl, CTRL.generation);
+    for (const w of pool.workers) w.terminate();
+  }
+
+  destroy(compiled) {
+    if (compiled.pool) this.#stop(compiled.pool);
+    compiled.pool = null;
+  }
+}

@@ -1,0 +1,56 @@
+"""WebAssembly kernels in real headless Chromium: every op, its default and sampled configs, on 1 thread and on 2
+(workers on a shared memory), odd and even shapes, match numpy; a kernel that traps is a runtime error."""
+
+import base64
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from kgen.browser.measure import Harness
+from kgen.codegen.wasm.renderer import assemble
+from kgen.ops import Workload
+from kgen.scheduling.build import build, space
+from tests.browser_cases import CASES
+
+pytestmark = pytest.mark.browser
+
+
+def harness_for(browser, workload, **kwargs):
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    return Harness(browser, arrays, workload.opdef.reference(arrays, workload.attr_dict), "wasm", **kwargs)
+
+
+def test_the_page_may_run_threads(browser):
+    fp = browser.fingerprint()
+    assert fp["crossOriginIsolated"] and fp["wasm"]["available"]
+    assert browser.limits()["max_threads"] >= 2
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_op_matches_numpy_in_wasm(browser, op):
+    limits = {**browser.limits(), "max_threads": 2}
+    for shapes, attrs in CASES[op]:
+        workload = Workload.create(op, shapes, attrs)
+        harness = harness_for(browser, workload)
+        sp = space(workload, "wasm")
+        sampled = sp.sample(2, seed=len(shapes), limits=limits)
+        simd = next((c for c in sp.sample(40, seed=1, limits=limits) if c["simd"]), None)
+        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, simd) if c for t in (1, 2)]
+        programs = [build(workload, "wasm", c, limits)[0] for c in configs]
+        for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
+            assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_trapping_kernel_is_a_runtime_error_and_the_batch_goes_on(browser, threads):
+    workload = Workload.create("relu", [(4096,)])
+    good = build(workload, "wasm", {"threads": threads}, {**browser.limits(), "max_threads": 2})[0]
+    kernel = good.kernels[0]
+    source = re.sub(r"f32\.store offset=\d+", "f32.store offset=2000000000", kernel.source)
+    binary = base64.b64encode(assemble(source, kernel.name)).decode()
+    bad = dataclasses.replace(good, kernels=(dataclasses.replace(kernel, source=source, binary=binary),))
+    results = harness_for(browser, workload).measure_batch([bad, good])
+    assert results[0].status == "runtime_error" and "out of bounds" in results[0].reason, results[0]
+    assert results[1].ok and results[1].samples >= 5
