@@ -11,7 +11,7 @@ from typing import Any
 
 from kgen.errors import KgenError
 
-BACKENDS = ("webgpu", "webgl", "wasm")
+BACKENDS = ("webgpu", "webgl", "wasm", "js")
 NATIVE = {"webgpu": "wgpu-py", "wasm": "wasmtime"}  # backends with a runner outside the browser
 
 
@@ -79,11 +79,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"// config:   {json.dumps(config, sort_keys=True)}")
     knobs = space(workload, args.backend).knobs
     print("// knobs:    " + "; ".join(f"{k.name} in {list(k.values)}" for k in knobs))
+    if program.memory_bytes is not None:
+        where = ", ".join(f"{b.name}@{b.offset}" for b in program.buffers)
+        print(f"// memory:   {program.memory_bytes} bytes; buffers at byte offsets {where}")
     for kernel in program.kernels:
-        views = ", ".join(f"{b.binding}={b.buffer}:{b.view}" for b in kernel.bindings)
-        print(
-            f"// kernel {kernel.name}: grid {list(kernel.grid)} x workgroup {list(kernel.workgroup)}; bindings {views}"
-        )
+        if program.memory_bytes is not None:
+            print(f"// kernel {kernel.name}: {kernel.grid[0]} tiles")
+        else:
+            views = ", ".join(f"{b.binding}={b.buffer}:{b.view}" for b in kernel.bindings)
+            launch = f"grid {list(kernel.grid)} x workgroup {list(kernel.workgroup)}; bindings {views}"
+            print(f"// kernel {kernel.name}: {launch}")
         print(kernel.source)
     return 0
 

@@ -1,7 +1,11 @@
-"""Every op's WebAssembly kernels, run through wasmtime, match numpy: default, sampled and SIMD configs."""
+"""Every op's WebAssembly kernels, run through wasmtime, match numpy: default, sampled (1 to 4 threads) and SIMD
+configs; threaded modules (shared memory) validate."""
+
+import base64
 
 import numpy as np
 import pytest
+import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,11 +13,14 @@ from kgen.checking import compare
 from kgen.native import wasm_runner
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
+from kgen.scheduling.space import DEFAULT_LIMITS
 from tests.strategies import CASES
+
+LIMITS = {**DEFAULT_LIMITS, "max_threads": 4}
 
 
 def _check(workload: Workload, config, seed: int = 0):
-    program, full = build(workload, "wasm", config)
+    program, full = build(workload, "wasm", config, LIMITS)
     arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
     want = workload.opdef.reference(arrays, workload.attr_dict)
     got = wasm_runner.run(program, arrays).reshape(want.shape)
@@ -29,7 +36,7 @@ def test_wasm_kernel_matches_reference(op, data):
     shapes, attrs = data.draw(CASES[op], label="case")
     seed = data.draw(st.integers(0, 2**16), label="seed")
     workload = Workload.create(op, shapes, attrs)
-    sampled = space(workload, "wasm").sample(2, seed=seed)
+    sampled = space(workload, "wasm").sample(2, seed=seed, limits=LIMITS)
     config = data.draw(st.sampled_from([None, *sampled]), label="config")
     _check(workload, config, seed)
 
@@ -64,3 +71,14 @@ def test_simd_micro_kernels(op, shapes, attrs, config):
     program, _ = _check(Workload.create(op, shapes, attrs), config, seed=3)
     assert "f32x4" in program.source
     assert ("f32x4.relaxed_madd" in program.source) == bool(config.get("fma"))
+
+
+def test_threaded_modules_share_their_memory_and_validate():
+    workload = Workload.create("matmul", [(16, 32), (32, 16)])
+    program, _ = _check(workload, {"threads": 2, "simd": 1, "tile_b": 8})
+    assert program.threads == 2 and "shared" in program.kernels[0].source
+    config = wasmtime.Config()
+    config.wasm_threads = True
+    config.wasm_relaxed_simd = True
+    engine = wasmtime.Engine(config)
+    wasmtime.Module.validate(engine, base64.b64decode(program.kernels[0].binary))

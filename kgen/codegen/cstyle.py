@@ -47,6 +47,10 @@ LANES = "xyzw"
 class CStylePrinter:
     language = "C"
     types: ClassVar[dict[str, str]] = {}
+    unary_ops: ClassVar[dict[str, str]] = UNARY
+    binary_ops: ClassVar[dict[str, str]] = BINARY
+    #: how ``min``, ``max`` and ``abs`` of integers are called
+    int_functions: ClassVar[dict[str, str]] = {"min": "min", "max": "max", "abs": "abs"}
     and_op = " && "
     or_op = " || "
     #: helper functions by name; ``floormod`` may call ``floordiv``
@@ -121,14 +125,14 @@ class CStylePrinter:
         if isinstance(e, ix.FloorDiv | ix.FloorMod):
             return self.divide(e)
         if isinstance(e, sympy.Min | sympy.Max):
-            fn = "min" if isinstance(e, sympy.Min) else "max"
+            fn = self.int_functions["min" if isinstance(e, sympy.Min) else "max"]
             args = [self.index(a) for a in e.args]
             out = args[0]
             for a in args[1:]:
                 out = f"{fn}({out}, {a})"
             return out
         if isinstance(e, sympy.Abs):
-            return f"abs({self.index(e.args[0])})"
+            return f"{self.int_functions['abs']}({self.index(e.args[0])})"
         if isinstance(e, sympy.And | sympy.Or):
             return self.logical(isinstance(e, sympy.And), [self.index(a) for a in e.args])
         if isinstance(e, sympy.Not):
@@ -150,7 +154,13 @@ class CStylePrinter:
         a_text = self.index(a) if shift == 0 else f"({self.index(a)} + {shift * int(b)})"
         if isinstance(e, ix.FloorMod):
             return f"({a_text} % {b})"
-        return f"({a_text} / {b})" if shift == 0 else f"({a_text} / {b} - {shift})"
+        quotient = self.int_divide(a_text, str(b))
+        return f"({quotient})" if shift == 0 else f"({quotient} - {shift})"
+
+    def int_divide(self, a: str, b: str) -> str:
+        """The quotient of non-negative integers (truncating ``/`` in C-like languages), for use as an operand
+        of ``-``."""
+        return f"{a} / {b}"
 
     # -- values ------------------------------------------------------------------------------------------
     def value(self, e: Expr) -> str:
@@ -165,9 +175,9 @@ class CStylePrinter:
                     return read
                 return self.select(self.fallback(e), read, self.index(guard))
             case Unary(func=f, x=x):
-                return UNARY[f].format(self.value(x))
+                return self.unary_ops[f].format(self.value(x))
             case Binary(op=op, a=a, b=b):
-                return BINARY[op].format(self.value(a), self.value(b))
+                return self.binary_ops[op].format(self.value(a), self.value(b))
             case Compare(op=op, a=a, b=b):
                 return f"({self.value(a)} {COMPARE[op]} {self.value(b)})"
             case IndexCond(cond=cond):

@@ -3,6 +3,7 @@
 // starts a job and returns its id at once; Python polls `finished(id)` with its own timeout, so a kernel that
 // hangs cannot hang the driver.
 import { KernelError } from "./launchers/errors.js";
+import { JSLauncher } from "./launchers/js.js";
 import { WasmLauncher } from "./launchers/wasm.js";
 import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
@@ -197,6 +198,7 @@ async function createLaunchers() {
     webgpu: () => WebGPULauncher.create({ timestamps: true }),
     webgl: () => WebGLLauncher.create(),
     wasm: () => WasmLauncher.create(),
+    js: () => JSLauncher.create(),
   };
   for (const [backend, make] of Object.entries(makers)) {
     try {

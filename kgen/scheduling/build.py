@@ -31,6 +31,8 @@ def build(
         from kgen.codegen.wgsl.renderer import render
     elif backend == "webgl":
         from kgen.codegen.glsl.renderer import render
+    elif backend == "js":
+        from kgen.codegen.js.renderer import render
     else:
         raise AssertionError(f"no renderer for {backend}")
     return render(program), full

@@ -7,27 +7,25 @@ loads' ``offset=`` immediates. Transcendentals come from the page's ``Math`` (im
 
 Values are ``f32``/``i32`` scalars or ``v128`` vectors (``f32x4``, and ``i32x4`` lane masks for conditions).
 A guarded read is read anyway and its value discarded where the guard is false: the memory plan
-(``plan_memory``) keeps every index a read can reach (``ix.bounds``, guards ignored) inside memory, so this
-never traps; a read whose reach is unknown reads index 0 instead where its guard is false.
+(``kgen.codegen.memory``) keeps every index a read can reach inside memory, so this never traps; a read whose
+reach is unknown reads index 0 instead where its guard is false.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sympy
 import wasmtime
 
-from kgen.codegen.program import BufferInfo, CompiledKernel, CompiledProgram
+from kgen.codegen.memory import PAGE, placed_buffers, plan_memory, reach
+from kgen.codegen.program import CompiledKernel, CompiledProgram
 from kgen.errors import KgenError
 from kgen.scheduling import ir
 from kgen.te import index as ix
-from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary, map_children
+from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary
 
-PAGE = 65536
-ALIGN = 64
 F32_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "max": "max", "min": "min"}
 I32_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div_s"}
 F32_COMPARE = {"lt": "lt", "le": "le", "gt": "gt", "ge": "ge", "eq": "eq", "ne": "ne"}
@@ -77,63 +75,6 @@ class Val:
     text: str
     lanes: int
     kind: str
-
-
-# -- the memory plan ------------------------------------------------------------------------------------------
-
-
-def _accesses(kernel: ir.Kernel) -> Iterator[ir.BufLoad | ir.Store]:
-    def values(e: Expr) -> Iterator[ir.BufLoad]:
-        found: list[ir.BufLoad] = []
-
-        def visit(node: Expr) -> Expr:
-            if isinstance(node, ir.BufLoad):
-                found.append(node)
-            elif isinstance(node, ir.Vector):
-                for v in node.values:
-                    visit(v)
-            return map_children(node, visit)
-
-        visit(e)
-        yield from found
-
-    for s in ir.walk(kernel.body):
-        match s:
-            case ir.Decl(init=e) | ir.Assign(value=e):
-                yield from values(e)
-            case ir.Store(value=e):
-                yield s
-                yield from values(e)
-
-
-def reach(kernel: ir.Kernel, access: ir.BufLoad | ir.Store) -> tuple[int, int] | None:
-    """The lowest and highest element index ``access`` can touch, or None where unknown."""
-    lo, hi = ix.bounds(access.index, kernel.ranges)
-    if lo is None or hi is None:
-        return None
-    return lo, hi + access.lanes - 1
-
-
-def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:
-    """Byte offset of every global buffer, and the memory size, so that every read's reach lies in memory."""
-    buffers = [*program.inputs, *program.temps, program.output]
-    low = {b.name: 0 for b in buffers}
-    high = {b.name: b.size - 1 for b in buffers}
-    for kernel in program.kernels:
-        for access in _accesses(kernel):
-            r = reach(kernel, access)
-            if r is not None and access.buffer.scope == "global":
-                low[access.buffer.name] = min(low[access.buffer.name], r[0])
-                high[access.buffer.name] = max(high[access.buffer.name], r[1])
-    offsets, cursor = {}, 0
-    for b in buffers:
-        offsets[b.name] = cursor
-        cursor = -(-(cursor + 4 * b.size) // ALIGN) * ALIGN
-    shift = max(0, *(-(offsets[n] + 4 * low[n]) for n in offsets))
-    shift = -(-shift // ALIGN) * ALIGN
-    offsets = {n: o + shift for n, o in offsets.items()}
-    end = max(cursor + shift, *(offsets[n] + 4 * (high[n] + 1) for n in offsets))
-    return offsets, end
 
 
 # -- one kernel -------------------------------------------------------------------------------------------------
@@ -467,8 +408,7 @@ def render(program: ir.Program, threads: int = 1) -> CompiledProgram:
     offsets, end = plan_memory(program)
     pages = max(1, -(-end // PAGE))
     memory = f"{pages} {pages} shared" if threads > 1 else str(pages)
-    roles = [*((b, "input") for b in program.inputs), *((b, "temp") for b in program.temps), (program.output, "output")]
-    buffers = tuple(BufferInfo(b.name, b.dtype, b.size, role, offset=offsets[b.name]) for b, role in roles)
+    buffers = placed_buffers(program, offsets)
     kernels = []
     for k in program.kernels:
         text = _KernelPrinter(k, offsets, memory).render()

@@ -1,0 +1,57 @@
+// The plain-JavaScript launcher, the fallback for browsers with nothing else: each kernel is a function
+// (m, begin, end) over its tiles, where m is a Float32Array over the program's memory and every buffer has a
+// fixed offset in it (the same memory plan as WebAssembly's).
+import { KernelError } from "./errors.js";
+
+export class JSLauncher {
+  static create() {
+    return new JSLauncher();
+  }
+
+  async compile(program) {
+    const kernels = program.kernels.map((kernel) => {
+      try {
+        return { name: kernel.name, tiles: kernel.grid[0], fn: new Function(`"use strict";\nreturn (\n${kernel.source}\n);`)() };
+      } catch (err) {
+        throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
+      }
+    });
+    return { program, kernels };
+  }
+
+  createBuffers(program) {
+    const heap = new Float32Array(program.memory_bytes / 4);
+    const buffers = {};
+    for (const b of program.buffers) buffers[b.name] = { heap, start: b.offset / 4, size: b.size };
+    return buffers;
+  }
+
+  write(buffer, array) {
+    buffer.heap.set(array, buffer.start);
+  }
+
+  bind(compiled, buffers) {
+    return Object.values(buffers)[0].heap;
+  }
+
+  #dispatch(compiled, heap) {
+    for (const k of compiled.kernels) k.fn(heap, 0, k.tiles);
+  }
+
+  async run(compiled, heap) {
+    this.#dispatch(compiled, heap);
+  }
+
+  // One sample: `k` back-to-back runs, timed by the wall clock.
+  async sample(compiled, heap, k) {
+    const t0 = performance.now();
+    for (let i = 0; i < k; i++) this.#dispatch(compiled, heap);
+    return { gpu: null, wall: (performance.now() - t0) / k };
+  }
+
+  async read(buffer) {
+    return buffer.heap.slice(buffer.start, buffer.start + buffer.size);
+  }
+
+  destroy() {}
+}

@@ -1,0 +1,38 @@
+"""Plain-JavaScript kernels (the fallback backend) in real headless Chromium: every op, its default and sampled
+configs, odd and even shapes, match numpy; a kernel whose text does not parse is a compile error."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kgen.browser.measure import Harness
+from kgen.ops import Workload
+from kgen.scheduling.build import build, space
+from tests.browser_cases import CASES
+
+pytestmark = pytest.mark.browser
+
+
+def harness_for(browser, workload):
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    return Harness(browser, arrays, workload.opdef.reference(arrays, workload.attr_dict), "js")
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_op_matches_numpy_in_js(browser, op):
+    for shapes, attrs in CASES[op]:
+        workload = Workload.create(op, shapes, attrs)
+        configs = [None, *space(workload, "js").sample(2, seed=len(shapes))]
+        results = harness_for(browser, workload).measure_batch([build(workload, "js", c)[0] for c in configs], False)
+        for config, result in zip(configs, results, strict=True):
+            assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
+
+
+def test_js_syntax_error_is_a_compile_error(browser):
+    workload = Workload.create("relu", [(64,)])
+    good = build(workload, "js")[0]
+    broken = dataclasses.replace(good.kernels[0], source=good.kernels[0].source.replace("const ", "const const "))
+    results = harness_for(browser, workload).measure_batch([dataclasses.replace(good, kernels=(broken,)), good])
+    assert results[0].status == "compile_error" and results[0].reason.startswith("relu: "), results[0]
+    assert results[1].ok and results[1].samples >= 5
