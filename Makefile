@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CHROMIUM ?= /usr/lib/chromium/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chromium tune test lint clean
+.PHONY: setup chromium tune test lint peers clean
 
 setup: chromium $(VENV)/.installed
 
@@ -38,6 +38,10 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# peer libraries for the benchmarks (bench/wasm_vs_ort.py), from the npm registry, served locally
+peers:
+	cd bench/peers && npm ci --no-audit --no-fund
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

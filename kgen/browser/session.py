@@ -20,10 +20,12 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from kgen.browser.executable import require_chromium
-from kgen.browser.server import StaticServer
+from kgen.browser.server import RUNTIME_DIR, StaticServer
 from kgen.errors import KgenError
 from kgen.scheduling.space import DEFAULT_LIMITS
 
@@ -114,9 +116,10 @@ class _Chromium:
 class BrowserSession:
     """``with BrowserSession() as s: s.call("startRun", candidate)``: the harness page in a live Chromium."""
 
-    def __init__(self, job_timeout_s: float = 60.0) -> None:
+    def __init__(self, job_timeout_s: float = 60.0, mounts: Mapping[str, Path] | None = None) -> None:
+        """``mounts``: more directories to serve beside the runtime, by URL prefix (a benchmark's peer libraries)."""
         self.job_timeout_s = job_timeout_s
-        self.server = StaticServer()
+        self.server = StaticServer({"/": RUNTIME_DIR, **(mounts or {})})
         self._pw: Any = None
         self._chromium: _Chromium | None = None
         self._browser: Any = None
@@ -169,7 +172,7 @@ class BrowserSession:
     def fingerprint(self) -> dict[str, Any]:
         """Browser version, adapter info, WebGL renderer, thread count: what every measurement is tied to."""
         if self._fingerprint is None:
-            fp = self._evaluate("() => window.kgenHarness.fingerprint()")
+            fp = self.evaluate("() => window.kgenHarness.fingerprint()")
             fp["browser"] = self._browser.version
             fp["software"] = bool(
                 (fp["webgpu"].get("architecture") or "").lower() == "swiftshader"
@@ -200,7 +203,8 @@ class BrowserSession:
         }
         return limits | {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
 
-    def _evaluate(self, script: str, arg: Any = None) -> Any:
+    def evaluate(self, script: str, arg: Any = None) -> Any:
+        """Run ``script`` (a JavaScript function of ``arg``) in the page, under the watchdog; its result."""
         with self._watchdog(self.job_timeout_s + 10, "the page stopped answering"):
             return self.page.evaluate(script, arg)
 
@@ -257,7 +261,7 @@ class BrowserSession:
         return result
 
     def set_inputs(self, key: str, arrays_b64: list[str]) -> None:
-        self._evaluate("([key, arrays]) => window.kgenHarness.setInputs(key, arrays)", [key, arrays_b64])
+        self.evaluate("([key, arrays]) => window.kgenHarness.setInputs(key, arrays)", [key, arrays_b64])
 
     def release(self, candidate_id: str) -> None:
-        self._evaluate("(id) => window.kgenHarness.release(id)", candidate_id)
+        self.evaluate("(id) => window.kgenHarness.release(id)", candidate_id)

@@ -62,7 +62,10 @@ class CpuTile:
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
                 lambda c, _: _tile_size(c) <= MAX_TILE * (LANES if c.get("simd") else 1),
             ),
-            Constraint(f"unrolled block over {MAX_BLOCK} instances", lambda c, _: _block_size(stage, c) <= MAX_BLOCK),
+            Constraint(
+                f"unrolled block over {MAX_BLOCK} instances (a SIMD instance computes 4 outputs)",
+                lambda c, _: _block_size(stage, c) <= MAX_BLOCK * (LANES if c.get("simd") else 1),
+            ),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
         ]

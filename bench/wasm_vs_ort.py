@@ -1,0 +1,145 @@
+"""kgen's tuned WebAssembly kernels vs ONNX Runtime Web's wasm backend, side by side in one page per thread count.
+
+    make peers   # once: ONNX Runtime Web from the npm registry into bench/peers/node_modules
+    .venv/bin/python -m bench.wasm_vs_ort [--trials 40] [--only conv] [--out results/bench/wasm_vs_ort.json]
+
+1. Tune: ``kgen tune`` (TPE) per workload on the wasm backend, studies kept in ``results/bench/wasm_tune.db``
+   (a later run goes on with them).
+2. Compare, for 1 and then 2 threads, in ``--rounds`` fresh pages each (the median is reported): in one page,
+   kgen's tuned config at that thread count for every workload (median of 15 samples >= 5 ms, kernel only:
+   inputs are in memory), then ONNX Runtime, set up with that many threads, on one-op ONNX models (weights as
+   initializers) timed by ``session.run`` (input copied in, output read back, as in BROWSER.md's peer table).
+   ONNX Runtime's first outputs are checked against numpy, so both compute the same op.
+
+Prints GFLOP/s, the ratio kgen / ORT per workload and geomeans over the conv layers and the matmuls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.onnx_models import one_op_model
+from bench.suite import SUITE, flops, geomeans_by_kind
+from kgen.atomic import write_text_atomic
+from kgen.browser.measure import Harness
+from kgen.browser.session import BrowserSession
+from kgen.records.store import RecordStore
+from kgen.scheduling.build import build
+from tuner.tune import tune
+
+PEERS = Path(__file__).resolve().parent / "peers"
+RUNNER = "/peers/ort_runner.js"
+KINDS = ("conv", "matmul")
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.float32).tobytes()).decode()
+
+
+def tuned_configs(names: list[str], trials: int, storage: str, records: Path) -> dict[str, dict]:
+    configs = {}
+    for n, name in enumerate(names, 1):
+        workload = SUITE[name][0]
+        print(f"[{n}/{len(names)}] tuning {name}: {trials} trials", file=sys.stderr, flush=True)
+        summary = tune(workload, "wasm", trials, storage, records=RecordStore(records), seed=0)
+        assert summary.best_config is not None, f"{name}: no candidate passed"
+        configs[name] = summary.best_config
+        print(f"  best {summary.best_gflops:.1f} GFLOP/s {json.dumps(summary.best_config)}", file=sys.stderr)
+    return configs
+
+
+def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, tuple]:
+    """One fresh page: kgen's kernels for every workload, then ONNX Runtime's ({name: (kgen ms, ORT ms)}).
+    ORT runs last because its thread pool keeps spinning after a run and would take kgen's second core."""
+    if not (PEERS / "node_modules" / "onnxruntime-web").is_dir():
+        raise SystemExit("ONNX Runtime Web is not installed: run `make peers`")
+    ours, theirs = {}, {}
+    with BrowserSession(job_timeout_s=300, mounts={"/peers/": PEERS}) as session:
+        limits = session.limits()
+        inputs = {}
+        for name in names:
+            workload = SUITE[name][0]
+            arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
+            want = workload.opdef.reference(arrays, workload.attr_dict)
+            inputs[name] = (arrays, want)
+            harness = Harness(session, arrays, want, "wasm", timeout_s=300)
+            m = harness.measure(build(workload, "wasm", {**configs[name], "threads": threads}, limits)[0])
+            assert m.ok, f"{name}: {m.status} {m.reason}"
+            ours[name] = m.median_ms
+        ort = session.evaluate(f"async (t) => (await import('{RUNNER}')).setup(t)", threads)
+        assert ort["crossOriginIsolated"], "the page is not cross-origin isolated"
+        for name in names:
+            arrays, want = inputs[name]
+            model = base64.b64encode(one_op_model(SUITE[name][0], arrays)).decode()
+            feed = [{"name": "x", "dims": list(arrays[0].shape), "b64": _b64(arrays[0])}]
+            peer = session.evaluate(f"async ([m, f]) => (await import('{RUNNER}')).time(m, f)", [model, feed])
+            first = want.ravel()[: len(peer["output"])]
+            assert np.allclose(peer["output"], first, rtol=1e-3, atol=1e-3), f"{name}: ORT computed something else"
+            theirs[name] = peer["medianMs"]
+    return {name: (ours[name], theirs[name], ort["version"]) for name in names}
+
+
+def compare(names: list[str], configs: dict[str, dict], threads: int, rounds: int, seed: int) -> list[dict]:
+    """Median over ``rounds`` fresh pages of each side's median, per workload."""
+    results = [measure_round(names, configs, threads, seed) for _ in range(rounds)]
+    rows = []
+    print(f"{threads} thread(s), onnxruntime-web {results[0][names[0]][2]}, {rounds} rounds")
+    for name in names:
+        workload, kind, _ = SUITE[name]
+        kgen_ms = float(np.median([r[name][0] for r in results]))
+        ort_ms = float(np.median([r[name][1] for r in results]))
+        gflop = flops(workload) / 1e9
+        row = {
+            "workload": name,
+            "kind": kind,
+            "threads": threads,
+            "config": {**configs[name], "threads": threads},
+            "kgen_ms": kgen_ms,
+            "kgen_gflops": gflop / kgen_ms * 1e3,
+            "ort_ms": ort_ms,
+            "ort_gflops": gflop / ort_ms * 1e3,
+            "rounds_ms": [[r[name][0], r[name][1]] for r in results],
+        }
+        row["ratio"] = row["kgen_gflops"] / row["ort_gflops"]
+        rows.append(row)
+        print(f"  {name:<26} kgen {row['kgen_gflops']:6.1f}  ORT {row['ort_gflops']:6.1f} GFLOP/s  {row['ratio']:.2f}x")
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=40, help="tuning trials per workload (0: reuse the studies)")
+    parser.add_argument("--only", help="run only workloads whose name contains this")
+    parser.add_argument("--rounds", type=int, default=2, help="fresh pages per thread count (median taken)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storage", default="sqlite:///results/bench/wasm_tune.db")
+    parser.add_argument("--records", type=Path, default=Path("results/bench/wasm_records.jsonl"))
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    names = [n for n, (_, kind, _) in SUITE.items() if kind in KINDS and (not args.only or args.only in n)]
+    Path("results/bench").mkdir(parents=True, exist_ok=True)
+    configs = tuned_configs(names, args.trials, args.storage, args.records)
+    rows = [row for threads in (1, 2) for row in compare(names, configs, threads, args.rounds, args.seed)]
+    summary = {}
+    for threads in (1, 2):
+        by_kind = geomeans_by_kind([r for r in rows if r["threads"] == threads], ("kgen_gflops", "ort_gflops"))
+        summary[f"{threads}t"] = by_kind
+        for kind, s in by_kind.items():
+            ratio = s["kgen_gflops_geomean"] / s["ort_gflops_geomean"]
+            print(
+                f"geomean {threads}t {kind:<7} kgen {s['kgen_gflops_geomean']:.1f}  "
+                f"ORT {s['ort_gflops_geomean']:.1f} GFLOP/s  {ratio:.2f}x"
+            )
+    if args.out:
+        write_text_atomic(args.out, json.dumps({"rows": rows, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
