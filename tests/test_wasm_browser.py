@@ -48,7 +48,7 @@ def test_a_trapping_kernel_is_a_runtime_error_and_the_batch_goes_on(browser, thr
     workload = Workload.create("relu", [(4096,)])
     good = build(workload, "wasm", {"threads": threads}, {**browser.limits(), "max_threads": 2})[0]
     kernel = good.kernels[0]
-    source = re.sub(r"f32\.store offset=\d+", "f32.store offset=2000000000", kernel.source)
+    source = re.sub(r"(f32|v128)\.store offset=\d+", r"\1.store offset=2000000000", kernel.source)
     binary = base64.b64encode(assemble(source, kernel.name)).decode()
     bad = dataclasses.replace(good, kernels=(dataclasses.replace(kernel, source=source, binary=binary),))
     results = harness_for(browser, workload).measure_batch([bad, good])

@@ -232,6 +232,11 @@ class _KernelPrinter:
             case ir.BufLoad():
                 return self.load(e)
             case ir.Vector(values=values):
+                first = values[0]
+                if isinstance(first, ir.BufLoad) and first.guard is sympy.true and all(v is first for v in values):
+                    addr, offset = self.address(first.buffer, first.index, 1, None)
+                    kind = "f32" if e.dtype == "float32" else "i32"
+                    return Val(f"(v128.load32_splat offset={offset} {addr})", 4, kind)
                 return self.gather([self.value(v) for v in values])
             case Unary(func=f, x=x):
                 return self.unary(f, self.value(x))

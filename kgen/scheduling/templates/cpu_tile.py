@@ -42,12 +42,14 @@ class CpuTile:
         self.simd = simd
 
     def space(self, stage: Stage) -> Space:
-        knobs = [choice("tile_b", (1, 4, 8, 16, 2), "outputs per tile along the last axis")]
+        # defaults: a 4x8 register tile in f32x4 (valid for any shape: tiles overhang, lanes past the end are
+        # never stored), without relaxed-SIMD (not every browser validates it) and on one thread
+        knobs = [choice("tile_b", (8, 4, 12, 16, 1, 2), "outputs per tile along the last axis")]
         candidates = tile_axis_candidates(stage)
         if candidates:
             knobs += [
                 choice("tile_axis", candidates, "the second axis of the register tile"),
-                choice("tile_a", (1, 2, 3, 4, 6, 8), "outputs per tile along tile_axis"),
+                choice("tile_a", (4, 1, 2, 3, 6, 8), "outputs per tile along tile_axis"),
             ]
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
@@ -71,7 +73,7 @@ class CpuTile:
         ]
         if self.simd:
             knobs += [
-                flag("simd", "4 outputs along the last axis per f32x4 (needs tile_b a multiple of 4)"),
+                flag("simd", "4 outputs along the last axis per f32x4 (needs tile_b a multiple of 4)", default=True),
                 flag("fma", "fuse multiply-adds into relaxed-SIMD f32x4.relaxed_madd (needs simd)"),
                 choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
             ]

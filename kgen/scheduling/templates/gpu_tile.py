@@ -34,7 +34,7 @@ import sympy
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers, LoadCache, VectorViews
 from kgen.scheduling.partition import Stage, substitute
-from kgen.scheduling.simd import LANES, SimdCache, hoist
+from kgen.scheduling.simd import LANES, SimdCache, hoist, interleave
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
@@ -409,6 +409,8 @@ class TileLowering:
         assigns = [ir.Assign(a.name, Binary(combine, a, cache.resolve(t))) for a, t in updates]
         if staged:  # fill, wait for every thread's part, compute, and wait again before the next fill
             block: ir.Stmt = ir.seq(*fills, ir.Barrier(), *decls, *assigns, ir.Barrier())
+        elif isinstance(cache, SimdCache):
+            block = ir.seq(*interleave(decls, assigns))
         else:
             block = ir.seq(*decls, *assigns)
         for var, extent in reversed(loop_vars):
