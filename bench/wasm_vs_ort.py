@@ -3,8 +3,8 @@
     make peers   # once: ONNX Runtime Web from the npm registry into bench/peers/node_modules
     .venv/bin/python -m bench.wasm_vs_ort [--trials 40] [--only conv] [--out results/bench/wasm_vs_ort.json]
 
-1. Tune: ``kgen tune`` (TPE) per workload on the wasm backend, studies kept in ``results/bench/wasm_tune.db``
-   (a later run goes on with them).
+1. Tune: ``kgen tune --fix '{"threads": T}'`` (TPE) per workload on the wasm backend, for T = 1 and 2, studies
+   kept in ``results/bench/wasm_tune.db`` (a later run goes on with them).
 2. Compare, for 1 and then 2 threads, in ``--rounds`` fresh pages each (the median is reported): in one page,
    kgen's tuned config at that thread count for every workload (median of 15 samples >= 5 ms, kernel only:
    inputs are in memory), then ONNX Runtime, set up with that many threads, on one-op ONNX models (weights as
@@ -42,12 +42,14 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype=np.float32).tobytes()).decode()
 
 
-def tuned_configs(names: list[str], trials: int, storage: str, records: Path) -> dict[str, dict]:
+def tuned_configs(names: list[str], threads: int, trials: int, storage: str, records: Path) -> dict[str, dict]:
+    """The best config of each workload, tuned at ``threads`` threads."""
     configs = {}
     for n, name in enumerate(names, 1):
         workload = SUITE[name][0]
-        print(f"[{n}/{len(names)}] tuning {name}: {trials} trials", file=sys.stderr, flush=True)
-        summary = tune(workload, "wasm", trials, storage, records=RecordStore(records), seed=0)
+        print(f"[{n}/{len(names)}] tuning {name} on {threads} thread(s): {trials} trials", file=sys.stderr, flush=True)
+        fixed = {"threads": threads}
+        summary = tune(workload, "wasm", trials, storage, records=RecordStore(records), seed=0, fixed=fixed)
         assert summary.best_config is not None, f"{name}: no candidate passed"
         configs[name] = summary.best_config
         print(f"  best {summary.best_gflops:.1f} GFLOP/s {json.dumps(summary.best_config)}", file=sys.stderr)
@@ -69,7 +71,7 @@ def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed
             want = workload.opdef.reference(arrays, workload.attr_dict)
             inputs[name] = (arrays, want)
             harness = Harness(session, arrays, want, "wasm", timeout_s=300)
-            m = harness.measure(build(workload, "wasm", {**configs[name], "threads": threads}, limits)[0])
+            m = harness.measure(build(workload, "wasm", configs[name], limits)[0])
             assert m.ok, f"{name}: {m.status} {m.reason}"
             ours[name] = m.median_ms
         ort = session.evaluate(f"async (t) => (await import('{RUNNER}')).setup(t)", threads)
@@ -99,7 +101,7 @@ def compare(names: list[str], configs: dict[str, dict], threads: int, rounds: in
             "workload": name,
             "kind": kind,
             "threads": threads,
-            "config": {**configs[name], "threads": threads},
+            "config": configs[name],
             "kgen_ms": kgen_ms,
             "kgen_gflops": gflop / kgen_ms * 1e3,
             "ort_ms": ort_ms,
@@ -124,8 +126,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = [n for n, (_, kind, _) in SUITE.items() if kind in KINDS and (not args.only or args.only in n)]
     Path("results/bench").mkdir(parents=True, exist_ok=True)
-    configs = tuned_configs(names, args.trials, args.storage, args.records)
-    rows = [row for threads in (1, 2) for row in compare(names, configs, threads, args.rounds, args.seed)]
+    rows = []
+    for threads in (1, 2):
+        configs = tuned_configs(names, threads, args.trials, args.storage, args.records)
+        rows += compare(names, configs, threads, args.rounds, args.seed)
     summary = {}
     for threads in (1, 2):
         by_kind = geomeans_by_kind([r for r in rows if r["threads"] == threads], ("kgen_gflops", "ort_gflops"))

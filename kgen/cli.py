@@ -168,7 +168,7 @@ def _progress(line: str) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from kgen.cli_args import workload_from_args
+    from kgen.cli_args import config_from_args, workload_from_args
     from kgen.ops.examples import resnet50_convs
     from kgen.ops.workload import Workload
     from kgen.records.store import RecordStore
@@ -203,6 +203,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             records=store,
             progress=None if args.json else _progress,
             candidate_timeout_s=args.candidate_timeout,
+            fixed=config_from_args(args.fix),
         )
         summaries.append(summary)
         if not args.json:
@@ -327,7 +328,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
                 f"wasm: {'yes' if page['wasm']['available'] else 'no'}, SharedArrayBuffer "
                 f"{'yes' if page['wasm']['sharedArrayBuffer'] else 'no'}, "
                 f"cross-origin isolated {'yes' if page['crossOriginIsolated'] else 'no'}, "
-                f"{page['hardwareConcurrency']} threads"
+                f"relaxed SIMD {'yes' if page['wasm'].get('relaxedSimd') else 'no'}, "
+                f"{page['wasm'].get('maxThreads', 1)} of {page['hardwareConcurrency']} threads usable"
             )
     return 0 if report["ok"] else 1
 
@@ -384,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--trials", type=int, default=30, help="trials this process runs (default 30)")
     tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     tune.add_argument("--sampler", choices=("tpe", "random", "cmaes", "gp"), default="tpe")
+    tune.add_argument(
+        "--fix",
+        metavar="JSON",
+        help="knob values held fixed while tuning, in a study of their own, e.g. '{\"threads\": 1}' on wasm",
+    )
     tune.add_argument(
         "--storage",
         default="sqlite:///results/kgen.db",

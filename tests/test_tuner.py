@@ -226,3 +226,28 @@ def test_tune_on_webgl_writes_a_record_with_layouts(tmp_path):
     assert summary["best_ms"] > 0 and summary["limits"]["max_texture_size"] >= 2048
     (record,) = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert record["backend"] == "webgl" and record["config"] == summary["best_config"]
+
+
+def test_tune_wasm_with_a_fixed_thread_count(tmp_path):
+    """--fix holds a knob (wasm's threads) in a study of its own; the record says the thread count and the page's
+    cross-origin isolation; CPU backends are not labelled software."""
+    out = subprocess.run(
+        tune_cmd(tmp_path, "--backend", "wasm", "--trials", "5", "--fix", '{"threads": 2}', "--json"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["best_config"]["threads"] == 2 and summary["study"].endswith('|{"threads": 2}')
+    assert summary["device_class"].startswith("wasm-") and not summary["software"]
+    (record,) = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert record["config"]["threads"] == 2 and record["fingerprint"]["crossOriginIsolated"] is True
+
+
+def test_fixing_an_unknown_knob_or_value_is_a_clear_error(tmp_path):
+    for fix, message in (('{"thread": 2}', "unknown knob 'thread'"), ('{"threads": 3}', "not one of 1, 2, 4")):
+        out = subprocess.run(
+            tune_cmd(tmp_path, "--backend", "wasm", "--trials", "1", "--fix", fix), capture_output=True, text=True
+        )
+        assert out.returncode != 0 and message in out.stderr, out.stderr

@@ -26,6 +26,7 @@ def test_the_page_may_run_threads(browser):
     fp = browser.fingerprint()
     assert fp["crossOriginIsolated"] and fp["wasm"]["available"]
     assert browser.limits()["max_threads"] >= 2
+    assert fp["wasm"]["relaxedSimd"] and browser.limits()["relaxed_simd"] == 1
 
 
 @pytest.mark.parametrize("op", sorted(CASES))

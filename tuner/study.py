@@ -7,7 +7,9 @@ default, ``postgresql://…`` or ``journal:PATH`` (a journal file) for several w
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ DEFAULT_STORAGE = "sqlite:///results/kgen.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 
 
-def study_name(workload_key: str, backend: str, device: str) -> str:
-    return f"{workload_key}|{backend}|{device}"
+def study_name(workload_key: str, backend: str, device: str, fixed: Mapping[str, Any] | None = None) -> str:
+    name = f"{workload_key}|{backend}|{device}"
+    return f"{name}|{json.dumps(dict(fixed), sort_keys=True)}" if fixed else name
 
 
 def open_storage(url: str) -> Any:

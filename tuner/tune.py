@@ -153,13 +153,16 @@ def tune(
     records: RecordStore | None = None,
     progress: Callable[[str], None] | None = None,
     candidate_timeout_s: float = 60.0,
+    fixed: Mapping[str, Any] | None = None,
 ) -> TuneSummary:
+    """Tune ``workload`` on ``backend`` for ``trials`` trials; ``fixed`` knobs are held at the given values (their
+    own study, e.g. a wasm kernel for one thread)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url)
     records = records or RecordStore()
-    sp = space(workload, backend)
+    sp = space(workload, backend).fix(fixed or {})
     flops = main_stage(workload).flops
     arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
     want = workload.opdef.reference(arrays, workload.attr_dict)
@@ -168,7 +171,7 @@ def tune(
         fp = session.fingerprint()
         device = device_class(fp, backend)
         limits = session.limits()
-        name = study_name(workload.key, backend, device)
+        name = study_name(workload.key, backend, device, fixed)
         study = optuna.create_study(
             study_name=name,
             storage=storage,

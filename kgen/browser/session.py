@@ -191,6 +191,7 @@ class BrowserSession:
             limits["max_texture_size"] = int(fp["webgl2"]["maxTextureSize"])
         if fp["wasm"].get("available"):
             limits["max_threads"] = int(fp["wasm"]["maxThreads"])
+            limits["relaxed_simd"] = int(bool(fp["wasm"]["relaxedSimd"]))
         if not gpu["available"]:
             return limits
         names = {

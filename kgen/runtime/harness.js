@@ -68,6 +68,7 @@ window.kgenHarness = {
         error: state.errors.wasm,
         sharedArrayBuffer: typeof SharedArrayBuffer === "function",
         maxThreads: state.launchers.wasm?.maxThreads ?? 1,
+        relaxedSimd: state.launchers.wasm?.relaxedSimd ?? false,
       },
     };
     if (state.launchers.webgpu) {

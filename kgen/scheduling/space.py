@@ -31,6 +31,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "max_workgroups_per_dimension": 65535,
     "max_texture_size": 4096,  # WebGL2 guarantees 2048; nearly every device has 4096 or more
     "max_threads": 1,  # WebAssembly threads: more only on a cross-origin isolated page (SharedArrayBuffer)
+    "relaxed_simd": 1,  # whether WebAssembly's relaxed SIMD validates (Chromium and Firefox: yes; Safari: no)
 }
 
 
@@ -96,6 +97,18 @@ class Space:
         if problems:
             return problems
         return [c.description for c in self.constraints if not c.check(config, limits)]
+
+    def fix(self, values: Mapping[str, Any]) -> Space:
+        """This space with the knobs in ``values`` held at those values (e.g. a thread count to tune at)."""
+        known = {k.name: k for k in self.knobs}
+        for name, value in values.items():
+            if name not in known:
+                raise KgenError(f"cannot fix unknown knob '{name}' (knobs: {', '.join(known) or 'none'})")
+            if value not in known[name].values:
+                allowed = ", ".join(map(str, known[name].values))
+                raise KgenError(f"cannot fix knob '{name}' at {value!r}: not one of {allowed}")
+        knobs = tuple(Knob(k.name, (values[k.name],), k.doc) if k.name in values else k for k in self.knobs)
+        return Space(knobs, self.constraints)
 
     def complete(self, config: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS) -> Config:
         """``config`` with missing knobs at their defaults; raises naming every problem if it cannot run."""

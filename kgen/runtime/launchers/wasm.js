@@ -14,6 +14,12 @@ export function share(thread, threads, tiles) {
   return [Math.floor((thread * tiles) / threads), Math.floor(((thread + 1) * tiles) / threads)];
 }
 
+// (module (func (param v128 v128 v128) (result v128) (f32x4.relaxed_madd ...))): validates where relaxed SIMD does
+const RELAXED_MADD = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2,
+  253, 133, 2, 11,
+]);
+
 function decode(b64) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
@@ -26,6 +32,10 @@ export class WasmLauncher {
 
   get maxThreads() {
     return self.crossOriginIsolated ? navigator.hardwareConcurrency : 1;
+  }
+
+  get relaxedSimd() {
+    return WebAssembly.validate(RELAXED_MADD);
   }
 
   async compile(program) {

@@ -81,6 +81,10 @@ class CpuTile:
                 Constraint("simd needs tile_b a multiple of 4", lambda c, _: not c["simd"] or c["tile_b"] % LANES == 0),
                 Constraint("fma needs simd", lambda c, _: c["simd"] or not c["fma"]),
                 Constraint(
+                    "fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
+                    lambda c, limits: not c["fma"] or limits.get("relaxed_simd", 1),
+                ),
+                Constraint(
                     "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
                     lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
                 ),
