@@ -59,6 +59,13 @@ MICRO_KERNELS = [
         {"strides": (2, 2), "pads": (1, 1, 1, 1)},
         {"tile_axis": "m", "tile_a": 4, "tile_b": 4, "simd": 1, "merge_hw": 1},
     ),
+    # 1x1 conv as an implicit GEMM over pixels, output-channel tiles fastest (they share the input panel)
+    (
+        "conv2d",
+        [(1, 8, 7, 9), (12, 8, 1, 1)],
+        {},
+        {"tile_axis": "m", "tile_a": 6, "tile_b": 8, "simd": 1, "merge_hw": 1, "tile_order": "a", "fma": 1},
+    ),
     ("softmax", [(3, 37)], {"axis": -1}, {"tile_b": 4, "simd": 1}),
     ("sigmoid", [(2, 3, 9)], {}, {"tile_b": 8, "simd": 1}),
 ]

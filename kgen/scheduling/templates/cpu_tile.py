@@ -3,7 +3,8 @@
 A kernel is a function over a range of tiles (``launch`` tiles in all; threads split the range). Each tile is a
 ``tile_a`` x ``tile_b`` block of outputs over ``tile_axis`` x the last axis, computed in registers from reads
 that are reused across the block, as in the GPU tile template (``gpu_tile.TileLowering``), whose knobs
-``tile_*``, ``merge_hw``, ``unroll`` and ``k_unroll`` mean the same here.
+``tile_*``, ``merge_hw``, ``unroll`` and ``k_unroll`` mean the same here; ``tile_order`` is the loop order over
+tiles.
 
 With ``simd`` (WebAssembly) every 4 outputs along the last axis are one f32x4: a matmul's tile is the classic
 micro-kernel (per reduction step, ``tile_a`` splatted values of A times ``tile_b / 4`` vectors of B into
@@ -50,6 +51,12 @@ class CpuTile:
             knobs += [
                 choice("tile_axis", candidates, "the second axis of the register tile"),
                 choice("tile_a", (4, 1, 2, 3, 6, 8), "outputs per tile along tile_axis"),
+                choice(
+                    "tile_order",
+                    ("b", "a"),
+                    "which tile coordinate varies fastest from one tile to the next: the last axis's (b) or "
+                    "tile_axis's (a: neighbouring tiles share their last-axis operand, e.g. a conv's input panel)",
+                ),
             ]
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))

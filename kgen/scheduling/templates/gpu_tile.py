@@ -257,14 +257,19 @@ class TileLowering:
         lets.append(ir.Let(var, ix.simplify(value, self.ranges)))
         return var
 
-    def _unravel(self, flat: sympy.Expr, counts: list[int], prefix: str, lets: list[ir.Stmt]) -> list[sympy.Expr]:
-        """Row-major coordinates (last fastest) of ``flat`` in a grid of ``counts``."""
-        coords = []
-        for pos, ((var, _), count) in enumerate(zip(self.logical, counts, strict=True)):
-            value = ix.floordiv(flat, math.prod(counts[pos + 1 :]))
-            if math.prod(counts[:pos]) > 1:
-                value = ix.floormod(value, count)
-            coords.append(self._let(f"{prefix}{var.name}", value, count, lets))
+    def _unravel(
+        self, flat: sympy.Expr, counts: list[int], prefix: str, lets: list[ir.Stmt], fastest: int | None = None
+    ) -> list[sympy.Expr]:
+        """Coordinates of ``flat`` in a grid of ``counts``: row-major (the last axis fastest), or with the axis at
+        position ``fastest`` varying fastest and the others row-major."""
+        n = len(counts)
+        order = list(range(n)) if fastest is None else [p for p in range(n) if p != fastest] + [fastest]
+        coords: list[sympy.Expr] = [sympy.Integer(0)] * n
+        for k, pos in enumerate(order):
+            value = ix.floordiv(flat, math.prod(counts[p] for p in order[k + 1 :]))
+            if math.prod(counts[p] for p in order[:k]) > 1:
+                value = ix.floormod(value, counts[pos])
+            coords[pos] = self._let(f"{prefix}{self.logical[pos][0].name}", value, counts[pos], lets)
         return coords
 
     def _coordinates(self) -> tuple[list[ir.Stmt], list[sympy.Expr]]:
@@ -273,7 +278,10 @@ class TileLowering:
         self.ranges[self.t0] = (0, self.total - 1)
         lets: list[ir.Stmt] = []
         if self.a_pos is None:
-            return lets, self._unravel(self.t0, self.threads, "q_", lets)
+            fastest = None
+            if self.config.get("tile_order") == "a":
+                fastest = [v.name for v, _ in self.logical].index(self.config["tile_axis"])
+            return lets, self._unravel(self.t0, self.threads, "q_", lets, fastest)
         wg = self.config["wg"]
         self.lid = self._let("lid", ix.floormod(self.t0, wg), wg, lets)
         blocks = self._unravel(ix.floordiv(self.t0, wg), self.blocks, "blk_", lets)
