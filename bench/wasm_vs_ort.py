@@ -6,10 +6,11 @@
 1. Tune: ``kgen tune --fix '{"threads": T}'`` (TPE) per workload on the wasm backend, for T = 1 and 2, studies
    kept in ``results/bench/wasm_tune.db`` (a later run goes on with them).
 2. Compare, for 1 and then 2 threads, in ``--rounds`` fresh pages each (the median is reported): in one page,
-   kgen's tuned config at that thread count for every workload (median of 15 samples >= 5 ms, kernel only:
-   inputs are in memory), then ONNX Runtime, set up with that many threads, on one-op ONNX models (weights as
-   initializers) timed by ``session.run`` (input copied in, output read back, as in BROWSER.md's peer table).
-   ONNX Runtime's first outputs are checked against numpy, so both compute the same op.
+   kgen's tuned config at that thread count for every workload (1 s warm-up, then the median of 15 samples
+   >= 5 ms, kernel only: inputs are in memory), then ONNX Runtime set up with that many threads (the same
+   warm-up and samples) on one-op ONNX models (weights as initializers), timed by ``session.run`` (input copied
+   in, output read back, as in BROWSER.md's peer table). ONNX Runtime's first outputs are checked against
+   numpy, so both compute the same op.
 
 Prints GFLOP/s, the ratio kgen / ORT per workload and geomeans over the conv layers and the matmuls.
 """
@@ -36,6 +37,7 @@ from tuner.tune import tune
 PEERS = Path(__file__).resolve().parent / "peers"
 RUNNER = "/peers/ort_runner.js"
 KINDS = ("conv", "matmul")
+WARMUP_MS = 1000  # both sides run >= 1 s before timing (BROWSER.md: wasm timings have bursts at first)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -70,7 +72,7 @@ def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed
             arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
             want = workload.opdef.reference(arrays, workload.attr_dict)
             inputs[name] = (arrays, want)
-            harness = Harness(session, arrays, want, "wasm", timeout_s=300)
+            harness = Harness(session, arrays, want, "wasm", timeout_s=300, warmup_ms=WARMUP_MS)
             m = harness.measure(build(workload, "wasm", configs[name], limits)[0])
             assert m.ok, f"{name}: {m.status} {m.reason}"
             ours[name] = m.median_ms
@@ -80,7 +82,8 @@ def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed
             arrays, want = inputs[name]
             model = base64.b64encode(one_op_model(SUITE[name][0], arrays)).decode()
             feed = [{"name": "x", "dims": list(arrays[0].shape), "b64": _b64(arrays[0])}]
-            peer = session.evaluate(f"async ([m, f]) => (await import('{RUNNER}')).time(m, f)", [model, feed])
+            script = f"async ([m, f, w]) => (await import('{RUNNER}')).time(m, f, {{warmupMs: w}})"
+            peer = session.evaluate(script, [model, feed, WARMUP_MS])
             first = want.ravel()[: len(peer["output"])]
             assert np.allclose(peer["output"], first, rtol=1e-3, atol=1e-3), f"{name}: ORT computed something else"
             theirs[name] = peer["medianMs"]
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40, help="tuning trials per workload (0: reuse the studies)")
     parser.add_argument("--only", help="run only workloads whose name contains this")
-    parser.add_argument("--rounds", type=int, default=2, help="fresh pages per thread count (median taken)")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh pages per thread count (median taken)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", default="sqlite:///results/bench/wasm_tune.db")
     parser.add_argument("--records", type=Path, default=Path("results/bench/wasm_records.jsonl"))

@@ -37,8 +37,8 @@ def test_op_matches_numpy_in_wasm(browser, op):
         harness = harness_for(browser, workload)
         sp = space(workload, "wasm")
         sampled = sp.sample(2, seed=len(shapes), limits=limits)
-        simd = next((c for c in sp.sample(40, seed=1, limits=limits) if c["simd"]), None)
-        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, simd) if c for t in (1, 2)]
+        scalar = next((c for c in sp.sample(40, seed=1, limits=limits) if c["vector"] == "scalar"), None)
+        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, scalar) if c for t in (1, 2)]
         programs = [build(workload, "wasm", c, limits)[0] for c in configs]
         for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"

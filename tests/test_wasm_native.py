@@ -43,31 +43,31 @@ def test_wasm_kernel_matches_reference(op, data):
 
 MICRO_KERNELS = [
     # ragged: the last tile overhangs both axes, lanes past the end are computed and discarded
-    ("matmul", [(13, 29), (29, 19)], {}, {"tile_axis": "i0", "tile_a": 4, "tile_b": 8, "simd": 1, "k_unroll": 1}),
-    ("matmul", [(16, 32), (32, 16)], {}, {"tile_axis": "i0", "tile_a": 4, "tile_b": 8, "simd": 1, "fma": 1}),
+    ("matmul", [(13, 29), (29, 19)], {}, {"tile_axis": "i0", "tile_a": 4, "tile_b": 8, "vector": "f32x4"}),
+    ("matmul", [(16, 32), (32, 16)], {}, {"tile_axis": "i0", "tile_a": 4, "tile_b": 8, "vector": "f32x4_fma"}),
     # padding: lanes of one 4-wide read have different guards (a lane mask, hoisted out of the channel loop)
     (
         "conv2d",
         [(1, 5, 9, 11), (8, 5, 3, 3), (8,)],
         {"pads": (1, 1, 1, 1)},
-        {"tile_axis": "m", "tile_a": 2, "tile_b": 8, "simd": 1, "unroll": 2, "fma": 1},
+        {"tile_axis": "m", "tile_a": 2, "tile_b": 8, "vector": "f32x4_fma", "unroll": 2},
     ),
     # stride 2: lanes gathered one by one
     (
         "conv2d",
         [(1, 3, 15, 15), (4, 3, 3, 3)],
         {"strides": (2, 2), "pads": (1, 1, 1, 1)},
-        {"tile_axis": "m", "tile_a": 4, "tile_b": 4, "simd": 1, "merge_hw": 1},
+        {"tile_axis": "m", "tile_a": 4, "tile_b": 4, "vector": "f32x4", "merge_hw": 1},
     ),
     # 1x1 conv as an implicit GEMM over pixels, output-channel tiles fastest (they share the input panel)
     (
         "conv2d",
         [(1, 8, 7, 9), (12, 8, 1, 1)],
         {},
-        {"tile_axis": "m", "tile_a": 6, "tile_b": 8, "simd": 1, "merge_hw": 1, "tile_order": "a", "fma": 1},
+        {"tile_axis": "m", "tile_a": 6, "tile_b": 8, "vector": "f32x4_fma", "merge_hw": 1, "tile_order": "a"},
     ),
-    ("softmax", [(3, 37)], {"axis": -1}, {"tile_b": 4, "simd": 1}),
-    ("sigmoid", [(2, 3, 9)], {}, {"tile_b": 8, "simd": 1}),
+    ("softmax", [(3, 37)], {"axis": -1}, {"tile_b": 4, "vector": "f32x4"}),
+    ("sigmoid", [(2, 3, 9)], {}, {"tile_b": 8, "vector": "f32x4"}),
 ]
 
 
@@ -77,12 +77,12 @@ MICRO_KERNELS = [
 def test_simd_micro_kernels(op, shapes, attrs, config):
     program, _ = _check(Workload.create(op, shapes, attrs), config, seed=3)
     assert "f32x4" in program.source
-    assert ("f32x4.relaxed_madd" in program.source) == bool(config.get("fma"))
+    assert ("f32x4.relaxed_madd" in program.source) == (config["vector"] == "f32x4_fma")
 
 
 def test_threaded_modules_share_their_memory_and_validate():
     workload = Workload.create("matmul", [(16, 32), (32, 16)])
-    program, _ = _check(workload, {"threads": 2, "simd": 1, "tile_b": 8})
+    program, _ = _check(workload, {"threads": 2, "vector": "f32x4", "tile_b": 8})
     assert program.threads == 2 and "shared" in program.kernels[0].source
     config = wasmtime.Config()
     config.wasm_threads = True

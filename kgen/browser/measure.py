@@ -78,7 +78,10 @@ class Harness:
         samples: int | None = None,
         min_sample_ms: float | None = None,
         timeout_s: float | None = None,
+        warmup_ms: float = 0.0,
     ) -> None:
+        """``warmup_ms``: run each candidate this long before timing it (benchmarks beside peers; the tuner
+        leaves it at one run)."""
         self.session = session
         self.arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
         self.want = want
@@ -87,6 +90,7 @@ class Harness:
         self.timing = {
             "samples": max(5, samples or default_samples),
             "minSampleMs": min_sample_ms if min_sample_ms is not None else default_ms,
+            "warmupMs": warmup_ms,
         }
         self.timeout_s = timeout_s
         self.key = inputs_key(self.arrays)

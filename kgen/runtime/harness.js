@@ -126,15 +126,17 @@ window.kgenHarness = {
     });
   },
 
-  // Warm up, choose k so a sample lasts >= minSampleMs, then take `samples` samples; report median and IQR.
+  // Warm up (one run, or for warmupMs), choose k so a sample lasts >= minSampleMs, then take `samples` samples; report median and IQR.
   // k comes from the fastest of 3 single runs; if the samples still come out shorter (a noisy estimate), k is
   // recomputed from their median and the samples are taken again. A candidate whose single run already exceeds
   // `budgetMs` (a tuner's "far slower than the best so far") is not timed further: one run, flagged estimate.
-  startTime(id, { samples = 7, minSampleMs = 1, maxK = 1000, budgetMs = null } = {}) {
+  startTime(id, { samples = 7, minSampleMs = 1, maxK = 1000, budgetMs = null, warmupMs = 0 } = {}) {
     return start(async () => {
       const c = state.candidates.get(id);
       if (!c) throw new Error(`candidate ${id} is not loaded`);
-      await c.L.sample(c.compiled, c.bound, 1); // warm-up
+      const warm = performance.now();
+      do await c.L.sample(c.compiled, c.bound, 1); // warm-up: one run, or runs for warmupMs
+      while (performance.now() - warm < warmupMs);
       const singles = [];
       for (let s = 0; s < 3; s++) {
         const t = await c.L.sample(c.compiled, c.bound, 1);

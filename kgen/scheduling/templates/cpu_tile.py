@@ -6,11 +6,12 @@ that are reused across the block, as in the GPU tile template (``gpu_tile.TileLo
 ``tile_*``, ``merge_hw``, ``unroll`` and ``k_unroll`` mean the same here; ``tile_order`` is the loop order over
 tiles.
 
-With ``simd`` (WebAssembly) every 4 outputs along the last axis are one f32x4: a matmul's tile is the classic
-micro-kernel (per reduction step, ``tile_a`` splatted values of A times ``tile_b / 4`` vectors of B into
-``tile_a * tile_b / 4`` vector accumulators). ``fma`` lets the renderer fuse a multiply and an add into one
-relaxed-SIMD multiply-add (one rounding or two, whichever the CPU does). ``threads`` split the tiles of every
-launch between the page and workers on a shared memory (the renderer's and launcher's part).
+On WebAssembly ``vector`` picks the arithmetic: ``f32x4`` (every 4 outputs along the last axis are one f32x4,
+so a matmul's tile is the classic micro-kernel: per reduction step, ``tile_a`` splatted values of A times
+``tile_b / 4`` vectors of B into ``tile_a * tile_b / 4`` vector accumulators), ``f32x4_fma`` (the same, with each
+multiply and add fused into one relaxed-SIMD multiply-add: one rounding or two, whichever the CPU does) or
+``scalar``. The tile choices are multiples of 4 there, so no combination of knobs is invalid for SIMD.
+``threads`` split the tiles of every launch between the page and workers on a shared memory.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ from kgen.scheduling.templates.gpu_tile import (
     tile_axis_candidates,
 )
 
+VECTOR = ("f32x4", "f32x4_fma", "scalar")
+
+
+def _lanes(config: Mapping[str, Any]) -> int:
+    """Outputs per accumulator: a SIMD accumulator holds 4."""
+    return LANES if config.get("vector", "scalar") != "scalar" else 1
+
 
 class CpuTile:
     name = "cpu_tile"
@@ -45,7 +53,8 @@ class CpuTile:
     def space(self, stage: Stage) -> Space:
         # defaults: a 4x8 register tile in f32x4 (valid for any shape: tiles overhang, lanes past the end are
         # never stored), without relaxed-SIMD (not every browser validates it) and on one thread
-        knobs = [choice("tile_b", (8, 4, 12, 16, 1, 2), "outputs per tile along the last axis")]
+        widths = (8, 4, 12, 16) if self.simd else (8, 4, 12, 16, 1, 2)
+        knobs = [choice("tile_b", widths, "outputs per tile along the last axis")]
         candidates = tile_axis_candidates(stage)
         if candidates:
             knobs += [
@@ -69,27 +78,24 @@ class CpuTile:
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
-                lambda c, _: _tile_size(c) <= MAX_TILE * (LANES if c.get("simd") else 1),
+                lambda c, _: _tile_size(c) <= MAX_TILE * _lanes(c),
             ),
             Constraint(
                 f"unrolled block over {MAX_BLOCK} instances (a SIMD instance computes 4 outputs)",
-                lambda c, _: _block_size(stage, c) <= MAX_BLOCK * (LANES if c.get("simd") else 1),
+                lambda c, _: _block_size(stage, c) <= MAX_BLOCK * _lanes(c),
             ),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
         ]
         if self.simd:
             knobs += [
-                flag("simd", "4 outputs along the last axis per f32x4 (needs tile_b a multiple of 4)", default=True),
-                flag("fma", "fuse multiply-adds into relaxed-SIMD f32x4.relaxed_madd (needs simd)"),
+                choice("vector", VECTOR, "f32x4 SIMD, f32x4 with relaxed-SIMD fused multiply-adds, or scalar"),
                 choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
             ]
             constraints += [
-                Constraint("simd needs tile_b a multiple of 4", lambda c, _: not c["simd"] or c["tile_b"] % LANES == 0),
-                Constraint("fma needs simd", lambda c, _: c["simd"] or not c["fma"]),
                 Constraint(
-                    "fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
-                    lambda c, limits: not c["fma"] or limits.get("relaxed_simd", 1),
+                    "f32x4_fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
+                    lambda c, limits: c["vector"] != "f32x4_fma" or limits.get("relaxed_simd", 1),
                 ),
                 Constraint(
                     "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
@@ -100,8 +106,8 @@ class CpuTile:
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}
-        simd = bool(config.get("simd"))
+        simd = config.get("vector", "scalar") != "scalar"
         kernel = TileLowering(stage, tile, buffers, name, views=None, simd=simd, clamp=False).kernel()
-        if config.get("fma"):
+        if config.get("vector") == "f32x4_fma":
             return ir.Kernel(**{**vars(kernel), "fused_multiply_add": True})
         return kernel
