@@ -89,3 +89,12 @@ def test_threaded_modules_share_their_memory_and_validate():
     config.wasm_relaxed_simd = True
     engine = wasmtime.Engine(config)
     wasmtime.Module.validate(engine, base64.b64decode(program.kernels[0].binary))
+
+
+def test_seed_micro_kernels_are_valid_and_correct():
+    """The template's rules of thumb (tried first by the tuner) are complete, valid configs that compute the op."""
+    workload = Workload.create("conv2d", [(1, 8, 9, 9), (12, 8, 3, 3), (12,)], {"pads": (1, 1, 1, 1)})
+    seeds = space(workload, "wasm").fix({"threads": 2}).seed_configs(LIMITS)
+    assert len(seeds) >= 4 and all(c["threads"] == 2 and c["vector"] == "f32x4_fma" for c in seeds)
+    for config in seeds:
+        _check(workload, config)

@@ -182,11 +182,14 @@ def tune(
         study.set_user_attr("workload", workload.to_json())
         fail_dead_workers_trials(study, storage)
         if not study.trials:
-            # the template default first (the baseline of the speedup), then the nearest tuned shapes' bests
+            # the template default first (the baseline of the speedup), then the nearest tuned shapes' bests,
+            # then the template's rules of thumb
             study.enqueue_trial(sp.default(), skip_if_exists=True)
             valid = lambda c: not sp.violations(c, limits)  # noqa: E731
             for r in records.nearest(workload, backend, device, valid):
                 study.enqueue_trial(r.config, skip_if_exists=True)
+            for config in sp.seed_configs(limits):
+                study.enqueue_trial(config, skip_if_exists=True)
         harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s)
         failures: Counter[str] = Counter()
         pruned = reused = done = 0

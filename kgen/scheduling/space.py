@@ -66,6 +66,8 @@ class Constraint:
 class Space:
     knobs: tuple[Knob, ...]
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+    #: configs worth trying first (a template's rules of thumb), partial: missing knobs take their defaults
+    seeds: tuple[Config, ...] = field(default_factory=tuple)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -108,7 +110,12 @@ class Space:
                 allowed = ", ".join(map(str, known[name].values))
                 raise KgenError(f"cannot fix knob '{name}' at {value!r}: not one of {allowed}")
         knobs = tuple(Knob(k.name, (values[k.name],), k.doc) if k.name in values else k for k in self.knobs)
-        return Space(knobs, self.constraints)
+        return Space(knobs, self.constraints, tuple({**seed, **values} for seed in self.seeds))
+
+    def seed_configs(self, limits: Limits = DEFAULT_LIMITS) -> list[Config]:
+        """The seeds completed with defaults, those valid under ``limits``."""
+        full = [{**self.default(), **seed} for seed in self.seeds]
+        return [c for c in full if not self.violations(c, limits)]
 
     def complete(self, config: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS) -> Config:
         """``config`` with missing knobs at their defaults; raises naming every problem if it cannot run."""

@@ -102,7 +102,24 @@ class CpuTile:
                     lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
                 ),
             ]
-        return Space(tuple(knobs), tuple(constraints))
+        return Space(tuple(knobs), tuple(constraints), self._seeds(stage, {k.name for k in knobs}))
+
+    def _seeds(self, stage: Stage, names: set[str]) -> tuple[dict[str, Any], ...]:
+        """Micro-kernel shapes that are usually good (the tuner tries them first; invalid ones are skipped):
+        6x8 and 4x8 tiles, windows fully unrolled or the reduction split by 4, either tile order."""
+        candidates = tile_axis_candidates(stage)
+        if not candidates:
+            return ()
+        window = min(2, len(_real_reduce_axes(stage)))
+        seeds = [
+            {"tile_a": a, "tile_b": 8, "tile_order": order, "unroll": unroll, "k_unroll": k}
+            for a in (6, 4)
+            for order in ("a", "b")
+            for unroll, k in ((window, 1), (0, 4))
+        ]
+        seeds.append({"tile_a": 4, "tile_b": 8, "tile_order": "a", "merge_hw": 1, "unroll": 0, "k_unroll": 4})
+        common = {"tile_axis": candidates[0], "vector": "f32x4_fma"}
+        return tuple({k: v for k, v in {**common, **seed}.items() if k in names} for seed in seeds)
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}
