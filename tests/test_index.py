@@ -91,3 +91,12 @@ def test_simplify_preserves_value_and_bounds_hold(expr, ext):
     lo, hi = ix.bounds(expr, ranges)
     assert lo is None or before.min() >= lo
     assert hi is None or before.max() <= hi
+
+
+def test_common_factor_of_divisor_and_coefficients_divides_out():
+    """(4q + 3) // 28 is q // 7 in every SIMD lane, so 4 neighbouring pixels of a merged H*W axis are one read."""
+    q = ix.index_var("q")
+    ranges = {q: (0, 195)}
+    assert ix.simplify(ix.floordiv(4 * q + 3, 28), ranges) == ix.floordiv(q, 7)
+    assert ix.simplify(ix.floormod(4 * q + 3, 28), ranges) == 4 * ix.floormod(q, 7) + 3
+    assert ix.simplify(ix.floordiv(6 * q + 7, 4), ranges) == ix.floordiv(3 * q + 3, 2)

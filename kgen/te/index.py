@@ -185,6 +185,9 @@ def _fold_div_mod(node: sympy.Expr, ranges: Ranges) -> sympy.Expr:
     multiple, rest = _split_multiples(a, c)
     lo, hi = bounds(rest, ranges)
     if lo is None or hi is None or lo // c != hi // c:
+        scaled = _divide_common_factor(node, ranges)
+        if scaled is not None:
+            return scaled
         if isinstance(node, FloorMod) and multiple != 0:
             return FloorMod(rest, b)  # multiples of c never change the remainder
         return node
@@ -192,6 +195,31 @@ def _fold_div_mod(node: sympy.Expr, ranges: Ranges) -> sympy.Expr:
     if isinstance(node, FloorDiv):
         return sympy.expand(multiple / c) + block
     return rest - block * c
+
+
+def _divide_common_factor(node: sympy.Expr, ranges: Ranges) -> sympy.Expr | None:
+    """With g the gcd of the divisor d and every variable term's coefficient: ``(g*x + r) // d -> x // (d/g)``
+    and ``(g*x + r) % d -> g * (x % (d/g)) + r`` for an integer x and 0 <= r < g (since r/g < 1 never moves x
+    past a multiple of d/g). A SIMD lane's pixel ``(4*q + k) // 28`` becomes ``q // 7``, the same in every lane."""
+    a, b = node.args
+    d = int(b)
+    terms = sympy.Add.make_args(sympy.expand(a))
+    constant = sum((int(t) for t in terms if t.is_Integer), 0)
+    variable = [t for t in terms if not t.is_Integer]
+    g = d
+    for t in variable:
+        coeff, _ = t.as_coeff_Mul()
+        if not coeff.is_Integer:
+            return None
+        g = int(np.gcd(g, int(coeff)))
+    if not variable or g <= 1:
+        return None
+    shift, r = divmod(constant, g)
+    x = sympy.expand(sympy.Add(*variable) / g) + shift
+    n = d // g
+    if isinstance(node, FloorDiv):
+        return x if n == 1 else _fold_div_mod(FloorDiv(x, n), ranges)
+    return sympy.Integer(r) if n == 1 else g * _fold_div_mod(FloorMod(x, n), ranges) + r
 
 
 def simplify(expr: sympy.Basic, ranges: Ranges) -> sympy.Basic:

@@ -6,6 +6,7 @@
 import { KernelError } from "./errors.js";
 
 const PAGE = 65536;
+const WORKER_TIMEOUT_MS = 10000; // a worker that has not finished its share by then is lost: an error, not a hang
 export const MATH = { exp: Math.exp, log: Math.log, tanh: Math.tanh, pow: Math.pow };
 // the control block shared with the workers: generation, kernel, tiles, done count, error flag
 export const CTRL = { generation: 0, kernel: 1, tiles: 2, done: 3, failed: 4, length: 8 };
@@ -115,7 +116,13 @@ export class WasmLauncher {
       Atomics.notify(ctrl, CTRL.generation);
       const [begin, end] = share(0, compiled.threads, k.tiles);
       runs[i](begin, end);
-      while (Atomics.load(ctrl, CTRL.done) !== compiled.threads - 1);
+      const since = performance.now();
+      for (let spins = 1; Atomics.load(ctrl, CTRL.done) !== compiled.threads - 1; spins++) {
+        if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
+          const state = `done ${Atomics.load(ctrl, CTRL.done)}, generation ${Atomics.load(ctrl, CTRL.generation)}`;
+          throw new KernelError("runtime_error", `${k.name}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (${state})`);
+        }
+      }
       if (Atomics.load(ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);
     });
   }
