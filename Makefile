@@ -41,6 +41,8 @@ lint: setup
 
 # peer libraries for the benchmarks (bench/wasm_vs_ort.py), from the npm registry, served locally
 peers:
+	@command -v npm >/dev/null || { echo "kgen: installing Debian's npm (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
 	cd bench/peers && npm ci --no-audit --no-fund
 
 clean:
