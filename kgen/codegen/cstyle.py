@@ -11,6 +11,7 @@ helpers otherwise. Same IR in, same text out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -42,6 +43,21 @@ BINARY = {
 COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 RELATIONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
 LANES = "xyzw"
+
+
+def shifted_division(
+    e: ix.FloorDiv | ix.FloorMod, ranges: dict, fail: Callable[[str], Exception]
+) -> tuple[sympy.Expr, int, int | None]:
+    """(dividend, divisor, shift) of an index division, for printers that never divide a negative number:
+    ``shift`` whole divisors added make the dividend non-negative; None where its lower bound is unknown (floor
+    helpers then). A divisor that is not a positive constant is ``fail``'s error."""
+    a, b = e.args
+    if not (b.is_Integer and b > 0):
+        raise fail(f"index division by {b}, not a positive constant")
+    lo, _ = ix.bounds(a, ranges)
+    if lo is None:
+        return a, int(b), None
+    return a, int(b), -(lo // int(b)) if lo < 0 else 0
 
 
 class CStylePrinter:
@@ -142,16 +158,12 @@ class CStylePrinter:
         raise self.fail(f"cannot print index expression {e}")
 
     def divide(self, e: ix.FloorDiv | ix.FloorMod) -> str:
-        a, b = e.args
-        if not (b.is_Integer and b > 0):
-            raise self.fail(f"index division by {b}, not a positive constant")
-        lo, _ = ix.bounds(a, self.ranges)
-        if lo is None:
+        a, b, shift = shifted_division(e, self.ranges, self.fail)
+        if shift is None:
             name = "floordiv" if isinstance(e, ix.FloorDiv) else "floormod"
             self.helpers.update(("floordiv", name))
             return f"kgen_{name}({self.index(a)}, {b})"
-        shift = -(lo // int(b)) if lo < 0 else 0  # whole divisors added so the dividend is >= 0
-        a_text = self.index(a) if shift == 0 else f"({self.index(a)} + {shift * int(b)})"
+        a_text = self.index(a) if shift == 0 else f"({self.index(a)} + {shift * b})"
         if isinstance(e, ix.FloorMod):
             return f"({a_text} % {b})"
         quotient = self.int_divide(a_text, str(b))

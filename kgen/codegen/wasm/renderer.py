@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sympy
 import wasmtime
 
+from kgen.codegen.cstyle import shifted_division
 from kgen.codegen.memory import PAGE, placed_buffers, plan_memory, reach
 from kgen.codegen.program import CompiledKernel, CompiledProgram
 from kgen.errors import KgenError
@@ -156,15 +157,11 @@ class _KernelPrinter:
 
     def divide(self, e: ix.FloorDiv | ix.FloorMod) -> str:
         """Like the C-style printers: a dividend is shifted to be non-negative where its bound is known."""
-        a, b = e.args
-        if not (b.is_Integer and b > 0):
-            raise self.fail(f"index division by {b}, not a positive constant")
-        lo, _ = ix.bounds(a, self.ranges)
-        if lo is None:
+        a, b, shift = shifted_division(e, self.ranges, self.fail)
+        if shift is None:
             fn = self.helper("floordiv" if isinstance(e, ix.FloorDiv) else "floormod")
             return f"(call {fn} {self.index(a)} (i32.const {b}))"
-        shift = -(lo // int(b)) if lo < 0 else 0
-        a_text = self.index(a) if shift == 0 else f"(i32.add {self.index(a)} (i32.const {shift * int(b)}))"
+        a_text = self.index(a) if shift == 0 else f"(i32.add {self.index(a)} (i32.const {shift * b}))"
         if isinstance(e, ix.FloorMod):
             return f"(i32.rem_u {a_text} (i32.const {b}))"
         quotient = f"(i32.div_u {a_text} (i32.const {b}))"

@@ -32,6 +32,7 @@ from kgen.scheduling.templates.gpu_tile import (
     _merge_ok,
     _real_reduce_axes,
     _tile_size,
+    reduction_knobs,
     split_ok,
     tile_axis_candidates,
 )
@@ -69,12 +70,7 @@ class CpuTile:
             ]
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
-        n_reduce = len(_real_reduce_axes(stage))
-        if n_reduce:
-            knobs += [
-                choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
-                choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
-            ]
+        knobs += reduction_knobs(stage)
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",

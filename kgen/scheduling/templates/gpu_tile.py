@@ -58,6 +58,17 @@ def tile_axis_candidates(stage: Stage) -> tuple[str, ...]:
     return tuple(name for *_, name in sorted(scored))
 
 
+def reduction_knobs(stage: Stage) -> list:
+    """``unroll`` and ``k_unroll`` (see the module docstring), for a stage with a reduction longer than 1."""
+    n_reduce = len(_real_reduce_axes(stage))
+    if not n_reduce:
+        return []
+    return [
+        choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
+        choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
+    ]
+
+
 def _replace_loads(expr: Expr, fn) -> Expr:
     """``expr`` with each load for which ``fn`` returns a value replaced by that value."""
     if isinstance(expr, Load):
@@ -84,12 +95,7 @@ class GpuTile:
             ]
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
-        n_reduce = len(_real_reduce_axes(stage))
-        if n_reduce:
-            knobs += [
-                choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
-                choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
-            ]
+        knobs += reduction_knobs(stage)
         knobs.append(flag("vec4", "4-wide reads and writes where aligned"))
         constraints = (
             Constraint("wg exceeds the device's invocations per workgroup", _fits_device),

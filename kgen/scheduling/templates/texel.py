@@ -21,7 +21,7 @@ from kgen.scheduling.layout import Layout
 from kgen.scheduling.lower import Buffers, VectorViews
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice
-from kgen.scheduling.templates.gpu_tile import MAX_BLOCK, TileLowering, _real_reduce_axes, split_ok, unrolled_steps
+from kgen.scheduling.templates.gpu_tile import MAX_BLOCK, TileLowering, reduction_knobs, split_ok, unrolled_steps
 from kgen.te.tensor import PlaceholderOp, Tensor
 
 
@@ -42,12 +42,7 @@ class TexelTile:
         inputs = _inputs_read(stage)
         knobs = [choice("layout_out", Layout.valid_names(len(stage.out.shape)), "the output's texture layout")]
         knobs += [choice(f"layout_{t.name}", Layout.valid_names(len(t.shape)), f"{t.name}'s layout") for t in inputs]
-        n_reduce = len(_real_reduce_axes(stage))
-        if n_reduce:
-            knobs += [
-                choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
-                choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
-            ]
+        knobs += reduction_knobs(stage)
 
         def block_ok(c: Mapping[str, Any], _: Limits) -> bool:
             channels = Layout.named(c["layout_out"], stage.out.shape).channels
