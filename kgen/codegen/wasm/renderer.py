@@ -134,26 +134,23 @@ class _KernelPrinter:
         if isinstance(e, ix.FloorDiv | ix.FloorMod):
             return self.divide(e)
         if isinstance(e, sympy.Min | sympy.Max):
-            fn = self.helper("imin" if isinstance(e, sympy.Min) else "imax")
-            args = [self.index(a) for a in e.args]
-            out = args[0]
-            for a in args[1:]:
-                out = f"(call {fn} {out} {a})"
-            return out
+            return self.fold(f"call {self.helper('imin' if isinstance(e, sympy.Min) else 'imax')}", e.args)
         if isinstance(e, sympy.Abs):
             return f"(call {self.helper('iabs')} {self.index(e.args[0])})"
         if isinstance(e, sympy.And | sympy.Or):
-            op = "i32.and" if isinstance(e, sympy.And) else "i32.or"
-            args = [self.index(a) for a in e.args]
-            out = args[0]
-            for a in args[1:]:
-                out = f"({op} {out} {a})"
-            return out
+            return self.fold("i32.and" if isinstance(e, sympy.And) else "i32.or", e.args)
         if isinstance(e, sympy.Not):
             return f"(i32.eqz {self.index(e.args[0])})"
         if isinstance(e, sympy.core.relational.Relational):
             return f"(i32.{RELATIONS[e.rel_op]} {self.index(e.lhs)} {self.index(e.rhs)})"
         raise self.fail(f"cannot print index expression {e}")
+
+    def fold(self, op: str, args: tuple[sympy.Basic, ...]) -> str:
+        """``(op (op a b) c)``: a binary instruction (or call) over two or more index arguments."""
+        out = self.index(args[0])
+        for a in args[1:]:
+            out = f"({op} {out} {self.index(a)})"
+        return out
 
     def divide(self, e: ix.FloorDiv | ix.FloorMod) -> str:
         """Like the C-style printers: a dividend is shifted to be non-negative where its bound is known."""
