@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from kgen.codegen.program import BufferInfo
 from kgen.scheduling import ir
 from kgen.te import index as ix
-from kgen.te.expr import Expr, map_children
+from kgen.te.expr import Expr
 
 PAGE = 65536  # WebAssembly's page: memories are whole pages
 ALIGN = 64  # a cache line: buffers start on one
@@ -21,18 +21,7 @@ ALIGN = 64  # a cache line: buffers start on one
 
 def _accesses(kernel: ir.Kernel) -> Iterator[ir.BufLoad | ir.Store]:
     def values(e: Expr) -> Iterator[ir.BufLoad]:
-        found: list[ir.BufLoad] = []
-
-        def visit(node: Expr) -> Expr:
-            if isinstance(node, ir.BufLoad):
-                found.append(node)
-            elif isinstance(node, ir.Vector):
-                for v in node.values:
-                    visit(v)
-            return map_children(node, visit)
-
-        visit(e)
-        yield from found
+        return (node for node in ir.value_nodes(e) if isinstance(node, ir.BufLoad))
 
     for s in ir.walk(kernel.body):
         match s:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from kgen.scheduling.layout import Layout
+from kgen.te import expr as te_expr
 from kgen.te.expr import Expr
 
 
@@ -203,3 +204,12 @@ def seq(*stmts: Stmt | None) -> Stmt:
             continue
         flat.extend(s.body if isinstance(s, Seq) else (s,))
     return flat[0] if len(flat) == 1 else Seq(tuple(flat))
+
+
+def value_nodes(expr: Expr):
+    """Every node of an IR value expression, parents before children (the lanes of a ``Vector`` included)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.values if isinstance(node, Vector) else te_expr.children(node)))

@@ -21,7 +21,7 @@ import sympy
 from kgen.scheduling import ir
 from kgen.scheduling.lower import LoadCache
 from kgen.te import index as ix
-from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary, map_children
+from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary
 
 LANES = 4
 
@@ -47,18 +47,7 @@ def same(a: Expr, b: Expr) -> bool:
 
 def local_names(expr: Expr) -> set[str]:
     """Names of the locals ``expr`` reads (inside gathered vectors too)."""
-    names: set[str] = set()
-
-    def visit(e: Expr) -> Expr:
-        if isinstance(e, ir.Local):
-            names.add(e.name)
-        elif isinstance(e, ir.Vector):
-            for v in e.values:
-                visit(v)
-        return map_children(e, visit)
-
-    visit(expr)
-    return names
+    return {node.name for node in ir.value_nodes(expr) if isinstance(node, ir.Local)}
 
 
 @dataclass
@@ -184,19 +173,12 @@ def hoist(decls: Sequence[ir.Stmt], loop_vars: set[sympy.Symbol]) -> tuple[list[
 
 def _index_symbols(expr: Expr) -> set[sympy.Symbol]:
     symbols: set[sympy.Symbol] = set()
-
-    def visit(e: Expr) -> Expr:
-        match e:
+    for node in ir.value_nodes(expr):
+        match node:
             case ir.BufLoad(index=index, guard=guard):
                 symbols.update(index.free_symbols, guard.free_symbols)
             case IndexCond(cond=cond):
                 symbols.update(cond.free_symbols)
-            case ir.Vector(values=values):
-                for v in values:
-                    visit(v)
-        return map_children(e, visit)
-
-    visit(expr)
     return symbols
 
 

@@ -17,7 +17,7 @@ from kgen.codegen.program import Binding, BufferInfo, CompiledKernel, CompiledPr
 from kgen.errors import KgenError
 from kgen.scheduling import ir
 from kgen.te import index as ix
-from kgen.te.expr import Expr, walk
+from kgen.te.expr import Expr
 
 TYPES = {"float32": "f32", "int32": "i32", "bool": "bool"}
 MAX_GROUPS_PER_DIM = 65535
@@ -130,12 +130,9 @@ def _views(kernel: ir.Kernel) -> dict[str, set[str]]:
             views.setdefault(buf.name, set()).add("vec4" if lanes == 4 else "scalar")
 
     def visit(e: Expr) -> None:
-        for node in walk(e):
+        for node in ir.value_nodes(e):
             if isinstance(node, ir.BufLoad):
                 note(node.buffer, node.lanes)
-            elif isinstance(node, ir.Vector):
-                for v in node.values:
-                    visit(v)
 
     for s in ir.walk(kernel.body):
         match s:

@@ -16,6 +16,7 @@ multiply and add fused into one relaxed-SIMD multiply-add: one rounding or two, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -122,5 +123,5 @@ class CpuTile:
         simd = config.get("vector", "scalar") != "scalar"
         kernel = TileLowering(stage, tile, buffers, name, views=None, simd=simd, clamp=False).kernel()
         if config.get("vector") == "f32x4_fma":
-            return ir.Kernel(**{**vars(kernel), "fused_multiply_add": True})
+            return dataclasses.replace(kernel, fused_multiply_add=True)
         return kernel

@@ -480,15 +480,16 @@ class TileLowering:
         for o in offsets:
             mapping = self._data_mapping(self._values(coords, o, clamp=True))
             values[o] = cache.lower(substitute(self.stage.epilogue, mapping), accs.get(o))
-        groups = self._groups(offsets)
-        zipped = [self._zip(cache, [values[o] for o in group]) for group in groups]
-        stmts: list[ir.Stmt] = list(cache.flush(zipped) if isinstance(cache, SimdCache) else cache.flush())
-        values = {o: cache.resolve(v) for o, v in values.items()}
-        last_extent = self.logical[-1][1]
-        if self.simd:
+        if isinstance(cache, SimdCache):
+            groups = self._groups(offsets)
+            zipped = [cache.vectorize([values[o] for o in group]) for group in groups]
+            stmts: list[ir.Stmt] = cache.flush(zipped)
             for k, (group, value) in enumerate(zip(groups, zipped, strict=True)):
                 stmts += self._simd_store(coords, group, value, f"r{k}")
             return stmts
+        stmts = list(cache.flush())
+        values = {o: cache.resolve(v) for o, v in values.items()}
+        last_extent = self.logical[-1][1]
         vector_store = self.views is not None and self.tiles[-1] % 4 == 0 and last_extent % 4 == 0
         for o in offsets:
             if vector_store and o[-1] % 4:
