@@ -52,7 +52,7 @@ MICRO_KERNELS = [
         {"pads": (1, 1, 1, 1)},
         {"tile_axis": "m", "tile_a": 2, "tile_b": 8, "vector": "f32x4_fma", "unroll": 2},
     ),
-    # stride 2: lanes gathered one by one
+    # stride 2 over a merged pixel axis: lanes that cross a row are gathered one by one
     (
         "conv2d",
         [(1, 3, 15, 15), (4, 3, 3, 3)],
@@ -78,6 +78,32 @@ def test_simd_micro_kernels(op, shapes, attrs, config):
     program, _ = _check(Workload.create(op, shapes, attrs), config, seed=3)
     assert "f32x4" in program.source
     assert ("f32x4.relaxed_madd" in program.source) == (config["vector"] == "f32x4_fma")
+
+
+def test_padded_reductions_have_an_unguarded_interior_version():
+    """A padded conv with its window looped: tiles inside the image run a copy of the reduction without guards;
+    the image has interior and border tiles, so both copies run and must match numpy."""
+    workload = Workload.create("conv2d", [(1, 4, 14, 18), (8, 4, 3, 3)], {"pads": (1, 1, 1, 1)})
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 4, "vector": "f32x4_fma", "unroll": 0, "k_unroll": 1}
+    program, _ = _check(workload, config, seed=5)
+    source = program.source
+    interior, border = source.split("(else", 1)
+    assert "(if " in interior and "select" not in interior.split("(then", 1)[1]
+    assert "select" in border or "bitselect" in border
+
+
+def test_stride_2_rows_are_read_as_two_vectors_and_a_shuffle():
+    workload = Workload.create("conv2d", [(1, 3, 23, 23), (6, 3, 7, 7)], {"strides": (2, 2), "pads": (3, 3, 3, 3)})
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "vector": "f32x4_fma", "unroll": 1}
+    program, _ = _check(workload, config, seed=6)
+    assert "i8x16.shuffle" in program.source
+    assert "f32x4.replace_lane" not in program.source  # no value is gathered lane by lane
+
+
+def test_guards_that_are_not_linear_in_the_loops_stay_in_both_versions():
+    """A strided transposed conv's grid test (a floor-mod of the window) cannot be lifted out of the loops."""
+    workload = Workload.create("conv_transpose2d", [(1, 3, 6, 7), (3, 5, 3, 3)], {"strides": (2, 2)})
+    _check(workload, {"tile_axis": "m", "tile_a": 2, "tile_b": 4, "vector": "f32x4", "unroll": 0}, seed=7)
 
 
 def test_threaded_modules_share_their_memory_and_validate():

@@ -182,6 +182,8 @@ class CStylePrinter:
             case ir.Local(name=name, lane=lane):
                 return name if lane is None else f"{name}.{LANES[lane]}"
             case ir.BufLoad(buffer=buf, index=index, lanes=lanes, guard=guard):
+                if e.stride != 1:
+                    raise self.fail(f"buffer {buf.name}: strided vector reads are for WebAssembly only")
                 read = self.element(buf, index, lanes)
                 if guard is sympy.true:
                     return read

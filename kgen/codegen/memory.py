@@ -37,7 +37,8 @@ def reach(kernel: ir.Kernel, access: ir.BufLoad | ir.Store) -> tuple[int, int] |
     lo, hi = ix.bounds(access.index, kernel.ranges)
     if lo is None or hi is None:
         return None
-    return lo, hi + access.lanes - 1
+    span = access.span if isinstance(access, ir.BufLoad) else access.lanes
+    return lo, hi + span - 1
 
 
 def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:

@@ -37,17 +37,24 @@ class Buffer:
 
 @dataclass(frozen=True, eq=False)
 class BufLoad(Expr):
-    """``buffer[index : index + lanes]``; where ``guard`` is false the value is ``default`` (no read)."""
+    """``buffer[index + stride * k]`` for each lane ``k < lanes``; where ``guard`` is false the value is
+    ``default`` (no read)."""
 
     buffer: Buffer
     index: sympy.Expr
     lanes: int = 1
     guard: sympy.Basic = sympy.true
     default: float = 0.0
+    stride: int = 1
 
     @property
     def dtype(self) -> str:  # type: ignore[override]
         return self.buffer.dtype
+
+    @property
+    def span(self) -> int:
+        """Elements from the first lane's to the last lane's, both included."""
+        return self.stride * (self.lanes - 1) + 1
 
 
 @dataclass(frozen=True, eq=False)

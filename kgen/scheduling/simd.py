@@ -3,9 +3,9 @@ vectorizer over expression trees, for CPU backends).
 
 The lanes of a tile group run the same code at neighbouring positions of the output's last axis. Zipping them:
 equal lanes stay one scalar (a read of it becomes one splat, declared once); reads of one buffer at indices
-``i, i+1, i+2, i+3`` become one 4-wide read, whatever their guards (lanes whose guard is false get the default
-through a lane mask, declared once per guard tuple); the same operation in every lane becomes the vector
-operation; anything else is gathered lane by lane (``ir.Vector``).
+``i, i+1, i+2, i+3`` (or ``i, i+2, i+4, i+6``) become one 4-wide read, whatever their guards (lanes whose guard
+is false get the default through a lane mask, declared once per guard tuple); the same operation in every lane
+becomes the vector operation; anything else is gathered lane by lane (``ir.Vector``).
 
 An unguarded 4-wide read may reach past its buffer where a lane lies past the tensor's end (such a lane's value
 is discarded): renderers keep every index a read can reach inside memory (``ix.bounds``).
@@ -13,6 +13,7 @@ is discarded): renderers keep every index a read can reach inside memory (``ix.b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -24,6 +25,7 @@ from kgen.te import index as ix
 from kgen.te.expr import Binary, Cast, Compare, Const, Expr, IndexCond, Select, Unary
 
 LANES = 4
+STRIDES = (1, 2)  # strided reads: a stride-2 read is two 4-wide reads and a shuffle (a stride-2 convolution's)
 
 
 def same(a: Expr, b: Expr) -> bool:
@@ -108,22 +110,26 @@ class SimdCache(LoadCache):
         return ir.Local(self._splats[e.name].name, e.dtype, LANES)
 
     def _vector_read(self, lanes: Sequence[Expr]) -> Expr | None:
-        """One 4-wide read for reads of one buffer at consecutive indices, or None."""
+        """One 4-wide read for reads of one buffer at indices ``i + stride * k`` (stride 1 or 2), or None."""
         if not all(isinstance(e, ir.Local) and e.lane is None and e.name in self._keys for e in lanes):
             return None
         keys = [self._keys[e.name] for e in lanes]  # type: ignore[union-attr]
         buf, base, _, default = keys[0]
+        stride = ix.simplify(keys[1][1] - base, self.ranges)
+        if stride not in STRIDES:
+            return None
         for k, (b, index, _, d) in enumerate(keys):
-            if b is not buf or d != default or ix.simplify(index - base, self.ranges) != k:
+            if b is not buf or d != default or ix.simplify(index - base, self.ranges) != stride * k:
                 return None
         guards = tuple(guard for _, _, guard, _ in keys)
         key = (buf, base, guards, default)
         if key not in self._vectors:
             name = f"{lanes[0].name}v"  # type: ignore[union-attr]
+            read = ir.BufLoad(buf, base, LANES, stride=int(stride))
             if all(g == guards[0] for g in guards):
-                init: Expr = ir.BufLoad(buf, base, LANES, guards[0], default)
+                init: Expr = dataclasses.replace(read, guard=guards[0], default=default)
             else:
-                init = Select(self._mask(guards), ir.BufLoad(buf, base, LANES), Const(default, buf.dtype))
+                init = Select(self._mask(guards), read, Const(default, buf.dtype))
             self._vectors[key] = ir.Decl(name, buf.dtype, init, LANES, const=True)
         return ir.Local(self._vectors[key].name, buf.dtype, LANES)
 

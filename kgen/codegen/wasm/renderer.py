@@ -165,14 +165,14 @@ class _KernelPrinter:
         return quotient if shift == 0 else f"(i32.sub {quotient} (i32.const {shift}))"
 
     # -- memory ------------------------------------------------------------------------------------------
-    def address(self, buf: ir.Buffer, index: sympy.Expr, lanes: int, guard: str | None) -> tuple[str, int]:
-        """(address operand, offset immediate) of ``buf[index]``; the constant part of the index goes into the
-        immediate where the rest cannot be negative. With ``guard``, a reach that is unknown reads index 0 where
-        the guard is false."""
+    def address(self, buf: ir.Buffer, index: sympy.Expr, span: int, guard: str | None) -> tuple[str, int]:
+        """(address operand, offset immediate) of ``buf[index]``, read ``span`` elements wide; the constant part of
+        the index goes into the immediate where the rest cannot be negative. With ``guard``, a reach that is
+        unknown reads index 0 where the guard is false."""
         if buf.scope != "global":
             raise self.fail(f"buffer {buf.name} is {buf.scope}: WebAssembly kernels have global buffers only")
         base = self.offsets[buf.name]
-        if reach(self.kernel, ir.BufLoad(buf, index, lanes)) is None and guard is not None:
+        if reach(self.kernel, ir.BufLoad(buf, index, span)) is None and guard is not None:
             return f"(i32.shl (select {self.index(index)} (i32.const 0) {guard}) (i32.const 2))", base
         constant, rest = index.as_coeff_Add()
         lo, _ = ix.bounds(rest, self.ranges)
@@ -182,16 +182,23 @@ class _KernelPrinter:
 
     def load(self, e: ir.BufLoad) -> Val:
         kind = "f32" if e.dtype == "float32" else "i32"
-        op = "v128.load" if e.lanes == 4 else f"{kind}.load"
-        if e.guard is sympy.true:
-            addr, offset = self.address(e.buffer, e.index, e.lanes, None)
-            return Val(f"({op} offset={offset} {addr})", e.lanes, kind)
-        cond = self.index(e.guard)
-        addr, offset = self.address(e.buffer, e.index, e.lanes, cond)
+        cond = None if e.guard is sympy.true else self.index(e.guard)
+        addr, offset = self.address(e.buffer, e.index, e.span, cond)
+        if e.lanes == 1:
+            read = f"({kind}.load offset={offset} {addr})"
+        elif e.stride == 1:
+            read = f"(v128.load offset={offset} {addr})"
+        elif e.stride == 2:  # the even lanes of two neighbouring 4-wide reads
+            even = " ".join(str(b) for lane in (0, 2, 4, 6) for b in range(4 * lane, 4 * lane + 4))
+            read = f"(i8x16.shuffle {even} (v128.load offset={offset} {addr}) (v128.load offset={offset + 16} {addr}))"
+        else:
+            raise self.fail(f"buffer {e.buffer.name}: a {e.lanes}-lane read with stride {e.stride}")
+        if cond is None:
+            return Val(read, e.lanes, kind)
         fallback = self.const(e.default, e.dtype)
         if e.lanes == 4:
             fallback = Val(f"({kind}x4.splat {fallback.text})", 4, kind)
-        return Val(f"(select ({op} offset={offset} {addr}) {fallback.text} {cond})", e.lanes, kind)
+        return Val(f"(select {read} {fallback.text} {cond})", e.lanes, kind)
 
     # -- values ------------------------------------------------------------------------------------------
     def const(self, v: float | int | bool, dtype: str) -> Val:

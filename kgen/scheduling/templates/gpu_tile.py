@@ -36,6 +36,7 @@ from kgen.scheduling.lower import Buffers, LoadCache, VectorViews
 from kgen.scheduling.partition import Stage, substitute
 from kgen.scheduling.simd import LANES, SimdCache, hoist, interleave
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
+from kgen.scheduling.versioning import version
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
 
@@ -430,7 +431,11 @@ class TileLowering:
         for var, extent in reversed(loop_vars):
             if extent > 1:
                 block = ir.For(var, extent, block)
-        return ir.seq(*hoisted, block)
+        reduction = ir.seq(*hoisted, block)
+        if self.clamp:
+            return reduction
+        loops = {var: (0, extent - 1) for var, extent in loop_vars if extent > 1}
+        return version(reduction, loops, self.ranges)
 
     def _stage_operands(self, coords, sizes, step_mapping) -> tuple[dict[int, tuple], list[ir.Stmt]]:
         """Shared tiles of the single-axis operands, and the statements with which all threads fill them."""
