@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.wasm_vs_ort [--trials 40] [--only conv] [--out results/bench/wasm_vs_ort.json]
 
 1. Tune: ``kgen tune --fix '{"threads": T}'`` (TPE) per workload on the wasm backend, for T = 1 and 2, studies
-   kept in ``results/bench/wasm_tune.db`` (a later run goes on with them); each study's 3 best configs are
-   measured again in one fresh page, and the fastest there is compared.
+   kept in ``results/bench/wasm_tune.db`` (a later run goes on with them); each study's 5 best configs are
+   measured again, twice each (interleaved), in one fresh page, and the fastest there is compared.
 2. Compare, for 1 and then 2 threads, in ``--rounds`` fresh pages each (the median is reported): in one page,
    kgen's tuned config at that thread count for every workload (1 s warm-up, then the median of 15 samples
    >= 5 ms, kernel only: inputs are in memory), then ONNX Runtime set up with that many threads (the same
@@ -39,7 +39,8 @@ PEERS = Path(__file__).resolve().parent / "peers"
 RUNNER = "/peers/ort_runner.js"
 KINDS = ("conv", "matmul")
 WARMUP_MS = 1000  # both sides run >= 1 s before timing (BROWSER.md: wasm timings have bursts at first)
-FINALISTS = 3  # a study's best configs re-measured before the comparison
+FINALISTS = 5  # a study's best configs re-measured before the comparison
+FINAL_PASSES = 2  # ... each this many times, interleaved, in one fresh page
 
 
 def _b64(a: np.ndarray) -> str:
@@ -48,8 +49,9 @@ def _b64(a: np.ndarray) -> str:
 
 def tuned_configs(names: list[str], threads: int, trials: int, storage: str, records: Path) -> dict[str, dict]:
     """The config of each workload to compare, tuned at ``threads`` threads: the study's best ``FINALISTS``
-    re-measured in one fresh page (1 s warm-up each), the fastest there. A study's single best is often a lucky
-    sample on this VM, and the comparison pages are kept out of the choice."""
+    re-measured ``FINAL_PASSES`` times each, interleaved, in one fresh page (1 s warm-up each), the fastest mean
+    there. A study's single best is often a lucky sample on this VM, and the comparison pages are kept out of
+    the choice."""
     import optuna
 
     finalists = {}
@@ -77,9 +79,17 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
                 timeout_s=300,
                 warmup_ms=WARMUP_MS,
             )
-            timed = [(harness.measure(build(workload, "wasm", c, limits)[0]), c) for c in finalists[name]]
-            m, configs[name] = min(((m, c) for m, c in timed if m.ok), key=lambda mc: mc[0].median_ms)
-            gflops = flops(workload) / m.median_ms / 1e6
+            programs = [build(workload, "wasm", c, limits)[0] for c in finalists[name]]
+            times: list[list[float]] = [[] for _ in programs]
+            for _ in range(FINAL_PASSES):
+                for k, program in enumerate(programs):
+                    m = harness.measure(program)
+                    times[k].append(m.median_ms if m.ok else float("inf"))
+            means = [float(np.mean(t)) for t in times]
+            best = int(np.argmin(means))
+            best_ms, configs[name] = means[best], finalists[name][best]
+            assert np.isfinite(best_ms), f"{name}: no finalist passed"
+            gflops = flops(workload) / best_ms / 1e6
             print(f"  {name}: {gflops:.1f} GFLOP/s {json.dumps(configs[name])}", file=sys.stderr, flush=True)
     return configs
 
@@ -147,7 +157,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40, help="tuning trials per workload (0: reuse the studies)")
     parser.add_argument("--only", help="run only workloads whose name contains this")
-    parser.add_argument("--rounds", type=int, default=3, help="fresh pages per thread count (median taken)")
+    parser.add_argument("--rounds", type=int, default=5, help="fresh pages per thread count (median taken)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", default="sqlite:///results/bench/wasm_tune.db")
     parser.add_argument("--records", type=Path, default=Path("results/bench/wasm_records.jsonl"))

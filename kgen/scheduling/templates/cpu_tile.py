@@ -17,6 +17,7 @@ multiply and add fused into one relaxed-SIMD multiply-add: one rounding or two, 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,21 +103,30 @@ class CpuTile:
         return Space(tuple(knobs), tuple(constraints), self._seeds(stage, {k.name for k in knobs}))
 
     def _seeds(self, stage: Stage, names: set[str]) -> tuple[dict[str, Any], ...]:
-        """Micro-kernel shapes that are usually good (the tuner tries them first; invalid ones are skipped):
-        6x8 and 4x8 tiles, windows fully unrolled or the reduction split by 4, either tile order."""
+        """Micro-kernel shapes that are usually good (the tuner tries them first; invalid ones are skipped): 6x8
+        and 4x8 tiles (12 and 8 of the 16 vector registers hold accumulators) along either of the two best tile
+        axes (a conv's output channels or rows), either tile order, pixels merged or not, with the reduction's
+        innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
+        split by 4."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
         window = min(2, len(_real_reduce_axes(stage)))
+        unrolls = dict.fromkeys([(window, 1), (min(window, 1), 1), (0, 4)])
         seeds = [
-            {"tile_a": a, "tile_b": 8, "tile_order": order, "unroll": unroll, "k_unroll": k}
+            {"tile_axis": axis, "tile_a": a, "tile_b": 8, "tile_order": order, "merge_hw": merge}
+            | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma"}
+            for axis in candidates[:2]
             for a in (6, 4)
+            for unroll, k in unrolls
             for order in ("a", "b")
-            for unroll, k in ((window, 1), (0, 4))
+            for merge in (0, 1)
         ]
-        seeds.append({"tile_a": 4, "tile_b": 8, "tile_order": "a", "merge_hw": 1, "unroll": 0, "k_unroll": 4})
-        common = {"tile_axis": candidates[0], "vector": "f32x4_fma"}
-        return tuple({k: v for k, v in {**common, **seed}.items() if k in names} for seed in seeds)
+        unique = {}
+        for seed in seeds:
+            config = {k: v for k, v in seed.items() if k in names}
+            unique[json.dumps(config, sort_keys=True)] = config
+        return tuple(unique.values())
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}
