@@ -36,3 +36,17 @@ def test_js_syntax_error_is_a_compile_error(browser):
     results = harness_for(browser, workload).measure_batch([dataclasses.replace(good, kernels=(broken,)), good])
     assert results[0].status == "compile_error" and results[0].reason.startswith("relu: "), results[0]
     assert results[1].ok and results[1].samples >= 5
+
+
+def test_prepare_kernels_run_once_and_are_not_timed(browser):
+    """A packed weight's prepare kernel runs with the checked run, never in the timed samples: here it throws if
+    it is launched a second time, and the candidate must still pass and be timed."""
+    workload = Workload.create("matmul", [(16, 24), (24, 20)])
+    program = build(workload, "js", {"tile_axis": "i0", "tile_a": 4, "tile_b": 4, "pack": 1})[0]
+    assert program.prepare == 1
+    pack = program.kernels[0]
+    again = "if (n++) throw new Error('the prepare kernel ran again')"
+    once = f"(() => {{ let n = 0; const f = {pack.source}; return (m, b, e) => {{ {again}; f(m, b, e); }}; }})()"
+    guarded = dataclasses.replace(program, kernels=(dataclasses.replace(pack, source=once), *program.kernels[1:]))
+    (result,) = harness_for(browser, workload).measure_batch([guarded])
+    assert result.ok and result.samples >= 5, result

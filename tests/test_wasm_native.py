@@ -106,6 +106,41 @@ def test_guards_that_are_not_linear_in_the_loops_stay_in_both_versions():
     _check(workload, {"tile_axis": "m", "tile_a": 2, "tile_b": 4, "vector": "f32x4", "unroll": 0}, seed=7)
 
 
+@pytest.mark.parametrize(
+    ("op", "shapes", "attrs", "config", "packed"),
+    [
+        # a matmul's B (the weight) along its columns, in blocks of tile_b: 4-wide reads of one panel
+        ("matmul", [(13, 29), (29, 19)], {}, {"tile_axis": "i0", "tile_a": 4, "tile_b": 8}, (3, 29, 8)),
+        # a conv's filter along its output channels (14 = 2 blocks of 6 and 2 of zeros), splatted
+        (
+            "conv2d",
+            [(1, 5, 9, 11), (14, 5, 3, 3), (14,)],
+            {"pads": (1, 1, 1, 1)},
+            {"tile_axis": "m", "tile_a": 6, "tile_b": 8, "unroll": 2},
+            (3, 5, 3, 3, 6),
+        ),
+        # Gemm with transB: the weight's rows are the output columns
+        ("gemm", [(7, 9), (11, 9)], {"transB": 1}, {"tile_axis": "i0", "tile_a": 3, "tile_b": 4}, (3, 9, 4)),
+    ],
+)
+def test_weights_are_packed_once_by_a_prepare_kernel(op, shapes, attrs, config, packed):
+    workload = Workload.create(op, shapes, attrs)
+    program, _ = _check(workload, {**config, "pack": 1, "vector": "f32x4_fma", "threads": 2}, seed=8)
+    assert program.prepare == 1 and program.kernels[0].name == f"{op}_pack0"
+    temp = next(b for b in program.buffers if b.role == "temp")
+    assert (temp.name, temp.size) == ("pack0", int(np.prod(packed)))
+
+
+def test_pack_needs_a_weight_along_a_tiled_axis():
+    """A matmul tiled along A's rows only (tile_b 1, plain JS) reads no weight along a tiled axis: its weight B
+    does not depend on A's rows, so pack is invalid, and says why."""
+    workload = Workload.create("matmul", [(16, 32), (32, 16)])
+    problems = space(workload, "js").violations(
+        {**space(workload, "js").default(), "tile_axis": "i0", "tile_a": 4, "tile_b": 1, "pack": 1}, LIMITS
+    )
+    assert problems == ["pack needs a weight read along one tiled axis of more than 1 (tile_a or tile_b)"]
+
+
 def test_threaded_modules_share_their_memory_and_validate():
     workload = Workload.create("matmul", [(16, 32), (32, 16)])
     program, _ = _check(workload, {"threads": 2, "vector": "f32x4", "tile_b": 8})

@@ -46,7 +46,7 @@ def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:
     buffers = [*program.inputs, *program.temps, program.output]
     low = {b.name: 0 for b in buffers}
     high = {b.name: b.size - 1 for b in buffers}
-    for kernel in program.kernels:
+    for kernel in program.launches:
         for access in _accesses(kernel):
             r = reach(kernel, access)
             if r is not None and access.buffer.scope == "global":

@@ -54,6 +54,8 @@ class CompiledProgram:
     kernels: tuple[CompiledKernel, ...]
     memory_bytes: int | None = None  # WebAssembly: the linear memory every kernel imports
     threads: int | None = None  # WebAssembly: threads that split every launch (more than 1: shared memory)
+    #: kernels[:prepare] run once per set of inputs (they pack weights) and are not timed; the rest every run
+    prepare: int | None = None
 
     @property
     def inputs(self) -> tuple[BufferInfo, ...]:

@@ -105,7 +105,7 @@ register(
         name="conv2d",
         family="conv",
         doc="2-D convolution (cross-correlation), NCHW; weight [M, C/group, kH, kW], optional bias [M].",
-        inputs=(Input("input"), Input("weight"), Input("bias", optional=True)),
+        inputs=(Input("input"), Input("weight", weight=True), Input("bias", optional=True)),
         attrs=(*WINDOW_ATTRS, Attr("kernel_shape", "ints?", None, "optional; must match the weight")),
         builder=_conv2d,
         reference_fn=_conv2d_ref,
@@ -185,7 +185,7 @@ register(
         name="conv_transpose2d",
         family="conv",
         doc="2-D transposed convolution, NCHW input, weight [C, M/group, kH, kW], optional bias [M].",
-        inputs=(Input("input"), Input("weight"), Input("bias", optional=True)),
+        inputs=(Input("input"), Input("weight", weight=True), Input("bias", optional=True)),
         attrs=(
             *WINDOW_ATTRS,
             Attr("output_padding", "ints", (0, 0), "extra rows/columns at the bottom/right of the output"),

@@ -50,7 +50,7 @@ register(
         name="matmul",
         family="matmul",
         doc="Matrix product with numpy semantics: batch dimensions broadcast, 1-D operands are vectors.",
-        inputs=(Input("A"), Input("B")),
+        inputs=(Input("A"), Input("B", weight=True)),
         attrs=(),
         builder=_matmul,
         reference_fn=_matmul_ref,
@@ -99,7 +99,7 @@ register(
         name="gemm",
         family="matmul",
         doc="Y = alpha · A' · B' + beta · C, where A' and B' are optionally transposed; C broadcasts to Y.",
-        inputs=(Input("A"), Input("B"), Input("C", optional=True)),
+        inputs=(Input("A"), Input("B", weight=True), Input("C", optional=True)),
         attrs=(
             Attr("alpha", "float", 1.0, "scale of A·B"),
             Attr("beta", "float", 1.0, "scale of C"),

@@ -37,6 +37,8 @@ class Input:
     name: str
     optional: bool = False
     variadic: bool = False
+    #: a weight: in models almost always a constant (an initializer), so CPU kernels may repack it once
+    weight: bool = False
 
 
 Builder = Callable[[list[te.Tensor], Mapping[str, Any]], te.Tensor]
@@ -94,7 +96,8 @@ class OpDef:
             shape = tuple(shape)
             if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
                 raise OpError(self.name, f"input {self.input_name(k)} has invalid shape {shape}")
-            inputs.append(te.placeholder(shape, dtype, name=self.input_name(k)))
+            weight = k < len(self.inputs) and self.inputs[k].weight
+            inputs.append(te.placeholder(shape, dtype, name=self.input_name(k), constant=weight))
         output = self.builder(inputs, self.normalize_attrs(attrs))
         return inputs, output
 

@@ -23,6 +23,7 @@ def build(
 ) -> tuple[CompiledProgram, dict]:
     """The compiled program and the complete config (defaults filled in), valid under the device ``limits``."""
     program, full = lower_workload(workload, template_for(backend), config, limits)
+    assert not program.prepare or backend in ("wasm", "js"), f"{backend} renderers do not launch prepare kernels"
     if backend == "wasm":
         from kgen.codegen.wasm.renderer import render as render_wasm
 

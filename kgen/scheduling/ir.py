@@ -182,6 +182,11 @@ class Program:
     prepare: tuple[Kernel, ...] = ()
     layouts: dict[str, Layout] = field(default_factory=dict)  # by buffer name, for buffers in textures
 
+    @property
+    def launches(self) -> tuple[Kernel, ...]:
+        """Every kernel in launch order: the ``prepare`` kernels, then the rest."""
+        return (*self.prepare, *self.kernels)
+
 
 def children(stmt: Stmt) -> tuple[Stmt, ...]:
     match stmt:

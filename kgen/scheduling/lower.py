@@ -17,6 +17,7 @@ import sympy
 from kgen.ops.workload import Workload
 from kgen.scheduling import ir
 from kgen.scheduling.layout import Layout
+from kgen.scheduling.packing import packed_tensor, read_packed
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.te import index as ix
@@ -30,7 +31,8 @@ class Template(Protocol):
     """How a stage is scheduled: a space of knobs, and a lowering for any valid config of it.
 
     A template whose buffers live in textures also has ``layouts(config, inputs, output, limits)``: the layout
-    of each program input and of the output under the main stage's config (temporaries are R).
+    of each program input and of the output under the main stage's config (temporaries are R). A template that
+    packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None.
     """
 
     name: str
@@ -183,6 +185,12 @@ def lower(
     stages = partition(output)
     main = _main_index(stages)
     full = template.space(stages[main]).complete(config, limits)
+    prepare: list[Stage] = []
+    packing = template.packing(stages[main], full) if hasattr(template, "packing") else None
+    if packing is not None:
+        packed = packed_tensor(packing)
+        stages[main] = read_packed(stages[main], packing, packed)
+        prepare = partition(packed)
 
     layouts: dict[int, Layout] = {}
     if hasattr(template, "layouts"):
@@ -203,19 +211,26 @@ def lower(
     for k, stage in enumerate(stages[:-1]):
         buffers[id(stage.out)] = buffer(f"tmp{k}", stage.out)
         temps.append(buffers[id(stage.out)])
+    for k, stage in enumerate(prepare):
+        buffers[id(stage.out)] = buffer(f"pack{k}", stage.out)
+        temps.append(buffers[id(stage.out)])
     out = buffer("out", output)
     buffers[id(output)] = out
+
+    def lowered(stage: Stage, stage_config: Mapping[str, Any], kernel_name: str) -> ir.Kernel:
+        return template.lower(stage, stage_config, Buffers(buffers, layouts), kernel_name)
 
     kernels = []
     for k, stage in enumerate(stages):
         stage_config = full if k == main else template.space(stage).default()
-        kernel_name = f"{name}_{k}" if len(stages) > 1 else name
-        kernels.append(template.lower(stage, stage_config, Buffers(buffers, layouts), kernel_name))
+        kernels.append(lowered(stage, stage_config, f"{name}_{k}" if len(stages) > 1 else name))
+    packs = [lowered(s, template.space(s).default(), f"{name}_pack{k}") for k, s in enumerate(prepare)]
     program = ir.Program(
         tuple(buffers[id(t)] for t in inputs),
         out,
         tuple(temps),
         tuple(kernels),
+        prepare=tuple(packs),
         layouts={buffers[key].name: layout for key, layout in layouts.items()},
     )
     return program, full

@@ -55,7 +55,10 @@ def reduce_axis(extent: int, name: str) -> IterVar:
 
 @dataclass(frozen=True, eq=False)
 class PlaceholderOp:
-    """An input of the computation; its values are fed from outside."""
+    """An input of the computation; its values are fed from outside. A ``constant`` input (a weight) usually
+    keeps its values from one run to the next, so kernels may read a copy of it repacked once."""
+
+    constant: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,13 +111,13 @@ class Tensor:
         return Load(self, idx, sympy.And(when, ix.in_bounds(idx, self.shape)), default)
 
 
-def placeholder(shape: Sequence[int], dtype: str = "float32", name: str = "input") -> Tensor:
+def placeholder(shape: Sequence[int], dtype: str = "float32", name: str = "input", constant: bool = False) -> Tensor:
     shape = tuple(shape)
     if not all(isinstance(d, int) and d > 0 for d in shape):
         raise TEError(f"placeholder {name}: shape must be positive ints, got {shape}")
     if dtype not in DTYPES:
         raise TEError(f"placeholder {name}: unknown dtype {dtype!r}")
-    return Tensor(name, shape, dtype, PlaceholderOp())
+    return Tensor(name, shape, dtype, PlaceholderOp(constant))
 
 
 def compute(

@@ -96,6 +96,6 @@ def render(program: ir.Program) -> CompiledProgram:
     buffers = placed_buffers(program, offsets)
     kernels = tuple(
         CompiledKernel(k.name, _KernelPrinter(k, offsets).render(), (1, 1, 1), (k.launch[0], 1, 1), ())
-        for k in program.kernels
+        for k in program.launches
     )
-    return CompiledProgram("js", buffers, kernels, memory_bytes=end)
+    return CompiledProgram("js", buffers, kernels, memory_bytes=end, prepare=len(program.prepare) or None)

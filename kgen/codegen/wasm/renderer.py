@@ -416,8 +416,9 @@ def render(program: ir.Program, threads: int = 1) -> CompiledProgram:
     memory = f"{pages} {pages} shared" if threads > 1 else str(pages)
     buffers = placed_buffers(program, offsets)
     kernels = []
-    for k in program.kernels:
+    for k in program.launches:
         text = _KernelPrinter(k, offsets, memory).render()
         binary = base64.b64encode(assemble(text, k.name)).decode()
         kernels.append(CompiledKernel(k.name, text, (1, 1, 1), (k.launch[0], 1, 1), (), binary=binary))
-    return CompiledProgram("wasm", buffers, tuple(kernels), memory_bytes=pages * PAGE, threads=threads)
+    prepare = len(program.prepare) or None
+    return CompiledProgram("wasm", buffers, tuple(kernels), memory_bytes=pages * PAGE, threads=threads, prepare=prepare)

@@ -23,6 +23,7 @@ from typing import Any
 
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers
+from kgen.scheduling.packing import Packing, find
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import Constraint, Space, choice, flag
@@ -34,10 +35,13 @@ from kgen.scheduling.templates.gpu_tile import (
     _merge_ok,
     _real_reduce_axes,
     _tile_size,
+    _tiled_vars,
     reduction_knobs,
     split_ok,
     tile_axis_candidates,
 )
+from kgen.te.expr import Load, walk
+from kgen.te.tensor import PlaceholderOp
 
 VECTOR = ("f32x4", "f32x4_fma", "scalar")
 
@@ -73,6 +77,8 @@ class CpuTile:
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
         knobs += reduction_knobs(stage)
+        if candidates and _reads_weight(stage):
+            knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
@@ -84,6 +90,10 @@ class CpuTile:
             ),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
+            Constraint(
+                "pack needs a weight read along one tiled axis of more than 1 (tile_a or tile_b)",
+                lambda c, _: not c.get("pack") or self.packing(stage, c) is not None,
+            ),
         ]
         if self.simd:
             knobs += [
@@ -128,6 +138,15 @@ class CpuTile:
             unique[json.dumps(config, sort_keys=True)] = config
         return tuple(unique.values())
 
+    def packing(self, stage: Stage, config: Mapping[str, Any]) -> Packing | None:
+        """With ``pack``: the weight read along the tile axis (tile_a) or the last axis (tile_b), packed in
+        blocks of that tile."""
+        if not config.get("pack"):
+            return None
+        a_var, b_vars = _tiled_vars(stage, config)
+        tiled = {a_var: config.get("tile_a", 1)} | {v: config["tile_b"] for v in b_vars if not config.get("merge_hw")}
+        return find(stage, tiled)
+
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}
         simd = config.get("vector", "scalar") != "scalar"
@@ -135,3 +154,10 @@ class CpuTile:
         if config.get("vector") == "f32x4_fma":
             return dataclasses.replace(kernel, fused_multiply_add=True)
         return kernel
+
+
+def _reads_weight(stage: Stage) -> bool:
+    """Whether the stage's reduction reads a constant input (a weight), which ``pack`` may pack."""
+    assert stage.reduce is not None
+    loads = (n for n in walk(stage.reduce.body) if isinstance(n, Load))
+    return any(isinstance(n.tensor.op, PlaceholderOp) and n.tensor.op.constant for n in loads)
