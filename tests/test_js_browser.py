@@ -23,7 +23,9 @@ def harness_for(browser, workload):
 def test_op_matches_numpy_in_js(browser, op):
     for shapes, attrs in CASES[op]:
         workload = Workload.create(op, shapes, attrs)
-        configs = [None, *space(workload, "js").sample(2, seed=len(shapes))]
+        sp = space(workload, "js")
+        packed = next((c for c in sp.sample(40, seed=2) if c.get("pack")), None)  # a prepare kernel packs a weight
+        configs = [None, *sp.sample(2, seed=len(shapes)), *([packed] if packed else [])]
         results = harness_for(browser, workload).measure_batch([build(workload, "js", c)[0] for c in configs], False)
         for config, result in zip(configs, results, strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
