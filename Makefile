@@ -39,7 +39,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# peer libraries for the benchmarks (bench/wasm_vs_ort.py), from the npm registry, served locally
+# peer libraries for the benchmarks (bench/wasm_vs_ort.py: ONNX Runtime Web, TF.js's wasm backend), from the npm
+# registry, served locally
 peers:
 	@command -v npm >/dev/null || { echo "kgen: installing Debian's npm (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }

@@ -1,6 +1,7 @@
-"""kgen's tuned WebAssembly kernels vs ONNX Runtime Web's wasm backend, side by side in one page per thread count.
+"""kgen's tuned WebAssembly kernels vs ONNX Runtime Web's and (on 1 thread) TensorFlow.js's wasm backends, side by
+side in one page per thread count.
 
-    make peers   # once: ONNX Runtime Web from the npm registry into bench/peers/node_modules
+    make peers   # once: ONNX Runtime Web and TF.js from the npm registry into bench/peers/node_modules
     .venv/bin/python -m bench.wasm_vs_ort [--trials 40] [--only conv] [--out results/bench/wasm_vs_ort.json]
 
 1. Tune: ``kgen tune --fix '{"threads": T}'`` (TPE) per workload on the wasm backend, for T = 1 and 2, studies
@@ -8,12 +9,15 @@
    measured again, twice each (interleaved), in one fresh page, and the fastest there is compared.
 2. Compare, for 1 and then 2 threads, in ``--rounds`` fresh pages each (the median is reported): in one page,
    kgen's tuned config at that thread count for every workload (1 s warm-up, then the median of 15 samples
-   >= 5 ms, kernel only: inputs are in memory), then ONNX Runtime set up with that many threads (the same
-   warm-up and samples) on one-op ONNX models (weights as initializers), timed by ``session.run`` (input copied
-   in, output read back, as in BROWSER.md's peer table). ONNX Runtime's first outputs are checked against
-   numpy, so both compute the same op.
+   >= 5 ms, kernel only: inputs are in memory); on 1 thread then TF.js's wasm backend (XNNPACK; it runs at most
+   hardwareConcurrency / 2 threads, one here) on ``tf.conv2d`` / ``tf.matMul`` in its own layouts, the weight a
+   tensor made once, input copied in and output read back by ``dataSync``; then ONNX Runtime set up with that
+   many threads on one-op ONNX models (weights as initializers), timed by ``session.run`` (input copied in,
+   output read back, as in BROWSER.md's peer table). Both peers' first outputs are checked against numpy, so
+   all compute the same op; each gets the same warm-up and samples.
 
-Prints GFLOP/s, the ratio kgen / ORT per workload and geomeans over the conv layers and the matmuls.
+Prints GFLOP/s per workload, kgen's ratio to the faster peer, and geomeans over the conv layers, the matmuls and
+both together.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.onnx_models import one_op_model
-from bench.suite import SUITE, flops, geomeans_by_kind
+from bench.suite import SUITE, flops, geomean, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
@@ -37,6 +41,9 @@ from tuner.tune import tune
 
 PEERS = Path(__file__).resolve().parent / "peers"
 RUNNER = "/peers/ort_runner.js"
+TFJS = "/peers/tfjs_runner.js"
+PEER_PACKAGES = ("onnxruntime-web", "@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-wasm")
+PEERS_COMPARED = ("ort", "tfjs")
 KINDS = ("conv", "matmul")
 WARMUP_MS = 1000  # both sides run >= 1 s before timing (BROWSER.md: wasm timings have bursts at first)
 FINALISTS = 5  # a study's best configs re-measured before the comparison
@@ -94,12 +101,33 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
     return configs
 
 
-def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, tuple]:
-    """One fresh page: kgen's kernels for every workload, then ONNX Runtime's ({name: (kgen ms, ORT ms)}).
-    ORT runs last because its thread pool keeps spinning after a run and would take kgen's second core."""
-    if not (PEERS / "node_modules" / "onnxruntime-web").is_dir():
-        raise SystemExit("ONNX Runtime Web is not installed: run `make peers`")
-    ours, theirs = {}, {}
+def _tfjs_operands(workload, arrays: list[np.ndarray]) -> tuple[dict, dict, dict]:
+    """TF.js's op, input and weight for a suite workload: a matmul as it is, a conv in TF.js's layouts (NHWC
+    input, HWIO filter; transposed here, outside the timing)."""
+    if workload.op == "matmul":
+        x, w, op = arrays[0], arrays[1], {"kind": "matmul"}
+    else:
+        attrs = workload.attr_dict
+        x, w = arrays[0].transpose(0, 2, 3, 1), arrays[1].transpose(2, 3, 1, 0)
+        op = {"kind": "conv", "strides": list(attrs["strides"]), "pads": list(attrs["pads"])}
+    return op, {"dims": list(x.shape), "b64": _b64(x)}, {"dims": list(w.shape), "b64": _b64(w)}
+
+
+def _check_peer(name: str, peer: str, got: list[float], want: np.ndarray) -> None:
+    first = want.ravel()[: len(got)]
+    assert np.allclose(got, first, rtol=1e-3, atol=1e-3), f"{name}: {peer} computed something else"
+
+
+def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, dict]:
+    """One fresh page: kgen's kernels for every workload, then (on 1 thread) TensorFlow.js's wasm backend, then
+    ONNX Runtime's ({name: {side: ms}}, and "versions"). ORT runs last because its thread pool keeps spinning
+    after a run and would take kgen's second core. TF.js runs at most hardwareConcurrency / 2 threads (one
+    here, BROWSER.md), so it is compared on 1 thread only."""
+    for package in PEER_PACKAGES:
+        if not (PEERS / "node_modules" / package).is_dir():
+            raise SystemExit(f"{package} is not installed: run `make peers`")
+    times: dict[str, dict] = {name: {} for name in names}
+    versions = {}
     with BrowserSession(job_timeout_s=300, mounts={"/peers/": PEERS}) as session:
         limits = session.limits()
         inputs = {}
@@ -111,45 +139,55 @@ def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed
             harness = Harness(session, arrays, want, "wasm", timeout_s=300, warmup_ms=WARMUP_MS)
             m = harness.measure(build(workload, "wasm", configs[name], limits)[0])
             assert m.ok, f"{name}: {m.status} {m.reason}"
-            ours[name] = m.median_ms
+            times[name]["kgen"] = m.median_ms
+        if threads == 1:
+            tfjs = session.evaluate(f"async (t) => (await import('{TFJS}')).setup(t)", threads)
+            assert tfjs["backend"] == "wasm" and tfjs["threads"] == 1, tfjs
+            versions["tfjs"] = tfjs["version"]
+            for name in names:
+                arrays, want = inputs[name]
+                op, x, w = _tfjs_operands(SUITE[name][0], arrays)
+                script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, {{warmupMs: t}})"
+                peer = session.evaluate(script, [op, x, w, WARMUP_MS])
+                _check_peer(
+                    name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1)
+                )
+                times[name]["tfjs"] = peer["medianMs"]
         ort = session.evaluate(f"async (t) => (await import('{RUNNER}')).setup(t)", threads)
         assert ort["crossOriginIsolated"], "the page is not cross-origin isolated"
+        versions["ort"] = ort["version"]
         for name in names:
             arrays, want = inputs[name]
             model = base64.b64encode(one_op_model(SUITE[name][0], arrays)).decode()
             feed = [{"name": "x", "dims": list(arrays[0].shape), "b64": _b64(arrays[0])}]
             script = f"async ([m, f, w]) => (await import('{RUNNER}')).time(m, f, {{warmupMs: w}})"
             peer = session.evaluate(script, [model, feed, WARMUP_MS])
-            first = want.ravel()[: len(peer["output"])]
-            assert np.allclose(peer["output"], first, rtol=1e-3, atol=1e-3), f"{name}: ORT computed something else"
-            theirs[name] = peer["medianMs"]
-    return {name: (ours[name], theirs[name], ort["version"]) for name in names}
+            _check_peer(name, "ORT", peer["output"], want)
+            times[name]["ort"] = peer["medianMs"]
+    return {"times": times, "versions": versions}
 
 
 def compare(names: list[str], configs: dict[str, dict], threads: int, rounds: int, seed: int) -> list[dict]:
-    """Median over ``rounds`` fresh pages of each side's median, per workload."""
+    """Median over ``rounds`` fresh pages of each side's median, per workload; ``best_peer`` is the faster of
+    the peers' medians."""
     results = [measure_round(names, configs, threads, seed) for _ in range(rounds)]
+    versions = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items())
+    print(f"{threads} thread(s), {versions}, {rounds} rounds")
     rows = []
-    print(f"{threads} thread(s), onnxruntime-web {results[0][names[0]][2]}, {rounds} rounds")
     for name in names:
         workload, kind, _ = SUITE[name]
-        kgen_ms = float(np.median([r[name][0] for r in results]))
-        ort_ms = float(np.median([r[name][1] for r in results]))
         gflop = flops(workload) / 1e9
-        row = {
-            "workload": name,
-            "kind": kind,
-            "threads": threads,
-            "config": configs[name],
-            "kgen_ms": kgen_ms,
-            "kgen_gflops": gflop / kgen_ms * 1e3,
-            "ort_ms": ort_ms,
-            "ort_gflops": gflop / ort_ms * 1e3,
-            "rounds_ms": [[r[name][0], r[name][1]] for r in results],
-        }
+        row = {"workload": name, "kind": kind, "threads": threads, "config": configs[name]}
+        for side in results[0]["times"][name]:
+            ms = float(np.median([r["times"][name][side] for r in results]))
+            row[f"{side}_ms"], row[f"{side}_gflops"] = ms, gflop / ms * 1e3
+        row["rounds_ms"] = [r["times"][name] for r in results]
+        row["best_peer_gflops"] = max(row[f"{p}_gflops"] for p in PEERS_COMPARED if f"{p}_gflops" in row)
         row["ratio"] = row["kgen_gflops"] / row["ort_gflops"]
+        row["ratio_best_peer"] = row["kgen_gflops"] / row["best_peer_gflops"]
         rows.append(row)
-        print(f"  {name:<26} kgen {row['kgen_gflops']:6.1f}  ORT {row['ort_gflops']:6.1f} GFLOP/s  {row['ratio']:.2f}x")
+        peers = "  ".join(f"{p} {row[f'{p}_gflops']:6.1f}" for p in PEERS_COMPARED if f"{p}_gflops" in row)
+        print(f"  {name:<26} kgen {row['kgen_gflops']:6.1f}  {peers} GFLOP/s  {row['ratio_best_peer']:.2f}x best peer")
     return rows
 
 
@@ -171,14 +209,15 @@ def main(argv=None) -> int:
         rows += compare(names, configs, threads, args.rounds, args.seed)
     summary = {}
     for threads in (1, 2):
-        by_kind = geomeans_by_kind([r for r in rows if r["threads"] == threads], ("kgen_gflops", "ort_gflops"))
+        sel = [r for r in rows if r["threads"] == threads]
+        keys = tuple(k for k in ("kgen_gflops", "ort_gflops", "tfjs_gflops", "best_peer_gflops") if k in sel[0])
+        by_kind = geomeans_by_kind(sel, keys)
+        by_kind["conv+matmul"] = {f"{k}_geomean": geomean(r[k] for r in sel) for k in keys}
         summary[f"{threads}t"] = by_kind
         for kind, s in by_kind.items():
-            ratio = s["kgen_gflops_geomean"] / s["ort_gflops_geomean"]
-            print(
-                f"geomean {threads}t {kind:<7} kgen {s['kgen_gflops_geomean']:.1f}  "
-                f"ORT {s['ort_gflops_geomean']:.1f} GFLOP/s  {ratio:.2f}x"
-            )
+            peers = "  ".join(f"{k.removesuffix('_gflops_geomean')} {v:.1f}" for k, v in s.items())
+            ratio = s["kgen_gflops_geomean"] / s["best_peer_gflops_geomean"]
+            print(f"geomean {threads}t {kind:<11} {peers} GFLOP/s  kgen {ratio:.2f}x best peer")
     if args.out:
         write_text_atomic(args.out, json.dumps({"rows": rows, "summary": summary}, indent=2))
     return 0
