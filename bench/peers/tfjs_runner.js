@@ -1,6 +1,8 @@
 // TensorFlow.js's wasm backend (XNNPACK) in the harness page, for benchmarks: tfjs-core and tfjs-backend-wasm served
 // from bench/peers/node_modules (installed by `make peers`), nothing fetched from elsewhere. Their UMD builds are
 // loaded as classic scripts (the ES builds import bare package names) and set the global `tf`.
+import { timeRuns } from "./timing.js";
+
 const DIST = new URL("./node_modules/@tensorflow/", import.meta.url).href;
 
 function script(src) {
@@ -17,12 +19,6 @@ function decode(b64) {
   return new Float32Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
 }
 
-const median = (xs) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = (s.length - 1) / 2;
-  return (s[Math.floor(m)] + s[Math.ceil(m)]) / 2;
-};
-
 export async function setup(threads) {
   await script(`${DIST}tfjs-core/dist/tf-core.min.js`);
   await script(`${DIST}tfjs-backend-wasm/dist/tf-backend-wasm.min.js`);
@@ -34,9 +30,10 @@ export async function setup(threads) {
 }
 
 // One op run: the input copied in (tf.tensor from the host array), the op, the output read back (dataSync), as
-// in the peer table. `op` is {kind: "matmul"} or {kind: "conv", strides, pads}; the weight is a tensor made once
-// (a model's weight), the input NHWC for a conv (TF.js's layout: the host transposes it once, outside the timing).
-export async function time(op, x, w, { samples = 15, minSampleMs = 5, warmupMs = 300 } = {}) {
+// in the peer table; timed as timing.js says. `op` is {kind: "matmul"} or {kind: "conv", strides, pads}; the
+// weight is a tensor made once (a model's weight), the input NHWC for a conv (TF.js's layout: the host transposes
+// it once, outside the timing).
+export async function time(op, x, w, options = {}) {
   const weight = tf.tensor(decode(w.b64), w.dims);
   const data = decode(x.b64);
   const run = () => {
@@ -50,21 +47,7 @@ export async function time(op, x, w, { samples = 15, minSampleMs = 5, warmupMs =
     y.dispose();
     return out;
   };
-  let output = null;
-  const t0 = performance.now();
-  let runs = 0;
-  while (performance.now() - t0 < warmupMs || runs < 3) {
-    output = run();
-    runs++;
-  }
-  const single = (performance.now() - t0) / runs;
-  const k = Math.max(1, Math.ceil(minSampleMs / single));
-  const perRun = [];
-  for (let s = 0; s < samples; s++) {
-    const start = performance.now();
-    for (let i = 0; i < k; i++) output = run();
-    perRun.push((performance.now() - start) / k);
-  }
+  const timed = await timeRuns(run, options);
   weight.dispose();
-  return { medianMs: median(perRun), samples, k, output: Array.from(output.slice(0, 8)) };
+  return { ...timed, output: Array.from(timed.output.slice(0, 8)) };
 }
