@@ -5,8 +5,8 @@ side in one page per thread count.
     .venv/bin/python -m bench.wasm_vs_ort [--trials 40] [--only conv] [--out results/bench/wasm_vs_ort.json]
 
 1. Tune: ``kgen tune --fix '{"threads": T}'`` (TPE) per workload on the wasm backend, for T = 1 and 2, studies
-   kept in ``results/bench/wasm_tune.db`` (a later run goes on with them); each study's 5 best configs are
-   measured again, twice each (interleaved), in one fresh page, and the fastest there is compared.
+   kept in ``results/bench/wasm_tune.db`` (a later run goes on with them); each study's 8 best configs are
+   measured again, 3 times each (interleaved), in one fresh page, and the fastest median there is compared.
 2. Compare, for 1 and then 2 threads, in ``--rounds`` fresh pages each (the median is reported): in one page,
    kgen's tuned config at that thread count for every workload (1 s warm-up, then the median of 15 samples
    >= 5 ms, kernel only: inputs are in memory); on 1 thread then TF.js's wasm backend (XNNPACK; it runs at most
@@ -46,8 +46,8 @@ PEER_PACKAGES = ("onnxruntime-web", "@tensorflow/tfjs-core", "@tensorflow/tfjs-b
 PEERS_COMPARED = ("ort", "tfjs")
 KINDS = ("conv", "matmul")
 WARMUP_MS = 1000  # both sides run >= 1 s before timing (BROWSER.md: wasm timings have bursts at first)
-FINALISTS = 5  # a study's best configs re-measured before the comparison
-FINAL_PASSES = 2  # ... each this many times, interleaved, in one fresh page
+FINALISTS = 8  # a study's best configs re-measured before the comparison
+FINAL_PASSES = 3  # ... each this many times, interleaved, in one fresh page (the median is taken)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -56,7 +56,7 @@ def _b64(a: np.ndarray) -> str:
 
 def tuned_configs(names: list[str], threads: int, trials: int, storage: str, records: Path) -> dict[str, dict]:
     """The config of each workload to compare, tuned at ``threads`` threads: the study's best ``FINALISTS``
-    re-measured ``FINAL_PASSES`` times each, interleaved, in one fresh page (1 s warm-up each), the fastest mean
+    re-measured ``FINAL_PASSES`` times each, interleaved, in one fresh page (1 s warm-up each), the fastest median
     there. A study's single best is often a lucky sample on this VM, and the comparison pages are kept out of
     the choice."""
     import optuna
@@ -92,9 +92,9 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
                 for k, program in enumerate(programs):
                     m = harness.measure(program)
                     times[k].append(m.median_ms if m.ok else float("inf"))
-            means = [float(np.mean(t)) for t in times]
-            best = int(np.argmin(means))
-            best_ms, configs[name] = means[best], finalists[name][best]
+            medians = [float(np.median(t)) for t in times]
+            best = int(np.argmin(medians))
+            best_ms, configs[name] = medians[best], finalists[name][best]
             assert np.isfinite(best_ms), f"{name}: no finalist passed"
             gflops = flops(workload) / best_ms / 1e6
             print(f"  {name}: {gflops:.1f} GFLOP/s {json.dumps(configs[name])}", file=sys.stderr, flush=True)
