@@ -34,21 +34,29 @@ class Packing:
     block: int
 
 
+def _weight_reads(stage: Stage) -> dict[int, list[Load]]:
+    """The reduction's reads of constant inputs (weights), by tensor."""
+    reads: dict[int, list[Load]] = {}
+    if stage.reduce is not None:
+        for n in walk(stage.reduce.body):
+            if isinstance(n, Load) and isinstance(n.tensor.op, PlaceholderOp) and n.tensor.op.constant:
+                reads.setdefault(id(n.tensor), []).append(n)
+    return reads
+
+
+def reads_weight(stage: Stage) -> bool:
+    """Whether the stage's reduction reads a weight, which a tile may read packed."""
+    return bool(_weight_reads(stage))
+
+
 def find(stage: Stage, tiled: dict[sympy.Symbol, int]) -> Packing | None:
     """The weight to pack for a tile of ``tiled`` (axis variable -> tile length): a constant input whose reads
     all index one dimension by exactly one tiled axis (tile longer than 1) and depend on no other tiled axis."""
-    if stage.reduce is None:
-        return None
-    loads = [n for n in walk(stage.reduce.body) if isinstance(n, Load)]
-    for tensor in {id(n.tensor): n.tensor for n in loads}.values():
-        if not (isinstance(tensor.op, PlaceholderOp) and tensor.op.constant):
-            continue
-        reads = [n for n in loads if n.tensor is tensor]
+    for reads in _weight_reads(stage).values():
         for var, block in tiled.items():
-            if block > 1 and all(_dim_of(n, var, tiled) is not None for n in reads):
-                dims = {_dim_of(n, var, tiled) for n in reads}
-                if len(dims) == 1:
-                    return Packing(tensor, dims.pop(), block)  # type: ignore[arg-type]
+            dims = {_dim_of(n, var, tiled) for n in reads}
+            if block > 1 and len(dims) == 1 and None not in dims:
+                return Packing(reads[0].tensor, dims.pop(), block)  # type: ignore[arg-type]
     return None
 
 

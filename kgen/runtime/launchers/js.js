@@ -37,7 +37,8 @@ export class JSLauncher {
   // Launch kernels[first..]: a run launches all of them, a timed sample skips the prepare kernels (they pack
   // weights once per set of inputs).
   #dispatch(compiled, heap, first = 0) {
-    for (const k of compiled.kernels.slice(first)) k.fn(heap, 0, k.tiles);
+    const kernels = compiled.kernels;
+    for (let i = first; i < kernels.length; i++) kernels[i].fn(heap, 0, kernels[i].tiles);
   }
 
   async run(compiled, heap) {

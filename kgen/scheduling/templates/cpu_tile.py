@@ -23,7 +23,7 @@ from typing import Any
 
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers
-from kgen.scheduling.packing import Packing, find
+from kgen.scheduling.packing import Packing, find, reads_weight
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import Constraint, Space, choice, flag
@@ -40,8 +40,6 @@ from kgen.scheduling.templates.gpu_tile import (
     split_ok,
     tile_axis_candidates,
 )
-from kgen.te.expr import Load, walk
-from kgen.te.tensor import PlaceholderOp
 
 VECTOR = ("f32x4", "f32x4_fma", "scalar")
 
@@ -77,7 +75,7 @@ class CpuTile:
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
         knobs += reduction_knobs(stage)
-        if candidates and _reads_weight(stage):
+        if candidates and reads_weight(stage):
             knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
         constraints = [
             Constraint(
@@ -154,10 +152,3 @@ class CpuTile:
         if config.get("vector") == "f32x4_fma":
             return dataclasses.replace(kernel, fused_multiply_add=True)
         return kernel
-
-
-def _reads_weight(stage: Stage) -> bool:
-    """Whether the stage's reduction reads a constant input (a weight), which ``pack`` may pack."""
-    assert stage.reduce is not None
-    loads = (n for n in walk(stage.reduce.body) if isinstance(n, Load))
-    return any(isinstance(n.tensor.op, PlaceholderOp) and n.tensor.op.constant for n in loads)
