@@ -25,7 +25,8 @@ def test_op_matches_numpy_in_js(browser, op):
         workload = Workload.create(op, shapes, attrs)
         sp = space(workload, "js")
         packed = next((c for c in sp.sample(40, seed=2) if c.get("pack")), None)  # a prepare kernel packs a weight
-        configs = [None, *sp.sample(2, seed=len(shapes)), *([packed] if packed else [])]
+        padded = next((c for c in sp.sample(40, seed=3) if c.get("pad")), None)  # an input read through a padded copy
+        configs = [None, *sp.sample(2, seed=len(shapes)), *(c for c in (packed, padded) if c)]
         results = harness_for(browser, workload).measure_batch([build(workload, "js", c)[0] for c in configs], False)
         for config, result in zip(configs, results, strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"

@@ -1,6 +1,7 @@
-"""WebAssembly kernels in real headless Chromium: every op, its default and sampled configs (scalar, and with a
-packed weight where the op has one), on 1 thread and on 2 (workers on a shared memory), odd and even shapes,
-match numpy; a kernel that traps is a runtime error."""
+"""WebAssembly kernels in real headless Chromium: every op, its default and sampled configs (scalar, with a
+packed weight where the op has one, with a padded input where it reads one through bounds guards), on 1 thread
+and on 2 (workers on a shared memory), odd and even shapes, match numpy; a kernel that traps is a runtime
+error."""
 
 import base64
 import dataclasses
@@ -40,7 +41,8 @@ def test_op_matches_numpy_in_wasm(browser, op):
         sampled = sp.sample(2, seed=len(shapes), limits=limits)
         scalar = next((c for c in sp.sample(40, seed=1, limits=limits) if c["vector"] == "scalar"), None)
         packed = next((c for c in sp.sample(40, seed=2, limits=limits) if c.get("pack")), None)  # a prepare kernel
-        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, scalar, packed) if c for t in (1, 2)]
+        padded = next((c for c in sp.sample(40, seed=3, limits=limits) if c.get("pad")), None)  # and a copy kernel
+        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, scalar, packed, padded) if c for t in (1, 2)]
         programs = [build(workload, "wasm", c, limits)[0] for c in configs]
         for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"

@@ -131,6 +131,53 @@ def test_weights_are_packed_once_by_a_prepare_kernel(op, shapes, attrs, config, 
     assert (temp.name, temp.size) == ("pack0", int(np.prod(packed)))
 
 
+@pytest.mark.parametrize(
+    ("op", "shapes", "attrs", "config", "padded"),
+    [
+        # pads on every side differ (top 1, left 2, bottom 0, right 3); rows read by whole vectors
+        (
+            "conv2d",
+            [(1, 3, 7, 9), (8, 3, 3, 3), (8,)],
+            {"pads": (1, 2, 0, 3)},
+            {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "unroll": 2},
+            (1, 3, 8, 14),
+        ),
+        # stride 2: two vectors and a shuffle, with no lane masks
+        (
+            "conv2d",
+            [(1, 3, 23, 23), (6, 3, 7, 7)],
+            {"strides": (2, 2), "pads": (3, 3, 3, 3)},
+            {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "unroll": 1},
+            (1, 3, 29, 29),
+        ),
+        # max pooling pads with -inf, not 0
+        ("max_pool2d", [(1, 5, 9, 9)], {"kernel_shape": (3, 3), "pads": (1, 1, 1, 1)}, {"tile_b": 4}, (1, 5, 11, 11)),
+    ],
+)
+def test_a_padded_input_is_read_without_guards(op, shapes, attrs, config, padded):
+    """With ``pad`` the border of a padded copy is filled once by a prepare kernel, the image is copied into its
+    interior on every run, and the main kernel reads it with no guard (no select, no lane mask)."""
+    workload = Workload.create(op, shapes, attrs)
+    program, _ = _check(workload, {**config, "pad": 1, "vector": "f32x4_fma", "threads": 2}, seed=9)
+    assert program.prepare == 1 and program.kernels[0].name == f"{op}_pad0"
+    assert [b.size for b in program.buffers if b.role == "temp"] == [int(np.prod(padded))]
+    copy, main = program.kernels[1:]
+    assert "select" not in copy.source and "select" not in main.source
+    assert "replace_lane" not in main.source  # no value is gathered lane by lane
+
+
+def test_pad_is_offered_only_for_inputs_read_through_bounds_guards():
+    """A strided transposed conv's guard also tests the stride grid, which padding cannot remove; a conv without
+    pads reads nothing past its input."""
+    unpadded = [
+        Workload.create("conv_transpose2d", [(1, 3, 6, 7), (3, 5, 3, 3)], {"strides": (2, 2)}),
+        Workload.create("conv2d", [(1, 3, 6, 7), (5, 3, 3, 3)], {}),
+    ]
+    assert all("pad" not in space(w, "wasm").default() for w in unpadded)
+    padded = Workload.create("conv_transpose2d", [(1, 3, 6, 7), (3, 5, 3, 3)], {})  # stride 1: plain bounds
+    assert "pad" in space(padded, "wasm").default()
+
+
 def test_pack_needs_a_weight_along_a_tiled_axis():
     """A matmul tiled along A's rows only (tile_b 1, plain JS) reads no weight along a tiled axis: its weight B
     does not depend on A's rows, so pack is invalid, and says why."""

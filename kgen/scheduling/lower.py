@@ -18,6 +18,7 @@ from kgen.ops.workload import Workload
 from kgen.scheduling import ir
 from kgen.scheduling.layout import Layout
 from kgen.scheduling.packing import packed_tensor, read_packed
+from kgen.scheduling.padding import padded_tensors, read_padded
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.te import index as ix
@@ -32,7 +33,8 @@ class Template(Protocol):
 
     A template whose buffers live in textures also has ``layouts(config, inputs, output, limits)``: the layout
     of each program input and of the output under the main stage's config (temporaries are R). A template that
-    packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None.
+    packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None; one that
+    pads an input has ``padding(stage, config)``: the ``padding.Padding``, or None.
     """
 
     name: str
@@ -44,16 +46,21 @@ class Template(Protocol):
 
 @dataclass
 class Buffers:
-    """The buffer each tensor lives in, and its texture layout where it has one."""
+    """The buffer each tensor lives in, and its texture layout where it has one. A tensor in ``windows`` lives
+    inside another's buffer: ``windows[id(t)] = (base, offsets)`` puts ``t[i]`` at ``base[i + offsets]``."""
 
     of: dict[int, ir.Buffer]
     layouts: dict[int, Layout] = field(default_factory=dict)
+    windows: dict[int, tuple[Tensor, tuple[int, ...]]] = field(default_factory=dict)
 
     def __getitem__(self, t: Tensor) -> ir.Buffer:
         return self.of[id(t)]
 
     def index(self, t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
         """Where ``t[indices]`` lives in its buffer: the row-major offset, or the layout's storage index."""
+        if id(t) in self.windows:
+            base, offsets = self.windows[id(t)]
+            return self.index(base, tuple(i + o for i, o in zip(indices, offsets, strict=True)))
         layout = self.layouts.get(id(t))
         return flat_index(t, indices) if layout is None else layout.storage_index(indices)
 
@@ -185,12 +192,22 @@ def lower(
     stages = partition(output)
     main = _main_index(stages)
     full = template.space(stages[main]).complete(config, limits)
-    prepare: list[Stage] = []
+    prepare: list[tuple[str, Stage]] = []  # (buffer name prefix, stage) of the kernels run once per inputs
     packing = template.packing(stages[main], full) if hasattr(template, "packing") else None
     if packing is not None:
         packed = packed_tensor(packing)
         stages[main] = read_packed(stages[main], packing, packed)
-        prepare = partition(packed)
+        prepare += [("pack", s) for s in partition(packed)]
+    windows: dict[int, tuple[Tensor, tuple[int, ...]]] = {}
+    padding = template.padding(stages[main], full) if hasattr(template, "padding") else None
+    if padding is not None:  # the border is filled once; the interior is copied on every run, before the main
+        padded, interior = padded_tensors(padding)
+        stages[main] = read_padded(stages[main], padding, padded)
+        prepare += [("pad", s) for s in partition(padded)]
+        copies = partition(interior)
+        stages[main:main] = copies
+        main += len(copies)
+        windows[id(interior)] = (padded, padding.before)
 
     layouts: dict[int, Layout] = {}
     if hasattr(template, "layouts"):
@@ -209,22 +226,24 @@ def lower(
         buffers[id(t)] = buffer(f"in{k}", t)
     temps = []
     for k, stage in enumerate(stages[:-1]):
-        buffers[id(stage.out)] = buffer(f"tmp{k}", stage.out)
+        if id(stage.out) not in windows:
+            buffers[id(stage.out)] = buffer(f"tmp{k}", stage.out)
+            temps.append(buffers[id(stage.out)])
+    for k, (prefix, stage) in enumerate(prepare):
+        buffers[id(stage.out)] = buffer(f"{prefix}{k}", stage.out)
         temps.append(buffers[id(stage.out)])
-    for k, stage in enumerate(prepare):
-        buffers[id(stage.out)] = buffer(f"pack{k}", stage.out)
-        temps.append(buffers[id(stage.out)])
+    buffers.update({key: buffers[id(base)] for key, (base, _) in windows.items()})
     out = buffer("out", output)
     buffers[id(output)] = out
 
     def lowered(stage: Stage, stage_config: Mapping[str, Any], kernel_name: str) -> ir.Kernel:
-        return template.lower(stage, stage_config, Buffers(buffers, layouts), kernel_name)
+        return template.lower(stage, stage_config, Buffers(buffers, layouts, windows), kernel_name)
 
     kernels = []
     for k, stage in enumerate(stages):
         stage_config = full if k == main else template.space(stage).default()
         kernels.append(lowered(stage, stage_config, f"{name}_{k}" if len(stages) > 1 else name))
-    packs = [lowered(s, template.space(s).default(), f"{name}_pack{k}") for k, s in enumerate(prepare)]
+    packs = [lowered(s, template.space(s).default(), f"{name}_{prefix}{k}") for k, (prefix, s) in enumerate(prepare)]
     program = ir.Program(
         tuple(buffers[id(t)] for t in inputs),
         out,

@@ -24,6 +24,8 @@ from typing import Any
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers
 from kgen.scheduling.packing import Packing, find, reads_weight
+from kgen.scheduling.padding import Padding
+from kgen.scheduling.padding import find as find_padding
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import Constraint, Space, choice, flag
@@ -77,6 +79,8 @@ class CpuTile:
         knobs += reduction_knobs(stage)
         if candidates and reads_weight(stage):
             knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
+        if find_padding(stage) is not None:
+            knobs.append(flag("pad", "read the padded input through a copy padded on every run (no bounds checks)"))
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
@@ -115,14 +119,16 @@ class CpuTile:
         and 4x8 tiles (12 and 8 of the 16 vector registers hold accumulators) along either of the two best tile
         axes (a conv's output channels or rows), either tile order, pixels merged or not, with the reduction's
         innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
-        split by 4."""
+        split by 4. Unmerged tiles read a padded input padded (``pad``: no guards); merged ones read it as it is,
+        since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
+        contiguous."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
         window = min(2, len(_real_reduce_axes(stage)))
         unrolls = dict.fromkeys([(window, 1), (min(window, 1), 1), (0, 4)])
         seeds = [
-            {"tile_axis": axis, "tile_a": a, "tile_b": 8, "tile_order": order, "merge_hw": merge}
+            {"tile_axis": axis, "tile_a": a, "tile_b": 8, "tile_order": order, "merge_hw": merge, "pad": 1 - merge}
             | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma"}
             for axis in candidates[:2]
             for a in (6, 4)
@@ -144,6 +150,10 @@ class CpuTile:
         a_var, b_vars = _tiled_vars(stage, config)
         tiled = {a_var: config.get("tile_a", 1)} | {v: config["tile_b"] for v in b_vars if not config.get("merge_hw")}
         return find(stage, tiled)
+
+    def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
+        """With ``pad``: the input padded so that the reduction reads it without guards."""
+        return find_padding(stage) if config.get("pad") else None
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}

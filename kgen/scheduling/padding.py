@@ -1,0 +1,85 @@
+"""Padding an input so that a reduction reads it without bounds checks (the CPU templates' ``pad`` knob).
+
+A padded convolution or pooling reads its image through a guard: ``x[i] if 0 <= i < extent else default``. On a
+small image (7x7, 14x14) almost every tile touches the border, so interior versioning (``versioning``) rarely
+applies, and each read of a SIMD tile becomes a lane mask or a gather. Padded, the image lives in a larger
+tensor whose border, as far as the reads reach past each edge, holds ``default``; the reduction reads it
+unguarded: whole 4-wide reads, no masks. The border is filled once (a ``prepare`` kernel, like a packed weight);
+on every run a kernel copies the image into the interior, a window of the padded buffer (``Buffers.windows``),
+with no guards either. It moves one image's worth of data, which the reduction reads once per output channel.
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import sympy
+
+from kgen.scheduling.partition import Stage
+from kgen.te import index as ix
+from kgen.te.expr import Const, Expr, Load, map_children, walk
+from kgen.te.tensor import PlaceholderOp, Tensor, compute
+
+
+@dataclass(frozen=True)
+class Padding:
+    """``tensor`` widened by ``before[d]`` and ``after[d]`` elements of ``default`` along each dimension ``d``."""
+
+    tensor: Tensor
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    default: float
+
+
+def find(stage: Stage) -> Padding | None:
+    """The input to pad: a (non-constant) input the reduction reads only through bounds guards, all with one
+    default, whose indices reach past its edges by a bounded amount. A guard that tests more than the bounds
+    (a strided transposed convolution's grid test) leaves its tensor unpadded."""
+    if stage.reduce is None:
+        return None
+    ranges = stage.ranges
+    reads: dict[int, list[Load]] = {}
+    for n in walk(stage.reduce.body):
+        if isinstance(n, Load) and isinstance(n.tensor.op, PlaceholderOp) and not n.tensor.op.constant:
+            reads.setdefault(id(n.tensor), []).append(n)
+    for loads in reads.values():
+        tensor = loads[0].tensor
+        if any(n.guard is sympy.true for n in loads) or len({n.default for n in loads}) != 1:
+            continue
+        if any(ix.simplify(ix.in_bounds(n.indices, tensor.shape), ranges) != n.guard for n in loads):
+            continue
+        reach = [[ix.bounds(n.indices[d], ranges) for n in loads] for d in range(len(tensor.shape))]
+        if any(lo is None or hi is None for dim in reach for lo, hi in dim):
+            continue
+        before = tuple(max(0, -min(lo for lo, _ in dim)) for dim in reach)
+        after = tuple(
+            max(0, max(hi for _, hi in dim) - (extent - 1)) for dim, extent in zip(reach, tensor.shape, strict=True)
+        )
+        if any(before) or any(after):
+            return Padding(tensor, before, after, loads[0].default)
+    return None
+
+
+def padded_tensors(p: Padding) -> tuple[Tensor, Tensor]:
+    """(the padded tensor, every element ``default``: its fill; the interior: a copy of ``p.tensor`` that lives
+    in the padded tensor's buffer at offset ``p.before``)."""
+    shape = tuple(e + b + a for e, b, a in zip(p.tensor.shape, p.before, p.after, strict=True))
+    name = p.tensor.name
+    padded = compute(shape, lambda *_: Const(p.default, p.tensor.dtype), name=f"{name}_padded")
+    interior = compute(p.tensor.shape, lambda *i: p.tensor[i], name=f"{name}_interior")
+    return padded, interior
+
+
+def read_padded(stage: Stage, p: Padding, padded: Tensor) -> Stage:
+    """``stage`` with its guarded reads of ``p.tensor`` turned into unguarded reads of ``padded``."""
+
+    def rewrite(e: Expr) -> Expr:
+        if isinstance(e, Load) and e.tensor is p.tensor:
+            indices = tuple(i + b for i, b in zip(e.indices, p.before, strict=True))
+            return dataclasses.replace(e, tensor=padded, indices=indices, guard=sympy.true)
+        return map_children(e, rewrite)
+
+    assert stage.reduce is not None
+    return dataclasses.replace(stage, reduce=rewrite(stage.reduce))
