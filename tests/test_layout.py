@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kgen.errors import KgenError
-from kgen.scheduling.layout import NAMES, Layout
+from kgen.scheduling.layout import NAMES, PLANES, Layout
 from kgen.te import index as ix
 
 shapes = st.lists(st.integers(1, 9), min_size=1, max_size=4).map(tuple)
@@ -15,7 +15,8 @@ shapes = st.lists(st.integers(1, 9), min_size=1, max_size=4).map(tuple)
 @st.composite
 def layouts(draw):
     shape = draw(shapes)
-    return Layout.named(draw(st.sampled_from(Layout.valid_names(len(shape)))), shape)
+    layout = Layout.named(draw(st.sampled_from(Layout.valid_names(len(shape)))), shape)
+    return layout.with_planes(draw(st.sampled_from(PLANES))) if layout.plane_axis is not None else layout
 
 
 @settings(max_examples=60, deadline=None)
@@ -23,12 +24,22 @@ def layouts(draw):
 def test_storage_index_matches_packing(layout, data):
     values = np.arange(1, np.prod(layout.shape) + 1, dtype=np.float32).reshape(layout.shape)
     storage = layout.pack(values)
-    assert storage.size == layout.size == layout.texels * layout.channels
+    assert storage.size == layout.size == layout.plane_count * layout.texels * layout.channels
     np.testing.assert_array_equal(layout.unpack(storage), values)
     point = tuple(data.draw(st.integers(0, n - 1)) for n in layout.shape)
     index = ix.evaluate_index(layout.storage_index(point), {})
     assert storage[int(index)] == values[point]
     assert np.count_nonzero(storage) == values.size  # every element has its own place; the rest is padding
+
+
+def test_planes_split_the_last_axis_a_layout_does_not_pack():
+    """4 planes of 4 channels: one fragment's texel in each plane holds 4 channels of 4 neighbouring columns."""
+    layout = Layout.named("rgba_c", (1, 8, 3, 10)).with_planes(4)
+    assert layout.planes == (3, 4) and layout.packed_shape == (1, 2, 3, 3) and layout.size == 4 * 18 * 4
+    assert ix.evaluate_index(layout.storage_index((0, 5, 2, 9)), {}) == (1 * 18 + 1 * 9 + 2 * 3 + 2) * 4 + 1
+    assert Layout.named("rgba_last", (6, 8)).with_planes(2).planes == (0, 2)  # rows, where columns are packed
+    with pytest.raises(KgenError, match="no axis left for 2 planes"):
+        Layout.named("rgba_2x2", (6, 8)).with_planes(2)
 
 
 def test_named_layouts():
@@ -57,6 +68,7 @@ def test_texture_holds_every_texel_within_the_size_limit(layout, max_width):
 
 
 def test_rows_hold_whole_trailing_axes():
-    assert Layout.named("rgba_c", (1, 64, 56, 56)).texture(4096) == (3136, 16)
+    assert Layout.named("rgba_c", (1, 64, 56, 56)).texture(4096) == (56, 896)
+    assert Layout.named("rgba_c", (1, 256, 14, 14)).with_planes(4).texture(4096) == (56, 64)  # not (3584, 1)
     assert Layout.named("r", (1, 3, 224, 224)).texture(4096) == (224, 672)
     assert Layout.named("r", (5000, 3)).texture(128) == (128, 118)  # whole rows would be 5000 tall: wrap

@@ -1,5 +1,6 @@
-"""WebGL2 kernels in real headless Chromium: every op, its default and sampled configs and every texture layout,
-odd and even shapes, match numpy; a shader that does not compile comes back with the driver's log."""
+"""WebGL2 kernels in real headless Chromium: every op, its default and sampled configs, every texture layout and
+outputs split into 2 and 4 planes (render targets), odd and even shapes, match numpy; a shader that does not
+compile comes back with the driver's log."""
 
 import dataclasses
 
@@ -9,7 +10,7 @@ import pytest
 from kgen.browser.measure import Harness
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
-from kgen.scheduling.layout import NAMES
+from kgen.scheduling.layout import NAMES, PLANES
 from tests.browser_cases import CASES
 
 pytestmark = pytest.mark.browser
@@ -31,6 +32,13 @@ def every_layout(workload):
     return configs
 
 
+def every_plane_count(workload):
+    """Configs whose output is split into 2 and 4 planes, for each output layout that leaves an axis for them."""
+    sp = space(workload, "webgl")
+    configs = [{"layout_out": name, "planes": planes} for name in NAMES for planes in PLANES if planes > 1]
+    return [c for c in configs if not sp.violations({**sp.default(), **c})]
+
+
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_op_matches_numpy_in_webgl(browser, op):
     limits = browser.limits()
@@ -39,7 +47,7 @@ def test_op_matches_numpy_in_webgl(browser, op):
         harness = harness_for(browser, workload)
         configs = [None, *space(workload, "webgl").sample(2, seed=len(shapes), limits=limits)]
         if n == 0:
-            configs += every_layout(workload)
+            configs += every_layout(workload) + every_plane_count(workload)
         programs = [build(workload, "webgl", c, limits)[0] for c in configs]
         for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
@@ -48,6 +56,8 @@ def test_op_matches_numpy_in_webgl(browser, op):
 def test_every_layout_is_exercised():
     workload = Workload.create("conv2d", [(1, 3, 13, 11), (5, 3, 3, 3), (5,)], {"pads": (1, 1, 1, 1)})
     assert [c["layout_out"] for c in every_layout(workload)] == list(NAMES)
+    planed = {(c["layout_out"], c["planes"]) for c in every_plane_count(workload)}
+    assert planed == {(name, p) for name in NAMES if name != "rgba_2x2" for p in (2, 4)}
 
 
 def test_glsl_compile_error_carries_the_driver_log(browser):
@@ -75,3 +85,22 @@ def test_hung_webgl_kernel_is_a_timeout_and_the_batch_goes_on(browser):
     harness = harness_for(browser, workload, timeout_s=4)
     results = harness.measure_batch([hung, good], time_it=False)
     assert [r.status for r in results] == ["timeout", "ok"], results
+
+
+@pytest.mark.parametrize(
+    ("shapes", "attrs"),
+    [
+        ([(1, 8, 6, 10), (12, 8, 3, 3), (12,)], {"pads": (1, 1, 1, 1)}),  # conv2d: channels inner, by texel
+        ([(13, 20), (20, 12)], None),  # matmul
+    ],
+)
+def test_seeds_are_valid_and_match_numpy(browser, shapes, attrs):
+    """The texel template's rules of thumb (tried first by the tuner): 4 values a texel everywhere, 4, 2 or 1
+    render targets."""
+    workload = Workload.create("conv2d" if attrs else "matmul", shapes, attrs or {})
+    seeds = space(workload, "webgl").seed_configs(browser.limits())
+    assert len(seeds) >= 3 and {c["planes"] for c in seeds} == set(PLANES)
+    programs = [build(workload, "webgl", c, browser.limits())[0] for c in seeds]
+    results = harness_for(browser, workload).measure_batch(programs, time_it=False)
+    for config, result in zip(seeds, results, strict=True):
+        assert result.ok, f"{config}: {result.status} {result.reason}"

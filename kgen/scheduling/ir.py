@@ -24,7 +24,8 @@ class Buffer:
     """A flat array: a kernel parameter (``global``), workgroup-shared memory or a per-thread array.
 
     A buffer that lives in a texture (``kgen.scheduling.layout``) has ``channels`` values per texel and a
-    ``texture`` of (width, height) texels; its indices are storage indices (texel * channels + channel).
+    ``texture`` of (width, height) texels; its indices are storage indices (texel * channels + channel). One
+    split into ``planes`` is that many textures of that size, one after another in storage order.
     """
 
     name: str
@@ -33,6 +34,7 @@ class Buffer:
     scope: str = "global"  # "global" | "shared" | "local"
     channels: int = 1
     texture: tuple[int, int] | None = None
+    planes: int = 1
 
 
 @dataclass(frozen=True, eq=False)

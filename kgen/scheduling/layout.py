@@ -10,6 +10,11 @@ tensor too large for one row continues on the next (a row holds whole trailing a
 
 The storage index ``texel * channels + channel`` is what loads and stores in the IR use, so the same index
 simplifier folds the packing math, and 4-lane reads of one texel become one ``texelFetch``.
+
+An output may also be split into ``planes``: (axis, count) puts element ``a`` of that axis in plane ``a % count``
+at ``a // count``, each plane a texture of its own, so one fragment writes ``count`` texels (multiple render
+targets: a fragment's tile is ``count`` times larger). Storage indices run plane by plane:
+``plane * texels * channels + texel * channels + channel``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,15 @@ from kgen.te import index as ix
 NAMES = ("r", "rgba_last", "rgba_c", "rgba_2x2")
 
 
+#: render targets a fragment may write: WebGL2 guarantees 4 (MAX_DRAW_BUFFERS, MAX_COLOR_ATTACHMENTS)
+PLANES = (1, 2, 4)
+
+
 @dataclass(frozen=True)
 class Layout:
     shape: tuple[int, ...]
     packing: tuple[tuple[int, int], ...] = ()
+    planes: tuple[int, int] | None = None  # (axis, count)
 
     @classmethod
     def named(cls, name: str, shape: Sequence[int]) -> Layout:
@@ -51,6 +61,27 @@ class Layout:
             raise KgenError(f"layout '{name}' needs a tensor of higher rank than {rank}")
         return cls(shape, packings[name])
 
+    def with_planes(self, count: int) -> Layout:
+        """This layout split into ``count`` planes along the last axis it does not pack (rows where it packs the
+        last axis); ``count`` 1 is the layout itself."""
+        if count == 1:
+            return self
+        axis = self.plane_axis
+        if axis is None:
+            raise KgenError(f"layout of shape {self.shape} packs every axis: no axis left for {count} planes")
+        return Layout(self.shape, self.packing, (axis, count))
+
+    @property
+    def plane_axis(self) -> int | None:
+        """The axis ``with_planes`` splits: the last one not packed, where that is one of the last two."""
+        packed = {a for a, _ in self.packing}
+        rank = len(self.shape)
+        return next((a for a in (rank - 1, rank - 2) if a >= 0 and a not in packed), None)
+
+    @property
+    def plane_count(self) -> int:
+        return 1 if self.planes is None else self.planes[1]
+
     @staticmethod
     def valid_names(rank: int) -> tuple[str, ...]:
         return tuple(n for n in NAMES if (n != "rgba_c" or rank >= 3) and (n != "rgba_2x2" or rank >= 2))
@@ -61,23 +92,29 @@ class Layout:
 
     @property
     def packed_shape(self) -> tuple[int, ...]:
+        """The shape of one plane's texels."""
         shape = list(self.shape)
-        for axis, factor in self.packing:
+        for axis, factor in (*self.packing, *([self.planes] if self.planes else [])):
             shape[axis] = -(-shape[axis] // factor)
         return tuple(shape)
 
     @property
     def texels(self) -> int:
+        """Texels of one plane."""
         return max(1, math.prod(self.packed_shape))
 
     @property
     def size(self) -> int:
-        """Storage elements: every channel of every texel."""
-        return self.texels * self.channels
+        """Storage elements: every channel of every texel of every plane."""
+        return self.plane_count * self.texels * self.channels
 
     def storage_index(self, indices: Sequence[Any]) -> sympy.Expr:
         """The storage index (texel * channels + channel) of the element at ``indices``."""
         outer = [ix.as_index(i) for i in indices]
+        plane = sympy.Integer(0)
+        if self.planes is not None:
+            axis, count = self.planes
+            plane, outer[axis] = ix.floormod(outer[axis], count), ix.floordiv(outer[axis], count)
         channel = sympy.Integer(0)
         for axis, factor in self.packing:
             channel = channel * factor + ix.floormod(outer[axis], factor)
@@ -85,12 +122,16 @@ class Layout:
         texel = sympy.Integer(0)
         for i, extent in zip(outer, self.packed_shape, strict=True):
             texel = texel * extent + i
-        return texel * self.channels + channel
+        return (plane * self.texels + texel) * self.channels + channel
 
     def _storage_indices(self) -> np.ndarray:
         """The storage index of every element, in row-major element order."""
         grids = np.indices(self.shape).reshape(len(self.shape), -1) if self.shape else np.zeros((0, 1), int)
         outer = [g.copy() for g in grids]
+        plane = np.zeros(grids.shape[1], dtype=np.int64)
+        if self.planes is not None:
+            axis, count = self.planes
+            plane, outer[axis] = outer[axis] % count, outer[axis] // count
         channel = np.zeros(grids.shape[1], dtype=np.int64)
         for axis, factor in self.packing:
             channel = channel * factor + outer[axis] % factor
@@ -98,7 +139,7 @@ class Layout:
         texel = np.zeros(grids.shape[1], dtype=np.int64)
         for i, extent in zip(outer, self.packed_shape, strict=True):
             texel = texel * extent + i
-        return texel * self.channels + channel
+        return (plane * self.texels + texel) * self.channels + channel
 
     def pack(self, array: np.ndarray) -> np.ndarray:
         """The storage array of ``array`` (padding is 0)."""
@@ -110,14 +151,17 @@ class Layout:
         return np.asarray(storage)[self._storage_indices()].reshape(self.shape)
 
     def texture(self, max_width: int) -> tuple[int, int]:
-        """(width, height) in texels of the texture that holds this layout: a row is as many trailing axes of
-        the packed shape as fit (so texel coordinates need no division), else ``max_width`` texels. Any tensor
-        of at most ``max_width`` squared texels fits."""
-        width = 1
+        """(width, height) in texels of the texture that holds this layout (of each plane): a row is as many
+        trailing axes of the packed shape (so texel coordinates need no division) as make the texture closest to
+        square, within ``max_width``, else ``max_width`` texels. Any tensor of at most ``max_width`` squared
+        texels fits. Not a row as long as fits: a fragment shader runs in 2x2 quads over bands of rows, so a
+        texture one texel tall wastes half of every quad and runs on one band."""
+        widths = [1]
         for extent in reversed(self.packed_shape):
-            if width * extent > max_width:
+            if widths[-1] * extent > max_width:
                 break
-            width *= extent
+            widths.append(widths[-1] * extent)
+        width = min(widths, key=lambda w: (abs(math.log(w * w / self.texels)), -w))
         if -(-self.texels // width) > max_width:  # too tall with whole axes per row (or no axis fits a row)
             width = min(self.texels, max_width)
         height = -(-self.texels // width)
@@ -126,4 +170,5 @@ class Layout:
         return width, height
 
     def to_json(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "packing": [list(p) for p in self.packing], "channels": self.channels}
+        out = {"shape": list(self.shape), "packing": [list(p) for p in self.packing], "channels": self.channels}
+        return out if self.planes is None else {**out, "planes": list(self.planes)}

@@ -219,7 +219,10 @@ def lower(
         layout = layouts.get(id(t))
         if layout is None:
             return ir.Buffer(name, t.dtype, math.prod(t.shape))
-        return ir.Buffer(name, t.dtype, layout.size, channels=layout.channels, texture=layout.texture(max_width))
+        texture = layout.texture(max_width)
+        return ir.Buffer(
+            name, t.dtype, layout.size, channels=layout.channels, texture=texture, planes=layout.plane_count
+        )
 
     buffers: dict[int, ir.Buffer] = {}
     for k, t in enumerate(inputs):

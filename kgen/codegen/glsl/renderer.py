@@ -4,7 +4,8 @@ Every global buffer is a float texture (R32F, or RGBA32F for 4 channels) of (wid
 index ``i`` is channel ``i % channels`` of texel ``i // channels``, which lives at ``(t % width, t // width)``.
 A kernel's thread is a fragment of its output texture: thread ``t`` is the fragment at
 ``(t % width, t // width)``, and the kernel's stores (which the texel template makes to that thread's own texel
-only) set the channels of the fragment's colour. The C-like parts are ``kgen.codegen.cstyle``'s.
+only) set the channels of the fragment's colour; an output split into planes is that many render targets, one
+colour each. The C-like parts are ``kgen.codegen.cstyle``'s.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ HELPERS = {
     "floormod": "int kgen_floormod(int a, int b) {\n  return a - b * kgen_floordiv(a, b);\n}\n",
 }
 OUT = "kgen_o"
+COLOUR = "kgen_color"
+
+
+def _colour(name: str, plane: int, planes: int) -> str:
+    """The name of a fragment's output colour (or its working copy) for ``plane`` of ``planes`` render targets."""
+    return name if planes == 1 else f"{name}{plane}"
 
 
 def _chunks(items: list[str], n: int) -> list[list[str]]:
@@ -48,17 +55,24 @@ class _KernelPrinter(CStylePrinter):
     def vector_type(self, lanes: int, dtype: str) -> str:
         return f"{VECTORS[dtype]}{lanes}"
 
-    def _split(self, buf: ir.Buffer, index: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr]:
-        """(texel, channel) of a storage index."""
+    def _split(self, buf: ir.Buffer, index: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+        """(plane, texel, channel) of a storage index."""
+        plane = sympy.Integer(0)
+        if buf.planes > 1:
+            plane_size = buf.size // buf.planes
+            plane = ix.simplify(ix.floordiv(index, plane_size), self.ranges)
+            index = ix.simplify(ix.floormod(index, plane_size), self.ranges)
         if buf.channels == 1:
-            return index, sympy.Integer(0)
+            return plane, index, sympy.Integer(0)
         texel = ix.simplify(ix.floordiv(index, buf.channels), self.ranges)
-        return texel, ix.simplify(ix.floormod(index, buf.channels), self.ranges)
+        return plane, texel, ix.simplify(ix.floormod(index, buf.channels), self.ranges)
 
     def element(self, buf: ir.Buffer, index: sympy.Expr, lanes: int) -> str:
         if buf.scope != "global" or buf.texture is None:
             raise self.fail(f"buffer {buf.name} is not in a texture")
-        texel, channel = self._split(buf, index)
+        if buf.planes > 1:
+            raise self.fail(f"buffer {buf.name} is split into planes, which only an output may be")
+        _, texel, channel = self._split(buf, index)
         width, height = buf.texture
         if height == 1:
             coord = f"ivec2({self.index(texel)}, 0)"
@@ -80,10 +94,11 @@ class _KernelPrinter(CStylePrinter):
     def store(self, s: ir.Store, pad: str) -> list[str]:
         if s.buffer is not self.kernel.output:
             raise self.fail(f"stores only to its output texture, not {s.buffer.name}")
-        _, channel = self._split(s.buffer, s.index)
-        if not channel.is_Integer:
-            raise self.fail(f"store to channel {channel} of the output, not a constant")
-        target = OUT if s.lanes == 4 else f"{OUT}.{LANES[int(channel)]}"
+        plane, _, channel = self._split(s.buffer, s.index)
+        if not channel.is_Integer or not plane.is_Integer:
+            raise self.fail(f"store to plane {plane}, channel {channel} of the output: not constants")
+        colour = _colour(OUT, int(plane), s.buffer.planes)
+        target = colour if s.lanes == 4 else f"{colour}.{LANES[int(channel)]}"
         return [f"{pad}{target} = {self.value(s.value)};"]
 
     def declare(self, name: str, type_: str, value: str, mutable: bool) -> str:
@@ -118,21 +133,31 @@ class _KernelPrinter(CStylePrinter):
         body = self.stmt(k.body, 1)
         inputs = [b for b in k.inputs if b.scope == "global"]
         tid = f"i_{k.thread_vars[0].name}"
+        planes = range(out.planes)
+        colours = [_colour(COLOUR, p, out.planes) for p in planes]
+        if out.planes == 1:
+            outputs = [f"out vec4 {COLOUR};"]
+        else:
+            outputs = [f"layout(location = {p}) out vec4 {c};" for p, c in zip(planes, colours, strict=True)]
         lines = [
             "#version 300 es",
-            f"// kgen {k.name}: {threads} fragments on a {width}x{height} texture",
+            f"// kgen {k.name}: {threads} fragments on a {width}x{height} texture"
+            + (f", {out.planes} render targets" if out.planes > 1 else ""),
             "precision highp float;",
             "precision highp int;",
             "precision highp sampler2D;",
             *(f"uniform sampler2D u_{b.name};" for b in inputs),
-            "out vec4 kgen_color;",
+            *outputs,
             *self.helper_lines(),
             "void main() {",
             f"  int {tid} = int(gl_FragCoord.y) * {width} + int(gl_FragCoord.x);",
         ]
         if width * height != threads:
-            lines.append(f"  if ({tid} >= {threads}) {{ kgen_color = vec4(0.0); return; }}")
-        lines += [f"  vec4 {OUT} = vec4(0.0);", *body, f"  kgen_color = {OUT};", "}", ""]
+            blank = " ".join(f"{c} = vec4(0.0);" for c in colours)
+            lines.append(f"  if ({tid} >= {threads}) {{ {blank} return; }}")
+        lines += [f"  vec4 {_colour(OUT, p, out.planes)} = vec4(0.0);" for p in planes]
+        lines += [*body, *(f"  {c} = {_colour(OUT, p, out.planes)};" for p, c in zip(planes, colours, strict=True))]
+        lines += ["}", ""]
         bindings = tuple(Binding(n, b.name, "texture", "read") for n, b in enumerate(inputs))
         bindings += (Binding(len(inputs), out.name, "texture", "write"),)
         return CompiledKernel(k.name, "\n".join(lines), (1, 1, 1), (width, height, 1), bindings)

@@ -1,7 +1,8 @@
 // The WebGL2 launcher: takes a kgen program (GLSL ES 3.0 fragment shaders + launch info), compiles it once,
 // keeps every buffer in a float texture (R32F, or RGBA32F for packed layouts) and runs each kernel as one
-// full-screen triangle drawn into its output texture. Host data is packed into and unpacked from each
-// buffer's layout here (see kgen/scheduling/layout.py for the layout rules).
+// full-screen triangle drawn into its output texture (an output split into planes is that many textures, the
+// render targets of one framebuffer). Host data is packed into and unpacked from each buffer's layout here (see
+// kgen/scheduling/layout.py for the layout rules).
 import { KernelError } from "./errors.js";
 
 const VERTEX = `#version 300 es
@@ -12,17 +13,20 @@ void main() {
 
 const layoutCache = new Map();
 
-// Storage index (texel * channels + channel) of every element of a tensor, in row-major element order.
+// Storage index ((plane * texels + texel) * channels + channel) of every element of a tensor, in row-major
+// element order.
 export function storageIndices(layout) {
   const key = JSON.stringify(layout);
   if (layoutCache.has(key)) return layoutCache.get(key);
   const { shape, packing, channels } = layout;
+  const [planeAxis, planes] = layout.planes || [-1, 1];
   const packed = shape.slice();
   const factor = shape.map(() => 1);
-  for (const [axis, f] of packing) {
+  for (const [axis, f] of [...packing, ...(planes > 1 ? [[planeAxis, planes]] : [])]) {
     packed[axis] = Math.ceil(shape[axis] / f);
     factor[axis] = f;
   }
+  const texels = Math.max(1, packed.reduce((a, b) => a * b, 1));
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Int32Array(n);
   const idx = new Array(shape.length).fill(0);
@@ -31,7 +35,8 @@ export function storageIndices(layout) {
     for (let d = 0; d < shape.length; d++) texel = texel * packed[d] + Math.floor(idx[d] / factor[d]);
     let channel = 0;
     for (const [axis, f] of packing) channel = channel * f + (idx[axis] % f);
-    out[e] = texel * channels + channel;
+    const plane = planes > 1 ? idx[planeAxis] % planes : 0;
+    out[e] = (plane * texels + texel) * channels + channel;
     for (let d = shape.length - 1; d >= 0; d--) {
       if (++idx[d] < shape[d]) break;
       idx[d] = 0;
@@ -95,23 +100,30 @@ export class WebGLLauncher {
     return { program, kernels };
   }
 
-  // One texture (and framebuffer) per program buffer, sized by its launch info.
+  // One texture per program buffer (per plane of a buffer split into planes), sized by its launch info, and a
+  // framebuffer with the buffer's textures as its render targets.
   createBuffers(program) {
     const gl = this.gl;
     const buffers = {};
     for (const b of program.buffers) {
       const [width, height] = b.texture;
       const channels = b.layout.channels;
-      const tex = gl.createTexture();
-      gl.bindTexture(gl.TEXTURE_2D, tex);
-      gl.texStorage2D(gl.TEXTURE_2D, 1, channels === 4 ? gl.RGBA32F : gl.R32F, width, height);
-      for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+      const planes = b.layout.planes ? b.layout.planes[1] : 1;
       const fb = gl.createFramebuffer();
       gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
-      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, tex, 0);
+      const texs = [];
+      for (let p = 0; p < planes; p++) {
+        const tex = gl.createTexture();
+        gl.bindTexture(gl.TEXTURE_2D, tex);
+        gl.texStorage2D(gl.TEXTURE_2D, 1, channels === 4 ? gl.RGBA32F : gl.R32F, width, height);
+        for (const f of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, f, gl.NEAREST);
+        gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + p, gl.TEXTURE_2D, tex, 0);
+        texs.push(tex);
+      }
+      if (planes > 1) gl.drawBuffers(texs.map((_, p) => gl.COLOR_ATTACHMENT0 + p));
       const status = gl.checkFramebufferStatus(gl.FRAMEBUFFER);
       if (status !== gl.FRAMEBUFFER_COMPLETE) throw new KernelError("runtime_error", `${b.name}: framebuffer status ${status}`);
-      buffers[b.name] = { tex, fb, width, height, channels, layout: b.layout, size: b.size };
+      buffers[b.name] = { tex: texs[0], texs, fb, width, height, channels, planes, layout: b.layout, size: b.size };
     }
     return buffers;
   }
@@ -119,12 +131,20 @@ export class WebGLLauncher {
   // `data`: the tensor's values in row-major order; packed into the buffer's layout (padding is 0).
   write(buffer, data) {
     const gl = this.gl;
-    const { width, height, channels } = buffer;
-    const storage = new Float32Array(width * height * channels);
+    const { width, height, channels, planes, texs } = buffer;
+    const planeSize = buffer.size / planes; // storage elements of one plane; its texture may hold more
+    const texture = width * height * channels;
+    const storage = new Float32Array(planes * texture);
     const where = storageIndices(buffer.layout);
-    for (let e = 0; e < where.length; e++) storage[where[e]] = data[e];
-    gl.bindTexture(gl.TEXTURE_2D, buffer.tex);
-    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, width, height, channels === 4 ? gl.RGBA : gl.RED, gl.FLOAT, storage);
+    for (let e = 0; e < where.length; e++) {
+      const p = Math.floor(where[e] / planeSize);
+      storage[p * texture + where[e] - p * planeSize] = data[e];
+    }
+    const format = channels === 4 ? gl.RGBA : gl.RED;
+    texs.forEach((tex, p) => {
+      gl.bindTexture(gl.TEXTURE_2D, tex);
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, width, height, format, gl.FLOAT, storage, p * texture);
+    });
   }
 
   bind(compiled, buffers) {
@@ -177,18 +197,25 @@ export class WebGLLauncher {
     return { gpu: null, wall };
   }
 
-  // The tensor's values in row-major order, unpacked from the buffer's layout.
+  // The tensor's values in row-major order, unpacked from the buffer's layout (every plane's texture).
   async read(buffer) {
     const gl = this.gl;
-    const { width, height, channels } = buffer;
-    const pixels = new Float32Array(width * height * 4);
+    const { width, height, channels, planes } = buffer;
+    const planeSize = buffer.size / planes;
+    const texture = width * height * 4;
+    const pixels = new Float32Array(planes * texture);
     gl.bindFramebuffer(gl.FRAMEBUFFER, buffer.fb);
-    gl.readPixels(0, 0, width, height, gl.RGBA, gl.FLOAT, pixels);
+    for (let p = 0; p < planes; p++) {
+      gl.readBuffer(gl.COLOR_ATTACHMENT0 + p);
+      gl.readPixels(0, 0, width, height, gl.RGBA, gl.FLOAT, pixels, p * texture);
+    }
+    gl.readBuffer(gl.COLOR_ATTACHMENT0); // what sync() reads
     const where = storageIndices(buffer.layout);
     const out = new Float32Array(where.length);
     for (let e = 0; e < where.length; e++) {
-      const s = where[e];
-      out[e] = pixels[Math.floor(s / channels) * 4 + (s % channels)];
+      const p = Math.floor(where[e] / planeSize);
+      const s = where[e] - p * planeSize;
+      out[e] = pixels[p * texture + Math.floor(s / channels) * 4 + (s % channels)];
     }
     return out;
   }
@@ -197,7 +224,7 @@ export class WebGLLauncher {
     for (const k of compiled.kernels) this.gl.deleteProgram(k.prog);
     for (const b of Object.values(buffers)) {
       this.gl.deleteFramebuffer(b.fb);
-      this.gl.deleteTexture(b.tex);
+      b.texs.forEach((tex) => this.gl.deleteTexture(tex));
     }
   }
 }

@@ -135,8 +135,12 @@ def _real_reduce_axes(stage: Stage):
 
 
 def _reduce_plan(stage: Stage, config: Mapping[str, Any]):
-    """(looped axes, split axis or None, unrolled axes) of the reduction under ``config``."""
+    """(looped axes, split axis or None, unrolled axes) of the reduction under ``config``; with ``outer_inner``
+    the outermost reduction axis (a convolution's input channels) becomes the innermost, so ``k_unroll`` splits
+    it while the window is looped."""
     axes = _real_reduce_axes(stage)
+    if config.get("outer_inner"):
+        axes = (*axes[1:], *axes[:1])
     n_unrolled = config.get("unroll", 0)
     looped, unrolled = axes[: len(axes) - n_unrolled], axes[len(axes) - n_unrolled :]
     split = looped[-1] if looped and config.get("k_unroll", 1) > 1 else None
@@ -495,7 +499,9 @@ class TileLowering:
         stmts = list(cache.flush())
         values = {o: cache.resolve(v) for o, v in values.items()}
         last_extent = self.logical[-1][1]
-        vector_store = self.views is not None and self.tiles[-1] % 4 == 0 and last_extent % 4 == 0
+        vector_store = (
+            self.views is not None and self.tiles[-1] % 4 == 0 and last_extent % 4 == 0 and self._adjacent(coords)
+        )
         for o in offsets:
             if vector_store and o[-1] % 4:
                 continue
@@ -507,6 +513,14 @@ class TileLowering:
                 store = ir.Store(out_buf, index, values[o])
             stmts.append(_guarded(guard, store))
         return stmts
+
+    def _adjacent(self, coords) -> bool:
+        """Whether 4 neighbouring tile elements along the last axis are stored at 4 neighbouring indices (not so
+        in a WebGL output split into planes along that axis: one texel of each of 4 textures)."""
+        origin = (0,) * len(self.tiles)
+        first, _ = self._target(coords, origin)
+        lanes = [self._target(coords, (*origin[:-1], k))[0] for k in range(1, 4)]
+        return all(ix.simplify(index - first, self.ranges) == k for k, index in enumerate(lanes, 1))
 
     def _target(self, coords, o: tuple[int, ...], axes: range | None = None) -> tuple[sympy.Expr, sympy.Basic]:
         """Where tile element ``o`` is stored, and the condition (over ``axes``, default all) that it exists."""

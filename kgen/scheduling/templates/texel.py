@@ -3,9 +3,12 @@
 Tensors live in textures (``kgen.scheduling.layout``); which layout each program input and the output use is a
 knob (``layout_<input name>``, ``layout_out``). The output's layout fixes the fragment's tile: R is one value;
 RGBA along an axis is 4 consecutive values along it (4 output channels of a convolution, or 4 columns); 2x2 is
-a 2x2 block of the last two axes. Fragments are numbered like the output's texels, so fragment ``t`` writes
-texel ``t``. The loop structure is the GPU tile template's (``gpu_tile.TileLowering``) with that tile, no
-workgroups and no shared memory; reads of several channels of one RGBA texel become one ``texelFetch``.
+a 2x2 block of the last two axes. With ``planes`` (multiple render targets) the output is that many textures
+and a fragment writes one texel of each: its tile is ``planes`` times longer along the last axis the layout does
+not pack (4 pixels of 4 channels each, say). Fragments are numbered like the output's texels, so fragment ``t``
+writes texel ``t`` (of every plane). The loop structure is the GPU tile template's (``gpu_tile.TileLowering``)
+with that tile, no workgroups and no shared memory; reads of several channels of one RGBA texel become one
+``texelFetch``.
 
 Knobs besides the layouts: ``unroll`` (innermost reduction axes fully unrolled) and ``k_unroll`` (the next
 reduction axis split and its inner part unrolled), as in the GPU tile template.
@@ -13,15 +16,23 @@ reduction axis split and its inner part unrolled), as in the GPU tile template.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kgen.scheduling import ir
-from kgen.scheduling.layout import Layout
+from kgen.scheduling.layout import PLANES, Layout
 from kgen.scheduling.lower import Buffers, VectorViews
 from kgen.scheduling.partition import Stage
-from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice
-from kgen.scheduling.templates.gpu_tile import MAX_BLOCK, TileLowering, reduction_knobs, split_ok, unrolled_steps
+from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, flag
+from kgen.scheduling.templates.gpu_tile import (
+    MAX_BLOCK,
+    TileLowering,
+    _real_reduce_axes,
+    reduction_knobs,
+    split_ok,
+    unrolled_steps,
+)
 from kgen.te.tensor import PlaceholderOp, Tensor
 
 
@@ -35,46 +46,80 @@ def _fits(layout: Layout, limits: Limits) -> bool:
     return layout.texels <= side * side
 
 
+def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dict[str, Any], ...]:
+    """Configs that are usually good (the tuner tries them first; invalid ones are skipped): every tensor 4 values
+    a texel (channels, else the last axis), so one fetch serves 4 steps of a reduction split by 4 (``k_unroll``:
+    constant channels) looped innermost (``outer_inner``), or with the window unrolled; 4, 2 or 1 output texels
+    per fragment (``planes``)."""
+
+    def four(t: Tensor) -> str:
+        return "rgba_c" if len(t.shape) >= 3 else "rgba_last"
+
+    layouts = {"layout_out": four(stage.out), **{f"layout_{t.name}": four(t) for t in inputs}}
+    seeds = [
+        {**layouts, "planes": planes, "outer_inner": inner, "unroll": unroll, "k_unroll": 4}
+        for planes in (4, 2, 1)
+        for inner, unroll in ((1, 0), (0, 2), (0, 0))
+    ]
+    unique = {json.dumps(s, sort_keys=True): s for s in ({k: v for k, v in s.items() if k in names} for s in seeds)}
+    return tuple(unique.values())
+
+
 class TexelTile:
     name = "texel"
 
     def space(self, stage: Stage) -> Space:
         inputs = _inputs_read(stage)
-        knobs = [choice("layout_out", Layout.valid_names(len(stage.out.shape)), "the output's texture layout")]
+        knobs = [
+            choice("layout_out", Layout.valid_names(len(stage.out.shape)), "the output's texture layout"),
+            choice("planes", PLANES, "render targets: output texels per fragment (along an axis not packed)"),
+        ]
         knobs += [choice(f"layout_{t.name}", Layout.valid_names(len(t.shape)), f"{t.name}'s layout") for t in inputs]
         knobs += reduction_knobs(stage)
+        if len(_real_reduce_axes(stage)) > 1:
+            knobs.append(flag("outer_inner", "loop the outermost reduction axis innermost (conv: channels, by texel)"))
+
+        def out_layout(c: Mapping[str, Any]) -> Layout:
+            layout = Layout.named(c["layout_out"], stage.out.shape)
+            return layout.with_planes(c["planes"]) if layout.plane_axis is not None else layout
 
         def block_ok(c: Mapping[str, Any], _: Limits) -> bool:
-            channels = Layout.named(c["layout_out"], stage.out.shape).channels
-            return channels * unrolled_steps(stage, c) <= MAX_BLOCK
+            layout = out_layout(c)
+            return layout.channels * layout.plane_count * unrolled_steps(stage, c) <= MAX_BLOCK
+
+        def planes_ok(c: Mapping[str, Any], _: Limits) -> bool:
+            return c["planes"] == 1 or Layout.named(c["layout_out"], stage.out.shape).plane_axis is not None
 
         def textures_fit(c: Mapping[str, Any], limits: Limits) -> bool:
-            tensors = [("out", stage.out), *((t.name, t) for t in inputs)]
-            return all(_fits(Layout.named(c[f"layout_{n}"], t.shape), limits) for n, t in tensors)
+            layouts = [out_layout(c), *(Layout.named(c[f"layout_{t.name}"], t.shape) for t in inputs)]
+            return all(_fits(layout, limits) for layout in layouts)
 
         constraints = (
             Constraint(f"unrolled block over {MAX_BLOCK} instances", block_ok),
+            Constraint("planes need an axis the output's layout does not pack (one of the last two)", planes_ok),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("a tensor does not fit in one texture of the device's maximum size", textures_fit),
         )
-        return Space(tuple(knobs), constraints)
+        return Space(tuple(knobs), constraints, _seeds(stage, inputs, {k.name for k in knobs}))
 
     def layouts(
         self, config: Mapping[str, Any], inputs: Sequence[Tensor], output: Tensor, limits: Limits
     ) -> list[tuple[Tensor, Layout]]:
         """Each program input's and the output's layout (an input the main stage does not read is R)."""
         chosen = [(t, Layout.named(config.get(f"layout_{t.name}", "r"), t.shape)) for t in inputs]
-        out_name = config.get("layout_out", "r")
+        out_name, planes = config.get("layout_out", "r"), config.get("planes", 1)
         if out_name not in Layout.valid_names(len(output.shape)):
-            out_name = "r"  # the main stage's output has another rank than the program's
-        return [*chosen, (output, Layout.named(out_name, output.shape))]
+            out_name, planes = "r", 1  # the main stage's output has another rank than the program's
+        out = Layout.named(out_name, output.shape)
+        return [*chosen, (output, out.with_planes(planes) if out.plane_axis is not None else out)]
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         layout = buffers.layout(stage.out) or Layout(stage.out.shape)
-        tile = {"wg": 1, "tile_b": 1, "vec4": 1, **{k: config[k] for k in ("unroll", "k_unroll") if k in config}}
+        knobs = ("unroll", "k_unroll", "outer_inner")
+        tile = {"wg": 1, "tile_b": 1, "vec4": 1, **{k: config[k] for k in knobs if k in config}}
         names = [ax.name for ax in stage.axes]
         last = len(names) - 1
-        for axis, factor in layout.packing:
+        for axis, factor in (*layout.packing, *([layout.planes] if layout.planes else [])):
             if axis == last:
                 tile["tile_b"] = factor
             else:
