@@ -1,0 +1,158 @@
+"""kgen's WebGL2 kernels (the template default, the best of a sampled grid, the tuned config) vs TensorFlow.js's
+WebGL backend, side by side in one page.
+
+    make peers   # once: TF.js from the npm registry into bench/peers/node_modules
+    .venv/bin/python -m bench.webgl_vs_tfjs [--configs 8] [--trials 24] [--rounds 3] [--only conv] [--out FILE]
+
+1. Grid: the default and ``--configs`` sampled configs per workload, each checked and timed once (as
+   ``bench.kernels``); the fastest is the grid's best.
+2. Tune: ``kgen tune --backend webgl`` (TPE after the template's seeds) per workload, studies kept in
+   ``results/bench/webgl_tune.db`` (a later run goes on with them); the study's best config.
+3. Compare, in ``--rounds`` fresh pages (the median is reported): in one page, per workload, kgen's default, grid
+   best and tuned kernels (kernel only: batches of draws closed by a 1-pixel readPixels), then TF.js's WebGL
+   backend on ``tf.conv2d`` / ``tf.depthwiseConv2d`` / ``tf.matMul`` in its own layouts (the weight a tensor made
+   once, the input copied in and the output read back by ``dataSync``, as in BROWSER.md's peer table), its first
+   outputs checked against numpy. Every side gets the same warm-up and samples.
+
+WebGL runs on SwiftShader here (the CPU): every figure is a software figure, and is labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.suite import SUITE, flops, geomeans_by_kind
+from bench.wasm_vs_ort import PEERS, _b64, _check_peer
+from kgen.atomic import write_text_atomic
+from kgen.browser.measure import Harness
+from kgen.browser.session import BrowserSession
+from kgen.records.store import RecordStore
+from kgen.scheduling.build import build, space
+from tuner.tune import tune
+
+TFJS = "/peers/tfjs_runner.js"
+SIDES = ("default", "grid", "tuned")
+WARMUP_MS = 300
+TIMEOUT_S = 300
+
+
+def _tfjs_operands(workload, arrays: list[np.ndarray]) -> tuple[dict, dict, dict]:
+    """TF.js's op, input and weight: a matmul as it is; a conv in NHWC / HWIO (a depthwise one's filter
+    [kH, kW, C, 1]), transposed here, outside the timing."""
+    if workload.op == "matmul":
+        return {"kind": "matmul"}, {"dims": list(arrays[0].shape), "b64": _b64(arrays[0])}, _tensor(arrays[1])
+    attrs = workload.attr_dict
+    x = arrays[0].transpose(0, 2, 3, 1)
+    depthwise = attrs["group"] > 1
+    w = arrays[1].transpose(2, 3, 0, 1) if depthwise else arrays[1].transpose(2, 3, 1, 0)
+    op = {"kind": "depthwise" if depthwise else "conv", "strides": list(attrs["strides"]), "pads": list(attrs["pads"])}
+    return op, _tensor(x), _tensor(w)
+
+
+def _tensor(a: np.ndarray) -> dict:
+    return {"dims": list(a.shape), "b64": _b64(a)}
+
+
+def grid_best(session: BrowserSession, workload, configs: int, seed: int) -> dict:
+    """The fastest of the default and ``configs`` sampled configs (each timed once), as a complete config."""
+    limits = session.limits()
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    harness = Harness(session, arrays, workload.opdef.reference(arrays, workload.attr_dict), "webgl", timeout_s=120)
+    best, best_ms = None, float("inf")
+    for config in [None, *space(workload, "webgl").sample(configs, seed=seed, limits=limits)]:
+        program, full = build(workload, "webgl", config, limits)
+        m = harness.measure(program)
+        if m.ok and m.median_ms < best_ms:
+            best, best_ms = full, m.median_ms
+    assert best is not None, f"{workload.key}: no grid config passed"
+    return best
+
+
+def measure_round(names: list[str], configs: dict[str, dict[str, dict]], seed: int) -> dict[str, dict[str, float]]:
+    """One fresh page: per workload, kgen's three kernels and then TF.js's WebGL backend ({name: {side: ms}})."""
+    times: dict[str, dict[str, float]] = {}
+    with BrowserSession(job_timeout_s=TIMEOUT_S, mounts={"/peers/": PEERS}) as session:
+        limits = session.limits()
+        tfjs = session.evaluate(f"async () => (await import('{TFJS}')).setup(1, 'webgl')")
+        assert tfjs["backend"] == "webgl", tfjs
+        for name in names:
+            workload = SUITE[name][0]
+            arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
+            want = workload.opdef.reference(arrays, workload.attr_dict)
+            harness = Harness(session, arrays, want, "webgl", timeout_s=TIMEOUT_S, warmup_ms=WARMUP_MS)
+            times[name] = {}
+            for side in SIDES:
+                m = harness.measure(build(workload, "webgl", configs[name][side], limits)[0])
+                assert m.ok, f"{name} {side}: {m.status} {m.reason}"
+                times[name][side] = m.median_ms
+            op, x, w = _tfjs_operands(workload, arrays)
+            script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, {{warmupMs: t}})"
+            peer = session.evaluate(script, [op, x, w, WARMUP_MS])
+            _check_peer(name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1))
+            times[name]["tfjs"] = peer["medianMs"]
+    return times
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", type=int, default=8, help="sampled configs per workload (plus the default)")
+    parser.add_argument("--trials", type=int, default=24, help="tuning trials per workload (0: reuse the studies)")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh comparison pages (median taken)")
+    parser.add_argument("--only", help="run only workloads whose name contains this")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storage", default="sqlite:///results/bench/webgl_tune.db")
+    parser.add_argument("--records", type=Path, default=Path("results/bench/webgl_records.jsonl"))
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if not (PEERS / "node_modules" / "@tensorflow" / "tfjs-backend-webgl").is_dir():
+        raise SystemExit("@tensorflow/tfjs-backend-webgl is not installed: run `make peers`")
+    names = [n for n in SUITE if not args.only or args.only in n]
+    Path("results/bench").mkdir(parents=True, exist_ok=True)
+    configs: dict[str, dict[str, dict]] = {}
+    with BrowserSession(job_timeout_s=TIMEOUT_S) as session:
+        fp = session.fingerprint()
+        label = "software (SwiftShader)" if fp["software"] else "hardware"
+        print(f"webgl device: {fp['webgl2'].get('renderer')}: {label}; {fp['browser']}", flush=True)
+        for n, name in enumerate(names, 1):
+            print(f"[{n}/{len(names)}] grid of {args.configs} for {name}", file=sys.stderr, flush=True)
+            workload = SUITE[name][0]
+            grid = grid_best(session, workload, args.configs, args.seed)
+            configs[name] = {"default": space(workload, "webgl").default(), "grid": grid}
+    for n, name in enumerate(names, 1):
+        print(f"[{n}/{len(names)}] tuning {name}: {args.trials} trials", file=sys.stderr, flush=True)
+        summary = tune(SUITE[name][0], "webgl", args.trials, args.storage, records=RecordStore(args.records), seed=0)
+        assert summary.best_config is not None, f"{name}: no candidate passed"
+        configs[name]["tuned"] = summary.best_config
+    rounds = [measure_round(names, configs, args.seed) for _ in range(args.rounds)]
+    rows = []
+    print(f"software (SwiftShader) WebGL2, GFLOP/s, median of {args.rounds} pages; TF.js {args.rounds} pages too")
+    for name in names:
+        workload, kind, _ = SUITE[name]
+        gflop = flops(workload) / 1e9
+        row = {"workload": name, "kind": kind, "configs": configs[name], "rounds_ms": [r[name] for r in rounds]}
+        for side in (*SIDES, "tfjs"):
+            ms = float(np.median([r[name][side] for r in rounds]))
+            row[f"{side}_ms"], row[f"{side}_gflops"] = ms, gflop / ms * 1e3
+        row["ratio"] = row["tuned_gflops"] / row["tfjs_gflops"]
+        rows.append(row)
+        cells = "  ".join(f"{side} {row[f'{side}_gflops']:6.3f}" for side in (*SIDES, "tfjs"))
+        print(f"  {name:<26} {cells}  tuned {row['ratio']:.2f}x TF.js")
+    keys = tuple(f"{side}_gflops" for side in (*SIDES, "tfjs"))
+    summary = geomeans_by_kind(rows, keys)
+    for kind, s in summary.items():
+        cells = "  ".join(f"{k.removesuffix('_gflops_geomean')} {v:.3f}" for k, v in s.items())
+        ratio = s["tuned_gflops_geomean"] / s["tfjs_gflops_geomean"]
+        print(f"geomean {kind:<10} {cells}  tuned {ratio:.2f}x TF.js")
+    if args.out:
+        report = {"device": fp, "software": fp["software"], "rows": rows, "summary": summary}
+        write_text_atomic(args.out, json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
