@@ -18,7 +18,7 @@ from kgen.ops.workload import Workload
 from kgen.scheduling import ir
 from kgen.scheduling.layout import Layout
 from kgen.scheduling.packing import packed_tensor, read_packed
-from kgen.scheduling.padding import padded_tensors, read_padded
+from kgen.scheduling.padding import padded_copy, padded_tensors, read_padded
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.te import index as ix
@@ -200,19 +200,25 @@ def lower(
         prepare += [("pack", s) for s in partition(packed)]
     windows: dict[int, tuple[Tensor, tuple[int, ...]]] = {}
     padding = template.padding(stages[main], full) if hasattr(template, "padding") else None
-    if padding is not None:  # the border is filled once; the interior is copied on every run, before the main
-        padded, interior = padded_tensors(padding)
+    if padding is not None:
+        if hasattr(template, "layouts"):  # textures: the whole padded copy on every run
+            padded = padded_copy(padding)
+            copies = partition(padded)
+        else:  # memory: the border is filled once; the interior is copied on every run
+            padded, interior = padded_tensors(padding)
+            prepare += [("pad", s) for s in partition(padded)]
+            copies = partition(interior)
+            windows[id(interior)] = (padded, padding.before)
         stages[main] = read_padded(stages[main], padding, padded)
-        prepare += [("pad", s) for s in partition(padded)]
-        copies = partition(interior)
         stages[main:main] = copies
         main += len(copies)
-        windows[id(interior)] = (padded, padding.before)
 
     layouts: dict[int, Layout] = {}
     if hasattr(template, "layouts"):
         layouts = {id(t): lay for t, lay in template.layouts(full, inputs, output, limits)}
         layouts.update({id(s.out): Layout(s.out.shape) for s in stages[:-1]})
+        if padding is not None:  # the padded copy packs as its input does
+            layouts[id(padded)] = Layout(padded.shape, layouts[id(padding.tensor)].packing)
     max_width = limits.get("max_texture_size", DEFAULT_LIMITS["max_texture_size"])
 
     def buffer(name: str, t: Tensor) -> ir.Buffer:

@@ -1,4 +1,4 @@
-"""Padding an input so that a reduction reads it without bounds checks (the CPU templates' ``pad`` knob).
+"""Padding an input so that a reduction reads it without bounds checks (the ``pad`` knob).
 
 A padded convolution or pooling reads its image through a guard: ``x[i] if 0 <= i < extent else default``. On a
 small image (7x7, 14x14) almost every tile touches the border, so interior versioning (``versioning``) rarely
@@ -7,7 +7,8 @@ tensor whose border, as far as the reads reach past each edge, holds ``default``
 unguarded: whole 4-wide reads, no masks. The border is filled once (a ``prepare`` kernel, like a packed weight);
 on every run a kernel copies the image into the interior, a window of the padded buffer (``Buffers.windows``),
 with no guards either. It moves one image's worth of data, which the reduction reads once per output channel.
-
+A backend whose kernels cannot write a window of a tensor (WebGL: a fragment shader covers its whole output
+texture) makes the whole padded copy on every run instead (``padded_copy``).
 """
 
 from __future__ import annotations
@@ -62,14 +63,27 @@ def find(stage: Stage) -> Padding | None:
     return None
 
 
+def _padded_shape(p: Padding) -> tuple[int, ...]:
+    return tuple(e + b + a for e, b, a in zip(p.tensor.shape, p.before, p.after, strict=True))
+
+
 def padded_tensors(p: Padding) -> tuple[Tensor, Tensor]:
     """(the padded tensor, every element ``default``: its fill; the interior: a copy of ``p.tensor`` that lives
     in the padded tensor's buffer at offset ``p.before``)."""
-    shape = tuple(e + b + a for e, b, a in zip(p.tensor.shape, p.before, p.after, strict=True))
     name = p.tensor.name
-    padded = compute(shape, lambda *_: Const(p.default, p.tensor.dtype), name=f"{name}_padded")
+    padded = compute(_padded_shape(p), lambda *_: Const(p.default, p.tensor.dtype), name=f"{name}_padded")
     interior = compute(p.tensor.shape, lambda *i: p.tensor[i], name=f"{name}_interior")
     return padded, interior
+
+
+def padded_copy(p: Padding) -> Tensor:
+    """The padded tensor, border and all, as one compute: for a backend whose kernels write whole tensors (a
+    WebGL fragment shader covers its whole output texture), made on every run."""
+
+    def element(*indices):
+        return p.tensor.guarded(tuple(i - b for i, b in zip(indices, p.before, strict=True)), p.default)
+
+    return compute(_padded_shape(p), element, name=f"{p.tensor.name}_padded")
 
 
 def read_padded(stage: Stage, p: Padding, padded: Tensor) -> Stage:

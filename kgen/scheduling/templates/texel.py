@@ -23,6 +23,8 @@ from typing import Any
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES, Layout
 from kgen.scheduling.lower import Buffers, VectorViews
+from kgen.scheduling.padding import Padding
+from kgen.scheduling.padding import find as find_padding
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, flag
 from kgen.scheduling.templates.gpu_tile import (
@@ -50,12 +52,12 @@ def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dic
     """Configs that are usually good (the tuner tries them first; invalid ones are skipped): every tensor 4 values
     a texel (channels, else the last axis), so one fetch serves 4 steps of a reduction split by 4 (``k_unroll``:
     constant channels) looped innermost (``outer_inner``), or with the window unrolled; 4, 2 or 1 output texels
-    per fragment (``planes``)."""
+    per fragment (``planes``); a padded input read from a padded copy (``pad``)."""
 
     def four(t: Tensor) -> str:
         return "rgba_c" if len(t.shape) >= 3 else "rgba_last"
 
-    layouts = {"layout_out": four(stage.out), **{f"layout_{t.name}": four(t) for t in inputs}}
+    layouts = {"layout_out": four(stage.out), "pad": 1, **{f"layout_{t.name}": four(t) for t in inputs}}
     seeds = [
         {**layouts, "planes": planes, "outer_inner": inner, "unroll": unroll, "k_unroll": 4}
         for planes in (4, 2, 1)
@@ -78,6 +80,8 @@ class TexelTile:
         knobs += reduction_knobs(stage)
         if len(_real_reduce_axes(stage)) > 1:
             knobs.append(flag("outer_inner", "loop the outermost reduction axis innermost (conv: channels, by texel)"))
+        if find_padding(stage) is not None:
+            knobs.append(flag("pad", "read the padded input from a copy padded on every run (no bounds checks)"))
 
         def out_layout(c: Mapping[str, Any]) -> Layout:
             layout = Layout.named(c["layout_out"], stage.out.shape)
@@ -112,6 +116,10 @@ class TexelTile:
             out_name, planes = "r", 1  # the main stage's output has another rank than the program's
         out = Layout.named(out_name, output.shape)
         return [*chosen, (output, out.with_planes(planes) if out.plane_axis is not None else out)]
+
+    def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
+        """With ``pad``: the input padded so that the reduction reads it without guards."""
+        return find_padding(stage) if config.get("pad") else None
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         layout = buffers.layout(stage.out) or Layout(stage.out.shape)
