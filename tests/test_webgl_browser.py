@@ -9,7 +9,7 @@ import pytest
 
 from kgen.browser.measure import Harness
 from kgen.ops import Workload
-from kgen.scheduling.build import build, space
+from kgen.scheduling.build import build, build_conversion, space
 from kgen.scheduling.layout import NAMES, PLANES
 from tests.browser_cases import CASES
 
@@ -105,3 +105,15 @@ def test_seeds_are_valid_and_match_numpy(browser, shapes, attrs):
     results = harness_for(browser, workload).measure_batch(programs, time_it=False)
     for config, result in zip(seeds, results, strict=True):
         assert result.ok, f"{config}: {result.status} {result.reason}"
+
+
+def test_conversion_kernels_move_a_tensor_between_every_pair_of_layouts(browser):
+    """GPU-side layout conversion: every source layout into every target layout (and into 2 and 4 planes)
+    returns the tensor unchanged."""
+    shape = (2, 6, 5, 7)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    harness = Harness(browser, [x], x, "webgl")
+    pairs = [(s, t, 1) for s in NAMES for t in NAMES] + [("rgba_c", t, p) for t in ("r", "rgba_c") for p in (2, 4)]
+    programs = [build_conversion(shape, s, t, p, browser.limits()) for s, t, p in pairs]
+    for pair, result in zip(pairs, harness.measure_batch(programs, time_it=False), strict=True):
+        assert result.ok and result.max_abs_error == 0, f"{pair}: {result.status} {result.reason}"

@@ -8,9 +8,10 @@ from typing import Any
 
 from kgen.codegen.program import CompiledProgram
 from kgen.ops.workload import Workload
-from kgen.scheduling.lower import lower_workload, main_stage
+from kgen.scheduling.lower import lower, lower_workload, main_stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.templates import template_for
+from kgen.te.tensor import compute, placeholder
 
 
 def space(workload: Workload, backend: str) -> Space:
@@ -37,3 +38,18 @@ def build(
     else:
         raise AssertionError(f"no renderer for {backend}")
     return render(program), full
+
+
+def build_conversion(
+    shape: tuple[int, ...], source: str, target: str, planes: int = 1, limits: Limits = DEFAULT_LIMITS
+) -> CompiledProgram:
+    """A WebGL program that copies a tensor from one texture layout into another (``source`` and ``target`` are
+    layout names, ``planes`` the target's render targets), for a consumer that reads another layout than its
+    producer writes: a copy through the texel template, whose layout knobs do the packing."""
+    from kgen.codegen.glsl.renderer import render
+
+    x = placeholder(shape, name="input")
+    y = compute(shape, lambda *i: x[i], name="convert")
+    config = {"layout_input": source, "layout_out": target, "planes": planes}
+    program, _ = lower([x], y, template_for("webgl"), config, "convert", limits)
+    return render(program)

@@ -14,11 +14,14 @@ texture) makes the whole padded copy on every run instead (``padded_copy``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from kgen.scheduling.partition import Stage
+from kgen.scheduling.space import Knob, flag
 from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, Load, map_children, walk
 from kgen.te.tensor import PlaceholderOp, Tensor, compute
@@ -61,6 +64,16 @@ def find(stage: Stage) -> Padding | None:
         if any(before) or any(after):
             return Padding(tensor, before, after, loads[0].default)
     return None
+
+
+def pad_knobs(stage: Stage) -> list[Knob]:
+    """The ``pad`` flag, for a stage that reads an input it could pad."""
+    return [flag("pad", "read the padded input from a padded copy, with no bounds checks")] if find(stage) else []
+
+
+def requested(stage: Stage, config: Mapping[str, Any]) -> Padding | None:
+    """The padding a config asks for (``pad``), or None."""
+    return find(stage) if config.get("pad") else None
 
 
 def _padded_shape(p: Padding) -> tuple[int, ...]:

@@ -24,8 +24,7 @@ from typing import Any
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers
 from kgen.scheduling.packing import Packing, find, reads_weight
-from kgen.scheduling.padding import Padding
-from kgen.scheduling.padding import find as find_padding
+from kgen.scheduling.padding import Padding, pad_knobs, requested
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import Constraint, Space, choice, flag
@@ -79,8 +78,7 @@ class CpuTile:
         knobs += reduction_knobs(stage)
         if candidates and reads_weight(stage):
             knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
-        if find_padding(stage) is not None:
-            knobs.append(flag("pad", "read the padded input through a copy padded on every run (no bounds checks)"))
+        knobs += pad_knobs(stage)
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
@@ -153,7 +151,7 @@ class CpuTile:
 
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
         """With ``pad``: the input padded so that the reduction reads it without guards."""
-        return find_padding(stage) if config.get("pad") else None
+        return requested(stage, config)
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}

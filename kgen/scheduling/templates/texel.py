@@ -23,8 +23,7 @@ from typing import Any
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES, Layout
 from kgen.scheduling.lower import Buffers, VectorViews
-from kgen.scheduling.padding import Padding
-from kgen.scheduling.padding import find as find_padding
+from kgen.scheduling.padding import Padding, pad_knobs, requested
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, flag
 from kgen.scheduling.templates.gpu_tile import (
@@ -51,17 +50,21 @@ def _fits(layout: Layout, limits: Limits) -> bool:
 def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dict[str, Any], ...]:
     """Configs that are usually good (the tuner tries them first; invalid ones are skipped): every tensor 4 values
     a texel (channels, else the last axis), so one fetch serves 4 steps of a reduction split by 4 (``k_unroll``:
-    constant channels) looped innermost (``outer_inner``), or with the window unrolled; 4, 2 or 1 output texels
-    per fragment (``planes``); a padded input read from a padded copy (``pad``)."""
+    constant channels) looped innermost (``outer_inner``), or with the window unrolled (and not split, where no
+    axis is left to split: a depthwise conv); or the output and the image 4 columns a texel (a depthwise conv,
+    whose output channels each read their own input channel); 4, 2 or 1 output texels per fragment (``planes``);
+    a padded input read from a padded copy (``pad``)."""
 
     def four(t: Tensor) -> str:
         return "rgba_c" if len(t.shape) >= 3 else "rgba_last"
 
-    layouts = {"layout_out": four(stage.out), "pad": 1, **{f"layout_{t.name}": four(t) for t in inputs}}
+    channels = {"layout_out": four(stage.out), "pad": 1, **{f"layout_{t.name}": four(t) for t in inputs}}
+    columns = {**channels, "layout_out": "rgba_last", f"layout_{inputs[0].name}": "rgba_last"} if inputs else {}
     seeds = [
-        {**layouts, "planes": planes, "outer_inner": inner, "unroll": unroll, "k_unroll": 4}
+        {**layouts, "planes": planes, "outer_inner": inner, "unroll": unroll, "k_unroll": k}
+        for layouts in (channels, columns)
         for planes in (4, 2, 1)
-        for inner, unroll in ((1, 0), (0, 2), (0, 0))
+        for inner, unroll, k in ((1, 0, 4), (0, 2, 4), (0, 0, 4), (0, 2, 1))
     ]
     unique = {json.dumps(s, sort_keys=True): s for s in ({k: v for k, v in s.items() if k in names} for s in seeds)}
     return tuple(unique.values())
@@ -80,8 +83,7 @@ class TexelTile:
         knobs += reduction_knobs(stage)
         if len(_real_reduce_axes(stage)) > 1:
             knobs.append(flag("outer_inner", "loop the outermost reduction axis innermost (conv: channels, by texel)"))
-        if find_padding(stage) is not None:
-            knobs.append(flag("pad", "read the padded input from a copy padded on every run (no bounds checks)"))
+        knobs += pad_knobs(stage)
 
         def out_layout(c: Mapping[str, Any]) -> Layout:
             layout = Layout.named(c["layout_out"], stage.out.shape)
@@ -119,7 +121,7 @@ class TexelTile:
 
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
         """With ``pad``: the input padded so that the reduction reads it without guards."""
-        return find_padding(stage) if config.get("pad") else None
+        return requested(stage, config)
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         layout = buffers.layout(stage.out) or Layout(stage.out.shape)
