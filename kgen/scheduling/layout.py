@@ -109,7 +109,7 @@ class Layout:
         return self.plane_count * self.texels * self.channels
 
     def storage_index(self, indices: Sequence[Any]) -> sympy.Expr:
-        """The storage index (texel * channels + channel) of the element at ``indices``."""
+        """The storage index ((plane * texels + texel) * channels + channel) of the element at ``indices``."""
         outer = [ix.as_index(i) for i in indices]
         plane = sympy.Integer(0)
         if self.planes is not None:

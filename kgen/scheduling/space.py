@@ -52,6 +52,16 @@ def choice(name: str, values: Sequence[Any], doc: str = "") -> Knob:
     return Knob(name, tuple(values), doc)
 
 
+def distinct(configs: Sequence[Mapping[str, Any]], names: set[str]) -> tuple[Config, ...]:
+    """``configs`` restricted to the knobs ``names`` (a template's seeds, written for every op, in the space of
+    one stage), each once, in order."""
+    unique: dict[str, Config] = {}
+    for c in configs:
+        config = {k: v for k, v in c.items() if k in names}
+        unique.setdefault(json.dumps(config, sort_keys=True), config)
+    return tuple(unique.values())
+
+
 def flag(name: str, doc: str = "", default: bool = False) -> Knob:
     return Knob(name, (int(default), int(not default)), doc)
 

@@ -17,7 +17,6 @@ multiply and add fused into one relaxed-SIMD multiply-add: one rounding or two, 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from kgen.scheduling.packing import Packing, find, reads_weight
 from kgen.scheduling.padding import Padding, pad_knobs, requested
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
-from kgen.scheduling.space import Constraint, Space, choice, flag
+from kgen.scheduling.space import Constraint, Space, choice, distinct, flag
 from kgen.scheduling.templates.gpu_tile import (
     MAX_BLOCK,
     MAX_TILE,
@@ -134,11 +133,7 @@ class CpuTile:
             for order in ("a", "b")
             for merge in (0, 1)
         ]
-        unique = {}
-        for seed in seeds:
-            config = {k: v for k, v in seed.items() if k in names}
-            unique[json.dumps(config, sort_keys=True)] = config
-        return tuple(unique.values())
+        return distinct(seeds, names)
 
     def packing(self, stage: Stage, config: Mapping[str, Any]) -> Packing | None:
         """With ``pack``: the weight read along the tile axis (tile_a) or the last axis (tile_b), packed in

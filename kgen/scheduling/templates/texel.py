@@ -10,13 +10,14 @@ writes texel ``t`` (of every plane). The loop structure is the GPU tile template
 with that tile, no workgroups and no shared memory; reads of several channels of one RGBA texel become one
 ``texelFetch``.
 
-Knobs besides the layouts: ``unroll`` (innermost reduction axes fully unrolled) and ``k_unroll`` (the next
-reduction axis split and its inner part unrolled), as in the GPU tile template.
+Knobs besides the layouts and ``planes``: ``unroll`` (innermost reduction axes fully unrolled) and ``k_unroll``
+(the next reduction axis split and its inner part unrolled), as in the GPU tile template; ``outer_inner`` (the
+outermost reduction axis looped innermost: a conv's channels, split by texel with ``k_unroll`` 4 while the window
+is looped); ``pad`` (a padded image read from a copy padded on every run, ``kgen.scheduling.padding``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from kgen.scheduling.layout import PLANES, Layout
 from kgen.scheduling.lower import Buffers, VectorViews
 from kgen.scheduling.padding import Padding, pad_knobs, requested
 from kgen.scheduling.partition import Stage
-from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, flag
+from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, distinct, flag
 from kgen.scheduling.templates.gpu_tile import (
     MAX_BLOCK,
     TileLowering,
@@ -66,8 +67,7 @@ def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dic
         for planes in (4, 2, 1)
         for inner, unroll, k in ((1, 0, 4), (0, 2, 4), (0, 0, 4), (0, 2, 1))
     ]
-    unique = {json.dumps(s, sort_keys=True): s for s in ({k: v for k, v in s.items() if k in names} for s in seeds)}
-    return tuple(unique.values())
+    return distinct(seeds, names)
 
 
 class TexelTile:
