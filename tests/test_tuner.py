@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -251,3 +252,21 @@ def test_fixing_an_unknown_knob_or_value_is_a_clear_error(tmp_path):
             tune_cmd(tmp_path, "--backend", "wasm", "--trials", "1", "--fix", fix), capture_output=True, text=True
         )
         assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_a_trial_killed_before_its_worker_tagged_it_is_failed_on_resume(tmp_path):
+    """A worker killed between creating a trial and tagging it leaves an untagged RUNNING trial: the next run
+    fails it at once (after a short grace for a live worker still tagging), while a live worker's trial stays."""
+    import optuna
+
+    from tuner.study import open_storage
+    from tuner.tune import fail_dead_workers_trials
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    untagged = study.ask()
+    live = study.ask()
+    live.set_user_attr("worker", f"{socket.gethostname()}:{os.getppid()}")
+    assert fail_dead_workers_trials(study, storage) == 1
+    states = {t.number: (t.state.name, t.user_attrs.get("reason")) for t in study.get_trials()}
+    assert states == {untagged.number: ("FAIL", "worker died"), live.number: ("RUNNING", None)}

@@ -80,17 +80,24 @@ def _alive(worker: str) -> bool:
     return True
 
 
+UNTAGGED_GRACE_S = 2.0  # a live worker tags the trial it creates within milliseconds
+
+
 def fail_dead_workers_trials(study, storage) -> int:
-    """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``."""
+    """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``. A trial
+    with no worker tag was created by a worker that died before tagging it, unless it is still being tagged: one
+    still untagged after ``UNTAGGED_GRACE_S`` is dead too."""
     import optuna
 
+    def running():
+        return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+
+    if any("worker" not in t.user_attrs for t in running()):
+        time.sleep(UNTAGGED_GRACE_S)
     n = 0
-    now = datetime.now()
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    for t in running():
         worker = t.user_attrs.get("worker")
-        # untagged: its worker died between creating it and tagging it (milliseconds), or is long gone
-        untagged_and_old = worker is None and t.datetime_start and (now - t.datetime_start).total_seconds() > 60
-        if untagged_and_old or (worker and worker != WORKER and not _alive(worker)):
+        if worker is None or (worker != WORKER and not _alive(worker)):
             storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
             storage.set_trial_user_attr(t._trial_id, "status", "worker_died")
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
