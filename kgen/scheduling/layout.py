@@ -79,6 +79,11 @@ class Layout:
         return next((a for a in (rank - 1, rank - 2) if a >= 0 and a not in packed), None)
 
     @property
+    def splits(self) -> tuple[tuple[int, int], ...]:
+        """Every (axis, factor) that divides an axis into texels: the packing, then the planes."""
+        return (*self.packing, *([self.planes] if self.planes else []))
+
+    @property
     def plane_count(self) -> int:
         return 1 if self.planes is None else self.planes[1]
 
@@ -94,7 +99,7 @@ class Layout:
     def packed_shape(self) -> tuple[int, ...]:
         """The shape of one plane's texels."""
         shape = list(self.shape)
-        for axis, factor in (*self.packing, *([self.planes] if self.planes else [])):
+        for axis, factor in self.splits:
             shape[axis] = -(-shape[axis] // factor)
         return tuple(shape)
 

@@ -46,6 +46,16 @@ export function storageIndices(layout) {
   return out;
 }
 
+// Where storage index `s` of `buffer` lies in its planes' pixels laid one after another, `stride` floats a texel
+// (its channels when uploading, 4 when read back as RGBA); a plane's texture may hold more texels than it uses.
+function pixelIndex(buffer, s, stride) {
+  const { width, height, channels, planes } = buffer;
+  const planeSize = buffer.size / planes;
+  const p = Math.floor(s / planeSize);
+  const r = s - p * planeSize;
+  return p * width * height * stride + Math.floor(r / channels) * stride + (r % channels);
+}
+
 export class WebGLLauncher {
   static create() {
     const canvas = new OffscreenCanvas(1, 1);
@@ -123,7 +133,7 @@ export class WebGLLauncher {
       if (planes > 1) gl.drawBuffers(texs.map((_, p) => gl.COLOR_ATTACHMENT0 + p));
       const status = gl.checkFramebufferStatus(gl.FRAMEBUFFER);
       if (status !== gl.FRAMEBUFFER_COMPLETE) throw new KernelError("runtime_error", `${b.name}: framebuffer status ${status}`);
-      buffers[b.name] = { tex: texs[0], texs, fb, width, height, channels, planes, layout: b.layout, size: b.size };
+      buffers[b.name] = { texs, fb, width, height, channels, planes, layout: b.layout, size: b.size };
     }
     return buffers;
   }
@@ -132,14 +142,10 @@ export class WebGLLauncher {
   write(buffer, data) {
     const gl = this.gl;
     const { width, height, channels, planes, texs } = buffer;
-    const planeSize = buffer.size / planes; // storage elements of one plane; its texture may hold more
     const texture = width * height * channels;
     const storage = new Float32Array(planes * texture);
     const where = storageIndices(buffer.layout);
-    for (let e = 0; e < where.length; e++) {
-      const p = Math.floor(where[e] / planeSize);
-      storage[p * texture + where[e] - p * planeSize] = data[e];
-    }
+    for (let e = 0; e < where.length; e++) storage[pixelIndex(buffer, where[e], channels)] = data[e];
     const format = channels === 4 ? gl.RGBA : gl.RED;
     texs.forEach((tex, p) => {
       gl.bindTexture(gl.TEXTURE_2D, tex);
@@ -163,7 +169,7 @@ export class WebGLLauncher {
         gl.useProgram(k.prog);
         k.inputs.forEach((u, unit) => {
           gl.activeTexture(gl.TEXTURE0 + unit);
-          gl.bindTexture(gl.TEXTURE_2D, buffers[u.buffer].tex);
+          gl.bindTexture(gl.TEXTURE_2D, buffers[u.buffer].texs[0]);
           gl.uniform1i(u.location, unit);
         });
         gl.drawArrays(gl.TRIANGLES, 0, 3);
@@ -200,8 +206,7 @@ export class WebGLLauncher {
   // The tensor's values in row-major order, unpacked from the buffer's layout (every plane's texture).
   async read(buffer) {
     const gl = this.gl;
-    const { width, height, channels, planes } = buffer;
-    const planeSize = buffer.size / planes;
+    const { width, height, planes } = buffer;
     const texture = width * height * 4;
     const pixels = new Float32Array(planes * texture);
     gl.bindFramebuffer(gl.FRAMEBUFFER, buffer.fb);
@@ -212,11 +217,7 @@ export class WebGLLauncher {
     gl.readBuffer(gl.COLOR_ATTACHMENT0); // what sync() reads
     const where = storageIndices(buffer.layout);
     const out = new Float32Array(where.length);
-    for (let e = 0; e < where.length; e++) {
-      const p = Math.floor(where[e] / planeSize);
-      const s = where[e] - p * planeSize;
-      out[e] = pixels[p * texture + Math.floor(s / channels) * 4 + (s % channels)];
-    }
+    for (let e = 0; e < where.length; e++) out[e] = pixels[pixelIndex(buffer, where[e], 4)];
     return out;
   }
 

@@ -48,6 +48,13 @@ def _fits(layout: Layout, limits: Limits) -> bool:
     return layout.texels <= side * side
 
 
+def _output_layout(name: str, planes: int, shape: Sequence[int]) -> Layout:
+    """The output's layout ``name`` split into ``planes`` (unsplit where it packs every axis that could be: the
+    ``planes`` constraint says so)."""
+    layout = Layout.named(name, shape)
+    return layout.with_planes(planes) if layout.plane_axis is not None else layout
+
+
 def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dict[str, Any], ...]:
     """Configs that are usually good (the tuner tries them first; invalid ones are skipped): every tensor 4 values
     a texel (channels, else the last axis), so one fetch serves 4 steps of a reduction split by 4 (``k_unroll``:
@@ -86,8 +93,7 @@ class TexelTile:
         knobs += pad_knobs(stage)
 
         def out_layout(c: Mapping[str, Any]) -> Layout:
-            layout = Layout.named(c["layout_out"], stage.out.shape)
-            return layout.with_planes(c["planes"]) if layout.plane_axis is not None else layout
+            return _output_layout(c["layout_out"], c["planes"], stage.out.shape)
 
         def block_ok(c: Mapping[str, Any], _: Limits) -> bool:
             layout = out_layout(c)
@@ -116,8 +122,7 @@ class TexelTile:
         out_name, planes = config.get("layout_out", "r"), config.get("planes", 1)
         if out_name not in Layout.valid_names(len(output.shape)):
             out_name, planes = "r", 1  # the main stage's output has another rank than the program's
-        out = Layout.named(out_name, output.shape)
-        return [*chosen, (output, out.with_planes(planes) if out.plane_axis is not None else out)]
+        return [*chosen, (output, _output_layout(out_name, planes, output.shape))]
 
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
         """With ``pad``: the input padded so that the reduction reads it without guards."""
@@ -129,7 +134,7 @@ class TexelTile:
         tile = {"wg": 1, "tile_b": 1, "vec4": 1, **{k: config[k] for k in knobs if k in config}}
         names = [ax.name for ax in stage.axes]
         last = len(names) - 1
-        for axis, factor in (*layout.packing, *([layout.planes] if layout.planes else [])):
+        for axis, factor in layout.splits:
             if axis == last:
                 tile["tile_b"] = factor
             else:
