@@ -1,5 +1,6 @@
 """`kgen tune`: resume after SIGKILL, a browser killed mid-trial, two workers sharing a study, bad input."""
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -256,7 +257,8 @@ def test_fixing_an_unknown_knob_or_value_is_a_clear_error(tmp_path):
 
 def test_a_trial_killed_before_its_worker_tagged_it_is_failed_on_resume(tmp_path):
     """A worker killed between creating a trial and tagging it leaves an untagged RUNNING trial: the next run
-    fails it at once (after a short grace for a live worker still tagging), while a live worker's trial stays."""
+    fails it at once (after a short grace for a live worker still tagging), while a live worker's trial stays, and
+    so does one that a live worker asks during the grace."""
     import optuna
 
     from tuner.study import open_storage
@@ -267,6 +269,14 @@ def test_a_trial_killed_before_its_worker_tagged_it_is_failed_on_resume(tmp_path
     untagged = study.ask()
     live = study.ask()
     live.set_user_attr("worker", f"{socket.gethostname()}:{os.getppid()}")
-    assert fail_dead_workers_trials(study, storage) == 1
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        failed = pool.submit(fail_dead_workers_trials, study, storage)
+        time.sleep(0.5)  # within the grace: another live worker asks a trial and has not tagged it yet
+        asked = study.ask()
+        assert failed.result() == 1
     states = {t.number: (t.state.name, t.user_attrs.get("reason")) for t in study.get_trials()}
-    assert states == {untagged.number: ("FAIL", "worker died"), live.number: ("RUNNING", None)}
+    assert states == {
+        untagged.number: ("FAIL", "worker died"),
+        live.number: ("RUNNING", None),
+        asked.number: ("RUNNING", None),
+    }

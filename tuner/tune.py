@@ -86,18 +86,20 @@ UNTAGGED_GRACE_S = 2.0  # a live worker tags the trial it creates within millise
 def fail_dead_workers_trials(study, storage) -> int:
     """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``. A trial
     with no worker tag was created by a worker that died before tagging it, unless it is still being tagged: one
-    still untagged after ``UNTAGGED_GRACE_S`` is dead too."""
+    untagged before and after ``UNTAGGED_GRACE_S`` is dead too."""
     import optuna
 
     def running():
         return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
 
-    if any("worker" not in t.user_attrs for t in running()):
+    untagged = {t.number for t in running() if "worker" not in t.user_attrs}
+    if untagged:
         time.sleep(UNTAGGED_GRACE_S)
     n = 0
     for t in running():
         worker = t.user_attrs.get("worker")
-        if worker is None or (worker != WORKER and not _alive(worker)):
+        # a trial asked during the grace by a live worker is not one of ``untagged``: it is being tagged
+        if (worker is None and t.number in untagged) or (worker not in (None, WORKER) and not _alive(worker)):
             storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
             storage.set_trial_user_attr(t._trial_id, "status", "worker_died")
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
