@@ -80,26 +80,46 @@ def _alive(worker: str) -> bool:
     return True
 
 
-UNTAGGED_GRACE_S = 2.0  # a live worker tags the trial it creates within milliseconds
+#: the longest a live worker's ``study.ask()`` may take (the sampler's relative sampling runs in it) before the
+#: worker tags the trial it created
+UNTAGGED_WAIT_S = 60.0
+WORKER_ATTR = "worker "  # a study attribute per worker that joined it: ``worker <host:pid>``
+
+
+def join(study) -> None:
+    """Register this worker in the study before it asks any trial, so another worker knows whose untagged trial
+    may still be in ``study.ask()``."""
+    study.set_user_attr(WORKER_ATTR + WORKER, datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _others_alive(study) -> bool:
+    workers = [k.removeprefix(WORKER_ATTR) for k in study.user_attrs if k.startswith(WORKER_ATTR)]
+    return any(w != WORKER and _alive(w) for w in workers)
 
 
 def fail_dead_workers_trials(study, storage) -> int:
-    """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``. A trial
-    with no worker tag was created by a worker that died before tagging it, unless it is still being tagged: one
-    untagged before and after ``UNTAGGED_GRACE_S`` is dead too."""
+    """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``.
+
+    A trial with no worker tag was created by a worker that died before tagging it, unless another worker of the
+    study is alive and still in ``study.ask()``: such trials are waited for until they are tagged (at most
+    ``UNTAGGED_WAIT_S``); with no other live worker they are failed at once."""
     import optuna
 
     def running():
         return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
 
-    untagged = {t.number for t in running() if "worker" not in t.user_attrs}
-    if untagged:
-        time.sleep(UNTAGGED_GRACE_S)
+    def untagged_now() -> set[int]:
+        return {t.number for t in running() if "worker" not in t.user_attrs}
+
+    untagged = untagged_now()
+    deadline = time.monotonic() + UNTAGGED_WAIT_S
+    while untagged and _others_alive(study) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        untagged &= untagged_now()
     n = 0
     for t in running():
         worker = t.user_attrs.get("worker")
-        # a trial asked during the grace by a live worker is not one of ``untagged``: it is being tagged
-        if (worker is None and t.number in untagged) or (worker not in (None, WORKER) and not _alive(worker)):
+        if t.number in untagged or (worker not in (None, WORKER) and not _alive(worker)):
             storage.set_trial_user_attr(t._trial_id, "reason", "worker died")
             storage.set_trial_user_attr(t._trial_id, "status", "worker_died")
             study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
@@ -189,6 +209,7 @@ def tune(
             load_if_exists=True,
         )
         study.set_user_attr("workload", workload.to_json())
+        join(study)
         fail_dead_workers_trials(study, storage)
         if not study.trials:
             # the template default first (the baseline of the speedup), then the nearest tuned shapes' bests,
