@@ -101,8 +101,8 @@ def fail_dead_workers_trials(study, storage) -> int:
     """Trials left RUNNING by a worker that died (SIGKILL, power loss) become FAIL, reason ``worker died``.
 
     A trial with no worker tag was created by a worker that died before tagging it, unless another worker of the
-    study is alive and still in ``study.ask()``: such trials are waited for until they are tagged (at most
-    ``UNTAGGED_WAIT_S``); with no other live worker they are failed at once."""
+    study is alive and still in ``study.ask()``: such trials are waited for until they are tagged, and failed
+    if still untagged after ``UNTAGGED_WAIT_S``; with no other live worker they are failed at once."""
     import optuna
 
     def running():
@@ -114,7 +114,7 @@ def fail_dead_workers_trials(study, storage) -> int:
     untagged = untagged_now()
     deadline = time.monotonic() + UNTAGGED_WAIT_S
     while untagged and _others_alive(study) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(POLL_S)
         untagged &= untagged_now()
     n = 0
     for t in running():
