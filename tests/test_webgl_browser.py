@@ -96,10 +96,12 @@ def test_hung_webgl_kernel_is_a_timeout_and_the_batch_goes_on(browser):
 )
 def test_seeds_are_valid_and_match_numpy(browser, shapes, attrs):
     """The texel template's rules of thumb (tried first by the tuner): 4 values a texel everywhere, 4, 2 or 1
-    render targets, a padded input read from a padded copy with no guard (no select) in the main kernel."""
+    render targets, a conv's output and image in 2x2 pixel blocks, a padded input read from a padded copy with no
+    guard (no select) in the main kernel."""
     workload = Workload.create("conv2d" if attrs else "matmul", shapes, attrs or {})
     seeds = space(workload, "webgl").seed_configs(browser.limits())
     assert len(seeds) >= 3 and {c["planes"] for c in seeds} == set(PLANES)
+    assert any(c["layout_out"] == "rgba_2x2" for c in seeds) == bool(attrs)
     programs = [build(workload, "webgl", c, browser.limits())[0] for c in seeds]
     assert all("?" not in p.kernels[-1].source and len(p.kernels) == 1 + bool(attrs) for p in programs)
     results = harness_for(browser, workload).measure_batch(programs, time_it=False)
