@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.finalists import fastest, study_finalists
 from bench.onnx_models import one_op_model
 from bench.suite import SUITE, flops, geomean, geomeans_by_kind
 from kgen.atomic import write_text_atomic
@@ -46,8 +47,6 @@ PEER_PACKAGES = ("onnxruntime-web", "@tensorflow/tfjs-core", "@tensorflow/tfjs-b
 PEERS_COMPARED = ("ort", "tfjs")
 KINDS = ("conv", "matmul")
 WARMUP_MS = 1000  # both sides run >= 1 s before timing (BROWSER.md: wasm timings have bursts at first)
-FINALISTS = 8  # a study's best configs re-measured before the comparison
-FINAL_PASSES = 3  # ... each this many times, interleaved, in one fresh page (the median is taken)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -57,10 +56,7 @@ def _b64(a: np.ndarray) -> str:
 def tuned_configs(names: list[str], threads: int, trials: int, storage: str, records: Path) -> dict[str, dict]:
     """The config of each workload to compare, tuned at ``threads`` threads: the study's best ``FINALISTS``
     re-measured ``FINAL_PASSES`` times each, interleaved, in one fresh page (1 s warm-up each), the fastest median
-    there. A study's single best is often a lucky sample on this VM, and the comparison pages are kept out of
-    the choice."""
-    import optuna
-
+    there (``bench.finalists``); the comparison pages are kept out of the choice."""
     finalists = {}
     for n, name in enumerate(names, 1):
         workload = SUITE[name][0]
@@ -68,34 +64,12 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
         fixed = {"threads": threads}
         summary = tune(workload, "wasm", trials, storage, records=RecordStore(records), seed=0, fixed=fixed)
         assert summary.best_config is not None, f"{name}: no candidate passed"
-        study = optuna.load_study(study_name=summary.study, storage=storage)
-        done = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value)
-        distinct = list({json.dumps(t.params, sort_keys=True): t.params for t in done}.values())
-        finalists[name] = distinct[:FINALISTS]
+        finalists[name] = study_finalists(storage, summary.study)
     configs = {}
     with BrowserSession(job_timeout_s=300) as session:
-        limits = session.limits()
         for name in names:
             workload = SUITE[name][0]
-            arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
-            harness = Harness(
-                session,
-                arrays,
-                workload.opdef.reference(arrays, workload.attr_dict),
-                "wasm",
-                timeout_s=300,
-                warmup_ms=WARMUP_MS,
-            )
-            programs = [build(workload, "wasm", c, limits)[0] for c in finalists[name]]
-            times: list[list[float]] = [[] for _ in programs]
-            for _ in range(FINAL_PASSES):
-                for k, program in enumerate(programs):
-                    m = harness.measure(program)
-                    times[k].append(m.median_ms if m.ok else float("inf"))
-            medians = [float(np.median(t)) for t in times]
-            best = int(np.argmin(medians))
-            best_ms, configs[name] = medians[best], finalists[name][best]
-            assert np.isfinite(best_ms), f"{name}: no finalist passed"
+            configs[name], best_ms = fastest(session, workload, "wasm", finalists[name], warmup_ms=WARMUP_MS)
             gflops = flops(workload) / best_ms / 1e6
             print(f"  {name}: {gflops:.1f} GFLOP/s {json.dumps(configs[name])}", file=sys.stderr, flush=True)
     return configs

@@ -7,7 +7,9 @@ WebGL backend, side by side in one page.
 1. Grid: the default and ``--configs`` sampled configs per workload, each checked and timed once (as
    ``bench.kernels``); the fastest is the grid's best.
 2. Tune: ``kgen tune --backend webgl`` (TPE after the template's seeds) per workload, studies kept in
-   ``results/bench/webgl_tune.db`` (a later run goes on with them); the study's best config.
+   ``results/bench/webgl_tune.db`` (a later run goes on with them); the study's 8 best configs are measured
+   again, 3 times each (interleaved), in one fresh page, and the fastest median there is the tuned config
+   (``bench.finalists``: a study's single best is often a lucky sample in SwiftShader).
 3. Compare, in ``--rounds`` fresh pages (the median is reported): in one page, per workload, kgen's default, grid
    best and tuned kernels (kernel only: batches of draws closed by a 1-pixel readPixels), then TF.js's WebGL
    backend on ``tf.conv2d`` / ``tf.depthwiseConv2d`` / ``tf.matMul`` in its own layouts (the weight a tensor made
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.finalists import fastest, study_finalists
 from bench.suite import SUITE, flops, geomeans_by_kind
 from bench.wasm_vs_ort import PEERS, _b64, _check_peer
 from kgen.atomic import write_text_atomic
@@ -56,21 +59,6 @@ def _tfjs_operands(workload, arrays: list[np.ndarray]) -> tuple[dict, dict, dict
 
 def _tensor(a: np.ndarray) -> dict:
     return {"dims": list(a.shape), "b64": _b64(a)}
-
-
-def grid_best(session: BrowserSession, workload, configs: int, seed: int) -> dict:
-    """The fastest of the default and ``configs`` sampled configs (each timed once), as a complete config."""
-    limits = session.limits()
-    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
-    harness = Harness(session, arrays, workload.opdef.reference(arrays, workload.attr_dict), "webgl", timeout_s=120)
-    best, best_ms = None, float("inf")
-    for config in [None, *space(workload, "webgl").sample(configs, seed=seed, limits=limits)]:
-        program, full = build(workload, "webgl", config, limits)
-        m = harness.measure(program)
-        if m.ok and m.median_ms < best_ms:
-            best, best_ms = full, m.median_ms
-    assert best is not None, f"{workload.key}: no grid config passed"
-    return best
 
 
 def measure_round(names: list[str], configs: dict[str, dict[str, dict]], seed: int) -> dict[str, dict[str, float]]:
@@ -121,13 +109,21 @@ def main(argv=None) -> int:
         for n, name in enumerate(names, 1):
             print(f"[{n}/{len(names)}] grid of {args.configs} for {name}", file=sys.stderr, flush=True)
             workload = SUITE[name][0]
-            grid = grid_best(session, workload, args.configs, args.seed)
+            sampled = space(workload, "webgl").sample(args.configs, seed=args.seed, limits=session.limits())
+            grid, _ = fastest(session, workload, "webgl", [None, *sampled], passes=1, timeout_s=120)
             configs[name] = {"default": space(workload, "webgl").default(), "grid": grid}
+    finalists = {}
     for n, name in enumerate(names, 1):
         print(f"[{n}/{len(names)}] tuning {name}: {args.trials} trials", file=sys.stderr, flush=True)
         summary = tune(SUITE[name][0], "webgl", args.trials, args.storage, records=RecordStore(args.records), seed=0)
         assert summary.best_config is not None, f"{name}: no candidate passed"
-        configs[name]["tuned"] = summary.best_config
+        finalists[name] = study_finalists(args.storage, summary.study)
+    with BrowserSession(job_timeout_s=TIMEOUT_S) as session:
+        for name in names:
+            workload = SUITE[name][0]
+            configs[name]["tuned"], best_ms = fastest(session, workload, "webgl", finalists[name], warmup_ms=WARMUP_MS)
+            gflops = flops(workload) / best_ms / 1e6
+            print(f"  {name}: {gflops:.2f} GFLOP/s {json.dumps(configs[name]['tuned'])}", file=sys.stderr, flush=True)
     rounds = [measure_round(names, configs, args.seed) for _ in range(args.rounds)]
     rows = []
     print(f"software (SwiftShader) WebGL2, GFLOP/s, median of {args.rounds} pages; TF.js {args.rounds} pages too")
