@@ -1,5 +1,5 @@
 """WebGL2 kernels in real headless Chromium: every op, its default and sampled configs, every texture layout and
-outputs split into 2 and 4 planes (render targets), odd and even shapes, match numpy; a shader that does not
+outputs split into 2, 4 and 8 planes (render targets), odd and even shapes, match numpy; a shader that does not
 compile comes back with the driver's log."""
 
 import dataclasses
@@ -11,6 +11,7 @@ from kgen.browser.measure import Harness
 from kgen.ops import Workload
 from kgen.scheduling.build import build, build_conversion, space
 from kgen.scheduling.layout import NAMES, PLANES
+from kgen.scheduling.space import DEFAULT_LIMITS
 from tests.browser_cases import CASES
 
 pytestmark = pytest.mark.browser
@@ -32,11 +33,16 @@ def every_layout(workload):
     return configs
 
 
-def every_plane_count(workload):
-    """Configs whose output is split into 2 and 4 planes, for each output layout that leaves an axis for them."""
+def device_planes(limits) -> set[int]:
+    return {p for p in PLANES if p <= limits["max_draw_buffers"]}
+
+
+def every_plane_count(workload, limits=DEFAULT_LIMITS):
+    """Configs whose output is split into 2, 4 and (where ``limits`` allow 8 render targets) 8 planes, for each
+    output layout that leaves an axis for them."""
     sp = space(workload, "webgl")
     configs = [{"layout_out": name, "planes": planes} for name in NAMES for planes in PLANES if planes > 1]
-    return [c for c in configs if not sp.violations({**sp.default(), **c})]
+    return [c for c in configs if not sp.violations({**sp.default(), **c}, limits)]
 
 
 @pytest.mark.parametrize("op", sorted(CASES))
@@ -47,10 +53,20 @@ def test_op_matches_numpy_in_webgl(browser, op):
         harness = harness_for(browser, workload)
         configs = [None, *space(workload, "webgl").sample(2, seed=len(shapes), limits=limits)]
         if n == 0:
-            configs += every_layout(workload) + every_plane_count(workload)
+            configs += every_layout(workload) + every_plane_count(workload, limits)
         programs = [build(workload, "webgl", c, limits)[0] for c in configs]
         for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
+
+
+def test_planes_one_value_long_are_written_one_texel_each(browser):
+    """An R output with as many planes as values: each plane is one value long, so the lanes' storage indices are
+    adjacent, yet each lane is its own texture's texel (a 4-wide store wrote all of them into the first)."""
+    for n in sorted(device_planes(browser.limits()) - {1}):
+        workload = Workload.create("reduce_mean", [(3, n)], {"axes": (0,), "keepdims": 0})
+        program, _ = build(workload, "webgl", {"layout_out": "r", "planes": n}, browser.limits())
+        (result,) = harness_for(browser, workload).measure_batch([program], time_it=False)
+        assert result.ok, f"{n} planes: {result.status} {result.reason}"
 
 
 def test_every_layout_is_exercised():
@@ -58,6 +74,10 @@ def test_every_layout_is_exercised():
     assert [c["layout_out"] for c in every_layout(workload)] == list(NAMES)
     planed = {(c["layout_out"], c["planes"]) for c in every_plane_count(workload)}
     assert planed == {(name, p) for name in NAMES if name != "rgba_2x2" for p in (2, 4)}
+    planed = {(c["layout_out"], c["planes"]) for c in every_plane_count(workload, {"max_draw_buffers": 8})}
+    assert planed == {(name, p) for name in NAMES if name != "rgba_2x2" for p in (2, 4, 8)}
+    problems = space(workload, "webgl").violations({**space(workload, "webgl").default(), "planes": 8})
+    assert problems == ["more planes than the device's render targets (max_draw_buffers)"]
 
 
 def test_glsl_compile_error_carries_the_driver_log(browser):
@@ -100,7 +120,7 @@ def test_seeds_are_valid_and_match_numpy(browser, shapes, attrs):
     guard (no select) in the main kernel."""
     workload = Workload.create("conv2d" if attrs else "matmul", shapes, attrs or {})
     seeds = space(workload, "webgl").seed_configs(browser.limits())
-    assert len(seeds) >= 3 and {c["planes"] for c in seeds} == set(PLANES)
+    assert len(seeds) >= 3 and {c["planes"] for c in seeds} == device_planes(browser.limits())
     assert any(c["layout_out"] == "rgba_2x2" for c in seeds) == bool(attrs)
     programs = [build(workload, "webgl", c, browser.limits())[0] for c in seeds]
     assert all("?" not in p.kernels[-1].source and len(p.kernels) == 1 + bool(attrs) for p in programs)
@@ -110,12 +130,13 @@ def test_seeds_are_valid_and_match_numpy(browser, shapes, attrs):
 
 
 def test_conversion_kernels_move_a_tensor_between_every_pair_of_layouts(browser):
-    """GPU-side layout conversion: every source layout into every target layout (and into 2 and 4 planes)
+    """GPU-side layout conversion: every source layout into every target layout (and into 2, 4 and 8 planes)
     returns the tensor unchanged."""
     shape = (2, 6, 5, 7)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     harness = Harness(browser, [x], x, "webgl")
-    pairs = [(s, t, 1) for s in NAMES for t in NAMES] + [("rgba_c", t, p) for t in ("r", "rgba_c") for p in (2, 4)]
+    planes = device_planes(browser.limits()) - {1}
+    pairs = [(s, t, 1) for s in NAMES for t in NAMES] + [("rgba_c", t, p) for t in ("r", "rgba_c") for p in planes]
     programs = [build_conversion(shape, s, t, p, browser.limits()) for s, t, p in pairs]
     for pair, result in zip(pairs, harness.measure_batch(programs, time_it=False), strict=True):
         assert result.ok and result.max_abs_error == 0, f"{pair}: {result.status} {result.reason}"

@@ -189,6 +189,7 @@ class BrowserSession:
         limits = dict(DEFAULT_LIMITS)
         if fp["webgl2"].get("available"):
             limits["max_texture_size"] = int(fp["webgl2"]["maxTextureSize"])
+            limits["max_draw_buffers"] = int(fp["webgl2"]["maxDrawBuffers"])
         if fp["wasm"].get("available"):
             limits["max_threads"] = int(fp["wasm"]["maxThreads"])
             limits["relaxed_simd"] = int(bool(fp["wasm"]["relaxedSimd"]))

@@ -95,6 +95,7 @@ window.kgenHarness = {
         renderer: gl.getParameter(dbg ? dbg.UNMASKED_RENDERER_WEBGL : gl.RENDERER),
         vendor: gl.getParameter(dbg ? dbg.UNMASKED_VENDOR_WEBGL : gl.VENDOR),
         maxTextureSize: gl.getParameter(gl.MAX_TEXTURE_SIZE),
+        maxDrawBuffers: Math.min(gl.getParameter(gl.MAX_DRAW_BUFFERS), gl.getParameter(gl.MAX_COLOR_ATTACHMENTS)),
         colorBufferFloat: !!gl.getExtension("EXT_color_buffer_float"),
         launcher: !!state.launchers.webgl,
         error: state.errors.webgl,

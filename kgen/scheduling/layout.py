@@ -34,8 +34,9 @@ from kgen.te import index as ix
 NAMES = ("r", "rgba_last", "rgba_c", "rgba_2x2")
 
 
-#: render targets a fragment may write: WebGL2 guarantees 4 (MAX_DRAW_BUFFERS, MAX_COLOR_ATTACHMENTS)
-PLANES = (1, 2, 4)
+#: render targets a fragment may write: WebGL2 guarantees 4 (MAX_DRAW_BUFFERS, MAX_COLOR_ATTACHMENTS); 8 where
+#: the device has them (the ``max_draw_buffers`` limit)
+PLANES = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)

@@ -515,8 +515,11 @@ class TileLowering:
         return stmts
 
     def _adjacent(self, coords) -> bool:
-        """Whether 4 neighbouring tile elements along the last axis are stored at 4 neighbouring indices (not so
-        in a WebGL output split into planes along that axis: one texel of each of 4 textures)."""
+        """Whether 4 neighbouring tile elements along the last axis are stored at 4 neighbouring indices, and in a
+        texture, as the 4 channels of one texel. Not so in a WebGL output split into planes along that axis (one
+        texel of each of 4 textures), even where a plane is one value long and the storage indices are adjacent."""
+        if self.buffers[self.stage.out].texture is not None and self.buffers[self.stage.out].channels != 4:
+            return False
         origin = (0,) * len(self.tiles)
         first, _ = self._target(coords, origin)
         lanes = [self._target(coords, (*origin[:-1], k))[0] for k in range(1, 4)]
