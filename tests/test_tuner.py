@@ -294,3 +294,16 @@ def test_a_live_workers_trial_still_in_ask_is_waited_for_not_failed(tmp_path):
         asked.set_user_attr("worker", other)
         assert failed.result(timeout=10) == 0
     assert [t.state.name for t in study.get_trials()] == ["RUNNING"]
+
+
+def test_a_changed_search_space_gets_its_own_study():
+    """Optuna cannot go on with a study whose categorical choices changed (a new planes value, say), so the knobs
+    are part of the study's name; the same knobs give the same name."""
+    from kgen.scheduling.space import Knob
+    from tuner.study import study_name
+
+    knobs = (Knob("planes", (1, 2, 4)), Knob("unroll", (0, 1)))
+    same = study_name("k", "webgl", "d", tuple(knobs))
+    assert study_name("k", "webgl", "d", knobs) == same
+    assert study_name("k", "webgl", "d", (Knob("planes", (1, 2, 4, 8)), knobs[1])) != same
+    assert study_name("k", "webgl", "d", knobs, {"unroll": 1}) == same + '|{"unroll": 1}'

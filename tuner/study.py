@@ -1,26 +1,34 @@
 """Optuna studies of kgen: storage URLs, names, samplers.
 
-A study is named by workload key, backend and device class, so every worker that tunes the same thing on the
-same kind of device lands in the same study. Storage is any Optuna storage URL: SQLite under ``results/`` by
-default, ``postgresql://…`` or ``journal:PATH`` (a journal file) for several workers.
+A study is named by workload key, backend, device class and search space, so every worker that tunes the same
+thing on the same kind of device lands in the same study. Storage is any Optuna storage URL: SQLite under
+``results/`` by default, ``postgresql://…`` or ``journal:PATH`` (a journal file) for several workers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kgen.errors import KgenError
+from kgen.scheduling.space import Knob
 
 DEFAULT_STORAGE = "sqlite:///results/kgen.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 
 
-def study_name(workload_key: str, backend: str, device: str, fixed: Mapping[str, Any] | None = None) -> str:
-    name = f"{workload_key}|{backend}|{device}"
+def study_name(
+    workload_key: str, backend: str, device: str, knobs: Sequence[Knob], fixed: Mapping[str, Any] | None = None
+) -> str:
+    """The study's name; the knobs' names and values are in it as a short digest, since Optuna cannot go on with
+    a study whose categorical choices changed: a template whose space changed starts a new study (which the
+    records of the old one seed)."""
+    space = hashlib.sha256(json.dumps([(k.name, list(k.values)) for k in knobs]).encode()).hexdigest()[:8]
+    name = f"{workload_key}|{backend}|{device}|space {space}"
     return f"{name}|{json.dumps(dict(fixed), sort_keys=True)}" if fixed else name
 
 

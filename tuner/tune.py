@@ -200,7 +200,7 @@ def tune(
         fp = session.fingerprint()
         device = device_class(fp, backend)
         limits = session.limits()
-        name = study_name(workload.key, backend, device, fixed)
+        name = study_name(workload.key, backend, device, sp.knobs, fixed)
         study = optuna.create_study(
             study_name=name,
             storage=storage,
