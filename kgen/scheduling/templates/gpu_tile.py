@@ -518,7 +518,8 @@ class TileLowering:
         """Whether 4 neighbouring tile elements along the last axis are stored at 4 neighbouring indices, and in a
         texture, as the 4 channels of one texel. Not so in a WebGL output split into planes along that axis (one
         texel of each of 4 textures), even where a plane is one value long and the storage indices are adjacent."""
-        if self.buffers[self.stage.out].texture is not None and self.buffers[self.stage.out].channels != 4:
+        out = self.buffers[self.stage.out]
+        if out.texture is not None and out.channels != 4:
             return False
         origin = (0,) * len(self.tiles)
         first, _ = self._target(coords, origin)
