@@ -75,16 +75,21 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
     return configs
 
 
+def _tensor(a: np.ndarray) -> dict:
+    return {"dims": list(a.shape), "b64": _b64(a)}
+
+
 def _tfjs_operands(workload, arrays: list[np.ndarray]) -> tuple[dict, dict, dict]:
-    """TF.js's op, input and weight for a suite workload: a matmul as it is, a conv in TF.js's layouts (NHWC
-    input, HWIO filter; transposed here, outside the timing)."""
+    """TF.js's op, input and weight for a suite workload: a matmul as it is; a conv in TF.js's layouts (NHWC
+    input, HWIO filter; a depthwise one's filter [kH, kW, C, 1]), transposed here, outside the timing."""
     if workload.op == "matmul":
-        x, w, op = arrays[0], arrays[1], {"kind": "matmul"}
-    else:
-        attrs = workload.attr_dict
-        x, w = arrays[0].transpose(0, 2, 3, 1), arrays[1].transpose(2, 3, 1, 0)
-        op = {"kind": "conv", "strides": list(attrs["strides"]), "pads": list(attrs["pads"])}
-    return op, {"dims": list(x.shape), "b64": _b64(x)}, {"dims": list(w.shape), "b64": _b64(w)}
+        return {"kind": "matmul"}, _tensor(arrays[0]), _tensor(arrays[1])
+    attrs = workload.attr_dict
+    x = arrays[0].transpose(0, 2, 3, 1)
+    depthwise = attrs["group"] > 1
+    w = arrays[1].transpose(2, 3, 0, 1) if depthwise else arrays[1].transpose(2, 3, 1, 0)
+    op = {"kind": "depthwise" if depthwise else "conv", "strides": list(attrs["strides"]), "pads": list(attrs["pads"])}
+    return op, _tensor(x), _tensor(w)
 
 
 def _check_peer(name: str, peer: str, got: list[float], want: np.ndarray) -> None:
@@ -133,7 +138,7 @@ def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed
         for name in names:
             arrays, want = inputs[name]
             model = base64.b64encode(one_op_model(SUITE[name][0], arrays)).decode()
-            feed = [{"name": "x", "dims": list(arrays[0].shape), "b64": _b64(arrays[0])}]
+            feed = [{"name": "x", **_tensor(arrays[0])}]
             script = f"async ([m, f, w]) => (await import('{RUNNER}')).time(m, f, {{warmupMs: w}})"
             peer = session.evaluate(script, [model, feed, WARMUP_MS])
             _check_peer(name, "ORT", peer["output"], want)

@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.finalists import fastest, study_finalists
 from bench.suite import SUITE, flops, geomeans_by_kind
-from bench.wasm_vs_ort import PEERS, _b64, _check_peer
+from bench.wasm_vs_ort import PEERS, _check_peer, _tfjs_operands
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
@@ -42,23 +42,6 @@ TFJS = "/peers/tfjs_runner.js"
 SIDES = ("default", "grid", "tuned")
 WARMUP_MS = 300
 TIMEOUT_S = 300
-
-
-def _tfjs_operands(workload, arrays: list[np.ndarray]) -> tuple[dict, dict, dict]:
-    """TF.js's op, input and weight: a matmul as it is; a conv in NHWC / HWIO (a depthwise one's filter
-    [kH, kW, C, 1]), transposed here, outside the timing."""
-    if workload.op == "matmul":
-        return {"kind": "matmul"}, {"dims": list(arrays[0].shape), "b64": _b64(arrays[0])}, _tensor(arrays[1])
-    attrs = workload.attr_dict
-    x = arrays[0].transpose(0, 2, 3, 1)
-    depthwise = attrs["group"] > 1
-    w = arrays[1].transpose(2, 3, 0, 1) if depthwise else arrays[1].transpose(2, 3, 1, 0)
-    op = {"kind": "depthwise" if depthwise else "conv", "strides": list(attrs["strides"]), "pads": list(attrs["pads"])}
-    return op, _tensor(x), _tensor(w)
-
-
-def _tensor(a: np.ndarray) -> dict:
-    return {"dims": list(a.shape), "b64": _b64(a)}
 
 
 def measure_round(names: list[str], configs: dict[str, dict[str, dict]], seed: int) -> dict[str, dict[str, float]]:
