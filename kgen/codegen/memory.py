@@ -41,26 +41,38 @@ def reach(kernel: ir.Kernel, access: ir.BufLoad | ir.Store) -> tuple[int, int] |
     return lo, hi + span - 1
 
 
-def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:
-    """Byte offset of every global buffer, and the memory size, so that every read's reach lies in memory."""
+def reaches(program: ir.Program) -> dict[str, tuple[int, int]]:
+    """The lowest and highest element index any kernel of ``program`` can touch in each global buffer (at least
+    the buffer itself)."""
     buffers = [*program.inputs, *program.temps, program.output]
-    low = {b.name: 0 for b in buffers}
-    high = {b.name: b.size - 1 for b in buffers}
+    span = {b.name: (0, b.size - 1) for b in buffers}
     for kernel in program.launches:
         for access in _accesses(kernel):
             r = reach(kernel, access)
             if r is not None and access.buffer.scope == "global":
-                low[access.buffer.name] = min(low[access.buffer.name], r[0])
-                high[access.buffer.name] = max(high[access.buffer.name], r[1])
+                lo, hi = span[access.buffer.name]
+                span[access.buffer.name] = (min(lo, r[0]), max(hi, r[1]))
+    return span
+
+
+def fit(offsets: dict[str, int], spans: dict[str, tuple[int, int]]) -> tuple[dict[str, int], int]:
+    """``offsets`` shifted so that every buffer's reach (``spans``, in elements) lies at or above byte 0, and the
+    memory size that holds every reach."""
+    shift = max(0, *(-(offsets[n] + 4 * spans[n][0]) for n in offsets))
+    shift = -(-shift // ALIGN) * ALIGN
+    shifted = {n: o + shift for n, o in offsets.items()}
+    return shifted, max(shifted[n] + 4 * (spans[n][1] + 1) for n in shifted)
+
+
+def plan_memory(program: ir.Program) -> tuple[dict[str, int], int]:
+    """Byte offset of every global buffer, and the memory size, so that every read's reach lies in memory."""
+    buffers = [*program.inputs, *program.temps, program.output]
     offsets, cursor = {}, 0
     for b in buffers:
         offsets[b.name] = cursor
         cursor = -(-(cursor + 4 * b.size) // ALIGN) * ALIGN
-    shift = max(0, *(-(offsets[n] + 4 * low[n]) for n in offsets))
-    shift = -(-shift // ALIGN) * ALIGN
-    offsets = {n: o + shift for n, o in offsets.items()}
-    end = max(cursor + shift, *(offsets[n] + 4 * (high[n] + 1) for n in offsets))
-    return offsets, end
+    shifted, end = fit(offsets, reaches(program))
+    return shifted, max(end, cursor + shifted[buffers[0].name])
 
 
 def placed_buffers(program: ir.Program, offsets: dict[str, int]) -> tuple[BufferInfo, ...]:

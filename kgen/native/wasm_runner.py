@@ -54,36 +54,53 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """Run every kernel of ``program`` once, single-threaded, on ``inputs``; the output buffer's values."""
     if program.backend != "wasm" or program.memory_bytes is None:
         raise KgenError(f"wasm runner: a {program.backend} program is not a WebAssembly program")
-    engine = _engine()
-    store = wasmtime.Store(engine)
-    pages = program.memory_bytes // PAGE
-    threads = program.threads or 1
-    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
-    view = (ctypes.c_ubyte * program.memory_bytes).from_address(ctypes.addressof(memory.data_ptr(store).contents))
-    memory_bytes = np.frombuffer(view, dtype=np.uint8)
-    linker = wasmtime.Linker(engine)
-    linker.define(store, "env", "memory", memory)
-    f64 = wasmtime.ValType.f64()
-    for name, fn in _MATH.items():
-        params = [f64, f64] if name == "pow" else [f64]
-        linker.define_func("math", name, wasmtime.FuncType(params, [f64]), _ieee(fn))
     feeds = iter(inputs)
+    writes = []
     for info in program.buffers:
         if info.role == "input":
             feed = np.ascontiguousarray(next(feeds), dtype=np.float32).ravel()
             if feed.size != info.size:
                 raise KgenError(f"input {info.name} needs {info.size} values, got {feed.size}")
             assert info.offset is not None
-            memory_bytes[info.offset : info.offset + 4 * info.size] = feed.view(np.uint8)
-    for kernel in program.kernels:
-        if threads > 1:
-            binary = wasmtime.wat2wasm(kernel.source.replace(f"(memory {pages} {pages} shared)", f"(memory {pages})"))
-        else:
-            binary = base64.b64decode(kernel.binary or "")
-        module = wasmtime.Module(engine, binary)
-        run_tiles = linker.instantiate(store, module).exports(store)["run"]
-        for thread in range(threads):
-            run_tiles(store, *share(thread, threads, kernel.grid[0]))
+            writes.append((info.offset, feed))
     out = program.output
     assert out.offset is not None
-    return memory_bytes[out.offset : out.offset + 4 * out.size].view(np.float32).copy()
+    kernels = [(k.source, k.binary, k.grid[0]) for k in program.kernels]
+    (result,) = execute(program.memory_bytes, program.threads or 1, kernels, writes, [(out.offset, out.size)])
+    return result
+
+
+def execute(
+    memory_bytes: int,
+    threads: int,
+    kernels: Sequence[tuple[str, str | None, int]],
+    writes: Sequence[tuple[int, np.ndarray]],
+    reads: Sequence[tuple[int, int]],
+) -> list[np.ndarray]:
+    """Write float32 arrays at byte offsets of a fresh memory, run each kernel (text, base64 binary, tiles) over
+    all its tiles, thread share by thread share, and read (offset, size) windows back."""
+    engine = _engine()
+    store = wasmtime.Store(engine)
+    pages = memory_bytes // PAGE
+    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
+    view = (ctypes.c_ubyte * memory_bytes).from_address(ctypes.addressof(memory.data_ptr(store).contents))
+    memory_view = np.frombuffer(view, dtype=np.uint8)
+    linker = wasmtime.Linker(engine)
+    linker.define(store, "env", "memory", memory)
+    f64 = wasmtime.ValType.f64()
+    for name, fn in _MATH.items():
+        params = [f64, f64] if name == "pow" else [f64]
+        linker.define_func("math", name, wasmtime.FuncType(params, [f64]), _ieee(fn))
+    for offset, array in writes:
+        data = np.ascontiguousarray(array, dtype=np.float32).ravel()
+        memory_view[offset : offset + 4 * data.size] = data.view(np.uint8)
+    for source, binary, tiles in kernels:
+        if threads > 1:
+            module_bytes = wasmtime.wat2wasm(source.replace(f"(memory {pages} {pages} shared)", f"(memory {pages})"))
+        else:
+            module_bytes = base64.b64decode(binary or "")
+        module = wasmtime.Module(engine, module_bytes)
+        run_tiles = linker.instantiate(store, module).exports(store)["run"]
+        for thread in range(threads):
+            run_tiles(store, *share(thread, threads, tiles))
+    return [memory_view[o : o + 4 * n].view(np.float32).copy() for o, n in reads]

@@ -38,22 +38,28 @@ class Prepared:
     """A program's buffers, pipelines and bind groups on the device, inputs written: ready to dispatch."""
 
     def __init__(self, program: CompiledProgram, inputs: Sequence[np.ndarray]) -> None:
-        import wgpu
-
-        self.program, self.dev = program, device()
-        usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
-        self.buffers = {}
         feeds = iter(inputs)
+        writes = {}
         for info in program.buffers:
-            buf = self.dev.create_buffer(size=max(4 * info.size, 16), usage=usage)
             if info.role == "input":
                 data = np.ascontiguousarray(next(feeds), dtype=np.float32).ravel()
                 if data.size != info.size:
                     raise KgenError(f"input {info.name} needs {info.size} values, got {data.size}")
-                self.dev.queue.write_buffer(buf, 0, data.tobytes())
-            self.buffers[info.name] = buf
+                writes[info.name] = data
+        self.program = program
+        self.setup({b.name: b.size for b in program.buffers}, program.kernels, writes)
+
+    def setup(self, sizes: dict[str, int], kernels, writes: dict[str, np.ndarray]) -> None:
+        """Buffers of ``sizes`` elements, ``writes`` written into them, and a pipeline per kernel."""
+        import wgpu
+
+        self.dev = device()
+        usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
+        self.buffers = {n: self.dev.create_buffer(size=max(4 * size, 16), usage=usage) for n, size in sizes.items()}
+        for name, data in writes.items():
+            self.dev.queue.write_buffer(self.buffers[name], 0, np.ascontiguousarray(data, np.float32).tobytes())
         self.steps = []
-        for kernel in program.kernels:
+        for kernel in kernels:
             module = self.dev.create_shader_module(code=kernel.source)
             stage = {"module": module, "entry_point": "main"}
             pipeline = self.dev.create_compute_pipeline(layout="auto", compute=stage)
@@ -76,9 +82,11 @@ class Prepared:
     def output(self, count: int | None = None) -> np.ndarray:
         """The output's first ``count`` values (all by default); reading waits for the submitted work."""
         out = self.program.output
-        n = out.size if count is None else min(count, out.size)
-        data = self.dev.queue.read_buffer(self.buffers[out.name], 0, max(4 * n, 4))
-        return np.frombuffer(data, dtype=np.float32)[:n].copy()
+        return self.read(out.name, out.size if count is None else min(count, out.size))
+
+    def read(self, name: str, count: int) -> np.ndarray:
+        data = self.dev.queue.read_buffer(self.buffers[name], 0, max(4 * count, 4))
+        return np.frombuffer(data, dtype=np.float32)[:count].copy()
 
 
 def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:

@@ -90,9 +90,9 @@ class _KernelPrinter(CStylePrinter):
         )
 
 
-def render(program: ir.Program) -> CompiledProgram:
-    """JavaScript text and the memory plan for every kernel of ``program``."""
-    offsets, end = plan_memory(program)
+def render(program: ir.Program, placement: tuple[dict[str, int], int] | None = None) -> CompiledProgram:
+    """JavaScript text and the memory plan for every kernel of ``program`` (``placement``: as for WebAssembly)."""
+    offsets, end = placement or plan_memory(program)
     buffers = placed_buffers(program, offsets)
     kernels = tuple(
         CompiledKernel(k.name, _KernelPrinter(k, offsets).render(), (1, 1, 1), (k.launch[0], 1, 1), ())

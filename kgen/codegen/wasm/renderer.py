@@ -408,10 +408,13 @@ def assemble(text: str, name: str) -> bytes:
         raise KgenError(f"WebAssembly renderer: kernel {name}: wat2wasm rejected the text: {err}") from err
 
 
-def render(program: ir.Program, threads: int = 1) -> CompiledProgram:
+def render(
+    program: ir.Program, threads: int = 1, placement: tuple[dict[str, int], int] | None = None
+) -> CompiledProgram:
     """WAT text, its assembled binary and the memory plan for every kernel of ``program``; with ``threads`` > 1
-    the memory is shared (and of fixed size, as shared memories must declare a maximum)."""
-    offsets, end = plan_memory(program)
+    the memory is shared (and of fixed size, as shared memories must declare a maximum). ``placement`` (byte
+    offset of every buffer, memory size) places the buffers in a memory planned elsewhere, a model's."""
+    offsets, end = placement or plan_memory(program)
     pages = max(1, -(-end // PAGE))
     memory = f"{pages} {pages} shared" if threads > 1 else str(pages)
     buffers = placed_buffers(program, offsets)

@@ -1,0 +1,273 @@
+"""A whole model as one program per backend: every node's kernels in run order over the model's storage.
+
+The result has the shape of a ``CompiledProgram`` (``buffers``, ``kernels``, ``memory_bytes``, ``threads``,
+``prepare``), so the page's launchers, which the tuner measures with, run a model exactly as they run one
+kernel; beside it, which buffer holds each graph input, output and weight.
+
+- Flat storage (wasm, js, webgpu): a view node (reshape, flatten) launches nothing; its output is its input's
+  storage. A node's prepared copies (packed weights, padded images) persist; its other temporaries live for the
+  node alone.
+- wasm and js: one memory, weights and prepared copies at the bottom, activations above them at offsets planned
+  by liveness; every node is rendered with those offsets as constants, and the memory covers every read's reach.
+- webgpu: pooled buffers by liveness; bindings name the pooled buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kgen.codegen import memory as codegen_memory
+from kgen.codegen.program import Binding, CompiledKernel
+from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, program_for
+from kgen.errors import KgenError
+from kgen.graph import memory
+from kgen.graph.ir import Graph
+from kgen.records.store import RecordStore
+from kgen.scheduling.space import DEFAULT_LIMITS, Limits
+
+PERSISTENT_PREFIXES = ("pack", "pad")  # a template's prepared copies: written once, read on every run
+FLAT = ("wasm", "js", "webgpu")
+
+
+@dataclass
+class Assembly:
+    backend: str
+    program: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    weights: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    memory: dict[str, int]
+    reused: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "program": self.program,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "weights": self.weights,
+            "nodes": self.nodes,
+            "memory": self.memory,
+        }
+
+
+@dataclass(frozen=True)
+class Options:
+    records: RecordStore | None = None
+    devices: Mapping[str, str] = field(default_factory=dict)  # backend -> device class of the records
+    threads: int = 1  # wasm
+
+
+def _device(options: Options, backend: str) -> str | None:
+    """The device class whose records serve ``backend``: the one given, else the one with most records."""
+    if backend in options.devices:
+        return options.devices[backend]
+    if options.records is None:
+        return None
+    counts: dict[str, int] = {}
+    for r in options.records.best():
+        if r.backend == backend:
+            counts[r.device_class] = counts.get(r.device_class, 0) + 1
+    return max(counts, key=lambda d: (counts[d], d)) if counts else None
+
+
+def _limits(backend: str, options: Options) -> Limits:
+    return {**DEFAULT_LIMITS, "max_threads": options.threads} if backend == "wasm" else DEFAULT_LIMITS
+
+
+def _fixed(backend: str, options: Options) -> dict[str, Any]:
+    return {"threads": options.threads} if backend == "wasm" else {}
+
+
+def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) -> list[NodeProgram]:
+    """Every kernel node of ``graph`` lowered for ``backend`` (view nodes are left out on flat storage)."""
+    device = _device(options, backend)
+    fixed = _fixed(backend, options)
+    limits = _limits(backend, options)
+    out = []
+    for index, node in enumerate(graph.nodes):
+        if backend in FLAT and node.is_view:
+            continue
+        choice: Choice = choose(graph, node, backend, options.records, device, fixed)
+        out.append(program_for(graph, node, index, backend, choice, limits, cache, fixed))
+    return out
+
+
+def storage_roots(graph: Graph, backend: str) -> dict[str, str]:
+    """The tensor whose storage each tensor uses: itself, or for a view's output on flat storage, the root of
+    the view's input."""
+    roots: dict[str, str] = {}
+    for v in graph.activations():
+        roots[v.name] = v.name
+    for name in graph.constants:
+        roots[name] = name
+    if backend in FLAT:
+        for node in graph.nodes:
+            if node.is_view:
+                roots[node.output] = roots[node.inputs[0]]
+    return roots
+
+
+def _buffer_names(np_: NodeProgram, roots: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """Program buffer name -> model storage name."""
+    p = np_.program
+    names = {b.name: roots[t] for b, t in zip(p.inputs, np_.tensors, strict=True)}
+    names[p.output.name] = roots[np_.node.output]
+    for b in p.temps:
+        names[b.name] = f"{prefix}.{b.name}"
+    return names
+
+
+def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | None = None) -> Assembly:
+    cache = cache or NodeCache()
+    hits = cache.hits
+    if backend not in FLAT:
+        raise KgenError(f"backend {backend}: model conversion is not available yet (available: {', '.join(FLAT)})")
+    lowered = lower_nodes(graph, backend, options, cache)
+    roots = storage_roots(graph, backend)
+    sizes: dict[str, int] = {}  # storage -> elements
+    persistent: set[str] = set()
+    steps: list[tuple[list[str], list[str]]] = []
+    mapping: list[dict[str, str]] = []
+    for k, np_ in enumerate(lowered):
+        names = _buffer_names(np_, roots, f"n{k}")
+        mapping.append(names)
+        p = np_.program
+        for b in (*p.inputs, *p.temps, p.output):
+            sizes[names[b.name]] = max(sizes.get(names[b.name], 0), b.size)
+        persistent |= {names[b.name] for b in p.temps if b.name.startswith(PERSISTENT_PREFIXES)}
+        persistent |= {names[b.name] for b, t in zip(p.inputs, np_.tensors, strict=True) if t in graph.constants}
+        reads = [names[b.name] for b in p.inputs]
+        writes = [names[b.name] for b in (*p.temps, p.output)]
+        steps.append((reads, writes))
+    for name in [*(v.name for v in graph.inputs), *graph.outputs]:
+        sizes.setdefault(roots[name], math.prod(graph.shape(name)))
+    outputs = {roots[o] for o in graph.outputs}
+    tenants = memory.lifetimes(steps, {n: 4 * s for n, s in sizes.items()}, keep=outputs, always=persistent)
+    kernels_prepare: list[CompiledKernel] = []
+    kernels_run: list[CompiledKernel] = []
+    if backend == "webgpu":
+        slot_of, slot_bytes = memory.plan_pool(tenants)
+        slot_elems = [-(-b // 16) * 4 for b in slot_bytes]
+        buffer_of = {n: f"b{slot_of[n]}" for n in sizes}
+        buffers = [{"name": f"b{s}", "dtype": "float32", "size": e, "role": "temp"} for s, e in enumerate(slot_elems)]
+        from kgen.codegen.wgsl.renderer import render
+
+        for np_, names in zip(lowered, mapping, strict=True):
+            compiled = render(np_.program)
+            for j, kernel in enumerate(compiled.kernels):
+                bindings = tuple(replace(b, buffer=buffer_of[names[b.buffer]]) for b in kernel.bindings)
+                target = kernels_prepare if j < len(np_.program.prepare) else kernels_run
+                target.append(replace(kernel, bindings=bindings))
+        planned = sum(4 * e for e in slot_elems)
+        program: dict[str, Any] = {"backend": backend, "buffers": buffers}
+    else:
+        offsets, spans = _place_flat(tenants, persistent, lowered, mapping, sizes)
+        placed, end = codegen_memory.fit(offsets, spans)
+        pages = max(1, -(-end // codegen_memory.PAGE))
+        memory_bytes = pages * codegen_memory.PAGE if backend == "wasm" else end
+        buffer_of = {n: n for n in sizes}
+        buffers = [
+            {"name": n, "dtype": "float32", "size": sizes[n], "role": "temp", "offset": placed[n]}
+            for n in sorted(sizes)
+        ]
+        for np_, names in zip(lowered, mapping, strict=True):
+            placement = ({b: placed[m] for b, m in names.items()}, memory_bytes)
+            if backend == "wasm":
+                from kgen.codegen.wasm.renderer import render as render_wasm
+
+                compiled = render_wasm(np_.program, threads=options.threads, placement=placement)
+            else:
+                from kgen.codegen.js.renderer import render as render_js
+
+                compiled = render_js(np_.program, placement=placement)
+            n_prepare = len(np_.program.prepare)
+            kernels_prepare += compiled.kernels[:n_prepare]
+            kernels_run += compiled.kernels[n_prepare:]
+        planned = memory_bytes
+        program = {"backend": backend, "buffers": buffers, "memory_bytes": memory_bytes}
+        if backend == "wasm":
+            program["threads"] = options.threads
+    kernels = [*kernels_prepare, *kernels_run]
+    program["kernels"] = [_kernel_json(k) for k in kernels]
+    program["prepare"] = len(kernels_prepare)
+    weights_bytes = sum(4 * sizes[n] for n in persistent)
+    report = {
+        "planned_bytes": planned,
+        "weights_bytes": weights_bytes,
+        "activation_peak_bytes": planned - weights_bytes,
+        "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
+    }
+    return Assembly(
+        backend,
+        program,
+        inputs=[_io(graph, v.name, buffer_of[roots[v.name]]) for v in graph.inputs],
+        outputs=[_io(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
+        weights=[
+            {"tensor": name, "buffer": buffer_of[roots[name]]}
+            for name in sorted({t for np_ in lowered for t in np_.tensors if t in graph.constants})
+        ],
+        nodes=[_node_json(np_) for np_ in lowered],
+        memory=report,
+        reused=cache.hits - hits,
+    )
+
+
+def _place_flat(tenants, persistent, lowered, mapping, sizes):
+    """Offsets in one memory: persistent storage (weights, prepared copies) in a row at the bottom, activations
+    above it, planned by liveness; and each storage's reach (elements) over every kernel that touches it."""
+    offsets: dict[str, int] = {}
+    cursor = 0
+    for n in sorted(persistent):
+        offsets[n] = cursor
+        cursor = -(-(cursor + 4 * sizes[n]) // memory.ALIGN) * memory.ALIGN
+    active, _ = memory.plan_offsets([t for t in tenants if t.name not in persistent])
+    offsets.update({n: cursor + o for n, o in active.items()})
+    spans = {n: (0, sizes[n] - 1) for n in sizes}
+    for np_, names in zip(lowered, mapping, strict=True):
+        for b, (lo, hi) in codegen_memory.reaches(np_.program).items():
+            m = names[b]
+            spans[m] = (min(spans[m][0], lo), max(spans[m][1], hi))
+    return offsets, spans
+
+
+def _io(graph: Graph, name: str, buffer: str) -> dict[str, Any]:
+    v = graph.values[name]
+    return {"name": name, "shape": list(v.shape), "dtype": v.dtype, "buffer": buffer}
+
+
+def _kernel_json(k: CompiledKernel) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": k.name,
+        "source": k.source,
+        "workgroup": list(k.workgroup),
+        "grid": list(k.grid),
+        "bindings": [_binding_json(b) for b in k.bindings],
+    }
+    if k.binary is not None:
+        out["binary"] = k.binary
+    return out
+
+
+def _binding_json(b: Binding) -> dict[str, Any]:
+    return {"binding": b.binding, "buffer": b.buffer, "view": b.view, "access": b.access}
+
+
+def _node_json(np_: NodeProgram) -> dict[str, Any]:
+    n = np_.node
+    c = np_.choice
+    return {
+        "name": n.name,
+        "op": n.op,
+        "epilogue": [e.op for e in n.epilogue],
+        "kernels": len(np_.program.launches),
+        "how": c.how,
+        "record": c.record.key if c.record else None,
+        "gflops": round(c.record.gflops, 3) if c.record else None,
+        "note": c.note,
+        "config": np_.config,
+    }

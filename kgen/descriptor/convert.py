@@ -1,0 +1,189 @@
+"""``kgen convert``: an ONNX model becomes a folder a page loads.
+
+DIR/model.json          the descriptor (schema ``SCHEMA_VERSION``, see ``kgen/descriptor/schema.py``): inputs,
+                        outputs, weight shards and their tensors, and one program file per backend
+DIR/<backend>.json      that backend's program: buffers (the memory plan), kernels in run order, which buffer
+                        holds each input, output and weight, and how each node's kernel was chosen
+DIR/weights/NNN.bin     the weights, in shards of at most 4 MiB
+
+The folder is written under a temporary name beside DIR and renamed at the end: a failed conversion leaves
+nothing. A backend that fails is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgen.descriptor import weights as wt
+from kgen.descriptor.assemble import Options, assemble
+from kgen.descriptor.nodes import NodeCache
+from kgen.descriptor.schema import FORMAT, SCHEMA_VERSION
+from kgen.errors import KgenError
+from kgen.graph import onnx as onnx_frontend
+from kgen.graph.execute import evaluate
+from kgen.graph.ir import Graph
+from kgen.graph.passes import optimize
+
+Progress = Callable[[str], None]
+
+
+def agreement(graph: Graph, encoding: str, encoded: wt.Encoded, seed: int = 0) -> dict[str, float]:
+    """How the model's outputs with the decoded weights agree with fp32 on one seeded input (numpy references):
+    cosine, the largest difference, and whether the top-1 index is the same."""
+    rng = np.random.default_rng(seed)
+    feeds = {v.name: rng.standard_normal(v.shape).astype(np.float32) for v in graph.inputs}
+    want = evaluate(graph, feeds)
+    decoded = wt.decode(encoded.entries, encoded.shards, encoding)
+    got = evaluate(_with_constants(graph, decoded), feeds)
+    a = np.concatenate([want[o].ravel() for o in graph.outputs]).astype(np.float64)
+    b = np.concatenate([got[o].ravel() for o in graph.outputs]).astype(np.float64)
+    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))
+    return {"cosine": cosine, "max_abs_diff": float(np.abs(a - b).max()), "top1_same": bool(a.argmax() == b.argmax())}
+
+
+def _with_constants(graph: Graph, constants: Mapping[str, np.ndarray]) -> Graph:
+    import dataclasses
+
+    return dataclasses.replace(graph, constants={k: np.asarray(v, np.float32) for k, v in constants.items()})
+
+
+def convert(
+    model: Path | str,
+    out: Path | str,
+    backends: Sequence[str],
+    encoding: str = "fp32",
+    options: Options | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Convert and write; the summary (also written into model.json). Raises ``KgenError`` when nothing can be
+    written (bad model, existing folder, every backend failed)."""
+    say = progress or (lambda _: None)
+    out = Path(out)
+    if encoding not in wt.ENCODINGS:
+        raise KgenError(f"unknown --encoding '{encoding}' (encodings: {', '.join(wt.ENCODINGS)})")
+    if out.exists() and not force:
+        raise KgenError(f"{out}: already exists (give --force to replace it)")
+    options = options or Options()
+    started = time.perf_counter()
+    graph = onnx_frontend.load(model, input_shapes)
+    say(f"read {model}: opset {graph.opset}, {len(graph.nodes)} nodes")
+    optimized = optimize(graph)
+    say(f"passes: {len(graph.nodes)} -> {len(optimized.nodes)} nodes ({_ops_line(optimized)})")
+    encoded = wt.encode(optimized.constants, encoding)
+    fp32_bytes = sum(4 * int(np.prod(a.shape)) for a in optimized.constants.values())
+    mb = encoded.nbytes / 1e6
+    say(f"weights: {len(optimized.constants)} tensors, {mb:.1f} MB {encoding} in {len(encoded.shards)} shards")
+    cache = NodeCache()
+    assemblies, failures = {}, {}
+    for backend in backends:
+        t0 = time.perf_counter()
+        try:
+            assemblies[backend] = assemble(optimized, backend, options, cache)
+        except KgenError as err:
+            failures[backend] = str(err)
+            say(f"{backend}: FAILED: {err}")
+            continue
+        a = assemblies[backend]
+        say(
+            f"{backend}: {len(a.program['kernels'])} kernels, planned memory {a.memory['planned_bytes'] / 1e6:.1f} MB "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
+    if not assemblies:
+        raise KgenError("no backend converted: " + "; ".join(f"{b}: {e}" for b, e in failures.items()))
+    summary: dict[str, Any] = {
+        "model": str(model),
+        "nodes_before": len(graph.nodes),
+        "nodes_after": len(optimized.nodes),
+        "ops_before": graph.summary(),
+        "ops_after": optimized.summary(),
+        "encoding": encoding,
+        "weight_bytes": encoded.nbytes,
+        "weight_bytes_fp32": fp32_bytes,
+        "weight_ratio": encoded.nbytes / fp32_bytes if fp32_bytes else 1.0,
+        "backends": {
+            b: {
+                "kernels": len(a.program["kernels"]),
+                "chosen": _chosen(a.nodes),
+                "memory": a.memory,
+                "reused_programs": a.reused,
+            }
+            for b, a in assemblies.items()
+        },
+        "failed": failures,
+    }
+    if encoding != "fp32":
+        summary["agreement"] = agreement(optimized, encoding, encoded)
+        say(f"{encoding} against fp32: cosine {summary['agreement']['cosine']:.5f}")
+    descriptor = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "name": optimized.name,
+        "inputs": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype} for v in optimized.inputs],
+        "outputs": [
+            {"name": o, "shape": list(optimized.shape(o)), "dtype": optimized.values[o].dtype}
+            for o in optimized.outputs
+        ],
+        "weights": {
+            "encoding": encoding,
+            "block": wt.BLOCK,
+            "total_bytes": encoded.nbytes,
+            "shards": [],
+            "tensors": encoded.entries,
+        },
+        "backends": {},
+        "summary": summary,
+    }
+    _write(out, force, descriptor, encoded, assemblies)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    say(f"wrote {out} in {summary['seconds']:.1f} s")
+    return summary
+
+
+def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encoded, assemblies) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        (tmp / "weights").mkdir()
+        for k, shard in enumerate(encoded.shards):
+            name = f"weights/{k:03d}.bin"
+            (tmp / name).write_bytes(shard)
+            descriptor["weights"]["shards"].append({"file": name, "bytes": len(shard), "sha256": wt.digest(shard)})
+        for backend, a in assemblies.items():
+            text = json.dumps({"schema_version": SCHEMA_VERSION, **a.to_json()}, separators=(",", ":"))
+            name = f"{backend}.json"
+            (tmp / name).write_text(text)
+            descriptor["backends"][backend] = {
+                "file": name,
+                "bytes": len(text.encode()),
+                "sha256": wt.digest(text.encode()),
+            }
+        (tmp / "model.json").write_text(json.dumps(descriptor, indent=1))
+        if out.exists():
+            if not force:
+                raise KgenError(f"{out}: already exists (give --force to replace it)")
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _chosen(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n["how"]] = counts.get(n["how"], 0) + 1
+    return counts
+
+
+def _ops_line(graph: Graph) -> str:
+    return ", ".join(f"{n} {op}" for op, n in graph.summary().items())

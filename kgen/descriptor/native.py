@@ -1,0 +1,58 @@
+"""Run a converted model folder outside the browser: wasm through wasmtime, WGSL through wgpu-py. The same
+kernels and memory plan the page's runtime launches; for fast tests and ``kgen run --native``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from kgen.codegen.program import Binding, CompiledKernel
+from kgen.descriptor.schema import read_backend, read_model, read_weights
+from kgen.errors import KgenError
+
+NATIVE = ("wasm", "webgpu")
+
+
+def _kernel(k: dict) -> CompiledKernel:
+    bindings = tuple(Binding(**b) for b in k["bindings"])
+    return CompiledKernel(k["name"], k["source"], tuple(k["workgroup"]), tuple(k["grid"]), bindings, k.get("binary"))
+
+
+def run(folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's outputs by name, for ``feeds`` by input name."""
+    if backend not in NATIVE:
+        raise KgenError(f"backend {backend} has no native runner (native: {', '.join(NATIVE)})")
+    model = read_model(folder)
+    weights = read_weights(folder, model)
+    prog = read_backend(folder, model, backend)
+    writes: dict[str, np.ndarray] = {w["buffer"]: weights[w["tensor"]] for w in prog["weights"]}
+    for i in prog["inputs"]:
+        if i["name"] not in feeds:
+            raise KgenError(f"input '{i['name']}' is not given")
+        data = np.asarray(feeds[i["name"]], np.float32)
+        if data.size != np.prod(i["shape"]):
+            raise KgenError(f"input '{i['name']}' needs shape {i['shape']}, got {list(data.shape)}")
+        writes[i["buffer"]] = data
+    kernels = [_kernel(k) for k in prog["program"]["kernels"]]
+    buffers = {b["name"]: b for b in prog["program"]["buffers"]}
+    if backend == "wasm":
+        from kgen.native import wasm_runner
+
+        p = prog["program"]
+        results = wasm_runner.execute(
+            p["memory_bytes"],
+            p.get("threads", 1),
+            [(k.source, k.binary, k.grid[0]) for k in kernels],
+            [(buffers[name]["offset"], data) for name, data in writes.items()],
+            [(buffers[o["buffer"]]["offset"], int(np.prod(o["shape"]))) for o in prog["outputs"]],
+        )
+    else:
+        from kgen.native import wgpu_runner
+
+        prepared = wgpu_runner.Prepared.__new__(wgpu_runner.Prepared)
+        prepared.setup({n: b["size"] for n, b in buffers.items()}, kernels, writes)
+        prepared.dispatch()
+        results = [prepared.read(o["buffer"], int(np.prod(o["shape"]))) for o in prog["outputs"]]
+    return {o["name"]: r.reshape(o["shape"]) for o, r in zip(prog["outputs"], results, strict=True)}

@@ -1,0 +1,153 @@
+"""One graph node as one program: its TE (the op, then its epilogue), the config chosen for it from the tuning
+records (the exact workload, else the nearest tuned shape, else the template default) and its lowered IR.
+
+Generating is deterministic, so equal (node TE, config) pairs are lowered once per conversion (``NodeCache``):
+ResNet-50's repeated blocks cost one lowering each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kgen.errors import KgenError
+from kgen.graph.ir import Graph, Node
+from kgen.ops import get_op
+from kgen.records.store import Record, RecordStore
+from kgen.scheduling import ir
+from kgen.scheduling.lower import lower
+from kgen.scheduling.space import Limits
+from kgen.scheduling.templates import template_for
+from kgen.te.tensor import Tensor, placeholder
+
+
+@dataclass(frozen=True)
+class Choice:
+    config: dict[str, Any]
+    how: str  # "exact" | "nearest" | "default"
+    record: Record | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.record is None:
+            return "template default" + (f" ({self.note})" if self.note else "")
+        if self.how == "exact":
+            return f"tuned record, {self.record.gflops:.2f} GFLOP/s"
+        return f"nearest record {self.record.key}, {self.record.gflops:.2f} GFLOP/s there"
+
+
+@dataclass(frozen=True)
+class NodeProgram:
+    node: Node
+    tensors: tuple[str, ...]  # the graph tensor of each program input in0, in1, ...
+    program: ir.Program
+    config: dict[str, Any]
+    choice: Choice
+
+
+def node_te(graph: Graph, node: Node) -> tuple[list[Tensor], Tensor, tuple[str, ...]]:
+    """Placeholders (one per distinct tensor the node reads), the node's output, and the tensors' names."""
+    names = tuple(dict.fromkeys(node.all_inputs))
+    opdef = get_op(node.op)
+    weights = {
+        name
+        for k, name in enumerate(node.inputs)
+        if k < len(opdef.inputs) and opdef.inputs[k].weight and name in graph.constants
+    }
+    ph = {n: placeholder(graph.shape(n), name=f"in{k}", constant=n in weights) for k, n in enumerate(names)}
+    out = opdef.builder([ph[i] for i in node.inputs], node.attrs)
+    for e in node.epilogue:
+        args = [ph[i] for i in e.inputs]
+        args.insert(e.position, out)
+        step = get_op(e.op)
+        out = step.builder(args, step.normalize_attrs(e.attrs))
+    return [ph[n] for n in names], out, names
+
+
+def kernel_name(index: int, node: Node) -> str:
+    return f"n{index}_{re.sub(r'[^A-Za-z0-9_]', '_', node.op)}"
+
+
+class NodeCache:
+    """Lowered programs by (node signature, config, backend): a repeated layer is generated once."""
+
+    def __init__(self) -> None:
+        self.programs: dict[str, tuple[ir.Program, dict[str, Any]]] = {}
+        self.hits = 0
+
+    def lower(self, graph: Graph, node: Node, backend: str, config: Mapping[str, Any], name: str, limits: Limits):
+        signature = json.dumps(
+            {
+                "op": node.op,
+                "attrs": _plain(node.attrs),
+                "shapes": [graph.shape(i) for i in node.all_inputs],
+                "const": [i in graph.constants for i in node.all_inputs],
+                "same": [node.all_inputs.index(i) for i in node.all_inputs],
+                "epilogue": [(e.op, _plain(e.attrs), e.position, len(e.inputs)) for e in node.epilogue],
+                "config": dict(config),
+                "backend": backend,
+                "name": name,
+                "limits": dict(limits),
+            },
+            sort_keys=True,
+            default=str,
+        )
+        key = hashlib.sha256(signature.encode()).hexdigest()
+        if key in self.programs:
+            self.hits += 1
+            return self.programs[key]
+        inputs, out, _ = node_te(graph, node)
+        result = lower(inputs, out, template_for(backend), config, name, limits)
+        self.programs[key] = result
+        return result
+
+
+def _plain(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()}
+
+
+def choose(
+    graph: Graph,
+    node: Node,
+    backend: str,
+    store: RecordStore | None,
+    device: str | None,
+    fixed: Mapping[str, Any],
+) -> Choice:
+    """The config for ``node`` from the records of its main op's workload (``fixed`` knobs override)."""
+    if store is None or device is None:
+        return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
+    lookup = store.lookup(graph.workload(node), backend, device)
+    if lookup.config is None:
+        return Choice(dict(fixed), "default")
+    return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
+
+
+def program_for(
+    graph: Graph,
+    node: Node,
+    index: int,
+    backend: str,
+    choice: Choice,
+    limits: Limits,
+    cache: NodeCache,
+    fixed: Mapping[str, Any],
+) -> NodeProgram:
+    """The node lowered under ``choice``; a record's config that is not valid for this node (its epilogue,
+    this device's limits) falls back to the template default, and the choice says so."""
+    name = kernel_name(index, node)
+    try:
+        program, config = cache.lower(graph, node, backend, choice.config, name, limits)
+    except KgenError as err:
+        if choice.record is None:
+            raise KgenError(f"{node.describe()}: {err}") from None
+        choice = Choice(dict(fixed), "default", note=f"the record's config is not valid here: {err}")
+        try:
+            program, config = cache.lower(graph, node, backend, choice.config, name, limits)
+        except KgenError as err2:
+            raise KgenError(f"{node.describe()}: {err2}") from None
+    return NodeProgram(node, tuple(dict.fromkeys(node.all_inputs)), program, config, choice)

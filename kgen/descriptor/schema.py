@@ -1,0 +1,115 @@
+"""The descriptor's schema, and a reader that checks a folder against it before anything runs.
+
+model.json (``schema_version`` 1):
+
+| field | meaning |
+| --- | --- |
+| ``format`` | ``"kgen-model"`` |
+| ``schema_version`` | 1; a reader refuses any other |
+| ``inputs``, ``outputs`` | ``[{name, shape, dtype}]``: what the page sets and reads, row-major float32 |
+| ``weights.encoding`` | ``fp32``, ``fp16`` or ``eightbit`` (``weights.py``); ``block``: eightbit's block |
+| ``weights.shards`` | ``[{file, bytes, sha256}]``: joined in order, they are one stream of ``total_bytes`` |
+| ``weights.tensors`` | ``[{name, shape, offset, bytes}]``: each tensor's encoded bytes in that stream |
+| ``backends`` | ``{backend: {file, bytes, sha256}}``: one program file per backend converted |
+| ``summary`` | what ``kgen convert`` reported (informational) |
+
+<backend>.json: ``program`` (``buffers`` ``[{name, dtype, size, role, offset?}]``, ``kernels`` ``[{name, source,
+workgroup, grid, bindings, binary?}]``, ``prepare`` (kernels run once, after the weights are written),
+``memory_bytes`` and ``threads`` on wasm/js), ``inputs``/``outputs`` ``[{name, shape, dtype, buffer}]``,
+``weights`` ``[{tensor, buffer}]``, ``nodes`` (how each kernel was chosen) and ``memory`` (the plan's sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgen.descriptor import weights as wt
+from kgen.errors import KgenError
+
+FORMAT = "kgen-model"
+SCHEMA_VERSION = 1
+
+
+class DescriptorError(KgenError):
+    pass
+
+
+def _fail(where: str, what: str) -> DescriptorError:
+    return DescriptorError(f"{where}: {what}")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise _fail(str(path), "missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _fail(str(path), f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise _fail(str(path), "not a JSON object")
+    return data
+
+
+def read_model(folder: Path | str) -> dict[str, Any]:
+    folder = Path(folder)
+    where = str(folder / "model.json")
+    model = read_json(folder / "model.json")
+    if model.get("format") != FORMAT:
+        raise _fail(where, f"format is {model.get('format')!r}, not {FORMAT!r}")
+    if model.get("schema_version") != SCHEMA_VERSION:
+        raise _fail(
+            where, f"schema_version {model.get('schema_version')!r} is not supported (supported: {SCHEMA_VERSION})"
+        )
+    return model
+
+
+def read_weights(folder: Path | str, model: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every weight tensor decoded, after checking each shard's size and digest and that the tensors lie in the
+    stream."""
+    folder = Path(folder)
+    w = model["weights"]
+    encoding = w.get("encoding")
+    if encoding not in wt.ENCODINGS:
+        raise _fail("model.json", f"weights.encoding {encoding!r} is unknown")
+    shards = []
+    for s in w["shards"]:
+        path = folder / s["file"]
+        if not path.resolve().is_relative_to(folder.resolve()):
+            raise _fail(s["file"], "outside the model folder")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise _fail(str(path), "weight shard missing") from None
+        if len(data) != s["bytes"] or wt.digest(data) != s["sha256"]:
+            raise _fail(str(path), f"weight shard corrupted ({len(data)} bytes, expected {s['bytes']} with its digest)")
+        shards.append(data)
+    total = sum(len(s) for s in shards)
+    if total != w["total_bytes"]:
+        raise _fail("model.json", f"weights.total_bytes {w['total_bytes']} but the shards hold {total}")
+    for t in w["tensors"]:
+        size = math.prod(t["shape"])
+        if t["bytes"] != wt.encoded_bytes(size, encoding) or t["offset"] < 0 or t["offset"] + t["bytes"] > total:
+            raise _fail("model.json", f"weight {t['name']}: offset {t['offset']} + {t['bytes']} bytes do not fit")
+    return wt.decode(w["tensors"], shards, encoding)
+
+
+def read_backend(folder: Path | str, model: dict[str, Any], backend: str) -> dict[str, Any]:
+    folder = Path(folder)
+    entry = model["backends"].get(backend)
+    if entry is None:
+        raise _fail("model.json", f"no {backend} program (converted: {', '.join(model['backends']) or 'none'})")
+    path = folder / entry["file"]
+    raw = path.read_bytes() if path.exists() else b""
+    if not raw:
+        raise _fail(str(path), "missing")
+    if len(raw) != entry["bytes"] or wt.digest(raw) != entry["sha256"]:
+        raise _fail(str(path), "corrupted (size or digest differs from model.json)")
+    program = read_json(path)
+    if program.get("schema_version") != SCHEMA_VERSION:
+        raise _fail(str(path), f"schema_version {program.get('schema_version')!r} is not supported")
+    return program

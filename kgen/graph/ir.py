@@ -1,0 +1,122 @@
+"""The model IR: a graph of kgen ops over named tensors, constants carrying their data.
+
+A node is one kgen op (``kgen.ops``) with normalized attributes; after epilogue fusion it may also carry an
+epilogue, a chain of elementwise ops applied to its result inside the same kernel. A view (reshape) node whose
+output can share its input's storage is marked ``alias``: it launches nothing on backends with flat buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kgen.errors import KgenError
+from kgen.ops import Workload
+
+
+class GraphError(KgenError):
+    """A model the converter cannot take: the message names the node, its op type and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Value:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """One elementwise op applied to the running result: ``position`` is where that result goes among the op's
+    inputs, ``inputs`` are the other operands (graph tensors) in order."""
+
+    op: str
+    attrs: dict[str, Any]
+    inputs: tuple[str, ...]
+    position: int = 0
+    source: str = ""  # the ONNX node it came from
+
+
+@dataclass
+class Node:
+    name: str  # the ONNX node's name (or a generated one)
+    op: str  # a kgen op
+    inputs: list[str]
+    output: str
+    attrs: dict[str, Any]
+    onnx_op: str = ""
+    epilogue: list[Epilogue] = field(default_factory=list)
+
+    @property
+    def all_inputs(self) -> list[str]:
+        """Every tensor the node's kernel reads: the op's inputs, then each epilogue's operands."""
+        return [*self.inputs, *(i for e in self.epilogue for i in e.inputs)]
+
+    @property
+    def is_view(self) -> bool:
+        return self.op in VIEW_OPS and not self.epilogue
+
+    def describe(self) -> str:
+        return f"node '{self.name}' ({self.onnx_op or self.op})"
+
+
+#: ops that only reinterpret a row-major tensor's shape
+VIEW_OPS = ("reshape", "flatten")
+
+
+@dataclass
+class Graph:
+    inputs: list[Value]
+    outputs: list[str]
+    values: dict[str, Value]
+    constants: dict[str, np.ndarray]
+    nodes: list[Node]
+    name: str = "model"
+    opset: int = 0
+
+    def producer(self) -> dict[str, Node]:
+        return {n.output: n for n in self.nodes}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        users: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for i in dict.fromkeys(n.all_inputs):
+                users.setdefault(i, []).append(n)
+        return users
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name in self.constants:
+            return tuple(self.constants[name].shape)
+        return self.values[name].shape
+
+    def workload(self, node: Node) -> Workload:
+        """The node's main op as a workload: the key its tuning records are found by."""
+        return Workload.create(node.op, [self.shape(i) for i in node.inputs], node.attrs)
+
+    def activations(self) -> Iterator[Value]:
+        """Every non-constant tensor: the graph's inputs and every node's output."""
+        yield from self.inputs
+        for n in self.nodes:
+            yield self.values[n.output]
+
+    def check(self) -> None:
+        """Every tensor a node reads is defined before it; every output is defined."""
+        defined = {v.name for v in self.inputs} | set(self.constants)
+        for n in self.nodes:
+            for i in n.all_inputs:
+                if i not in defined:
+                    raise GraphError(f"{n.describe()}: input '{i}' is not defined before the node")
+            defined.add(n.output)
+        for o in self.outputs:
+            if o not in defined:
+                raise GraphError(f"graph output '{o}' is not produced by any node")
+
+    def summary(self) -> dict[str, int]:
+        ops: dict[str, int] = {}
+        for n in self.nodes:
+            key = n.op + "".join(f"+{e.op}" for e in n.epilogue)
+            ops[key] = ops.get(key, 0) + 1
+        return dict(sorted(ops.items()))

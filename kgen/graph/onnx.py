@@ -1,0 +1,662 @@
+"""The ONNX frontend: an ``onnx.ModelProto`` (opsets 7 to 21) becomes a ``Graph`` of kgen ops.
+
+Shapes are inferred by kgen's own ops as each node is translated (``OpDef.build`` validates and gives the output
+shape). Shape arithmetic (Shape, Gather, Cast, ConstantOfShape, Unsqueeze and Concat of shapes, ...) is evaluated
+here with numpy, since a Reshape needs its target shape at conversion. Dropout and Identity disappear. An op,
+attribute value, dtype or opset that kgen cannot run is a ``GraphError`` naming the node.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from kgen.errors import KgenError
+from kgen.graph.ir import Graph, GraphError, Node, Value
+from kgen.ops import get_op
+
+OPSETS = (7, 21)
+
+
+def load(path: Path | str, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """Read an ``.onnx`` file; a file that is missing, truncated or not ONNX is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraphError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise GraphError(f"{path}: not a valid ONNX file ({type(err).__name__}: {err})") from None
+    if model.ir_version == 0 or not model.graph.node or not model.opset_import:
+        raise GraphError(f"{path}: not an ONNX model (no IR version, opset or nodes)")
+    return from_model(model, input_shapes)
+
+
+def from_model(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise GraphError("the model imports no default ONNX opset")
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise GraphError(f"opset {opset} is not supported (supported: {OPSETS[0]} to {OPSETS[1]})")
+    return _Frontend(model.graph, opset, dict(input_shapes or {})).run()
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, onnx.TensorProto):
+            v = numpy_helper.to_array(v)
+        out[a.name] = v
+    return out
+
+
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT: "float32"}
+
+
+class _Frontend:
+    def __init__(self, graph: onnx.GraphProto, opset: int, input_shapes: dict[str, Sequence[int]]) -> None:
+        self.g = graph
+        self.opset = opset
+        self.input_shapes = input_shapes
+        self.const: dict[str, np.ndarray] = {}
+        self.values: dict[str, Value] = {}
+        self.nodes: list[Node] = []
+        self.rename: dict[str, str] = {}
+        self.counter = 0
+        self.node: onnx.NodeProto | None = None
+        self.node_name = ""
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def fail(self, what: str) -> GraphError:
+        return GraphError(f"node '{self.node_name}' ({self.node.op_type}): {what}")
+
+    def name(self, n: str) -> str:
+        while n in self.rename:
+            n = self.rename[n]
+        return n
+
+    def inputs(self) -> list[str]:
+        return [self.name(i) if i else "" for i in self.node.input]
+
+    def constant(self, k: int, what: str) -> np.ndarray | None:
+        """Input ``k`` as a constant (None where absent); a computed tensor there is unsupported."""
+        ins = self.inputs()
+        if k >= len(ins) or not ins[k]:
+            return None
+        if ins[k] not in self.const:
+            raise self.fail(f"input {k} ({what}) must be a constant (an initializer or folded), not a computed tensor")
+        return self.const[ins[k]]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name in self.const:
+            return tuple(self.const[name].shape)
+        return self.values[name].shape
+
+    def fresh(self, base: str) -> str:
+        self.counter += 1
+        return f"{base}__kgen{self.counter}"
+
+    def emit(self, op: str, inputs: list[str], attrs: dict[str, Any], output: str | None = None) -> str:
+        """Append a kgen node; its output shape comes from the op's own validation."""
+        output = output or self.fresh(self.node.output[0])
+        for i in inputs:
+            if i in self.const:
+                arr = self.const[i]
+                if arr.dtype != np.float32:
+                    if not np.issubdtype(arr.dtype, np.floating):
+                        raise self.fail(f"input '{i}' has dtype {arr.dtype}; kgen computes in float32 only")
+                    self.const[i] = arr.astype(np.float32)
+        shapes = [self.shape(i) for i in inputs]
+        opdef = get_op(op)
+        try:
+            norm = opdef.normalize_attrs(attrs)
+            _, out = opdef.build(shapes, norm)
+        except KgenError as err:
+            raise self.fail(str(err)) from None
+        name = self.node_name if not any(n.name == self.node_name for n in self.nodes) else self.fresh(self.node_name)
+        self.nodes.append(Node(name, op, list(inputs), output, norm, self.node.op_type))
+        self.values[output] = Value(output, tuple(out.shape))
+        return output
+
+    def reshape(self, x: str, shape: Sequence[int], output: str | None = None) -> str:
+        if x in self.const:
+            out = output or self.fresh(x)
+            self.const[out] = self.const[x].reshape(shape)
+            return out
+        return self.emit("reshape", [x], {"shape": tuple(int(d) for d in shape)}, output)
+
+    # -- driver ---------------------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        for init in self.g.initializer:
+            self.const[init.name] = numpy_helper.to_array(init)
+        inputs = []
+        for vi in self.g.input:
+            if vi.name in self.const:
+                continue  # old-style graphs list their initializers as inputs too
+            inputs.append(self.graph_input(vi))
+        for k, node in enumerate(self.g.node):
+            self.node = node
+            self.node_name = node.name or f"{node.op_type}_{k}"
+            if node.domain not in ("", "ai.onnx"):
+                raise self.fail(f"domain '{node.domain}' is not supported (supported: the default ONNX domain)")
+            handler = HANDLERS.get(node.op_type)
+            if handler is None:
+                raise self.fail(f"op type {node.op_type} is not supported (supported: {', '.join(sorted(HANDLERS))})")
+            handler(self, _attrs(node))
+        outputs = []
+        for vi in self.g.output:
+            name = self.name(vi.name)
+            if name not in self.values or name in {v.name for v in inputs}:
+                raise GraphError(f"graph output '{vi.name}' is not computed by any node (a constant or an input)")
+            outputs.append(name)
+        used = {i for n in self.nodes for i in n.inputs}
+        constants = {k: v.astype(np.float32) for k, v in self.const.items() if k in used}
+        graph = Graph(inputs, outputs, self.values, constants, self.nodes, self.g.name or "model", self.opset)
+        graph.check()
+        return graph
+
+    def graph_input(self, vi: onnx.ValueInfoProto) -> Value:
+        t = vi.type.tensor_type
+        dtype = _FLOAT_TYPES.get(t.elem_type)
+        if dtype is None:
+            kind = onnx.TensorProto.DataType.Name(t.elem_type)
+            raise GraphError(f"graph input '{vi.name}' has dtype {kind}; kgen takes float32 inputs only")
+        if vi.name in self.input_shapes:
+            shape = tuple(int(d) for d in self.input_shapes[vi.name])
+        else:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+            if not t.HasField("shape") or any(d is None or d <= 0 for d in dims):
+                shown = "x".join(
+                    str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim
+                )
+                raise GraphError(
+                    f"graph input '{vi.name}' has a dynamic shape [{shown}]: give it with "
+                    f"--input-shape {vi.name}=1x3x224x224 (its real sizes)"
+                )
+            shape = tuple(dims)
+        if not shape or any(d <= 0 for d in shape):
+            raise GraphError(f"graph input '{vi.name}': invalid shape {shape}")
+        value = Value(vi.name, shape, dtype)
+        self.values[vi.name] = value
+        return value
+
+    def alias(self, attrs: dict[str, Any]) -> None:
+        """Identity, Dropout (inference): the output is the input."""
+        if len(self.node.output) > 1 and self.node.output[1]:
+            raise self.fail("its mask output is used; kgen converts inference graphs only")
+        self.rename[self.node.output[0]] = self.inputs()[0]
+
+
+Handler = Callable[[_Frontend, dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*op_types: str):
+    def register(fn: Handler) -> Handler:
+        for t in op_types:
+            HANDLERS[t] = fn
+        return fn
+
+    return register
+
+
+handles("Identity", "Dropout")(_Frontend.alias)
+
+
+# -- constants and shape arithmetic (numpy, at conversion) ----------------------------------------------------
+
+
+@handles("Constant")
+def _constant(f: _Frontend, attrs: dict[str, Any]) -> None:
+    if "value" in attrs:
+        value = np.asarray(attrs["value"])
+    elif "value_float" in attrs or "value_int" in attrs:
+        value = np.asarray(attrs.get("value_float", attrs.get("value_int")))
+    elif "value_floats" in attrs or "value_ints" in attrs:
+        value = np.asarray(attrs.get("value_floats", attrs.get("value_ints")))
+    else:
+        raise f.fail(f"attributes {sorted(attrs)} are not supported (supported: value, value_float(s), value_int(s))")
+    f.const[f.node.output[0]] = value
+
+
+@handles("ConstantOfShape")
+def _constant_of_shape(f: _Frontend, attrs: dict[str, Any]) -> None:
+    shape = f.constant(0, "shape")
+    value = np.asarray(attrs.get("value", np.zeros(1, np.float32))).reshape(-1)
+    f.const[f.node.output[0]] = np.full(tuple(int(d) for d in shape), value[0], dtype=value.dtype)
+
+
+@handles("Shape")
+def _shape(f: _Frontend, attrs: dict[str, Any]) -> None:
+    shape = np.asarray(f.shape(f.inputs()[0]), dtype=np.int64)
+    f.const[f.node.output[0]] = shape[attrs.get("start", 0) : attrs.get("end", len(shape))]
+
+
+_NUMPY_DTYPES = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+@handles("Cast")
+def _cast(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    target = _NUMPY_DTYPES.get(attrs.get("to"))
+    if x in f.const:
+        if target is None:
+            raise f.fail(f"cast to {onnx.TensorProto.DataType.Name(attrs.get('to', 0))} is not supported")
+        f.const[f.node.output[0]] = f.const[x].astype(target)
+    elif target is np.float32:
+        f.rename[f.node.output[0]] = x
+    else:
+        raise f.fail("a cast of a computed tensor to another dtype than float32 is not supported")
+
+
+def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.ndarray]) -> Handler:
+    """A handler evaluated with numpy when every input is a constant (shape arithmetic)."""
+
+    def handler(f: _Frontend, attrs: dict[str, Any]) -> None:
+        ins = [i for i in f.inputs() if i]
+        if not all(i in f.const for i in ins):
+            raise f.fail("is supported on constants (shape arithmetic) only")
+        f.const[f.node.output[0]] = np.asarray(fn(f, [f.const[i] for i in ins], attrs))
+
+    return handler
+
+
+HANDLERS["Gather"] = _shape_op(lambda f, a, at: np.take(a[0], a[1], axis=at.get("axis", 0)))
+HANDLERS["Range"] = _shape_op(lambda f, a, at: np.arange(a[0], a[1], a[2]))
+
+
+def _slice(f: _Frontend, a: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray:
+    data = a[0]
+    if f.opset < 10:
+        starts, ends, axes = attrs["starts"], attrs["ends"], attrs.get("axes", range(len(attrs["starts"])))
+        steps = [1] * len(starts)
+    else:
+        starts, ends = a[1], a[2]
+        axes = a[3] if len(a) > 3 else range(len(starts))
+        steps = a[4] if len(a) > 4 else [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for s, e, ax, st in zip(starts, ends, axes, steps, strict=False):
+        index[int(ax)] = slice(int(s), int(e), int(st))
+    return data[tuple(index)]
+
+
+HANDLERS["Slice"] = _shape_op(_slice)
+
+
+# -- elementwise --------------------------------------------------------------------------------------------
+
+_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Neg": "neg"}
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+_NUMPY_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum}
+_NUMPY_BINARY["Min"] = np.minimum
+
+
+def _unary(f: _Frontend, attrs: dict[str, Any]) -> None:
+    f.emit(_UNARY[f.node.op_type], f.inputs()[:1], {}, f.node.output[0])
+
+
+for _t in _UNARY:
+    HANDLERS[_t] = _unary
+
+
+@handles("LeakyRelu")
+def _leaky_relu(f: _Frontend, attrs: dict[str, Any]) -> None:
+    f.emit("leaky_relu", f.inputs()[:1], {"alpha": attrs.get("alpha", 0.01)}, f.node.output[0])
+
+
+@handles("Clip")
+def _clip(f: _Frontend, attrs: dict[str, Any]) -> None:
+    if f.opset < 11:
+        low, high = attrs.get("min", -math.inf), attrs.get("max", math.inf)
+    else:
+        lo, hi = f.constant(1, "min"), f.constant(2, "max")
+        low = -math.inf if lo is None else float(np.asarray(lo).reshape(-1)[0])
+        high = math.inf if hi is None else float(np.asarray(hi).reshape(-1)[0])
+    f.emit("clip", f.inputs()[:1], {"min": low, "max": high}, f.node.output[0])
+
+
+def _nary(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """Add/Sub/Mul/Div, and n-ary Sum, Max and Min as a chain of binary ops."""
+    t = f.node.op_type
+    ins = [i for i in f.inputs() if i]
+    if all(i in f.const for i in ins) and all(not np.issubdtype(f.const[i].dtype, np.floating) for i in ins):
+        result = f.const[ins[0]]
+        for i in ins[1:]:
+            result = _NUMPY_BINARY["Add" if t == "Sum" else t](result, f.const[i])
+        f.const[f.node.output[0]] = result.astype(f.const[ins[0]].dtype)
+        return
+    op = {"Sum": "add", "Max": "max", "Min": "min"}.get(t) or _BINARY[t]
+    if len(ins) == 1:
+        f.rename[f.node.output[0]] = ins[0]
+        return
+    acc = ins[0]
+    for k, i in enumerate(ins[1:], start=2):
+        acc = f.emit(op, [acc, i], {}, f.node.output[0] if k == len(ins) else None)
+
+
+for _t in (*_BINARY, "Sum", "Max", "Min"):
+    HANDLERS[_t] = _nary
+
+
+@handles("Softmax")
+def _softmax(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    shape = f.shape(x)
+    axis = attrs.get("axis", 1 if f.opset < 13 else -1) % len(shape)
+    if f.opset >= 13 or axis == len(shape) - 1:
+        f.emit("softmax", [x], {"axis": axis}, f.node.output[0])
+        return
+    flat = f.emit("flatten", [x], {"axis": axis})  # opset < 13: softmax of the 2-D coercion
+    f.reshape(f.emit("softmax", [flat], {"axis": -1}), shape, f.node.output[0])
+
+
+# -- convolutions and pools ----------------------------------------------------------------------------------
+
+
+def _auto_pads(f: _Frontend, attrs: dict[str, Any], sizes: Sequence[int], kernel: Sequence[int]) -> list[int]:
+    """ONNX pads [begins..., ends...] from ``auto_pad`` (SAME_UPPER, SAME_LOWER, VALID) or ``pads``."""
+    rank = len(sizes)
+    mode = attrs.get("auto_pad", "NOTSET")
+    strides = attrs.get("strides", [1] * rank)
+    dilations = attrs.get("dilations", [1] * rank)
+    if mode in ("NOTSET", ""):
+        return list(attrs.get("pads", [0] * 2 * rank))
+    if mode == "VALID":
+        return [0] * 2 * rank
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise f.fail(f"auto_pad '{mode}' is not supported (supported: NOTSET, SAME_UPPER, SAME_LOWER, VALID)")
+    begins, ends = [], []
+    for size, k, s, d in zip(sizes, kernel, strides, dilations, strict=True):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, large = total // 2, total - total // 2
+        begins.append(small if mode == "SAME_UPPER" else large)
+        ends.append(large if mode == "SAME_UPPER" else small)
+    return begins + ends
+
+
+def _as_2d(f: _Frontend, x: str, what: str) -> tuple[str, bool]:
+    """A 1-D (N, C, L) tensor as (N, C, 1, L); 2-D ones pass; others are unsupported."""
+    rank = len(f.shape(x))
+    if rank == 4:
+        return x, False
+    if rank == 3:
+        n, c, length = f.shape(x)
+        return f.reshape(x, (n, c, 1, length)), True
+    raise f.fail(f"{what} has rank {rank}; supported: 1-D and 2-D (rank 3 and 4) inputs")
+
+
+def _lift(values: Sequence[int], fill: int, one_d: bool) -> list[int]:
+    return [fill, *values] if one_d else list(values)
+
+
+def _lift_pads(pads: Sequence[int], one_d: bool) -> list[int]:
+    return [0, pads[0], 0, pads[1]] if one_d else list(pads)
+
+
+def _finish(f: _Frontend, out: str, one_d: bool) -> None:
+    if one_d:
+        n, c, _, length = f.shape(out)
+        f.reshape(out, (n, c, length), f.node.output[0])
+
+
+@handles("Conv")
+def _conv(f: _Frontend, attrs: dict[str, Any]) -> None:
+    ins = f.inputs()
+    x, one_d = _as_2d(f, ins[0], "input")
+    w = ins[1]
+    if one_d:
+        m, c, k = f.shape(w)
+        w = f.reshape(w, (m, c, 1, k))
+    kernel = f.shape(w)[2:]
+    pads = _auto_pads(f, attrs, f.shape(x)[2:] if not one_d else f.shape(ins[0])[2:], kernel[-1:] if one_d else kernel)
+    conv_attrs = {
+        "strides": _lift(attrs.get("strides", [1, 1][: 1 if one_d else 2]), 1, one_d),
+        "dilations": _lift(attrs.get("dilations", [1, 1][: 1 if one_d else 2]), 1, one_d),
+        "pads": _lift_pads(pads, one_d),
+        "group": attrs.get("group", 1),
+    }
+    args = [x, w] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
+    out = f.emit("conv2d", args, conv_attrs, None if one_d else f.node.output[0])
+    _finish(f, out, one_d)
+
+
+@handles("ConvTranspose")
+def _conv_transpose(f: _Frontend, attrs: dict[str, Any]) -> None:
+    ins = f.inputs()
+    x = ins[0]
+    if len(f.shape(x)) != 4:
+        raise f.fail(f"input has rank {len(f.shape(x))}; supported: 2-D (rank 4) inputs")
+    kh, kw = f.shape(ins[1])[2:]
+    strides = list(attrs.get("strides", [1, 1]))
+    dilations = list(attrs.get("dilations", [1, 1]))
+    out_pad = list(attrs.get("output_padding", [0, 0]))
+    mode = attrs.get("auto_pad", "NOTSET")
+    sizes = f.shape(x)[2:]
+    target = attrs.get("output_shape")
+    if target is None and mode in ("SAME_UPPER", "SAME_LOWER"):
+        target = [s * st for s, st in zip(sizes, strides, strict=True)]
+    if target is not None:
+        target = list(target)[-2:]
+        begins, ends = [], []
+        for size, k, s, d, op, want in zip(sizes, (kh, kw), strides, dilations, out_pad, target, strict=True):
+            total = s * (size - 1) + op + (k - 1) * d + 1 - want
+            if total < 0:
+                raise f.fail(f"output_shape {target} is larger than the transposed convolution can produce")
+            upper = mode == "SAME_UPPER"
+            begins.append(total // 2 if upper else total - total // 2)
+            ends.append(total - total // 2 if upper else total // 2)
+        pads = begins + ends
+    elif mode == "VALID" or mode in ("NOTSET", ""):
+        pads = list(attrs.get("pads", [0, 0, 0, 0])) if mode != "VALID" else [0, 0, 0, 0]
+    else:
+        raise f.fail(f"auto_pad '{mode}' is not supported (supported: NOTSET, SAME_UPPER, SAME_LOWER, VALID)")
+    conv_attrs = {
+        "strides": strides,
+        "dilations": dilations,
+        "pads": pads,
+        "group": attrs.get("group", 1),
+        "output_padding": out_pad,
+    }
+    args = ins[:2] + ([ins[2]] if len(ins) > 2 and ins[2] else [])
+    f.emit("conv_transpose2d", args, conv_attrs, f.node.output[0])
+
+
+@handles("MaxPool", "AveragePool")
+def _pool(f: _Frontend, attrs: dict[str, Any]) -> None:
+    if len(f.node.output) > 1 and f.node.output[1]:
+        raise f.fail("its Indices output is used; supported: the pooled values only")
+    if attrs.get("storage_order", 0):
+        raise f.fail("storage_order 1 is not supported (supported: 0, row major)")
+    x, one_d = _as_2d(f, f.inputs()[0], "input")
+    kernel = list(attrs["kernel_shape"])
+    sizes = f.shape(f.inputs()[0])[2:]
+    pads = _auto_pads(f, attrs, sizes, kernel)
+    rank = len(kernel)
+    pool_attrs: dict[str, Any] = {
+        "kernel_shape": _lift(kernel, 1, one_d),
+        "strides": _lift(attrs.get("strides", [1] * rank), 1, one_d),
+        "dilations": _lift(attrs.get("dilations", [1] * rank), 1, one_d),
+        "pads": _lift_pads(pads, one_d),
+        "ceil_mode": attrs.get("ceil_mode", 0),
+    }
+    if f.node.op_type == "AveragePool":
+        pool_attrs["count_include_pad"] = attrs.get("count_include_pad", 0)
+    op = "max_pool2d" if f.node.op_type == "MaxPool" else "avg_pool2d"
+    out = f.emit(op, [x], pool_attrs, None if one_d else f.node.output[0])
+    _finish(f, out, one_d)
+
+
+@handles("GlobalAveragePool")
+def _global_avg_pool(f: _Frontend, attrs: dict[str, Any]) -> None:
+    f.emit("global_avg_pool", f.inputs()[:1], {}, f.node.output[0])
+
+
+@handles("GlobalMaxPool")
+def _global_max_pool(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    axes = tuple(range(2, len(f.shape(x))))
+    f.emit("reduce_max", [x], {"axes": axes, "keepdims": 1}, f.node.output[0])
+
+
+# -- matrices and normalization ------------------------------------------------------------------------------
+
+
+@handles("Gemm")
+def _gemm(f: _Frontend, attrs: dict[str, Any]) -> None:
+    ins = [i for i in f.inputs() if i]
+    gemm_attrs = {k: attrs[k] for k in ("alpha", "beta", "transA", "transB") if k in attrs}
+    f.emit("gemm", ins, gemm_attrs, f.node.output[0])
+
+
+@handles("MatMul")
+def _matmul(f: _Frontend, attrs: dict[str, Any]) -> None:
+    f.emit("matmul", f.inputs()[:2], {}, f.node.output[0])
+
+
+@handles("BatchNormalization")
+def _batch_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
+    if attrs.get("training_mode", 0) or any(o for o in f.node.output[1:]):
+        raise f.fail("training mode (running statistics as outputs) is not supported; export for inference")
+    f.emit("batch_norm", f.inputs()[:5], {"epsilon": attrs.get("epsilon", 1e-5)}, f.node.output[0])
+
+
+# -- shapes ---------------------------------------------------------------------------------------------------
+
+
+def _fold_or_emit(f: _Frontend, op: str, attrs: dict[str, Any], numpy_fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    x = f.inputs()[0]
+    if x in f.const:
+        f.const[f.node.output[0]] = numpy_fn(f.const[x])
+    else:
+        f.emit(op, [x], attrs, f.node.output[0])
+
+
+@handles("Reshape")
+def _reshape(f: _Frontend, attrs: dict[str, Any]) -> None:
+    target = attrs["shape"] if f.opset < 5 else f.constant(1, "shape")
+    target = [int(d) for d in np.asarray(target).reshape(-1)]
+    if attrs.get("allowzero", 0) and 0 in target:
+        raise f.fail("allowzero 1 with a 0 in the shape (an empty tensor) is not supported")
+    x = f.inputs()[0]
+    if x in f.const:
+        data = f.const[x]
+        dims = [data.shape[k] if d == 0 else d for k, d in enumerate(target)]
+        f.const[f.node.output[0]] = data.reshape(dims)
+        return
+    f.emit("reshape", [x], {"shape": tuple(target)}, f.node.output[0])
+
+
+@handles("Flatten")
+def _flatten(f: _Frontend, attrs: dict[str, Any]) -> None:
+    axis = attrs.get("axis", 1)
+    _fold_or_emit(f, "flatten", {"axis": axis}, lambda a: a.reshape(math.prod(a.shape[: axis % (a.ndim + 1)]), -1))
+
+
+@handles("Transpose")
+def _transpose(f: _Frontend, attrs: dict[str, Any]) -> None:
+    perm = attrs.get("perm")
+    _fold_or_emit(f, "transpose", {"perm": perm}, lambda a: np.transpose(a, perm))
+
+
+def _axes(f: _Frontend, attrs: dict[str, Any], since: int) -> list[int] | None:
+    """``axes`` from the attribute (before opset ``since``) or the second input (from it)."""
+    if f.opset < since:
+        return attrs.get("axes")
+    axes = f.constant(1, "axes")
+    return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+
+
+@handles("Squeeze")
+def _squeeze(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    shape = f.shape(x)
+    axes = _axes(f, attrs, 13)
+    axes = [k for k, d in enumerate(shape) if d == 1] if axes is None else [a % len(shape) for a in axes]
+    if any(shape[a] != 1 for a in axes):
+        raise f.fail(f"axes {axes} of shape {shape} are not all of size 1")
+    target = [d for k, d in enumerate(shape) if k not in axes] or [1]
+    _view(f, x, target)
+
+
+@handles("Unsqueeze")
+def _unsqueeze(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    shape = list(f.shape(x))
+    axes = _axes(f, attrs, 13)
+    if axes is None:
+        raise f.fail("axes are required")
+    rank = len(shape) + len(axes)
+    for a in sorted(a % rank for a in axes):
+        shape.insert(a, 1)
+    _view(f, x, shape)
+
+
+def _view(f: _Frontend, x: str, target: Sequence[int]) -> None:
+    if x in f.const:
+        f.const[f.node.output[0]] = f.const[x].reshape(target)
+    else:
+        f.emit("reshape", [x], {"shape": tuple(target)}, f.node.output[0])
+
+
+@handles("Concat")
+def _concat(f: _Frontend, attrs: dict[str, Any]) -> None:
+    ins = [i for i in f.inputs() if i]
+    if all(i in f.const for i in ins):
+        f.const[f.node.output[0]] = np.concatenate([f.const[i] for i in ins], axis=attrs["axis"])
+        return
+    f.emit("concat", ins, {"axis": attrs["axis"]}, f.node.output[0])
+
+
+@handles("Pad")
+def _pad(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    rank = len(f.shape(x))
+    mode = attrs.get("mode", "constant")
+    if mode not in ("constant", "edge", "reflect"):
+        raise f.fail(f"mode '{mode}' is not supported (supported: constant, edge, reflect)")
+    if f.opset < 11:
+        pads, value = list(attrs.get("pads", attrs.get("paddings", []))), attrs.get("value", 0.0)
+    else:
+        pads = [int(p) for p in np.asarray(f.constant(1, "pads")).reshape(-1)]
+        constant = f.constant(2, "constant_value")
+        value = 0.0 if constant is None or constant.size == 0 else float(np.asarray(constant).reshape(-1)[0])
+        axes = f.constant(3, "axes")
+        if axes is not None:
+            full = [0] * (2 * rank)
+            axes = [int(a) % rank for a in np.asarray(axes).reshape(-1)]
+            for k, a in enumerate(axes):
+                full[a], full[a + rank] = pads[k], pads[k + len(axes)]
+            pads = full
+    f.emit("pad", [x], {"pads": tuple(pads), "mode": mode, "value": value}, f.node.output[0])
+
+
+def _reduce(f: _Frontend, attrs: dict[str, Any]) -> None:
+    op = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max"}[f.node.op_type]
+    since = 13 if f.node.op_type == "ReduceSum" else 18
+    axes = _axes(f, attrs, since)
+    if axes is not None and not axes:
+        axes = None
+    if axes is None and attrs.get("noop_with_empty_axes", 0):
+        f.rename[f.node.output[0]] = f.inputs()[0]
+        return
+    f.emit(op, f.inputs()[:1], {"axes": axes, "keepdims": attrs.get("keepdims", 1)}, f.node.output[0])
+
+
+for _t in ("ReduceMean", "ReduceSum", "ReduceMax"):
+    HANDLERS[_t] = _reduce

@@ -1,0 +1,20 @@
+"""Graph passes: each one small function from a graph to a graph (the input is not modified)."""
+
+from __future__ import annotations
+
+from kgen.graph.ir import Graph
+from kgen.graph.passes.fold_batchnorm import fold_batchnorm
+from kgen.graph.passes.fold_constants import fold_constants
+from kgen.graph.passes.fuse_epilogues import fuse_epilogues
+
+PIPELINE = (fold_constants, fold_batchnorm, fuse_epilogues)
+
+
+def optimize(graph: Graph) -> Graph:
+    """Every pass, in order."""
+    for p in PIPELINE:
+        graph = p(graph)
+    return graph
+
+
+__all__ = ["PIPELINE", "fold_batchnorm", "fold_constants", "fuse_epilogues", "optimize"]

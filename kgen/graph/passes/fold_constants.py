@@ -1,0 +1,20 @@
+"""Constant folding: a node whose inputs are all constants becomes a constant (its numpy reference's value)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kgen.graph.execute import node_value
+from kgen.graph.ir import Graph
+
+
+def fold_constants(graph: Graph) -> Graph:
+    constants = dict(graph.constants)
+    nodes = []
+    for node in graph.nodes:
+        if node.output not in graph.outputs and all(i in constants for i in node.all_inputs):
+            constants[node.output] = node_value(node, constants).astype("float32")
+        else:
+            nodes.append(node)
+    used = {i for n in nodes for i in n.all_inputs}
+    return dataclasses.replace(graph, nodes=nodes, constants={k: v for k, v in constants.items() if k in used})

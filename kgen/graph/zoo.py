@@ -1,0 +1,194 @@
+"""Models built in code, with seeded random weights, as ONNX (nothing is downloaded): ResNet-50 v1 (torchvision's
+structure), a MobileNet-v2-like net, a conditional DCGAN generator and a small MLP. They are exported in
+different opsets and forms (Clip bounds as inputs, initializers listed as graph inputs) so the frontend's
+variants are exercised."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class _Builder:
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, base: str) -> str:
+        self.count += 1
+        return f"{base}_{self.count}"
+
+    def const(self, base: str, array: np.ndarray) -> str:
+        name = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs) -> str:
+        out = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, group: int = 1, bias: bool = False) -> str:
+        fan_in = c_in // group * k * k
+        w = self.rng.standard_normal((c_out, c_in // group, k, k)) * np.sqrt(2.0 / fan_in)
+        ins = [x, self.const("w", w.astype(np.float32))]
+        if bias:
+            ins.append(self.const("b", (0.1 * self.rng.standard_normal(c_out)).astype(np.float32)))
+        pad = k // 2
+        return self.node("Conv", ins, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=group)
+
+    def bn(self, x: str, c: int, gamma: float = 1.0) -> str:
+        rng = self.rng
+        params = [
+            gamma * rng.uniform(0.8, 1.2, c),
+            0.1 * rng.standard_normal(c),
+            0.1 * rng.standard_normal(c),
+            rng.uniform(0.8, 1.2, c),
+        ]
+        names = [
+            self.const(n, p.astype(np.float32)) for n, p in zip(("gamma", "beta", "mean", "var"), params, strict=True)
+        ]
+        return self.node("BatchNormalization", [x, *names], epsilon=1e-5)
+
+    def gemm(self, x: str, c_in: int, c_out: int, scale: float | None = None) -> str:
+        w = self.rng.standard_normal((c_out, c_in)) * (scale or np.sqrt(2.0 / c_in))
+        b = 0.1 * self.rng.standard_normal(c_out)
+        return self.node(
+            "Gemm", [x, self.const("fc_w", w.astype(np.float32)), self.const("fc_b", b.astype(np.float32))], transB=1
+        )
+
+    def model(
+        self, name: str, inputs: list[tuple[str, list[int]]], output: str, out_shape: list[int], opset: int, **kw
+    ) -> onnx.ModelProto:
+        graph_inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+        if kw.get("initializers_as_inputs"):
+            graph_inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in self.inits]
+        outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)]
+        graph = helper.make_graph(self.nodes, name, graph_inputs, outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kgen.zoo")
+        model.ir_version = 7
+        onnx.checker.check_model(model)
+        return model
+
+
+def resnet50(seed: int = 0, size: int = 224) -> onnx.ModelProto:
+    """ResNet-50 v1 as torchvision builds it (stride on the 3x3 convolutions), BN unfolded, opset 13."""
+    b = _Builder(seed)
+    x = b.node("Relu", [b.bn(b.conv("input", 3, 64, 7, 2), 64)])
+    x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c_in = 64
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for k in range(blocks):
+            s = stride if k == 0 else 1
+            y = b.node("Relu", [b.bn(b.conv(x, c_in, width, 1), width)])
+            y = b.node("Relu", [b.bn(b.conv(y, width, width, 3, s), width)])
+            y = b.bn(b.conv(y, width, width * 4, 1), width * 4, gamma=0.5)
+            skip = x if k else b.bn(b.conv(x, c_in, width * 4, 1, s), width * 4)
+            x = b.node("Relu", [b.node("Add", [y, skip])])
+            c_in = width * 4
+    x = b.node("Flatten", [b.node("GlobalAveragePool", [x])], axis=1)
+    x = b.gemm(x, 2048, 1000, scale=np.sqrt(1.0 / 2048))
+    return b.model("resnet50", [("input", [1, 3, size, size])], x, [1, 1000], opset=13)
+
+
+def mobilenet_v2(seed: int = 0, size: int = 224) -> onnx.ModelProto:
+    """MobileNet-v2's structure (inverted residuals, depthwise 3x3, ReLU6 as Clip with bounds as inputs), opset 13."""
+    b = _Builder(seed)
+    low, high = b.const("relu6_min", np.float32(0.0)), b.const("relu6_max", np.float32(6.0))
+
+    def relu6(v: str) -> str:
+        return b.node("Clip", [v, low, high])
+
+    x = relu6(b.bn(b.conv("input", 3, 32, 3, 2), 32))
+    c_in = 32
+    for t, c, n, s in (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ):
+        for k in range(n):
+            stride = s if k == 0 else 1
+            hidden = c_in * t
+            y = x if t == 1 else relu6(b.bn(b.conv(x, c_in, hidden, 1), hidden))
+            y = relu6(b.bn(b.conv(y, hidden, hidden, 3, stride, group=hidden), hidden))
+            y = b.bn(b.conv(y, hidden, c, 1), c, gamma=0.5)
+            x = b.node("Add", [x, y]) if stride == 1 and c_in == c else y
+            c_in = c
+    x = relu6(b.bn(b.conv(x, c_in, 1280, 1), 1280))
+    x = b.node("Flatten", [b.node("GlobalAveragePool", [x])], axis=1)
+    x = b.gemm(x, 1280, 1000, scale=np.sqrt(1.0 / 1280))
+    return b.model("mobilenet_v2", [("input", [1, 3, size, size])], x, [1, 1000], opset=13)
+
+
+def dcgan_generator(seed: int = 0, weights: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """A conditional DCGAN generator: noise 100 + one-hot label 10 (one input of 110, as the seed page feeds it)
+    -> Gemm -> BN -> ReLU -> reshape 128x7x7 -> ConvTranspose 4x4/2 + BN + ReLU -> ConvTranspose 4x4/2 -> Tanh:
+    a 1x1x28x28 image in [-1, 1]. Opset 11. ``weights`` (the trained ones, by role name) replace the seeded ones."""
+    b = _Builder(seed)
+    rng = b.rng
+    w = {
+        "fc_w": rng.standard_normal((110, 128 * 49)) * np.sqrt(2.0 / 110),
+        "fc_b": 0.1 * rng.standard_normal(128 * 49),
+        "bn1": rng.uniform(0.8, 1.2, (4, 128 * 49)) * np.array([[1], [0.1], [0.1], [1]]),
+        "up1_w": rng.standard_normal((128, 64, 4, 4)) * np.sqrt(2.0 / (128 * 4)),
+        "bn2": rng.uniform(0.8, 1.2, (4, 64)) * np.array([[1], [0.1], [0.1], [1]]),
+        "up2_w": rng.standard_normal((64, 1, 4, 4)) * np.sqrt(1.0 / (64 * 4)),
+        "up2_b": np.zeros(1),
+    }
+    w.update(weights or {})
+
+    def bn(x: str, role: str) -> str:
+        names = [b.const(f"{role}_{n}", w[role][k].astype(np.float32)) for k, n in enumerate(("g", "b", "m", "v"))]
+        return b.node("BatchNormalization", [x, *names], epsilon=1e-5)
+
+    x = b.node(
+        "Gemm", ["z", b.const("fc_w", w["fc_w"].astype(np.float32)), b.const("fc_b", w["fc_b"].astype(np.float32))]
+    )
+    x = b.node("Relu", [bn(x, "bn1")])
+    x = b.node("Reshape", [x, b.const("shape", np.array([1, 128, 7, 7], np.int64))])
+    x = b.node(
+        "ConvTranspose",
+        [x, b.const("up1_w", w["up1_w"].astype(np.float32))],
+        kernel_shape=[4, 4],
+        strides=[2, 2],
+        pads=[1, 1, 1, 1],
+    )
+    x = b.node("Relu", [bn(x, "bn2")])
+    up2 = [b.const("up2_w", w["up2_w"].astype(np.float32)), b.const("up2_b", w["up2_b"].astype(np.float32))]
+    x = b.node("ConvTranspose", [x, *up2], kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1])
+    x = b.node("Tanh", [x])
+    return b.model("dcgan_generator", [("z", [1, 110])], x, [1, 1, 28, 28], opset=11)
+
+
+def mlp(seed: int = 0) -> onnx.ModelProto:
+    """An 8x8-digit classifier: 64 -> 128 -> 64 -> 10, softmax; opset 7, initializers also listed as inputs."""
+    b = _Builder(seed)
+    x = b.node("Relu", [b.gemm("x", 64, 128)])
+    x = b.node("Relu", [b.gemm(x, 128, 64)])
+    x = b.node("Softmax", [b.gemm(x, 64, 10)], axis=1)
+    return b.model("mlp", [("x", [1, 64])], x, [1, 10], opset=7, initializers_as_inputs=True)
+
+
+MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
+    "resnet50": resnet50,
+    "mobilenet_v2": mobilenet_v2,
+    "dcgan": dcgan_generator,
+    "mlp": mlp,
+}
+
+
+def save(model: onnx.ModelProto, path: Path | str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
