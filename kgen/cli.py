@@ -334,6 +334,96 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _parse_backends(text: str) -> list[str]:
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    aliases = {"webassembly": "wasm", "fallback": "js"}
+    names = [aliases.get(b, b) for b in names]
+    for b in names:
+        if b not in BACKENDS:
+            raise KgenError(f"--backend '{b}' is not a backend (backends: {', '.join(BACKENDS)})")
+    if not names:
+        raise KgenError("--backend names no backend")
+    return list(dict.fromkeys(names))
+
+
+def _parse_input_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
+    from kgen.cli_args import parse_shapes
+
+    shapes = {}
+    for item in items or ():
+        name, sep, dims = item.partition("=")
+        if not sep or not name:
+            raise KgenError(f"--input-shape '{item}' is not like NAME=1x3x224x224")
+        parsed = parse_shapes(dims)
+        if len(parsed) != 1:
+            raise KgenError(f"--input-shape '{item}': one shape per input")
+        shapes[name] = parsed[0]
+    return shapes
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from kgen.descriptor.assemble import Options
+    from kgen.descriptor.convert import convert
+    from kgen.records.store import RecordStore
+
+    backends = _parse_backends(args.backend)
+    store = None
+    if args.records:
+        store = RecordStore(args.records)
+        if not store.path.is_file():
+            raise KgenError(f"--records {args.records}: no such file")
+        store.all()  # a malformed records file is an error before anything is converted
+    options = Options(records=store, threads=args.threads)
+    progress = None if args.json else (lambda line: print(f"kgen convert: {line}", file=sys.stderr))
+    summary = convert(
+        args.model,
+        args.out,
+        backends,
+        encoding=args.encoding,
+        options=options,
+        input_shapes=_parse_input_shapes(args.input_shape),
+        force=args.force,
+        progress=progress,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_convert_summary(summary, args.out, args.explain)
+    return 1 if summary["failed"] else 0
+
+
+def _print_convert_summary(summary: Mapping[str, Any], out: str, explain: bool) -> None:
+    print(f"{summary['model']} -> {out}")
+    print(f"  nodes: {summary['nodes_before']} before the passes, {summary['nodes_after']} after")
+    print(f"  weights: {summary['weight_bytes'] / 1e6:.2f} MB {summary['encoding']}", end="")
+    print(f" ({summary['weight_ratio']:.3f}x fp32)" if summary["encoding"] != "fp32" else "")
+    if "agreement" in summary:
+        a = summary["agreement"]
+        print(f"  {summary['encoding']} vs fp32 outputs: cosine {a['cosine']:.5f}, top-1 same: {a['top1_same']}")
+    for backend, b in summary["backends"].items():
+        m = b["memory"]
+        chosen = ", ".join(f"{n} {how}" for how, n in sorted(b["chosen"].items()))
+        print(
+            f"  {backend}: {b['kernels']} kernels ({chosen}); planned memory {m['planned_bytes'] / 1e6:.1f} MB "
+            f"(activations {m['activation_peak_bytes'] / 1e6:.1f} MB of {m['activation_sum_bytes'] / 1e6:.1f} MB)"
+        )
+    for backend, err in summary["failed"].items():
+        print(f"  {backend}: FAILED, skipped: {err}")
+    if explain:
+        from kgen.descriptor.schema import read_backend, read_model
+
+        model = read_model(out)
+        for backend in summary["backends"]:
+            print(f"\n{backend}:")
+            for n in read_backend(out, model, backend)["nodes"]:
+                ops = "+".join([n["op"], *n["epilogue"]])
+                if n["how"] == "default":
+                    how = "template default" + (f" ({n['note']})" if n["note"] else "")
+                else:
+                    how = f"{n['how']} record {n['record']}, {n['gflops']} GFLOP/s"
+                print(f"  {n['name']:<28} {ops:<28} {how}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kgen.cli_args import add_workload_args
 
@@ -409,6 +499,33 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_argument("--records", default="results/records.jsonl", help="the tuning records file")
     records.add_argument("--csv", action="store_true", help="the best records as CSV (pandas)")
     records.set_defaults(func=_cmd_records)
+
+    convert = sub.add_parser(
+        "convert",
+        help="convert an ONNX model into a folder the JS runtime loads (one program per backend, weight shards)",
+        description="Convert MODEL (.onnx, opsets 7-21) for one or more backends: the graph is optimized (constants "
+        "and batch norms folded, activations and residual adds fused), each node's kernel is chosen from the "
+        "tuning records (exact, nearest shape, else the template default) and the memory is planned by liveness. "
+        "The folder is written whole or not at all; a backend that fails is reported and skipped (exit 1).",
+    )
+    convert.add_argument("model", help="the .onnx file")
+    convert.add_argument("--out", required=True, help="the folder to write (refused if it exists, unless --force)")
+    convert.add_argument(
+        "--backend", default="webgpu,wasm,js", help="comma-separated: webgpu, webgl, wasm, js (default webgpu,wasm,js)"
+    )
+    convert.add_argument("--encoding", default="fp32", help="weights: fp32 (default), fp16 or eightbit (~0.25x)")
+    convert.add_argument("--records", help="tuning records (JSONL, as `kgen tune` writes); default: none")
+    convert.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="NAME=SHAPE",
+        help="the shape of an input whose shape is dynamic in the model, e.g. input=1x3x224x224 (repeatable)",
+    )
+    convert.add_argument("--threads", type=int, default=1, choices=(1, 2, 4), help="wasm threads (default 1)")
+    convert.add_argument("--force", action="store_true", help="replace an existing output folder")
+    convert.add_argument("--explain", action="store_true", help="for each node, which kernel config it took and why")
+    convert.add_argument("--json", action="store_true", help="the summary as JSON on stdout; no progress")
+    convert.set_defaults(func=_cmd_convert)
 
     doctor = sub.add_parser(
         "doctor",

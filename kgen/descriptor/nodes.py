@@ -16,7 +16,7 @@ from typing import Any
 
 from kgen.errors import KgenError
 from kgen.graph.ir import Graph, Node
-from kgen.ops import get_op
+from kgen.ops import Workload, get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling import ir
 from kgen.scheduling.lower import lower
@@ -121,10 +121,23 @@ def choose(
     """The config for ``node`` from the records of its main op's workload (``fixed`` knobs override)."""
     if store is None or device is None:
         return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
-    lookup = store.lookup(graph.workload(node), backend, device)
-    if lookup.config is None:
-        return Choice(dict(fixed), "default")
-    return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
+    for workload in _record_workloads(graph, node):
+        lookup = store.lookup(workload, backend, device)
+        if lookup.config is not None:
+            return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
+    return Choice(dict(fixed), "default")
+
+
+def _record_workloads(graph: Graph, node: Node) -> list[Workload]:
+    """The workloads whose records serve ``node``: its own, then the bare op without its optional inputs (a
+    conv's bias: the records of the bare op serve the fused node)."""
+    own = graph.workload(node)
+    opdef = get_op(node.op)
+    required = sum(not i.optional and not i.variadic for i in opdef.inputs)
+    if len(node.inputs) > required and not any(i.variadic for i in opdef.inputs):
+        bare = Workload.create(node.op, [graph.shape(i) for i in node.inputs[:required]], node.attrs)
+        return [own, bare]
+    return [own]
 
 
 def program_for(
