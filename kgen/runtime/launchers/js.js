@@ -41,8 +41,9 @@ export class JSLauncher {
     for (let i = first; i < kernels.length; i++) kernels[i].fn(heap, 0, kernels[i].tiles);
   }
 
-  async run(compiled, heap) {
-    this.#dispatch(compiled, heap);
+  // `first`: the first kernel to launch (a model's later runs skip its prepare kernels).
+  async run(compiled, heap, first = 0) {
+    this.#dispatch(compiled, heap, first);
   }
 
   // One sample: `k` back-to-back runs, timed by the wall clock.

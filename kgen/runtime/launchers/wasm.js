@@ -130,8 +130,9 @@ export class WasmLauncher {
     });
   }
 
-  async run(compiled, bound) {
-    this.#dispatch(compiled, await bound);
+  // `first`: the first kernel to launch (a model's later runs skip its prepare kernels).
+  async run(compiled, bound, first = 0) {
+    this.#dispatch(compiled, await bound, first);
   }
 
   // One sample: `k` back-to-back runs, timed by the wall clock.

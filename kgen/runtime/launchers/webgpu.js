@@ -94,10 +94,11 @@ export class WebGPULauncher {
     );
   }
 
-  // Record every kernel of the program, `repeat` times, into one compute pass.
-  encodeInto(pass, compiled, bindGroups, repeat = 1) {
+  // Record every kernel of the program from `first` on, `repeat` times, into one compute pass.
+  encodeInto(pass, compiled, bindGroups, repeat = 1, first = 0) {
     for (let r = 0; r < repeat; r++) {
       compiled.kernels.forEach(({ kernel, pipeline }, i) => {
+        if (i < first) return;
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, bindGroups[i]);
         pass.dispatchWorkgroups(...kernel.grid);
@@ -105,11 +106,12 @@ export class WebGPULauncher {
     }
   }
 
-  async run(compiled, bindGroups) {
+  // One submission of every kernel from `first` on (a model's later runs skip its prepare kernels).
+  async run(compiled, bindGroups, first = 0) {
     this.device.pushErrorScope("validation");
     const encoder = this.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    this.encodeInto(pass, compiled, bindGroups);
+    this.encodeInto(pass, compiled, bindGroups, 1, first);
     pass.end();
     this.device.queue.submit([encoder.finish()]);
     const error = await this.device.popErrorScope();

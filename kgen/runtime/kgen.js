@@ -1,0 +1,91 @@
+// kgen's model runtime: `const runner = await kgen.load(dir, {backendOrder})`, then `await runner.run()`.
+// The names follow WebDNN's (load, getInputViews/getOutputViews, set/toActual, Image, Math), so a WebDNN page
+// ports by changing its import. Each backend runs through the launcher the tuner measured its kernels with.
+import { JSLauncher } from "./launchers/js.js";
+import { WasmLauncher } from "./launchers/wasm.js";
+import { WebGLLauncher } from "./launchers/webgl.js";
+import { WebGPULauncher } from "./launchers/webgpu.js";
+import { readModel, readProgram } from "./model/descriptor.js";
+import { createRunner, Runner, TensorView } from "./model/runner.js";
+import { decodeTensor, fetchWeights } from "./model/weights.js";
+import * as Image from "./image.js";
+import * as KMath from "./math.js";
+
+export { Image, KMath as Math, Runner, TensorView };
+export const version = "0.1.0";
+export const BACKENDS = ["webgpu", "webgl", "wasm", "js"];
+const ALIASES = { webassembly: "wasm", fallback: "js" };
+
+/** @type {Record<string, () => Promise<any>>} */
+const LAUNCHERS = {
+  webgpu: () => WebGPULauncher.create(),
+  webgl: async () => WebGLLauncher.create(),
+  wasm: async () => WasmLauncher.create(),
+  js: async () => JSLauncher.create(),
+};
+
+/**
+ * The backends to try, in order: `backendOrder` (a name or a list), else every backend; aliases of WebDNN's
+ * names (webassembly, fallback) are accepted.
+ * @param {string | string[] | undefined} order
+ */
+function backendList(order) {
+  const given = order === undefined ? BACKENDS : Array.isArray(order) ? order : [order];
+  return given.map((b) => {
+    const name = /** @type {Record<string, string>} */ (ALIASES)[b] ?? b;
+    if (!BACKENDS.includes(name)) throw new Error(`kgen.load: unknown backend '${b}' (backends: ${BACKENDS.join(", ")})`);
+    return name;
+  });
+}
+
+/** Where the wasm program needs what the page lacks, say so before compiling. @param {any} launcher @param {any} program */
+function checkWasm(launcher, program) {
+  const threads = program.threads ?? 1;
+  if (threads > launcher.maxThreads) {
+    throw new Error(`the wasm program uses ${threads} threads; this page can run ${launcher.maxThreads} (cross-origin isolation and cores)`);
+  }
+  const relaxed = program.kernels.some((/** @type {any} */ k) => k.source.includes("relaxed_madd"));
+  if (relaxed && !launcher.relaxedSimd) throw new Error("the wasm program needs relaxed SIMD, which this browser lacks");
+}
+
+/**
+ * Load a converted model folder on the first backend of `backendOrder` that works here.
+ * @param {string} dir the folder `kgen convert` wrote (a URL relative to the page, or absolute)
+ * @param {{backendOrder?: string | string[], progressCallback?: (loaded: number, total: number) => void}} [options]
+ * @returns {Promise<Runner>}
+ */
+export async function load(dir, options = {}) {
+  if (typeof dir !== "string" || dir === "") throw new Error("kgen.load: the model folder must be a URL string");
+  const base = dir.replace(/\/+$/, "");
+  const model = await readModel(base);
+  const order = backendList(options.backendOrder).filter((b) => b in model.backends);
+  if (order.length === 0) {
+    throw new Error(`kgen.load: ${base} has no program for ${backendList(options.backendOrder).join(", ")} (converted: ${Object.keys(model.backends).join(", ")})`);
+  }
+  /** @type {string[]} */
+  const reasons = [];
+  /** @type {Map<string, Float32Array> | null} */
+  let weights = null;
+  for (const backend of order) {
+    let launcher = null;
+    try {
+      launcher = await LAUNCHERS[backend]();
+      const descriptor = await readProgram(base, model, backend);
+      if (backend === "wasm") checkWasm(launcher, descriptor.program);
+      if (weights === null) {
+        const { stream } = await fetchWeights(base, model, options.progressCallback);
+        const w = model.weights;
+        weights = new Map(w.tensors.map((/** @type {any} */ t) => [t.name, decodeTensor(stream, t, w.encoding, w.block)]));
+      }
+      const runner = await createRunner(backend, launcher, descriptor, model, weights);
+      runner.fallbackReasons = reasons;
+      return runner;
+    } catch (err) {
+      const message = /** @type {Error} */ (err).message;
+      // a broken descriptor or weights is no reason to try another backend: the same files serve every one
+      if (/^kgen: .*(model\.json|weights\/|\.bin)/.test(message)) throw err;
+      reasons.push(`${backend}: ${message}`);
+    }
+  }
+  throw new Error(`kgen.load: no backend could load ${base}: ${reasons.join("; ")}`);
+}

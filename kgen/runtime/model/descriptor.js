@@ -1,0 +1,194 @@
+// Reading a converted model folder: model.json and one backend's program, each checked before anything runs
+// (schema version, sizes that add up, buffers that hold what names them). A check that fails is an Error
+// naming the file and the field; nothing is launched on a descriptor that did not pass.
+
+export const FORMAT = "kgen-model";
+export const SCHEMA_VERSION = 1;
+export const ENCODINGS = ["fp32", "fp16", "eightbit"];
+const PAGE = 65536;
+
+/** @param {string} where @param {string} what */
+export function fail(where, what) {
+  return new Error(`kgen: ${where}: ${what}`);
+}
+
+/** @param {unknown} v */
+function isCount(v) {
+  return Number.isSafeInteger(v) && /** @type {number} */ (v) >= 0;
+}
+
+/** @param {unknown} shape */
+function isShape(shape) {
+  return Array.isArray(shape) && shape.length > 0 && shape.every((d) => isCount(d) && d > 0);
+}
+
+/** @param {number[]} shape */
+export function elements(shape) {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Encoded bytes of `size` values. @param {number} size @param {string} encoding @param {number} block */
+export function encodedBytes(size, encoding, block) {
+  if (encoding === "fp32") return 4 * size;
+  if (encoding === "fp16") return 2 * size;
+  return 4 * Math.ceil(size / block) + size;
+}
+
+/** @param {string} url */
+async function fetchBytes(url) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw fail(url, `could not be fetched (${/** @type {Error} */ (err).message})`);
+  }
+  if (!response.ok) throw fail(url, `HTTP ${response.status} ${response.statusText}`.trim());
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** @param {Uint8Array} bytes @param {string} where */
+function parseJSON(bytes, where) {
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw fail(where, `not valid JSON (${/** @type {Error} */ (err).message})`);
+  }
+}
+
+/** The hex SHA-256 of `bytes`, or null where the page has no crypto.subtle (not a secure context). */
+export async function sha256(/** @type {Uint8Array} */ bytes) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * model.json, checked: format, schema version, inputs and outputs, the weight stream and its tensors.
+ * @param {string} dir
+ */
+export async function readModel(dir) {
+  const where = `${dir}/model.json`;
+  const model = parseJSON(await fetchBytes(where), where);
+  if (typeof model !== "object" || model === null || model.format !== FORMAT) {
+    throw fail(where, `not a kgen model (format ${JSON.stringify(model?.format)}, expected "${FORMAT}")`);
+  }
+  if (model.schema_version !== SCHEMA_VERSION) {
+    throw fail(where, `schema_version ${JSON.stringify(model.schema_version)} is not supported (this runtime reads ${SCHEMA_VERSION})`);
+  }
+  for (const key of ["inputs", "outputs"]) {
+    if (!Array.isArray(model[key]) || model[key].length === 0) throw fail(where, `${key} must be a non-empty list`);
+    model[key].forEach((/** @type {any} */ t, /** @type {number} */ k) => {
+      if (typeof t?.name !== "string" || !isShape(t.shape) || t.dtype !== "float32") {
+        throw fail(where, `${key}[${k}] must have a name, a shape of positive sizes and dtype float32`);
+      }
+    });
+  }
+  const w = model.weights;
+  if (typeof w !== "object" || w === null || !ENCODINGS.includes(w.encoding)) {
+    throw fail(where, `weights.encoding must be one of ${ENCODINGS.join(", ")}`);
+  }
+  if (!Array.isArray(w.shards) || !Array.isArray(w.tensors) || !isCount(w.total_bytes) || !(isCount(w.block) && w.block > 0)) {
+    throw fail(where, "weights must list shards and tensors, with total_bytes and block");
+  }
+  let total = 0;
+  w.shards.forEach((/** @type {any} */ s, /** @type {number} */ k) => {
+    if (typeof s?.file !== "string" || !/^[A-Za-z0-9_\-/.]+$/.test(s.file) || s.file.includes("..") || !isCount(s.bytes)) {
+      throw fail(where, `weights.shards[${k}] must name a file inside the folder and its bytes`);
+    }
+    total += s.bytes;
+  });
+  if (total !== w.total_bytes) throw fail(where, `weights.total_bytes is ${w.total_bytes} but the shards add up to ${total}`);
+  for (const t of w.tensors) {
+    if (typeof t?.name !== "string" || !isShape(t.shape) || !isCount(t.offset) || !isCount(t.bytes)) {
+      throw fail(where, `weight ${JSON.stringify(t?.name)}: needs a name, a shape, an offset and bytes`);
+    }
+    const want = encodedBytes(elements(t.shape), w.encoding, w.block);
+    if (t.bytes !== want || t.offset + t.bytes > total) {
+      throw fail(where, `weight ${t.name}: ${t.bytes} bytes at ${t.offset} do not fit its shape [${t.shape}] (${want} bytes) in ${total}`);
+    }
+  }
+  if (typeof model.backends !== "object" || model.backends === null) throw fail(where, "backends must be an object");
+  return model;
+}
+
+/**
+ * One backend's program file, checked against its size and digest in model.json and against itself: every
+ * buffer a kernel, an input, an output or a weight names exists and is large enough; wasm/js buffers lie in
+ * the memory.
+ * @param {string} dir @param {any} model @param {string} backend
+ */
+export async function readProgram(dir, model, backend) {
+  const entry = model.backends[backend];
+  if (!entry) throw fail(`${dir}/model.json`, `no ${backend} program (converted: ${Object.keys(model.backends).join(", ") || "none"})`);
+  if (typeof entry.file !== "string" || entry.file.includes("/") || !isCount(entry.bytes)) {
+    throw fail(`${dir}/model.json`, `backends.${backend} must name a file in the folder and its bytes`);
+  }
+  const where = `${dir}/${entry.file}`;
+  const bytes = await fetchBytes(where);
+  if (bytes.length !== entry.bytes) throw fail(where, `truncated or changed: ${bytes.length} bytes, model.json says ${entry.bytes}`);
+  const digest = await sha256(bytes);
+  if (digest !== null && digest !== entry.sha256) throw fail(where, "corrupted: its SHA-256 differs from model.json's");
+  const doc = parseJSON(bytes, where);
+  if (doc.schema_version !== SCHEMA_VERSION) throw fail(where, `schema_version ${JSON.stringify(doc.schema_version)} is not supported`);
+  if (doc.backend !== backend) throw fail(where, `is a ${doc.backend} program, not ${backend}`);
+  checkProgram(doc, model, backend, where);
+  return doc;
+}
+
+/** @param {any} doc @param {any} model @param {string} backend @param {string} where */
+function checkProgram(doc, model, backend, where) {
+  const p = doc.program;
+  if (typeof p !== "object" || p === null || !Array.isArray(p.buffers) || !Array.isArray(p.kernels)) {
+    throw fail(where, "program must have buffers and kernels");
+  }
+  const flat = backend === "wasm" || backend === "js";
+  if (flat) {
+    if (!isCount(p.memory_bytes) || p.memory_bytes > 4 * 1024 ** 3 || p.memory_bytes % 4) throw fail(where, "program.memory_bytes is not a valid size");
+    if (backend === "wasm" && p.memory_bytes % PAGE) throw fail(where, "program.memory_bytes is not whole WebAssembly pages");
+  }
+  /** @type {Map<string, any>} */
+  const buffers = new Map();
+  for (const b of p.buffers) {
+    if (typeof b?.name !== "string" || !(isCount(b.size) && b.size > 0) || buffers.has(b.name)) {
+      throw fail(where, `buffer ${JSON.stringify(b?.name)} needs a unique name and a positive size`);
+    }
+    if (flat && !(isCount(b.offset) && b.offset % 4 === 0 && b.offset + 4 * b.size <= p.memory_bytes)) {
+      throw fail(where, `buffer ${b.name}: ${b.size} values at byte ${b.offset} do not lie in the ${p.memory_bytes}-byte memory`);
+    }
+    if (backend === "webgl" && !(Array.isArray(b.texture) && b.layout && isShape(b.layout.shape))) {
+      throw fail(where, `buffer ${b.name} needs a texture and a layout`);
+    }
+    buffers.set(b.name, b);
+  }
+  if (!isCount(p.prepare) || p.prepare > p.kernels.length) throw fail(where, "program.prepare must count kernels");
+  p.kernels.forEach((/** @type {any} */ k, /** @type {number} */ i) => {
+    if (typeof k?.name !== "string" || typeof k.source !== "string" || !Array.isArray(k.grid) || !k.grid.every(isCount)) {
+      throw fail(where, `kernel ${i} needs a name, a source and a grid`);
+    }
+    if (backend === "wasm" && typeof k.binary !== "string") throw fail(where, `kernel ${k.name} has no binary`);
+    for (const b of k.bindings ?? []) {
+      if (!buffers.has(b?.buffer)) throw fail(where, `kernel ${k.name} binds buffer ${JSON.stringify(b?.buffer)}, which does not exist`);
+    }
+  });
+  /** @param {string} key @param {any[]} declared */
+  const ioCheck = (key, declared) => {
+    if (!Array.isArray(doc[key]) || doc[key].length !== declared.length) throw fail(where, `${key} must match model.json's`);
+    doc[key].forEach((/** @type {any} */ t, /** @type {number} */ i) => {
+      const b = buffers.get(t?.buffer);
+      if (t?.name !== declared[i].name || !b || b.size < elements(declared[i].shape)) {
+        throw fail(where, `${key}[${i}] (${declared[i].name}) must name a buffer of at least ${elements(declared[i].shape)} values`);
+      }
+    });
+  };
+  ioCheck("inputs", model.inputs);
+  ioCheck("outputs", model.outputs);
+  const tensors = new Map(model.weights.tensors.map((/** @type {any} */ t) => [t.name, t]));
+  if (!Array.isArray(doc.weights)) throw fail(where, "weights must be a list");
+  for (const w of doc.weights) {
+    const t = tensors.get(w?.tensor);
+    const b = buffers.get(w?.buffer);
+    if (!t || !b || b.size < elements(t.shape)) {
+      throw fail(where, `weight ${JSON.stringify(w?.tensor)} must name a tensor of model.json and a buffer that holds it`);
+    }
+  }
+}

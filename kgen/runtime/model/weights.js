@@ -1,0 +1,136 @@
+// Weights: shards fetched in parallel with progress, each checked (size, SHA-256) and kept in the Cache API so a
+// second load of the same model does not fetch them again; then decoded (fp32, fp16, eightbit) per tensor.
+import { elements, fail, sha256 } from "./descriptor.js";
+
+const CACHE = "kgen-weights-v1";
+
+/** @param {string} url @param {string} digest */
+async function cached(url, digest) {
+  if (!globalThis.caches) return null;
+  try {
+    const cache = await caches.open(CACHE);
+    const hit = await cache.match(`${url}#${digest}`);
+    return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+  } catch {
+    return null; // no cache here (an opaque origin, storage off): fetch instead
+  }
+}
+
+/** @param {string} url @param {string} digest @param {Uint8Array} bytes */
+async function remember(url, digest, bytes) {
+  if (!globalThis.caches) return;
+  try {
+    const cache = await caches.open(CACHE);
+    await cache.put(`${url}#${digest}`, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+  } catch {
+    // a full or disabled cache only costs the next load a fetch
+  }
+}
+
+/**
+ * Fetch a response body, reporting progress in bytes.
+ * @param {string} url @param {(n: number) => void} onBytes
+ */
+async function download(url, onBytes) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw fail(url, `weight shard could not be fetched (${/** @type {Error} */ (err).message})`);
+  }
+  if (!response.ok) throw fail(url, `weight shard: HTTP ${response.status}`);
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onBytes(bytes.length);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  /** @type {Uint8Array[]} */
+  const chunks = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    length += value.length;
+    onBytes(value.length);
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * Every shard, checked, joined into one stream.
+ * @param {string} dir @param {any} model @param {((loaded: number, total: number) => void) | undefined} progress
+ * @returns {Promise<{stream: Uint8Array, fetched: number}>}
+ */
+export async function fetchWeights(dir, model, progress) {
+  const w = model.weights;
+  let loaded = 0;
+  let fetched = 0;
+  const report = (/** @type {number} */ n) => {
+    loaded += n;
+    if (progress) progress(loaded, w.total_bytes);
+  };
+  const shards = await Promise.all(
+    w.shards.map(async (/** @type {any} */ s) => {
+      const url = `${dir}/${s.file}`;
+      let bytes = await cached(url, s.sha256);
+      if (bytes && bytes.length === s.bytes) {
+        report(bytes.length);
+        return bytes;
+      }
+      bytes = await download(url, report);
+      fetched += 1;
+      if (bytes.length !== s.bytes) throw fail(url, `weight shard has ${bytes.length} bytes, model.json says ${s.bytes}`);
+      const digest = await sha256(bytes);
+      if (digest !== null && digest !== s.sha256) throw fail(url, "weight shard corrupted: its SHA-256 differs from model.json's");
+      await remember(url, s.sha256, bytes);
+      return bytes;
+    }),
+  );
+  const stream = new Uint8Array(w.total_bytes);
+  let at = 0;
+  for (const s of shards) {
+    stream.set(s, at);
+    at += s.length;
+  }
+  return { stream, fetched };
+}
+
+/** IEEE half floats to float32. @param {Uint16Array} half */
+function fromHalf(half) {
+  const out = new Float32Array(half.length);
+  for (let i = 0; i < half.length; i++) {
+    const h = half[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) out[i] = sign * frac * 2 ** -24;
+    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
+
+/**
+ * One tensor's float32 values from the stream.
+ * @param {Uint8Array} stream @param {any} tensor @param {string} encoding @param {number} block
+ */
+export function decodeTensor(stream, tensor, encoding, block) {
+  const size = elements(tensor.shape);
+  const bytes = stream.slice(tensor.offset, tensor.offset + tensor.bytes); // a copy: aligned, and its own buffer
+  if (encoding === "fp32") return new Float32Array(bytes.buffer, 0, size);
+  if (encoding === "fp16") return fromHalf(new Uint16Array(bytes.buffer, 0, size));
+  const blocks = Math.ceil(size / block);
+  const scales = new Float32Array(bytes.buffer, 0, blocks);
+  const codes = new Int8Array(bytes.buffer, 4 * blocks, size);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) out[i] = codes[i] * scales[Math.floor(i / block)];
+  return out;
+}
