@@ -24,6 +24,16 @@ TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
+# whole converted models against onnxruntime, per (backend, weight encoding): every layer adds its kernel's
+# error, and fp16/eightbit weights round every weight (eightbit: by up to half a step of 1/127 of its block's
+# largest magnitude), so these are looser than one kernel's; a model check also asks for cosine >= 0.995
+MODEL_TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
+    **{(b, "fp32"): (1e-3, 1e-3) for b in ("webgpu", "webgl", "wasm", "js")},
+    **{(b, "fp16"): (2e-2, 2e-2) for b in ("webgpu", "webgl", "wasm", "js")},
+    **{(b, "eightbit"): (0.2, 0.1) for b in ("webgpu", "webgl", "wasm", "js")},
+}
+
+
 @dataclass(frozen=True)
 class Comparison:
     ok: bool
@@ -49,6 +59,22 @@ def compare(got: np.ndarray, want: np.ndarray, backend: str, dtype: str = "float
         return Comparison(False, np.inf, np.inf, rtol, atol, f"shape {got.shape} != expected {want.shape}")
     with np.errstate(invalid="ignore"):
         return _compare(got, want, rtol, atol)
+
+
+def compare_model(got: np.ndarray, want: np.ndarray, backend: str, encoding: str = "fp32") -> Comparison:
+    """A converted model's output against onnxruntime's: elementwise within ``MODEL_TOLERANCES`` and with a
+    cosine of at least 0.995."""
+    rtol, atol = MODEL_TOLERANCES[(backend, encoding)]
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return Comparison(False, np.inf, np.inf, rtol, atol, f"shape {got.shape} != expected {want.shape}")
+    with np.errstate(invalid="ignore"):
+        result = _compare(got, want, rtol, atol)
+    norm = float(np.linalg.norm(got) * np.linalg.norm(want))
+    cosine = float(got.ravel() @ want.ravel()) / norm if norm else 1.0
+    if result.ok and not cosine >= 0.995:
+        return Comparison(False, result.max_abs_error, result.max_rel_error, rtol, atol, f"cosine {cosine:.5f} < 0.995")
+    return result
 
 
 def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> Comparison:

@@ -89,11 +89,11 @@ def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) 
     fixed = _fixed(backend, options)
     limits = _limits(backend, options)
     out = []
-    for index, node in enumerate(graph.nodes):
+    for node in graph.nodes:
         if backend in FLAT and node.is_view:
             continue
         choice: Choice = choose(graph, node, backend, options.records, device, fixed)
-        out.append(program_for(graph, node, index, backend, choice, limits, cache, fixed))
+        out.append(program_for(graph, node, backend, choice, limits, cache, fixed))
     return out
 
 
@@ -157,12 +157,12 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         buffers = [{"name": f"b{s}", "dtype": "float32", "size": e, "role": "temp"} for s, e in enumerate(slot_elems)]
         from kgen.codegen.wgsl.renderer import render
 
-        for np_, names in zip(lowered, mapping, strict=True):
+        for k, (np_, names) in enumerate(zip(lowered, mapping, strict=True)):
             compiled = render(np_.program)
             for j, kernel in enumerate(compiled.kernels):
                 bindings = tuple(replace(b, buffer=buffer_of[names[b.buffer]]) for b in kernel.bindings)
                 target = kernels_prepare if j < len(np_.program.prepare) else kernels_run
-                target.append(replace(kernel, bindings=bindings))
+                target.append(replace(kernel, name=f"n{k}_{kernel.name}", bindings=bindings))
         planned = sum(4 * e for e in slot_elems)
         program: dict[str, Any] = {"backend": backend, "buffers": buffers}
     else:
@@ -175,7 +175,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             {"name": n, "dtype": "float32", "size": sizes[n], "role": "temp", "offset": placed[n]}
             for n in sorted(sizes)
         ]
-        for np_, names in zip(lowered, mapping, strict=True):
+        for k, (np_, names) in enumerate(zip(lowered, mapping, strict=True)):
             placement = ({b: placed[m] for b, m in names.items()}, memory_bytes)
             if backend == "wasm":
                 from kgen.codegen.wasm.renderer import render as render_wasm
@@ -186,8 +186,9 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
 
                 compiled = render_js(np_.program, placement=placement)
             n_prepare = len(np_.program.prepare)
-            kernels_prepare += compiled.kernels[:n_prepare]
-            kernels_run += compiled.kernels[n_prepare:]
+            named = [replace(kernel, name=f"n{k}_{kernel.name}") for kernel in compiled.kernels]
+            kernels_prepare += named[:n_prepare]
+            kernels_run += named[n_prepare:]
         planned = memory_bytes
         program = {"backend": backend, "buffers": buffers, "memory_bytes": memory_bytes}
         if backend == "wasm":

@@ -68,8 +68,10 @@ def node_te(graph: Graph, node: Node) -> tuple[list[Tensor], Tensor, tuple[str, 
     return [ph[n] for n in names], out, names
 
 
-def kernel_name(index: int, node: Node) -> str:
-    return f"n{index}_{re.sub(r'[^A-Za-z0-9_]', '_', node.op)}"
+def kernel_name(node: Node) -> str:
+    """The name a node's kernels are generated under: its ops (equal nodes lower to equal programs; the model
+    program prefixes each kernel with its node's position)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join([node.op, *(e.op for e in node.epilogue)]))
 
 
 class NodeCache:
@@ -143,7 +145,6 @@ def _record_workloads(graph: Graph, node: Node) -> list[Workload]:
 def program_for(
     graph: Graph,
     node: Node,
-    index: int,
     backend: str,
     choice: Choice,
     limits: Limits,
@@ -152,7 +153,7 @@ def program_for(
 ) -> NodeProgram:
     """The node lowered under ``choice``; a record's config that is not valid for this node (its epilogue,
     this device's limits) falls back to the template default, and the choice says so."""
-    name = kernel_name(index, node)
+    name = kernel_name(node)
     try:
         program, config = cache.lower(graph, node, backend, choice.config, name, limits)
     except KgenError as err:

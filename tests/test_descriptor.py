@@ -1,0 +1,154 @@
+"""Converted models run natively (wasm through wasmtime, WGSL through wgpu-py) and match onnxruntime; what the
+descriptor holds (sizes, memory plan, encodings); a failed conversion leaves nothing behind."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from kgen.checking import compare_model
+from kgen.descriptor import native
+from kgen.descriptor import weights as wt
+from kgen.descriptor.assemble import Options
+from kgen.descriptor.convert import convert
+from kgen.descriptor.schema import DescriptorError, read_backend, read_model, read_weights
+from kgen.errors import KgenError
+from kgen.graph import zoo
+from kgen.records.store import RecordStore
+
+
+def onnxruntime_outputs(path, feeds):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def seeded_feeds(model, seed=1):
+    rng = np.random.default_rng(seed)
+    constants = {t.name for t in model.graph.initializer}
+    return {
+        i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
+        for i in model.graph.input
+        if i.name not in constants
+    }
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx")
+    for name in ("mlp", "dcgan", "mobilenet_v2", "resnet50"):
+        zoo.save(zoo.MODELS[name](), folder / f"{name}.onnx")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "backends"), [("mlp", "wasm,webgpu"), ("dcgan", "wasm,webgpu"), ("mobilenet_v2", "wasm")]
+)
+def test_converted_models_match_onnxruntime_natively(onnx_dir, tmp_path, name, backends):
+    path = onnx_dir / f"{name}.onnx"
+    out = tmp_path / name
+    convert(path, out, backends.split(","))
+    model = zoo.MODELS[name]()
+    feeds = seeded_feeds(model)
+    (want,) = onnxruntime_outputs(path, feeds)
+    for backend in backends.split(","):
+        (got,) = native.run(out, backend, feeds).values()
+        result = compare_model(got, want, backend)
+        assert result.ok, f"{name} on {backend}: {result}"
+
+
+def test_resnet50_converts_for_every_flat_backend_and_matches_onnxruntime(onnx_dir, tmp_path):
+    out = tmp_path / "resnet50"
+    summary = convert(onnx_dir / "resnet50.onnx", out, ["wasm", "js", "webgpu"])
+    assert (summary["nodes_before"], summary["nodes_after"]) == (175, 57)
+    for backend, b in summary["backends"].items():
+        m = b["memory"]
+        assert m["activation_peak_bytes"] <= 0.3 * m["activation_sum_bytes"], backend
+        assert b["reused_programs"] > 0  # ResNet's repeated blocks are generated once
+    feeds = seeded_feeds(zoo.resnet50())
+    (want,) = onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
+    (got,) = native.run(out, "wasm", feeds).values()
+    assert compare_model(got, want, "wasm").ok
+    model = read_model(out)
+    shards = model["weights"]["shards"]
+    assert len(shards) > 1 and all(s["bytes"] <= wt.SHARD_BYTES for s in shards)
+
+
+@pytest.mark.parametrize(("encoding", "ratio"), [("fp16", 0.5), ("eightbit", 0.27)])
+def test_encodings_shrink_resnet50_and_agree_with_fp32(onnx_dir, tmp_path, encoding, ratio):
+    out = tmp_path / encoding
+    summary = convert(onnx_dir / "resnet50.onnx", out, ["wasm"], encoding=encoding)
+    assert summary["weight_ratio"] <= ratio
+    assert summary["agreement"]["cosine"] >= 0.995 and summary["agreement"]["top1_same"]
+    model = zoo.resnet50()
+    agree = 0
+    for seed in range(4):
+        feeds = seeded_feeds(model, seed)
+        (want,) = onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
+        (got,) = native.run(out, "wasm", feeds).values()
+        assert compare_model(got, want, "wasm", encoding).ok
+        agree += int(got.argmax() == want.argmax())
+    assert agree == 4
+
+
+def test_eightbit_round_trip_is_within_half_a_step():
+    rng = np.random.default_rng(0)
+    array = rng.standard_normal(1000).astype(np.float32) * np.linspace(0.01, 3, 1000, dtype=np.float32)
+    data = wt.encode_tensor(array, "eightbit")
+    assert len(data) == wt.encoded_bytes(1000, "eightbit")
+    back = wt.decode_tensor(data, 1000, "eightbit")
+    blocks = array.reshape(-1)[:768].reshape(3, 256)
+    step = np.abs(blocks).max(axis=1) / 127
+    assert np.all(np.abs(back[:768].reshape(3, 256) - blocks) <= step[:, None] / 2 + 1e-7)
+
+
+def test_records_choose_kernels_exact_nearest_or_default(onnx_dir, tmp_path):
+    store = RecordStore("results/bench/wasm_records.jsonl")
+    summary = convert(onnx_dir / "resnet50.onnx", tmp_path / "tuned", ["wasm"], options=Options(records=store))
+    chosen = summary["backends"]["wasm"]["chosen"]
+    assert chosen.get("exact", 0) >= 15 and chosen.get("nearest", 0) > 0 and chosen.get("default", 0) > 0
+    nodes = read_backend(tmp_path / "tuned", read_model(tmp_path / "tuned"), "wasm")["nodes"]
+    exact = next(n for n in nodes if n["how"] == "exact")
+    assert exact["record"].startswith("conv2d/") and exact["config"]["threads"] == 1
+    feeds = seeded_feeds(zoo.resnet50())
+    (want,) = onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
+    (got,) = native.run(tmp_path / "tuned", "wasm", feeds).values()
+    assert compare_model(got, want, "wasm").ok
+
+
+def test_existing_output_and_failed_conversions_leave_nothing(onnx_dir, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    with pytest.raises(KgenError, match="already exists"):
+        convert(onnx_dir / "mlp.onnx", out, ["wasm"])
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(KgenError):
+        convert(bad, tmp_path / "never", ["wasm"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "model"]
+
+
+def test_a_backend_that_fails_is_reported_and_skipped(onnx_dir, tmp_path):
+    summary = convert(onnx_dir / "mlp.onnx", tmp_path / "m", ["webgl", "wasm"])
+    assert "webgl" in summary["failed"] and list(summary["backends"]) == ["wasm"]
+    assert list(read_model(tmp_path / "m")["backends"]) == ["wasm"]
+
+
+def test_reader_refuses_changed_files(onnx_dir, tmp_path):
+    out = tmp_path / "m"
+    convert(onnx_dir / "mlp.onnx", out, ["wasm"])
+    model = read_model(out)
+    shard = out / model["weights"]["shards"][0]["file"]
+    data = bytearray(shard.read_bytes())
+    data[10] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DescriptorError, match="weight shard corrupted"):
+        read_weights(out, model)
+    program = out / "wasm.json"
+    program.write_text(program.read_text()[:-10])
+    with pytest.raises(DescriptorError, match="corrupted"):
+        read_backend(out, model, "wasm")
+    (out / "model.json").write_text(json.dumps({**model, "schema_version": 2}))
+    with pytest.raises(DescriptorError, match="schema_version 2 is not supported"):
+        read_model(out)

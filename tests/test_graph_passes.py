@@ -1,0 +1,123 @@
+"""Each graph pass on its own (the optimized graph still computes what the model does), their effect on
+ResNet-50, and memory planning by liveness."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kgen.graph import memory, zoo
+from kgen.graph.execute import evaluate
+from kgen.graph.ir import Graph, Node, Value
+from kgen.graph.onnx import from_model
+from kgen.graph.passes import fold_batchnorm, fold_constants, fuse_epilogues, optimize
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return from_model(zoo.resnet50())
+
+
+def same_outputs(a: Graph, b: Graph, atol=1e-4):
+    rng = np.random.default_rng(1)
+    feeds = {v.name: rng.standard_normal(v.shape).astype(np.float32) for v in a.inputs}
+    want, got = evaluate(a, feeds), evaluate(b, feeds)
+    for name in a.outputs:
+        np.testing.assert_allclose(got[name], want[name], atol=atol, rtol=1e-4)
+
+
+def test_fold_constants_evaluates_nodes_of_constants():
+    rng = np.random.default_rng(0)
+    constants = {"w": rng.standard_normal((4, 3)).astype(np.float32)}
+    nodes = [
+        Node("t", "transpose", ["w"], "wt", {"perm": (1, 0)}),
+        Node("mm", "matmul", ["x", "wt"], "y", {}),
+    ]
+    values = {"x": Value("x", (2, 3)), "wt": Value("wt", (3, 4)), "y": Value("y", (2, 4))}
+    graph = Graph([values["x"]], ["y"], values, constants, nodes)
+    folded = fold_constants(graph)
+    assert [n.op for n in folded.nodes] == ["matmul"]
+    np.testing.assert_array_equal(folded.constants["wt"], constants["w"].T)
+    same_outputs(graph, folded)
+
+
+def test_batchnorm_folds_into_conv_conv_transpose_and_gemm():
+    for model in (zoo.resnet50(size=32), zoo.dcgan_generator()):
+        graph = from_model(model)
+        folded = fold_batchnorm(graph)
+        assert "batch_norm" not in folded.summary()
+        same_outputs(graph, folded, atol=1e-3)
+
+
+def test_epilogues_fuse_bias_activation_and_residual(resnet):
+    fused = fuse_epilogues(fold_batchnorm(resnet))
+    ops = fused.summary()
+    assert ops["conv2d+add+relu"] == 16 and "relu" not in ops and "add" not in ops
+    same_outputs(from_model(zoo.mobilenet_v2(size=32)), optimize(from_model(zoo.mobilenet_v2(size=32))), atol=1e-3)
+
+
+def test_resnet50_node_counts(resnet):
+    before = resnet.summary()
+    after = optimize(resnet).summary()
+    assert (before["batch_norm"], before["relu"], before["add"]) == (53, 49, 16)
+    assert len(resnet.nodes) == 175
+    assert sum(after.values()) == 57  # every BN folded; every relu and residual add fused
+    assert after == {
+        "conv2d": 4,  # the downsample convs: their output is the residual the other branch adds
+        "conv2d+add+relu": 16,
+        "conv2d+relu": 33,
+        "flatten": 1,
+        "gemm": 1,
+        "global_avg_pool": 1,
+        "max_pool2d": 1,
+    }
+
+
+def test_a_value_used_twice_is_not_fused():
+    nodes = [
+        Node("a", "relu", ["x"], "r", {}),
+        Node("b", "neg", ["r"], "n", {}),
+        Node("c", "add", ["r", "n"], "y", {}),
+    ]
+    values = {k: Value(k, (3,)) for k in ("x", "r", "n", "y")}
+    graph = Graph([values["x"]], ["y"], values, {}, nodes)
+    fused = fuse_epilogues(graph)
+    assert [n.op for n in fused.nodes] == ["relu", "neg"]
+    assert [e.op for e in fused.nodes[1].epilogue] == ["add"]
+    same_outputs(graph, fused)
+
+
+# -- memory planning -------------------------------------------------------------------------------------------
+
+tenant_lists = st.lists(
+    st.tuples(st.integers(1, 1000), st.integers(-1, 8), st.integers(0, 8)), min_size=1, max_size=12
+).map(lambda ts: [memory.Tenant(f"t{k}", n, a, max(a, b)) for k, (n, a, b) in enumerate(ts)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(tenant_lists)
+def test_offsets_never_overlap_for_tenants_alive_together(tenants):
+    offsets, peak = memory.plan_offsets(tenants)
+    for a in tenants:
+        assert offsets[a.name] % memory.ALIGN == 0 and offsets[a.name] + a.nbytes <= peak
+        for b in tenants:
+            if a is not b and a.overlaps(b):
+                assert offsets[a.name] + a.nbytes <= offsets[b.name] or offsets[b.name] + b.nbytes <= offsets[a.name]
+
+
+@settings(max_examples=200, deadline=None)
+@given(tenant_lists)
+def test_pooled_buffers_hold_one_live_tenant_at_a_time(tenants):
+    slot_of, sizes = memory.plan_pool(tenants)
+    for a in tenants:
+        assert sizes[slot_of[a.name]] >= a.nbytes
+        for b in tenants:
+            if a is not b and a.overlaps(b):
+                assert slot_of[a.name] != slot_of[b.name]
+
+
+def test_lifetimes_keep_outputs_and_prepared_copies():
+    steps = [(["x"], ["a"]), (["a"], ["b", "tmp"]), (["b"], ["y"])]
+    sizes = dict.fromkeys(["x", "a", "b", "tmp", "y", "pack"], 4)
+    life = {t.name: (t.first, t.last) for t in memory.lifetimes(steps, sizes, keep=["y"], always=["pack"])}
+    assert life == {"x": (-1, 0), "a": (0, 1), "b": (1, 2), "tmp": (1, 1), "y": (2, 3), "pack": (-1, 3)}

@@ -1,0 +1,211 @@
+"""The ONNX frontend: every translated form gives onnxruntime's result (graphs run with the ops' numpy
+references), and what kgen cannot run is a one-line error naming the node."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from kgen.graph import zoo
+from kgen.graph.execute import evaluate
+from kgen.graph.ir import GraphError
+from kgen.graph.onnx import from_model, load
+
+RNG = np.random.default_rng(0)
+
+
+def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def one_node(op, inputs, out_shape, attrs=None, consts=None, opset=13, extra_inputs=()):
+    """A model of one node: ``inputs`` [(name, shape)] are graph inputs, ``consts`` {name: array} initializers."""
+    consts = consts or {}
+    names = [n for n, _ in inputs] + list(consts) + list(extra_inputs)
+    node = helper.make_node(op, names, ["y"], name="the_node", **(attrs or {}))
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def check_matches_ort(model, atol=1e-4):
+    graph = from_model(model)
+    feeds = {v.name: RNG.standard_normal(v.shape).astype(np.float32) for v in graph.inputs}
+    (want,) = ort_run(model, feeds)
+    got = evaluate(graph, feeds)[graph.outputs[0]]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=atol, rtol=1e-4)
+    return graph
+
+
+X = ("x", [1, 3, 9, 11])
+W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_conv_auto_pad(mode):
+    check_matches_ort(one_node("Conv", [X], None, {"auto_pad": mode, "strides": [2, 2]}, {"w": W}))
+
+
+@pytest.mark.parametrize("mode", ["SAME_UPPER", "VALID"])
+def test_pool_auto_pad_and_ceil_mode(mode):
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": mode}
+    check_matches_ort(one_node("MaxPool", [X], None, attrs))
+    check_matches_ort(
+        one_node("AveragePool", [X], None, {"kernel_shape": [3, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1})
+    )
+    check_matches_ort(
+        one_node("AveragePool", [X], None, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1})
+    )
+
+
+def test_conv_transpose_output_shape():
+    w = RNG.standard_normal((3, 2, 4, 4)).astype(np.float32)
+    attrs = {"strides": [2, 2], "output_shape": [19, 22]}
+    graph = check_matches_ort(one_node("ConvTranspose", [X], [1, 2, 19, 22], attrs, {"w": w}))
+    assert graph.shape(graph.outputs[0]) == (1, 2, 19, 22)
+
+
+def test_one_d_conv_and_pools_run_as_2d():
+    x = ("x", [1, 3, 17])
+    w = RNG.standard_normal((4, 3, 5)).astype(np.float32)
+    graph = check_matches_ort(one_node("Conv", [x], None, {"pads": [2, 1], "strides": [2]}, {"w": w}))
+    assert any(n.op == "conv2d" for n in graph.nodes)
+    check_matches_ort(one_node("MaxPool", [x], None, {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}))
+
+
+def test_pad_with_axes_and_constant_inputs():
+    consts = {"pads": np.array([1, 2, 0, 3], np.int64), "value": np.array(0.5, np.float32), "axes": np.array([2, 3])}
+    check_matches_ort(one_node("Pad", [X], None, {"mode": "constant"}, consts, opset=18))
+    check_matches_ort(one_node("Pad", [X], None, {"mode": "reflect", "pads": [0, 0, 1, 1, 0, 0, 1, 1]}, opset=10))
+
+
+def test_clip_bounds_as_inputs_and_attributes():
+    consts = {"lo": np.array(-0.3, np.float32), "hi": np.array(0.4, np.float32)}
+    check_matches_ort(one_node("Clip", [X], None, None, consts, opset=13))
+    check_matches_ort(one_node("Clip", [X], None, {"min": -0.2, "max": 0.1}, opset=7))
+    graph = from_model(one_node("Clip", [X], None, None, {"lo": np.array(0.0, np.float32)}, opset=13))
+    assert graph.nodes[0].attrs["max"] == float("inf")
+
+
+def test_nary_sum_max_min_chain_binary_ops():
+    inputs = [("a", [2, 3]), ("b", [2, 3]), ("c", [1, 3])]
+    for op in ("Sum", "Max", "Min"):
+        graph = check_matches_ort(one_node(op, inputs, [2, 3]))
+        assert len(graph.nodes) == 2
+
+
+def test_reshape_squeeze_unsqueeze_and_reduce_operands():
+    check_matches_ort(one_node("Reshape", [X], None, consts={"s": np.array([0, -1, 11], np.int64)}))
+    check_matches_ort(one_node("Unsqueeze", [X], None, consts={"axes": np.array([0, 3], np.int64)}))
+    check_matches_ort(one_node("Squeeze", [("x", [1, 3, 1, 5])], None, consts={"axes": np.array([2], np.int64)}))
+    check_matches_ort(one_node("ReduceMean", [X], None, {"keepdims": 0}, {"axes": np.array([2, 3])}, opset=18))
+    check_matches_ort(one_node("ReduceMean", [X], None, {"axes": [1]}, opset=13))
+
+
+def test_softmax_before_opset_13_coerces_to_2d():
+    check_matches_ort(one_node("Softmax", [("x", [2, 3, 4])], None, {"axis": 1}, opset=11))
+    check_matches_ort(one_node("Softmax", [("x", [2, 3, 4])], None, {"axis": 1}, opset=13))
+
+
+def test_shape_arithmetic_is_folded():
+    """Flatten the PyTorch way: Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Constant", [], ["i0"], value=numpy_helper.from_array(np.array(0, np.int64))),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+        helper.make_node("Constant", [], ["ax"], value=numpy_helper.from_array(np.array([0], np.int64))),
+        helper.make_node("Unsqueeze", ["n", "ax"], ["n1"]),
+        helper.make_node("Constant", [], ["m1"], value=numpy_helper.from_array(np.array([-1], np.int64))),
+        helper.make_node("Concat", ["n1", "m1"], ["shape"], axis=0),
+        helper.make_node("Cast", ["shape"], ["shape64"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["x", "shape64"], ["r"]),
+        helper.make_node("Identity", ["r"], ["i"]),
+        helper.make_node("Dropout", ["i"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    converted = check_matches_ort(model)
+    assert [n.op for n in converted.nodes] == ["reshape"]
+
+
+@pytest.mark.parametrize("name", ["mlp", "dcgan", "mobilenet_v2"])
+def test_zoo_models_match_onnxruntime(name):
+    check_matches_ort(zoo.MODELS[name](), atol=1e-3)
+
+
+def test_initializers_listed_as_inputs_are_constants():
+    graph = from_model(zoo.mlp())
+    assert [v.name for v in graph.inputs] == ["x"]
+    assert len(graph.constants) == 6
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+
+
+def test_unsupported_op_names_the_node_and_op_type():
+    model = one_node("Einsum", [("a", [2, 3]), ("b", [3, 4])], [2, 4], {"equation": "ij,jk->ik"}, opset=12)
+    with pytest.raises(GraphError, match=r"node 'the_node' \(Einsum\): op type Einsum is not supported \(supported: "):
+        from_model(model)
+
+
+def test_unsupported_opset_and_attribute_value():
+    with pytest.raises(GraphError, match="opset 6 is not supported"):
+        from_model(one_node("Relu", [X], None, opset=6))
+    with pytest.raises(GraphError, match=r"node 'the_node' \(Pad\): mode 'wrap' is not supported"):
+        from_model(one_node("Pad", [X], None, {"mode": "wrap"}, {"pads": np.zeros(8, np.int64)}, opset=19))
+    with pytest.raises(GraphError, match=r"node 'the_node' \(Conv\): conv2d: weight has 3 input channels"):
+        from_model(one_node("Conv", [("x", [1, 5, 8, 8])], None, None, {"w": W}))
+
+
+def test_dynamic_input_needs_input_shape():
+    model = one_node("Relu", [("x", ["batch", 3, 8, 8])], None)
+    with pytest.raises(
+        GraphError, match=r"graph input 'x' has a dynamic shape \[batchx3x8x8\]: give it with --input-shape"
+    ):
+        from_model(model)
+    graph = from_model(model, {"x": (2, 3, 8, 8)})
+    assert graph.shape(graph.outputs[0]) == (2, 3, 8, 8)
+
+
+def test_non_float_input_is_refused():
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.INT32, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [4])],
+    )
+    with pytest.raises(GraphError, match="graph input 'x' has dtype INT32; kgen takes float32 inputs only"):
+        from_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def test_truncated_and_non_onnx_files(tmp_path):
+    path = zoo.save(zoo.mlp(), tmp_path / "mlp.onnx")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(GraphError, match=r"truncated\.onnx: not a valid ONNX file"):
+        load(truncated)
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model\n")
+    with pytest.raises(GraphError, match=r"notes\.onnx: not"):
+        load(text)
+    with pytest.raises(GraphError, match=r"missing\.onnx: no such file"):
+        load(tmp_path / "missing.onnx")
