@@ -209,7 +209,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         inputs=[_io(graph, v.name, buffer_of[roots[v.name]]) for v in graph.inputs],
         outputs=[_io(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
         weights=[
-            {"tensor": name, "buffer": buffer_of[roots[name]]}
+            {"tensor": name, "buffer": buffer_of[roots[name]], "shape": list(graph.shape(name))}
             for name in sorted({t for np_ in lowered for t in np_.tensors if t in graph.constants})
         ],
         nodes=[_node_json(np_) for np_ in lowered],

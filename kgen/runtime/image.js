@@ -1,5 +1,8 @@
-// Image helpers with WebDNN's names: pixels of an image, canvas, ImageData or URL as a Float32Array in the
-// order and colours a model wants (value = (pixel - bias) / scale), and back into a canvas.
+// Image helpers with WebDNN's names and semantics: pixels of an image, canvas, ImageData or URL as a Float32Array
+// in the order and colours a model wants, and back into a canvas. As in WebDNN, getImageArray's `bias` and
+// `scale` are per pixel channel in R, G, B order whatever `color` is (value = (pixel - bias) / scale: Keras's
+// BGR ResNet-50 takes `bias: [123.68, 116.779, 103.939]`), and setImageArrayToCanvas's are per channel of the
+// array (pixel = value * scale + bias). GREY is the luminance 0.2126 R + 0.7152 G + 0.0722 B.
 
 export const Order = Object.freeze({ CHW: "CHW", HWC: "HWC" });
 export const Color = Object.freeze({ RGB: "RGB", BGR: "BGR", GREY: "GREY", RGBA: "RGBA" });
@@ -68,22 +71,23 @@ export async function getImageArray(source, options = {}) {
   const { dstW = srcW, dstH = srcH, order = Order.HWC, color = Color.RGB } = options;
   checkOrder(order);
   const picks = channelsOf(color);
-  const bias = options.bias ?? picks.map(() => 0);
-  const scale = options.scale ?? picks.map(() => 1);
+  const bias = options.bias ?? [0, 0, 0, 0];
+  const scale = options.scale ?? [1, 1, 1, 1];
   const canvas = makeCanvas(dstW, dstH);
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d", { willReadFrequently: true }));
   ctx.drawImage(/** @type {CanvasImageSource} */ (src), srcX, srcY, srcW, srcH, dstX, dstY, dstW - dstX, dstH - dstY);
   const pixels = ctx.getImageData(0, 0, dstW, dstH).data;
   const n = picks.length;
   const out = new Float32Array(dstW * dstH * n);
+  /** @param {number} p @param {number} k */
+  const value = (p, k) => (pixels[p + k] - (bias[k] ?? bias[0] ?? 0)) / (scale[k] ?? scale[0] ?? 1);
   for (let y = 0; y < dstH; y++) {
     for (let x = 0; x < dstW; x++) {
       const p = 4 * (y * dstW + x);
       for (let c = 0; c < n; c++) {
         const k = picks[c];
-        const v = k < 0 ? (pixels[p] + pixels[p + 1] + pixels[p + 2]) / 3 : pixels[p + k];
-        const at = order === Order.HWC ? (y * dstW + x) * n + c : c * dstW * dstH + y * dstW + x;
-        out[at] = (v - (bias[c] ?? 0)) / (scale[c] ?? 1);
+        const v = k < 0 ? 0.2126 * value(p, 0) + 0.7152 * value(p, 1) + 0.0722 * value(p, 2) : value(p, k);
+        out[order === Order.HWC ? (y * dstW + x) * n + c : c * dstW * dstH + y * dstW + x] = v;
       }
     }
   }

@@ -175,8 +175,9 @@ function checkProgram(doc, model, backend, where) {
     if (!Array.isArray(doc[key]) || doc[key].length !== declared.length) throw fail(where, `${key} must match model.json's`);
     doc[key].forEach((/** @type {any} */ t, /** @type {number} */ i) => {
       const b = buffers.get(t?.buffer);
-      if (t?.name !== declared[i].name || !b || b.size < elements(declared[i].shape)) {
-        throw fail(where, `${key}[${i}] (${declared[i].name}) must name a buffer of at least ${elements(declared[i].shape)} values`);
+      const sameShape = Array.isArray(t?.shape) && t.shape.join() === declared[i].shape.join();
+      if (t?.name !== declared[i].name || !sameShape || !b || b.size < elements(declared[i].shape)) {
+        throw fail(where, `${key}[${i}] (${declared[i].name}) must have model.json's shape [${declared[i].shape}] and a buffer that holds it`);
       }
     });
   };
@@ -187,8 +188,9 @@ function checkProgram(doc, model, backend, where) {
   for (const w of doc.weights) {
     const t = tensors.get(w?.tensor);
     const b = buffers.get(w?.buffer);
-    if (!t || !b || b.size < elements(t.shape)) {
-      throw fail(where, `weight ${JSON.stringify(w?.tensor)} must name a tensor of model.json and a buffer that holds it`);
+    const sameShape = t && Array.isArray(w.shape) && w.shape.join() === t.shape.join();
+    if (!t || !sameShape || !b || b.size < elements(t.shape)) {
+      throw fail(where, `weight ${JSON.stringify(w?.tensor)} must name a tensor of model.json of the same shape and a buffer that holds it`);
     }
   }
 }

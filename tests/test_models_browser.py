@@ -1,0 +1,307 @@
+"""Converted models in headless Chromium through the JS runtime (kgen/runtime/kgen.js): every reference model on
+every backend it was converted for against onnxruntime, eightbit too; backend fallback; WebDNN's page calls
+unchanged; hostile descriptors and bad inputs end in an Error, never a hang or a silently wrong result."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from kgen.checking import compare_model
+from kgen.descriptor.convert import convert
+from kgen.graph import zoo
+
+pytestmark = pytest.mark.browser
+
+MODELS = {  # name -> backends it is converted for here
+    "mlp": ("wasm", "js", "webgpu"),
+    "dcgan": ("wasm", "js", "webgpu"),
+    "mobilenet_v2": ("wasm", "js", "webgpu"),
+    "resnet50": ("wasm", "js", "webgpu"),
+}
+RUN = """async ([dir, backend, feeds]) => {
+  const kgen = await import('/kgen.js');
+  const runner = await kgen.load(dir, {backendOrder: backend});
+  const typed = Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]);
+  const out = await runner.run(Object.fromEntries(typed));
+  const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Array.from(v)]));
+  const result = {backend: runner.backendName, outputs};
+  runner.destroy();
+  return result;
+}"""
+
+
+def ort_outputs(path, feeds):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    for name, backends in MODELS.items():
+        zoo.save(zoo.MODELS[name](), root / f"{name}.onnx")
+        convert(root / f"{name}.onnx", root / name, backends)
+    convert(root / "resnet50.onnx", root / "resnet50_eightbit", ["wasm"], encoding="eightbit")
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(models):
+    from kgen.browser.session import BrowserSession
+
+    with BrowserSession(job_timeout_s=240, mounts={"/models/": models}) as session:
+        yield session
+
+
+def feeds_for(name, seed=1):
+    model = zoo.MODELS[name]()
+    rng = np.random.default_rng(seed)
+    constants = {t.name for t in model.graph.initializer}
+    return {
+        i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
+        for i in model.graph.input
+        if i.name not in constants
+    }
+
+
+def run_in_page(page, folder, backend, feeds):
+    plain = {k: v.ravel().tolist() for k, v in feeds.items()}
+    return page.evaluate(RUN, [f"/models/{folder}", backend, plain])
+
+
+@pytest.mark.parametrize(("name", "backend"), [(n, b) for n, bs in MODELS.items() for b in bs])
+def test_model_matches_onnxruntime(models, page, name, backend):
+    feeds = feeds_for(name)
+    (want,) = ort_outputs(models / f"{name}.onnx", feeds)
+    result = run_in_page(page, name, backend, feeds)
+    assert result["backend"] == backend
+    (got,) = result["outputs"].values()
+    comparison = compare_model(np.array(got, np.float32).reshape(want.shape), want, backend)
+    assert comparison.ok, f"{name} on {backend}: {comparison}"
+
+
+def test_eightbit_resnet50_in_the_page(models, page):
+    feeds = feeds_for("resnet50", seed=3)
+    (want,) = ort_outputs(models / "resnet50.onnx", feeds)
+    (got,) = run_in_page(page, "resnet50_eightbit", "wasm", feeds)["outputs"].values()
+    got = np.array(got, np.float32).reshape(want.shape)
+    assert compare_model(got, want, "wasm", "eightbit").ok
+    assert got.argmax() == want.argmax()
+
+
+def test_a_page_without_webgpu_loads_the_next_backend(page):
+    result = page.evaluate(
+        """async () => {
+          Object.defineProperty(Navigator.prototype, 'gpu', {get: () => undefined, configurable: true});
+          const kgen = await import('/kgen.js');
+          const runner = await kgen.load('/models/mlp', {backendOrder: ['webgpu', 'wasm']});
+          return {backend: runner.backendName, reasons: runner.fallbackReasons};
+        }"""
+    )
+    page.restart()  # the page without WebGPU stays behind
+    assert result["backend"] == "wasm"
+    assert result["reasons"] == ["webgpu: WebGPU is not available in this browser"]
+
+
+def test_webdnn_page_calls_run_unchanged(models, page):
+    """The ResNet-50 seed page's calls (SEEDS.md), with `WebDNN` bound to kgen's module."""
+    result = page.evaluate(
+        """async () => {
+          const WebDNN = await import('/kgen.js');
+          const canvas = document.createElement('canvas');
+          canvas.width = 300; canvas.height = 200;
+          const ctx = canvas.getContext('2d');
+          const g = ctx.createLinearGradient(0, 0, 300, 200);
+          g.addColorStop(0, '#ff8000'); g.addColorStop(1, '#0040c0');
+          ctx.fillStyle = g; ctx.fillRect(0, 0, 300, 200);
+          const runner = await WebDNN.load('/models/resnet50', {backendOrder: 'wasm'});
+          const image = await WebDNN.Image.getImageArray(canvas, {dstW: 224, dstH: 224,
+            order: WebDNN.Image.Order.CHW, color: WebDNN.Image.Color.BGR, bias: [123.68, 116.779, 103.939]});
+          runner.getInputViews()[0].set(image);
+          await runner.run();
+          const scores = runner.getOutputViews()[0].toActual();
+          const top5 = WebDNN.Math.argmax(scores, 5);
+          const out = document.createElement('canvas');
+          out.width = 224; out.height = 224;
+          WebDNN.Image.setImageArrayToCanvas(image, 224, 224, out, {order: WebDNN.Image.Order.CHW,
+            color: WebDNN.Image.Color.BGR, bias: [103.939, 116.779, 123.68]});  // per array channel, as WebDNN's
+          const pixel = Array.from(out.getContext('2d').getImageData(0, 0, 1, 1).data);
+          return {backend: runner.backendName, image: Array.from(image), scores: Array.from(scores), top5, pixel};
+        }"""
+    )
+    assert result["backend"] == "wasm"
+    image = np.array(result["image"], np.float32).reshape(1, 3, 224, 224)
+    assert abs(image[0, 0, 0, 0] - (0 - 103.939)) < 1.5  # blue channel first (BGR) at the orange corner
+    assert abs(image[0, 2, 0, 0] - (255 - 123.68)) < 1.5
+    (want,) = ort_outputs(models / "resnet50.onnx", {"input": image})
+    assert result["top5"] == list(np.argsort(-want[0], kind="stable")[:5])
+    assert compare_model(np.array(result["scores"], np.float32).reshape(want.shape), want, "wasm").ok
+    assert abs(result["pixel"][0] - 255) <= 2 and result["pixel"][3] == 255
+
+
+def test_second_load_takes_weights_from_the_cache(page):
+    seen: list[str] = []
+    page.page.on("request", lambda r: seen.append(r.url))
+    script = """async () => {
+      const kgen = await import('/kgen.js');
+      await kgen.load('/models/dcgan', {backendOrder: 'wasm'});
+    }"""
+    page.evaluate(script)
+    first = [u for u in seen if "/weights/" in u]
+    seen.clear()
+    page.evaluate(script)
+    assert first and not [u for u in seen if "/weights/" in u]
+
+
+def test_bad_inputs_are_errors_and_the_runner_stays_usable(page):
+    result = page.evaluate(
+        """async () => {
+          const kgen = await import('/kgen.js');
+          const runner = await kgen.load('/models/mlp', {backendOrder: 'wasm'});
+          const errors = [];
+          for (const bad of [() => runner.run({x: new Float32Array(3)}), () => runner.run({x: new Int32Array(64)}),
+                             () => runner.run({y: new Float32Array(64)}), () => runner.run({})]) {
+            try { await bad(); errors.push(null); } catch (e) { errors.push(e.message); }
+          }
+          try { runner.inputs[0].set(new Float32Array(65)); errors.push(null); } catch (e) { errors.push(e.message); }
+          const out = await runner.run({x: new Float32Array(64).fill(0.5)});
+          return {errors, sum: out[runner.outputs[0].name].reduce((a, b) => a + b, 0)};
+        }"""
+    )
+    errors = result["errors"]
+    assert "input 'x' needs 64 values (shape [1,64]), got 3" in errors[0]
+    assert "takes float32 values" in errors[1] and "Int32Array" in errors[1]
+    assert "no input named 'y'" in errors[2]
+    assert "input 'x' is not given" in errors[3]
+    assert "holds 64 values" in errors[4]
+    assert abs(result["sum"] - 1.0) < 1e-5  # a softmax: the runner still runs
+
+
+# -- hostile descriptors -----------------------------------------------------------------------------------------
+
+
+def _rehash(folder):
+    """Make model.json's sizes and digests agree with the backend files again (a lie the digests cannot see)."""
+    model = json.loads((folder / "model.json").read_text())
+    for entry in model["backends"].values():
+        data = (folder / entry["file"]).read_bytes()
+        entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (folder / "model.json").write_text(json.dumps(model))
+
+
+def _numbers(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k != "summary":
+                yield from _numbers(v, (*path, k))
+    elif isinstance(node, list):
+        for k, v in enumerate(node):
+            yield from _numbers(v, (*path, k))
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield path
+
+
+def _set(node, path, value):
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+HOSTILE = """async ([dir, x]) => {
+  const kgen = await import('/kgen.js');
+  try {
+    const runner = await kgen.load(dir, {backendOrder: 'wasm'});
+    const out = await runner.run({x: Float32Array.from(x)});
+    return {ok: true, out: Array.from(Object.values(out)[0])};
+  } catch (e) {
+    return {ok: false, error: String(e.message)};
+  }
+}"""
+
+
+def test_hostile_descriptors_end_in_errors(models, page):
+    x = feeds_for("mlp")["x"]
+    (want,) = ort_outputs(models / "mlp.onnx", {"x": x})
+    cases = {}
+
+    def variant(label, change):
+        folder = models / f"hostile_{label}"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(models / "mlp", folder)
+        change(folder)
+        cases[label] = folder.name
+
+    def edit_json(name, fn, rehash=False):
+        def change(folder):
+            data = json.loads((folder / name).read_text())
+            fn(data)
+            (folder / name).write_text(json.dumps(data))
+            if rehash:
+                _rehash(folder)
+
+        return change
+
+    variant("schema", edit_json("model.json", lambda m: m.update(schema_version=99)))
+    variant("truncated_program", lambda f: (f / "wasm.json").write_bytes((f / "wasm.json").read_bytes()[:-100]))
+    variant("flipped_program", lambda f: _flip(f / "wasm.json", 500))
+    variant("flipped_shard", lambda f: _flip(f / "weights" / "000.bin", 40))
+    variant("missing_shard", lambda f: (f / "weights" / "000.bin").unlink())
+    variant(
+        "buffer_past_memory", edit_json("wasm.json", lambda p: p["program"]["buffers"][0].update(offset=1 << 40), True)
+    )
+    variant("weight_past_stream", edit_json("model.json", lambda m: m["weights"]["tensors"][0].update(offset=10**9)))
+    variant("input_shape_lie", edit_json("model.json", lambda m: m["inputs"][0].update(shape=[1, 32])))
+    variant(
+        "truncated_kernel",
+        edit_json(
+            "wasm.json",
+            lambda p: p["program"]["kernels"][0].update(binary=p["program"]["kernels"][0]["binary"][:40]),
+            True,
+        ),
+    )
+    expected = {
+        "schema": "schema_version 99 is not supported",
+        "truncated_program": "truncated or changed",
+        "flipped_program": "corrupted",
+        "flipped_shard": "weight shard corrupted",
+        "missing_shard": "HTTP 404",
+        "buffer_past_memory": "do not lie in the",
+        "weight_past_stream": "do not fit",
+        "input_shape_lie": "must have model.json's shape",
+        "truncated_kernel": "compile",
+    }
+    for label, folder in cases.items():
+        r = page.evaluate(HOSTILE, [f"/models/{folder}", x.ravel().tolist()])
+        assert not r["ok"] and expected[label] in r["error"], (label, r)
+
+    # every number of model.json (outside the summary) changed in turn: an Error, or exactly the right answer
+    model = json.loads((models / "mlp" / "model.json").read_text())
+    rng = np.random.default_rng(0)
+    paths = list(_numbers(model))
+    for k in rng.choice(len(paths), size=min(24, len(paths)), replace=False):
+        path = paths[k]
+        folder = models / "hostile_fuzz"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(models / "mlp", folder)
+        mutated = json.loads(json.dumps(model))
+        old = mutated
+        for key in path:
+            old = old[key]
+        _set(mutated, path, old * 2 + 1 if rng.random() < 0.5 else -1)
+        (folder / "model.json").write_text(json.dumps(mutated))
+        r = page.evaluate(HOSTILE, ["/models/hostile_fuzz", x.ravel().tolist()])
+        if r["ok"]:
+            np.testing.assert_allclose(np.array(r["out"]).reshape(want.shape), want, atol=1e-5, err_msg=str(path))
+        else:
+            assert r["error"].startswith("kgen"), (path, r["error"])
+
+
+def _flip(path, at):
+    data = bytearray(path.read_bytes())
+    data[at % len(data)] ^= 0x55
+    path.write_bytes(bytes(data))
