@@ -424,6 +424,54 @@ def _print_convert_summary(summary: Mapping[str, Any], out: str, explain: bool) 
                 print(f"  {n['name']:<28} {ops:<28} {how}")
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from kgen.browser.model_run import run_model
+
+    feeds = {}
+    for item in args.input or ():
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise KgenError(f"--input '{item}' is not like NAME=FILE.npy")
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise KgenError(f"--input {name}: cannot read {path} as a .npy array ({err})") from None
+    if args.out and not args.out.endswith(".npz"):
+        raise KgenError(f"--out {args.out}: the outputs are written as a .npz file")
+    result = run_model(args.dir, args.backend, feeds, bench=args.runs if args.bench else 0)
+    if args.out:
+        import io
+
+        from kgen.atomic import write_bytes_atomic
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **result["outputs"])
+        write_bytes_atomic(args.out, buffer.getvalue())
+    summary = {k: v for k, v in result.items() if k != "outputs"}
+    summary["outputs"] = {k: list(v.shape) for k, v in result["outputs"].items()}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"backend: {result['backend']}")
+    for reason in result["fallback"]:
+        print(f"  not loaded: {reason}")
+    print(f"load: {result['load_ms']:.1f} ms, first run: {result['first_run_ms']:.1f} ms")
+    if "median_ms" in result:
+        print(f"run: median {result['median_ms']:.2f} ms, IQR {result['iqr_ms']:.2f} ms over {result['runs']} runs")
+    for name, value in result["outputs"].items():
+        print(f"output {name}: shape {list(value.shape)}" + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from kgen.browser.model_run import serve
+
+    serve(args.dir, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kgen.cli_args import add_workload_args
 
@@ -526,6 +574,31 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--explain", action="store_true", help="for each node, which kernel config it took and why")
     convert.add_argument("--json", action="store_true", help="the summary as JSON on stdout; no progress")
     convert.set_defaults(func=_cmd_convert)
+
+    run = sub.add_parser(
+        "run",
+        help="run a converted model in headless Chromium through the JS runtime and write its outputs",
+        description="Load DIR (written by `kgen convert`) in headless Chromium with the page's runtime on BACKEND, "
+        "run it on the given inputs and write the outputs; --bench adds the first run and the median of many.",
+    )
+    run.add_argument("dir", help="the converted model folder")
+    run.add_argument("--backend", choices=BACKENDS, default="wasm")
+    run.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input's values (repeatable)")
+    run.add_argument("--out", help="write the outputs here (.npz, by output name)")
+    run.add_argument("--bench", action="store_true", help="time the runs: warm-up (>= 1 s, 3 runs), then --runs runs")
+    run.add_argument("--runs", type=int, default=10, help="timed runs with --bench (default 10)")
+    run.add_argument("--json", action="store_true", help="the summary as JSON")
+    run.set_defaults(func=_cmd_run)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve a folder and the JS runtime on 127.0.0.1, cross-origin isolated (wasm threads work)",
+        description="Serve DIR at / and the runtime at /kgen/ (import it from /kgen/kgen.js) on 127.0.0.1 only, "
+        "with COOP/COEP headers; nothing outside DIR and the runtime is served. Ctrl-C stops.",
+    )
+    serve.add_argument("dir", help="the folder to serve (your page and its converted models)")
+    serve.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
+    serve.set_defaults(func=_cmd_serve)
 
     doctor = sub.add_parser(
         "doctor",

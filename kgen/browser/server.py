@@ -80,11 +80,11 @@ class _Handler(BaseHTTPRequestHandler):
 class StaticServer:
     """``with StaticServer({"/": RUNTIME_DIR}) as s: s.url("/harness.html")``."""
 
-    def __init__(self, mounts: Mapping[str, Path] | None = None) -> None:
+    def __init__(self, mounts: Mapping[str, Path] | None = None, port: int = 0) -> None:
         mounts = mounts or {"/": RUNTIME_DIR}
         self.mounts = {prefix: Path(root).resolve() for prefix, root in mounts.items()}
         handler = partial(_Handler, mounts=self.mounts)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="kgen-server", daemon=True)
 

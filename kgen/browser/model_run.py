@@ -1,0 +1,107 @@
+"""A converted model run in headless Chromium through the JS runtime (``kgen run``), and the static server a
+user's page is served from (``kgen serve``)."""
+
+from __future__ import annotations
+
+import base64
+import statistics
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgen.browser.server import RUNTIME_DIR, StaticServer
+from kgen.descriptor.schema import read_model
+from kgen.errors import KgenError
+
+RUNTIME_PREFIX = "/kgen/"
+
+_RUN = """async ([dir, backend, feeds, bench]) => {
+  const kgen = await import('/kgen/kgen.js');
+  const decode = (b64) => new Float32Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
+  const encode = (a) => {
+    const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  };
+  const t0 = performance.now();
+  const runner = await kgen.load(dir, {backendOrder: backend});
+  const loaded = performance.now();
+  const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, decode(v)]));
+  const outputs = await runner.run(inputs);
+  const first = performance.now();
+  const times = [];
+  if (bench) {
+    const until = performance.now() + 1000;  // warm-up: at least 1 s and 3 runs
+    for (let k = 0; k < 3 || performance.now() < until; k++) await runner.run(inputs);
+    for (let k = 0; k < bench; k++) {
+      const s = performance.now();
+      await runner.run(inputs);
+      times.push(performance.now() - s);
+    }
+  }
+  const result = {backend: runner.backendName, fallback: runner.fallbackReasons,
+    outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, encode(v)])),
+    load_ms: loaded - t0, first_run_ms: first - loaded, times_ms: times};
+  runner.destroy();
+  return result;
+}"""
+
+
+def run_model(
+    folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray], bench: int = 0, timeout_s: float = 600
+) -> dict[str, Any]:
+    """Outputs by name (float32 arrays of the model's shapes), the backend that loaded and timings (ms):
+    ``load_ms`` (load() with the files served locally), ``first_run_ms`` and, with ``bench`` runs after a warm-up,
+    ``median_ms`` and the IQR."""
+    from kgen.browser.session import BrowserSession
+
+    folder = Path(folder).resolve()
+    model = read_model(folder)
+    declared = {i["name"]: i["shape"] for i in model["inputs"]}
+    unknown = sorted(set(feeds) - set(declared))
+    if unknown:
+        raise KgenError(f"--input {unknown[0]}: the model has no such input (inputs: {', '.join(declared)})")
+    payload = {}
+    for name, shape in declared.items():
+        if name not in feeds:
+            raise KgenError(f"input '{name}' (shape {'x'.join(map(str, shape))}) is not given: --input {name}=FILE.npy")
+        array = np.asarray(feeds[name])
+        if array.size != int(np.prod(shape)):
+            raise KgenError(f"input '{name}' needs shape {shape}, got {list(array.shape)}")
+        payload[name] = base64.b64encode(np.ascontiguousarray(array, np.float32).tobytes()).decode()
+    with BrowserSession(job_timeout_s=timeout_s, mounts={"/model/": folder, RUNTIME_PREFIX: RUNTIME_DIR}) as session:
+        result = session.evaluate(_RUN, ["/model", backend, payload, bench])
+    shapes = {o["name"]: o["shape"] for o in model["outputs"]}
+    result["outputs"] = {
+        k: np.frombuffer(base64.b64decode(v), np.float32).reshape(shapes[k]) for k, v in result["outputs"].items()
+    }
+    times = result.pop("times_ms")
+    if times:
+        q1, _, q3 = statistics.quantiles(times, n=4)
+        result.update(median_ms=statistics.median(times), iqr_ms=q3 - q1, runs=len(times))
+    return result
+
+
+def serve(folder: Path | str, port: int = 8000) -> None:
+    """Serve ``folder`` at / and the runtime at /kgen/ on 127.0.0.1 (cross-origin isolated) until Ctrl-C."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KgenError(f"{folder}: not a directory")
+    try:
+        server = StaticServer({"/": folder, RUNTIME_PREFIX: RUNTIME_DIR}, port=port)
+    except OSError as err:
+        raise KgenError(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from None
+    with server:
+        print(
+            f"kgen serve: {folder.resolve()} at {server.url('/')}  (the runtime at {server.url(RUNTIME_PREFIX)}kgen.js)"
+        )
+        print("kgen serve: 127.0.0.1 only, cross-origin isolated (COOP/COEP); Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("kgen serve: stopped")

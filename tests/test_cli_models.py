@@ -1,0 +1,168 @@
+"""`kgen convert`, `kgen run` and `kgen serve` as a user runs them: progress and a summary, one-line errors with a
+non-zero exit and nothing left behind."""
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from kgen.graph import zoo
+
+
+def kgen(*args, cwd=None, timeout=300):
+    cmd = [sys.executable, "-m", "kgen.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    zoo.save(zoo.dcgan_generator(), root / "dcgan.onnx")
+    zoo.save(zoo.mlp(), root / "mlp.onnx")
+    return root
+
+
+def test_convert_prints_progress_and_a_summary(onnx_files, tmp_path):
+    out = kgen(
+        "convert", str(onnx_files / "dcgan.onnx"), "--out", str(tmp_path / "d"), "--backend", "wasm,js", "--explain"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "kgen convert: passes: 9 -> 4 nodes" in out.stderr
+    assert "nodes: 9 before the passes, 4 after" in out.stdout
+    assert "wasm: 3 kernels (3 default)" in out.stdout
+    assert "conv_transpose2d+relu" in out.stdout and "template default (no records given)" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["js.json", "model.json", "wasm.json", "weights"]
+
+
+def test_convert_json_and_a_skipped_backend_exit_1(onnx_files, tmp_path):
+    out = kgen(
+        "convert", str(onnx_files / "mlp.onnx"), "--out", str(tmp_path / "m"), "--backend", "wasm,webgl", "--json"
+    )
+    assert out.returncode == 1
+    summary = json.loads(out.stdout)
+    assert list(summary["backends"]) == ["wasm"] and "webgl" in summary["failed"]
+    assert out.stderr == ""
+
+
+def _unsupported_op_model(path):
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], name="mix", equation="ij,jk->ik")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 2]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+    )
+    zoo.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def _dynamic_model(path):
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 224, 224])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 224, 224])],
+    )
+    zoo.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_bad_models_are_one_line_errors_leaving_nothing(onnx_files, tmp_path):
+    good = (onnx_files / "mlp.onnx").read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(good[: len(good) // 3])
+    (tmp_path / "text.onnx").write_text("hello\n")
+    _unsupported_op_model(tmp_path / "einsum.onnx")
+    _dynamic_model(tmp_path / "dynamic.onnx")
+    old = zoo.mlp()
+    old.opset_import[0].version = 5
+    zoo.save(old, tmp_path / "opset5.onnx")
+    (tmp_path / "exists").mkdir()
+    cases = [
+        ("truncated.onnx", "out", "truncated.onnx: not a valid ONNX file"),
+        ("text.onnx", "out", "text.onnx: not"),
+        ("einsum.onnx", "out", "node 'mix' (Einsum): op type Einsum is not supported"),
+        ("opset5.onnx", "out", "opset 5 is not supported (supported: 7 to 21)"),
+        ("dynamic.onnx", "out", "graph input 'x' has a dynamic shape [nx3x224x224]: give it with --input-shape"),
+        ("mlp.onnx", "exists", "exists: already exists (give --force to replace it)"),
+    ]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for model, target, message in cases:
+        src = onnx_files / model if model == "mlp.onnx" else tmp_path / model
+        out = kgen("convert", str(src), "--out", str(tmp_path / target), "--backend", "wasm")
+        assert out.returncode == 2, (model, out.stderr)
+        lines = [line for line in out.stderr.splitlines() if not line.startswith("kgen convert: ")]
+        assert len(lines) == 1 and lines[0].startswith("kgen: error: ") and message in lines[0], (model, out.stderr)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    ok = kgen(
+        "convert",
+        str(tmp_path / "dynamic.onnx"),
+        "--out",
+        str(tmp_path / "dyn"),
+        "--backend",
+        "js",
+        "--input-shape",
+        "x=1x3x8x8",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "dyn" / "model.json").read_text())["inputs"][0]["shape"] == [1, 3, 8, 8]
+
+
+@pytest.mark.browser
+def test_run_writes_outputs_and_times_runs(onnx_files, tmp_path):
+    folder = tmp_path / "d"
+    assert kgen("convert", str(onnx_files / "dcgan.onnx"), "--out", str(folder), "--backend", "wasm").returncode == 0
+    z = np.random.default_rng(0).standard_normal((1, 110)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    out = kgen(
+        "run",
+        str(folder),
+        "--backend",
+        "wasm",
+        "--input",
+        f"z={tmp_path / 'z.npy'}",
+        "--out",
+        str(tmp_path / "o.npz"),
+        "--bench",
+        "--runs",
+        "10",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["backend"] == "wasm" and summary["runs"] == 10 and summary["median_ms"] > 0
+    (image,) = np.load(tmp_path / "o.npz").values()
+    assert image.shape == (1, 1, 28, 28) and np.abs(image).max() <= 1.0
+    missing = kgen("run", str(folder), "--backend", "wasm")
+    assert missing.returncode == 2 and "input 'z' (shape 1x110) is not given" in missing.stderr
+    wrong = kgen("run", str(folder), "--input", f"q={tmp_path / 'z.npy'}")
+    assert wrong.returncode == 2 and "--input q: the model has no such input (inputs: z)" in wrong.stderr
+
+
+def test_serve_binds_loopback_and_serves_only_its_folder_and_the_runtime(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<p>hello</p>")
+    (tmp_path / "secret.txt").write_text("no")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kgen.cli", "serve", str(tmp_path / "site"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url) as r:
+            assert r.read() == b"<p>hello</p>"
+            assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        with urllib.request.urlopen(url + "kgen/kgen.js") as r:
+            assert b"export async function load" in r.read()
+        for path in ("../secret.txt", "%2e%2e/secret.txt", "kgen/../../secret.txt"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(url + path)
+            assert err.value.code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
