@@ -6,11 +6,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM ?= /usr/lib/chromium/chromium
+JS := tests/js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chromium tune test lint peers clean
+.PHONY: setup chromium npm tune test lint peers clean
 
-setup: chromium $(VENV)/.installed
+setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed
 
 # chromium: the browser kgen measures in; libvulkan1: the Vulkan loader wgpu-py needs to run WGSL on
 # Chromium's own SwiftShader driver in fast tests.
@@ -27,6 +28,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
+npm:
+	@command -v npm >/dev/null || { echo "kgen: installing Debian's npm (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
+
+# JS tooling of the checks, from the npm registry: typescript (tsc checks the runtime's JSDoc types and kgen.d.ts)
+# and esbuild (a test bundles a page that imports the runtime as a package)
+$(JS)/node_modules/.installed: $(JS)/package-lock.json | npm
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # the main job: tune ResNet-50's 64->64 3x3 conv on WebGPU in headless Chromium (study in results/kgen.db,
 # best config appended to results/records.jsonl); prints the best kernel and its speedup over the default
 tune: setup
@@ -38,12 +49,11 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd $(JS) && ./node_modules/.bin/tsc -p tsconfig.json
 
 # peer libraries for the benchmarks (bench/wasm_vs_ort.py: ONNX Runtime Web, TF.js's wasm backend), from the npm
 # registry, served locally
-peers:
-	@command -v npm >/dev/null || { echo "kgen: installing Debian's npm (apt-get)"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
+peers: npm
 	cd bench/peers && npm ci --no-audit --no-fund
 
 clean:

@@ -305,3 +305,58 @@ def _flip(path, at):
     data = bytearray(path.read_bytes())
     data[at % len(data)] ^= 0x55
     path.write_bytes(bytes(data))
+
+
+def test_a_bundled_page_imports_the_runtime_as_a_package(models, tmp_path):
+    """The DCGAN seed page's flow (digit typed, Generate, canvas drawn), built with esbuild from `import * as kgen
+    from "kgen"`."""
+    import subprocess
+    from pathlib import Path
+
+    from kgen.browser.session import BrowserSession
+
+    js = Path(__file__).parent / "js"
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(js / "bundle_page" / "index.html", site)
+    shutil.copytree(models / "dcgan", site / "model")
+    esbuild = js / "node_modules" / ".bin" / "esbuild"
+    built = subprocess.run(
+        [
+            str(esbuild),
+            str(js / "bundle_page" / "main.js"),
+            "--bundle",
+            "--format=esm",
+            f"--outfile={site / 'bundle.js'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=js,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "export async function load" not in (site / "bundle.js").read_text()[:0]  # one file, no imports left
+    assert 'from "kgen"' not in (site / "bundle.js").read_text()
+    with BrowserSession(job_timeout_s=120, mounts={"/site/": site}) as s:
+        s.page.goto(s.server.url("/site/index.html"))
+        s.page.fill("#digit", "7")
+        s.page.click("#generate")
+        s.page.wait_for_function("() => document.getElementById('status').textContent !== ''", timeout=60_000)
+        assert s.page.text_content("#status") == "drew a 7 on wasm"
+        generated = s.page.evaluate("() => window.generated")
+        pixels = s.page.evaluate(
+            "() => Array.from(document.getElementById('canvas').getContext('2d').getImageData(0, 0, 224, 224).data)"
+        )
+        s.page.fill("#digit", "12")
+        s.page.click("#generate")
+        s.page.wait_for_function("() => document.getElementById('status').textContent.startsWith('error')")
+    z = np.array(generated["input"], np.float32).reshape(1, 110)
+    assert z[0, 107] == 1 and z[0, 100:].sum() == 1
+    (want,) = ort_outputs(models / "dcgan.onnx", {"z": z})
+    got = np.array(generated["output"], np.float32).reshape(want.shape)
+    assert compare_model(got, want, "wasm").ok
+    grey = np.array(pixels, np.uint8).reshape(224, 224, 4)[:, :, 0]
+    assert grey.std() > 10  # not blank
+    expected = np.clip(want[0, 0] * 127.5 + 127.5, 0, 255)[(np.arange(224) * 28) // 224][
+        :, (np.arange(224) * 28) // 224
+    ]
+    assert np.abs(grey.astype(np.float64) - expected).mean() < 2.0

@@ -1,3 +1,4 @@
+// @ts-check
 // Image helpers with WebDNN's names and semantics: pixels of an image, canvas, ImageData or URL as a Float32Array
 // in the order and colours a model wants, and back into a canvas. As in WebDNN, getImageArray's `bias` and
 // `scale` are per pixel channel in R, G, B order whatever `color` is (value = (pixel - bias) / scale: Keras's

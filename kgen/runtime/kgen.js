@@ -1,3 +1,4 @@
+// @ts-check
 // kgen's model runtime: `const runner = await kgen.load(dir, {backendOrder})`, then `await runner.run()`.
 // The names follow WebDNN's (load, getInputViews/getOutputViews, set/toActual, Image, Math), so a WebDNN page
 // ports by changing its import. Each backend runs through the launcher the tuner measured its kernels with.

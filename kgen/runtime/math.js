@@ -1,3 +1,4 @@
+// @ts-check
 // WebDNN's Math helpers: the indices of the k largest (argmax) or smallest (argmin) values, best first.
 
 /** @param {ArrayLike<number>} values @param {number} k @param {number} sign */

@@ -1,3 +1,4 @@
+// @ts-check
 // Reading a converted model folder: model.json and one backend's program, each checked before anything runs
 // (schema version, sizes that add up, buffers that hold what names them). A check that fails is an Error
 // naming the file and the field; nothing is launched on a descriptor that did not pass.
@@ -56,7 +57,7 @@ function parseJSON(bytes, where) {
 }
 
 /** The hex SHA-256 of `bytes`, or null where the page has no crypto.subtle (not a secure context). */
-export async function sha256(/** @type {Uint8Array} */ bytes) {
+export async function sha256(/** @type {Uint8Array<ArrayBuffer>} */ bytes) {
   if (!globalThis.crypto?.subtle) return null;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");

@@ -1,3 +1,4 @@
+// @ts-check
 // A loaded model on one backend: its program compiled by that backend's launcher (the same launcher the tuner
 // measured every kernel with), the weights written once, tensors kept on the device between kernels. A run
 // writes the inputs, launches every kernel (the prepare kernels on the first run only: they pack weights and

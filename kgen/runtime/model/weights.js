@@ -1,3 +1,4 @@
+// @ts-check
 // Weights: shards fetched in parallel with progress, each checked (size, SHA-256) and kept in the Cache API so a
 // second load of the same model does not fetch them again; then decoded (fp32, fp16, eightbit) per tensor.
 import { elements, fail, sha256 } from "./descriptor.js";
@@ -16,7 +17,7 @@ async function cached(url, digest) {
   }
 }
 
-/** @param {string} url @param {string} digest @param {Uint8Array} bytes */
+/** @param {string} url @param {string} digest @param {Uint8Array<ArrayBuffer>} bytes */
 async function remember(url, digest, bytes) {
   if (!globalThis.caches) return;
   try {

@@ -1,0 +1,86 @@
+// Types of kgen's model runtime (kgen.js). A WebDNN page ports by changing its import.
+
+export type BackendName = "webgpu" | "webgl" | "wasm" | "js";
+
+export interface LoadOptions {
+  /** The backends to try, in order (a name or a list; WebDNN's "webassembly" and "fallback" are accepted).
+   * Each is feature-detected; the first that loads wins. Default: every backend the model was converted for. */
+  backendOrder?: BackendName | "webassembly" | "fallback" | Array<BackendName | "webassembly" | "fallback">;
+  /** Called as weight bytes arrive: (loaded, total). */
+  progressCallback?: (loaded: number, total: number) => void;
+}
+
+/** A model input or output: WebDNN's view. */
+export class TensorView {
+  readonly name: string;
+  readonly shape: number[];
+  readonly length: number;
+  /** Copy values in (row-major in this tensor's shape); an Error if they do not fit or are not float32. */
+  set(array: Float32Array | Float64Array | number[], offset?: number): void;
+  /** The values (for an output, after a run). */
+  toActual(): Float32Array;
+}
+
+export class Runner {
+  /** The backend that loaded. */
+  readonly backendName: BackendName;
+  readonly inputs: TensorView[];
+  readonly outputs: TensorView[];
+  /** Why each backend tried before this one did not load. */
+  fallbackReasons: string[];
+  getInputViews(): TensorView[];
+  getOutputViews(): TensorView[];
+  /** Run on the input views' values (filling the output views), or on `feeds` by input name, returning the outputs
+   * by name. */
+  run(feeds?: Record<string, Float32Array | Float64Array | number[]>): Promise<Record<string, Float32Array>>;
+  /** Release the backend's buffers and workers. */
+  destroy(): void;
+}
+
+/** Load a folder written by `kgen convert` (a URL relative to the page, or absolute). */
+export function load(dir: string, options?: LoadOptions): Promise<Runner>;
+
+export const version: string;
+export const BACKENDS: BackendName[];
+
+export interface ImageOptions {
+  srcX?: number;
+  srcY?: number;
+  srcW?: number;
+  srcH?: number;
+  dstX?: number;
+  dstY?: number;
+  dstW?: number;
+  dstH?: number;
+  order?: "CHW" | "HWC";
+  color?: "RGB" | "BGR" | "GREY" | "RGBA";
+  /** getImageArray: per pixel channel in R, G, B order; setImageArrayToCanvas: per channel of the array. */
+  bias?: number[];
+  scale?: number[];
+}
+
+export namespace Image {
+  const Order: { readonly CHW: "CHW"; readonly HWC: "HWC" };
+  const Color: { readonly RGB: "RGB"; readonly BGR: "BGR"; readonly GREY: "GREY"; readonly RGBA: "RGBA" };
+  /** Pixels as values (pixel - bias) / scale in the order and colours asked. */
+  function getImageArray(
+    source: HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData | string,
+    options?: ImageOptions,
+  ): Promise<Float32Array>;
+  /** Draw values (value * scale + bias) into a canvas, resized to dstW x dstH. */
+  function setImageArrayToCanvas(
+    array: ArrayLike<number>,
+    imageW: number,
+    imageH: number,
+    canvas: HTMLCanvasElement | OffscreenCanvas,
+    options?: ImageOptions,
+  ): void;
+}
+
+declare namespace KMath {
+  /** Indices of the k largest values, largest first. */
+  function argmax(values: ArrayLike<number>, k?: number): number[];
+  /** Indices of the k smallest values, smallest first. */
+  function argmin(values: ArrayLike<number>, k?: number): number[];
+}
+export { KMath as Math };

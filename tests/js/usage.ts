@@ -1,0 +1,14 @@
+// A page's use of the runtime, type-checked against kgen.d.ts (the types a user's editor sees).
+import * as kgen from "kgen";
+
+export async function classify(canvas: HTMLCanvasElement): Promise<number[]> {
+  const runner: kgen.Runner = await kgen.load("./resnet50", { backendOrder: ["webgpu", "wasm"], progressCallback: (a, b) => a / b });
+  const image = await kgen.Image.getImageArray(canvas, { dstW: 224, dstH: 224, order: kgen.Image.Order.CHW, color: kgen.Image.Color.BGR });
+  runner.getInputViews()[0].set(image);
+  await runner.run();
+  const scores: Float32Array = runner.getOutputViews()[0].toActual();
+  const named: Record<string, Float32Array> = await runner.run({ [runner.inputs[0].name]: image });
+  kgen.Image.setImageArrayToCanvas(named[runner.outputs[0].name], 28, 28, canvas, { color: "GREY", scale: [255] });
+  const name: kgen.BackendName = runner.backendName;
+  return name === "js" ? kgen.Math.argmin(scores, 5) : kgen.Math.argmax(scores, 5);
+}
