@@ -51,11 +51,13 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(models):
-    from kgen.browser.session import BrowserSession
-
-    with BrowserSession(job_timeout_s=240, mounts={"/models/": models}) as session:
-        yield session
+def page(models, browser):
+    """The session's browser (one Playwright per process), serving the models too, with time for ResNet-50 on
+    SwiftShader."""
+    browser.server.mount("/models/", models)
+    timeout, browser.job_timeout_s = browser.job_timeout_s, 240
+    yield browser
+    browser.job_timeout_s = timeout
 
 
 def feeds_for(name, seed=1):
@@ -307,13 +309,11 @@ def _flip(path, at):
     path.write_bytes(bytes(data))
 
 
-def test_a_bundled_page_imports_the_runtime_as_a_package(models, tmp_path):
+def test_a_bundled_page_imports_the_runtime_as_a_package(models, page, tmp_path):
     """The DCGAN seed page's flow (digit typed, Generate, canvas drawn), built with esbuild from `import * as kgen
     from "kgen"`."""
     import subprocess
     from pathlib import Path
-
-    from kgen.browser.session import BrowserSession
 
     js = Path(__file__).parent / "js"
     site = tmp_path / "site"
@@ -336,7 +336,9 @@ def test_a_bundled_page_imports_the_runtime_as_a_package(models, tmp_path):
     assert built.returncode == 0, built.stderr
     assert "export async function load" not in (site / "bundle.js").read_text()[:0]  # one file, no imports left
     assert 'from "kgen"' not in (site / "bundle.js").read_text()
-    with BrowserSession(job_timeout_s=120, mounts={"/site/": site}) as s:
+    page.server.mount("/site/", site)
+    s = page
+    try:
         s.page.goto(s.server.url("/site/index.html"))
         s.page.fill("#digit", "7")
         s.page.click("#generate")
@@ -349,6 +351,8 @@ def test_a_bundled_page_imports_the_runtime_as_a_package(models, tmp_path):
         s.page.fill("#digit", "12")
         s.page.click("#generate")
         s.page.wait_for_function("() => document.getElementById('status').textContent.startsWith('error')")
+    finally:
+        s.restart()  # back to the harness page for the tests after this one
     z = np.array(generated["input"], np.float32).reshape(1, 110)
     assert z[0, 107] == 1 and z[0, 100:].sum() == 1
     (want,) = ort_outputs(models / "dcgan.onnx", {"z": z})

@@ -140,3 +140,26 @@ def test_conversion_kernels_move_a_tensor_between_every_pair_of_layouts(browser)
     programs = [build_conversion(shape, s, t, p, browser.limits()) for s, t, p in pairs]
     for pair, result in zip(pairs, harness.measure_batch(programs, time_it=False), strict=True):
         assert result.ok and result.max_abs_error == 0, f"{pair}: {result.status} {result.reason}"
+
+
+@pytest.mark.parametrize("layout", NAMES)
+def test_padded_max_pool_in_every_layout_keeps_infinities_out_of_the_output(browser, layout):
+    """ResNet-50's 3x3 stride-2 max-pool read from a copy padded with -inf (issue 17: with the image 4 values a
+    texel along the last axis, a channel picked at run time by a one-hot dot product turned -inf * 0 into NaN)."""
+    workload = Workload.create(
+        "max_pool2d", [(1, 8, 14, 14)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}
+    )
+    sp = space(workload, "webgl")
+    configs = [
+        {**sp.default(), "pad": 1, "layout_input": layout, "layout_out": out, "k_unroll": k, "outer_inner": 0}
+        for out in ("r", layout)
+        for k in (1, 3)
+    ]
+    configs = [c for c in configs if not sp.violations(c, browser.limits())]
+    assert configs
+    programs = [build(workload, "webgl", c, browser.limits())[0] for c in configs]
+    assert all("dot(" not in p.source for p in programs)
+    for config, result in zip(
+        configs, harness_for(browser, workload).measure_batch(programs, time_it=False), strict=True
+    ):
+        assert result.ok, f"{config}: {result.status} {result.reason}"

@@ -88,6 +88,10 @@ class StaticServer:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="kgen-server", daemon=True)
 
+    def mount(self, prefix: str, root: Path) -> None:
+        """Serve ``root`` under ``prefix`` too, from now on (the request handlers share ``mounts``)."""
+        self.mounts[prefix] = Path(root).resolve()
+
     @property
     def origin(self) -> str:
         host, port = self.httpd.server_address[:2]

@@ -125,8 +125,15 @@ def _buffer_names(np_: NodeProgram, roots: Mapping[str, str], prefix: str) -> di
 def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | None = None) -> Assembly:
     cache = cache or NodeCache()
     hits = cache.hits
+    if backend == "webgl":
+        from kgen.descriptor.webgl import assemble_webgl
+
+        program, inputs, outputs, weights, nodes, report = assemble_webgl(
+            graph, options.records, _device(options, backend), cache
+        )
+        return Assembly(backend, program, inputs, outputs, weights, nodes, report, reused=cache.hits - hits)
     if backend not in FLAT:
-        raise KgenError(f"backend {backend}: model conversion is not available yet (available: {', '.join(FLAT)})")
+        raise KgenError(f"unknown backend {backend} (backends: webgl, {', '.join(FLAT)})")
     lowered = lower_nodes(graph, backend, options, cache)
     roots = storage_roots(graph, backend)
     sizes: dict[str, int] = {}  # storage -> elements
@@ -212,7 +219,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             {"tensor": name, "buffer": buffer_of[roots[name]], "shape": list(graph.shape(name))}
             for name in sorted({t for np_ in lowered for t in np_.tensors if t in graph.constants})
         ],
-        nodes=[_node_json(np_) for np_ in lowered],
+        nodes=[node_json(np_) for np_ in lowered],
         memory=report,
         reused=cache.hits - hits,
     )
@@ -258,7 +265,7 @@ def _binding_json(b: Binding) -> dict[str, Any]:
     return {"binding": b.binding, "buffer": b.buffer, "view": b.view, "access": b.access}
 
 
-def _node_json(np_: NodeProgram) -> dict[str, Any]:
+def node_json(np_: NodeProgram) -> dict[str, Any]:
     n = np_.node
     c = np_.choice
     return {

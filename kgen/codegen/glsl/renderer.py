@@ -23,6 +23,10 @@ HELPERS = {
     # divisors are positive; a negative dividend is negated first (GLSL leaves % of negatives undefined)
     "floordiv": "int kgen_floordiv(int a, int b) {\n  return a >= 0 ? a / b : -((b - 1 - a) / b);\n}\n",
     "floormod": "int kgen_floormod(int a, int b) {\n  return a - b * kgen_floordiv(a, b);\n}\n",
+    # channel c of a texel, by its bits: a one-hot dot product would turn an infinite channel's 0 * inf into NaN
+    "lane": "float kgen_lane(vec4 v, int c) {\n"
+    "  uvec4 b = floatBitsToUint(v) & (uvec4(equal(ivec4(c), ivec4(0, 1, 2, 3))) * 0xffffffffu);\n"
+    "  return uintBitsToFloat(b.x | b.y | b.z | b.w);\n}\n",
 }
 OUT = "kgen_o"
 COLOUR = "kgen_color"
@@ -87,9 +91,11 @@ class _KernelPrinter(CStylePrinter):
             return fetch
         if channel.is_Integer:
             return f"{fetch}.{LANES[int(channel)]}"
-        # a channel known only at run time: a dot product with a one-hot vector (ANGLE turns v[i] into a
-        # function with a switch, and SwiftShader's compiler took minutes over shaders full of them)
-        return f"dot({fetch}, vec4(equal(ivec4({self.index(channel)}), ivec4(0, 1, 2, 3))))"
+        # a channel known only at run time: picked by masking its bits (ANGLE turns v[i] into a function with a
+        # switch, and SwiftShader's compiler took minutes over shaders full of them; a one-hot dot product makes
+        # NaN of a padding's -inf)
+        self.helpers.add("lane")
+        return f"kgen_lane({fetch}, {self.index(channel)})"
 
     def store(self, s: ir.Store, pad: str) -> list[str]:
         if s.buffer is not self.kernel.output:

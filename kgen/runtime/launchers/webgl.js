@@ -102,7 +102,8 @@ export class WebGLLauncher {
       }
       const inputs = kernel.bindings
         .filter((b) => b.access === "read")
-        .map((b) => ({ location: gl.getUniformLocation(prog, `u_${b.buffer}`), buffer: b.buffer }))
+        // a model's kernels bind the model's textures to their own samplers: `uniform` names the sampler
+        .map((b) => ({ location: gl.getUniformLocation(prog, b.uniform ?? `u_${b.buffer}`), buffer: b.buffer }))
         .filter((u) => u.location !== null);
       const output = kernel.bindings.find((b) => b.access === "write").buffer;
       return { kernel, prog, inputs, output };

@@ -1,0 +1,167 @@
+"""A whole model as one WebGL2 program: every tensor in a texture of a planned layout.
+
+Each node's config chooses the layouts its kernel reads and writes (``layout_<input>``, ``layout_out``). A tensor
+lives in the layout its producer writes; a consumer that reads another layout gets a conversion kernel
+(``build_conversion``) before it, shared by every later consumer of that layout. A weight is written by the page
+into each layout a consumer reads it in; a graph input into its first consumer's. Only outputs nobody reads may
+be split into planes (render targets), since a kernel cannot sample a texture split into planes. Textures of
+one layout and size are pooled by liveness.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kgen.codegen.glsl.renderer import render
+from kgen.codegen.program import CompiledKernel, CompiledProgram
+from kgen.descriptor.nodes import NodeCache, choose, program_for
+from kgen.graph import memory
+from kgen.graph.ir import Graph
+from kgen.records.store import RecordStore
+from kgen.scheduling.build import build_conversion
+from kgen.scheduling.layout import NAMES, Layout
+from kgen.scheduling.space import DEFAULT_LIMITS
+
+
+def _layout_name(layout: dict[str, Any]) -> str:
+    shape = layout["shape"]
+    for name in NAMES:
+        try:
+            candidate = Layout.named(name, shape).to_json()
+        except ValueError:
+            continue
+        if candidate["packing"] == layout["packing"]:
+            return name
+    raise AssertionError(f"no layout name packs like {layout}")
+
+
+def _key(layout: dict[str, Any], texture: tuple[int, int]) -> str:
+    return json.dumps([layout, list(texture)], sort_keys=True)
+
+
+class _Storage:
+    """The model's textures: each a (layout, texture) and its size in storage elements."""
+
+    def __init__(self) -> None:
+        self.info: dict[str, dict[str, Any]] = {}
+        self.where: dict[str, dict[str, str]] = {}  # tensor -> layout key -> storage name
+
+    def add(self, name: str, tensor: str, layout: dict[str, Any], texture: tuple[int, int], size: int) -> str:
+        self.info[name] = {"layout": layout, "texture": list(texture), "size": size}
+        self.where.setdefault(tensor, {})[_key(layout, texture)] = name
+        return name
+
+
+def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[str, Any]:
+    bindings = []
+    for b in kernel.bindings:
+        entry = {"binding": b.binding, "buffer": names[b.buffer], "view": b.view, "access": b.access}
+        if b.access == "read":
+            entry["uniform"] = f"u_{b.buffer}"
+        bindings.append(entry)
+    return {
+        "name": f"{prefix}_{kernel.name}",
+        "source": kernel.source,
+        "workgroup": list(kernel.workgroup),
+        "grid": list(kernel.grid),
+        "bindings": bindings,
+    }
+
+
+def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None, cache: NodeCache):
+    """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2."""
+    from kgen.descriptor.assemble import node_json
+
+    consumers = graph.consumers()
+    storage = _Storage()
+    weights: dict[str, str] = {}  # storage -> tensor
+    persistent: set[str] = set()
+    steps: list[tuple[list[str], list[str]]] = []
+    kernels: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    conversions: dict[tuple, CompiledProgram] = {}
+
+    def convert(tensor: str, source: str, layout: dict[str, Any], texture: tuple[int, int]) -> str:
+        src = storage.info[source]
+        shape = tuple(graph.shape(tensor))
+        key = (shape, _layout_name(src["layout"]), _layout_name(layout))
+        if key not in conversions:
+            conversions[key] = build_conversion(shape, key[1], key[2])
+        program = conversions[key]
+        target = storage.add(f"{tensor}@{key[2]}", tensor, layout, texture, program.output.size)
+        names = {program.inputs[0].name: source, program.output.name: target}
+        kernels.extend(_kernel(k, names, f"c{len(kernels)}") for k in program.kernels)
+        steps.append(([source], [target]))
+        return target
+
+    for index, node in enumerate(graph.nodes):
+        read_by_others = bool(consumers.get(node.output))
+        fixed = {"planes": 1} if read_by_others or node.output not in graph.outputs else {}
+        choice = choose(graph, node, "webgl", records, device, fixed)
+        np_ = program_for(graph, node, "webgl", choice, DEFAULT_LIMITS, cache, fixed)
+        compiled = render(np_.program)
+        names: dict[str, str] = {}
+        for b, tensor in zip(compiled.inputs, np_.tensors, strict=True):
+            assert b.layout is not None and b.texture is not None
+            key = _key(b.layout, b.texture)
+            have = storage.where.get(tensor, {})
+            if key in have:
+                names[b.name] = have[key]
+            elif tensor in graph.constants or not have:
+                name = storage.add(f"{tensor}@{_layout_name(b.layout)}", tensor, b.layout, b.texture, b.size)
+                if tensor in graph.constants:
+                    weights[name] = tensor
+                    persistent.add(name)
+                names[b.name] = name
+            else:
+                names[b.name] = convert(tensor, next(iter(have.values())), b.layout, b.texture)
+        out = compiled.output
+        assert out.layout is not None and out.texture is not None
+        names[out.name] = storage.add(node.output, node.output, out.layout, out.texture, out.size)
+        for b in compiled.buffers:
+            if b.role == "temp":
+                assert b.layout is not None and b.texture is not None
+                names[b.name] = storage.add(f"n{index}.{b.name}", f"n{index}.{b.name}", b.layout, b.texture, b.size)
+        kernels.extend(_kernel(k, names, f"n{index}") for k in compiled.kernels)
+        written = compiled.buffers[len(compiled.inputs) :]
+        steps.append(([names[b.name] for b in compiled.inputs], [names[b.name] for b in written]))
+        nodes.append(node_json(np_))
+
+    outputs = {next(iter(storage.where[o].values())) for o in graph.outputs}
+    sizes = {n: 4 * i["size"] for n, i in storage.info.items()}
+    tenants = memory.lifetimes(steps, sizes, keep=outputs, always=persistent)
+    groups: dict[str, list[memory.Tenant]] = {}
+    for t in tenants:
+        info = storage.info[t.name]
+        groups.setdefault(_key(info["layout"], tuple(info["texture"])), []).append(t)
+    texture_of: dict[str, str] = {}
+    buffers: list[dict[str, Any]] = []
+    for g, members in enumerate(groups.values()):
+        slot_of, slot_bytes = memory.plan_pool(members)
+        info = storage.info[members[0].name]
+        for s in range(len(slot_bytes)):  # one layout and texture size: every slot is the same size
+            buffers.append({"name": f"t{g}_{s}", "dtype": "float32", "role": "temp", **info})
+        texture_of.update({t.name: f"t{g}_{slot_of[t.name]}" for t in members})
+    for k in kernels:
+        for b in k["bindings"]:
+            b["buffer"] = texture_of[b["buffer"]]
+    program = {"backend": "webgl", "buffers": buffers, "kernels": kernels, "prepare": 0}
+    planned = sum(4 * b["size"] for b in buffers)
+    weights_bytes = sum(sizes[n] for n in persistent)
+
+    def io(name: str) -> dict[str, Any]:
+        v = graph.values[name]
+        buffer = texture_of[next(iter(storage.where[name].values()))]
+        return {"name": name, "shape": list(v.shape), "dtype": v.dtype, "buffer": buffer}
+
+    report = {
+        "planned_bytes": planned,
+        "weights_bytes": weights_bytes,
+        "activation_peak_bytes": planned - weights_bytes,
+        "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
+    }
+    weight_entries = [
+        {"tensor": t, "buffer": texture_of[n], "shape": list(graph.shape(t))} for n, t in sorted(weights.items())
+    ]
+    return program, [io(v.name) for v in graph.inputs], [io(o) for o in graph.outputs], weight_entries, nodes, report
