@@ -27,24 +27,25 @@ def onnx_files(tmp_path_factory):
 
 
 def test_convert_prints_progress_and_a_summary(onnx_files, tmp_path):
-    out = kgen(
-        "convert", str(onnx_files / "dcgan.onnx"), "--out", str(tmp_path / "d"), "--backend", "wasm,js", "--explain"
-    )
+    args = ["--out", str(tmp_path / "d"), "--backend", "wasm,js,webgl", "--explain"]
+    out = kgen("convert", str(onnx_files / "dcgan.onnx"), *args)
     assert out.returncode == 0, out.stderr
     assert "kgen convert: passes: 9 -> 4 nodes" in out.stderr
     assert "nodes: 9 before the passes, 4 after" in out.stdout
     assert "wasm: 3 kernels (3 default)" in out.stdout
     assert "conv_transpose2d+relu" in out.stdout and "template default (no records given)" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["js.json", "model.json", "wasm.json", "weights"]
+    names = ["js.json", "model.json", "wasm.json", "webgl.json", "weights"]
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == names
 
 
-def test_convert_json_and_a_skipped_backend_exit_1(onnx_files, tmp_path):
-    out = kgen(
-        "convert", str(onnx_files / "mlp.onnx"), "--out", str(tmp_path / "m"), "--backend", "wasm,webgl", "--json"
-    )
+def test_convert_json_and_a_skipped_backend_exit_1(tmp_path):
+    from tests.test_descriptor import too_large_for_a_texture
+
+    model = too_large_for_a_texture(tmp_path / "big.onnx")
+    out = kgen("convert", str(model), "--out", str(tmp_path / "m"), "--backend", "js,webgl", "--json")
     assert out.returncode == 1
     summary = json.loads(out.stdout)
-    assert list(summary["backends"]) == ["wasm"] and "webgl" in summary["failed"]
+    assert list(summary["backends"]) == ["js"] and "webgl" in summary["failed"]
     assert out.stderr == ""
 
 

@@ -16,12 +16,8 @@ from kgen.graph import zoo
 
 pytestmark = pytest.mark.browser
 
-MODELS = {  # name -> backends it is converted for here
-    "mlp": ("wasm", "js", "webgpu"),
-    "dcgan": ("wasm", "js", "webgpu"),
-    "mobilenet_v2": ("wasm", "js", "webgpu"),
-    "resnet50": ("wasm", "js", "webgpu"),
-}
+BACKENDS = ("wasm", "js", "webgpu", "webgl")
+MODELS = dict.fromkeys(("mlp", "dcgan", "mobilenet_v2", "resnet50"), BACKENDS)  # name -> backends converted for
 RUN = """async ([dir, backend, feeds]) => {
   const kgen = await import('/kgen.js');
   const runner = await kgen.load(dir, {backendOrder: backend});
