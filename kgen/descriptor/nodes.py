@@ -120,13 +120,15 @@ def choose(
     device: str | None,
     fixed: Mapping[str, Any],
 ) -> Choice:
-    """The config for ``node`` from the records of its main op's workload (``fixed`` knobs override)."""
+    """The config for ``node`` from the records of its main op's workload: preferably one measured with the
+    ``fixed`` knob values (a wasm model's thread count), else any, with ``fixed`` overriding its values."""
     if store is None or device is None:
         return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
     for workload in _record_workloads(graph, node):
-        lookup = store.lookup(workload, backend, device)
-        if lookup.config is not None:
-            return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
+        for match in (fixed, None):
+            lookup = store.lookup(workload, backend, device, fixed=match)
+            if lookup.config is not None:
+                return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
     return Choice(dict(fixed), "default")
 
 

@@ -103,10 +103,13 @@ class RecordStore:
         lines = self.path.read_text().splitlines()
         return [Record.from_line(line, f"{self.path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
 
-    def best(self) -> list[Record]:
-        """The best record of each (workload, backend, device class)."""
+    def best(self, fixed: Mapping[str, Any] | None = None) -> list[Record]:
+        """The best record of each (workload, backend, device class); with ``fixed``, among the records whose
+        config has those knob values (a model's wasm kernels all run on its thread count)."""
         winners: dict[tuple[str, str, str], Record] = {}
         for r in self.all():
+            if fixed and any(r.config.get(k) != v for k, v in fixed.items()):
+                continue
             k = (r.key, r.backend, r.device_class)
             if k not in winners or r.median_ms < winners[k].median_ms:
                 winners[k] = r
@@ -121,13 +124,15 @@ class RecordStore:
         write_text_atomic(self.path, existing + "".join(r.to_line() + "\n" for r in new))
         return len(new)
 
-    def nearest(self, workload: Workload, backend: str, device: str, valid=None, limit: int = 3) -> list[Record]:
+    def nearest(
+        self, workload: Workload, backend: str, device: str, valid=None, limit: int = 3, fixed=None
+    ) -> list[Record]:
         """Best records of the same op, attributes, backend and device class, closest shapes first.
 
-        ``valid(config)`` filters out configs that cannot run on ``workload``.
+        ``valid(config)`` filters out configs that cannot run on ``workload``; ``fixed`` as for ``best``.
         """
         candidates = []
-        for r in self.best():
+        for r in self.best(fixed):
             if r.backend != backend or r.device_class != device or r.workload["op"] != workload.op:
                 continue
             other = r.workload_obj
@@ -139,8 +144,8 @@ class RecordStore:
             candidates.append((distance, r.key, r))
         return [r for _, _, r in sorted(candidates, key=lambda c: (c[0], c[1]))[:limit]]
 
-    def lookup(self, workload: Workload, backend: str, device: str, valid=None) -> Lookup:
-        near = self.nearest(workload, backend, device, valid, limit=1)
+    def lookup(self, workload: Workload, backend: str, device: str, valid=None, fixed=None) -> Lookup:
+        near = self.nearest(workload, backend, device, valid, limit=1, fixed=fixed)
         if not near:
             return Lookup(None, "default")
         record = near[0]
