@@ -175,6 +175,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from tuner.study import make_sampler, open_storage
     from tuner.tune import tune
 
+    if args.model:
+        if args.op or args.suite or args.shape:
+            raise KgenError("--model tunes the model's own workloads: give no OP, --suite or --shape with it")
+        return _tune_model(args)
+    if not args.op:
+        raise KgenError("give an OP to tune (see `kgen ops`), or --model model.onnx")
     if args.suite:
         if args.shape or args.op != "conv2d":
             raise KgenError("--suite resnet50 tunes conv2d layers: give `kgen tune conv2d --suite resnet50`")
@@ -218,6 +224,56 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         out = [s.to_json() for s in summaries]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
     return 0 if all(s.best_config is not None for s in summaries) else 1
+
+
+def _tune_model(args: argparse.Namespace) -> int:
+    from kgen.cli_args import config_from_args
+    from kgen.graph import onnx as onnx_frontend
+    from kgen.graph.passes import optimize
+    from kgen.records.store import RecordStore
+    from tuner.model import estimated_ms, summary_rows, tasks_of, tune_model
+    from tuner.study import make_sampler, open_storage
+
+    graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
+    make_sampler(args.sampler, args.seed)
+    open_storage(args.storage)
+    store = RecordStore(args.records)
+    if not args.json:
+        tasks = tasks_of(graph)
+        print(
+            f"{args.model}: {len(graph.nodes)} nodes, {len(tasks)} distinct workloads; {args.trials} trials on "
+            f"{args.backend}, where the model gains most",
+            file=sys.stderr,
+        )
+    tasks = tune_model(
+        graph,
+        args.backend,
+        args.trials,
+        args.storage,
+        store,
+        chunk=args.chunk,
+        progress=None if args.json else (lambda line: print(line, file=sys.stderr)),
+        sampler=args.sampler,
+        timeout_s=args.timeout,
+        seed=args.seed,
+        candidate_timeout_s=args.candidate_timeout,
+        fixed=config_from_args(args.fix),
+    )
+    rows = summary_rows(tasks)
+    total = estimated_ms(tasks)
+    if args.json:
+        print(
+            json.dumps(
+                {"model": args.model, "backend": args.backend, "estimated_ms": total, "workloads": rows}, indent=2
+            )
+        )
+    else:
+        for r in rows:
+            best = f"{r['best_ms']:.3f} ms x{r['count']}, {r['gflops']:.2f} GFLOP/s" if r["best_ms"] else "not measured"
+            print(f"  {r['trials']:>4} trials  {best:<38} {r['workload']}")
+        if total is not None:
+            print(f"estimated kernel time of the model: {total:.2f} ms; records in {store.path}")
+    return 0 if any(t.best_ms is not None for t in tasks) else 1
 
 
 def _print_summary(s) -> None:
@@ -518,7 +574,14 @@ def build_parser() -> argparse.ArgumentParser:
         "tuning record. Without --shape, a representative workload (for conv2d, ResNet-50's 64->64 3x3 layer). "
         "Several `kgen tune` processes on one storage share the study.",
     )
-    add_workload_args(tune)
+    add_workload_args(tune, op_required=False)
+    tune.add_argument(
+        "--model",
+        metavar="MODEL.onnx",
+        help="tune the model's distinct workloads (after the passes), trials going where the model gains most",
+    )
+    tune.add_argument("--chunk", type=int, default=8, help="with --model: trials per allocation (default 8)")
+    tune.add_argument("--input-shape", action="append", metavar="NAME=SHAPE", help="with --model: see `kgen convert`")
     tune.add_argument("--backend", choices=BACKENDS, default="webgpu")
     tune.add_argument("--suite", choices=("resnet50",), help="tune every distinct conv2d layer of ResNet-50")
     tune.add_argument("--trials", type=int, default=30, help="trials this process runs (default 30)")

@@ -11,8 +11,11 @@ from kgen.ops.examples import EXAMPLES
 from kgen.ops.workload import Workload
 
 
-def add_workload_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("op", help="op name (see `kgen ops`)")
+def add_workload_args(parser: argparse.ArgumentParser, op_required: bool = True) -> None:
+    if op_required:
+        parser.add_argument("op", help="op name (see `kgen ops`)")
+    else:
+        parser.add_argument("op", nargs="?", help="op name (see `kgen ops`); or --model")
     parser.add_argument(
         "--shape",
         help="input shapes, 'x' between dimensions and ',' between inputs, e.g. 1x64x56x56,64x64x3x3 "

@@ -167,3 +167,45 @@ def test_serve_binds_loopback_and_serves_only_its_folder_and_the_runtime(tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.browser
+def test_tune_model_then_convert_takes_the_records(onnx_files, tmp_path):
+    records, storage = tmp_path / "records.jsonl", f"sqlite:///{tmp_path / 'study.db'}"
+    out = kgen(
+        "tune",
+        "--model",
+        str(onnx_files / "mlp.onnx"),
+        "--backend",
+        "wasm",
+        "--trials",
+        "6",
+        "--chunk",
+        "3",
+        "--records",
+        str(records),
+        "--storage",
+        storage,
+        "--fix",
+        '{"threads": 1}',
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [w["trials"] for w in report["workloads"]] == [3, 3, 0, 0]  # heaviest first: the two larger gemms
+    assert len(records.read_text().splitlines()) == 2
+    converted = kgen(
+        "convert",
+        str(onnx_files / "mlp.onnx"),
+        "--out",
+        str(tmp_path / "m"),
+        "--backend",
+        "wasm",
+        "--records",
+        str(records),
+        "--json",
+    )
+    assert converted.returncode == 0, converted.stderr
+    assert json.loads(converted.stdout)["backends"]["wasm"]["chosen"] == {"exact": 2, "nearest": 1, "default": 1}
+    both = kgen("tune", "conv2d", "--model", str(onnx_files / "mlp.onnx"))
+    assert both.returncode == 2 and "give no OP" in both.stderr

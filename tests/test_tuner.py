@@ -307,3 +307,48 @@ def test_a_changed_search_space_gets_its_own_study():
     assert study_name("k", "webgl", "d", knobs) == same
     assert study_name("k", "webgl", "d", (Knob("planes", (1, 2, 4, 8)), knobs[1])) != same
     assert study_name("k", "webgl", "d", knobs, {"unroll": 1}) == same + '|{"unroll": 1}'
+
+
+def test_model_scheduler_spends_trials_where_the_model_gains_most():
+    """Ansor-style allocation over a model's workloads: every workload first, heaviest first; then the one whose
+    weighted best improves most. A fake tune stands in for the browser: its best falls with trials only for
+    ResNet-50's 3x3 convs."""
+    from kgen.graph import zoo
+    from kgen.graph.onnx import from_model
+    from kgen.graph.passes import optimize
+    from kgen.records.store import RecordStore
+    from tuner.model import Task, estimated_ms, pick, tasks_of, tune_model
+    from tuner.tune import TuneSummary
+
+    graph = optimize(from_model(zoo.resnet50(size=64)))
+    tasks = tasks_of(graph)
+    assert sum(t.count for t in tasks) == len(graph.nodes) - 1  # the flatten is a view
+    assert tasks[0].count * tasks[0].flops == max(t.count * t.flops for t in tasks)
+    calls: list[str] = []
+    spent: dict[str, int] = {}
+
+    def fake_tune(workload, backend, trials, **kwargs):
+        calls.append(workload.key)
+        spent[workload.key] = spent.get(workload.key, 0) + trials
+        improving = workload.op == "conv2d" and dict(workload.attrs)["pads"] == (1, 1, 1, 1)
+        best = 1.0 / (1 + spent[workload.key]) if improving else 0.5
+        default = 1.0 if improving else 0.5
+        summary = TuneSummary("s", "m", workload.key, backend, "d", False, trials, trials, {}, 0, 0, best_ms=best)
+        summary.default_ms = default
+        return summary
+
+    result = tune_model(
+        graph, "wasm", 8 * (len(tasks) + 10), "memory", RecordStore("/nonexistent"), 8, tune_fn=fake_tune
+    )
+    assert calls[: len(tasks)] == [t.workload.key for t in tasks]  # every workload once, heaviest first
+    improving = {k for k in spent if k.startswith("conv2d/") and "pads=1,1,1,1" in k}
+    assert sum(calls.count(k) > 1 for k in improving) >= 3  # the improving workloads got more trials
+    # the next allocation: the workload whose weighted best improves most, a small floor for the others
+    a, b, c = (Task(tasks[0].workload, 1, 1) for _ in range(3))
+    a.best_ms, a.gain = 10.0, 0.5
+    b.best_ms, b.gain = 10.0, 0.0
+    c.best_ms, c.gain = 100.0, 0.0
+    assert pick([b, a]) is a and pick([a, c]) is a
+    c.best_ms = 200.0  # heavy enough that even without recent gain it is worth another look
+    assert pick([a, c]) is c
+    assert estimated_ms(result) < sum(t.count * 0.5 for t in result)

@@ -1,0 +1,129 @@
+"""Tuning a whole model: its distinct workloads, with trials going where the model gains most.
+
+After the passes, each kernel node of the model is one workload (the op with its shapes and attributes; a fused
+epilogue is served by the op's records). The task scheduler follows Ansor's idea: a workload weighs how often
+it occurs times its current best latency, so the model's estimated time is the sum of the weighted bests. Every
+workload first gets a warm-up allocation (its default, the nearest records and the template's seeds), heaviest
+first; its gain is then its best over the template default. Each next allocation of ``chunk`` trials goes to
+the workload whose weighted best improves fastest (its weighted best times the gain of its last allocation,
+plus a small floor so that a heavy workload is looked at again). Each allocation is an ordinary ``tune`` on the
+same storage, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kgen.graph.ir import Graph
+from kgen.ops.workload import Workload
+from kgen.records.store import RecordStore
+from kgen.scheduling.lower import main_stage
+from tuner.tune import TuneSummary, tune
+
+EXPLORE = 0.05  # the gain a workload is credited with when its last allocation found nothing better
+
+
+@dataclass
+class Task:
+    workload: Workload
+    count: int  # nodes of the model with this workload
+    flops: int
+    best_ms: float | None = None
+    gain: float = 1.0  # relative improvement of its best over its last allocation
+    trials: int = 0
+    summaries: list[TuneSummary] = field(default_factory=list)
+
+    @property
+    def weighted_ms(self) -> float | None:
+        return None if self.best_ms is None else self.count * self.best_ms
+
+    @property
+    def priority(self) -> float:
+        if self.weighted_ms is None:
+            return float("inf")
+        return self.weighted_ms * (max(self.gain, 0.0) + EXPLORE)
+
+
+def tasks_of(graph: Graph) -> list[Task]:
+    """The model's distinct kernel workloads (views launch nothing on most backends and are not tuned)."""
+    tasks: dict[str, Task] = {}
+    for node in graph.nodes:
+        if node.is_view:
+            continue
+        workload = graph.workload(node)
+        if workload.key in tasks:
+            tasks[workload.key].count += 1
+        else:
+            tasks[workload.key] = Task(workload, 1, main_stage(workload).flops)
+    return sorted(tasks.values(), key=lambda t: -t.count * t.flops)
+
+
+def pick(tasks: list[Task]) -> Task:
+    """The next task to tune: one never measured (heaviest first), else the one of highest priority."""
+    fresh = [t for t in tasks if t.best_ms is None and not t.summaries]
+    if fresh:
+        return fresh[0]
+    return max(tasks, key=lambda t: (t.priority, -t.trials))
+
+
+def tune_model(
+    graph: Graph,
+    backend: str,
+    trials: int,
+    storage_url: str,
+    records: RecordStore,
+    chunk: int = 8,
+    progress: Callable[[str], None] | None = None,
+    tune_fn: Callable[..., TuneSummary] = tune,
+    **tune_args: Any,
+) -> list[Task]:
+    """Spend ``trials`` trials over the model's workloads; each allocation appends its best to ``records``."""
+    tasks = tasks_of(graph)
+    spent = 0
+    while spent < trials:
+        task = pick(tasks)
+        n = min(chunk, trials - spent)
+        summary = tune_fn(task.workload, backend, trials=n, storage_url=storage_url, records=records, **tune_args)
+        spent += n
+        task.trials += n
+        task.summaries.append(summary)
+        if summary.best_ms is not None:
+            # the gain of this allocation: over the last best, or on a first one over the template default
+            old = task.best_ms if task.best_ms is not None else summary.default_ms
+            task.gain = 1.0 if not old else (old - summary.best_ms) / old
+            task.best_ms = summary.best_ms if task.best_ms is None else min(task.best_ms, summary.best_ms)
+        else:
+            task.gain = 0.0
+        if progress:
+            progress(_line(tasks, task, spent, trials))
+    return tasks
+
+
+def estimated_ms(tasks: list[Task]) -> float | None:
+    """The model's kernel time as the sum of its tuned workloads' weighted bests (None until all are measured)."""
+    if any(t.best_ms is None for t in tasks):
+        return None
+    return sum(t.weighted_ms for t in tasks)  # type: ignore[misc]
+
+
+def _line(tasks: list[Task], task: Task, spent: int, trials: int) -> str:
+    total = estimated_ms(tasks)
+    model = f"model ~{total:.2f} ms" if total is not None else f"{sum(t.best_ms is None for t in tasks)} untuned"
+    best = f"{task.best_ms:.3f} ms" if task.best_ms is not None else "no valid candidate"
+    return f"[{spent}/{trials}] {task.workload.op} x{task.count}: best {best}; {model}"
+
+
+def summary_rows(tasks: list[Task]) -> list[Mapping[str, Any]]:
+    return [
+        {
+            "workload": t.workload.key,
+            "count": t.count,
+            "trials": t.trials,
+            "best_ms": t.best_ms,
+            "weighted_ms": t.weighted_ms,
+            "gflops": t.flops / t.best_ms / 1e6 if t.best_ms else None,
+        }
+        for t in tasks
+    ]
