@@ -142,7 +142,10 @@ def _conv_transpose2d(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.T
     ow = _conv_transpose_size(wd, kw, sw, dw, pl, pr, opw)
     if oh < 1 or ow < 1:
         raise OpError(op, f"output would be empty ({oh}x{ow}): the pads {list(attrs['pads'])} are too large")
-    rc, rh, rw = te.reduce_axis(cg, "rc"), te.reduce_axis(kh, "rh"), te.reduce_axis(kw, "rw")
+    rc = te.reduce_axis(cg, "rc")
+    if (dh, dw) == (1, 1) and kh % sh == 0 and kw % sw == 0 and (sh, sw) != (1, 1):
+        return _add_bias(op, _by_phase(x, w, (n, m, oh, ow), (sh, sw), (pt, pl), rc, mg, cg), inputs)
+    rh, rw = te.reduce_axis(kh, "rh"), te.reduce_axis(kw, "rw")
 
     def body(b, o, y, xx):
         ic = te.floordiv(o, mg) * cg + rc
@@ -153,6 +156,34 @@ def _conv_transpose2d(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.T
 
     out = te.compute((n, m, oh, ow), body, name=op, axis_names="nmhw")
     return _add_bias(op, out, inputs)
+
+
+def _by_phase(x, w, shape, strides, pads, rc, mg, cg) -> te.Tensor:
+    """A strided transposed conv (no dilation, kernel a multiple of the stride) by output phase: output row
+    ``y = sh * qy + py`` takes the taps ``rh = (py + pt) % sh + sh * jh`` from input row ``(py + pt) // sh + qy -
+    jh``, so only the kh / sh taps that land on the input grid are visited (a stride-2 4x4 kernel: 4 of 16), with
+    no test of the grid. The phases are outer axes of a reduction whose tiles run along ``qx`` (contiguous
+    input, one weight per tile); a copy interleaves them into the output."""
+    n, m, oh, ow = shape
+    (sh, sw), (pt, pl) = strides, pads
+    kh, kw = w.shape[2:]
+    jh, jw = te.reduce_axis(kh // sh, "jh"), te.reduce_axis(kw // sw, "jw")
+
+    def body(b, o, py, px, qy, qx):
+        ic = te.floordiv(o, mg) * cg + rc
+        rh, rw = te.floormod(py + pt, sh) + sh * jh, te.floormod(px + pl, sw) + sw * jw
+        pixel = x.guarded((b, ic, te.floordiv(py + pt, sh) + qy - jh, te.floordiv(px + pl, sw) + qx - jw))
+        return te.sum(pixel * w[ic, te.floormod(o, mg), rh, rw], (rc, jh, jw))
+
+    phases = te.compute((n, m, sh, sw, -(-oh // sh), -(-ow // sw)), body, name="conv_transpose2d_phases")
+    return te.compute(
+        shape,
+        lambda b, o, y, xx: phases[
+            b, o, te.floormod(y, sh), te.floormod(xx, sw), te.floordiv(y, sh), te.floordiv(xx, sw)
+        ],
+        name="conv_transpose2d",
+        axis_names="nmhw",
+    )
 
 
 def _conv_transpose2d_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
