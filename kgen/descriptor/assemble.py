@@ -171,9 +171,10 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
                 target = kernels_prepare if j < len(np_.program.prepare) else kernels_run
                 target.append(replace(kernel, name=f"n{k}_{kernel.name}", bindings=bindings))
         planned = sum(4 * e for e in slot_elems)
+        activation_peak = planned - sum(4 * sizes[n] for n in persistent)  # persistent tenants: slots of their own
         program: dict[str, Any] = {"backend": backend, "buffers": buffers}
     else:
-        offsets, spans = _place_flat(tenants, persistent, lowered, mapping, sizes)
+        offsets, spans, activation_peak = _place_flat(tenants, persistent, lowered, mapping, sizes)
         placed, end = codegen_memory.fit(offsets, spans)
         pages = max(1, -(-end // codegen_memory.PAGE))
         memory_bytes = pages * codegen_memory.PAGE if backend == "wasm" else end
@@ -207,7 +208,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     report = {
         "planned_bytes": planned,
         "weights_bytes": weights_bytes,
-        "activation_peak_bytes": planned - weights_bytes,
+        "activation_peak_bytes": activation_peak,
         "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
     }
     return Assembly(
@@ -227,20 +228,21 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
 
 def _place_flat(tenants, persistent, lowered, mapping, sizes):
     """Offsets in one memory: persistent storage (weights, prepared copies) in a row at the bottom, activations
-    above it, planned by liveness; and each storage's reach (elements) over every kernel that touches it."""
+    above it, planned by liveness (their peak: the bytes that plan needs); and each storage's reach (elements)
+    over every kernel that touches it."""
     offsets: dict[str, int] = {}
     cursor = 0
     for n in sorted(persistent):
         offsets[n] = cursor
         cursor = -(-(cursor + 4 * sizes[n]) // memory.ALIGN) * memory.ALIGN
-    active, _ = memory.plan_offsets([t for t in tenants if t.name not in persistent])
+    active, activation_peak = memory.plan_offsets([t for t in tenants if t.name not in persistent])
     offsets.update({n: cursor + o for n, o in active.items()})
     spans = {n: (0, sizes[n] - 1) for n in sizes}
     for np_, names in zip(lowered, mapping, strict=True):
         for b, (lo, hi) in codegen_memory.reaches(np_.program).items():
             m = names[b]
             spans[m] = (min(spans[m][0], lo), max(spans[m][1], hi))
-    return offsets, spans
+    return offsets, spans, activation_peak
 
 
 def _io(graph: Graph, name: str, buffer: str) -> dict[str, Any]:
