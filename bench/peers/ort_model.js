@@ -1,0 +1,30 @@
+// ONNX Runtime Web on whole models in the harness page, for bench.models: the wasm or WebGPU execution provider,
+// served from bench/peers/node_modules (make peers). The thread count is read once per page, so each thread count
+// gets a page of its own.
+import { timeRuns } from "./timing.js";
+
+const DIST = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
+let ort = null;
+
+export async function setup(threads, ep = "wasm") {
+  ort = await import(ep === "webgpu" ? `${DIST}ort.webgpu.min.mjs` : `${DIST}ort.wasm.min.mjs`);
+  ort.env.wasm.wasmPaths = DIST;
+  ort.env.wasm.numThreads = threads;
+  return { version: ort.env.versions?.web ?? "unknown", threads, ep };
+}
+
+// Cold start: session creation (the model's bytes already fetched) to the first output; then the model run as
+// timing.js says (session.run: the input copied in, the outputs read back).
+export async function timeModel(url, feeds, ep, options) {
+  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const tensors = {};
+  for (const [name, { dims, values }] of Object.entries(feeds)) tensors[name] = new ort.Tensor("float32", Float32Array.from(values), dims);
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: [ep] });
+  await session.run(tensors);
+  const coldMs = performance.now() - t0;
+  const timed = await timeRuns(() => session.run(tensors), options);
+  const output = Array.from(Object.values(timed.output)[0].data);
+  await session.release();
+  return { coldMs, medianMs: timed.medianMs, sampleMs: timed.sampleMs, output };
+}
