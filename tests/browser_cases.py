@@ -47,6 +47,11 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
         ([(4, 8)], {"pads": (2, 2, 2, 2), "mode": "reflect"}),
         ([(4, 6)], {"pads": (1, 3, 2, 0), "mode": "edge"}),
     ],
+    "lrn": [([(1, 7, 5, 3)], {"size": 3, "alpha": 0.1, "bias": 2.0}), ([(2, 8, 4, 4)], {"size": 4})],
+    "resize": [
+        ([(1, 3, 5, 7)], {"scales": (2, 3), "mode": "linear"}),
+        ([(2, 4, 4, 4)], {"scales": (2, 2), "mode": "nearest", "coordinate_transformation_mode": "asymmetric"}),
+    ],
     **{op: [([(3, 5, 7)], attrs), ([(2, 4, 8)], attrs)] for op, attrs in UNARY.items()},
     **{op: [([(3, 1, 7), (5, 1)], {}), ([(2, 4, 8), (8,)], {})] for op in BINARY},
 }

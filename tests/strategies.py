@@ -214,6 +214,25 @@ def pad_case(draw):
     return [shape], attrs
 
 
+@st.composite
+def lrn_case(draw):
+    shape = draw(shape_of(3, 4))
+    attrs = {"size": draw(st.integers(1, 5)), "alpha": draw(st.floats(1e-4, 0.5)), "beta": draw(st.floats(0.25, 1.0))}
+    return [shape], {**attrs, "bias": draw(st.floats(0.5, 3.0))}
+
+
+@st.composite
+def resize_case(draw):
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    attrs = {
+        "scales": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "mode": draw(st.sampled_from(["nearest", "linear"])),
+        "coordinate_transformation_mode": draw(st.sampled_from(["half_pixel", "asymmetric", "pytorch_half_pixel"])),
+        "nearest_mode": draw(st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])),
+    }
+    return [shape], attrs
+
+
 CASES = {
     "conv2d": conv2d_case(),
     "conv_transpose2d": conv_transpose2d_case(),
@@ -232,6 +251,8 @@ CASES = {
     "reshape": reshape_case(),
     "flatten": flatten_case(),
     "pad": pad_case(),
+    "lrn": lrn_case(),
+    "resize": resize_case(),
     **{op: unary_case(op) for op in ("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg")},
     **{op: binary_case() for op in ("add", "sub", "mul", "div", "max", "min")},
 }

@@ -209,3 +209,27 @@ def test_truncated_and_non_onnx_files(tmp_path):
         load(text)
     with pytest.raises(GraphError, match=r"missing\.onnx: no such file"):
         load(tmp_path / "missing.onnx")
+
+
+def test_lrn_resize_and_upsample():
+    check_matches_ort(
+        one_node("LRN", [("x", [1, 7, 5, 5])], None, {"size": 3, "alpha": 0.01, "beta": 0.75, "bias": 2.0})
+    )
+    x = ("x", [1, 2, 3, 5])
+    empty = np.zeros(0, np.float32)
+    for attrs in (
+        {"mode": "linear"},
+        {"mode": "nearest"},
+        {"mode": "linear", "coordinate_transformation_mode": "asymmetric"},
+        {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
+        {"mode": "nearest", "nearest_mode": "ceil"},
+    ):
+        consts = {"roi": empty, "scales": np.array([1, 1, 2, 3], np.float32)}
+        check_matches_ort(one_node("Resize", [x], None, attrs, consts, opset=13))
+    sizes = {"roi": empty, "scales": empty, "sizes": np.array([1, 2, 6, 10], np.int64)}
+    check_matches_ort(one_node("Resize", [x], None, {"mode": "linear"}, sizes, opset=13))
+    check_matches_ort(
+        one_node("Upsample", [x], None, {"mode": "nearest"}, {"s": np.array([1, 1, 2, 2], np.float32)}, opset=9)
+    )
+    with pytest.raises(GraphError, match=r"scales \[1.0, 1.0, 0.5, 0.5\] are not supported"):
+        from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 1, 0.5, 0.5], np.float32)}))

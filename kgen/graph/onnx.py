@@ -660,3 +660,60 @@ def _reduce(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 for _t in ("ReduceMean", "ReduceSum", "ReduceMax"):
     HANDLERS[_t] = _reduce
+
+
+# -- image ----------------------------------------------------------------------------------------------------
+
+
+@handles("LRN")
+def _lrn(f: _Frontend, attrs: dict[str, Any]) -> None:
+    keep = {k: attrs[k] for k in ("size", "alpha", "beta", "bias") if k in attrs}
+    f.emit("lrn", f.inputs()[:1], keep, f.node.output[0])
+
+
+def _integer_scales(f: _Frontend, x: str, scales: np.ndarray | None, sizes: np.ndarray | None) -> tuple[int, int]:
+    shape = f.shape(x)
+    if len(shape) != 4:
+        raise f.fail(f"input has rank {len(shape)}; supported: 4-D NCHW inputs")
+    if sizes is not None and sizes.size:
+        factors = [s / d for s, d in zip(np.asarray(sizes).reshape(-1), shape, strict=True)]
+    elif scales is not None and scales.size:
+        factors = [float(v) for v in np.asarray(scales).reshape(-1)]
+    else:
+        raise f.fail("neither scales nor sizes is given")
+    if len(factors) != 4 or factors[:2] != [1.0, 1.0] or any(v < 1 or v != int(v) for v in factors[2:]):
+        raise f.fail(f"scales {factors} are not supported (supported: 1 on N and C, whole factors >= 1 on H and W)")
+    return int(factors[2]), int(factors[3])
+
+
+@handles("Resize", "Upsample")
+def _resize(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    mode = attrs.get("mode", "nearest")
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise f.fail(f"mode '{mode}' is not supported (supported: nearest, linear)")
+    if f.node.op_type == "Upsample" or f.opset < 11:  # Upsample, and Resize of opset 10: asymmetric, floor
+        if f.node.op_type == "Upsample" and f.opset < 9:
+            scales = np.asarray(attrs.get("scales", []), np.float32)
+        else:
+            scales = f.constant(1, "scales")
+        coordinates, nearest = "asymmetric", "floor"
+        factors = _integer_scales(f, x, scales, None)
+    else:
+        coordinates = attrs.get("coordinate_transformation_mode", "half_pixel")
+        nearest = attrs.get("nearest_mode", "round_prefer_floor")
+        if coordinates not in ("half_pixel", "asymmetric", "pytorch_half_pixel"):
+            raise f.fail(
+                f"coordinate_transformation_mode '{coordinates}' is not supported "
+                "(supported: half_pixel, pytorch_half_pixel, asymmetric)"
+            )
+        if attrs.get("antialias", 0) or attrs.get("axes") is not None:
+            raise f.fail("antialias and axes are not supported")
+        factors = _integer_scales(f, x, f.constant(2, "scales"), f.constant(3, "sizes"))
+    resize_attrs = {
+        "scales": factors,
+        "mode": "linear" if mode == "bilinear" else mode,
+        "coordinate_transformation_mode": coordinates,
+        "nearest_mode": nearest,
+    }
+    f.emit("resize", [x], resize_attrs, f.node.output[0])

@@ -28,6 +28,8 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "reshape": ([(1, 2048, 1, 1)], {"shape": (1, -1)}),
     "flatten": ([(1, 2048, 7, 7)], {"axis": 1}),
     "pad": ([(1, 64, 56, 56)], {"pads": (0, 0, 1, 1, 0, 0, 1, 1)}),
+    "lrn": ([(1, 96, 55, 55)], {"size": 5, "alpha": 1e-4, "beta": 0.75, "bias": 2.0}),  # AlexNet's
+    "resize": ([(1, 64, 28, 28)], {"scales": (2, 2), "mode": "linear"}),
     **{op: _UNARY for op in ("relu", "sigmoid", "tanh", "exp", "neg")},
     "leaky_relu": ([(1, 64, 56, 56)], {"alpha": 0.1}),
     "clip": ([(1, 64, 56, 56)], {"min": 0.0, "max": 6.0}),

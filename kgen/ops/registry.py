@@ -188,6 +188,7 @@ def _load_families() -> None:
     from kgen.ops import (  # noqa: F401
         conv,
         elementwise,
+        image,
         layout,
         matmul,
         normalization,
