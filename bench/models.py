@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from kgen.atomic import write_text_atomic
 from kgen.browser.session import BrowserSession
@@ -93,13 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in models:
         model = zoo.MODELS[name]()
         zoo.save(model, work / f"{name}.onnx")
-        rng = np.random.default_rng(7)
-        feeds[name] = {
-            i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
-            for i in model.graph.input
-        }
-        session = ort.InferenceSession(str(work / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-        (want[name],) = session.run(None, feeds[name])
+        feeds[name] = zoo.seeded_inputs(model, seed=7)
+        (want[name],) = zoo.onnxruntime_outputs(model, feeds[name])
         for threads in (1, 2):
             backends = ["wasm"] + (["webgpu"] if args.webgpu and threads == 1 else [])
             convert(

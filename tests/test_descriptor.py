@@ -4,7 +4,6 @@ descriptor holds (sizes, memory plan, encodings); a failed conversion leaves not
 import json
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from kgen.checking import compare_model
@@ -16,22 +15,6 @@ from kgen.descriptor.schema import DescriptorError, read_backend, read_model, re
 from kgen.errors import KgenError
 from kgen.graph import zoo
 from kgen.records.store import RecordStore
-
-
-def onnxruntime_outputs(path, feeds):
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, feeds)
-
-
-def seeded_feeds(model, seed=1):
-    rng = np.random.default_rng(seed)
-    constants = {t.name for t in model.graph.initializer}
-    return {
-        i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
-        for i in model.graph.input
-        if i.name not in constants
-    }
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +33,8 @@ def test_converted_models_match_onnxruntime_natively(onnx_dir, tmp_path, name, b
     out = tmp_path / name
     convert(path, out, backends.split(","))
     model = zoo.MODELS[name]()
-    feeds = seeded_feeds(model)
-    (want,) = onnxruntime_outputs(path, feeds)
+    feeds = zoo.seeded_inputs(model)
+    (want,) = zoo.onnxruntime_outputs(path, feeds)
     for backend in backends.split(","):
         (got,) = native.run(out, backend, feeds).values()
         result = compare_model(got, want, backend)
@@ -66,8 +49,8 @@ def test_resnet50_converts_for_every_flat_backend_and_matches_onnxruntime(onnx_d
         m = b["memory"]
         assert m["activation_peak_bytes"] <= 0.3 * m["activation_sum_bytes"], backend
         assert b["reused_programs"] > 0  # ResNet's repeated blocks are generated once
-    feeds = seeded_feeds(zoo.resnet50())
-    (want,) = onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
+    feeds = zoo.seeded_inputs(zoo.resnet50())
+    (want,) = zoo.onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
     (got,) = native.run(out, "wasm", feeds).values()
     assert compare_model(got, want, "wasm").ok
     model = read_model(out)
@@ -84,8 +67,8 @@ def test_encodings_shrink_resnet50_and_agree_with_fp32(onnx_dir, tmp_path, encod
     model = zoo.resnet50()
     agree = 0
     for seed in range(4):
-        feeds = seeded_feeds(model, seed)
-        (want,) = onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
+        feeds = zoo.seeded_inputs(model, seed)
+        (want,) = zoo.onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
         (got,) = native.run(out, "wasm", feeds).values()
         assert compare_model(got, want, "wasm", encoding).ok
         agree += int(got.argmax() == want.argmax())
@@ -111,8 +94,8 @@ def test_records_choose_kernels_exact_nearest_or_default(onnx_dir, tmp_path):
     nodes = read_backend(tmp_path / "tuned", read_model(tmp_path / "tuned"), "wasm")["nodes"]
     exact = next(n for n in nodes if n["how"] == "exact")
     assert exact["record"].startswith("conv2d/") and exact["config"]["threads"] == 1
-    feeds = seeded_feeds(zoo.resnet50())
-    (want,) = onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
+    feeds = zoo.seeded_inputs(zoo.resnet50())
+    (want,) = zoo.onnxruntime_outputs(onnx_dir / "resnet50.onnx", feeds)
     (got,) = native.run(tmp_path / "tuned", "wasm", feeds).values()
     assert compare_model(got, want, "wasm").ok
 

@@ -7,7 +7,6 @@ import json
 import shutil
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from kgen.checking import compare_model
@@ -28,12 +27,6 @@ RUN = """async ([dir, backend, feeds]) => {
   runner.destroy();
   return result;
 }"""
-
-
-def ort_outputs(path, feeds):
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +50,7 @@ def page(models, browser):
 
 
 def feeds_for(name, seed=1):
-    model = zoo.MODELS[name]()
-    rng = np.random.default_rng(seed)
-    constants = {t.name for t in model.graph.initializer}
-    return {
-        i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
-        for i in model.graph.input
-        if i.name not in constants
-    }
+    return zoo.seeded_inputs(zoo.MODELS[name](), seed)
 
 
 def run_in_page(page, folder, backend, feeds):
@@ -75,7 +61,7 @@ def run_in_page(page, folder, backend, feeds):
 @pytest.mark.parametrize(("name", "backend"), [(n, b) for n, bs in MODELS.items() for b in bs])
 def test_model_matches_onnxruntime(models, page, name, backend):
     feeds = feeds_for(name)
-    (want,) = ort_outputs(models / f"{name}.onnx", feeds)
+    (want,) = zoo.onnxruntime_outputs(models / f"{name}.onnx", feeds)
     result = run_in_page(page, name, backend, feeds)
     assert result["backend"] == backend
     (got,) = result["outputs"].values()
@@ -85,7 +71,7 @@ def test_model_matches_onnxruntime(models, page, name, backend):
 
 def test_eightbit_resnet50_in_the_page(models, page):
     feeds = feeds_for("resnet50", seed=3)
-    (want,) = ort_outputs(models / "resnet50.onnx", feeds)
+    (want,) = zoo.onnxruntime_outputs(models / "resnet50.onnx", feeds)
     (got,) = run_in_page(page, "resnet50_eightbit", "wasm", feeds)["outputs"].values()
     got = np.array(got, np.float32).reshape(want.shape)
     assert compare_model(got, want, "wasm", "eightbit").ok
@@ -136,7 +122,7 @@ def test_webdnn_page_calls_run_unchanged(models, page):
     image = np.array(result["image"], np.float32).reshape(1, 3, 224, 224)
     assert abs(image[0, 0, 0, 0] - (0 - 103.939)) < 1.5  # blue channel first (BGR) at the orange corner
     assert abs(image[0, 2, 0, 0] - (255 - 123.68)) < 1.5
-    (want,) = ort_outputs(models / "resnet50.onnx", {"input": image})
+    (want,) = zoo.onnxruntime_outputs(models / "resnet50.onnx", {"input": image})
     assert result["top5"] == list(np.argsort(-want[0], kind="stable")[:5])
     assert compare_model(np.array(result["scores"], np.float32).reshape(want.shape), want, "wasm").ok
     assert abs(result["pixel"][0] - 255) <= 2 and result["pixel"][3] == 255
@@ -224,7 +210,7 @@ HOSTILE = """async ([dir, x]) => {
 
 def test_hostile_descriptors_end_in_errors(models, page):
     x = feeds_for("mlp")["x"]
-    (want,) = ort_outputs(models / "mlp.onnx", {"x": x})
+    (want,) = zoo.onnxruntime_outputs(models / "mlp.onnx", {"x": x})
     cases = {}
 
     def variant(label, change):
@@ -351,7 +337,7 @@ def test_a_bundled_page_imports_the_runtime_as_a_package(models, page, tmp_path)
         s.restart()  # back to the harness page for the tests after this one
     z = np.array(generated["input"], np.float32).reshape(1, 110)
     assert z[0, 107] == 1 and z[0, 100:].sum() == 1
-    (want,) = ort_outputs(models / "dcgan.onnx", {"z": z})
+    (want,) = zoo.onnxruntime_outputs(models / "dcgan.onnx", {"z": z})
     got = np.array(generated["output"], np.float32).reshape(want.shape)
     assert compare_model(got, want, "wasm").ok
     grey = np.array(pixels, np.uint8).reshape(224, 224, 4)[:, :, 0]

@@ -2,8 +2,6 @@
 references), and what kgen cannot run is a one-line error naming the node."""
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -13,13 +11,6 @@ from kgen.graph.ir import GraphError
 from kgen.graph.onnx import from_model, load
 
 RNG = np.random.default_rng(0)
-
-
-def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
 
 
 def one_node(op, inputs, out_shape, attrs=None, consts=None, opset=13, extra_inputs=()):
@@ -42,7 +33,7 @@ def one_node(op, inputs, out_shape, attrs=None, consts=None, opset=13, extra_inp
 def check_matches_ort(model, atol=1e-4):
     graph = from_model(model)
     feeds = {v.name: RNG.standard_normal(v.shape).astype(np.float32) for v in graph.inputs}
-    (want,) = ort_run(model, feeds)
+    (want,) = zoo.onnxruntime_outputs(model, feeds)
     got = evaluate(graph, feeds)[graph.outputs[0]]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=atol, rtol=1e-4)
