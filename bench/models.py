@@ -9,8 +9,9 @@ generator), batch 1. kgen converts each for wasm on 1 and 2 threads (and WebGPU 
 records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and WebGPU).
 
 Protocol, the same for every side: a fresh page per (round, model, side), sides interleaved within a round;
-the page waits until it is idle (1 s after load), then cold start (kgen: ``load()`` to the first output; ORT:
-session creation to the first output, with the model's files served locally), then a warm-up of >= 1 s and 3
+the page waits until it is idle (1 s after load), then cold start (from fetching the model's files from the
+local server to the first output: kgen's ``load()`` and first run; ORT's fetch of the .onnx, session creation and
+first run), then a warm-up of >= 1 s and 3
 runs, then ``--samples`` runs timed one by one (a run: input set, model, outputs read back); the figure is the
 median, and the medians' spread over the rounds is reported. Every side's output is checked against
 onnxruntime (CPU) before its figure counts. The CPU load seen during the run (os.getloadavg) is recorded: a

@@ -128,12 +128,13 @@ def test_webdnn_page_calls_run_unchanged(models, page):
     assert abs(result["pixel"][0] - 255) <= 2 and result["pixel"][3] == 255
 
 
-def test_second_load_takes_weights_from_the_cache(page):
+def test_second_load_takes_weights_from_the_cache(models, page):
+    shutil.copytree(models / "dcgan", models / "cache_probe")  # a folder no other test has loaded
     seen: list[str] = []
     page.page.on("request", lambda r: seen.append(r.url))
     script = """async () => {
       const kgen = await import('/kgen.js');
-      await kgen.load('/models/dcgan', {backendOrder: 'wasm'});
+      await kgen.load('/models/cache_probe', {backendOrder: 'wasm'});
     }"""
     page.evaluate(script)
     first = [u for u in seen if "/weights/" in u]

@@ -137,5 +137,6 @@ export async function createRunner(backend, launcher, descriptor, model, weights
     launcher.write(buffers[w.buffer], values);
   }
   const bound = await launcher.bind(compiled, buffers);
+  if (launcher.warmUp) await launcher.warmUp(compiled, bound, program.prepare);
   return new Runner(backend, launcher, descriptor, compiled, buffers, bound, model);
 }

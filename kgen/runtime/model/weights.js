@@ -4,6 +4,8 @@
 import { elements, fail, sha256 } from "./descriptor.js";
 
 const CACHE = "kgen-weights-v1";
+/** Cache writes still under way. @type {Promise<void>[]} */
+const pending = [];
 
 /** @param {string} url @param {string} digest */
 async function cached(url, digest) {
@@ -71,6 +73,7 @@ async function download(url, onBytes) {
  * @returns {Promise<{stream: Uint8Array, fetched: number}>}
  */
 export async function fetchWeights(dir, model, progress) {
+  await Promise.all(pending.splice(0));
   const w = model.weights;
   let loaded = 0;
   let fetched = 0;
@@ -91,7 +94,8 @@ export async function fetchWeights(dir, model, progress) {
       if (bytes.length !== s.bytes) throw fail(url, `weight shard has ${bytes.length} bytes, model.json says ${s.bytes}`);
       const digest = await sha256(bytes);
       if (digest !== null && digest !== s.sha256) throw fail(url, "weight shard corrupted: its SHA-256 differs from model.json's");
-      await remember(url, s.sha256, bytes);
+      // kept for the next load without holding this one up; a later load waits for it first
+      pending.push(remember(url, s.sha256, bytes));
       return bytes;
     }),
   );
