@@ -96,12 +96,20 @@ class RecordStore:
 
     def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
         self.path = Path(path)
+        self._read: tuple[tuple[int, int], list[Record]] | None = None
 
     def all(self) -> list[Record]:
+        """Every record, parsed and validated once per version of the file (a model's conversion looks records
+        up for every node)."""
         if not self.path.exists():
             return []
-        lines = self.path.read_text().splitlines()
-        return [Record.from_line(line, f"{self.path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+        stat = self.path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if self._read is None or self._read[0] != version:
+            lines = self.path.read_text().splitlines()
+            records = [Record.from_line(line, f"{self.path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+            self._read = (version, records)
+        return list(self._read[1])
 
     def best(self, fixed: Mapping[str, Any] | None = None) -> list[Record]:
         """The best record of each (workload, backend, device class); with ``fixed``, among the records whose
