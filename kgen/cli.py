@@ -429,7 +429,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         if not store.path.is_file():
             raise KgenError(f"--records {args.records}: no such file")
         store.all()  # a malformed records file is an error before anything is converted
-    options = Options(records=store, threads=args.threads)
+    try:
+        threads = sorted({int(t) for t in args.threads.split(",")})
+    except ValueError:
+        threads = []
+    if not threads or any(t not in (1, 2, 4) for t in threads):
+        raise KgenError(f"--threads '{args.threads}': thread counts from 1, 2 and 4, comma-separated")
+    options = Options(records=store, threads=threads[0])
     progress = None if args.json else (lambda line: print(f"kgen convert: {line}", file=sys.stderr))
     summary = convert(
         args.model,
@@ -440,6 +446,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         input_shapes=_parse_input_shapes(args.input_shape),
         force=args.force,
         progress=progress,
+        wasm_threads=threads,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -459,6 +466,8 @@ def _print_convert_summary(summary: Mapping[str, Any], out: str, explain: bool) 
     for backend, b in summary["backends"].items():
         m = b["memory"]
         chosen = ", ".join(f"{n} {how}" for how, n in sorted(b["chosen"].items()))
+        if len(b["variants"]) > 1:
+            chosen += "; variants " + ", ".join(b["variants"])
         print(
             f"  {backend}: {b['kernels']} kernels ({chosen}); planned memory {m['planned_bytes'] / 1e6:.1f} MB "
             f"(activations {m['activation_peak_bytes'] / 1e6:.1f} MB of {m['activation_sum_bytes'] / 1e6:.1f} MB)"
@@ -632,7 +641,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=SHAPE",
         help="the shape of an input whose shape is dynamic in the model, e.g. input=1x3x224x224 (repeatable)",
     )
-    convert.add_argument("--threads", type=int, default=1, choices=(1, 2, 4), help="wasm threads (default 1)")
+    convert.add_argument(
+        "--threads",
+        default="1",
+        help="wasm: thread counts, one variant each, e.g. 1,2 (default 1); the page loads the most it can run",
+    )
     convert.add_argument("--force", action="store_true", help="replace an existing output folder")
     convert.add_argument("--explain", action="store_true", help="for each node, which kernel config it took and why")
     convert.add_argument("--json", action="store_true", help="the summary as JSON on stdout; no progress")

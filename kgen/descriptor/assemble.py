@@ -59,7 +59,8 @@ class Assembly:
 class Options:
     records: RecordStore | None = None
     devices: Mapping[str, str] = field(default_factory=dict)  # backend -> device class of the records
-    threads: int = 1  # wasm
+    threads: int = 1  # wasm: the threads every kernel's launch is split between
+    relaxed_simd: bool = True  # wasm: whether kernels may use relaxed SIMD's fused multiply-add
 
 
 def _device(options: Options, backend: str) -> str | None:
@@ -76,7 +77,16 @@ def _device(options: Options, backend: str) -> str | None:
 
 
 def _limits(backend: str, options: Options) -> Limits:
-    return {**DEFAULT_LIMITS, "max_threads": options.threads} if backend == "wasm" else DEFAULT_LIMITS
+    if backend != "wasm":
+        return DEFAULT_LIMITS
+    return {**DEFAULT_LIMITS, "max_threads": options.threads, "relaxed_simd": int(options.relaxed_simd)}
+
+
+def _adapt(backend: str, options: Options, choice: Choice) -> Choice:
+    """A record's config for a wasm variant without relaxed SIMD: its fused multiply-adds as f32x4 mul + add."""
+    if backend == "wasm" and not options.relaxed_simd and choice.config.get("vector") == "f32x4_fma":
+        return replace(choice, config={**choice.config, "vector": "f32x4"})
+    return choice
 
 
 def _fixed(backend: str, options: Options) -> dict[str, Any]:
@@ -92,7 +102,7 @@ def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) 
     for node in graph.nodes:
         if backend in FLAT and node.is_view:
             continue
-        choice: Choice = choose(graph, node, backend, options.records, device, fixed)
+        choice = _adapt(backend, options, choose(graph, node, backend, options.records, device, fixed))
         out.append(program_for(graph, node, backend, choice, limits, cache, fixed))
     return out
 
@@ -201,6 +211,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         program = {"backend": backend, "buffers": buffers, "memory_bytes": memory_bytes}
         if backend == "wasm":
             program["threads"] = options.threads
+            program["relaxed_simd"] = any("relaxed_madd" in k.source for k in kernels_run + kernels_prepare)
     kernels = [*kernels_prepare, *kernels_run]
     program["kernels"] = [_kernel_json(k) for k in kernels]
     program["prepare"] = len(kernels_prepare)

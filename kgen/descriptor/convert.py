@@ -12,6 +12,7 @@ nothing. A backend that fails is reported and skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -50,8 +51,6 @@ def agreement(graph: Graph, encoding: str, encoded: wt.Encoded, seed: int = 0) -
 
 
 def _with_constants(graph: Graph, constants: Mapping[str, np.ndarray]) -> Graph:
-    import dataclasses
-
     return dataclasses.replace(graph, constants={k: np.asarray(v, np.float32) for k, v in constants.items()})
 
 
@@ -64,9 +63,12 @@ def convert(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    wasm_threads: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Convert and write; the summary (also written into model.json). Raises ``KgenError`` when nothing can be
-    written (bad model, existing folder, every backend failed)."""
+    written (bad model, existing folder, every backend failed). On wasm, one variant per thread count in
+    ``wasm_threads`` (default: the options' count), each also without relaxed SIMD where it uses it; the page
+    loads the best variant it can run."""
     say = progress or (lambda _: None)
     out = Path(out)
     if encoding not in wt.ENCODINGS:
@@ -88,15 +90,16 @@ def convert(
     for backend in backends:
         t0 = time.perf_counter()
         try:
-            assemblies[backend] = assemble(optimized, backend, options, cache)
+            assemblies[backend] = _variants(optimized, backend, options, cache, wasm_threads)
         except KgenError as err:
             failures[backend] = str(err)
             say(f"{backend}: FAILED: {err}")
             continue
-        a = assemblies[backend]
+        a = assemblies[backend][0][1]
+        variants = f", {len(assemblies[backend])} variants" if len(assemblies[backend]) > 1 else ""
         say(
             f"{backend}: {len(a.program['kernels'])} kernels, planned memory {a.memory['planned_bytes'] / 1e6:.1f} MB "
-            f"({time.perf_counter() - t0:.1f} s)"
+            f"{variants}({time.perf_counter() - t0:.1f} s)"
         )
     if not assemblies:
         raise KgenError("no backend converted: " + "; ".join(f"{b}: {e}" for b, e in failures.items()))
@@ -112,12 +115,13 @@ def convert(
         "weight_ratio": encoded.nbytes / fp32_bytes if fp32_bytes else 1.0,
         "backends": {
             b: {
-                "kernels": len(a.program["kernels"]),
-                "chosen": _chosen(a.nodes),
-                "memory": a.memory,
-                "reused_programs": a.reused,
+                "kernels": len(variants[0][1].program["kernels"]),
+                "chosen": _chosen(variants[0][1].nodes),
+                "memory": variants[0][1].memory,
+                "reused_programs": sum(a.reused for _, a in variants),
+                "variants": [name for name, _ in variants],
             }
-            for b, a in assemblies.items()
+            for b, variants in assemblies.items()
         },
         "failed": failures,
     }
@@ -158,15 +162,17 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
             name = f"weights/{k:03d}.bin"
             (tmp / name).write_bytes(shard)
             descriptor["weights"]["shards"].append({"file": name, "bytes": len(shard), "sha256": wt.digest(shard)})
-        for backend, a in assemblies.items():
-            text = json.dumps({"schema_version": SCHEMA_VERSION, **a.to_json()}, separators=(",", ":"))
-            name = f"{backend}.json"
-            (tmp / name).write_text(text)
-            descriptor["backends"][backend] = {
-                "file": name,
-                "bytes": len(text.encode()),
-                "sha256": wt.digest(text.encode()),
-            }
+        for backend, variants in assemblies.items():
+            entries = []
+            for variant, a in variants:
+                data = json.dumps({"schema_version": SCHEMA_VERSION, **a.to_json()}, separators=(",", ":")).encode()
+                name = variant + ".json"
+                (tmp / name).write_bytes(data)
+                entry = {"file": name, "bytes": len(data), "sha256": wt.digest(data)}
+                if backend == "wasm":
+                    entry.update(threads=a.program["threads"], relaxed_simd=a.program["relaxed_simd"])
+                entries.append(entry)
+            descriptor["backends"][backend] = {"variants": entries}
         (tmp / "model.json").write_text(json.dumps(descriptor, indent=1))
         if out.exists():
             if not force:
@@ -176,6 +182,22 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _variants(graph: Graph, backend: str, options: Options, cache: NodeCache, wasm_threads) -> list:
+    """The backend's programs as (name, assembly): one, or on wasm one per thread count (``wasm``, ``wasm-2t``),
+    each followed by one without relaxed SIMD (``-simd128``) where it uses it; best first."""
+    if backend != "wasm":
+        return [(backend, assemble(graph, backend, options, cache))]
+    out = []
+    for threads in sorted(set(wasm_threads or [options.threads]), reverse=True):
+        name = "wasm" + (f"-{threads}t" if threads > 1 else "")
+        a = assemble(graph, backend, dataclasses.replace(options, threads=threads, relaxed_simd=True), cache)
+        out.append((name, a))
+        if a.program["relaxed_simd"]:
+            plain = dataclasses.replace(options, threads=threads, relaxed_simd=False)
+            out.append((name + "-simd128", assemble(graph, backend, plain, cache)))
+    return out
 
 
 def _chosen(nodes: list[dict[str, Any]]) -> dict[str, int]:

@@ -10,7 +10,7 @@ model.json (``schema_version`` 1):
 | ``weights.encoding`` | ``fp32``, ``fp16`` or ``eightbit`` (``weights.py``); ``block``: eightbit's block |
 | ``weights.shards`` | ``[{file, bytes, sha256}]``: joined in order, they are one stream of ``total_bytes`` |
 | ``weights.tensors`` | ``[{name, shape, offset, bytes}]``: each tensor's encoded bytes in that stream |
-| ``backends`` | ``{backend: {file, bytes, sha256}}``: one program file per backend converted |
+| ``backends`` | ``{backend: {variants: [{file, bytes, sha256, threads?, relaxed_simd?}]}}``: programs, best first |
 | ``summary`` | what ``kgen convert`` reported (informational) |
 
 <backend>.json: ``program`` (``buffers`` ``[{name, dtype, size, role, offset?}]``, ``kernels`` ``[{name, source,
@@ -91,18 +91,28 @@ def read_weights(folder: Path | str, model: dict[str, Any]) -> dict[str, np.ndar
     total = sum(len(s) for s in shards)
     if total != w["total_bytes"]:
         raise _fail("model.json", f"weights.total_bytes {w['total_bytes']} but the shards hold {total}")
+    expected = 0  # tensors one after another, each on a 4-byte boundary
     for t in w["tensors"]:
+        if t["offset"] != expected:
+            where = f"weight {t['name']}: offset {t['offset']}"
+            raise _fail("model.json", f"{where}, where the stream puts it at {expected}")
+        expected = -(-(t["offset"] + t["bytes"]) // 4) * 4
         size = math.prod(t["shape"])
         if t["bytes"] != wt.encoded_bytes(size, encoding) or t["offset"] < 0 or t["offset"] + t["bytes"] > total:
             raise _fail("model.json", f"weight {t['name']}: offset {t['offset']} + {t['bytes']} bytes do not fit")
     return wt.decode(w["tensors"], shards, encoding)
 
 
-def read_backend(folder: Path | str, model: dict[str, Any], backend: str) -> dict[str, Any]:
+def read_backend(folder: Path | str, model: dict[str, Any], backend: str, threads: int | None = None) -> dict[str, Any]:
+    """The backend's program: its first (best) variant, or on wasm the first with ``threads`` threads."""
     folder = Path(folder)
     entry = model["backends"].get(backend)
     if entry is None:
         raise _fail("model.json", f"no {backend} program (converted: {', '.join(model['backends']) or 'none'})")
+    variants = [v for v in entry["variants"] if threads is None or v.get("threads") == threads]
+    if not variants:
+        raise _fail("model.json", f"no {backend} variant with {threads} threads")
+    entry = variants[0]
     path = folder / entry["file"]
     raw = path.read_bytes() if path.exists() else b""
     if not raw:

@@ -39,14 +39,18 @@ function backendList(order) {
   });
 }
 
-/** Where the wasm program needs what the page lacks, say so before compiling. @param {any} launcher @param {any} program */
-function checkWasm(launcher, program) {
-  const threads = program.threads ?? 1;
-  if (threads > launcher.maxThreads) {
-    throw new Error(`the wasm program uses ${threads} threads; this page can run ${launcher.maxThreads} (cross-origin isolation and cores)`);
-  }
-  const relaxed = program.kernels.some((/** @type {any} */ k) => k.source.includes("relaxed_madd"));
-  if (relaxed && !launcher.relaxedSimd) throw new Error("the wasm program needs relaxed SIMD, which this browser lacks");
+/**
+ * Why a program variant cannot run on this launcher (null: it can): a wasm variant's threads and relaxed SIMD.
+ * @param {string} backend @param {any} launcher @returns {(variant: any) => string | null}
+ */
+function whyNot(backend, launcher) {
+  if (backend !== "wasm") return () => null;
+  return (v) => {
+    if ((v.threads ?? 1) > launcher.maxThreads) {
+      return `${v.threads} threads; this page can run ${launcher.maxThreads} (cross-origin isolation and cores)`;
+    }
+    return v.relaxed_simd && !launcher.relaxedSimd ? "relaxed SIMD, which this browser lacks" : null;
+  };
 }
 
 /**
@@ -71,8 +75,7 @@ export async function load(dir, options = {}) {
     let launcher = null;
     try {
       launcher = await LAUNCHERS[backend]();
-      const descriptor = await readProgram(base, model, backend);
-      if (backend === "wasm") checkWasm(launcher, descriptor.program);
+      const descriptor = await readProgram(base, model, backend, whyNot(backend, launcher));
       if (weights === null) {
         const { stream } = await fetchWeights(base, model, options.progressCallback);
         const w = model.weights;

@@ -99,10 +99,13 @@ export async function readModel(dir) {
     total += s.bytes;
   });
   if (total !== w.total_bytes) throw fail(where, `weights.total_bytes is ${w.total_bytes} but the shards add up to ${total}`);
+  let next = 0; // the converter lays tensors one after another, each on a 4-byte boundary: a moved one is a lie
   for (const t of w.tensors) {
     if (typeof t?.name !== "string" || !isShape(t.shape) || !isCount(t.offset) || !isCount(t.bytes)) {
       throw fail(where, `weight ${JSON.stringify(t?.name)}: needs a name, a shape, an offset and bytes`);
     }
+    if (t.offset !== next) throw fail(where, `weight ${t.name}: offset ${t.offset}, where the stream puts it at ${next}`);
+    next = Math.ceil((t.offset + t.bytes) / 4) * 4;
     const want = encodedBytes(elements(t.shape), w.encoding, w.block);
     if (t.bytes !== want || t.offset + t.bytes > total) {
       throw fail(where, `weight ${t.name}: ${t.bytes} bytes at ${t.offset} do not fit its shape [${t.shape}] (${want} bytes) in ${total}`);
@@ -113,26 +116,41 @@ export async function readModel(dir) {
 }
 
 /**
- * One backend's program file, checked against its size and digest in model.json and against itself: every
- * buffer a kernel, an input, an output or a weight names exists and is large enough; wasm/js buffers lie in
- * the memory.
+ * One backend's program file: the first of its variants (best first) that `whyNot` does not rule out (it says
+ * why a variant cannot run here, or returns null), checked against its size and digest in model.json and
+ * against itself: every buffer a kernel, an input, an output or a weight names exists and is large enough;
+ * wasm/js buffers lie in the memory.
  * @param {string} dir @param {any} model @param {string} backend
+ * @param {(variant: any) => string | null} [whyNot]
  */
-export async function readProgram(dir, model, backend) {
-  const entry = model.backends[backend];
-  if (!entry) throw fail(`${dir}/model.json`, `no ${backend} program (converted: ${Object.keys(model.backends).join(", ") || "none"})`);
+export async function readProgram(dir, model, backend, whyNot = () => null) {
+  const where = `${dir}/model.json`;
+  const variants = model.backends[backend]?.variants;
+  if (!model.backends[backend]) throw fail(where, `no ${backend} program (converted: ${Object.keys(model.backends).join(", ") || "none"})`);
+  if (!Array.isArray(variants) || variants.length === 0) throw fail(where, `backends.${backend}.variants must be a non-empty list`);
+  /** @type {string[]} */
+  const reasons = [];
+  const entry = variants.find((/** @type {any} */ v) => {
+    const why = whyNot(v);
+    if (why) reasons.push(`${v?.file}: ${why}`);
+    return !why;
+  });
+  if (!entry) throw new Error(`no ${backend} variant can run here (${reasons.join("; ")})`);
   if (typeof entry.file !== "string" || entry.file.includes("/") || !isCount(entry.bytes)) {
-    throw fail(`${dir}/model.json`, `backends.${backend} must name a file in the folder and its bytes`);
+    throw fail(where, `backends.${backend}: a variant must name a file in the folder and its bytes`);
   }
-  const where = `${dir}/${entry.file}`;
-  const bytes = await fetchBytes(where);
-  if (bytes.length !== entry.bytes) throw fail(where, `truncated or changed: ${bytes.length} bytes, model.json says ${entry.bytes}`);
+  const file = `${dir}/${entry.file}`;
+  const bytes = await fetchBytes(file);
+  if (bytes.length !== entry.bytes) throw fail(file, `truncated or changed: ${bytes.length} bytes, model.json says ${entry.bytes}`);
   const digest = await sha256(bytes);
-  if (digest !== null && digest !== entry.sha256) throw fail(where, "corrupted: its SHA-256 differs from model.json's");
-  const doc = parseJSON(bytes, where);
-  if (doc.schema_version !== SCHEMA_VERSION) throw fail(where, `schema_version ${JSON.stringify(doc.schema_version)} is not supported`);
-  if (doc.backend !== backend) throw fail(where, `is a ${doc.backend} program, not ${backend}`);
-  checkProgram(doc, model, backend, where);
+  if (digest !== null && digest !== entry.sha256) throw fail(file, "corrupted: its SHA-256 differs from model.json's");
+  const doc = parseJSON(bytes, file);
+  if (doc.schema_version !== SCHEMA_VERSION) throw fail(file, `schema_version ${JSON.stringify(doc.schema_version)} is not supported`);
+  if (doc.backend !== backend) throw fail(file, `is a ${doc.backend} program, not ${backend}`);
+  if (backend === "wasm" && ((doc.program?.threads ?? 1) !== entry.threads || Boolean(doc.program?.relaxed_simd) !== Boolean(entry.relaxed_simd))) {
+    throw fail(file, "its threads or relaxed SIMD differ from model.json's entry");
+  }
+  checkProgram(doc, model, backend, file);
   return doc;
 }
 
