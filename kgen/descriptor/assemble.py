@@ -96,15 +96,35 @@ def _fixed(backend: str, options: Options) -> dict[str, Any]:
 def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) -> list[NodeProgram]:
     """Every kernel node of ``graph`` lowered for ``backend`` (view nodes are left out on flat storage)."""
     device = _device(options, backend)
-    fixed = _fixed(backend, options)
     limits = _limits(backend, options)
     out = []
     for node in graph.nodes:
         if backend in FLAT and node.is_view:
             continue
-        choice = _adapt(backend, options, choose(graph, node, backend, options.records, device, fixed))
-        out.append(program_for(graph, node, backend, choice, limits, cache, fixed))
+        choice, fixed = _choose(graph, node, backend, options, device)
+        out.append(program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed))
     return out
+
+
+def _choose(graph: Graph, node, backend: str, options: Options, device: str | None) -> tuple[Choice, dict[str, Any]]:
+    """The node's config and the knobs held for it. On a threaded wasm program, a node whose exact record on one
+    thread is faster than its record on the program's threads runs on one (a short kernel loses more to the
+    workers' start than it gains)."""
+    fixed = _fixed(backend, options)
+    choice = choose(graph, node, backend, options.records, device, fixed)
+    if backend != "wasm" or options.threads == 1:
+        return choice, fixed
+    alone = {"threads": 1}
+    single = choose(graph, node, backend, options.records, device, alone)
+
+    def exact_ms(c: Choice, threads: int) -> float | None:
+        ok = c.how == "exact" and c.record is not None and c.record.config.get("threads") == threads
+        return c.record.median_ms if ok else None  # type: ignore[union-attr]
+
+    many, one = exact_ms(choice, options.threads), exact_ms(single, 1)
+    if one is not None and (many is None or one < many):
+        return single, alone
+    return choice, fixed
 
 
 def storage_roots(graph: Graph, backend: str) -> dict[str, str]:
@@ -215,6 +235,10 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     kernels = [*kernels_prepare, *kernels_run]
     program["kernels"] = [_kernel_json(k) for k in kernels]
     program["prepare"] = len(kernels_prepare)
+    if backend == "wasm" and options.threads > 1:  # a node tuned fastest on one thread runs on one
+        alone = {f"n{k}_" for k, np_ in enumerate(lowered) if np_.config.get("threads") == 1}
+        for entry in program["kernels"]:
+            entry["threads"] = 1 if any(entry["name"].startswith(a) for a in alone) else options.threads
     weights_bytes = sum(4 * sizes[n] for n in persistent)
     report = {
         "planned_bytes": planned,

@@ -44,7 +44,10 @@ def run(folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray]) -> di
         results = wasm_runner.execute(
             p["memory_bytes"],
             p.get("threads", 1),
-            [(k.source, k.binary, k.grid[0]) for k in kernels],
+            [
+                (k.source, k.binary, k.grid[0], j.get("threads", p.get("threads", 1)))
+                for k, j in zip(kernels, p["kernels"], strict=True)
+            ],
             [(buffers[name]["offset"], data) for name, data in writes.items()],
             [(buffers[o["buffer"]]["offset"], int(np.prod(o["shape"]))) for o in prog["outputs"]],
         )

@@ -73,12 +73,13 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
 def execute(
     memory_bytes: int,
     threads: int,
-    kernels: Sequence[tuple[str, str | None, int]],
+    kernels: Sequence[tuple[str, str | None, int] | tuple[str, str | None, int, int]],
     writes: Sequence[tuple[int, np.ndarray]],
     reads: Sequence[tuple[int, int]],
 ) -> list[np.ndarray]:
     """Write float32 arrays at byte offsets of a fresh memory, run each kernel (text, base64 binary, tiles) over
-    all its tiles, thread share by thread share, and read (offset, size) windows back."""
+    all its tiles, thread share by thread share (a kernel's own thread count, where it has one, else
+    ``threads``), and read (offset, size) windows back."""
     engine = _engine()
     store = wasmtime.Store(engine)
     pages = memory_bytes // PAGE
@@ -94,13 +95,14 @@ def execute(
     for offset, array in writes:
         data = np.ascontiguousarray(array, dtype=np.float32).ravel()
         memory_view[offset : offset + 4 * data.size] = data.view(np.uint8)
-    for source, binary, tiles in kernels:
+    for source, binary, tiles, *own in kernels:
+        split = own[0] if own else threads
         if threads > 1:
             module_bytes = wasmtime.wat2wasm(source.replace(f"(memory {pages} {pages} shared)", f"(memory {pages})"))
         else:
             module_bytes = base64.b64decode(binary or "")
         module = wasmtime.Module(engine, module_bytes)
         run_tiles = linker.instantiate(store, module).exports(store)["run"]
-        for thread in range(threads):
-            run_tiles(store, *share(thread, threads, tiles))
+        for thread in range(split):
+            run_tiles(store, *share(thread, split, tiles))
     return [memory_view[o : o + 4 * n].view(np.float32).copy() for o, n in reads]

@@ -47,7 +47,9 @@ export class WasmLauncher {
     const kernels = [];
     for (const kernel of program.kernels) {
       try {
-        kernels.push({ name: kernel.name, tiles: kernel.grid[0], module: await WebAssembly.compile(decode(kernel.binary)) });
+        const module = await WebAssembly.compile(decode(kernel.binary));
+        // `threads` 1 on a kernel of a threaded program: it runs on the page's thread alone (too short to split)
+        kernels.push({ name: kernel.name, tiles: kernel.grid[0], module, alone: kernel.threads === 1 });
       } catch (err) {
         throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
       }
@@ -107,7 +109,7 @@ export class WasmLauncher {
     const { runs, pool } = bound;
     compiled.kernels.forEach((k, i) => {
       if (i < first) return;
-      if (!pool) {
+      if (!pool || k.alone) {
         runs[i](0, k.tiles);
         return;
       }
