@@ -108,7 +108,7 @@ def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) 
 
 def _choose(graph: Graph, node, backend: str, options: Options, device: str | None) -> tuple[Choice, dict[str, Any]]:
     """The node's config and the knobs held for it. On a threaded wasm program, a node whose exact record on one
-    thread is faster than its record on the program's threads runs on one (a short kernel loses more to the
+    thread is faster than its exact record on the program's threads runs on one (a short kernel loses more to the
     workers' start than it gains)."""
     fixed = _fixed(backend, options)
     choice = choose(graph, node, backend, options.records, device, fixed)
@@ -122,7 +122,7 @@ def _choose(graph: Graph, node, backend: str, options: Options, device: str | No
         return c.record.median_ms if ok else None  # type: ignore[union-attr]
 
     many, one = exact_ms(choice, options.threads), exact_ms(single, 1)
-    if one is not None and (many is None or one < many):
+    if one is not None and many is not None and one < many:  # both measured: an untuned count is no evidence
         return single, alone
     return choice, fixed
 
