@@ -190,8 +190,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     # a sampler whose packages are missing, or a bad storage URL, fails here: before a browser starts or
     # anything is written (opening a good SQLite URL creates the database)
     make_sampler(args.sampler, args.seed)
-    open_storage(args.storage)
     store = RecordStore(args.records)
+    store.check_writable()  # before a browser starts or a study is created
+    open_storage(args.storage)
     summaries = []
     for n, workload in enumerate(workloads, 1):
         if not args.json:
@@ -236,8 +237,9 @@ def _tune_model(args: argparse.Namespace) -> int:
 
     graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
     make_sampler(args.sampler, args.seed)
-    open_storage(args.storage)
     store = RecordStore(args.records)
+    store.check_writable()
+    open_storage(args.storage)
     if not args.json:
         tasks = tasks_of(graph)
         print(
@@ -297,19 +299,18 @@ def _print_summary(s) -> None:
 
 
 def _cmd_records(args: argparse.Namespace) -> int:
-    from kgen.records.store import Record, RecordStore
+    from kgen.records.store import RecordStore
 
     store = RecordStore(args.records)
     if args.action == "import":
         if not args.file:
             raise KgenError("kgen records import needs a file of JSON lines")
-        path = args.file
-        try:
-            lines = open(path).read().splitlines()  # noqa: SIM115 - read whole, then parse
-        except OSError as err:
-            raise KgenError(f"cannot read {path}: {err.strerror}") from None
-        records = [Record.from_line(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
-        print(f"imported {store.add(records)} records into {store.path}")
+        source = RecordStore(args.file)
+        if not source.path.exists():
+            raise KgenError(f"cannot read {args.file}: no such file")
+        records = source.all()
+        store.check_writable()
+        print(f"imported {store.add(records)} of {len(records)} records into {store.path} (the others were there)")
         return 0
     best = store.best()
     if args.csv or args.action == "csv":
@@ -336,7 +337,10 @@ def _cmd_records(args: argparse.Namespace) -> int:
         if args.file:
             from kgen.atomic import write_text_atomic
 
-            write_text_atomic(args.file, text)
+            try:
+                write_text_atomic(args.file, text)
+            except OSError as err:
+                raise KgenError(f"cannot write {args.file}: {err.strerror}") from None
         else:
             sys.stdout.write(text)
         return 0

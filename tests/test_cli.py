@@ -70,6 +70,9 @@ def test_show_prints_wgsl_and_launch_info():
         (["show", "conv2d", "--shape", "1x3x8x8"], "kgen: error: conv2d: expected 2 to 3 inputs"),
         (["show", "relu", "--config", '{"tile_b": 3}'], "kgen: error: invalid config {\"tile_b\": 3}: knob 'tile_b'=3"),
         (["show", "relu", "--config", "[1]"], "kgen: error: --config must be a JSON object"),
+        (["show", "relu", "--config", '{"tile_b": 4.0}'], "knob 'tile_b'=4.0 is not one of"),
+        (["show", "relu", "--config", '{"tile_b": true}'], "knob 'tile_b'=true is not one of"),
+        (["show", "relu", "--config", '{"wg": 64.0}'], "knob 'wg'=64.0 is not one of"),
         (["show", "nope"], "kgen: error: unknown op 'nope'"),
         (["show", "relu", "--shape", "4", "--attr", "alpha"], "kgen: error: --attr 'alpha' is not NAME=VALUE"),
         (["check", "relu", "--backend", "vulkan"], "invalid choice: 'vulkan'"),
@@ -101,3 +104,34 @@ def test_unknown_command_is_a_usage_error():
     out = kgen("frobnicate")
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_records_file_faults_are_one_line_errors(tmp_path):
+    """Issue 17: a directory, a non-UTF-8 file, an unwritable path, a duplicate import and a line cut short."""
+    src = tmp_path / "src.jsonl"
+    with open("results/bench/wasm_records.jsonl") as f:
+        src.write_text(f.readline())
+    target = tmp_path / "records.jsonl"
+    first = kgen("records", "import", str(src), "--records", str(target))
+    assert first.returncode == 0 and "imported 1 of 1" in first.stdout
+    again = kgen("records", "import", str(src), "--records", str(target))
+    assert again.returncode == 0 and "imported 0 of 1" in again.stdout
+    assert len(target.read_text().splitlines()) == 1
+    with open(target, "a") as f:
+        f.write('{"workload": {"op": "conv2d", "sha')  # a writer killed mid-line
+    listed = kgen("records", "--records", str(target))
+    assert listed.returncode == 0 and f"skipped {target}:2: not a kgen record" in listed.stderr
+    (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00garbage")
+    for args, message in [
+        (["records", "--records", str(tmp_path)], "is a directory, not a records file"),
+        (["records", "--records", str(tmp_path / "binary.jsonl")], "not a records file (not UTF-8 text)"),
+        (["records", "import", str(src), "--records", str(tmp_path)], "is a directory"),
+        (["records", "export", "/proc/kgen/out.jsonl", "--records", str(target)], "cannot write /proc/kgen/out.jsonl"),
+        (
+            ["tune", "relu", "--records", "/proc/kgen/r.jsonl", "--storage", f"sqlite:///{tmp_path}/s.db"],
+            "cannot write the records there",
+        ),
+    ]:
+        out = kgen(*args)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    assert not (tmp_path / "s.db").exists()  # refused before the study was created

@@ -149,6 +149,7 @@ def test_serve_binds_loopback_and_serves_only_its_folder_and_the_runtime(tmp_pat
     proc = subprocess.Popen(
         [sys.executable, "-m", "kgen.cli", "serve", str(tmp_path / "site"), "--port", "0"],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -164,9 +165,13 @@ def test_serve_binds_loopback_and_serves_only_its_folder_and_the_runtime(tmp_pat
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(url + path)
             assert err.value.code == 404
+        with pytest.raises(urllib.error.HTTPError) as err:  # issue 17: this dropped the connection with a traceback
+            urllib.request.urlopen(url + "index%00.html")
+        assert err.value.code == 400
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        _, errors = proc.communicate(timeout=10)
+    assert "Traceback" not in errors
 
 
 @pytest.mark.browser

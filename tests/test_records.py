@@ -4,9 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from kgen.errors import KgenError
 from kgen.ops import Workload
 from kgen.records.store import Record, RecordStore, device_class
 
@@ -67,11 +64,12 @@ def test_device_class_names_the_adapter():
     assert device_class(fp, "webgpu") == "google-swiftshader"
 
 
-def test_malformed_record_file_is_a_clear_error(tmp_path):
+def test_a_line_that_is_not_a_record_is_skipped_with_a_warning_naming_it(tmp_path, capsys):
+    """Issue 17: one bad line (a writer killed mid-line) made every record unreadable; it is skipped, named."""
     path = tmp_path / "r.jsonl"
     path.write_text('{"not": "a record"}\n')
-    with pytest.raises(KgenError, match=r"r.jsonl:1: not a kgen record"):
-        RecordStore(path).all()
+    assert RecordStore(path).all() == []
+    assert f"kgen: warning: skipped {path}:1: not a kgen record" in capsys.readouterr().err
 
 
 def test_export_then_import_round_trips(tmp_path):
@@ -94,3 +92,30 @@ def test_export_then_import_round_trips(tmp_path):
     assert csv.stdout.splitlines()[0].startswith("key,backend,device_class,median_ms")
     missing = subprocess.run([*cli, "import", str(tmp_path / "nope.jsonl")], capture_output=True, text=True)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_rewriting_the_records_file_keeps_its_mode(tmp_path):
+    """Issue 17: the file was renamed over from a 0600 temporary file."""
+    import os
+    import stat
+
+    from kgen.atomic import write_text_atomic
+
+    path = tmp_path / "records.jsonl"
+    path.write_text("")
+    os.chmod(path, 0o644)
+    write_text_atomic(path, "x\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    os.chmod(path, 0o640)
+    write_text_atomic(path, "y\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    fresh = write_text_atomic(tmp_path / "new.jsonl", "z\n")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -55,7 +55,11 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _send(self, body: bool) -> None:
-        target = self._resolve()
+        try:
+            target = self._resolve()
+        except (ValueError, OSError):  # a NUL byte (%00) or a name the file system refuses: a bad request
+            self.send_error(400, "bad request")
+            return
         if target is None:
             self.send_error(404, "not found")
             return

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,16 +103,33 @@ class RecordStore:
 
     def all(self) -> list[Record]:
         """Every record, parsed and validated once per version of the file (a model's conversion looks records
-        up for every node)."""
+        up for every node). A line that is not a record (one cut short by a killed writer, say) is skipped with a
+        warning naming it."""
         if not self.path.exists():
             return []
         stat = self.path.stat()
         version = (stat.st_mtime_ns, stat.st_size)
         if self._read is None or self._read[0] != version:
-            lines = self.path.read_text().splitlines()
-            records = [Record.from_line(line, f"{self.path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+            records = []
+            for n, line in enumerate(self._lines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(Record.from_line(line, f"{self.path}:{n}"))
+                except KgenError as err:
+                    print(f"kgen: warning: skipped {err}", file=sys.stderr)
             self._read = (version, records)
         return list(self._read[1])
+
+    def _lines(self) -> list[str]:
+        if self.path.is_dir():
+            raise KgenError(f"{self.path}: is a directory, not a records file")
+        try:
+            return self.path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise KgenError(f"{self.path}: not a records file (not UTF-8 text)") from None
+        except OSError as err:
+            raise KgenError(f"{self.path}: cannot read: {err.strerror}") from None
 
     def best(self, fixed: Mapping[str, Any] | None = None) -> list[Record]:
         """The best record of each (workload, backend, device class); with ``fixed``, among the records whose
@@ -124,13 +144,32 @@ class RecordStore:
         return sorted(winners.values(), key=lambda r: (r.backend, r.device_class, r.key))
 
     def add(self, records: Iterable[Record]) -> int:
-        """Append records (the whole file is rewritten through a temporary file: never half-written)."""
-        new = list(records)
-        existing = self.path.read_text() if self.path.exists() else ""
-        if existing and not existing.endswith("\n"):
-            existing += "\n"
-        write_text_atomic(self.path, existing + "".join(r.to_line() + "\n" for r in new))
-        return len(new)
+        """Add records: one per (workload, backend, device class, config), the better measurement kept. The whole
+        file is rewritten through a temporary file, so it is never half-written. Returns how many records were
+        new or better."""
+        kept: dict[tuple[str, str, str, str], Record] = {}
+        for r in self.all():
+            _keep_better(kept, r)
+        changed = sum(_keep_better(kept, r) for r in records)
+        try:
+            write_text_atomic(self.path, "".join(r.to_line() + "\n" for r in kept.values()))
+        except OSError as err:
+            raise KgenError(f"{self.path}: cannot write the records: {err.strerror}") from None
+        return changed
+
+    def check_writable(self) -> None:
+        """Raise now, not after a tuning run, where the records could not be read or written: the folder is made
+        if missing and a temporary file is created in it and removed."""
+        if self.path.exists():
+            self._lines()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.path.parent):
+                pass
+        except OSError as err:
+            raise KgenError(f"{self.path}: cannot write the records there: {err.strerror}") from None
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise KgenError(f"{self.path}: the records file is not writable")
 
     def nearest(
         self, workload: Workload, backend: str, device: str, valid=None, limit: int = 3, fixed=None
@@ -158,6 +197,16 @@ class RecordStore:
             return Lookup(None, "default")
         record = near[0]
         return Lookup(record.config, "exact" if record.key == workload.key else "nearest", record)
+
+
+def _keep_better(kept: dict[tuple[str, str, str, str], Record], r: Record) -> bool:
+    """``r`` in ``kept`` unless a record of the same workload, backend, device class and config measured faster
+    is there; whether it went in."""
+    k = (r.key, r.backend, r.device_class, json.dumps(r.config, sort_keys=True))
+    if k in kept and kept[k].median_ms <= r.median_ms:
+        return False
+    kept[k] = r
+    return True
 
 
 def _shape_distance(a: tuple[tuple[int, ...], ...], b: tuple[tuple[int, ...], ...]) -> float | None:

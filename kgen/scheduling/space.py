@@ -47,6 +47,12 @@ class Knob:
         return self.values[0]
 
 
+def is_choice(value: Any, values: Sequence[Any]) -> bool:
+    """``value`` is one of ``values`` and of its type: 4.0 and True are not the int knob values 4 and 1 (Python's
+    ``in`` says they are, and a float then reached the kernel text as ``@workgroup_size(64.0)``)."""
+    return any(type(value) is type(v) and value == v for v in values)
+
+
 def choice(name: str, values: Sequence[Any], doc: str = "") -> Knob:
     if not values:
         raise ValueError(f"knob {name} has no values")
@@ -104,9 +110,9 @@ class Space:
         for k in self.knobs:
             if k.name not in config:
                 problems.append(f"knob '{k.name}' is missing")
-            elif config[k.name] not in k.values:
-                allowed = ", ".join(map(str, k.values))
-                problems.append(f"knob '{k.name}'={config[k.name]!r} is not one of {allowed}")
+            elif not is_choice(config[k.name], k.values):
+                allowed = ", ".join(map(repr, k.values))
+                problems.append(f"knob '{k.name}'={json.dumps(config[k.name])} is not one of {allowed}")
         if problems:
             return problems
         return [c.description for c in self.constraints if not c.check(config, limits)]
@@ -117,8 +123,8 @@ class Space:
         for name, value in values.items():
             if name not in known:
                 raise KgenError(f"cannot fix unknown knob '{name}' (knobs: {', '.join(known) or 'none'})")
-            if value not in known[name].values:
-                allowed = ", ".join(map(str, known[name].values))
+            if not is_choice(value, known[name].values):
+                allowed = ", ".join(map(repr, known[name].values))
                 raise KgenError(f"cannot fix knob '{name}' at {value!r}: not one of {allowed}")
         knobs = tuple(Knob(k.name, (values[k.name],), k.doc) if k.name in values else k for k in self.knobs)
         return Space(knobs, self.constraints, tuple({**seed, **values} for seed in self.seeds))
