@@ -175,6 +175,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from tuner.study import make_sampler, open_storage
     from tuner.tune import tune
 
+    args.fixed = config_from_args(args.fix, "--fix")  # bad JSON is an error before anything is opened or written
     if args.model:
         if args.op or args.suite or args.shape:
             raise KgenError("--model tunes the model's own workloads: give no OP, --suite or --shape with it")
@@ -210,7 +211,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             records=store,
             progress=None if args.json else _progress,
             candidate_timeout_s=args.candidate_timeout,
-            fixed=config_from_args(args.fix),
+            fixed=args.fixed,
         )
         summaries.append(summary)
         if not args.json:
@@ -228,7 +229,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _tune_model(args: argparse.Namespace) -> int:
-    from kgen.cli_args import config_from_args
     from kgen.graph import onnx as onnx_frontend
     from kgen.graph.passes import optimize
     from kgen.records.store import RecordStore
@@ -259,7 +259,7 @@ def _tune_model(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         seed=args.seed,
         candidate_timeout_s=args.candidate_timeout,
-        fixed=config_from_args(args.fix),
+        fixed=args.fixed,
     )
     rows = summary_rows(tasks)
     total = estimated_ms(tasks)

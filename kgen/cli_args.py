@@ -77,13 +77,14 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
     return Workload.create(args.op, parse_shapes(args.shape), attrs)
 
 
-def config_from_args(text: str | None) -> dict[str, Any] | None:
+def config_from_args(text: str | None, option: str = "--config") -> dict[str, Any] | None:
+    """Knob values given as JSON on the command line; errors name ``option`` (--config or --fix)."""
     if text is None:
         return None
     try:
         config = json.loads(text)
     except json.JSONDecodeError as err:
-        raise KgenError(f"--config is not JSON: {err}") from None
+        raise KgenError(f"{option} is not JSON: {err}") from None
     if not isinstance(config, dict):
-        raise KgenError("--config must be a JSON object of knob values, e.g. '{\"tile_b\": 4}'")
+        raise KgenError(f"{option} must be a JSON object of knob values, e.g. '{{\"tile_b\": 4}}'")
     return config

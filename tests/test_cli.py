@@ -70,6 +70,8 @@ def test_show_prints_wgsl_and_launch_info():
         (["show", "conv2d", "--shape", "1x3x8x8"], "kgen: error: conv2d: expected 2 to 3 inputs"),
         (["show", "relu", "--config", '{"tile_b": 3}'], "kgen: error: invalid config {\"tile_b\": 3}: knob 'tile_b'=3"),
         (["show", "relu", "--config", "[1]"], "kgen: error: --config must be a JSON object"),
+        (["tune", "relu", "--fix", "[1]"], "kgen: error: --fix must be a JSON object"),
+        (["tune", "relu", "--fix", "{"], "kgen: error: --fix is not JSON"),
         (["show", "relu", "--config", '{"tile_b": 4.0}'], "knob 'tile_b'=4.0 is not one of"),
         (["show", "relu", "--config", '{"tile_b": true}'], "knob 'tile_b'=true is not one of"),
         (["show", "relu", "--config", '{"wg": 64.0}'], "knob 'wg'=64.0 is not one of"),
