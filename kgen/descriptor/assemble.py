@@ -187,6 +187,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     tenants = memory.lifetimes(steps, {n: 4 * s for n, s in sizes.items()}, keep=outputs, always=persistent)
     kernels_prepare: list[CompiledKernel] = []
     kernels_run: list[CompiledKernel] = []
+    kernel_threads: dict[str, int] = {}  # wasm: the threads each kernel's node was configured with
     if backend == "webgpu":
         slot_of, slot_bytes = memory.plan_pool(tenants)
         slot_elems = [-(-b // 16) * 4 for b in slot_bytes]
@@ -227,30 +228,24 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             named = [replace(kernel, name=f"n{k}_{kernel.name}") for kernel in compiled.kernels]
             kernels_prepare += named[:n_prepare]
             kernels_run += named[n_prepare:]
+            kernel_threads.update(dict.fromkeys((kernel.name for kernel in named), np_.config.get("threads")))
         planned = memory_bytes
         program = {"backend": backend, "buffers": buffers, "memory_bytes": memory_bytes}
         if backend == "wasm":
             program["threads"] = options.threads
             program["relaxed_simd"] = any("relaxed_madd" in k.source for k in kernels_run + kernels_prepare)
     kernels = [*kernels_prepare, *kernels_run]
-    program["kernels"] = [_kernel_json(k) for k in kernels]
+    program["kernels"] = [kernel_json(k) for k in kernels]
     program["prepare"] = len(kernels_prepare)
     if backend == "wasm" and options.threads > 1:  # a node tuned fastest on one thread runs on one
-        alone = {f"n{k}_" for k, np_ in enumerate(lowered) if np_.config.get("threads") == 1}
         for entry in program["kernels"]:
-            entry["threads"] = 1 if any(entry["name"].startswith(a) for a in alone) else options.threads
-    weights_bytes = sum(4 * sizes[n] for n in persistent)
-    report = {
-        "planned_bytes": planned,
-        "weights_bytes": weights_bytes,
-        "activation_peak_bytes": activation_peak,
-        "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
-    }
+            entry["threads"] = kernel_threads[entry["name"]]
+    report = memory_report(planned, sum(4 * sizes[n] for n in persistent), activation_peak, tenants, persistent)
     return Assembly(
         backend,
         program,
-        inputs=[_io(graph, v.name, buffer_of[roots[v.name]]) for v in graph.inputs],
-        outputs=[_io(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
+        inputs=[io_entry(graph, v.name, buffer_of[roots[v.name]]) for v in graph.inputs],
+        outputs=[io_entry(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
         weights=[
             {"tensor": name, "buffer": buffer_of[roots[name]], "shape": list(graph.shape(name))}
             for name in sorted({t for np_ in lowered for t in np_.tensors if t in graph.constants})
@@ -280,12 +275,24 @@ def _place_flat(tenants, persistent, lowered, mapping, sizes):
     return offsets, spans, activation_peak
 
 
-def _io(graph: Graph, name: str, buffer: str) -> dict[str, Any]:
+def io_entry(graph: Graph, name: str, buffer: str) -> dict[str, Any]:
+    """A graph input's or output's entry in a program file: what the page sees, and the buffer that holds it."""
     v = graph.values[name]
     return {"name": name, "shape": list(v.shape), "dtype": v.dtype, "buffer": buffer}
 
 
-def _kernel_json(k: CompiledKernel) -> dict[str, Any]:
+def memory_report(planned: int, weights: int, activation_peak: int, tenants, persistent) -> dict[str, int]:
+    """The plan's sizes: all it needs, the persistent part (weights, prepared copies), the activations' peak and
+    what the activations would take unplanned."""
+    return {
+        "planned_bytes": planned,
+        "weights_bytes": weights,
+        "activation_peak_bytes": activation_peak,
+        "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
+    }
+
+
+def kernel_json(k: CompiledKernel) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": k.name,
         "source": k.source,

@@ -32,13 +32,6 @@ class Choice:
     record: Record | None = None
     note: str = ""
 
-    def describe(self) -> str:
-        if self.record is None:
-            return "template default" + (f" ({self.note})" if self.note else "")
-        if self.how == "exact":
-            return f"tuned record, {self.record.gflops:.2f} GFLOP/s"
-        return f"nearest record {self.record.key}, {self.record.gflops:.2f} GFLOP/s there"
-
 
 @dataclass(frozen=True)
 class NodeProgram:
@@ -51,7 +44,7 @@ class NodeProgram:
 
 def node_te(graph: Graph, node: Node) -> tuple[list[Tensor], Tensor, tuple[str, ...]]:
     """Placeholders (one per distinct tensor the node reads), the node's output, and the tensors' names."""
-    names = tuple(dict.fromkeys(node.all_inputs))
+    names = node.distinct_inputs
     opdef = get_op(node.op)
     weights = {
         name
@@ -166,4 +159,4 @@ def program_for(
             program, config = cache.lower(graph, node, backend, choice.config, name, limits)
         except KgenError as err2:
             raise KgenError(f"{node.describe()}: {err2}") from None
-    return NodeProgram(node, tuple(dict.fromkeys(node.all_inputs)), program, config, choice)
+    return NodeProgram(node, node.distinct_inputs, program, config, choice)

@@ -11,6 +11,7 @@ one layout and size are pooled by liveness.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from kgen.codegen.glsl.renderer import render
@@ -54,24 +55,20 @@ class _Storage:
 
 
 def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[str, Any]:
-    bindings = []
-    for b in kernel.bindings:
-        entry = {"binding": b.binding, "buffer": names[b.buffer], "view": b.view, "access": b.access}
-        if b.access == "read":
-            entry["uniform"] = f"u_{b.buffer}"
-        bindings.append(entry)
-    return {
-        "name": f"{prefix}_{kernel.name}",
-        "source": kernel.source,
-        "workgroup": list(kernel.workgroup),
-        "grid": list(kernel.grid),
-        "bindings": bindings,
-    }
+    """The kernel's entry with its bindings on the model's textures; a read keeps its own sampler's name."""
+    from kgen.descriptor.assemble import kernel_json
+
+    entry = kernel_json(replace(kernel, name=f"{prefix}_{kernel.name}"))
+    for b in entry["bindings"]:
+        if b["access"] == "read":
+            b["uniform"] = f"u_{b['buffer']}"
+        b["buffer"] = names[b["buffer"]]
+    return entry
 
 
 def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None, cache: NodeCache):
     """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2."""
-    from kgen.descriptor.assemble import node_json
+    from kgen.descriptor.assemble import io_entry, memory_report, node_json
 
     consumers = graph.consumers()
     storage = _Storage()
@@ -151,16 +148,9 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
     weights_bytes = sum(sizes[n] for n in persistent)
 
     def io(name: str) -> dict[str, Any]:
-        v = graph.values[name]
-        buffer = texture_of[next(iter(storage.where[name].values()))]
-        return {"name": name, "shape": list(v.shape), "dtype": v.dtype, "buffer": buffer}
+        return io_entry(graph, name, texture_of[next(iter(storage.where[name].values()))])
 
-    report = {
-        "planned_bytes": planned,
-        "weights_bytes": weights_bytes,
-        "activation_peak_bytes": planned - weights_bytes,
-        "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
-    }
+    report = memory_report(planned, weights_bytes, planned - weights_bytes, tenants, persistent)
     weight_entries = [
         {"tensor": t, "buffer": texture_of[n], "shape": list(graph.shape(t))} for n, t in sorted(weights.items())
     ]

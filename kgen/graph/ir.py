@@ -56,6 +56,11 @@ class Node:
         return [*self.inputs, *(i for e in self.epilogue for i in e.inputs)]
 
     @property
+    def distinct_inputs(self) -> tuple[str, ...]:
+        """``all_inputs`` once each, in order: the tensors a node's program takes as in0, in1, ..."""
+        return tuple(dict.fromkeys(self.all_inputs))
+
+    @property
     def is_view(self) -> bool:
         return self.op in VIEW_OPS and not self.epilogue
 
@@ -83,7 +88,7 @@ class Graph:
     def consumers(self) -> dict[str, list[Node]]:
         users: dict[str, list[Node]] = {}
         for n in self.nodes:
-            for i in dict.fromkeys(n.all_inputs):
+            for i in n.distinct_inputs:
                 users.setdefault(i, []).append(n)
         return users
 
