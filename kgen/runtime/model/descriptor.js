@@ -35,16 +35,43 @@ export function encodedBytes(size, encoding, block) {
   return 4 * Math.ceil(size / block) + size;
 }
 
-/** @param {string} url */
-async function fetchBytes(url) {
+/**
+ * A file's bytes; with `onBytes`, read as a stream that reports each chunk's length (weights' progress).
+ * Errors name the URL and, with `what`, the kind of file.
+ * @param {string} url @param {((n: number) => void) | null} [onBytes] @param {string} [what]
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
+ */
+export async function fetchBytes(url, onBytes = null, what = "") {
   let response;
   try {
     response = await fetch(url);
   } catch (err) {
-    throw fail(url, `could not be fetched (${/** @type {Error} */ (err).message})`);
+    throw fail(url, `${what}could not be fetched (${/** @type {Error} */ (err).message})`);
   }
-  if (!response.ok) throw fail(url, `HTTP ${response.status} ${response.statusText}`.trim());
-  return new Uint8Array(await response.arrayBuffer());
+  if (!response.ok) throw fail(url, `${what}HTTP ${response.status} ${response.statusText}`.trim());
+  if (!onBytes || !response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (onBytes) onBytes(bytes.length);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  /** @type {Uint8Array[]} */
+  const chunks = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    length += value.length;
+    onBytes(value.length);
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 /** @param {Uint8Array} bytes @param {string} where */

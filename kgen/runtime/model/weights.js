@@ -1,7 +1,7 @@
 // @ts-check
 // Weights: shards fetched in parallel with progress, each checked (size, SHA-256) and kept in the Cache API so a
 // second load of the same model does not fetch them again; then decoded (fp32, fp16, eightbit) per tensor.
-import { elements, fail, sha256 } from "./descriptor.js";
+import { elements, fail, fetchBytes, sha256 } from "./descriptor.js";
 
 const CACHE = "kgen-weights-v1";
 /** Cache writes still under way. @type {Promise<void>[]} */
@@ -31,43 +31,6 @@ async function remember(url, digest, bytes) {
 }
 
 /**
- * Fetch a response body, reporting progress in bytes.
- * @param {string} url @param {(n: number) => void} onBytes
- */
-async function download(url, onBytes) {
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (err) {
-    throw fail(url, `weight shard could not be fetched (${/** @type {Error} */ (err).message})`);
-  }
-  if (!response.ok) throw fail(url, `weight shard: HTTP ${response.status}`);
-  if (!response.body) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    onBytes(bytes.length);
-    return bytes;
-  }
-  const reader = response.body.getReader();
-  /** @type {Uint8Array[]} */
-  const chunks = [];
-  let length = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    length += value.length;
-    onBytes(value.length);
-  }
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-/**
  * Every shard, checked, joined into one stream.
  * @param {string} dir @param {any} model @param {((loaded: number, total: number) => void) | undefined} progress
  * @returns {Promise<{stream: Uint8Array, fetched: number}>}
@@ -89,7 +52,7 @@ export async function fetchWeights(dir, model, progress) {
         report(bytes.length);
         return bytes;
       }
-      bytes = await download(url, report);
+      bytes = await fetchBytes(url, report, "weight shard: ");
       fetched += 1;
       if (bytes.length !== s.bytes) throw fail(url, `weight shard has ${bytes.length} bytes, model.json says ${s.bytes}`);
       const digest = await sha256(bytes);
