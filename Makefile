@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/lib/chromium/chromium
 JS := tests/js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chromium npm tune test lint peers clean
+.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots clean
 
 setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed
 
@@ -25,7 +25,7 @@ chromium:
 $(VENV)/.installed: pyproject.toml
 	@[ -x "$(BIN)/python" ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,examples]'
 	@touch $@
 
 npm:
@@ -55,6 +55,29 @@ lint: setup
 # registry, served locally
 peers: npm
 	cd bench/peers && npm ci --no-audit --no-fund
+
+# the example pages (examples/): sample photos, the seeded ResNet-50 and the digits generator converted for every
+# backend (fp32, and eightbit for the generator); what is there is kept
+examples: setup
+	$(BIN)/python -m examples.build
+
+# serve the example pages on 127.0.0.1:8000 (cross-origin isolated, so wasm threads work)
+demo: examples
+	$(BIN)/kgen serve examples --port $${PORT:-8000}
+
+# train the digits generator anew (PyTorch, an optional extra; about 10 minutes on 2 cores), then grade it
+train: setup
+	$(BIN)/python -m pip install -q -e '.[train]'
+	$(BIN)/python -m examples.dcgan.train
+	$(BIN)/python -m examples.dcgan.quality
+
+# does the generator draw the digit asked for? (the per-digit table of the README)
+quality: setup
+	$(BIN)/python -m examples.dcgan.quality
+
+# the example pages' click-through tests, keeping their screenshots in results/examples/
+screenshots: setup
+	KGEN_SCREENSHOTS=results/examples $(BIN)/python -m pytest -q tests/test_examples_browser.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -99,6 +99,8 @@ def serve(folder: Path | str, port: int = 8000) -> None:
         print(
             f"kgen serve: {folder.resolve()} at {server.url('/')}  (the runtime at {server.url(RUNTIME_PREFIX)}kgen.js)"
         )
+        for page in sorted(folder.glob("*/index.html")):
+            print(f"kgen serve: page {server.url('/' + page.parent.name + '/')}")
         print("kgen serve: 127.0.0.1 only, cross-origin isolated (COOP/COEP); Ctrl-C stops", flush=True)
         try:
             while True:

@@ -1,0 +1,210 @@
+"""The two example pages (examples/), built as `make demo` builds them and clicked through in headless Chromium
+on every backend: the ResNet-50 page's top-5 against onnxruntime's for the image the page fed, the digits page's
+canvas against the generator's output for the page's noise, and bad input shown in the page, which keeps working.
+
+Screenshots go to $KGEN_SCREENSHOTS (`make screenshots` sets results/examples), else to a temporary folder."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from examples.build import build
+from kgen.browser.server import RUNTIME_DIR
+from kgen.checking import compare_model
+
+pytestmark = pytest.mark.browser
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+BACKENDS = ("webgpu", "webgl", "wasm", "js")
+BUILT = shutil.ignore_patterns("model", "model-eightbit", "samples", "resnet50.onnx", "__pycache__")
+SEEDED_RANDOM = """(() => {  // Math.random from a seeded generator (mulberry32), so that a page's noise repeats
+  let s = 12345;
+  Math.random = () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+})();"""
+CANVAS = """() => {
+  const c = document.getElementById('canvas');
+  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+}"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site") / "examples"
+    shutil.copytree(EXAMPLES, root, ignore=BUILT)
+    build(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = Path(os.environ.get("KGEN_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(site, browser):
+    """A fresh tab beside the harness page, on the examples as `kgen serve examples` serves them."""
+    browser.server.mount("/kgen/", RUNTIME_DIR)
+    browser.server.mount("/examples/", site)
+    tab = browser.page.context.new_page()
+    tab.add_init_script(SEEDED_RANDOM)
+    tab.set_default_timeout(30_000)
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(error))
+    tab.goto_example = lambda path: tab.goto(browser.server.url(f"/examples/{path}"))
+    yield tab
+    tab.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def wait_for_message(page, prefix, timeout_s=300):
+    """Wait until the message line starts with ``prefix`` or shows an error; its text."""
+    page.wait_for_function(
+        """(prefix) => { const m = document.getElementById('message');
+                         return m.textContent.startsWith(prefix) || m.className === 'error'; }""",
+        arg=prefix,
+        timeout=timeout_s * 1000,
+    )
+    text = page.text_content("#message")
+    assert page.get_attribute("#message", "class") != "error", text
+    return text
+
+
+def wait_for_error(page):
+    """Wait until the message line shows an error; its text."""
+    page.wait_for_selector("#message.error")
+    return page.text_content("#message")
+
+
+def onnxruntime(model, x):
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (name,) = (i.name for i in session.get_inputs())
+    return session.run(None, {name: x})[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resnet50_page_top5_matches_onnxruntime(page, site, shots, backend):
+    page.goto_example("resnet50/index.html")
+    page.check(f"input[name=backend][value={backend}]")
+    page.click("button[data-sample=chelsea]")
+    wait_for_message(page, "image:")
+    page.click("#run")
+    assert wait_for_message(page, "classified on") == f"classified on {backend}"
+    demo = page.evaluate("() => window.kgenDemo")
+    assert demo["backend"] == backend
+    assert page.text_content("#backend").startswith(f"{backend} (loaded in")
+    first, warm = float(page.text_content("#first-ms")), float(page.text_content("#warm-ms"))
+    assert first > 0 and warm > 0
+    x = np.array(demo["input"], np.float32).reshape(1, 3, 224, 224)
+    assert x.std() > 0.1  # the photo, normalised, not an empty canvas
+    want = onnxruntime(site / "resnet50" / "resnet50.onnx", x)[0]
+    assert compare_model(np.array(demo["scores"], np.float32), want, backend).ok
+    expected_top5 = list(np.argsort(-want)[:5])
+    assert demo["top5"] == expected_top5
+    rows = [[td.text_content() for td in tr.query_selector_all("td")] for tr in page.query_selector_all("#top5 tr")]
+    names = json.loads((EXAMPLES / "resnet50" / "imagenet_classes.json").read_text())
+    assert [(int(r[1]), r[2]) for r in rows] == [(int(k), names[k]) for k in expected_top5]
+    page.screenshot(path=shots / f"resnet50-{backend}.png", full_page=True)
+
+
+def test_resnet50_page_reports_bad_input_and_keeps_working(page):
+    page.goto_example("resnet50/index.html")
+    page.click("#run")
+    assert wait_for_error(page) == "load an image first (a sample, a URL or a file)"
+    page.fill("#url", "/examples/resnet50/samples/no-such-photo.png")
+    page.click("#load-url")
+    assert wait_for_error(page) == "the image at /examples/resnet50/samples/no-such-photo.png could not be loaded"
+    page.fill("#url", "/examples/resnet50/samples/coffee.png")
+    page.click("#load-url")
+    wait_for_message(page, "image: /examples/resnet50/samples/coffee.png")
+    page.check("input[name=backend][value=wasm]")
+    page.click("#run")
+    assert wait_for_message(page, "classified on") == "classified on wasm"
+
+
+def test_resnet50_page_on_a_missing_model_folder_says_so(page):
+    page.goto_example("resnet50/index.html?model=/examples/nowhere")
+    assert "no converted model at /examples/nowhere/model.json" in wait_for_error(page)
+    page.click("button[data-sample=rocket]")
+    wait_for_message(page, "image:")  # the page still works
+    page.click("#run")
+    assert "/examples/nowhere" in wait_for_error(page)
+
+
+def generator_images(site, inputs):
+    model = site / "dcgan" / "generator.onnx"
+    return np.stack([onnxruntime(model, np.array(z, np.float32)[None])[0, 0] for z in inputs])
+
+
+def canvas_cells(pixels, size, cells):
+    """The grey level at the centre of each image pixel of a canvas showing ``cells`` x ``cells`` 28x28 images."""
+    grey = np.array(pixels, np.uint8).reshape(size, size, 4)[:, :, 0].astype(np.float64)
+    step = size / (28 * cells)
+    centres = ((np.arange(28 * cells) + 0.5) * step).astype(int)
+    return grey[np.ix_(centres, centres)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_digits_page_draws_the_generators_output(page, site, shots, backend):
+    page.goto_example("dcgan/index.html")
+    page.check(f"input[name=backend][value={backend}]")
+    page.fill("#digit", "7")
+    page.click("#generate")
+    assert wait_for_message(page, "drew a") == "drew a 7"
+    demo = page.evaluate("() => window.kgenDemo")
+    assert demo["backend"] == backend
+    (z,) = demo["inputs"]
+    assert z[107] == 1 and sum(z[100:]) == 1
+    (want,) = generator_images(site, demo["inputs"])
+    got = np.array(demo["outputs"][0], np.float32).reshape(28, 28)
+    assert compare_model(got, want, backend).ok
+    drawn = canvas_cells(page.evaluate(CANVAS), 280, 1)
+    assert drawn.std() > 20  # not blank
+    assert np.abs(drawn - np.clip(want * 127.5 + 127.5, 0, 255)).max() <= 2.0
+    page.screenshot(path=shots / f"dcgan-{backend}.png", full_page=True)
+
+
+def test_digits_page_grid_and_eightbit_weights(page, site, shots):
+    page.goto_example("dcgan/index.html")
+    page.select_option("#encoding", "model-eightbit")
+    page.click("#grid")
+    wait_for_message(page, "drew every digit")
+    demo = page.evaluate("() => window.kgenDemo")
+    assert demo["digits"] == [d for d in range(10) for _ in range(10)]
+    assert all(z[100 + d] == 1 for z, d in zip(demo["inputs"], demo["digits"], strict=True))
+    want = generator_images(site, demo["inputs"])
+    got = np.array(demo["outputs"], np.float32).reshape(want.shape)
+    assert compare_model(got, want, "wasm", "eightbit").ok
+    drawn = canvas_cells(page.evaluate(CANVAS), 280, 10)
+    tiles = np.clip(want * 127.5 + 127.5, 0, 255).reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
+    assert np.abs(drawn - tiles).mean() < 3.0
+    page.screenshot(path=shots / "dcgan-grid.png", full_page=True)
+
+
+def test_digits_page_reports_bad_input_and_a_broken_model(page, site):
+    broken = site / "dcgan" / "broken"
+    shutil.copytree(site / "dcgan" / "model", broken, dirs_exist_ok=True)
+    (broken / "model.json").write_text('{"format": "kgen-model", "schema_version": 1')  # cut short
+    page.goto_example("dcgan/index.html?model=broken")
+    page.fill("#digit", "12")
+    page.click("#generate")
+    assert wait_for_error(page) == "'12' is not a digit: type one from 0 to 9"
+    page.fill("#digit", "4")
+    page.click("#generate")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('model.json')")
+    assert page.get_attribute("#message", "class") == "error"
+    page.goto_example("dcgan/index.html")
+    page.fill("#digit", "4")
+    page.click("#generate")
+    assert wait_for_message(page, "drew a") == "drew a 4"
