@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
@@ -256,3 +257,24 @@ CASES = {
     **{op: unary_case(op) for op in ("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg")},
     **{op: binary_case() for op in ("add", "sub", "mul", "div", "max", "min")},
 }
+
+
+@st.composite
+def configs(draw, sp, limits):
+    """A config of ``sp`` with every knob drawn from its values, valid under ``limits``: each knob is free, so a
+    failure shrinks to the knob that matters (not a seed into ``Space.sample``)."""
+    for _ in range(60):
+        config = {k.name: draw(st.sampled_from(k.values), label=k.name) for k in sp.knobs}
+        if not sp.violations(config, limits):
+            return config
+    assume(False)
+    return None
+
+
+def with_infinities(arrays, rng, share=0.15):
+    """The first input with about ``share`` of its values set to +inf or -inf: what a padded max (whose padding is
+    -inf), a clip or a softmax must carry through as numpy does."""
+    x = arrays[0].copy()
+    picks = rng.random(x.shape) < share
+    x[picks] = np.where(rng.random(int(picks.sum())) < 0.5, np.inf, -np.inf)
+    return [x, *arrays[1:]]

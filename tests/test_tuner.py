@@ -84,7 +84,7 @@ def test_browser_killed_mid_trial_fails_that_trial_and_tuning_goes_on(tmp_path):
         time.sleep(0.5)
         # the tuner's own browser (its child), not the test session's shared one
         found = subprocess.run(
-            ["pgrep", "-P", str(proc.pid), "-f", "kgen-chromium-.*--remote-debugging-port"],
+            ["pgrep", "-P", str(proc.pid), "-f", "kgen-chromium/.*--remote-debugging-port"],
             capture_output=True,
             text=True,
         ).stdout.split()

@@ -1,5 +1,5 @@
-"""Every op's WebAssembly kernels, run through wasmtime, match numpy: default, sampled (1 to 4 threads) and SIMD
-configs; threaded modules (shared memory) validate."""
+"""Every op's WebAssembly kernels, run through wasmtime, match numpy: default configs and configs with every knob
+drawn (1 to 4 threads), SIMD ones; threaded modules (shared memory) validate."""
 
 import base64
 
@@ -14,7 +14,7 @@ from kgen.native import wasm_runner
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
 from kgen.scheduling.space import DEFAULT_LIMITS
-from tests.strategies import CASES
+from tests.strategies import CASES, configs
 
 LIMITS = {**DEFAULT_LIMITS, "max_threads": 4}
 
@@ -36,8 +36,7 @@ def test_wasm_kernel_matches_reference(op, data):
     shapes, attrs = data.draw(CASES[op], label="case")
     seed = data.draw(st.integers(0, 2**16), label="seed")
     workload = Workload.create(op, shapes, attrs)
-    sampled = space(workload, "wasm").sample(2, seed=seed, limits=LIMITS)
-    config = data.draw(st.sampled_from([None, *sampled]), label="config")
+    config = data.draw(st.none() | configs(space(workload, "wasm"), LIMITS), label="config")
     _check(workload, config, seed)
 
 

@@ -3,13 +3,18 @@ failures (compile errors, hung kernels, a killed browser) come back as results w
 
 import dataclasses
 import os
+import shutil
 import signal
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kgen.browser.measure import Harness
 from kgen.codegen.program import CompiledProgram
+from kgen.errors import KgenError
 from kgen.ops import Workload, all_ops
 from kgen.scheduling.build import build, space
 from tests.browser_cases import CASES
@@ -102,3 +107,28 @@ def test_fingerprint_describes_the_device(browser):
     assert fp["browser"]
     software_gpu = fp["webgpu"]["architecture"] == "swiftshader" or bool(fp["webgpu"]["isFallbackAdapter"])
     assert fp["software"] == (software_gpu or "SwiftShader" in fp["webgl2"]["renderer"])
+
+
+def test_a_browser_that_exits_at_once_is_reported_at_once(monkeypatch):
+    from kgen.browser.session import _Chromium
+
+    monkeypatch.setenv("KGEN_CHROMIUM", "/bin/false")
+    started = time.monotonic()
+    with pytest.raises(KgenError, match=r"Chromium \(/bin/false\) exited at once with code 1"):
+        _Chromium()
+    assert time.monotonic() - started < 5  # not the 30 s launch timeout
+
+
+def test_profiles_of_dead_processes_are_removed_at_the_next_start():
+    from kgen.browser import session
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = session.PROFILES / f"{dead.pid}-left-by-a-killed-kgen"
+    left.mkdir(parents=True, exist_ok=True)
+    mine = session._new_profile()
+    try:
+        assert not left.exists()
+        assert Path(mine).parent == session.PROFILES and Path(mine).name.startswith(f"{os.getpid()}-")
+    finally:
+        shutil.rmtree(mine)

@@ -61,11 +61,35 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+PROFILES = Path(tempfile.gettempdir()) / "kgen-chromium"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _new_profile() -> str:
+    """A profile folder under one parent, named by this process's pid; first, the folders of processes that are
+    gone (a kgen killed by SIGKILL, or a browser that failed to start) are removed."""
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    for old in PROFILES.iterdir():
+        owner = old.name.split("-", 1)[0]
+        if owner.isdigit() and not _pid_alive(int(owner)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=PROFILES)
+
+
 class _Chromium:
     """The browser process, with its own profile directory and process group."""
 
     def __init__(self, launch_timeout_s: float = 30.0) -> None:
-        self.profile = tempfile.mkdtemp(prefix="kgen-chromium-")
+        self.profile = _new_profile()
         args = [str(require_chromium()), *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0"]
         self.proc = subprocess.Popen(
             [*args, "about:blank"],
@@ -88,10 +112,15 @@ class _Chromium:
                     found.set()
 
         threading.Thread(target=drain, name="kgen-chromium-log", daemon=True).start()
-        if not found.wait(launch_timeout_s):
-            self.kill()
-            tail = " | ".join(list(self.log)[-5:])
-            raise KgenError(f"Chromium did not start within {launch_timeout_s:.0f} s: {tail or 'no output'}")
+        deadline = time.monotonic() + launch_timeout_s
+        while not found.wait(0.1):
+            if not self.alive or time.monotonic() > deadline:
+                code = self.proc.poll()
+                self.kill()
+                tail = " | ".join(list(self.log)[-5:]) or "no output"
+                if code is not None:
+                    raise KgenError(f"Chromium ({args[0]}) exited at once with code {code}: {tail}")
+                raise KgenError(f"Chromium did not start within {launch_timeout_s:.0f} s: {tail}")
 
     @property
     def alive(self) -> bool:
