@@ -222,17 +222,30 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 from kgen.scheduling.build import build
 
                 print(build(workload, args.backend, summary.best_config, summary.limits)[0].source)
+        if summary.interrupted:
+            break
     if args.json:
         out = [s.to_json() for s in summaries]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+    stopped = next((s.interrupted for s in summaries if s.interrupted), None)
+    if stopped:
+        return _interrupted_exit(stopped)
     return 0 if all(s.best_config is not None for s in summaries) else 1
+
+
+def _interrupted_exit(name: str) -> int:
+    """128 + the signal's number, as a shell reports a process that a signal ended (130 SIGINT, 143 SIGTERM)."""
+    import signal
+
+    print(f"kgen tune: stopped by {name}; the summary above is the run so far", file=sys.stderr)
+    return 128 + signal.Signals[name].value
 
 
 def _tune_model(args: argparse.Namespace) -> int:
     from kgen.graph import onnx as onnx_frontend
     from kgen.graph.passes import optimize
     from kgen.records.store import RecordStore
-    from tuner.model import estimated_ms, summary_rows, tasks_of, tune_model
+    from tuner.model import estimated_ms, interrupted, summary_rows, tasks_of, tune_model
     from tuner.study import make_sampler, open_storage
 
     graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
@@ -275,6 +288,9 @@ def _tune_model(args: argparse.Namespace) -> int:
             print(f"  {r['trials']:>4} trials  {best:<38} {r['workload']}")
         if total is not None:
             print(f"estimated kernel time of the model: {total:.2f} ms; records in {store.path}")
+    stopped = interrupted(tasks)
+    if stopped:
+        return _interrupted_exit(stopped)
     return 0 if any(t.best_ms is not None for t in tasks) else 1
 
 
@@ -289,10 +305,14 @@ def _print_summary(s) -> None:
         if s.speedup is not None:
             print(f"  default  {s.default_ms:.3f} ms: speedup {s.speedup:.2f}x over the untuned default")
     failures = ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items())) or "none"
+    proposed = s.trials + s.pruned
+    share = f" ({s.pruned / proposed:.0%})" if proposed else ""
     print(
-        f"  trials   {s.trials} in this run ({s.per_minute:.0f}/min), {s.study_trials} in the study; "
-        f"failures: {failures}; pruned {s.pruned}; reused {s.reused}"
+        f"  trials   {s.trials} measured in this run ({s.per_minute:.0f}/min), {s.study_trials} in the study; "
+        f"failures: {failures}; pruned {s.pruned} of {proposed} proposed{share}; reused {s.reused}"
     )
+    if s.interrupted:
+        print(f"  stopped  by {s.interrupted} (the candidate being measured is a FAIL trial, reason 'interrupted')")
     if s.record:
         print(f"  record   {s.record}")
     print(f"  study    {s.study} in {s.storage}")
@@ -697,6 +717,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KgenError as err:
         print(f"kgen: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a tuning loop (which ends its trial and summary itself)
+        print("kgen: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. `kgen ops | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_two_workers_share_one_study_without_measuring_a_kernel_twice(tmp_path):
     outs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [e for _, e in outs]
     trials = study_trials(tmp_path)
-    assert len(trials) == 16
+    assert sum(t.state.name in ("COMPLETE", "FAIL") for t in trials) == 16  # 8 each; pruned proposals aside
     measured = [
         t.user_attrs["digest"] for t in trials if "digest" in t.user_attrs and "reused_from" not in t.user_attrs
     ]
@@ -352,3 +353,48 @@ def test_model_scheduler_spends_trials_where_the_model_gains_most():
     c.best_ms = 200.0  # heavy enough that even without recent gain it is worth another look
     assert pick([a, c]) is c
     assert estimated_ms(result) < sum(t.count * 0.5 for t in result)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_the_trial_cleanly_and_prints_the_summary_so_far(tmp_path, signum, code):
+    proc = subprocess.Popen(
+        tune_cmd(tmp_path, "--trials", "200", "--seed", "3"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(complete(study_trials_safe(tmp_path))) < 3:
+        time.sleep(0.3)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert f"stopped  by {signal.Signals(signum).name}" in out
+    assert "best " in out and (tmp_path / "records.jsonl").exists()  # the best so far is recorded
+    trials = study_trials(tmp_path)
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    for t in trials:
+        if t.state.name == "FAIL":
+            assert t.user_attrs.get("reason") == "interrupted"
+
+
+def test_trials_counts_measured_candidates_not_pruned_proposals(tmp_path):
+    """After the enqueued seeds, the random sampler proposes many configs that break a constraint: --trials 28
+    still measures 28."""
+    out = subprocess.run(
+        tune_cmd(
+            tmp_path,
+            *("--trials", "28", "--sampler", "random", "--seed", "4", "--json", "--backend", "wasm"),
+            workload=["conv2d", "--shape", "1x8x10x10,8x8x3x3"],
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["trials"] == 28
+    states = Counter(t.state.name for t in study_trials(tmp_path))
+    assert states["COMPLETE"] + states["FAIL"] == 28
+    assert summary["pruned"] == states["PRUNED"] > 0

@@ -98,7 +98,14 @@ def tune_model(
             task.gain = 0.0
         if progress:
             progress(_line(tasks, task, spent, trials))
+        if summary.interrupted:
+            break
     return tasks
+
+
+def interrupted(tasks: list[Task]) -> str | None:
+    """The signal that ended a model's tuning early, if one did."""
+    return next((s.interrupted for t in tasks for s in t.summaries if s.interrupted), None)
 
 
 def estimated_ms(tasks: list[Task]) -> float | None:

@@ -7,13 +7,20 @@ Per trial (Optuna's ask/tell, so nothing a candidate does can crash the loop):
   kernel text, its result is reused instead of measuring again;
 - the candidate is checked against numpy and timed; a failure (compile error, wrong answer, timeout, browser
   crash) is a FAIL trial whose ``reason`` says why, and the next trial goes on, in a new browser if needed.
+
+``trials`` counts candidates measured (or reused from a twin); pruned proposals do not count, up to
+``MAX_PROPOSALS`` per trial asked for. SIGINT and SIGTERM end the run cleanly: a candidate being measured becomes a
+FAIL trial with reason ``interrupted``, the best so far is recorded and the summary says which signal came.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -36,6 +43,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 #: what a record keeps of the page's fingerprint (cross-origin isolation: whether wasm could run threads)
 FINGERPRINT_KEYS = ("browser", "software", "hardwareConcurrency", "crossOriginIsolated", "webgpu", "webgl2", "wasm")
 POLL_S = 0.5
+MAX_PROPOSALS = 20  # proposals per trial asked for, pruned ones included, before a run gives up on a tight space
 
 
 @dataclass
@@ -46,11 +54,12 @@ class TuneSummary:
     backend: str
     device_class: str
     software: bool
-    trials: int  # run by this process
+    trials: int  # measured (or reused) by this process
     study_trials: int  # in the study, every worker's
     failures: dict[str, int]
-    pruned: int
+    pruned: int  # proposals that broke a constraint, not counted in ``trials``
     reused: int
+    interrupted: str | None = None  # the signal that ended the run early (SIGINT, SIGTERM)
     best_config: dict[str, Any] | None = None
     best_ms: float | None = None
     best_iqr_ms: float | None = None
@@ -127,6 +136,53 @@ def fail_dead_workers_trials(study, storage) -> int:
     return n
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM during a measurement (a BaseException, as KeyboardInterrupt is: nothing swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Signals:
+    """While active, SIGINT and SIGTERM are noted (``signum``); during ``measuring()``, the browser's wait, they
+    also raise ``Interrupted`` at once. Storage writes are never cut in the middle: the loop checks ``signum``
+    between steps."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._measuring = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        if self._measuring:
+            self._measuring = False
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def active(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals reach the main thread only
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def measure(self, harness: Harness, program, budget_ms: float | None) -> Measurement:
+        if self.signum is not None:
+            return Measurement("interrupted", program.digest, "interrupted")
+        self._measuring = True
+        try:
+            return harness.measure(program, budget_ms=budget_ms)
+        except Interrupted:
+            return Measurement("interrupted", program.digest, "interrupted")
+        finally:
+            self._measuring = False
+
+
 def propose(study, sp: Space, limits: Mapping[str, int]) -> tuple[Any, dict[str, Any] | None]:
     """A new trial and its config (the Optuna params); an invalid config is pruned with its reason (None)."""
     import optuna
@@ -196,7 +252,8 @@ def tune(
     arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
     want = workload.opdef.reference(arrays, workload.attr_dict)
     start = time.monotonic()
-    with BrowserSession(job_timeout_s=candidate_timeout_s) as session:
+    signals = _Signals()
+    with signals.active(), BrowserSession(job_timeout_s=candidate_timeout_s) as session:
         fp = session.fingerprint()
         device = device_class(fp, backend)
         limits = session.limits()
@@ -223,12 +280,17 @@ def tune(
         harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s)
         failures: Counter[str] = Counter()
         pruned = reused = done = 0
-        while done < trials and (timeout_s is None or time.monotonic() - start < timeout_s):
+        while (
+            done < trials
+            and done + pruned < MAX_PROPOSALS * trials
+            and signals.signum is None
+            and (timeout_s is None or time.monotonic() - start < timeout_s)
+        ):
             trial, config = propose(study, sp, limits)
-            done += 1
             if config is None:
                 pruned += 1
             else:
+                done += 1
                 program, _ = build(workload, backend, config, limits)
                 trial.set_user_attr("digest", program.digest)
                 twin = _earlier_twin(study, program.digest, trial.number)
@@ -245,7 +307,7 @@ def tune(
                         study.tell(trial, state=optuna.trial.TrialState.FAIL)
                         failures[finished.user_attrs.get("status", "failed")] += 1
                 else:
-                    m = harness.measure(program, budget_ms=budget(_best_value(study)))
+                    m = signals.measure(harness, program, budget(_best_value(study)))
                     _record_measurement(trial, m, flops)
                     if m.ok:
                         study.tell(trial, m.median_ms)
@@ -260,7 +322,9 @@ def tune(
         )
         summary.limits = dict(limits)
         summary.seconds = time.monotonic() - start
-        summary.per_minute = 60.0 * (done - pruned) / summary.seconds if summary.seconds else 0.0
+        summary.per_minute = 60.0 * done / summary.seconds if summary.seconds else 0.0
+        if signals.signum is not None:
+            summary.interrupted = signal.Signals(signals.signum).name
         if best is not None:
             record = Record(
                 workload=json.loads(workload.to_json()),
@@ -309,7 +373,7 @@ def _progress_line(study, done: int, total: int, failures: Counter, pruned: int,
     best = _best_value(study)
     best_text = "no result yet" if best is None else f"best {best:.3f} ms ({flops / best / 1e6:.2f} GFLOP/s)"
     failed = sum(failures.values())
-    return f"trial {done}/{total}  {best_text}  failures {failed}  pruned {pruned}"
+    return f"trial {done}/{total}  {best_text}  failures {failed}  pruned {pruned} of {done + pruned} proposed"
 
 
 def _summarize(

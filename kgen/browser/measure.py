@@ -21,7 +21,7 @@ from kgen.browser.session import BrowserCrashed, BrowserHung, BrowserSession
 from kgen.checking import compare
 from kgen.codegen.program import CompiledProgram
 
-STATUSES = ("ok", "wrong", "compile_error", "runtime_error", "device_lost", "timeout", "browser_crashed")
+STATUSES = ("ok", "wrong", "compile_error", "runtime_error", "device_lost", "timeout", "browser_crashed", "interrupted")
 _ids = itertools.count()
 
 
