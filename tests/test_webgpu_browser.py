@@ -85,6 +85,31 @@ def test_killed_browser_is_a_failed_result_and_a_new_browser_starts(browser):
     assert harness.measure(good).ok
 
 
+def gpu_process(browser) -> int:
+    pgrep = ["pgrep", "-g", str(browser.pid), "-f", "--", "type=gpu-process"]
+    out = subprocess.run(pgrep, capture_output=True, text=True)
+    (pid,) = out.stdout.split()
+    return int(pid)
+
+
+@pytest.mark.parametrize("backend", ["webgpu", "webgl"])
+def test_a_killed_gpu_process_replaces_the_browser_and_the_candidate_runs_again(browser, backend):
+    """Chromium outlives its GPU process, but its device or context is lost for good: the candidate that met
+    the loss is measured again in a new browser, and the next ones run there."""
+    workload = Workload.create("relu", [(3, 5, 7)])
+    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+    harness = Harness(browser, arrays, workload.opdef.reference(arrays, {}), backend)
+    program = build(workload, backend)[0]
+    assert harness.measure(program).ok
+    restarts = browser.restarts
+    os.kill(gpu_process(browser), signal.SIGKILL)
+    time.sleep(1.0)
+    again = harness.measure(program)
+    assert again.ok, again
+    assert browser.restarts == restarts + 1
+    assert harness.measure(program).ok
+
+
 def test_timing_follows_the_protocol(browser):
     workload = Workload.create("matmul", [(64, 64), (64, 64)])
     harness = harness_for(browser, workload)

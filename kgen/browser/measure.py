@@ -107,7 +107,15 @@ class Harness:
         timed further (``estimate``): a tuner does not need the exact figure of a candidate far off the best."""
         digest = program.digest
         try:
-            return self._measure(program, digest, time_it, budget_ms)
+            m = self._measure(program, digest, time_it, budget_ms)
+            if m.status == "device_lost":
+                # the GPU process died under the page (killed, crashed, reset): nothing on this browser's
+                # device works any more, so a new browser, and the candidate once more there
+                self.session.restart()
+                m = self._measure(program, digest, time_it, budget_ms)
+                if m.status == "device_lost":
+                    self.session.restart()
+            return m
         except BrowserHung as err:
             self.session.restart()
             return Measurement("timeout", digest, str(err))

@@ -25,17 +25,29 @@ function encode(array) {
 
 // The work starts in a later task, so the call that starts it returns at once even when the work blocks the
 // page (WebGL compiles and reads back synchronously): Python's timeout then still applies.
+// Why the GPU is gone, if it is: a lost WebGPU device, a lost WebGL context (Chromium's GPU process killed or
+// crashed), or an error that says so before the device's `lost` promise has resolved.
+const LOST = /instance dropped|device (is |was )?lost|context lost/i;
+function lostDevice(message) {
+  const gpu = state.launchers.webgpu;
+  if (gpu && gpu.lost) return `WebGPU device lost (${gpu.lost})`;
+  const gl = state.launchers.webgl;
+  if (gl && gl.gl.isContextLost()) return "WebGL context lost";
+  return LOST.test(message) ? message : null;
+}
+
 function start(work) {
   const id = state.next++;
   const job = { done: false, result: null };
   state.jobs.set(id, job);
   new Promise((resolve) => setTimeout(resolve, 0)).then(work).then(
     (result) => Object.assign(job, { done: true, result }),
-    (err) =>
-      Object.assign(job, {
-        done: true,
-        result: { status: err instanceof KernelError ? err.status : "runtime_error", message: String(err.message || err) },
-      }),
+    (err) => {
+      const message = String(err.message || err);
+      const lost = lostDevice(message);
+      const status = lost ? "device_lost" : err instanceof KernelError ? err.status : "runtime_error";
+      Object.assign(job, { done: true, result: { status, message: lost ? `${lost}: ${message}` : message } });
+    },
   );
   return id;
 }
