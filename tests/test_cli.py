@@ -78,6 +78,11 @@ def test_show_prints_wgsl_and_launch_info():
         (["show", "nope"], "kgen: error: unknown op 'nope'"),
         (["show", "relu", "--shape", "4", "--attr", "alpha"], "kgen: error: --attr 'alpha' is not NAME=VALUE"),
         (["check", "relu", "--backend", "vulkan"], "invalid choice: 'vulkan'"),
+        (["show", "matmul", "--shape", "-4x4"], "kgen: error: --shape '-4x4'"),
+        (["show", "matmul", "--shape", "100000x100000,100000x100000"], "kernels index with 32-bit integers"),
+        (["check", "matmul", "--shape", "100000x100000,100000x100000"], "so a tensor holds at most 2,147,483,647"),
+        (["show", "matmul", "--shape", "30000x30000,30000x30000", "--backend", "wasm"], "GiB of wasm linear memory"),
+        (["show", "conv2d", "--shape", "1x3x8192x8192,8x3x3x3"], "(maxStorageBufferBindingSize)"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, message):
@@ -85,6 +90,13 @@ def test_bad_input_is_one_line_and_non_zero(args, message):
     assert out.returncode == 2
     assert message in out.stderr
     assert out.stdout == ""
+
+
+def test_tune_on_a_shape_too_large_writes_nothing(tmp_path):
+    args = ["tune", "matmul", "--shape", "100000x100000,100000x100000", "--storage", "sqlite:///here.db"]
+    out = subprocess.run([sys.executable, "-m", "kgen.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "32-bit integers" in out.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_check_native_compares_with_numpy():

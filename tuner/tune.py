@@ -32,6 +32,7 @@ import numpy as np
 
 from kgen.browser.measure import Harness, Measurement, budget
 from kgen.browser.session import BrowserSession
+from kgen.errors import KgenError
 from kgen.ops.workload import Workload
 from kgen.records.store import Record, RecordStore, device_class, software
 from kgen.scheduling.build import build, space
@@ -290,8 +291,14 @@ def tune(
             if config is None:
                 pruned += 1
             else:
+                try:
+                    program, _ = build(workload, backend, config, limits)
+                except KgenError as err:  # beyond a device limit that no knob constraint states
+                    trial.set_user_attr("reason", f"does not fit the device: {err}")
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    pruned += 1
+                    continue
                 done += 1
-                program, _ = build(workload, backend, config, limits)
                 trial.set_user_attr("digest", program.digest)
                 twin = _earlier_twin(study, program.digest, trial.number)
                 finished = _wait_for(study, twin.number) if twin is not None else None

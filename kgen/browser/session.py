@@ -231,6 +231,7 @@ class BrowserSession:
             "max_workgroup_storage_bytes": "maxComputeWorkgroupStorageSize",
             "max_storage_buffers_per_stage": "maxStorageBuffersPerShaderStage",
             "max_workgroups_per_dimension": "maxComputeWorkgroupsPerDimension",
+            "max_storage_buffer_binding_size": "maxStorageBufferBindingSize",
         }
         return limits | {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
 

@@ -15,6 +15,7 @@ from kgen.errors import OpError
 REQUIRED = object()
 ATTR_KINDS = ("int", "float", "ints", "floats", "string", "ints?")
 DTYPES = ("float32",)
+MAX_ELEMENTS = 2**31 - 1  # WGSL, GLSL and wasm32 kernels index with i32
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,15 @@ class OpDef:
             weight = k < len(self.inputs) and self.inputs[k].weight
             inputs.append(te.placeholder(shape, dtype, name=self.input_name(k), constant=weight))
         output = self.builder(inputs, self.normalize_attrs(attrs))
+        for tensor, what in [*((t, f"input {t.name}") for t in inputs), (output, "the output")]:
+            elements = math.prod(tensor.shape)
+            if elements > MAX_ELEMENTS:
+                shape = "x".join(map(str, tensor.shape))
+                raise OpError(
+                    self.name,
+                    f"{what} ({shape}) has {elements:,} elements; kernels index with 32-bit integers, "
+                    f"so a tensor holds at most {MAX_ELEMENTS:,}",
+                )
         return inputs, output
 
     def reference(self, arrays: Sequence[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:

@@ -3,10 +3,12 @@ browser harness and the tuner use."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from kgen.codegen.program import CompiledProgram
+from kgen.errors import KgenError
 from kgen.ops.workload import Workload
 from kgen.scheduling.lower import lower, lower_workload, main_stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
@@ -28,16 +30,37 @@ def build(
     if backend == "wasm":
         from kgen.codegen.wasm.renderer import render as render_wasm
 
-        return render_wasm(program, threads=full["threads"]), full
-    if backend == "webgpu":
-        from kgen.codegen.wgsl.renderer import render
-    elif backend == "webgl":
-        from kgen.codegen.glsl.renderer import render
-    elif backend == "js":
-        from kgen.codegen.js.renderer import render
+        rendered = render_wasm(program, threads=full["threads"])
     else:
-        raise AssertionError(f"no renderer for {backend}")
-    return render(program), full
+        language = {"webgpu": "wgsl", "webgl": "glsl", "js": "js"}[backend]
+        rendered = importlib.import_module(f"kgen.codegen.{language}.renderer").render(program)
+    check_fits(rendered, workload.key, limits)
+    return rendered, full
+
+
+WASM32_BYTES = 4 * 2**30  # the most linear memory a wasm32 module can address
+
+
+def check_fits(program: CompiledProgram, where: str, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise a one-line ``KgenError`` when ``program`` cannot run on a device with ``limits``: wasm32's 4 GiB of
+    linear memory, WebGPU's largest storage binding and its dispatch grid."""
+    if program.backend == "wasm" and (program.memory_bytes or 0) > WASM32_BYTES:
+        raise KgenError(
+            f"{where}: needs {program.memory_bytes / 2**30:.1f} GiB of wasm linear memory; wasm32 has 4 GiB"
+        )
+    if program.backend != "webgpu":
+        return
+    most = limits["max_storage_buffer_binding_size"]
+    for b in program.buffers:
+        if 4 * b.size > most:
+            raise KgenError(
+                f"{where}: buffer {b.name} of {4 * b.size:,} bytes is over the {most:,} bytes a storage binding "
+                "may hold (maxStorageBufferBindingSize)"
+            )
+    cap = limits["max_workgroups_per_dimension"]
+    for k in program.kernels:
+        if max(k.grid) > cap:
+            raise KgenError(f"{where}: kernel {k.name} dispatches {k.grid} workgroups; the device allows {cap} a side")
 
 
 def build_conversion(

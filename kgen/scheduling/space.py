@@ -29,6 +29,7 @@ DEFAULT_LIMITS: dict[str, int] = {
     "max_workgroup_storage_bytes": 16384,
     "max_storage_buffers_per_stage": 8,
     "max_workgroups_per_dimension": 65535,
+    "max_storage_buffer_binding_size": 134217728,  # WebGPU's guaranteed 128 MiB; adapters report more
     "max_texture_size": 4096,  # WebGL2 guarantees 2048; nearly every device has 4096 or more
     "max_draw_buffers": 4,  # WebGL2's render targets per draw: 4 guaranteed; 8 on most devices (SwiftShader too)
     "max_threads": 1,  # WebAssembly threads: more only on a cross-origin isolated page (SharedArrayBuffer)
