@@ -49,12 +49,20 @@ def open_storage(url: str) -> Any:
                 if path.parent != Path("results"):
                     raise KgenError(f"cannot open storage '{url}': directory {path.parent} does not exist")
                 path.parent.mkdir(parents=True, exist_ok=True)
-        return _rdb_storage(url)
+        return _rdb_storage(_with_driver(url))
     except KgenError:
         raise
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise KgenError(f"cannot open storage '{url}': {reason}") from None
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` through psycopg (3), the driver kgen installs; SQLAlchemy's default would be psycopg2."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
 
 
 def _rdb_storage(url: str, attempts: int = 5) -> Any:

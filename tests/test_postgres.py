@@ -1,0 +1,118 @@
+"""One study on a real PostgreSQL, tuned by two `kgen tune` workers at once, as a fleet of machines tunes it: one
+worker is killed with SIGKILL and resumed. The trials add up, no kernel is measured twice, no completed trial is
+lost and none is left RUNNING. The server is Debian's postgresql (make setup installs it), initialised in a
+temporary folder and started on 127.0.0.1 by the test."""
+
+import contextlib
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.browser  # the workers tune in Chromium
+
+WORKLOAD = ["matmul", "--shape", "24x40,40x32"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*cmd):
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr or done.stdout}"
+
+
+@pytest.fixture
+def postgres():
+    (initdb,) = glob.glob("/usr/lib/postgresql/*/bin/initdb")[-1:] or [None]
+    assert initdb, "Debian's postgresql is not installed (make setup installs it)"
+    bin_dir = os.path.dirname(initdb)
+    root = tempfile.mkdtemp(prefix="kgen-postgres-")  # not under pytest's folder, which only root may enter
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: as Debian's postgres user
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = f"{root}/data", free_port()
+    run(*as_user, f"{bin_dir}/initdb", "-D", data, "-A", "trust", "-U", "kgen", "--no-sync")
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+    run(*as_user, f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-w", "-l", f"{root}/log", "start")
+    try:
+        run(*as_user, f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "kgen", "kgen")
+        yield f"postgresql://kgen@127.0.0.1:{port}/kgen"
+    finally:
+        run(*as_user, f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def worker(url, tmp_path, seed, trials):
+    records = tmp_path / f"records-{seed}.jsonl"
+    cmd = [sys.executable, "-m", "kgen.cli", "tune", *WORKLOAD, "--storage", url, "--records", str(records)]
+    cmd += ["--trials", str(trials), "--sampler", "random", "--seed", str(seed), "--json"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def trials_of(url):
+    import optuna
+
+    from tuner.study import open_storage
+
+    storage = open_storage(url)
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage).trials
+
+
+def measured(trials, tag=None):
+    return [
+        t
+        for t in trials
+        if t.state.name in ("COMPLETE", "FAIL")
+        and t.user_attrs.get("status") != "worker_died"
+        and (tag is None or t.user_attrs.get("worker") == tag)
+    ]
+
+
+def test_two_workers_on_postgresql_one_killed_and_resumed(postgres, tmp_path):
+    killed = worker(postgres, tmp_path, seed=1, trials=200)
+    survivor = worker(postgres, tmp_path, seed=2, trials=12)
+    killed_tag = f"{socket.gethostname()}:{killed.pid}"
+    deadline, done_before_kill = time.monotonic() + 180, 0
+    while done_before_kill < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        with contextlib.suppress(ValueError):  # no study yet
+            done_before_kill = len(measured(trials_of(postgres), killed_tag))
+    assert done_before_kill >= 3, "the first worker measured nothing in 3 minutes"
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    before = {t.number: t.value for t in trials_of(postgres) if t.state.name == "COMPLETE"}
+    out, err = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, err
+    resumed = worker(postgres, tmp_path, seed=3, trials=4)
+    out_resumed, err_resumed = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err_resumed
+
+    trials = trials_of(postgres)
+    states = Counter(t.state.name for t in trials)
+    assert states["RUNNING"] == 0  # the killed worker's trial was failed as 'worker died' by a live one
+    after = {t.number: t.value for t in trials if t.state.name == "COMPLETE"}
+    assert before.items() <= after.items()  # no completed trial lost
+    summaries = json.loads(out), json.loads(out_resumed)
+    tags = (f"{socket.gethostname()}:{survivor.pid}", f"{socket.gethostname()}:{resumed.pid}")
+    for summary, tag in zip(summaries, tags, strict=True):
+        assert len(measured(trials, tag)) == summary["trials"]  # each worker's count is what the study holds
+    assert len(measured(trials)) == len(measured(trials, killed_tag)) + summaries[0]["trials"] + summaries[1]["trials"]
+    digests = [t.user_attrs["digest"] for t in measured(trials) if "reused_from" not in t.user_attrs]
+    assert len(digests) == len(set(digests))  # no kernel measured twice
