@@ -27,9 +27,11 @@ import base64
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bench import protocol
 from bench.finalists import fastest, study_finalists
 from bench.onnx_models import one_op_model
 from bench.suite import SUITE, flops, geomean, geomeans_by_kind
@@ -46,7 +48,6 @@ TFJS = "/peers/tfjs_runner.js"
 PEER_PACKAGES = ("onnxruntime-web", "@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-wasm")
 PEERS_COMPARED = ("ort", "tfjs")
 KINDS = ("conv", "matmul")
-WARMUP_MS = 1000  # both sides run >= 1 s before timing (BROWSER.md: wasm timings have bursts at first)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -69,7 +70,7 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
     with BrowserSession(job_timeout_s=300) as session:
         for name in names:
             workload = SUITE[name][0]
-            configs[name], best_ms = fastest(session, workload, "wasm", finalists[name], warmup_ms=WARMUP_MS)
+            configs[name], best_ms = fastest(session, workload, "wasm", finalists[name], warmup_ms=protocol.WARMUP_MS)
             gflops = flops(workload) / best_ms / 1e6
             print(f"  {name}: {gflops:.1f} GFLOP/s {json.dumps(configs[name])}", file=sys.stderr, flush=True)
     return configs
@@ -97,84 +98,151 @@ def _check_peer(name: str, peer: str, got: list[float], want: np.ndarray) -> Non
     assert np.allclose(got, first, rtol=1e-3, atol=1e-3), f"{name}: {peer} computed something else"
 
 
-def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, dict]:
-    """One fresh page: kgen's kernels for every workload, then (on 1 thread) TensorFlow.js's wasm backend, then
-    ONNX Runtime's ({name: {side: ms}}, and "versions"). ORT runs last because its thread pool keeps spinning
-    after a run and would take kgen's second core. TF.js runs at most hardwareConcurrency / 2 threads (one
-    here, BROWSER.md), so it is compared on 1 thread only."""
+def _kgen_timer(session, limits, configs: dict[str, dict], inputs):
+    def time_kgen(name: str) -> float:
+        arrays, want = inputs[name]
+        workload = SUITE[name][0]
+        harness = Harness(
+            session, arrays, want, "wasm", protocol.SAMPLES, protocol.MIN_SAMPLE_MS, 300, protocol.WARMUP_MS
+        )
+        m = harness.measure(build(workload, "wasm", configs[name], limits)[0])
+        assert m.ok, f"{name}: {m.status} {m.reason}"
+        return m.median_ms
+
+    return time_kgen
+
+
+def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, Any]:
+    """One fresh page, the sides interleaved per workload: kgen's kernel, then (on 1 thread) TensorFlow.js's
+    wasm backend, then ONNX Runtime's, each after the machine has gone idle (ORT's thread pool spins on after a
+    run) and with the same warm-up and samples ({"times": {name: {side: ms}}, "load": {name: {side: busy share
+    just before}}, "versions"}). TF.js runs at most hardwareConcurrency / 2 threads (one here, BROWSER.md), so it
+    is compared on 1 thread only."""
     for package in PEER_PACKAGES:
         if not (PEERS / "node_modules" / package).is_dir():
             raise SystemExit(f"{package} is not installed: run `make peers`")
     times: dict[str, dict] = {name: {} for name in names}
+    load: dict[str, dict] = {name: {} for name in names}
     versions = {}
+    timing = {"warmupMs": protocol.WARMUP_MS, "samples": protocol.SAMPLES, "minSampleMs": protocol.MIN_SAMPLE_MS}
     with BrowserSession(job_timeout_s=300, mounts={"/peers/": PEERS}) as session:
-        limits = session.limits()
         inputs = {}
         for name in names:
             workload = SUITE[name][0]
             arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
-            want = workload.opdef.reference(arrays, workload.attr_dict)
-            inputs[name] = (arrays, want)
-            harness = Harness(session, arrays, want, "wasm", timeout_s=300, warmup_ms=WARMUP_MS)
-            m = harness.measure(build(workload, "wasm", configs[name], limits)[0])
-            assert m.ok, f"{name}: {m.status} {m.reason}"
-            times[name]["kgen"] = m.median_ms
+            inputs[name] = (arrays, workload.opdef.reference(arrays, workload.attr_dict))
         if threads == 1:
             tfjs = session.evaluate(f"async (t) => (await import('{TFJS}')).setup(t)", threads)
             assert tfjs["backend"] == "wasm" and tfjs["threads"] == 1, tfjs
             versions["tfjs"] = tfjs["version"]
-            for name in names:
-                arrays, want = inputs[name]
-                op, x, w = _tfjs_operands(SUITE[name][0], arrays)
-                script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, {{warmupMs: t}})"
-                peer = session.evaluate(script, [op, x, w, WARMUP_MS])
-                _check_peer(
-                    name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1)
-                )
-                times[name]["tfjs"] = peer["medianMs"]
         ort = session.evaluate(f"async (t) => (await import('{RUNNER}')).setup(t)", threads)
         assert ort["crossOriginIsolated"], "the page is not cross-origin isolated"
         versions["ort"] = ort["version"]
-        for name in names:
+        time_kgen = _kgen_timer(session, session.limits(), configs, inputs)
+
+        def time_tfjs(name: str) -> float:
+            arrays, want = inputs[name]
+            op, x, w = _tfjs_operands(SUITE[name][0], arrays)
+            script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, t)"
+            peer = session.evaluate(script, [op, x, w, timing])
+            _check_peer(name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1))
+            return peer["medianMs"]
+
+        def time_ort(name: str) -> float:
             arrays, want = inputs[name]
             model = base64.b64encode(one_op_model(SUITE[name][0], arrays)).decode()
             feed = [{"name": "x", **_tensor(arrays[0])}]
-            script = f"async ([m, f, w]) => (await import('{RUNNER}')).time(m, f, {{warmupMs: w}})"
-            peer = session.evaluate(script, [model, feed, WARMUP_MS])
+            script = f"async ([m, f, t]) => (await import('{RUNNER}')).time(m, f, t)"
+            peer = session.evaluate(script, [model, feed, timing])
             _check_peer(name, "ORT", peer["output"], want)
-            times[name]["ort"] = peer["medianMs"]
-    return {"times": times, "versions": versions}
+            return peer["medianMs"]
+
+        sides = {"kgen": time_kgen, **({"tfjs": time_tfjs} if threads == 1 else {}), "ort": time_ort}
+        for name in names:
+            for side, timer in sides.items():
+                load[name][side] = protocol.wait_idle()
+                times[name][side] = timer(name)
+    return {"times": times, "load": load, "versions": versions}
+
+
+def _round_ratio(times: dict[str, float]) -> float:
+    return min(times[p] for p in PEERS_COMPARED if p in times) / times["kgen"]
 
 
 def compare(names: list[str], configs: dict[str, dict], threads: int, rounds: int, seed: int) -> list[dict]:
-    """Median over ``rounds`` fresh pages of each side's median, per workload; ``best_peer`` is the faster of
-    the peers' medians."""
+    """Per workload, the median over ``rounds`` fresh pages (at least the protocol's) of each side's median with
+    the spread over rounds; a workload whose rounds disagree (``protocol.disagrees``) is measured again for as
+    many rounds, and all its rounds count. ``best_peer`` is the faster peer."""
+    rounds = max(rounds, protocol.ROUNDS)
     results = [measure_round(names, configs, threads, seed) for _ in range(rounds)]
     versions = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items())
-    print(f"{threads} thread(s), {versions}, {rounds} rounds")
+    per_name = {name: [{"times": r["times"][name], "load": r["load"][name]} for r in results] for name in names}
+
+    def unsettled(name: str) -> bool:
+        sides = per_name[name][0]["times"]
+        spreads = [protocol.Spread.of([r["times"][side] for r in per_name[name]]) for side in sides]
+        return protocol.disagrees([_round_ratio(r["times"]) for r in per_name[name]], spreads)
+
+    again = [name for name in names if unsettled(name)]
+    if again:
+        print(f"  re-measuring {', '.join(again)}: their rounds disagree", file=sys.stderr, flush=True)
+        for _ in range(rounds):
+            r = measure_round(again, configs, threads, seed)
+            for name in again:
+                per_name[name].append({"times": r["times"][name], "load": r["load"][name]})
+    print(f"{threads} thread(s), {versions}, {rounds} rounds (+{rounds} for {len(again)} workload(s))")
     rows = []
     for name in names:
         workload, kind, _ = SUITE[name]
         gflop = flops(workload) / 1e9
-        row = {"workload": name, "kind": kind, "threads": threads, "config": configs[name]}
-        for side in results[0]["times"][name]:
-            ms = float(np.median([r["times"][name][side] for r in results]))
-            row[f"{side}_ms"], row[f"{side}_gflops"] = ms, gflop / ms * 1e3
-        row["rounds_ms"] = [r["times"][name] for r in results]
+        got = per_name[name]
+        row = {"workload": name, "kind": kind, "threads": threads, "config": configs[name], "rounds": len(got)}
+        for side in got[0]["times"]:
+            ms = protocol.Spread.of([r["times"][side] for r in got])
+            row[f"{side}_ms"], row[f"{side}_gflops"] = ms.median, gflop / ms.median * 1e3
+            row[f"{side}_ms_spread"] = ms.to_json()
+        row["rounds_ms"] = [r["times"] for r in got]
+        row["busy_before"] = protocol.Spread.of([v for r in got for v in r["load"].values()]).to_json()
         row["best_peer_gflops"] = max(row[f"{p}_gflops"] for p in PEERS_COMPARED if f"{p}_gflops" in row)
         row["ratio"] = row["kgen_gflops"] / row["ort_gflops"]
         row["ratio_best_peer"] = row["kgen_gflops"] / row["best_peer_gflops"]
+        row["ratio_best_peer_spread"] = protocol.Spread.of([_round_ratio(r["times"]) for r in got]).to_json()
+        row["remeasured"] = name in again
         rows.append(row)
         peers = "  ".join(f"{p} {row[f'{p}_gflops']:6.1f}" for p in PEERS_COMPARED if f"{p}_gflops" in row)
-        print(f"  {name:<26} kgen {row['kgen_gflops']:6.1f}  {peers} GFLOP/s  {row['ratio_best_peer']:.2f}x best peer")
+        spread = row["ratio_best_peer_spread"]
+        print(
+            f"  {name:<26} kgen {row['kgen_gflops']:6.1f}  {peers} GFLOP/s  {row['ratio_best_peer']:.2f}x best peer"
+            f" (rounds {spread['low']:.2f}-{spread['high']:.2f})"
+        )
     return rows
+
+
+def records_configs(names: list[str], threads: int, records: Path) -> dict[str, dict]:
+    """The fastest recorded config of each workload at ``threads`` threads (``--from-records``: no tuning)."""
+    store = RecordStore(records)
+    configs = {}
+    for name in names:
+        workload = SUITE[name][0]
+        mine = [
+            r
+            for r in store.best({"threads": threads})
+            if r.key == workload.key and r.backend == "wasm" and r.config.get("threads") == threads
+        ]
+        if not mine:
+            raise SystemExit(f"{records}: no wasm record of {name} at {threads} thread(s): tune without --from-records")
+        configs[name] = min(mine, key=lambda r: r.median_ms).config
+    return configs
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40, help="tuning trials per workload (0: reuse the studies)")
     parser.add_argument("--only", help="run only workloads whose name contains this")
-    parser.add_argument("--rounds", type=int, default=5, help="fresh pages per thread count (median taken)")
+    parser.add_argument("--rounds", type=int, default=5, help="fresh pages per thread count (median taken; >= 3)")
+    parser.add_argument(
+        "--from-records", action="store_true", help="compare the records' fastest configs instead of tuning"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", default="sqlite:///results/bench/wasm_tune.db")
     parser.add_argument("--records", type=Path, default=Path("results/bench/wasm_records.jsonl"))
@@ -184,7 +252,10 @@ def main(argv=None) -> int:
     Path("results/bench").mkdir(parents=True, exist_ok=True)
     rows = []
     for threads in (1, 2):
-        configs = tuned_configs(names, threads, args.trials, args.storage, args.records)
+        if args.from_records:
+            configs = records_configs(names, threads, args.records)
+        else:
+            configs = tuned_configs(names, threads, args.trials, args.storage, args.records)
         rows += compare(names, configs, threads, args.rounds, args.seed)
     summary = {}
     for threads in (1, 2):

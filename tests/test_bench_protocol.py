@@ -1,0 +1,28 @@
+"""The fair benchmark protocol's rules (bench/protocol.py): spreads over rounds, when rounds disagree, the idle
+wait."""
+
+import time
+
+from bench import protocol
+
+
+def test_spread_is_the_median_and_the_extreme_rounds():
+    s = protocol.Spread.of([3.0, 1.0, 2.0, 10.0])
+    assert (s.median, s.low, s.high) == (2.5, 1.0, 10.0)
+    assert s.relative == 9.0 / 2.5
+
+
+def test_rounds_that_agree_within_their_spread_are_kept_and_others_remeasured():
+    steady = [protocol.Spread.of([10.0, 10.2, 10.1]), protocol.Spread.of([20.0, 20.3, 20.1])]
+    assert not protocol.disagrees([2.0, 1.99, 2.01], steady)
+    assert protocol.disagrees([2.0, 1.6, 2.0], steady)  # one round 20% off, far beyond the sides' 2% and 1.5%
+    noisy = [protocol.Spread.of([10.0, 13.0, 11.0]), protocol.Spread.of([20.0, 20.3, 20.1])]
+    assert not protocol.disagrees([2.0, 1.6, 2.0], noisy)  # the sides moved as much: no evidence to re-measure
+
+
+def test_wait_idle_returns_the_busy_share_it_saw():
+    started = time.monotonic()
+    busy = protocol.wait_idle(threshold=1.01, settle_s=0.1)  # any load counts as idle: one window
+    assert 0.0 <= busy <= 1.0
+    assert time.monotonic() - started < 1.0
+    assert protocol.wait_idle(threshold=-1, settle_s=0.1, max_s=0.3) >= 0.0  # never idle: gives up after max_s
