@@ -8,8 +8,10 @@ import { KernelError } from "./errors.js";
 const PAGE = 65536;
 const WORKER_TIMEOUT_MS = 10000; // a worker that has not finished its share by then is lost: an error, not a hang
 export const MATH = { exp: Math.exp, log: Math.log, tanh: Math.tanh, pow: Math.pow };
-// the control block shared with the workers: generation, kernel, tiles, done count, error flag
-export const CTRL = { generation: 0, kernel: 1, tiles: 2, done: 3, failed: 4, length: 8 };
+// the control block shared with the workers: generation, kernel, tiles, error flag, then one slot per worker
+// thread t at ack + t - 1 where it stores the generation it has finished. Acknowledgements by generation, not a
+// shared done count: a worker that is late or wakes twice cannot make a launch look finished, or unfinished.
+export const CTRL = { generation: 0, kernel: 1, tiles: 2, failed: 3, ack: 4 };
 
 export function share(thread, threads, tiles) {
   return [Math.floor((thread * tiles) / threads), Math.floor(((thread + 1) * tiles) / threads)];
@@ -77,7 +79,7 @@ export class WasmLauncher {
     const imports = { env: { memory }, math: MATH };
     const runs = compiled.kernels.map((k) => new WebAssembly.Instance(k.module, imports).exports.run);
     if (compiled.threads === 1) return { runs, pool: null };
-    const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL.length));
+    const ctrl = new Int32Array(new SharedArrayBuffer(4 * (CTRL.ack + compiled.threads - 1)));
     const modules = compiled.kernels.map((k) => k.module);
     const workers = [];
     const ready = [];
@@ -116,16 +118,20 @@ export class WasmLauncher {
       const ctrl = pool.ctrl;
       Atomics.store(ctrl, CTRL.kernel, i);
       Atomics.store(ctrl, CTRL.tiles, k.tiles);
-      Atomics.store(ctrl, CTRL.done, 0);
-      Atomics.add(ctrl, CTRL.generation, 1);
+      const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
       Atomics.notify(ctrl, CTRL.generation);
       const [begin, end] = share(0, compiled.threads, k.tiles);
       runs[i](begin, end);
       const since = performance.now();
-      for (let spins = 1; Atomics.load(ctrl, CTRL.done) !== compiled.threads - 1; spins++) {
-        if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
-          const state = `done ${Atomics.load(ctrl, CTRL.done)}, generation ${Atomics.load(ctrl, CTRL.generation)}`;
-          throw new KernelError("runtime_error", `${k.name}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (${state})`);
+      for (let t = 1, spins = 1; t < compiled.threads; spins++) {
+        if (Atomics.load(ctrl, CTRL.ack + t - 1) === generation) {
+          t++;
+        } else if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
+          const acks = Array.from({ length: compiled.threads - 1 }, (_, w) => Atomics.load(ctrl, CTRL.ack + w));
+          throw new KernelError(
+            "runtime_error",
+            `${k.name}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (launch ${generation}, finished ${acks.join(", ")})`,
+          );
         }
       }
       if (Atomics.load(ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);

@@ -1,5 +1,5 @@
 // A thread of the WebAssembly launcher's pool: instantiates the program's modules on the shared memory, then
-// waits on the control block for each launch, runs its share of the kernel's tiles and counts itself done.
+// waits on the control block for each launch, runs its share of the kernel's tiles and acknowledges that launch.
 import { CTRL, MATH, share } from "./wasm.js";
 
 self.onmessage = ({ data: { modules, memory, ctrl, thread, threads } }) => {
@@ -22,6 +22,6 @@ self.onmessage = ({ data: { modules, memory, ctrl, thread, threads } }) => {
     } catch {
       Atomics.store(ctrl, CTRL.failed, 1);
     }
-    Atomics.add(ctrl, CTRL.done, 1);
+    Atomics.store(ctrl, CTRL.ack + thread - 1, seen);
   }
 };
