@@ -114,8 +114,10 @@ def _kgen_timer(session, limits, configs: dict[str, dict], inputs):
 
 def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, Any]:
     """One fresh page, the sides interleaved per workload: kgen's kernel, then (on 1 thread) TensorFlow.js's
-    wasm backend, then ONNX Runtime's, each after the machine has gone idle (ORT's thread pool spins on after a
-    run) and with the same warm-up and samples ({"times": {name: {side: ms}}, "load": {name: {side: busy share
+    wasm backend (the op alone, its input a tensor already, as kgen's kernel is timed with its inputs in memory),
+    then ONNX Runtime's (``session.run``: its input copied in and its output out, which its API cannot avoid),
+    each after the machine has gone idle (ORT's thread pool spins on after a run) and with the same warm-up and
+    samples ({"times": {name: {side: ms}}, "load": {name: {side: busy share
     just before}}, "versions"}). TF.js runs at most hardwareConcurrency / 2 threads (one here, BROWSER.md), so it
     is compared on 1 thread only."""
     for package in PEER_PACKAGES:
@@ -144,7 +146,7 @@ def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed
             arrays, want = inputs[name]
             op, x, w = _tfjs_operands(SUITE[name][0], arrays)
             script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, t)"
-            peer = session.evaluate(script, [op, x, w, timing])
+            peer = session.evaluate(script, [op, x, w, {**timing, "opOnly": True}])  # as kgen: inputs in memory
             _check_peer(name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1))
             return peer["medianMs"]
 
