@@ -26,3 +26,21 @@ def test_wait_idle_returns_the_busy_share_it_saw():
     assert 0.0 <= busy <= 1.0
     assert time.monotonic() - started < 1.0
     assert protocol.wait_idle(threshold=-1, settle_s=0.1, max_s=0.3) >= 0.0  # never idle: gives up after max_s
+
+
+def test_the_peak_loop_computes_what_it_counts():
+    """bench.peak's register-only loop: n rounds of 12 independent f32x4 updates a * 0.999 + 0.001, in wasmtime."""
+    import numpy as np
+    import wasmtime
+
+    from bench.peak import ACCUMULATORS, wasm_loop
+
+    store = wasmtime.Store()
+    run = wasmtime.Instance(store, wasmtime.Module(store.engine, wasm_loop("mul_add")), []).exports(store)["run"]
+    a = np.float32(0)
+    for _ in range(5):
+        a = np.float32(np.float32(a * np.float32(0.999)) + np.float32(0.001))
+    total = a
+    for _ in range(ACCUMULATORS - 1):  # the lanes summed one accumulator after the other, in float32
+        total = np.float32(total + a)
+    assert np.float32(run(store, 5)) == total
