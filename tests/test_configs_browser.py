@@ -25,15 +25,16 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-INFINITE = {  # ops whose output must keep the infinities of their input (numpy's semantics)
-    "max_pool2d": CASES["max_pool2d"],
-    "reduce_max": CASES["reduce_max"],
-    "clip": CASES["clip"],
-    "relu": CASES["relu"],
-    "max": CASES["max"],
-    "min": CASES["min"],
-    "softmax": CASES["softmax"],
-}
+# ops whose output must keep the infinities of their input (numpy's semantics)
+INFINITE = ("max_pool2d", "reduce_max", "clip", "relu", "max", "min", "softmax")
+
+
+def drawn(data, browser, op, backend):
+    """A workload of ``op`` with shapes and attributes drawn, a config of every knob drawn, and a seeded rng."""
+    shapes, attrs = data.draw(CASES[op], label="case")
+    workload = Workload.create(op, shapes, attrs)
+    config = data.draw(configs(space(workload, backend), browser.limits()), label="config")
+    return workload, config, np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
 
 
 def check(browser, backend, workload, config, arrays):
@@ -48,26 +49,19 @@ def check(browser, backend, workload, config, arrays):
 @SETTINGS
 @given(data=st.data())
 def test_every_knob_drawn_matches_numpy(browser, op, backend, data):
-    shapes, attrs = data.draw(CASES[op], label="case")
-    workload = Workload.create(op, shapes, attrs)
-    config = data.draw(configs(space(workload, backend), browser.limits()), label="config")
-    seed = data.draw(st.integers(0, 2**16), label="seed")
-    arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
-    check(browser, backend, workload, config, arrays)
+    workload, config, rng = drawn(data, browser, op, backend)
+    check(browser, backend, workload, config, workload.opdef.random_inputs(workload.shapes, rng))
 
 
 @pytest.mark.parametrize("backend", ["webgl", "js"])
-@pytest.mark.parametrize("op", sorted(INFINITE))
+@pytest.mark.parametrize("op", INFINITE)
 @SETTINGS
 @given(data=st.data())
 def test_infinities_in_the_input_come_out_as_numpys(browser, op, backend, data):
-    shapes, attrs = data.draw(INFINITE[op], label="case")
-    workload = Workload.create(op, shapes, attrs)
-    config = data.draw(configs(space(workload, backend), browser.limits()), label="config")
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    workload, config, rng = drawn(data, browser, op, backend)
     arrays = with_infinities(workload.opdef.random_inputs(workload.shapes, rng), rng)
     if op == "softmax":  # +inf makes numpy's softmax NaN; -inf is an exact 0 (a masked logit)
         arrays[0] = np.where(arrays[0] == np.inf, -np.inf, arrays[0])
-        axis = attrs.get("axis", -1)
+        axis = workload.attr_dict.get("axis", -1)
         np.put_along_axis(arrays[0], np.zeros_like(arrays[0].take([0], axis=axis), dtype=np.int64), 0.5, axis=axis)
     check(browser, backend, workload, config, arrays)
