@@ -5,6 +5,8 @@ import { $, backendLine, chosenBackend, fail, kgen, modelParam, runnerFor, say }
 
 const NOISE = 100;
 const CLASSES = 10;
+/** The runners that have run once: a runner's first run includes its shader or module compilation. */
+const warm = new WeakSet();
 /** What the page last drew, for tests and the console: the inputs it fed and the outputs it drew. */
 const state = /** @type {any} */ (window).kgenDemo = { mode: null, digits: [], inputs: [], outputs: [], backend: null };
 
@@ -59,17 +61,21 @@ async function generate() {
   const digit = digitAsked();
   const runner = await loaded();
   const values = inputFor(digit);
+  const first = !warm.has(runner);
   const started = performance.now();
   const image = await generateOne(runner, values);
   const ms = performance.now() - started;
+  warm.add(runner);
   draw(image, 0, 0, $("canvas").width);
-  $("ms").textContent = `${ms.toFixed(2)} ms for one image`;
+  $("ms").textContent = `${ms.toFixed(2)} ms for one image${first ? " (the first run: it compiles the kernels)" : ""}`;
   Object.assign(state, { mode: "one", digits: [digit], inputs: [Array.from(values)], outputs: [Array.from(image)], backend: runner.backendName });
   say(`drew a ${digit}`);
 }
 
 async function grid() {
   const runner = await loaded();
+  if (!warm.has(runner)) await generateOne(runner, inputFor(0)); // compile first: the grid times warm runs
+  warm.add(runner);
   const cell = $("canvas").width / 10;
   const inputs = [], outputs = [], digits = [];
   let ms = 0;
