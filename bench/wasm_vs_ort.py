@@ -222,15 +222,10 @@ def compare(names: list[str], configs: dict[str, dict], threads: int, rounds: in
 
 def records_configs(names: list[str], threads: int, records: Path) -> dict[str, dict]:
     """The fastest recorded config of each workload at ``threads`` threads (``--from-records``: no tuning)."""
-    store = RecordStore(records)
+    best = [r for r in RecordStore(records).best({"threads": threads}) if r.backend == "wasm"]
     configs = {}
     for name in names:
-        workload = SUITE[name][0]
-        mine = [
-            r
-            for r in store.best({"threads": threads})
-            if r.key == workload.key and r.backend == "wasm" and r.config.get("threads") == threads
-        ]
+        mine = [r for r in best if r.key == SUITE[name][0].key]
         if not mine:
             raise SystemExit(f"{records}: no wasm record of {name} at {threads} thread(s): tune without --from-records")
         configs[name] = min(mine, key=lambda r: r.median_ms).config

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from kgen.browser.measure import Harness, Measurement, budget
-from kgen.browser.session import BrowserSession
+from kgen.browser.session import BrowserSession, pid_alive
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
 from kgen.records.store import Record, RecordStore, device_class, software
@@ -81,13 +81,7 @@ def _alive(worker: str) -> bool:
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname():
         return True  # another machine's worker: trust its heartbeat-free state
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid.isdigit() and pid_alive(int(pid))
 
 
 #: the longest a live worker's ``study.ask()`` may take (the sampler's relative sampling runs in it) before the
@@ -146,7 +140,7 @@ class Interrupted(BaseException):
 
 
 class _Signals:
-    """While active, SIGINT and SIGTERM are noted (``signum``); during ``measuring()``, the browser's wait, they
+    """While active, SIGINT and SIGTERM are noted (``signum``); during ``measure()``, the browser's wait, they
     also raise ``Interrupted`` at once. Storage writes are never cut in the middle: the loop checks ``signum``
     between steps."""
 
@@ -198,6 +192,19 @@ def propose(study, sp: Space, limits: Mapping[str, int]) -> tuple[Any, dict[str,
     trial.set_user_attr("reason", "invalid config: " + "; ".join(problems))
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     return trial, None
+
+
+def _build_or_prune(study, trial, workload: Workload, backend: str, config: dict[str, Any], limits):
+    """The candidate's program; None, and the trial pruned with its reason, when it is beyond a device limit that
+    no knob constraint states (``check_fits``: memory, bindings, grid)."""
+    import optuna
+
+    try:
+        return build(workload, backend, config, limits)[0]
+    except KgenError as err:
+        trial.set_user_attr("reason", f"does not fit the device: {err}")
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return None
 
 
 def _earlier_twin(study, digest: str, number: int):
@@ -288,16 +295,10 @@ def tune(
             and (timeout_s is None or time.monotonic() - start < timeout_s)
         ):
             trial, config = propose(study, sp, limits)
-            if config is None:
+            program = None if config is None else _build_or_prune(study, trial, workload, backend, config, limits)
+            if program is None:
                 pruned += 1
             else:
-                try:
-                    program, _ = build(workload, backend, config, limits)
-                except KgenError as err:  # beyond a device limit that no knob constraint states
-                    trial.set_user_attr("reason", f"does not fit the device: {err}")
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                    pruned += 1
-                    continue
                 done += 1
                 trial.set_user_attr("digest", program.digest)
                 twin = _earlier_twin(study, program.digest, trial.number)

@@ -64,7 +64,8 @@ def _die_with_parent() -> None:
 PROFILES = Path(tempfile.gettempdir()) / "kgen-chromium"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with ``pid`` exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,7 +81,7 @@ def _new_profile() -> str:
     PROFILES.mkdir(parents=True, exist_ok=True)
     for old in PROFILES.iterdir():
         owner = old.name.split("-", 1)[0]
-        if owner.isdigit() and not _pid_alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             shutil.rmtree(old, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=PROFILES)
 
