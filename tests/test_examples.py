@@ -53,3 +53,13 @@ def test_quality_without_a_model_exits_2(tmp_path, capsys):
         quality.main(["--model", str(tmp_path / "none.onnx")])
     assert exit.value.code == 2
     assert "none.onnx: no such file" in capsys.readouterr().err
+
+
+def test_training_with_too_few_steps_is_refused_before_anything_is_written(tmp_path, capsys):
+    from examples.dcgan import train
+
+    with pytest.raises(SystemExit) as exit:
+        train.main(["--steps", "0", "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    assert "--steps must be at least 50" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

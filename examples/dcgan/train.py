@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE, help="folder for generator.onnx, training.json, loss.svg")
     args = parser.parse_args(argv)
+    if args.steps < 50 or args.batch < 1:  # a loss point is the mean of 50 steps
+        parser.exit(2, f"train: --steps must be at least 50 and --batch at least 1 (got {args.steps}, {args.batch})\n")
     try:
         import torch  # noqa: F401
     except ImportError:
