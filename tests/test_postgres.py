@@ -62,7 +62,11 @@ def worker(url, tmp_path, seed, trials):
     records = tmp_path / f"records-{seed}.jsonl"
     cmd = [sys.executable, "-m", "kgen.cli", "tune", *WORKLOAD, "--storage", url, "--records", str(records)]
     cmd += ["--trials", str(trials), "--sampler", "random", "--seed", str(seed), "--json"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # stdin from /dev/null: CI runs with stdin closed, and a child given the parent's closed fd 0 would get its own
+    # stdout pipe's read end there, once the parent's os.pipe() reuses the free fd 0
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def trials_of(url):
