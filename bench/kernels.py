@@ -1,6 +1,7 @@
 """Kernels of the peer suite in headless Chromium: the template default vs the best of a sampled grid.
 
-    .venv/bin/python -m bench.kernels [--backend webgpu|webgl] [--configs 24] [--only conv] [--out FILE]
+    .venv/bin/python -m bench.kernels [--backend webgpu|webgl] [--configs 24] [--only conv] [--out FILE] \\
+        [--records results/bench/webgpu_records.jsonl]
 
 Prints GFLOP/s per workload (median of >= 5 samples, kernel time only: timestamp queries on WebGPU, batches of
 draws closed by a 1-pixel readPixels on WebGL), the ratio to the best peer on the same backend from
@@ -22,12 +23,16 @@ from bench.suite import SUITE, flops, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness, budget
 from kgen.browser.session import BrowserSession
+from kgen.records.store import Record, RecordStore
 from kgen.scheduling.build import build, space
 
 PEERS = {"webgpu": ("tfjs_webgpu", "ort_webgpu"), "webgl": ("tfjs_webgl",)}
 
 
-def run(backend: str, configs: int, only: str | None, seed: int, timeout_s: float) -> dict:
+def run(
+    backend: str, configs: int, only: str | None, seed: int, timeout_s: float, records: RecordStore | None = None
+) -> dict:
+    """``records``: each workload's best is added there (``kgen bench`` takes kgen's kernels from records)."""
     rows = []
     with BrowserSession(job_timeout_s=timeout_s) as session:
         fp = session.fingerprint()
@@ -74,6 +79,23 @@ def run(backend: str, configs: int, only: str | None, seed: int, timeout_s: floa
                 "seconds": time.monotonic() - start,
             }
             rows.append(row)
+            if records is not None:
+                source = f"bench.kernels, best of the default and {configs} sampled configs"
+                records.add(
+                    [
+                        Record.measured(
+                            workload,
+                            backend,
+                            fp,
+                            best_config,
+                            best.median_ms,
+                            best.iqr_ms or 0.0,
+                            best.samples,
+                            best.digest,
+                            source,
+                        )
+                    ]
+                )
             print(
                 f"{name:<26} default {row['default_gflops'] or float('nan'):6.3f}  "
                 f"best {row['best_gflops']:6.3f} GFLOP/s"
@@ -105,8 +127,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a candidate counts as hung")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--records", type=Path, help="add each workload's best to this records file")
     args = parser.parse_args(argv)
-    report = run(args.backend, args.configs, args.only, args.seed, args.timeout)
+    records = RecordStore(args.records) if args.records else None
+    report = run(args.backend, args.configs, args.only, args.seed, args.timeout, records)
     if args.out:
         write_text_atomic(args.out, json.dumps(report, indent=2))
     return 0

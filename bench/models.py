@@ -9,12 +9,12 @@ generator), batch 1. kgen converts each for wasm on 1 and 2 threads (and WebGPU 
 records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and WebGPU).
 
 Protocol, the same for every side: a fresh page per (round, model, side), sides interleaved within a round;
-the page waits until it is idle (1 s after load), then cold start (from fetching the model's files from the
+the machine is let go idle (bench.protocol.wait_idle), then cold start (from fetching the model's files from the
 local server to the first output: kgen's ``load()`` and first run; ORT's fetch of the .onnx, session creation and
 first run), then a warm-up of >= 1 s and 3
 runs, then ``--samples`` runs timed one by one (a run: input set, model, outputs read back); the figure is the
 median, and the medians' spread over the rounds is reported. Every side's output is checked against
-onnxruntime (CPU) before its figure counts. The CPU load seen during the run (os.getloadavg) is recorded: a
+onnxruntime (CPU) before its figure counts. The CPU busy share seen before each side is recorded: a
 figure taken beside other work is not a figure.
 """
 
@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import protocol
 from kgen.atomic import write_text_atomic
 from kgen.browser.session import BrowserSession
 from kgen.checking import compare_model
@@ -41,7 +40,6 @@ from kgen.records.store import RecordStore
 
 PEERS = Path(__file__).resolve().parent / "peers"
 MODELS = ("resnet50", "mobilenet_v2", "dcgan")
-IDLE_S = 1.0
 
 KGEN = """async ([dir, backend, feeds, options]) => {
   const kgen = await import('/kgen.js');
@@ -83,11 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webgpu", action="store_true", help="also WebGPU (SwiftShader here: slow, software)")
     parser.add_argument("--out", default="results/bench/models.json")
     args = parser.parse_args(argv)
+    report = run(args.models.split(","), args.rounds, args.samples, args.webgpu, args.records)
+    write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    return 0
+
+
+def run(models: list[str], rounds: int, samples: int, webgpu: bool, records: str) -> dict:
+    """Convert and measure ``models`` (the protocol above); the report ``summarize`` makes, with the fingerprint,
+    the records used, the rounds, samples and load averages."""
     if not (PEERS / "node_modules" / "onnxruntime-web").is_dir():
-        print("bench.models: run `make peers` first (onnxruntime-web from the npm registry)", file=sys.stderr)
-        return 2
-    store = RecordStore(args.records) if Path(args.records).is_file() else None
-    models = args.models.split(",")
+        raise SystemExit("bench.models: run `make peers` first (onnxruntime-web from the npm registry)")
+    store = RecordStore(records) if Path(records).is_file() else None
     work = Path(tempfile.mkdtemp(prefix="kgen-bench-models-"))
     feeds, want = {}, {}
     for name in models:
@@ -96,23 +101,22 @@ def main(argv: list[str] | None = None) -> int:
         feeds[name] = zoo.seeded_inputs(model, seed=7)
         (want[name],) = zoo.onnxruntime_outputs(model, feeds[name])
         for threads in (1, 2):
-            backends = ["wasm"] + (["webgpu"] if args.webgpu and threads == 1 else [])
+            backends = ["wasm"] + (["webgpu"] if webgpu and threads == 1 else [])
             convert(
                 work / f"{name}.onnx", work / f"{name}_{threads}t", backends, options=Options(store, threads=threads)
             )
         print(f"bench.models: converted {name}", file=sys.stderr)
-    options = {"samples": args.samples, "minSampleMs": 0, "warmupMs": 1000}
+    options = {"samples": samples, "minSampleMs": 0, "warmupMs": 1000}
     rows: dict[tuple[str, str], list[dict]] = {}
     loads = []
     with BrowserSession(job_timeout_s=900, mounts={"/peers/": PEERS, "/bench/": work}) as session:
         fingerprint = session.fingerprint()
-        for r in range(args.rounds):
+        for r in range(rounds):
             for name in models:
                 plain = {k: {"dims": list(v.shape), "values": v.ravel().tolist()} for k, v in feeds[name].items()}
-                for side, runtime, backend, threads in sides(args.webgpu):
+                for side, runtime, backend, threads in sides(webgpu):
                     session.restart()  # a fresh page (and browser): no state carried from the side before
-                    time.sleep(IDLE_S)
-                    loads.append(os.getloadavg()[0])
+                    loads.append(protocol.wait_idle())
                     if runtime == "kgen":
                         folder = f"/bench/{name}_{threads}t"
                         result = session.evaluate(KGEN, [folder, backend, plain, options])
@@ -125,19 +129,17 @@ def main(argv: list[str] | None = None) -> int:
                     mark = "" if check.ok else f"  WRONG: {check}"
                     figures = f"{result['medianMs']:9.2f} ms  cold {result['coldMs']:8.1f} ms"
                     print(f"round {r + 1} {name:<13} {side:<13} {figures}{mark}")
-    report = summarize(rows, models, sides(args.webgpu))
+    report = summarize(rows, models, sides(webgpu))
     report.update(
         fingerprint=fingerprint,
         software_webgpu=bool(fingerprint.get("software")),
-        records=args.records if store else None,
-        rounds=args.rounds,
-        samples=args.samples,
-        load_average=[round(x, 2) for x in loads],
+        records=records if store else None,
+        rounds=rounds,
+        samples=samples,
+        busy_before=[round(x, 3) for x in loads],
         protocol=__doc__.split("Protocol, ")[1].strip(),
     )
-    write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
-    print_table(report)
-    return 0
+    return report
 
 
 def summarize(rows, models, side_list) -> dict:

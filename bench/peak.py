@@ -119,10 +119,8 @@ WEBGPU_PEAK = """async ([accs]) => {
 }"""
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
-    args = parser.parse_args(argv)
+def measure() -> tuple[dict, list[dict]]:
+    """(the browser's fingerprint, one row per ceiling: backend, peak, threads, gflops, busy_before, software)."""
     rows = []
     with BrowserSession(job_timeout_s=120) as session:
         fp = session.fingerprint()
@@ -157,6 +155,14 @@ def main(argv=None) -> int:
                     "software": fp["software"],
                 }
             )
+    return fp, rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    fp, rows = measure()
     for r in rows:
         label = " (software: SwiftShader)" if r["software"] else ""
         threads = f" {r['threads']} thread(s)" if r["threads"] else ""

@@ -562,6 +562,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from bench.command import main as bench_main
+
+    return bench_main(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import main as report_main
+
+    return report_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kgen.cli_args import add_workload_args
 
@@ -700,6 +712,47 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("dir", help="the folder to serve (your page and its converted models)")
     serve.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0: any free port)")
     serve.set_defaults(func=_cmd_serve)
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark kgen against ONNX Runtime Web and TF.js in one browser; rows appended to a results store",
+        description="Measure a suite on the fair protocol (idle machine before each side, the same warm-up and "
+        "samples, sides interleaved over fresh pages, rounds that disagree re-measured): kernels (the peer suite, "
+        "kgen's kernels from the records against the peers live), resnet50 and models (whole models, kgen's runtime "
+        "against ONNX Runtime Web), peak (this machine's arithmetic ceilings). Every output is checked before it "
+        "is timed; every row (median, IQR, n, GFLOP/s, device, software label, commit, peer versions) is appended "
+        "to --out (JSON lines; pandas.read_json(F, lines=True)). Needs `make peers`.",
+    )
+    bench.add_argument("--suite", choices=("kernels", "resnet50", "models", "peak"), default="kernels")
+    bench.add_argument(
+        "--backend", default="wasm,webgl,webgpu", help="comma-separated: wasm (1 and 2 threads), webgl, webgpu"
+    )
+    bench.add_argument("--peers", default="ort,tfjs", help="comma-separated peers: ort, tfjs (none: kgen alone)")
+    bench.add_argument("--only", help="kernels: only the workloads whose name contains this, e.g. 'conv 64'")
+    bench.add_argument("--rounds", type=int, default=3, help="fresh pages per backend (at least 3; median taken)")
+    bench.add_argument("--samples", type=int, default=15, help="timed samples per side and round (at least 5)")
+    bench.add_argument(
+        "--records",
+        action="append",
+        help="tuning records kgen's kernels come from (repeatable; default: the shipped ones under results/)",
+    )
+    bench.add_argument("--out", default="results/bench/history.jsonl", help="the results store to append to")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=_cmd_bench)
+
+    report = sub.add_parser(
+        "report",
+        help="build the static HTML dashboard of the results store (offline: no CDN), with CSV and LaTeX tables",
+        description="Read the results store and the Optuna storage and write OUT/index.html (plots inline), "
+        "OUT/*.csv and, with --latex, OUT/*.tex: per workload and backend the history per commit, kgen / peer "
+        "ratios and geomeans, the share of the measured peak, regressions found by asv's step detection, and "
+        "tuning convergence (best so far against trials, per sampler).",
+    )
+    report.add_argument("--results", default="results/bench/history.jsonl", help="the results store (JSON lines)")
+    report.add_argument("--storage", default="sqlite:///results/kgen.db", help="Optuna storage of the tuning studies")
+    report.add_argument("--out", default="results/report", help="the folder to write")
+    report.add_argument("--latex", action="store_true", help="also write the tables as LaTeX (.tex)")
+    report.set_defaults(func=_cmd_report)
 
     doctor = sub.add_parser(
         "doctor",

@@ -16,7 +16,6 @@ FAIL trial with reason ``interrupted``, the best so far is recorded and the summ
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -42,7 +41,6 @@ from tuner.study import make_sampler, open_storage, study_name
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 #: what a record keeps of the page's fingerprint (cross-origin isolation: whether wasm could run threads)
-FINGERPRINT_KEYS = ("browser", "software", "hardwareConcurrency", "crossOriginIsolated", "webgpu", "webgl2", "wasm")
 POLL_S = 0.5
 MAX_PROPOSALS = 20  # proposals per trial asked for, pruned ones included, before a run gives up on a tight space
 
@@ -334,20 +332,16 @@ def tune(
         if signals.signum is not None:
             summary.interrupted = signal.Signals(signals.signum).name
         if best is not None:
-            record = Record(
-                workload=json.loads(workload.to_json()),
-                key=workload.key,
-                backend=backend,
-                device_class=device,
-                config=summary.best_config,
-                median_ms=best.value,
-                iqr_ms=best.user_attrs.get("iqr_ms", 0.0),
-                samples=best.user_attrs.get("samples", 0),
-                gflops=flops / best.value / 1e6,
-                digest=best.user_attrs.get("digest", ""),
-                fingerprint={k: fp[k] for k in FINGERPRINT_KEYS},
-                source=f"kgen tune, study {name}",
-                time=datetime.now(UTC).isoformat(timespec="seconds"),
+            record = Record.measured(
+                workload,
+                backend,
+                fp,
+                summary.best_config,
+                best.value,
+                best.user_attrs.get("iqr_ms", 0.0),
+                best.user_attrs.get("samples", 0),
+                best.user_attrs.get("digest", ""),
+                f"kgen tune, study {name}",
             )
             records.add([record])
             summary.record = str(records.path)

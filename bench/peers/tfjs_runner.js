@@ -34,7 +34,7 @@ export async function setup(threads, backend = "wasm") {
   return { version: tf.version_core, threads: used, backend: tf.getBackend() };
 }
 
-// One op run: the input copied in (tf.tensor from the host array), the op, the output read back (dataSync), as
+// One op run: the input copied in (tf.tensor from the host array), the op, the output read back (`data()`), as
 // in the peer table; timed as timing.js says. `op` is {kind: "matmul"} or {kind: "conv" | "depthwise", strides,
 // pads}; the weight is a tensor made once (a model's weight), the input NHWC for a conv (TF.js's layout: the host
 // transposes it once, outside the timing).
@@ -59,10 +59,10 @@ export async function time(op, x, w, options = {}) {
     y.dispose();
     input.dispose();
   } else {
-    timed = await timeRuns(() => {
+    timed = await timeRuns(async () => {
       const input = tf.tensor(data, x.dims);
       const y = apply(input);
-      const out = y.dataSync();
+      const out = await y.data(); // the read-back that waits for the GPU (webgpu's dataSync may not)
       input.dispose();
       y.dispose();
       return out;

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ def software(fingerprint: Mapping[str, Any], backend: str) -> bool:
     return backend in ("webgpu", "webgl") and bool(fingerprint.get("software"))
 
 
+#: the parts of a browser's fingerprint a record keeps
+FINGERPRINT_KEYS = ("browser", "software", "hardwareConcurrency", "crossOriginIsolated", "webgpu", "webgl2", "wasm")
+
+
 @dataclass(frozen=True)
 class Record:
     workload: dict[str, Any]  # Workload.to_json() as a dict
@@ -64,6 +69,38 @@ class Record:
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def measured(
+        cls,
+        workload: Workload,
+        backend: str,
+        fingerprint: Mapping[str, Any],
+        config: Mapping[str, Any],
+        median_ms: float,
+        iqr_ms: float,
+        samples: int,
+        digest: str,
+        source: str,
+    ) -> Record:
+        """The record of ``config`` measured at ``median_ms`` on the device ``fingerprint`` describes, now."""
+        from kgen.scheduling.lower import main_stage
+
+        return cls(
+            workload=json.loads(workload.to_json()),
+            key=workload.key,
+            backend=backend,
+            device_class=device_class(fingerprint, backend),
+            config=dict(config),
+            median_ms=median_ms,
+            iqr_ms=iqr_ms,
+            samples=samples,
+            gflops=main_stage(workload).flops / median_ms / 1e6,
+            digest=digest,
+            fingerprint={k: fingerprint[k] for k in FINGERPRINT_KEYS if k in fingerprint},
+            source=source,
+            time=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
 
     @classmethod
     def from_line(cls, line: str, where: str = "") -> Record:

@@ -1,0 +1,207 @@
+"""`kgen bench`: the benchmark suites as one command, every figure appended to the results store.
+
+- ``kernels``: the peer suite (bench.suite), kgen's kernels from the records against ONNX Runtime Web and TF.js,
+  live, interleaved, on the fair protocol (bench.kernel_suite).
+- ``peak``: this machine's arithmetic ceilings in the browser (bench.peak), the roofline point of reference.
+- ``models``: whole models end to end, kgen's runtime against ONNX Runtime Web (bench.models); ``resnet50`` is
+  that suite on the seeded ResNet-50 alone.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import store
+
+SUITES = ("kernels", "resnet50", "models", "peak")
+BACKENDS = ("wasm", "webgl", "webgpu")
+PEERS = ("ort", "tfjs")
+#: the shipped records: the tuner's default file, and the benches' tuned kernels of the suite per backend
+DEFAULT_RECORDS = (
+    "results/records.jsonl",
+    "results/bench/wasm_records.jsonl",
+    "results/bench/webgl_records.jsonl",
+    "results/bench/webgpu_records.jsonl",
+)
+
+
+class Progress:
+    """A progress bar on stderr (tqdm) over a known number of steps, with the current step's label."""
+
+    def __init__(self, total: int, quiet: bool = False) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, file=sys.stderr, disable=quiet, dynamic_ncols=True, leave=True)
+
+    def __call__(self, label: str) -> None:
+        self.bar.set_description_str(label)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _parse_list(value: str, allowed: Sequence[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown or not items:
+        raise SystemExit(f"kgen bench: unknown {what} '{','.join(unknown) or value}' ({what}s: {', '.join(allowed)})")
+    return items
+
+
+def run_kernels(args, run: dict[str, Any]) -> list[dict]:
+    from bench import kernel_suite, protocol
+    from bench.suite import SUITE
+    from kgen.browser.session import BrowserSession
+
+    backends = _parse_list(args.backend, BACKENDS, "backend")
+    peers = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
+    names = [n for n in SUITE if not args.only or args.only in n]
+    if not names:
+        raise SystemExit(f"kgen bench: no workload of the suite matches --only '{args.only}'")
+    variants = kernel_suite.variants(backends)
+    for v in variants:
+        kernel_suite.check_installed(v, peers)
+    with BrowserSession(job_timeout_s=60) as session:
+        fingerprint, limits = session.fingerprint(), session.limits()
+    rounds = max(args.rounds, protocol.ROUNDS)
+    progress = Progress(len(variants) * rounds, args.quiet)
+    rows = []
+    try:
+        for v in variants:
+            configs = kernel_suite.choose_configs(names, v, fingerprint, limits, [Path(r) for r in args.records])
+            got, versions = kernel_suite.compare(v, names, configs, peers, rounds, args.samples, progress=progress)
+            context = {**run, **store.device_fields(fingerprint, v.backend), "versions": versions}
+            rows += [{**context, **r} for r in got]
+    finally:
+        progress.close()
+    return rows
+
+
+def run_peak(args, run: dict[str, Any]) -> list[dict]:
+    from bench import peak
+
+    fingerprint, measured = peak.measure()
+    rows = []
+    for r in measured:
+        fields = store.device_fields(fingerprint, r["backend"])
+        rows.append(
+            {
+                **run,
+                **fields,
+                "workload": f"peak {r['peak']}",
+                "kind": "peak",
+                "backend": r["backend"],
+                "threads": r["threads"],
+                "side": "peak",
+                "gflops": r["gflops"],
+                "busy": r["busy_before"],
+                "versions": {},
+            }
+        )
+    return rows
+
+
+def run_models(args, run: dict[str, Any]) -> list[dict]:
+    from bench import models
+
+    names = ["resnet50"] if args.suite == "resnet50" else list(models.MODELS)
+    report = models.run(names, args.rounds, args.samples, "webgpu" in args.backend, args.records[0])
+    rows = []
+    for name, entry in report["models"].items():
+        for side, v in entry.items():
+            if side.startswith("ratio"):
+                continue
+            runtime, backend, *threads = side.split()
+            rows.append(
+                {
+                    **run,
+                    **store.device_fields(report["fingerprint"], backend),
+                    "workload": name,
+                    "kind": "model",
+                    "backend": backend,
+                    "threads": int(threads[0].rstrip("t")) if threads else 1,
+                    "side": "kgen" if runtime == "kgen" else runtime,
+                    "median_ms": v["median_ms"],
+                    "low_ms": v["spread_ms"][0] if v["spread_ms"] else None,
+                    "high_ms": v["spread_ms"][1] if v["spread_ms"] else None,
+                    "cold_ms": v["cold_ms"],
+                    "n": report["rounds"] * report["samples"],
+                    "rounds": report["rounds"],
+                    "ok": v["all_ok"],
+                    "versions": {runtime: v["version"]} if v.get("version") else {},
+                }
+            )
+    return rows
+
+
+def ratio_table(rows: Sequence[dict]) -> list[dict]:
+    """Per (workload, backend, threads) of a run: kgen's GFLOP/s (or ms), each peer's, and kgen / best peer (a
+    speed ratio: above 1, kgen is faster)."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        if r.get("side") in ("kgen", *PEERS) and r.get("median_ms"):
+            groups.setdefault((r["workload"], r["backend"], r["threads"]), {})[r["side"]] = r
+    table = []
+    for (workload, backend, threads), sides in groups.items():
+        if "kgen" not in sides:
+            continue
+        peers = {p: s for p, s in sides.items() if p != "kgen"}
+        best = min(peers.values(), key=lambda s: s["median_ms"]) if peers else None
+        table.append(
+            {
+                "workload": workload,
+                "kind": sides["kgen"]["kind"],
+                "backend": backend,
+                "threads": threads,
+                "kgen_ms": sides["kgen"]["median_ms"],
+                **{f"{p}_ms": s["median_ms"] for p, s in peers.items()},
+                "best_peer": best["side"] if best else None,
+                "ratio": best["median_ms"] / sides["kgen"]["median_ms"] if best else None,
+                "software": sides["kgen"]["software"],
+            }
+        )
+    return table
+
+
+def geomean(values) -> float:
+    values = [v for v in values if v]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def print_summary(rows: Sequence[dict]) -> None:
+    table = ratio_table(rows)
+    for t in table:
+        label = "software" if t["software"] else "hardware"
+        variant = f"{t['backend']} {t['threads']}t" if t["backend"] == "wasm" else t["backend"]
+        ratio = f"{t['ratio']:.2f}x {t['best_peer']}" if t["ratio"] else "no peer"
+        print(f"  {variant:<8} {t['workload']:<26} kgen {t['kgen_ms']:9.3f} ms  {ratio:<12} ({label})")
+    variants = sorted({(t["backend"], t["threads"]) for t in table if t["ratio"]})
+    for backend, threads in variants:
+        sel = [t["ratio"] for t in table if (t["backend"], t["threads"]) == (backend, threads) and t["ratio"]]
+        variant = f"{backend} {threads}t" if backend == "wasm" else backend
+        print(f"geomean {variant:<8} kgen / best peer {geomean(sel):.2f}x over {len(sel)} workloads")
+    for r in rows:
+        if r.get("side") == "peak":
+            label = " (software)" if r["software"] else ""
+            threads = f" {r['threads']}t" if r["threads"] else ""
+            print(f"  {r['workload']:<24}{threads:<4} {r['gflops']:8.1f} GFLOP/s{label}")
+
+
+def main(args) -> int:
+    from kgen.errors import KgenError
+
+    if args.samples < 5:
+        raise KgenError(f"--samples {args.samples}: at least 5 samples per side (the measurement protocol)")
+    args.records = args.records or list(DEFAULT_RECORDS)
+    run = store.new_run(args.suite)
+    runners = {"kernels": run_kernels, "peak": run_peak, "models": run_models, "resnet50": run_models}
+    rows = runners[args.suite](args, run)
+    print_summary(rows)
+    written = store.append(rows, args.out)
+    print(f"kgen bench: {written} rows of run {run['run']} (commit {run['commit'][:10]}) appended to {args.out}")
+    return 0

@@ -1,0 +1,79 @@
+"""The benchmark results store: one JSON line per measured side of one workload in one `kgen bench` run.
+
+A row is self-describing: what ran (suite, workload, kind, backend, threads, side: ``kgen`` or a peer, the
+config), how fast (``median_ms`` the median over rounds of each round's median, ``iqr_ms`` the median of the
+rounds' interquartile ranges, ``low_ms`` / ``high_ms`` the rounds' extremes, ``n`` samples in all, GFLOP/s), where
+(the device fingerprint, ``software`` when a software rasterizer stood in for the GPU), which code (kgen's git
+commit, whether the tree was dirty, the peers' versions) and when (the run's id and time, the CPU busy share seen
+before each side). ``pandas.read_json(path, lines=True)`` loads it (``load``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kgen.atomic import write_text_atomic
+
+DEFAULT_PATH = Path("results/bench/history.jsonl")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def code_version() -> dict[str, Any]:
+    """kgen's commit (``unknown`` outside a git checkout) and whether tracked files differed from it."""
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": commit, "dirty": dirty}
+
+
+def new_run(suite: str) -> dict[str, Any]:
+    """The fields every row of one run shares."""
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"run": uuid.uuid4().hex[:12], "time": now, "suite": suite, **code_version()}
+
+
+def device_fields(fingerprint: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """The device a row was measured on, in a few fields: the device class records use, the browser, the core
+    count, and the software label (SwiftShader standing in for a GPU)."""
+    from kgen.records.store import device_class, software
+
+    return {
+        "device": device_class(fingerprint, backend),
+        "browser": fingerprint.get("browser", ""),
+        "cores": fingerprint.get("hardwareConcurrency", 0),
+        "software": software(fingerprint, backend),
+    }
+
+
+def append(rows: Iterable[Mapping[str, Any]], path: Path | str = DEFAULT_PATH) -> int:
+    """Append rows; the file is rewritten through a temporary file, so a run cut short leaves it as it was."""
+    path = Path(path)
+    rows = list(rows)
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    write_text_atomic(path, before + "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return len(rows)
+
+
+def load(path: Path | str = DEFAULT_PATH):
+    """The store as a pandas DataFrame (empty when there is no store yet)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists() or not path.read_text(encoding="utf-8").strip():
+        return pd.DataFrame()
+    return pd.read_json(path, lines=True, dtype=False)
