@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,41 +138,10 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
     return rows
 
 
-def ratio_table(rows: Sequence[dict]) -> list[dict]:
-    """Per (workload, backend, threads) of a run: kgen's GFLOP/s (or ms), each peer's, and kgen / best peer (a
-    speed ratio: above 1, kgen is faster)."""
-    groups: dict[tuple, dict[str, dict]] = {}
-    for r in rows:
-        if r.get("side") in ("kgen", *PEERS) and r.get("median_ms"):
-            groups.setdefault((r["workload"], r["backend"], r["threads"]), {})[r["side"]] = r
-    table = []
-    for (workload, backend, threads), sides in groups.items():
-        if "kgen" not in sides:
-            continue
-        peers = {p: s for p, s in sides.items() if p != "kgen"}
-        best = min(peers.values(), key=lambda s: s["median_ms"]) if peers else None
-        table.append(
-            {
-                "workload": workload,
-                "kind": sides["kgen"]["kind"],
-                "backend": backend,
-                "threads": threads,
-                "kgen_ms": sides["kgen"]["median_ms"],
-                **{f"{p}_ms": s["median_ms"] for p, s in peers.items()},
-                "best_peer": best["side"] if best else None,
-                "ratio": best["median_ms"] / sides["kgen"]["median_ms"] if best else None,
-                "software": sides["kgen"]["software"],
-            }
-        )
-    return table
-
-
-def geomean(values) -> float:
-    values = [v for v in values if v]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
-
-
 def print_summary(rows: Sequence[dict]) -> None:
+    from bench.kernel_suite import ratio_table
+    from bench.suite import geomean
+
     table = ratio_table(rows)
     for t in table:
         label = "software" if t["software"] else "hardware"

@@ -300,3 +300,33 @@ def compare(
                 }
             )
     return rows, versions
+
+
+def ratio_table(rows: Sequence[dict]) -> list[dict]:
+    """One entry per (workload, backend, threads) of kernel rows: each side's ms and GFLOP/s, the faster peer's,
+    and ``ratio``, kgen's speed over the faster peer's (above 1: kgen is faster), with its spread over rounds
+    estimated from the sides' lowest and highest rounds."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        if r.get("median_ms") and r.get("side") != "peak":
+            groups.setdefault((r["workload"], r["backend"], r["threads"]), {})[r["side"]] = r
+    table = []
+    for (workload, backend, threads), sides in groups.items():
+        if "kgen" not in sides:
+            continue
+        kgen = sides["kgen"]
+        entry: dict[str, Any] = {"workload": workload, "kind": kgen["kind"], "backend": backend, "threads": threads}
+        for side, r in sides.items():
+            entry[f"{side}_ms"], entry[f"{side}_gflops"] = r["median_ms"], r.get("gflops")
+        peers = [r for side, r in sides.items() if side != "kgen"]
+        best = min(peers, key=lambda r: r["median_ms"]) if peers else None
+        entry["config"] = kgen.get("config")
+        entry["software"] = kgen.get("software", False)
+        entry["best_peer"] = best["side"] if best else None
+        entry["best_peer_gflops"] = best.get("gflops") if best else None
+        entry["ratio"] = best["median_ms"] / kgen["median_ms"] if best else None
+        if best and kgen.get("low_ms"):
+            entry["ratio_low"] = best["low_ms"] / kgen["high_ms"]
+            entry["ratio_high"] = best["high_ms"] / kgen["low_ms"]
+        table.append(entry)
+    return table

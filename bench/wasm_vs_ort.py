@@ -23,35 +23,20 @@ both together.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from bench import protocol
+from bench import kernel_suite, protocol
 from bench.finalists import fastest, study_finalists
-from bench.onnx_models import one_op_model
 from bench.suite import SUITE, flops, geomean, geomeans_by_kind
 from kgen.atomic import write_text_atomic
-from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
 from kgen.records.store import RecordStore
-from kgen.scheduling.build import build
 from tuner.tune import tune
 
-PEERS = Path(__file__).resolve().parent / "peers"
-RUNNER = "/peers/ort_runner.js"
-TFJS = "/peers/tfjs_runner.js"
-PEER_PACKAGES = ("onnxruntime-web", "@tensorflow/tfjs-core", "@tensorflow/tfjs-backend-wasm")
 PEERS_COMPARED = ("ort", "tfjs")
 KINDS = ("conv", "matmul")
-
-
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=np.float32).tobytes()).decode()
 
 
 def tuned_configs(names: list[str], threads: int, trials: int, storage: str, records: Path) -> dict[str, dict]:
@@ -74,150 +59,6 @@ def tuned_configs(names: list[str], threads: int, trials: int, storage: str, rec
             gflops = flops(workload) / best_ms / 1e6
             print(f"  {name}: {gflops:.1f} GFLOP/s {json.dumps(configs[name])}", file=sys.stderr, flush=True)
     return configs
-
-
-def _tensor(a: np.ndarray) -> dict:
-    return {"dims": list(a.shape), "b64": _b64(a)}
-
-
-def _tfjs_operands(workload, arrays: list[np.ndarray]) -> tuple[dict, dict, dict]:
-    """TF.js's op, input and weight for a suite workload: a matmul as it is; a conv in TF.js's layouts (NHWC
-    input, HWIO filter; a depthwise one's filter [kH, kW, C, 1]), transposed here, outside the timing."""
-    if workload.op == "matmul":
-        return {"kind": "matmul"}, _tensor(arrays[0]), _tensor(arrays[1])
-    attrs = workload.attr_dict
-    x = arrays[0].transpose(0, 2, 3, 1)
-    depthwise = attrs["group"] > 1
-    w = arrays[1].transpose(2, 3, 0, 1) if depthwise else arrays[1].transpose(2, 3, 1, 0)
-    op = {"kind": "depthwise" if depthwise else "conv", "strides": list(attrs["strides"]), "pads": list(attrs["pads"])}
-    return op, _tensor(x), _tensor(w)
-
-
-def _check_peer(name: str, peer: str, got: list[float], want: np.ndarray) -> None:
-    first = want.ravel()[: len(got)]
-    assert np.allclose(got, first, rtol=1e-3, atol=1e-3), f"{name}: {peer} computed something else"
-
-
-def _kgen_timer(session, limits, configs: dict[str, dict], inputs):
-    def time_kgen(name: str) -> float:
-        arrays, want = inputs[name]
-        workload = SUITE[name][0]
-        harness = Harness(
-            session, arrays, want, "wasm", protocol.SAMPLES, protocol.MIN_SAMPLE_MS, 300, protocol.WARMUP_MS
-        )
-        m = harness.measure(build(workload, "wasm", configs[name], limits)[0])
-        assert m.ok, f"{name}: {m.status} {m.reason}"
-        return m.median_ms
-
-    return time_kgen
-
-
-def measure_round(names: list[str], configs: dict[str, dict], threads: int, seed: int) -> dict[str, Any]:
-    """One fresh page, the sides interleaved per workload: kgen's kernel, then (on 1 thread) TensorFlow.js's
-    wasm backend (the op alone, its input a tensor already, as kgen's kernel is timed with its inputs in memory),
-    then ONNX Runtime's (``session.run``: its input copied in and its output out, which its API cannot avoid),
-    each after the machine has gone idle (ORT's thread pool spins on after a run) and with the same warm-up and
-    samples ({"times": {name: {side: ms}}, "load": {name: {side: busy share
-    just before}}, "versions"}). TF.js runs at most hardwareConcurrency / 2 threads (one here, BROWSER.md), so it
-    is compared on 1 thread only."""
-    for package in PEER_PACKAGES:
-        if not (PEERS / "node_modules" / package).is_dir():
-            raise SystemExit(f"{package} is not installed: run `make peers`")
-    times: dict[str, dict] = {name: {} for name in names}
-    load: dict[str, dict] = {name: {} for name in names}
-    versions = {}
-    timing = {"warmupMs": protocol.WARMUP_MS, "samples": protocol.SAMPLES, "minSampleMs": protocol.MIN_SAMPLE_MS}
-    with BrowserSession(job_timeout_s=300, mounts={"/peers/": PEERS}) as session:
-        inputs = {}
-        for name in names:
-            workload = SUITE[name][0]
-            arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
-            inputs[name] = (arrays, workload.opdef.reference(arrays, workload.attr_dict))
-        if threads == 1:
-            tfjs = session.evaluate(f"async (t) => (await import('{TFJS}')).setup(t)", threads)
-            assert tfjs["backend"] == "wasm" and tfjs["threads"] == 1, tfjs
-            versions["tfjs"] = tfjs["version"]
-        ort = session.evaluate(f"async (t) => (await import('{RUNNER}')).setup(t)", threads)
-        assert ort["crossOriginIsolated"], "the page is not cross-origin isolated"
-        versions["ort"] = ort["version"]
-        time_kgen = _kgen_timer(session, session.limits(), configs, inputs)
-
-        def time_tfjs(name: str) -> float:
-            arrays, want = inputs[name]
-            op, x, w = _tfjs_operands(SUITE[name][0], arrays)
-            script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, t)"
-            peer = session.evaluate(script, [op, x, w, {**timing, "opOnly": True}])  # as kgen: inputs in memory
-            _check_peer(name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1))
-            return peer["medianMs"]
-
-        def time_ort(name: str) -> float:
-            arrays, want = inputs[name]
-            model = base64.b64encode(one_op_model(SUITE[name][0], arrays)).decode()
-            feed = [{"name": "x", **_tensor(arrays[0])}]
-            script = f"async ([m, f, t]) => (await import('{RUNNER}')).time(m, f, t)"
-            peer = session.evaluate(script, [model, feed, timing])
-            _check_peer(name, "ORT", peer["output"], want)
-            return peer["medianMs"]
-
-        sides = {"kgen": time_kgen, **({"tfjs": time_tfjs} if threads == 1 else {}), "ort": time_ort}
-        for name in names:
-            for side, timer in sides.items():
-                load[name][side] = protocol.wait_idle()
-                times[name][side] = timer(name)
-    return {"times": times, "load": load, "versions": versions}
-
-
-def _round_ratio(times: dict[str, float]) -> float:
-    return min(times[p] for p in PEERS_COMPARED if p in times) / times["kgen"]
-
-
-def compare(names: list[str], configs: dict[str, dict], threads: int, rounds: int, seed: int) -> list[dict]:
-    """Per workload, the median over ``rounds`` fresh pages (at least the protocol's) of each side's median with
-    the spread over rounds; a workload whose rounds disagree (``protocol.disagrees``) is measured again for as
-    many rounds, and all its rounds count. ``best_peer`` is the faster peer."""
-    rounds = max(rounds, protocol.ROUNDS)
-    results = [measure_round(names, configs, threads, seed) for _ in range(rounds)]
-    versions = ", ".join(f"{k} {v}" for k, v in results[0]["versions"].items())
-    per_name = {name: [{"times": r["times"][name], "load": r["load"][name]} for r in results] for name in names}
-
-    def unsettled(name: str) -> bool:
-        sides = per_name[name][0]["times"]
-        spreads = [protocol.Spread.of([r["times"][side] for r in per_name[name]]) for side in sides]
-        return protocol.disagrees([_round_ratio(r["times"]) for r in per_name[name]], spreads)
-
-    again = [name for name in names if unsettled(name)]
-    if again:
-        print(f"  re-measuring {', '.join(again)}: their rounds disagree", file=sys.stderr, flush=True)
-        for _ in range(rounds):
-            r = measure_round(again, configs, threads, seed)
-            for name in again:
-                per_name[name].append({"times": r["times"][name], "load": r["load"][name]})
-    print(f"{threads} thread(s), {versions}, {rounds} rounds (+{rounds} for {len(again)} workload(s))")
-    rows = []
-    for name in names:
-        workload, kind, _ = SUITE[name]
-        gflop = flops(workload) / 1e9
-        got = per_name[name]
-        row = {"workload": name, "kind": kind, "threads": threads, "config": configs[name], "rounds": len(got)}
-        for side in got[0]["times"]:
-            ms = protocol.Spread.of([r["times"][side] for r in got])
-            row[f"{side}_ms"], row[f"{side}_gflops"] = ms.median, gflop / ms.median * 1e3
-            row[f"{side}_ms_spread"] = ms.to_json()
-        row["rounds_ms"] = [r["times"] for r in got]
-        row["busy_before"] = protocol.Spread.of([v for r in got for v in r["load"].values()]).to_json()
-        row["best_peer_gflops"] = max(row[f"{p}_gflops"] for p in PEERS_COMPARED if f"{p}_gflops" in row)
-        row["ratio"] = row["kgen_gflops"] / row["ort_gflops"]
-        row["ratio_best_peer"] = row["kgen_gflops"] / row["best_peer_gflops"]
-        row["ratio_best_peer_spread"] = protocol.Spread.of([_round_ratio(r["times"]) for r in got]).to_json()
-        row["remeasured"] = name in again
-        rows.append(row)
-        peers = "  ".join(f"{p} {row[f'{p}_gflops']:6.1f}" for p in PEERS_COMPARED if f"{p}_gflops" in row)
-        spread = row["ratio_best_peer_spread"]
-        print(
-            f"  {name:<26} kgen {row['kgen_gflops']:6.1f}  {peers} GFLOP/s  {row['ratio_best_peer']:.2f}x best peer"
-            f" (rounds {spread['low']:.2f}-{spread['high']:.2f})"
-        )
-    return rows
 
 
 def records_configs(names: list[str], threads: int, records: Path) -> dict[str, dict]:
@@ -247,26 +88,37 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = [n for n, (_, kind, _) in SUITE.items() if kind in KINDS and (not args.only or args.only in n)]
     Path("results/bench").mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, versions = [], {}
     for threads in (1, 2):
+        variant = kernel_suite.Variant("wasm", threads)
+        kernel_suite.check_installed(variant, PEERS_COMPARED)
         if args.from_records:
             configs = records_configs(names, threads, args.records)
         else:
             configs = tuned_configs(names, threads, args.trials, args.storage, args.records)
-        rows += compare(names, configs, threads, args.rounds, args.seed)
+        chosen = {name: kernel_suite.Chosen(c, "record") for name, c in configs.items()}
+        got, seen = kernel_suite.compare(variant, names, chosen, PEERS_COMPARED, args.rounds, seed=args.seed)
+        rows += got
+        versions.update(seen)
+    table = kernel_suite.ratio_table(rows)
+    print(f"wasm, {', '.join(f'{k} {v}' for k, v in versions.items())}; GFLOP/s, kgen / faster peer")
+    for t in table:
+        peers = "  ".join(f"{p} {t[f'{p}_gflops']:6.1f}" for p in PEERS_COMPARED if f"{p}_gflops" in t)
+        print(f"  {t['threads']}t {t['workload']:<26} kgen {t['kgen_gflops']:6.1f}  {peers}  {t['ratio']:.2f}x")
     summary = {}
     for threads in (1, 2):
-        sel = [r for r in rows if r["threads"] == threads]
+        sel = [t for t in table if t["threads"] == threads]
         keys = tuple(k for k in ("kgen_gflops", "ort_gflops", "tfjs_gflops", "best_peer_gflops") if k in sel[0])
         by_kind = geomeans_by_kind(sel, keys)
-        by_kind["conv+matmul"] = {f"{k}_geomean": geomean(r[k] for r in sel) for k in keys}
+        by_kind["conv+matmul"] = {f"{k}_geomean": geomean(t[k] for t in sel) for k in keys}
         summary[f"{threads}t"] = by_kind
-        for kind, s in by_kind.items():
-            peers = "  ".join(f"{k.removesuffix('_gflops_geomean')} {v:.1f}" for k, v in s.items())
-            ratio = s["kgen_gflops_geomean"] / s["best_peer_gflops_geomean"]
+        for kind, g in by_kind.items():
+            peers = "  ".join(f"{k.removesuffix('_gflops_geomean')} {v:.1f}" for k, v in g.items())
+            ratio = g["kgen_gflops_geomean"] / g["best_peer_gflops_geomean"]
             print(f"geomean {threads}t {kind:<11} {peers} GFLOP/s  kgen {ratio:.2f}x best peer")
     if args.out:
-        write_text_atomic(args.out, json.dumps({"rows": rows, "summary": summary}, indent=2))
+        report = {"versions": versions, "rows": rows, "table": table, "summary": summary}
+        write_text_atomic(args.out, json.dumps(report, indent=2))
     return 0
 
 

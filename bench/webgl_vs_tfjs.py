@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.finalists import fastest, study_finalists
+from bench.kernel_suite import PEERS_DIR as PEERS
+from bench.kernel_suite import check_peer, tfjs_operands
 from bench.suite import SUITE, flops, geomeans_by_kind
-from bench.wasm_vs_ort import PEERS, _check_peer, _tfjs_operands
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
@@ -61,10 +62,10 @@ def measure_round(names: list[str], configs: dict[str, dict[str, dict]], seed: i
                 m = harness.measure(build(workload, "webgl", configs[name][side], limits)[0])
                 assert m.ok, f"{name} {side}: {m.status} {m.reason}"
                 times[name][side] = m.median_ms
-            op, x, w = _tfjs_operands(workload, arrays)
+            op, x, w = tfjs_operands(workload, arrays)
             script = f"async ([o, x, w, t]) => (await import('{TFJS}')).time(o, x, w, {{warmupMs: t}})"
             peer = session.evaluate(script, [op, x, w, WARMUP_MS])
-            _check_peer(name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1))
+            check_peer(name, "TF.js", peer["output"], want if op["kind"] == "matmul" else want.transpose(0, 2, 3, 1))
             times[name]["tfjs"] = peer["medianMs"]
     return times
 
