@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/lib/chromium/chromium
 JS := tests/js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots clean
+.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots bench report clean
 
 setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed
 
@@ -76,6 +76,18 @@ train: setup
 # does the generator draw the digit asked for? (the per-digit table of the README)
 quality: setup
 	$(BIN)/python -m examples.dcgan.quality
+
+# the benchmark suites against the peers, appended to results/bench/history.jsonl (on a quiet machine: nothing
+# else running); then the dashboard
+bench: setup peers
+	$(BIN)/kgen bench --suite peak
+	$(BIN)/kgen bench --suite kernels
+
+# the static dashboard of results/bench/history.jsonl in results/report/ (index.html, CSV, LaTeX, asv's site),
+# then checked in headless Chromium, which saves its screenshot there (results/report/report.png)
+report: setup
+	$(BIN)/kgen report --latex --storage sqlite:///results/bench/models_tune.db
+	KGEN_REPORT=results/report $(BIN)/python -m pytest -q tests/test_bench_browser.py -k report
 
 # the example pages' click-through tests, keeping their screenshots in results/examples/
 screenshots: setup

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import store
+from bench import history, store
 
 SUITES = ("kernels", "resnet50", "models", "peak")
 BACKENDS = ("wasm", "webgl", "webgpu")
@@ -62,7 +62,13 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     names = [n for n in SUITE if not args.only or args.only in n]
     if not names:
         raise SystemExit(f"kgen bench: no workload of the suite matches --only '{args.only}'")
-    variants = kernel_suite.variants(backends)
+    try:
+        threads = sorted({int(t) for t in args.threads.split(",")})
+    except ValueError:
+        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts, comma-separated, e.g. 1,2") from None
+    if not threads or threads[0] < 1:
+        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts are at least 1")
+    variants = kernel_suite.variants(backends, threads)
     for v in variants:
         kernel_suite.check_installed(v, peers)
     with BrowserSession(job_timeout_s=60) as session:
@@ -172,4 +178,7 @@ def main(args) -> int:
     print_summary(rows)
     written = store.append(rows, args.out)
     print(f"kgen bench: {written} rows of run {run['run']} (commit {run['commit'][:10]}) appended to {args.out}")
-    return 0
+    found = [r for r in history.regressions(store.rows(args.out)) if r.after_run == run["run"]]
+    for r in found:
+        print(f"kgen bench: regression: {r.describe()}")
+    return 1 if found and args.fail_on_regression else 0

@@ -67,10 +67,11 @@ class Variant:
         return tuple(p for p in PEERS_OF[self.backend] if p in wanted and not (p == "tfjs" and self.threads > 1))
 
 
-def variants(backends: Sequence[str]) -> list[Variant]:
+def variants(backends: Sequence[str], threads: Sequence[int] = (1, 2)) -> list[Variant]:
+    """The variants compared: wasm at each thread count of ``threads``, the GPU backends once."""
     out = []
     for b in backends:
-        out += [Variant("wasm", 1), Variant("wasm", 2)] if b == "wasm" else [Variant(b)]
+        out += [Variant("wasm", t) for t in threads] if b == "wasm" else [Variant(b)]
     return out
 
 

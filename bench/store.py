@@ -69,6 +69,24 @@ def append(rows: Iterable[Mapping[str, Any]], path: Path | str = DEFAULT_PATH) -
     return len(rows)
 
 
+def rows(path: Path | str = DEFAULT_PATH) -> list[dict[str, Any]]:
+    """The store's rows as dicts (none when there is no store yet); a line that is not JSON is an error naming
+    the file and line."""
+    from kgen.errors import KgenError
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise KgenError(f"{path}:{n}: not a results row: {err}") from None
+    return out
+
+
 def load(path: Path | str = DEFAULT_PATH):
     """The store as a pandas DataFrame (empty when there is no store yet)."""
     import pandas as pd

@@ -14,7 +14,8 @@ the samplers, not timing noise, and a re-run only measures kernels never seen be
 Random search's trial count to the target is geometric: with ``p`` the share of proposals that land within 5%
 (estimated from the reference run's own proposals), its expected count is ``1/p`` and its median
 ``ln 2 / p``. That estimate is reported beside the random runs, which rarely reach the target within
-``--trials``. Also reported: candidates measured per minute (distinct kernels measured in this invocation).
+``--trials``. Also reported: candidates measured per minute (distinct kernels measured in this invocation), and
+each run's best-so-far curve (``curves``), which `kgen report` plots.
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ def trials_to_reach(values: list[float], target: float) -> int:
     return next((n for n, v in enumerate(values, 1) if v <= target), len(values) + 1)
 
 
+def best_so_far(values: list[float]) -> list[float | None]:
+    """The running minimum after each trial (None until a trial succeeded): a convergence curve."""
+    out, best = [], math.inf
+    for v in values:
+        best = min(best, v)
+        out.append(None if math.isinf(best) else best)
+    return out
+
+
 def random_estimate(reference: list[float], target: float) -> dict[str, float]:
     """Random search's expected and median trials to the target, from the share of proposals that hit it."""
     p = sum(v <= target for v in reference) / len(reference)
@@ -130,12 +140,12 @@ def main(argv=None) -> int:
             target = best * 1.05
             estimate = random_estimate(reference, target)
             result = {"workload": name, "reference_best_ms": best, "random_estimate": estimate}
+            result["curves"] = {}
             for sampler in ("tpe", "random"):
-                needed = [
-                    trials_to_reach(run_study(measure, sampler, seed, args.trials, limits), target)
-                    for seed in range(args.seeds)
-                ]
+                runs = [run_study(measure, sampler, seed, args.trials, limits) for seed in range(args.seeds)]
+                needed = [trials_to_reach(values, target) for values in runs]
                 result[sampler] = {"trials_needed": needed, "median": statistics.median(needed)}
+                result["curves"][sampler] = [best_so_far(values) for values in runs]
             result["candidates_per_minute"] = 60 * measure.measured / measure.seconds if measure.measured else None
             result["measured"] = measure.measured
             rows.append(result)

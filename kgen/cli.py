@@ -727,6 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--backend", default="wasm,webgl,webgpu", help="comma-separated: wasm (1 and 2 threads), webgl, webgpu"
     )
+    bench.add_argument("--threads", default="1,2", help="wasm: the thread counts compared (default 1,2)")
     bench.add_argument("--peers", default="ort,tfjs", help="comma-separated peers: ort, tfjs (none: kgen alone)")
     bench.add_argument("--only", help="kernels: only the workloads whose name contains this, e.g. 'conv 64'")
     bench.add_argument("--rounds", type=int, default=3, help="fresh pages per backend (at least 3; median taken)")
@@ -738,6 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", default="results/bench/history.jsonl", help="the results store to append to")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when this run completes a regression (asv step detection over the store's history)",
+    )
     bench.set_defaults(func=_cmd_bench)
 
     report = sub.add_parser(

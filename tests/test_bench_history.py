@@ -1,0 +1,122 @@
+"""The results store, regression detection on asv's step detection, asv's format and the report, on rows made
+here (the browser-made ones are in test_bench_browser.py)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench import history, store
+
+
+def row(run, median, spread=0.02, commit="c0ffee", workload="matmul 256³", side="kgen", time=None, **extra):
+    return {
+        "run": run,
+        "time": time or f"2026-12-02T00:{run:0>2}:00+00:00",
+        "commit": commit,
+        "dirty": False,
+        "suite": "kernels",
+        "workload": workload,
+        "kind": "matmul",
+        "backend": "wasm",
+        "threads": 1,
+        "side": side,
+        "device": "wasm-2threads",
+        "browser": "156",
+        "cores": 2,
+        "software": False,
+        "median_ms": median,
+        "low_ms": median * (1 - spread / 2),
+        "high_ms": median * (1 + spread / 2),
+        "iqr_ms": median * 0.01,
+        "n": 45,
+        "gflops": 33.5 / median,
+        "versions": {},
+        **extra,
+    }
+
+
+def runs(medians, **kw):
+    return [row(str(n), m, **kw) for n, m in enumerate(medians)]
+
+
+def test_runs_of_one_commit_within_their_noise_are_not_a_regression():
+    assert history.regressions(runs([1.00, 1.03, 0.98, 1.02, 0.99, 1.04])) == []
+
+
+def test_a_slower_level_held_by_two_runs_is_a_regression():
+    found = history.regressions(runs([1.00, 1.02, 0.99, 2.0, 2.05]))
+    assert len(found) == 1
+    (r,) = found
+    assert r.before_ms == pytest.approx(1.0, rel=0.05) and r.after_ms == pytest.approx(2.0, rel=0.05)
+    assert r.after_run == "4" and r.series["workload"] == "matmul 256³" and r.series["side"] == "kgen"
+    assert "2.0" in r.describe() and "slower" in r.describe()
+
+
+def test_one_slow_run_is_not_yet_evidence():
+    assert history.regressions(runs([1.00, 1.02, 0.99, 2.0])) == []
+
+
+def test_a_step_inside_the_rounds_spread_is_not_flagged():
+    # the rounds of each run spread by 40%: a 15% step is not above the run-to-run noise
+    assert history.regressions(runs([1.00, 1.01, 0.99, 1.15, 1.16, 1.15], spread=0.4)) == []
+    assert history.regressions(runs([1.00, 1.01, 0.99, 1.15, 1.16, 1.15], spread=0.02)) != []
+
+
+def test_series_are_kept_apart():
+    rows = runs([1.0, 1.0, 1.0, 1.0]) + runs([1.0, 1.0, 3.0, 3.0], side="ort")
+    (r,) = history.regressions(rows)
+    assert r.series["side"] == "ort"
+
+
+def test_store_appends_whole_lines_and_pandas_loads_them(tmp_path):
+    path = tmp_path / "h.jsonl"
+    assert store.rows(path) == [] and store.load(path).empty
+    assert store.append(runs([1.0, 2.0]), path) == 2
+    store.append([row("9", 3.0)], path)
+    assert [r["median_ms"] for r in store.rows(path)] == [1.0, 2.0, 3.0]
+    frame = store.load(path)
+    assert list(frame.median_ms) == [1.0, 2.0, 3.0] and {"workload", "backend", "threads", "commit"} <= set(frame)
+    path.write_text(path.read_text() + "{not json\n")
+    with pytest.raises(Exception, match=r"h.jsonl:4: not a results row"):
+        store.rows(path)
+
+
+def test_code_version_names_this_checkout():
+    v = store.code_version()
+    assert len(v["commit"]) == 40 and isinstance(v["dirty"], bool)
+
+
+def test_asv_format_round_trips_through_asv(tmp_path):
+    from asv.results import iter_results
+
+    rows = runs([1.0, 1.1], commit="a" * 40) + runs([2.0], commit="b" * 40, time="2026-12-02T01:00:00+00:00")
+    conf = history.write_asv(rows, tmp_path / "asv", tmp_path)
+    assert json.loads(conf.read_text())["results_dir"] == "results"
+    results = list(iter_results(str(tmp_path / "asv" / "results" / "wasm-2threads")))
+    by_commit = {r.commit_hash: r for r in results}
+    assert set(by_commit) == {"a" * 40, "b" * 40}
+    (name,) = by_commit["b" * 40].get_result_keys(json.loads((tmp_path / "asv/results/benchmarks.json").read_text()))
+    assert name == "kernels.wasm_1t.kgen.matmul_256"
+    assert by_commit["b" * 40].get_result_value(name, []) == [pytest.approx(0.002)]
+    assert by_commit["a" * 40].get_result_value(name, []) == [pytest.approx(0.0011)]  # the commit's last run
+
+
+def kgen(*args):
+    return subprocess.run([sys.executable, "-m", "kgen.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_report_of_an_empty_store_is_a_one_line_error(tmp_path):
+    done = kgen("report", "--results", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "r"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "results store is empty" in done.stderr and not (tmp_path / "r").exists()
+
+
+def test_bench_refuses_too_few_samples_and_unknown_backends():
+    done = kgen("bench", "--samples", "3")
+    assert done.returncode == 2 and "at least 5 samples" in done.stderr
+    done = kgen("bench", "--backend", "wasm,cuda", "--peers", "none")
+    assert done.returncode != 0 and "unknown backend 'cuda'" in done.stderr
+    done = kgen("bench", "--threads", "two", "--peers", "none")
+    assert done.returncode != 0 and "--threads 'two'" in done.stderr
