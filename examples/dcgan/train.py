@@ -1,6 +1,6 @@
 """Train the conditional DCGAN generator of the digits page on scikit-learn's digits, on the CPU, seeded.
 
-    pip install -e '.[train]'          # PyTorch and matplotlib: an optional extra, make test never needs them
+    pip install -e '.[train]'          # PyTorch: an optional extra, make test never needs it
     python -m examples.dcgan.train     # about 10 minutes on 2 cores; writes generator.onnx, training.json, loss.svg
 
 The generator is the seed page's: noise 100 + one-hot label 10 -> Linear -> BN -> ReLU -> 128x7x7 -> ConvTranspose
