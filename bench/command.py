@@ -115,12 +115,12 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
     from bench import models
 
     names = ["resnet50"] if args.suite == "resnet50" else list(models.MODELS)
-    report = models.run(names, args.rounds, args.samples, "webgpu" in args.backend, args.records[0])
+    backends = _parse_list(args.backend, BACKENDS, "backend")
+    peers = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
+    report = models.run(names, args.rounds, args.samples, backends, args.records[0], peers)
     rows = []
     for name, entry in report["models"].items():
-        for side, v in entry.items():
-            if side.startswith("ratio"):
-                continue
+        for side, v in entry["sides"].items():
             runtime, backend, *threads = side.split()
             rows.append(
                 {
@@ -138,6 +138,7 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
                     "n": report["rounds"] * report["samples"],
                     "rounds": report["rounds"],
                     "ok": v["all_ok"],
+                    "peak_memory": v["peak_memory"],
                     "versions": {runtime: v["version"]} if v.get("version") else {},
                 }
             )

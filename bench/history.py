@@ -13,6 +13,7 @@ benchmarks.json, an asv.conf.json), so ``asv publish`` builds asv's own static s
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import re
 import statistics
@@ -80,7 +81,7 @@ def noise(points: list[Point]) -> float:
     lowest round) / median; between runs, twice the median relative change from one run to the next (a median, so
     a real step counts once and does not hide itself)."""
     within = statistics.median((p.high_ms - p.low_ms) / p.median_ms for p in points)
-    changes = [abs(b.median_ms - a.median_ms) / a.median_ms for a, b in zip(points, points[1:], strict=False)]
+    changes = [abs(b.median_ms - a.median_ms) / a.median_ms for a, b in itertools.pairwise(points)]
     return max(within, 2 * statistics.median(changes) if changes else 0.0)
 
 

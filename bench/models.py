@@ -1,21 +1,25 @@
-"""Whole models end to end in one browser: kgen's runtime against ONNX Runtime Web on the same ONNX.
+"""Whole models end to end in one browser: kgen's runtime against ONNX Runtime Web on the same ONNX and against
+TensorFlow.js on the same network with the same weights, built from `tf` ops (bench/tfjs_network.py).
 
-    make peers   # once: onnxruntime-web from the npm registry into bench/peers/node_modules
-    .venv/bin/python -m bench.models [--records results/records.jsonl] [--rounds 3] [--webgpu] \\
-        [--out results/bench/models.json]
+    make peers   # once: onnxruntime-web and TF.js from the npm registry into bench/peers/node_modules
+    .venv/bin/python -m bench.models [--records results/records.jsonl] [--rounds 3] [--webgl] [--webgpu] \\
+        [--peers ort,tfjs] [--out results/bench/models.json]
 
 The models are kgen.graph.zoo's, seeded (ResNet-50 v1 with BN unfolded, the MobileNet-v2-like net, the DCGAN
-generator), batch 1. kgen converts each for wasm on 1 and 2 threads (and WebGPU with ``--webgpu``) with the
-records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and WebGPU).
+generator), batch 1. kgen converts each for wasm on 1 and 2 threads (and WebGL, WebGPU when asked) with the
+records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and WebGPU); TF.js runs
+the network on its wasm backend (1 thread: it runs at most hardwareConcurrency / 2), WebGL and WebGPU backends.
 
 Protocol, the same for every side: a fresh page per (round, model, side), sides interleaved within a round;
 the machine is let go idle (bench.protocol.wait_idle), then cold start (from fetching the model's files from the
 local server to the first output: kgen's ``load()`` and first run; ORT's fetch of the .onnx, session creation and
-first run), then a warm-up of >= 1 s and 3
-runs, then ``--samples`` runs timed one by one (a run: input set, model, outputs read back); the figure is the
-median, and the medians' spread over the rounds is reported. Every side's output is checked against
-onnxruntime (CPU) before its figure counts. The CPU busy share seen before each side is recorded: a
-figure taken beside other work is not a figure.
+first run; TF.js's fetch of the network's description and weights, the weights made tensors and first run),
+then a warm-up of >= 1 s and 3 runs, then ``--samples`` runs timed one by one (a run: input set, model, outputs
+read back); the figure is the median, and the medians' spread over the rounds is reported. Every side's output is
+checked against onnxruntime (CPU) before its figure counts. The CPU busy share seen before each side is recorded:
+a figure taken beside other work is not a figure. Peak memory is counted the same way for every side, by hooks
+installed before the library loads (bench/peers/memory.js): the WebAssembly memories' bytes, and the peak bytes
+of live WebGPU buffers and WebGL textures.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from bench import protocol
+from bench import protocol, tfjs_network
 from kgen.atomic import write_text_atomic
 from kgen.browser.session import BrowserSession
 from kgen.checking import compare_model
@@ -42,6 +47,8 @@ PEERS = Path(__file__).resolve().parent / "peers"
 MODELS = ("resnet50", "mobilenet_v2", "dcgan")
 
 KGEN = """async ([dir, backend, feeds, options]) => {
+  const memory = await import('/peers/memory.js');
+  memory.track();
   const kgen = await import('/kgen.js');
   const { timeRuns } = await import('/peers/timing.js');
   const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v.values)]));
@@ -51,24 +58,46 @@ KGEN = """async ([dir, backend, feeds, options]) => {
   const coldMs = performance.now() - t0;
   const timed = await timeRuns(() => runner.run(inputs), options);
   const output = Array.from(Object.values(timed.output)[0]);
-  const memory = runner.descriptor.program.memory_bytes ?? null;
+  const peak = memory.report();
   runner.destroy();
-  return {coldMs, medianMs: timed.medianMs, sampleMs: timed.sampleMs, output, backend: runner.backendName, memory};
+  return {coldMs, medianMs: timed.medianMs, sampleMs: timed.sampleMs, output, backend: runner.backendName, peak};
 }"""
 
 ORT = """async ([url, ep, threads, feeds, options]) => {
+  const memory = await import('/peers/memory.js');
+  memory.track();
   const peer = await import('/peers/ort_model.js');
   const info = await peer.setup(threads, ep);
-  return {...(await peer.timeModel(url, feeds, ep, options)), version: info.version};
+  const result = await peer.timeModel(url, feeds, ep, options);
+  return {...result, version: info.version, peak: memory.report()};
 }"""
 
 
-def sides(webgpu: bool) -> list[tuple[str, str, str, int]]:
-    """(name, runtime, backend, threads)."""
-    out = [("kgen wasm 1t", "kgen", "wasm", 1), ("ort wasm 1t", "ort", "wasm", 1)]
-    out += [("kgen wasm 2t", "kgen", "wasm", 2), ("ort wasm 2t", "ort", "wasm", 2)]
-    if webgpu:
-        out += [("kgen webgpu", "kgen", "webgpu", 1), ("ort webgpu", "ort", "webgpu", 1)]
+TFJS = """async ([url, backend, values, options]) => {
+  const memory = await import('/peers/memory.js');
+  memory.track();
+  const runner = await import('/peers/tfjs_runner.js');
+  const info = await runner.setup(1, backend);
+  const model = await import('/peers/tfjs_model.js');
+  const result = await model.timeNetwork(url, values, options);
+  return {...result, version: info.version, peak: memory.report()};
+}"""
+
+BACKENDS = ("wasm", "webgl", "webgpu")
+#: the peers that run a backend of each name; TF.js's wasm backend runs at most hardwareConcurrency / 2 threads
+PEERS_OF = {"wasm": ("ort", "tfjs"), "webgl": ("tfjs",), "webgpu": ("ort", "tfjs")}
+
+
+def sides(backends: Sequence[str], peers: Sequence[str] = ("ort", "tfjs")) -> list[tuple[str, str, str, int]]:
+    """(name, runtime, backend, threads): wasm on 1 and 2 threads (TF.js on 1), then the GPU backends asked for."""
+    out = []
+    for backend in (b for b in BACKENDS if b in backends):
+        for threads in (1, 2) if backend == "wasm" else (1,):
+            variant = f"{backend} {threads}t" if backend == "wasm" else backend
+            out.append((f"kgen {variant}", "kgen", backend, threads))
+            for peer in PEERS_OF[backend]:
+                if peer in peers and not (peer == "tfjs" and threads > 1):
+                    out.append((f"{peer} {variant}", peer, backend, threads))
     return out
 
 
@@ -79,31 +108,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=10, help="timed runs per side and round")
     parser.add_argument("--webgpu", action="store_true", help="also WebGPU (SwiftShader here: slow, software)")
+    parser.add_argument("--webgl", action="store_true", help="also WebGL (SwiftShader here: slow, software)")
+    parser.add_argument("--peers", default="ort,tfjs", help="comma-separated: ort, tfjs")
     parser.add_argument("--out", default="results/bench/models.json")
     args = parser.parse_args(argv)
-    report = run(args.models.split(","), args.rounds, args.samples, args.webgpu, args.records)
+    backends = ["wasm"] + ["webgl"] * args.webgl + ["webgpu"] * args.webgpu
+    report = run(args.models.split(","), args.rounds, args.samples, backends, args.records, args.peers.split(","))
     write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
     print_table(report)
     return 0
 
 
-def run(models: list[str], rounds: int, samples: int, webgpu: bool, records: str) -> dict:
-    """Convert and measure ``models`` (the protocol above); the report ``summarize`` makes, with the fingerprint,
-    the records used, the rounds, samples and load averages."""
-    if not (PEERS / "node_modules" / "onnxruntime-web").is_dir():
-        raise SystemExit("bench.models: run `make peers` first (onnxruntime-web from the npm registry)")
+def run(
+    models: list[str],
+    rounds: int,
+    samples: int,
+    backends: Sequence[str],
+    records: str,
+    peers: Sequence[str] = ("ort", "tfjs"),
+) -> dict:
+    """Convert and measure ``models`` on ``backends`` against ``peers`` (the protocol above); the report
+    ``summarize`` makes, with the fingerprint, the records used, the rounds, samples and busy shares."""
+    side_list = sides(backends, peers)
+    for package in ("onnxruntime-web", "@tensorflow/tfjs-core", *(f"@tensorflow/tfjs-backend-{b}" for b in backends)):
+        if not (PEERS / "node_modules" / package).is_dir():
+            raise SystemExit(f"bench.models: {package} is missing: run `make peers` (from the npm registry)")
     store = RecordStore(records) if Path(records).is_file() else None
     work = Path(tempfile.mkdtemp(prefix="kgen-bench-models-"))
-    feeds, want = {}, {}
+    feeds, want, nets = {}, {}, {}
     for name in models:
         model = zoo.MODELS[name]()
         zoo.save(model, work / f"{name}.onnx")
         feeds[name] = zoo.seeded_inputs(model, seed=7)
         (want[name],) = zoo.onnxruntime_outputs(model, feeds[name])
+        if "tfjs" in peers:
+            nets[name], blob = tfjs_network.network(model)
+            (work / f"{name}.tfjs.json").write_text(json.dumps(nets[name]))
+            (work / f"{name}.tfjs.bin").write_bytes(blob)
         for threads in (1, 2):
-            backends = ["wasm"] + (["webgpu"] if webgpu and threads == 1 else [])
+            converted = ["wasm"] + ([b for b in backends if b != "wasm"] if threads == 1 else [])
             convert(
-                work / f"{name}.onnx", work / f"{name}_{threads}t", backends, options=Options(store, threads=threads)
+                work / f"{name}.onnx", work / f"{name}_{threads}t", converted, options=Options(store, threads=threads)
             )
         print(f"bench.models: converted {name}", file=sys.stderr)
     options = {"samples": samples, "minSampleMs": 0, "warmupMs": 1000}
@@ -114,14 +159,19 @@ def run(models: list[str], rounds: int, samples: int, webgpu: bool, records: str
         for r in range(rounds):
             for name in models:
                 plain = {k: {"dims": list(v.shape), "values": v.ravel().tolist()} for k, v in feeds[name].items()}
-                for side, runtime, backend, threads in sides(webgpu):
+                for side, runtime, backend, threads in side_list:
                     session.restart()  # a fresh page (and browser): no state carried from the side before
                     loads.append(protocol.wait_idle())
                     if runtime == "kgen":
                         folder = f"/bench/{name}_{threads}t"
                         result = session.evaluate(KGEN, [folder, backend, plain, options])
-                    else:
+                    elif runtime == "ort":
                         result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, threads, plain, options])
+                    else:
+                        (x,) = feeds[name].values()
+                        values = tfjs_network.tfjs_input(nets[name], x).ravel().tolist()
+                        result = session.evaluate(TFJS, [f"/bench/{name}.tfjs", backend, values, options])
+                        result["output"] = tfjs_network.onnx_output(nets[name], result["output"]).ravel().tolist()
                     got = np.array(result.pop("output"), np.float32).reshape(want[name].shape)
                     check = compare_model(got, want[name], backend)
                     result["ok"] = check.ok
@@ -129,10 +179,10 @@ def run(models: list[str], rounds: int, samples: int, webgpu: bool, records: str
                     mark = "" if check.ok else f"  WRONG: {check}"
                     figures = f"{result['medianMs']:9.2f} ms  cold {result['coldMs']:8.1f} ms"
                     print(f"round {r + 1} {name:<13} {side:<13} {figures}{mark}")
-    report = summarize(rows, models, sides(webgpu))
+    report = summarize(rows, models, side_list)
     report.update(
         fingerprint=fingerprint,
-        software_webgpu=bool(fingerprint.get("software")),
+        software_gpu=bool(fingerprint.get("software")),
         records=records if store else None,
         rounds=rounds,
         samples=samples,
@@ -140,6 +190,13 @@ def run(models: list[str], rounds: int, samples: int, webgpu: bool, records: str
         protocol=__doc__.split("Protocol, ")[1].strip(),
     )
     return report
+
+
+def _peak_memory(results: list[dict]) -> dict[str, int]:
+    """The largest of each kind of peak memory over a side's rounds: wasm memory bytes, live WebGPU buffer bytes,
+    live WebGL texture bytes (bench/peers/memory.js; the JS heap is not counted)."""
+    keys = ("wasmBytes", "gpuBufferPeakBytes", "texturePeakBytes")
+    return {k: max(r["peak"][k] for r in results) for k in keys}
 
 
 def summarize(rows, models, side_list) -> dict:
@@ -155,28 +212,34 @@ def summarize(rows, models, side_list) -> dict:
                 "spread_ms": [min(medians), max(medians)] if medians else None,
                 "cold_ms": statistics.median(colds) if colds else None,
                 "all_ok": all(x["ok"] for x in results),
-                "memory_bytes": results[0].get("memory"),
+                "peak_memory": _peak_memory(results),
                 "version": results[0].get("version"),
             }
-        for kind in ("wasm 1t", "wasm 2t", "webgpu"):
-            k, p = entry.get(f"kgen {kind}"), entry.get(f"ort {kind}")
-            if k and p and k["median_ms"] and p["median_ms"]:
-                entry[f"ratio {kind}"] = k["median_ms"] / p["median_ms"]
-        out["models"][name] = entry
+        ratios = {}
+        for variant in dict.fromkeys(side.split(" ", 1)[1] for side, *_ in side_list):
+            kgen = entry.get(f"kgen {variant}")
+            peers = {
+                p: entry[f"{p} {variant}"] for p in ("ort", "tfjs") if entry.get(f"{p} {variant}", {}).get("median_ms")
+            }
+            if kgen and kgen["median_ms"] and peers:
+                best = min(peers, key=lambda p: peers[p]["median_ms"])
+                ratios[variant] = {"best_peer": best, "latency_ratio": kgen["median_ms"] / peers[best]["median_ms"]}
+        out["models"][name] = {"sides": entry, "ratios": ratios}
     return out
 
 
 def print_table(report: dict) -> None:
-    print("\nmodel          side            median ms  (spread over rounds)   cold ms")
+    print("\nmodel          side            median ms  (spread over rounds)   cold ms   peak MiB (wasm, GPU, textures)")
     for name, entry in report["models"].items():
-        for side, v in entry.items():
-            if side.startswith("ratio"):
-                print(f"{name:<14} {side:<15} kgen / ORT = {v:.2f}x")
-            elif v["median_ms"] is not None:
-                lo, hi = v["spread_ms"]
-                print(f"{name:<14} {side:<15} {v['median_ms']:9.2f}  ({lo:.2f} .. {hi:.2f})  {v['cold_ms']:9.1f}")
-            else:
+        for side, v in entry["sides"].items():
+            if v["median_ms"] is None:
                 print(f"{name:<14} {side:<15} wrong output")
+                continue
+            lo, hi = v["spread_ms"]
+            peak = ", ".join(f"{b / 2**20:.1f}" for b in v["peak_memory"].values())
+            print(f"{name:<14} {side:<15} {v['median_ms']:9.2f}  ({lo:.2f} .. {hi:.2f})  {v['cold_ms']:9.1f}  {peak}")
+        for variant, r in entry["ratios"].items():
+            print(f"{name:<14} {variant:<15} kgen / {r['best_peer']} (faster peer) = {r['latency_ratio']:.2f}x latency")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+// TensorFlow.js on a whole network, for bench.models: the ONNX model's nodes, built from `tf` ops in TF.js's
+// layouts (NHWC activations; weights already transposed by bench/tfjs_network.py into HWIO, [kH, kW, C, 1] for a
+// depthwise conv, [kH, kW, out, in] for a transposed one), with the same weights. Backends: wasm (XNNPACK), webgl,
+// webgpu, set up by tfjs_runner.js's setup(). Served from bench/peers (make peers), nothing fetched from elsewhere.
+import { timeRuns } from "./timing.js";
+
+const explicit = (pads) => [[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]];
+
+// One node: its op on the values computed so far (`env`, by tensor name), in NHWC.
+function apply(node, env, weights) {
+  const arg = (i) => env.get(node.inputs[i]) ?? weights.get(node.inputs[i]);
+  const a = node.attrs;
+  switch (node.op) {
+    case "Conv": {
+      const x = arg(0);
+      const pads = explicit(a.pads);
+      const y = a.depthwise
+        ? tf.depthwiseConv2d(x, arg(1), a.strides, pads)
+        : tf.conv2d(x, arg(1), a.strides, pads);
+      return node.inputs.length > 2 ? tf.add(y, arg(2)) : y;
+    }
+    case "ConvTranspose": {
+      const x = arg(0);
+      const [n, h, w] = x.shape;
+      const outShape = [n, h * a.strides[0], w * a.strides[1], a.channels];
+      const y = tf.conv2dTranspose(x, arg(1), outShape, a.strides, "same");
+      return node.inputs.length > 2 ? tf.add(y, arg(2)) : y;
+    }
+    case "BatchNormalization":
+      return tf.batchNorm(arg(0), arg(3), arg(4), arg(2), arg(1), a.epsilon);
+    case "Relu":
+      return tf.relu(arg(0));
+    case "Clip":
+      return tf.clipByValue(arg(0), a.min, a.max);
+    case "Tanh":
+      return tf.tanh(arg(0));
+    case "Add":
+      return tf.add(arg(0), arg(1));
+    case "MaxPool": // ONNX pads with -inf; TF.js's "same" would pad the other side
+      return tf.maxPool(tf.pad(arg(0), explicit(a.pads), -Infinity), a.kernel, a.strides, "valid");
+    case "GlobalAveragePool":
+      return tf.mean(arg(0), [1, 2], true);
+    case "Flatten":
+      return tf.reshape(arg(0), [arg(0).shape[0], -1]);
+    case "Gemm": {
+      const y = tf.matMul(arg(0), arg(1), false, Boolean(a.transB));
+      return node.inputs.length > 2 ? tf.add(y, arg(2)) : y;
+    }
+    case "Reshape": // to ONNX's NCHW shape, then to NHWC
+      return tf.transpose(tf.reshape(arg(0), a.shape), [0, 2, 3, 1]);
+    default:
+      throw new Error(`tfjs_model.js: no tf translation of ONNX op ${node.op} (node ${node.output})`);
+  }
+}
+
+function forward(network, weights, input) {
+  return tf.tidy(() => {
+    const env = new Map([[network.input.name, input]]);
+    for (const node of network.nodes) env.set(node.output, apply(node, env, weights));
+    return env.get(network.output);
+  });
+}
+
+// Cold start, as for the other sides: the description and the weights fetched from the local server (written by
+// bench/tfjs_network.py), the weights made tensors, and the first output read back; then runs timed as
+// timing.js says (a run: the input tensor made from the host array, the network, the output read back with
+// data(), which waits for the GPU).
+export async function timeNetwork(url, inputValues, options) {
+  const t0 = performance.now();
+  const [network, bytes] = await Promise.all([
+    fetch(`${url}.json`).then((r) => r.json()),
+    fetch(`${url}.bin`).then((r) => r.arrayBuffer()),
+  ]);
+  const floats = new Float32Array(bytes);
+  const size = (dims) => dims.reduce((a, b) => a * b, 1);
+  const weights = new Map(
+    Object.entries(network.weights).map(([k, t]) => [k, tf.tensor(floats.subarray(t.offset, t.offset + size(t.dims)), t.dims)]),
+  );
+  const input = Float32Array.from(inputValues);
+  const run = async () => {
+    const x = tf.tensor(input, network.input.dims);
+    const y = forward(network, weights, x);
+    const out = await y.data();
+    x.dispose();
+    y.dispose();
+    return out;
+  };
+  await run();
+  const coldMs = performance.now() - t0;
+  const timed = await timeRuns(run, options);
+  for (const w of weights.values()) w.dispose();
+  return { coldMs, medianMs: timed.medianMs, sampleMs: timed.sampleMs, output: Array.from(timed.output) };
+}

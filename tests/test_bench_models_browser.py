@@ -1,0 +1,39 @@
+"""bench.models on the DCGAN generator: kgen, ONNX Runtime Web and TF.js (the network rebuilt from tf ops with the
+same weights by bench/tfjs_network.py) all compute onnxruntime's output, and each side's peak memory is counted
+by the same hooks (bench/peers/memory.js)."""
+
+import math
+
+import pytest
+
+from bench import models
+from bench.tfjs_network import network
+from kgen.errors import KgenError
+from kgen.graph import zoo
+
+pytestmark = pytest.mark.browser
+
+
+def test_every_side_matches_onnxruntime_and_has_its_memory_counted():
+    report = models.run(["dcgan"], rounds=1, samples=5, backends=["wasm"], records="none")
+    entry = report["models"]["dcgan"]
+    assert set(entry["sides"]) == {"kgen wasm 1t", "ort wasm 1t", "tfjs wasm 1t", "kgen wasm 2t", "ort wasm 2t"}
+    for side, v in entry["sides"].items():
+        assert v["all_ok"], f"{side} computed something else than onnxruntime"
+        assert v["median_ms"] > 0 and v["cold_ms"] >= v["median_ms"]
+        assert v["peak_memory"]["wasmBytes"] >= 64 * 1024, side  # at least one wasm page: the hooks saw it
+    assert entry["sides"]["tfjs wasm 1t"]["version"] == "4.22.0"
+    assert set(entry["ratios"]) == {"wasm 1t", "wasm 2t"}
+    assert entry["ratios"]["wasm 2t"]["best_peer"] == "ort"  # TF.js is compared on 1 thread only
+
+
+def test_the_tf_network_keeps_every_weight_once_in_tfjs_layouts():
+    desc, blob = network(zoo.resnet50())
+    assert desc["input"]["dims"] == [1, 224, 224, 3] and desc["output_nchw"] is None
+    assert len(blob) == 4 * sum(math.prod(w["dims"]) for w in desc["weights"].values())
+    first = next(n for n in desc["nodes"] if n["op"] == "Conv")
+    assert desc["weights"][first["inputs"][1]]["dims"] == [7, 7, 3, 64]  # HWIO
+    desc, _ = network(zoo.dcgan_generator())
+    assert desc["output_nchw"] == [1, 1, 28, 28]
+    with pytest.raises(KgenError, match=r"node .*\(Softmax\): no tf translation"):
+        network(zoo.mlp())
