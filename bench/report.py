@@ -47,11 +47,14 @@ def variant_name(backend: str, threads: Any) -> str:
 
 
 def latest_run(rows: Sequence[dict], suite: str) -> list[dict]:
-    mine = [r for r in rows if r["suite"] == suite]
-    if not mine:
-        return []
-    last = max(mine, key=lambda r: r["time"])["run"]
-    return [r for r in mine if r["run"] == last]
+    """The rows of ``suite``'s latest run of each backend variant on each device (a run may cover some backends
+    only, e.g. ``kgen bench --backend wasm``)."""
+    latest: dict[tuple, tuple[str, str]] = {}
+    for r in rows:
+        if r["suite"] == suite:
+            key = (r["backend"], r["threads"], r["device"])
+            latest[key] = max(latest.get(key, ("", "")), (r["time"], r["run"]))
+    return [r for r in rows if r["suite"] == suite and latest[(r["backend"], r["threads"], r["device"])][1] == r["run"]]
 
 
 def device_caption(rows: Sequence[dict]) -> str:
@@ -61,9 +64,9 @@ def device_caption(rows: Sequence[dict]) -> str:
         label = "software (SwiftShader): the GPU figures are CPU figures" if r.get("software") else "hardware"
         seen[(r["device"], r["browser"], r["cores"])] = label
     parts = [f"{d} ({label}), Chromium {b}, {c} cores" for (d, b, c), label in seen.items()]
-    first = rows[0] if rows else {}
-    commit = f"; kgen {first.get('commit', '')[:10]}{' (dirty)' if first.get('dirty') else ''}" if first else ""
-    return "Measured on " + "; ".join(parts) + commit + f", {first.get('time', '')}."
+    runs = sorted({(r["time"], r["commit"][:10] + (" (dirty)" if r.get("dirty") else "")) for r in rows})
+    when = ", ".join(f"kgen {commit} at {time}" for time, commit in runs)
+    return "Measured on " + "; ".join(parts) + f". Runs: {when}."
 
 
 def _svg(fig) -> str:
@@ -146,6 +149,26 @@ def comparison(rows: list[dict], out: Path, latex: bool, suite: str) -> str:
         "the rounds allow.</p>"
         + _table(header, body)
         + f'<div class="caption">{html.escape(device_caption(rows))} Tables: {files}.</div>'
+    )
+
+
+def model_details(rows: list[dict], suite: str) -> str:
+    """Per model and side: latency, cold start and peak memory (wasm memory, live GPU buffers, live textures)."""
+    if not rows:
+        return ""
+    body = []
+    for r in sorted(rows, key=lambda r: (r["workload"], r["backend"], r["threads"], r["side"])):
+        memory = r.get("peak_memory") or {}
+        mib = [f"{memory.get(k, 0) / 2**20:.1f}" for k in ("wasmBytes", "gpuBufferPeakBytes", "texturePeakBytes")]
+        variant = variant_name(r["backend"], r["threads"])
+        body.append(
+            [r["workload"], f"{r['side']} {variant}", _fmt(r.get("median_ms")), _fmt(r.get("cold_ms"), 0), *mib]
+        )
+    header = ["model", "side", "median ms", "cold start ms", "wasm MiB", "GPU buffers MiB", "textures MiB"]
+    return (
+        f"<h3>{html.escape(suite)}: latency, cold start, peak memory</h3>"
+        + _table(header, body)
+        + f'<div class="caption">{html.escape(device_caption(rows))}</div>'
     )
 
 
@@ -374,6 +397,8 @@ def build(rows: list[dict], out: Path, storage: str | None, latex: bool) -> None
     sections = []
     for suite in ("kernels", "models", "resnet50"):
         sections.append(comparison(latest_run(rows, suite), out, latex, suite))
+        if suite != "kernels":
+            sections.append(model_details(latest_run(rows, suite), suite))
     sections.append(peak_share(latest_run(rows, "kernels"), latest_run(rows, "peak"), out))
     sections.append(regressions_section(rows))
     sections.append(history_plots(rows))

@@ -14,8 +14,24 @@ from kgen.graph import zoo
 pytestmark = pytest.mark.browser
 
 
-def test_every_side_matches_onnxruntime_and_has_its_memory_counted():
-    report = models.run(["dcgan"], rounds=1, samples=5, backends=["wasm"], records="none")
+@pytest.fixture(scope="module")
+def report():
+    """The DCGAN generator, and ResNet-50 and the MobileNet-v2-like net on 32x32 images (every op and fusion of
+    the TF.js network at a small cost)."""
+    small = {"resnet50_32": lambda: zoo.resnet50(size=32), "mobilenet_v2_32": lambda: zoo.mobilenet_v2(size=32)}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, make in small.items():
+            mp.setitem(zoo.MODELS, name, make)
+        return models.run(["dcgan", *small], rounds=1, samples=5, backends=["wasm"], records="none")
+
+
+@pytest.mark.parametrize("model", ["resnet50_32", "mobilenet_v2_32"])
+def test_tfjs_builds_the_same_network_from_tf_ops(report, model):
+    sides = report["models"][model]["sides"]
+    assert all(v["all_ok"] for v in sides.values()), {s: v["all_ok"] for s, v in sides.items()}
+
+
+def test_every_side_matches_onnxruntime_and_has_its_memory_counted(report):
     entry = report["models"]["dcgan"]
     assert set(entry["sides"]) == {"kgen wasm 1t", "ort wasm 1t", "tfjs wasm 1t", "kgen wasm 2t", "ort wasm 2t"}
     for side, v in entry["sides"].items():

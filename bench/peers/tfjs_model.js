@@ -1,5 +1,5 @@
-// TensorFlow.js on a whole network, for bench.models: the ONNX model's nodes, built from `tf` ops in TF.js's
-// layouts (NHWC activations; weights already transposed by bench/tfjs_network.py into HWIO, [kH, kW, C, 1] for a
+// TensorFlow.js on a whole network, for bench.models: the ONNX model's nodes, built from `tf` ops (its fused
+// convs where the converter would use them) in TF.js's layouts (NHWC activations; weights already transposed by bench/tfjs_network.py into HWIO, [kH, kW, C, 1] for a
 // depthwise conv, [kH, kW, out, in] for a transposed one), with the same weights. Backends: wasm (XNNPACK), webgl,
 // webgpu, set up by tfjs_runner.js's setup(). Served from bench/peers (make peers), nothing fetched from elsewhere.
 import { timeRuns } from "./timing.js";
@@ -12,12 +12,10 @@ function apply(node, env, weights) {
   const a = node.attrs;
   switch (node.op) {
     case "Conv": {
-      const x = arg(0);
-      const pads = explicit(a.pads);
-      const y = a.depthwise
-        ? tf.depthwiseConv2d(x, arg(1), a.strides, pads)
-        : tf.conv2d(x, arg(1), a.strides, pads);
-      return node.inputs.length > 2 ? tf.add(y, arg(2)) : y;
+      // batch norm folded and ReLU / ReLU6 fused by bench/tfjs_network.py, as TF.js's converter does
+      const conv = { x: arg(0), filter: arg(1), strides: a.strides, pad: explicit(a.pads), activation: a.activation };
+      if (node.inputs.length > 2) conv.bias = arg(2);
+      return a.depthwise ? tf.fused.depthwiseConv2d(conv) : tf.fused.conv2d(conv);
     }
     case "ConvTranspose": {
       const x = arg(0);
@@ -43,6 +41,7 @@ function apply(node, env, weights) {
     case "Flatten":
       return tf.reshape(arg(0), [arg(0).shape[0], -1]);
     case "Gemm": {
+      // not tf.fused.matMul: with transposeB and a bias it computed something else on the wasm backend (4.22)
       const y = tf.matMul(arg(0), arg(1), false, Boolean(a.transB));
       return node.inputs.length > 2 ? tf.add(y, arg(2)) : y;
     }
