@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM ?= /usr/lib/chromium/chromium
 JS := tests/js
+PEERS := bench/peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots bench report clean
 
-setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed
+setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed $(PEERS)/node_modules/.installed
 
 # chromium: the browser kgen measures in; libvulkan1: the Vulkan loader wgpu-py needs to run WGSL on
 # Chromium's own SwiftShader driver in fast tests; postgresql: the server a test starts to tune one study from
@@ -53,10 +54,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	cd $(JS) && ./node_modules/.bin/tsc -p tsconfig.json
 
-# peer libraries for the benchmarks (bench/wasm_vs_ort.py: ONNX Runtime Web, TF.js's wasm backend), from the npm
-# registry, served locally
-peers: npm
-	cd bench/peers && npm ci --no-audit --no-fund
+# peer libraries of the benchmarks and their tests (ONNX Runtime Web; TF.js with its wasm, WebGL and WebGPU
+# backends), from the npm registry, served locally
+peers: $(PEERS)/node_modules/.installed
+
+$(PEERS)/node_modules/.installed: $(PEERS)/package-lock.json | npm
+	cd $(PEERS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # the example pages (examples/): sample photos, the seeded ResNet-50 and the digits generator converted for every
 # backend (fp32, and eightbit for the generator); what is there is kept
@@ -79,14 +83,14 @@ quality: setup
 
 # the benchmark suites against the peers, appended to results/bench/history.jsonl (on a quiet machine: nothing
 # else running); then the dashboard
-bench: setup peers
+bench: setup
 	$(BIN)/kgen bench --suite peak
 	$(BIN)/kgen bench --suite kernels
 
 # the static dashboard of results/bench/history.jsonl in results/report/ (index.html, CSV, LaTeX, asv's site),
 # then checked in headless Chromium, which saves its screenshot there (results/report/report.png)
 report: setup
-	$(BIN)/kgen report --latex --storage sqlite:///results/bench/models_tune.db
+	$(BIN)/kgen report --latex
 	KGEN_REPORT=results/report $(BIN)/python -m pytest -q tests/test_bench_browser.py -k report
 
 # the example pages' click-through tests, keeping their screenshots in results/examples/

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
 import re
 import statistics
 from collections.abc import Iterable
@@ -169,7 +170,7 @@ def write_asv(rows: list[dict], out: Path, repo: Path) -> Path:
         "version": 1,
         "project": "kgen",
         "project_url": "",
-        "repo": str(repo.resolve()),
+        "repo": os.path.relpath(repo.resolve(), out.resolve()),  # asv reads it relative to this file's folder
         "branches": ["HEAD"],
         "environment_type": "existing",
         "results_dir": "results",

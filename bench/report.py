@@ -348,6 +348,9 @@ def _study_curves(storage: str, most: int = 8) -> list[tuple[str, list[float]]]:
     from tuner.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).exists():
+        print(f"kgen report: no tuning studies: {storage} does not exist", file=sys.stderr)
+        return []  # opening it would create an empty database
     try:
         backend = open_storage(storage)
         summaries = optuna.get_all_study_summaries(backend)
@@ -374,7 +377,10 @@ def asv_site(rows: list[dict], out: Path) -> str:
     """asv's own static site of the same history (``asv publish``), linked from the report."""
     conf = history.write_asv(rows, out / "asv", ROOT)
     done = subprocess.run(
-        [sys.executable, "-m", "asv", "publish", "--config", str(conf)], capture_output=True, text=True, cwd=out / "asv"
+        [sys.executable, "-m", "asv", "publish", "--config", str(conf.resolve())],
+        capture_output=True,
+        text=True,
+        cwd=out / "asv",
     )
     if done.returncode != 0 or not (out / "asv" / "html" / "index.html").exists():
         reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no index.html"]

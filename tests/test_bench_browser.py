@@ -74,12 +74,12 @@ RENDERED = """() => Array.from(document.querySelectorAll('figure svg')).map((svg
 })"""
 
 
-def test_report_renders_its_plots_in_chromium(history_file, browser, tmp_path):
+def test_report_renders_its_plots_in_chromium(request, browser, tmp_path):
     built = os.environ.get("KGEN_REPORT")
     if built:
         report = Path(built)
     else:
-        _, out = history_file
+        _, out = request.getfixturevalue("history_file")
         report = tmp_path / "report"
         cmd = [sys.executable, "-m", "kgen.cli", "report", "--results", str(out), "--out", str(report), "--latex"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
