@@ -117,7 +117,8 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
     names = ["resnet50"] if args.suite == "resnet50" else list(models.MODELS)
     backends = _parse_list(args.backend, BACKENDS, "backend")
     peers = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
-    report = models.run(names, args.rounds, args.samples, backends, args.records[0], peers)
+    records = args.records[0] if args.records else "none"  # kgen converts with one records file
+    report = models.run(names, args.rounds, args.samples, backends, records, peers)
     rows = []
     for name, entry in report["models"].items():
         for side, v in entry["sides"].items():
@@ -172,7 +173,11 @@ def main(args) -> int:
 
     if args.samples < 5:
         raise KgenError(f"--samples {args.samples}: at least 5 samples per side (the measurement protocol)")
-    args.records = args.records or list(DEFAULT_RECORDS)
+    for given in args.records or ():
+        if not Path(given).is_file():
+            raise KgenError(f"--records {given}: no such records file")
+    args.records = args.records or [r for r in DEFAULT_RECORDS if Path(r).is_file()]
+    store.check_writable(args.out)  # before a run of many minutes, not after it
     run = store.new_run(args.suite)
     runners = {"kernels": run_kernels, "peak": run_peak, "models": run_models, "resnet50": run_models}
     rows = runners[args.suite](args, run)

@@ -428,10 +428,15 @@ def main(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from kgen.errors import KgenError
+
     rows = store.rows(args.results)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
+    except OSError as err:
+        raise KgenError(f"{out}: cannot write the report there: {err.strerror}") from None
     try:
         build(rows, tmp, args.storage, args.latex)
         out.mkdir(exist_ok=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -58,14 +60,34 @@ def device_fields(fingerprint: Mapping[str, Any], backend: str) -> dict[str, Any
     }
 
 
+def check_writable(path: Path | str) -> None:
+    """A one-line error now if rows could not be appended to ``path`` (its folder is made if missing)."""
+    from kgen.errors import KgenError
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+        if path.exists() and (path.is_dir() or not os.access(path, os.R_OK | os.W_OK)):
+            raise PermissionError(13, "not a readable and writable file")
+    except OSError as err:
+        raise KgenError(f"{path}: cannot write the results store there: {err.strerror}") from None
+
+
 def append(rows: Iterable[Mapping[str, Any]], path: Path | str = DEFAULT_PATH) -> int:
     """Append rows; the file is rewritten through a temporary file, so a run cut short leaves it as it was."""
+    from kgen.errors import KgenError
+
     path = Path(path)
     rows = list(rows)
-    before = path.read_text(encoding="utf-8") if path.exists() else ""
-    if before and not before.endswith("\n"):
-        before += "\n"
-    write_text_atomic(path, before + "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    try:
+        before = path.read_text(encoding="utf-8") if path.exists() else ""
+        if before and not before.endswith("\n"):
+            before += "\n"
+        write_text_atomic(path, before + "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    except OSError as err:
+        raise KgenError(f"{path}: cannot append the results: {err.strerror}") from None
     return len(rows)
 
 

@@ -120,3 +120,12 @@ def test_bench_refuses_too_few_samples_and_unknown_backends():
     assert done.returncode != 0 and "unknown backend 'cuda'" in done.stderr
     done = kgen("bench", "--threads", "two", "--peers", "none")
     assert done.returncode != 0 and "--threads 'two'" in done.stderr
+
+
+def test_unwritable_outputs_and_missing_records_are_one_line_errors_before_any_run(tmp_path):
+    done = kgen("report", "--results", str(tmp_path / "none.jsonl"), "--out", "/proc/kgen/report")
+    assert done.returncode == 2 and "cannot write the report there" in done.stderr and "Traceback" not in done.stderr
+    done = kgen("bench", "--peers", "none", "--out", "/proc/kgen/history.jsonl")
+    assert done.returncode == 2 and "cannot write the results store there" in done.stderr
+    done = kgen("bench", "--peers", "none", "--records", str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 2 and "no such records file" in done.stderr
