@@ -16,7 +16,6 @@ from typing import Any
 
 from bench import history, store
 
-SUITES = ("kernels", "resnet50", "models", "peak")
 BACKENDS = ("wasm", "webgl", "webgpu")
 PEERS = ("ort", "tfjs")
 #: the shipped records: the tuner's default file, and the benches' tuned kernels of the suite per backend
@@ -57,8 +56,6 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     from bench.suite import SUITE
     from kgen.browser.session import BrowserSession
 
-    backends = _parse_list(args.backend, BACKENDS, "backend")
-    peers = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
     names = [n for n in SUITE if not args.only or args.only in n]
     if not names:
         raise SystemExit(f"kgen bench: no workload of the suite matches --only '{args.only}'")
@@ -68,9 +65,9 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
         raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts, comma-separated, e.g. 1,2") from None
     if not threads or threads[0] < 1:
         raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts are at least 1")
-    variants = kernel_suite.variants(backends, threads)
+    variants = kernel_suite.variants(args.backends, threads)
     for v in variants:
-        kernel_suite.check_installed(v, peers)
+        kernel_suite.check_installed(v, args.peer_list)
     with BrowserSession(job_timeout_s=60) as session:
         fingerprint, limits = session.fingerprint(), session.limits()
     rounds = max(args.rounds, protocol.ROUNDS)
@@ -79,7 +76,9 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     try:
         for v in variants:
             configs = kernel_suite.choose_configs(names, v, fingerprint, limits, [Path(r) for r in args.records])
-            got, versions = kernel_suite.compare(v, names, configs, peers, rounds, args.samples, progress=progress)
+            got, versions = kernel_suite.compare(
+                v, names, configs, args.peer_list, rounds, args.samples, progress=progress
+            )
             context = {**run, **store.device_fields(fingerprint, v.backend), "versions": versions}
             rows += [{**context, **r} for r in got]
     finally:
@@ -115,10 +114,8 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
     from bench import models
 
     names = ["resnet50"] if args.suite == "resnet50" else list(models.MODELS)
-    backends = _parse_list(args.backend, BACKENDS, "backend")
-    peers = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
-    report = models.run(names, args.rounds, args.samples, backends, records, peers)
+    report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list)
     rows = []
     for name, entry in report["models"].items():
         for side, v in entry["sides"].items():
@@ -153,13 +150,13 @@ def print_summary(rows: Sequence[dict]) -> None:
     table = ratio_table(rows)
     for t in table:
         label = "software" if t["software"] else "hardware"
-        variant = f"{t['backend']} {t['threads']}t" if t["backend"] == "wasm" else t["backend"]
+        variant = store.variant_name(t["backend"], t["threads"])
         ratio = f"{t['ratio']:.2f}x {t['best_peer']}" if t["ratio"] else "no peer"
         print(f"  {variant:<8} {t['workload']:<26} kgen {t['kgen_ms']:9.3f} ms  {ratio:<12} ({label})")
     variants = sorted({(t["backend"], t["threads"]) for t in table if t["ratio"]})
     for backend, threads in variants:
         sel = [t["ratio"] for t in table if (t["backend"], t["threads"]) == (backend, threads) and t["ratio"]]
-        variant = f"{backend} {threads}t" if backend == "wasm" else backend
+        variant = store.variant_name(backend, threads)
         print(f"geomean {variant:<8} kgen / best peer {geomean(sel):.2f}x over {len(sel)} workloads")
     for r in rows:
         if r.get("side") == "peak":
@@ -177,6 +174,8 @@ def main(args) -> int:
         if not Path(given).is_file():
             raise KgenError(f"--records {given}: no such records file")
     args.records = args.records or [r for r in DEFAULT_RECORDS if Path(r).is_file()]
+    args.backends = _parse_list(args.backend, BACKENDS, "backend")
+    args.peer_list = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
     store.check_writable(args.out)  # before a run of many minutes, not after it
     run = store.new_run(args.suite)
     runners = {"kernels": run_kernels, "peak": run_peak, "models": run_models, "resnet50": run_models}

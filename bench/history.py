@@ -19,9 +19,11 @@ import os
 import re
 import statistics
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.store import variant_name
 
 SERIES_KEY = ("suite", "workload", "backend", "threads", "side", "device")
 MIN_RUNS = 2
@@ -54,15 +56,12 @@ class Regression:
 
     def describe(self) -> str:
         s = self.series
-        variant = f"{s['backend']} {s['threads']}t" if s["backend"] == "wasm" else s["backend"]
+        variant = variant_name(s["backend"], s["threads"])
         return (
             f"{s['workload']} ({s['side']}, {variant}): {self.before_ms:.3f} -> {self.after_ms:.3f} ms "
             f"({self.factor:.2f}x slower, threshold {1 + self.threshold:.2f}x) between {self.before_commit[:10]} "
             f"and {self.after_commit[:10]}"
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "factor": self.factor}
 
 
 def series(rows: Iterable[dict]) -> dict[tuple, list[Point]]:

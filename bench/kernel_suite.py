@@ -9,7 +9,7 @@ kgen then each peer, each after the machine has gone idle, with the same warm-up
 - ``tfjs``: TF.js's backend of the same name (wasm: XNNPACK, on 1 thread only, since it runs at most
   hardwareConcurrency / 2 threads; webgl; webgpu) on ``tf.conv2d`` / ``tf.depthwiseConv2d`` / ``tf.matMul`` in
   its own layouts, the weight a tensor made once. On wasm the op alone is timed (its kernels are synchronous); on
-  the GPU backends a run ends with ``dataSync`` (the input copied in, the output read back), since nothing else
+  the GPU backends a run ends with ``data()`` (the input copied in, the output read back), since nothing else
   tells when the GPU is done.
 - ``ort``: ONNX Runtime Web's execution provider of the backend (wasm, webgpu) on a one-op ONNX model, timed by
   ``session.run`` (input copied in, output read back: its API cannot avoid them).
@@ -32,6 +32,7 @@ import numpy as np
 
 from bench import protocol
 from bench.onnx_models import one_op_model
+from bench.store import variant_name
 from bench.suite import SUITE, flops
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
@@ -60,7 +61,7 @@ class Variant:
 
     @property
     def name(self) -> str:
-        return f"wasm {self.threads}t" if self.backend == "wasm" else self.backend
+        return variant_name(self.backend, self.threads)
 
     def peers(self, wanted: Sequence[str]) -> tuple[str, ...]:
         # TF.js's wasm backend runs at most hardwareConcurrency / 2 threads (one here): compared on 1 thread only
@@ -96,19 +97,17 @@ def choose_configs(
     count on wasm) among ``records``, else the template default (its threads set to the variant's)."""
     device = device_class(fingerprint, variant.backend)
     fixed = {"threads": variant.threads} if variant.backend == "wasm" else None
+    mine = [
+        r
+        for path in records
+        for r in RecordStore(path).best(fixed)
+        if r.backend == variant.backend and r.device_class == device
+    ]
     chosen = {}
     for name in names:
         workload = SUITE[name][0]
         sp = space(workload, variant.backend).fix(fixed or {})
-        exact = [
-            r
-            for path in records
-            for r in RecordStore(path).best(fixed)
-            if r.key == workload.key
-            and r.backend == variant.backend
-            and r.device_class == device
-            and not sp.violations(r.config, limits)
-        ]
+        exact = [r for r in mine if r.key == workload.key and not sp.violations(r.config, limits)]
         if exact:
             chosen[name] = Chosen(min(exact, key=lambda r: r.median_ms).config, "record")
         else:
@@ -155,8 +154,26 @@ def _peer_timing(result: dict) -> Timing:
     return Timing(float(result["medianMs"]), float(q[1] - q[0]), len(result["sampleMs"]))
 
 
+Inputs = dict[str, tuple[list[np.ndarray], np.ndarray]]
+
+
+def seeded_inputs(names: Sequence[str], seed: int) -> Inputs:
+    """Each workload's seeded inputs and numpy's output for them: {name: (arrays, want)}."""
+    inputs = {}
+    for name in names:
+        workload = SUITE[name][0]
+        arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
+        inputs[name] = (arrays, workload.opdef.reference(arrays, workload.attr_dict))
+    return inputs
+
+
 def measure_round(
-    variant: Variant, names: Sequence[str], configs: dict[str, Chosen], peers: Sequence[str], samples: int, seed: int
+    variant: Variant,
+    names: Sequence[str],
+    configs: dict[str, Chosen],
+    peers: Sequence[str],
+    samples: int,
+    inputs: Inputs,
 ) -> dict[str, Any]:
     """One fresh page, the sides interleaved per workload, each after the machine went idle:
     {"times": {name: {side: Timing}}, "load": {name: {side: busy share just before}}, "versions": {peer: v}}."""
@@ -179,11 +196,6 @@ def measure_round(
             if variant.backend == "wasm" and not ort["crossOriginIsolated"]:
                 raise SystemExit("kgen bench: the page is not cross-origin isolated (wasm threads)")
             versions["ort"] = ort["version"]
-        inputs = {}
-        for name in names:
-            workload = SUITE[name][0]
-            arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(seed))
-            inputs[name] = (arrays, workload.opdef.reference(arrays, workload.attr_dict))
 
         def time_kgen(name: str) -> Timing:
             arrays, want = inputs[name]
@@ -251,10 +263,11 @@ def compare(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     per_name: dict[str, list[dict]] = {name: [] for name in names}
     versions: dict[str, str] = {}
+    inputs = seeded_inputs(names, seed)  # the same in every round: numpy's references are computed once
 
     def measure(selected: Sequence[str], label: str) -> None:
         for r in range(rounds):
-            got = measure_round(variant, selected, configs, peers, samples, seed)
+            got = measure_round(variant, selected, configs, peers, samples, inputs)
             say(f"{variant.name}: {label} {r + 1}/{rounds} done ({len(selected)} workloads)")
             versions.update(got["versions"])
             for name in selected:

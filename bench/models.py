@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import protocol, tfjs_network
+from bench.store import variant_name
 from kgen.atomic import write_text_atomic
 from kgen.browser.session import BrowserSession
 from kgen.checking import compare_model
@@ -93,7 +94,7 @@ def sides(backends: Sequence[str], peers: Sequence[str] = ("ort", "tfjs")) -> li
     out = []
     for backend in (b for b in BACKENDS if b in backends):
         for threads in (1, 2) if backend == "wasm" else (1,):
-            variant = f"{backend} {threads}t" if backend == "wasm" else backend
+            variant = variant_name(backend, threads)
             out.append((f"kgen {variant}", "kgen", backend, threads))
             for peer in PEERS_OF[backend]:
                 if peer in peers and not (peer == "tfjs" and threads > 1):

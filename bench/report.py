@@ -24,6 +24,7 @@ from typing import Any
 
 from bench import history, store
 from bench.kernel_suite import ratio_table
+from bench.store import variant_name
 from bench.suite import geomean
 
 COLORS = {"kgen": "C0", "ort": "C1", "tfjs": "C2"}
@@ -40,10 +41,6 @@ td:first-child, th:first-child { text-align: left; }
 figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 code { background: #f4f4f4; padding: 1px 4px; }
 """
-
-
-def variant_name(backend: str, threads: Any) -> str:
-    return f"wasm {int(threads)}t" if backend == "wasm" else backend
 
 
 def latest_run(rows: Sequence[dict], suite: str) -> list[dict]:
@@ -345,6 +342,7 @@ def convergence(storage: str | None) -> str:
 def _study_curves(storage: str, most: int = 8) -> list[tuple[str, list[float]]]:
     import optuna
 
+    from bench.tuning_efficiency import best_so_far
     from tuner.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -365,11 +363,7 @@ def _study_curves(storage: str, most: int = 8) -> list[tuple[str, list[float]]]:
         if len(values) < 3:
             continue
         best = min(values)
-        running, out = float("inf"), []
-        for v in values:
-            running = min(running, v)
-            out.append(best / running)
-        curves.append((s.study_name, out))
+        curves.append((s.study_name, [best / v for v in best_so_far(values)]))
     return curves
 
 

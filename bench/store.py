@@ -47,6 +47,11 @@ def new_run(suite: str) -> dict[str, Any]:
     return {"run": uuid.uuid4().hex[:12], "time": now, "suite": suite, **code_version()}
 
 
+def variant_name(backend: str, threads: Any) -> str:
+    """A backend as compared: ``wasm 2t`` (wasm at a thread count), or the backend's name."""
+    return f"wasm {int(threads)}t" if backend == "wasm" else backend
+
+
 def device_fields(fingerprint: Mapping[str, Any], backend: str) -> dict[str, Any]:
     """The device a row was measured on, in a few fields: the device class records use, the browser, the core
     count, and the software label (SwiftShader standing in for a GPU)."""
