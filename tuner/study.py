@@ -68,13 +68,13 @@ def _with_driver(url: str) -> str:
 def _rdb_storage(url: str, attempts: int = 5) -> Any:
     """RDBStorage; workers starting together race to create the schema, so a failed first open is retried."""
     import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(attempts - 1):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except (IntegrityError, OperationalError):
+        except (IntegrityError, OperationalError, ProgrammingError):  # PostgreSQL: DuplicateTable
             time.sleep(0.2 * (attempt + 1))
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
