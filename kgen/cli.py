@@ -528,9 +528,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise KgenError(f"--input {name}: cannot read {path} as a .npy array ({err})") from None
+    if args.bench and args.runs < 1:
+        raise KgenError(f"--runs {args.runs}: at least 1 timed run")
+    if args.profile < 0:
+        raise KgenError(f"--profile {args.profile}: the rounds must be at least 1")
     if args.out and not args.out.endswith(".npz"):
         raise KgenError(f"--out {args.out}: the outputs are written as a .npz file")
-    result = run_model(args.dir, args.backend, feeds, bench=args.runs if args.bench else 0)
+    result = run_model(args.dir, args.backend, feeds, bench=args.runs if args.bench else 0, profile=args.profile)
     if args.out:
         import io
 
@@ -552,7 +556,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"run: median {result['median_ms']:.2f} ms, IQR {result['iqr_ms']:.2f} ms over {result['runs']} runs")
     for name, value in result["outputs"].items():
         print(f"output {name}: shape {list(value.shape)}" + (f" -> {args.out}" if args.out else ""))
+    if "profile" in result:
+        _print_profile(result["profile"], args.profile)
     return 0
+
+
+def _print_profile(rows: list[dict[str, Any]], rounds: int) -> None:
+    total = sum(r["ms"] for r in rows)
+    print(f"profile: each kernel alone, median of {rounds} rounds; sum {total:.2f} ms; slowest first")
+    print(f"  {'node':28} {'op':28} {'ms':>9} {'share':>6} {'cum':>6} {'GFLOP/s':>8}  config")
+    cumulative = 0.0
+    for r in rows:
+        cumulative += r["share"]
+        gflops = f"{r['gflops']:8.1f}" if "gflops" in r else f"{'':8}"
+        print(
+            f"  {r['node'][:28]:28} {r['op'][:28]:28} {r['ms']:9.3f} {r['share']:6.1%} {cumulative:6.1%} {gflops}"
+            f"  {r.get('how') or ''}"
+        )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -700,6 +720,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="write the outputs here (.npz, by output name)")
     run.add_argument("--bench", action="store_true", help="time the runs: warm-up (>= 1 s, 3 runs), then --runs runs")
     run.add_argument("--runs", type=int, default=10, help="timed runs with --bench (default 10)")
+    run.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=10,
+        default=0,
+        metavar="ROUNDS",
+        help="after a warm-up, time every node's kernels alone (median of ROUNDS rounds, default 10): a table, "
+        "slowest first, with each node's share and GFLOP/s",
+    )
     run.add_argument("--json", action="store_true", help="the summary as JSON")
     run.set_defaults(func=_cmd_run)
 

@@ -142,6 +142,54 @@ def test_run_writes_outputs_and_times_runs(onnx_files, tmp_path):
     assert wrong.returncode == 2 and "--input q: the model has no such input (inputs: z)" in wrong.stderr
 
 
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", ["wasm", "webgl"])
+def test_run_profile_times_every_node_that_launches_kernels(onnx_files, tmp_path, backend):
+    folder = tmp_path / "d"
+    convert = kgen("convert", str(onnx_files / "dcgan.onnx"), "--out", str(folder), "--backend", backend)
+    assert convert.returncode == 0, convert.stderr
+    np.save(tmp_path / "z.npy", np.zeros((1, 110), np.float32))
+    args = ["run", str(folder), "--backend", backend, "--input", f"z={tmp_path / 'z.npy'}", "--profile", "3"]
+    out = kgen(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["profile"]
+    nodes = json.loads((folder / f"{backend}.json").read_text())["nodes"]
+    assert {r["node"] for r in rows} == {n["name"] for n in nodes if n["kernels"]}
+    assert all(r["ms"] >= 0 for r in rows) and sum(r["ms"] for r in rows) > 0
+    assert [r["ms"] for r in rows] == sorted((r["ms"] for r in rows), reverse=True)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    conv = next(r for r in rows if r["op"] == "conv_transpose2d+relu")
+    assert conv["flops"] == 2 * 128 * 64 * 4 * 4 * 7 * 7 and conv["gflops"] > 0  # each input pixel to a 4x4 patch
+    table = kgen(*args)
+    assert table.returncode == 0, table.stderr
+    assert "profile: each kernel alone, median of 3 rounds" in table.stdout and "convtranspose_13" in table.stdout
+    bad = kgen(*args[:-1], "-1")
+    assert bad.returncode == 2 and "--profile -1" in bad.stderr
+
+
+def test_profile_rows_sum_a_nodes_kernels_and_keep_layout_conversions_apart():
+    from kgen.browser.model_run import profile_nodes
+
+    nodes = [
+        {"name": "conv", "op": "conv2d", "epilogue": ["relu"], "how": "exact", "flops": 4_000_000},
+        {"name": "pool", "op": "max_pool2d", "epilogue": [], "how": "default"},
+    ]
+    kernels = [
+        {"kernel": "n0_conv2d_relu_0", "ms": 1.0},
+        {"kernel": "n0_conv2d_relu_1", "ms": 1.0},
+        {"kernel": "c2_convert", "ms": 0.5},
+        {"kernel": "n1_max_pool2d", "ms": 1.5},
+    ]
+    rows = profile_nodes(kernels, nodes)
+    assert [(r["node"], r["kernels"], r["ms"]) for r in rows] == [
+        ("conv", 2, 2.0),
+        ("pool", 1, 1.5),
+        ("(layout conversions)", 1, 0.5),
+    ]
+    assert rows[0]["op"] == "conv2d+relu" and rows[0]["gflops"] == pytest.approx(2.0)
+    assert rows[0]["share"] == pytest.approx(0.5) and "gflops" not in rows[1]
+
+
 def test_serve_binds_loopback_and_serves_only_its_folder_and_the_runtime(tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text("<p>hello</p>")

@@ -18,7 +18,7 @@ from kgen.errors import KgenError
 
 RUNTIME_PREFIX = "/kgen/"
 
-_RUN = """async ([dir, backend, feeds, bench]) => {
+_RUN = """async ([dir, backend, feeds, bench, profile]) => {
   const kgen = await import('/kgen/kgen.js');
   const decode = (b64) => new Float32Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
   const encode = (a) => {
@@ -34,9 +34,11 @@ _RUN = """async ([dir, backend, feeds, bench]) => {
   const outputs = await runner.run(inputs);
   const first = performance.now();
   const times = [];
-  if (bench) {
+  if (bench || profile) {
     const until = performance.now() + 1000;  // warm-up: at least 1 s and 3 runs
     for (let k = 0; k < 3 || performance.now() < until; k++) await runner.run(inputs);
+  }
+  if (bench) {
     for (let k = 0; k < bench; k++) {
       const s = performance.now();
       await runner.run(inputs);
@@ -45,18 +47,25 @@ _RUN = """async ([dir, backend, feeds, bench]) => {
   }
   const result = {backend: runner.backendName, fallback: runner.fallbackReasons,
     outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, encode(v)])),
-    load_ms: loaded - t0, first_run_ms: first - loaded, times_ms: times};
+    load_ms: loaded - t0, first_run_ms: first - loaded, times_ms: times,
+    profile: profile ? await runner.profile({runs: profile}) : null, nodes: runner.descriptor.nodes ?? []};
   runner.destroy();
   return result;
 }"""
 
 
 def run_model(
-    folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray], bench: int = 0, timeout_s: float = 600
+    folder: Path | str,
+    backend: str,
+    feeds: Mapping[str, np.ndarray],
+    bench: int = 0,
+    profile: int = 0,
+    timeout_s: float = 600,
 ) -> dict[str, Any]:
     """Outputs by name (float32 arrays of the model's shapes), the backend that loaded and timings (ms):
     ``load_ms`` (load() with the files served locally), ``first_run_ms`` and, with ``bench`` runs after a warm-up,
-    ``median_ms`` and the IQR."""
+    ``median_ms`` and the IQR. With ``profile`` rounds, ``profile``: each node's kernels timed alone
+    (``profile_nodes``)."""
     from kgen.browser.session import BrowserSession
 
     folder = Path(folder).resolve()
@@ -74,16 +83,45 @@ def run_model(
             raise KgenError(f"input '{name}' needs shape {shape}, got {list(array.shape)}")
         payload[name] = base64.b64encode(np.ascontiguousarray(array, np.float32).tobytes()).decode()
     with BrowserSession(job_timeout_s=timeout_s, mounts={"/model/": folder, RUNTIME_PREFIX: RUNTIME_DIR}) as session:
-        result = session.evaluate(_RUN, ["/model", backend, payload, bench])
+        result = session.evaluate(_RUN, ["/model", backend, payload, bench, profile])
     shapes = {o["name"]: o["shape"] for o in model["outputs"]}
     result["outputs"] = {
         k: np.frombuffer(base64.b64decode(v), np.float32).reshape(shapes[k]) for k, v in result["outputs"].items()
     }
+    nodes = result.pop("nodes")
+    kernels = result.pop("profile")
+    if kernels is not None:
+        result["profile"] = profile_nodes(kernels, nodes)
     times = result.pop("times_ms")
     if times:
         q1, _, q3 = statistics.quantiles(times, n=4)
         result.update(median_ms=statistics.median(times), iqr_ms=q3 - q1, runs=len(times))
     return result
+
+
+def profile_nodes(kernels: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Kernel times summed per node (a kernel's name starts with its node's position, ``n12_``; WebGL's layout
+    conversions, ``c3_``, are one row), slowest first, with each row's share of the sum and GFLOP/s where the
+    descriptor gives the node's arithmetic."""
+    rows: dict[str, dict[str, Any]] = {}
+    for k in kernels:
+        head = k["kernel"].split("_", 1)[0]
+        index = int(head[1:]) if head[:1] == "n" and head[1:].isdigit() else None
+        if index is not None and index < len(nodes):
+            node = nodes[index]
+            op = "+".join([node["op"], *node.get("epilogue", [])])
+            row = rows.setdefault(node["name"], {"node": node["name"], "op": op, "how": node.get("how"), "ms": 0.0})
+            row["flops"] = node.get("flops")
+        else:
+            row = rows.setdefault("(layout conversions)", {"node": "(layout conversions)", "op": "", "ms": 0.0})
+        row["ms"] += k["ms"]
+        row["kernels"] = row.get("kernels", 0) + 1
+    total = sum(r["ms"] for r in rows.values()) or 1.0
+    for r in rows.values():
+        r["share"] = r["ms"] / total
+        if r.get("flops"):
+            r["gflops"] = r["flops"] / r["ms"] / 1e6
+    return sorted(rows.values(), key=lambda r: -r["ms"])
 
 
 def serve(folder: Path | str, port: int = 8000) -> None:

@@ -317,6 +317,7 @@ def node_json(np_: NodeProgram) -> dict[str, Any]:
         "op": n.op,
         "epilogue": [e.op for e in n.epilogue],
         "kernels": len(np_.program.launches),
+        "flops": np_.flops,
         "how": c.how,
         "record": c.record.key if c.record else None,
         "gflops": round(c.record.gflops, 3) if c.record else None,

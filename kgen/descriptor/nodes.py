@@ -19,7 +19,7 @@ from kgen.graph.ir import Graph, Node
 from kgen.ops import Workload, get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling import ir
-from kgen.scheduling.lower import lower
+from kgen.scheduling.lower import lower, main_stage
 from kgen.scheduling.space import Limits
 from kgen.scheduling.templates import template_for
 from kgen.te.tensor import Tensor, placeholder
@@ -40,6 +40,7 @@ class NodeProgram:
     program: ir.Program
     config: dict[str, Any]
     choice: Choice
+    flops: int  # the main op's arithmetic (as a record's GFLOP/s counts it)
 
 
 def node_te(graph: Graph, node: Node) -> tuple[list[Tensor], Tensor, tuple[str, ...]]:
@@ -159,4 +160,5 @@ def program_for(
             program, config = cache.lower(graph, node, backend, choice.config, name, limits)
         except KgenError as err2:
             raise KgenError(f"{node.describe()}: {err2}") from None
-    return NodeProgram(node, node.distinct_inputs, program, config, choice)
+    flops = main_stage(graph.workload(node)).flops
+    return NodeProgram(node, node.distinct_inputs, program, config, choice, flops)

@@ -33,6 +33,10 @@ export class Runner {
   /** Run on the input views' values (filling the output views), or on `feeds` by input name, returning the outputs
    * by name. */
   run(feeds?: Record<string, Float32Array | Float64Array | number[]>): Promise<Record<string, Float32Array>>;
+  /** Time each kernel of a run alone (median ms over `runs` rounds, launch order; prepare kernels excepted). The
+   * kernel names start with their node's position in the descriptor's `nodes` (`n12_...`); WebGL's layout
+   * conversions start with `c`. */
+  profile(options?: { runs?: number }): Promise<{ kernel: string; ms: number }[]>;
   /** Release the backend's buffers and workers. */
   destroy(): void;
 }

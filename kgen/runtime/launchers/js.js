@@ -34,16 +34,16 @@ export class JSLauncher {
     return Object.values(buffers)[0].heap;
   }
 
-  // Launch kernels[first..]: a run launches all of them, a timed sample skips the prepare kernels (they pack
-  // weights once per set of inputs).
-  #dispatch(compiled, heap, first = 0) {
+  // Launch kernels[first..end - 1]: a run launches all of them, a timed sample skips the prepare kernels (they
+  // pack weights once per set of inputs), a profile launches one at a time.
+  #dispatch(compiled, heap, first = 0, end = compiled.kernels.length) {
     const kernels = compiled.kernels;
-    for (let i = first; i < kernels.length; i++) kernels[i].fn(heap, 0, kernels[i].tiles);
+    for (let i = first; i < end; i++) kernels[i].fn(heap, 0, kernels[i].tiles);
   }
 
-  // `first`: the first kernel to launch (a model's later runs skip its prepare kernels).
-  async run(compiled, heap, first = 0) {
-    this.#dispatch(compiled, heap, first);
+  // Launch kernels[first..end - 1] (a model's later runs skip its prepare kernels; a profile launches one).
+  async run(compiled, heap, first = 0, end = compiled.kernels.length) {
+    this.#dispatch(compiled, heap, first, end);
   }
 
   // One sample: `k` back-to-back runs, timed by the wall clock.

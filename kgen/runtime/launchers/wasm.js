@@ -105,12 +105,12 @@ export class WasmLauncher {
     return { runs, pool };
   }
 
-  // Launch kernels[first..]: a run launches all of them, a timed sample skips the prepare kernels (they pack
-  // weights once per set of inputs).
-  #dispatch(compiled, bound, first = 0) {
+  // Launch kernels[first..end - 1]: a run launches all of them, a timed sample skips the prepare kernels (they
+  // pack weights once per set of inputs), a profile launches one at a time.
+  #dispatch(compiled, bound, first = 0, end = compiled.kernels.length) {
     const { runs, pool } = bound;
     compiled.kernels.forEach((k, i) => {
-      if (i < first) return;
+      if (i < first || i >= end) return;
       if (!pool || k.alone) {
         runs[i](0, k.tiles);
         return;
@@ -120,8 +120,8 @@ export class WasmLauncher {
       Atomics.store(ctrl, CTRL.tiles, k.tiles);
       const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
       Atomics.notify(ctrl, CTRL.generation);
-      const [begin, end] = share(0, compiled.threads, k.tiles);
-      runs[i](begin, end);
+      const [from, to] = share(0, compiled.threads, k.tiles);
+      runs[i](from, to);
       const since = performance.now();
       for (let t = 1, spins = 1; t < compiled.threads; spins++) {
         if (Atomics.load(ctrl, CTRL.ack + t - 1) === generation) {
@@ -138,9 +138,9 @@ export class WasmLauncher {
     });
   }
 
-  // `first`: the first kernel to launch (a model's later runs skip its prepare kernels).
-  async run(compiled, bound, first = 0) {
-    this.#dispatch(compiled, await bound, first);
+  // Launch kernels[first..end - 1] (a model's later runs skip its prepare kernels; a profile launches one).
+  async run(compiled, bound, first = 0, end = compiled.kernels.length) {
+    this.#dispatch(compiled, await bound, first, end);
   }
 
   // One sample: `k` back-to-back runs, timed by the wall clock.

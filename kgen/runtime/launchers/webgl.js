@@ -158,12 +158,12 @@ export class WebGLLauncher {
     return buffers;
   }
 
-  // Draw every kernel of the program, `repeat` times.
-  encode(compiled, buffers, repeat = 1) {
+  // Draw the program's kernels[first..end - 1], `repeat` times.
+  encode(compiled, buffers, repeat = 1, first = 0, end = compiled.kernels.length) {
     const gl = this.gl;
     gl.bindVertexArray(this.vao);
     for (let r = 0; r < repeat; r++) {
-      for (const k of compiled.kernels) {
+      for (const k of compiled.kernels.slice(first, end)) {
         const out = buffers[k.output];
         gl.bindFramebuffer(gl.FRAMEBUFFER, out.fb);
         gl.viewport(0, 0, out.width, out.height);
@@ -178,17 +178,17 @@ export class WebGLLauncher {
     }
   }
 
-  // Wait for the drawn work: a 1-pixel read of the last output.
-  sync(compiled, buffers) {
+  // Wait for the drawn work: a 1-pixel read of the output of kernels[last] (by default the program's last).
+  sync(compiled, buffers, last = compiled.kernels.length - 1) {
     const gl = this.gl;
-    const last = compiled.kernels[compiled.kernels.length - 1];
-    gl.bindFramebuffer(gl.FRAMEBUFFER, buffers[last.output].fb);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, buffers[compiled.kernels[last].output].fb);
     gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, this.pixel);
   }
 
-  async run(compiled, buffers) {
-    this.encode(compiled, buffers);
-    this.sync(compiled, buffers);
+  // Draw kernels[first..end - 1] (a profile draws one at a time) and wait for them.
+  async run(compiled, buffers, first = 0, end = compiled.kernels.length) {
+    this.encode(compiled, buffers, 1, first, end);
+    this.sync(compiled, buffers, end - 1);
     const error = this.gl.getError();
     if (error !== this.gl.NO_ERROR) throw new KernelError("runtime_error", `WebGL error 0x${error.toString(16)}`);
     if (this.gl.isContextLost()) throw new KernelError("device_lost", "WebGL context lost");

@@ -94,11 +94,11 @@ export class WebGPULauncher {
     );
   }
 
-  // Record every kernel of the program from `first` on, `repeat` times, into one compute pass.
-  encodeInto(pass, compiled, bindGroups, repeat = 1, first = 0) {
+  // Record the program's kernels[first..end - 1], `repeat` times, into one compute pass.
+  encodeInto(pass, compiled, bindGroups, repeat = 1, first = 0, end = compiled.kernels.length) {
     for (let r = 0; r < repeat; r++) {
       compiled.kernels.forEach(({ kernel, pipeline }, i) => {
-        if (i < first) return;
+        if (i < first || i >= end) return;
         pass.setPipeline(pipeline);
         pass.setBindGroup(0, bindGroups[i]);
         pass.dispatchWorkgroups(...kernel.grid);
@@ -106,12 +106,13 @@ export class WebGPULauncher {
     }
   }
 
-  // One submission of every kernel from `first` on (a model's later runs skip its prepare kernels).
-  async run(compiled, bindGroups, first = 0) {
+  // One submission of kernels[first..end - 1] (a model's later runs skip its prepare kernels; a profile
+  // submits one kernel at a time).
+  async run(compiled, bindGroups, first = 0, end = compiled.kernels.length) {
     this.device.pushErrorScope("validation");
     const encoder = this.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    this.encodeInto(pass, compiled, bindGroups, 1, first);
+    this.encodeInto(pass, compiled, bindGroups, 1, first, end);
     pass.end();
     this.device.queue.submit([encoder.finish()]);
     const error = await this.device.popErrorScope();

@@ -116,6 +116,38 @@ export class Runner {
     return Object.fromEntries(this.outputs.map((v) => [v.name, v.data]));
   }
 
+  /**
+   * Time every kernel of a run on its own: `runs` rounds, in each every kernel (the prepare kernels excepted)
+   * launched alone and waited for. The medians, in launch order; their sum exceeds a run's time by the waits.
+   * @param {{runs?: number}} [options]
+   * @returns {Promise<{kernel: string, ms: number}[]>}
+   */
+  async profile({ runs = 10 } = {}) {
+    if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`kgen: profile(): runs must be a positive integer, not ${runs}`);
+    if (!this.prepared) await this.run();
+    if (this.running) throw new Error("kgen: profile() called while a run of this runner is in progress");
+    const kernels = this.descriptor.program.kernels;
+    const first = this.descriptor.program.prepare ?? 0;
+    /** @type {number[][]} */
+    const times = kernels.map(() => []);
+    this.running = true;
+    try {
+      for (let r = 0; r < runs; r++) {
+        for (let i = first; i < kernels.length; i++) {
+          const t0 = performance.now();
+          await this.launcher.run(this.compiled, this.bound, i, i + 1);
+          times[i].push(performance.now() - t0);
+        }
+      }
+    } catch (err) {
+      throw new Error(`kgen: ${this.backendName}: profile failed: ${/** @type {Error} */ (err).message}`);
+    } finally {
+      this.running = false;
+    }
+    const median = (/** @type {number[]} */ t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)];
+    return kernels.slice(first).map((/** @type {any} */ k, /** @type {number} */ j) => ({ kernel: k.name, ms: median(times[first + j]) }));
+  }
+
   /** Release the backend's buffers and workers. */
   destroy() {
     this.launcher.destroy(this.compiled, this.buffers);
