@@ -68,12 +68,14 @@ def page(site, browser):
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def wait_for_message(page, prefix, timeout_s=300):
-    """Wait until the message line starts with ``prefix`` or shows an error; its text."""
+def wait_for_message(page, prefix, timeout_s=300, stale=None):
+    """Wait until the message line starts with ``prefix`` or shows an error other than ``stale`` (one shown
+    before the action waited for, which its message has not replaced yet); its text."""
     page.wait_for_function(
-        """(prefix) => { const m = document.getElementById('message');
-                         return m.textContent.startsWith(prefix) || m.className === 'error'; }""",
-        arg=prefix,
+        """([prefix, stale]) => { const m = document.getElementById('message');
+                         return m.textContent.startsWith(prefix)
+                           || (m.className === 'error' && m.textContent !== stale); }""",
+        arg=[prefix, stale],
         timeout=timeout_s * 1000,
     )
     text = page.text_content("#message")
@@ -81,9 +83,13 @@ def wait_for_message(page, prefix, timeout_s=300):
     return text
 
 
-def wait_for_error(page):
-    """Wait until the message line shows an error; its text."""
-    page.wait_for_selector("#message.error")
+def wait_for_error(page, stale=None):
+    """Wait until the message line shows an error other than ``stale`` (one shown before); its text."""
+    page.wait_for_function(
+        """(stale) => { const m = document.getElementById('message');
+                        return m.className === 'error' && m.textContent !== stale; }""",
+        arg=stale,
+    )
     return page.text_content("#message")
 
 
@@ -121,13 +127,15 @@ def test_resnet50_page_top5_matches_onnxruntime(page, site, shots, backend):
 def test_resnet50_page_reports_bad_input_and_keeps_working(page):
     page.goto_example("resnet50/index.html")
     page.click("#run")
-    assert wait_for_error(page) == "load an image first (a sample, a URL or a file)"
+    first = wait_for_error(page)
+    assert first == "load an image first (a sample, a URL or a file)"
     page.fill("#url", "/examples/resnet50/samples/no-such-photo.png")
     page.click("#load-url")
-    assert wait_for_error(page) == "the image at /examples/resnet50/samples/no-such-photo.png could not be loaded"
+    second = wait_for_error(page, stale=first)
+    assert second == "the image at /examples/resnet50/samples/no-such-photo.png could not be loaded"
     page.fill("#url", "/examples/resnet50/samples/coffee.png")
     page.click("#load-url")
-    wait_for_message(page, "image: /examples/resnet50/samples/coffee.png")
+    wait_for_message(page, "image: /examples/resnet50/samples/coffee.png", stale=second)
     page.check("input[name=backend][value=wasm]")
     page.click("#run")
     assert wait_for_message(page, "classified on") == "classified on wasm"
@@ -135,11 +143,12 @@ def test_resnet50_page_reports_bad_input_and_keeps_working(page):
 
 def test_resnet50_page_on_a_missing_model_folder_says_so(page):
     page.goto_example("resnet50/index.html?model=/examples/nowhere")
-    assert "no converted model at /examples/nowhere/model.json" in wait_for_error(page)
+    error = wait_for_error(page)
+    assert "no converted model at /examples/nowhere/model.json" in error
     page.click("button[data-sample=rocket]")
-    wait_for_message(page, "image:")  # the page still works
+    wait_for_message(page, "image:", stale=error)  # the page still works
     page.click("#run")
-    assert "/examples/nowhere" in wait_for_error(page)
+    assert "/examples/nowhere" in wait_for_error(page, stale=error)
 
 
 def generator_images(site, inputs):
