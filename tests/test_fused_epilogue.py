@@ -51,3 +51,33 @@ def test_fused_kernel_matches_numpy(config):
     want = np.maximum(conv, 0.0) + arrays[3]
     got = wgpu_runner.run(compiled, arrays).reshape(want.shape)
     assert compare(got, want, "webgpu").ok
+
+
+def registry_conv_add_relu(batch):
+    """conv + bias, then the registry's broadcasting add of the residual, then relu: ResNet's block end as the
+    model converter builds it. At batch 1 the add reads the size-1 batch axis at 0, not at its variable."""
+    x = te.placeholder((batch, 8, 6, 6), name="in0")
+    w = te.placeholder((16, 8, 1, 1), name="in1", constant=True)
+    b = te.placeholder((16,), name="in2", constant=True)
+    skip = te.placeholder((batch, 16, 6, 6), name="in3")
+    conv = get_op("conv2d").builder([x, w, b], get_op("conv2d").normalize_attrs({"pads": (0, 0, 0, 0)}))
+    out = get_op("relu").builder([get_op("add").builder([conv, skip], {})], {})
+    return [x, w, b, skip], out
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_residual_add_at_batch_one_fuses_and_matches_numpy_on_wasm(batch):
+    from kgen.codegen.wasm.renderer import render as render_wasm
+    from kgen.native import wasm_runner
+
+    inputs, out = registry_conv_add_relu(batch)
+    assert len(partition(out)) == 1  # was two kernels at batch 1: the conv, then a pass for add + relu
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "merge_hw": 1, "vector": "f32x4"}
+    program, _ = lower(inputs, out, template_for("wasm"), config, "block")
+    compiled = render_wasm(program)
+    assert len(compiled.kernels) == 1
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(t.shape).astype(np.float32) for t in inputs]
+    want = np.maximum(get_op("conv2d").reference(arrays[:3], {"pads": (0, 0, 0, 0)}) + arrays[3], 0.0)
+    got = wasm_runner.run(compiled, arrays).reshape(want.shape)
+    assert compare(got, want, "wasm").ok

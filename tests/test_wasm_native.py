@@ -177,6 +177,33 @@ def test_pad_is_offered_only_for_inputs_read_through_bounds_guards():
     assert "pad" in space(padded, "wasm").default()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_strided_1x1_conv_reads_a_compact_copy_at_stride_1(threads):
+    """With ``subsample`` a kernel copies the pixels a strided 1x1 conv reads (every other row and column) into
+    a compact tensor on every run, and the conv reads that one with whole 4-wide reads: no shuffle, no gather."""
+    workload = Workload.create("conv2d", [(1, 8, 16, 16), (16, 8, 1, 1), (16,)], {"strides": (2, 2)})
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "merge_hw": 1, "vector": "f32x4", "threads": threads}
+    plain, _ = _check(workload, config, seed=3)
+    assert "i8x16.shuffle" in plain.kernels[0].source
+    program, _ = _check(workload, {**config, "subsample": 1}, seed=3)
+    assert [b.size for b in program.buffers if b.role == "temp"] == [8 * 8 * 8]
+    copy, main = program.kernels
+    assert copy.name == "conv2d_0" and "select" not in copy.source
+    assert "i8x16.shuffle" not in main.source and "replace_lane" not in main.source
+
+
+def test_subsample_is_offered_only_for_inputs_read_at_a_stride():
+    """A padded strided conv reads through guards and a 3x3 window's rows overlap: neither is a plain stride."""
+    others = [
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 1, 1)], {}),
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 3, 3)], {"strides": (2, 2)}),
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 3, 3)], {"strides": (2, 2), "pads": (1, 1, 1, 1)}),
+    ]
+    assert all("subsample" not in space(w, "wasm").default() for w in others)
+    strided = Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 1, 1)], {"strides": (2, 1)})
+    assert space(strided, "wasm").default()["subsample"] == 0
+
+
 def test_pack_needs_a_weight_along_a_tiled_axis():
     """A matmul tiled along A's rows only (tile_b 1, plain JS) reads no weight along a tiled axis: its weight B
     does not depend on A's rows, so pack is invalid, and says why."""

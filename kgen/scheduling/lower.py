@@ -21,6 +21,7 @@ from kgen.scheduling.packing import packed_tensor, read_packed
 from kgen.scheduling.padding import padded_copy, padded_tensors, read_padded
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
+from kgen.scheduling.subsampling import compact_tensor, read_subsampled
 from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
 from kgen.te.tensor import Tensor
@@ -34,7 +35,8 @@ class Template(Protocol):
     A template whose buffers live in textures also has ``layouts(config, inputs, output, limits)``: the layout
     of each program input and of the output under the main stage's config (temporaries are R). A template that
     packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None; one that
-    pads an input has ``padding(stage, config)``: the ``padding.Padding``, or None.
+    pads an input has ``padding(stage, config)``: the ``padding.Padding``, or None; one that reads a strided
+    input through a compact copy has ``subsampling(stage, config)``: the ``subsampling.Subsampling``, or None.
     """
 
     name: str
@@ -210,6 +212,13 @@ def lower(
             copies = partition(interior)
             windows[id(interior)] = (padded, padding.before)
         stages[main] = read_padded(stages[main], padding, padded)
+        stages[main:main] = copies
+        main += len(copies)
+    strided = template.subsampling(stages[main], full) if hasattr(template, "subsampling") else None
+    if strided is not None:  # the strided pixels copied compact on every run, then read at stride 1
+        compact = compact_tensor(strided)
+        copies = partition(compact)
+        stages[main] = read_subsampled(stages[main], strided, compact)
         stages[main:main] = copies
         main += len(copies)
 

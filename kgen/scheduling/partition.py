@@ -153,13 +153,13 @@ def partition(output: Tensor) -> list[Stage]:
 def _fusable(output: Tensor, anchors: list[Tensor], bodies: dict[int, Expr]) -> Tensor | None:
     """The reduction that ``output`` may absorb as its epilogue, if there is exactly one such."""
     out_op: ComputeOp = output.op  # type: ignore[assignment]
-    identity = tuple(ax.var for ax in out_op.axes)
     reads = [n for n in walk(bodies[id(output)]) if isinstance(n, Load) and id(n.tensor) in bodies]
     targets = {id(n.tensor): n.tensor for n in reads}
     if len(targets) != 1:
         return None
     (anchor,) = targets.values()
-    if anchor.shape != output.shape or any(n.indices != identity or n.guard is not sympy.true for n in reads):
+    at_own_index = all(_identity(n.indices, out_op.axes) and n.guard is sympy.true for n in reads)
+    if anchor.shape != output.shape or not at_own_index:
         return None
     for other in anchors:
         if other is output or other is anchor:
@@ -167,6 +167,14 @@ def _fusable(output: Tensor, anchors: list[Tensor], bodies: dict[int, Expr]) -> 
         if any(isinstance(n, Load) and n.tensor is anchor for n in walk(bodies[id(other)])):
             return None
     return anchor
+
+
+def _identity(indices: tuple, axes: tuple[IterVar, ...]) -> bool:
+    """Whether a read at ``indices`` is at the output's own index: each index is its axis's variable, or 0 on
+    an axis of extent 1 (a broadcasting op reads a size-1 dimension at 0: batch 1's residual add)."""
+    return len(indices) == len(axes) and all(
+        i == ax.var or (ax.extent == 1 and i == 0) for i, ax in zip(indices, axes, strict=True)
+    )
 
 
 def _replace_reads(expr: Expr, tensor: Tensor) -> Expr:

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from kgen.scheduling import ir
+from kgen.scheduling import ir, subsampling
 from kgen.scheduling.lower import Buffers
 from kgen.scheduling.packing import Packing, find, reads_weight
 from kgen.scheduling.padding import Padding, pad_knobs, requested
@@ -78,6 +78,7 @@ class CpuTile:
         if candidates and reads_weight(stage):
             knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
         knobs += pad_knobs(stage)
+        knobs += subsampling.subsample_knobs(stage)
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
@@ -118,7 +119,7 @@ class CpuTile:
         innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
         split by 4. Unmerged tiles read a padded input padded (``pad``: no guards); merged ones read it as it is,
         since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
-        contiguous."""
+        contiguous. A strided input is read through its compact copy (``subsample``)."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
@@ -126,7 +127,7 @@ class CpuTile:
         unrolls = dict.fromkeys([(window, 1), (min(window, 1), 1), (0, 4)])
         seeds = [
             {"tile_axis": axis, "tile_a": a, "tile_b": 8, "tile_order": order, "merge_hw": merge, "pad": 1 - merge}
-            | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma"}
+            | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma", "subsample": 1}
             for axis in candidates[:2]
             for a in (6, 4)
             for unroll, k in unrolls
@@ -147,6 +148,10 @@ class CpuTile:
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
         """With ``pad``: the input padded so that the reduction reads it without guards."""
         return requested(stage, config)
+
+    def subsampling(self, stage: Stage, config: Mapping[str, Any]) -> subsampling.Subsampling | None:
+        """With ``subsample``: the strided input read through a compact copy."""
+        return subsampling.requested(stage, config)
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
         tile = {**config, "wg": 1}
