@@ -193,15 +193,45 @@ def test_a_strided_1x1_conv_reads_a_compact_copy_at_stride_1(threads):
 
 
 def test_subsample_is_offered_only_for_inputs_read_at_a_stride():
-    """A padded strided conv reads through guards and a 3x3 window's rows overlap: neither is a plain stride."""
+    """Stride 1 reads nothing at a stride; a stride along rows only with padded columns would need a guard the
+    copy does not take on (it pads the strided dimensions); dilated taps are not one window variable."""
     others = [
         Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 1, 1)], {}),
-        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 3, 3)], {"strides": (2, 2)}),
-        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 3, 3)], {"strides": (2, 2), "pads": (1, 1, 1, 1)}),
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 3, 3)], {"strides": (2, 1), "pads": (1, 1, 1, 1)}),
+        Workload.create("conv2d", [(1, 3, 9, 9), (5, 3, 3, 3)], {"strides": (2, 2), "dilations": (2, 2)}),
     ]
     assert all("subsample" not in space(w, "wasm").default() for w in others)
-    strided = Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 1, 1)], {"strides": (2, 1)})
-    assert space(strided, "wasm").default()["subsample"] == 0
+    strided = [
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 1, 1)], {"strides": (2, 1)}),
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 3, 3)], {"strides": (2, 2), "pads": (1, 1, 1, 1)}),
+        Workload.create("max_pool2d", [(1, 3, 8, 8)], {"kernel_shape": (3, 3), "strides": (2, 2)}),
+    ]
+    assert all(space(w, "wasm").default()["subsample"] == 0 for w in strided)
+
+
+@pytest.mark.parametrize(
+    ("op", "shapes", "attrs", "copy_shape"),
+    [
+        # ResNet-50's stem: 7 taps at stride 2 from 3 pixels before the edge, in two phases of 14 + 3 positions
+        ("conv2d", [(1, 3, 28, 28), (8, 3, 7, 7), (8,)], {"strides": (2, 2), "pads": (3, 3, 3, 3)}, (2, 17, 2, 17)),
+        # max pooling pads with -inf: the copy's border holds -inf, not 0
+        ("max_pool2d", [(1, 5, 16, 16)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}, None),
+    ],
+)
+def test_a_padded_strided_window_reads_its_phases_without_guards(op, shapes, attrs, copy_shape):
+    """With ``subsample`` a padded stride-2 window reads a copy split into even and odd rows and columns,
+    padded by the copy: the main kernel has no guard, no shuffle and no gather."""
+    workload = Workload.create(op, shapes, attrs)
+    config = {"tile_b": 8, "vector": "f32x4_fma", "subsample": 1, "unroll": 0}
+    config |= {"tile_axis": "m"} if op == "conv2d" else {}
+    program, full = _check(workload, config, seed=5)
+    assert full["pad"] == 0
+    (temp,) = [b for b in program.buffers if b.role == "temp"]
+    if copy_shape:
+        assert temp.size == shapes[0][1] * int(np.prod(copy_shape))
+    copy, main = program.kernels
+    assert copy.source.count("select") > 0  # the copy reads through the bounds guard: it pads
+    assert "select" not in main.source and "i8x16.shuffle" not in main.source and "replace_lane" not in main.source
 
 
 def test_pack_needs_a_weight_along_a_tiled_axis():

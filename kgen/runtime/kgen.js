@@ -8,7 +8,7 @@ import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
 import { readModel, readProgram } from "./model/descriptor.js";
 import { createRunner, Runner, TensorView } from "./model/runner.js";
-import { decodeTensor, fetchWeights } from "./model/weights.js";
+import { loadWeights } from "./model/weights.js";
 import * as Image from "./image.js";
 import * as KMath from "./math.js";
 
@@ -69,18 +69,14 @@ export async function load(dir, options = {}) {
   }
   /** @type {string[]} */
   const reasons = [];
-  /** @type {Map<string, Float32Array> | null} */
-  let weights = null;
+  // the weights are fetched while the backend starts and compiles its kernels (one fetch for every backend tried)
+  const weights = loadWeights(base, model, options.progressCallback);
+  weights.catch(() => {}); // its failure is reported where it is awaited, not as an unhandled rejection
   for (const backend of order) {
     let launcher = null;
     try {
       launcher = await LAUNCHERS[backend]();
       const descriptor = await readProgram(base, model, backend, whyNot(backend, launcher));
-      if (weights === null) {
-        const { stream } = await fetchWeights(base, model, options.progressCallback);
-        const w = model.weights;
-        weights = new Map(w.tensors.map((/** @type {any} */ t) => [t.name, decodeTensor(stream, t, w.encoding, w.block)]));
-      }
       const runner = await createRunner(backend, launcher, descriptor, model, weights);
       runner.fallbackReasons = reasons;
       return runner;

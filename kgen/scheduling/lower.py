@@ -200,6 +200,13 @@ def lower(
         packed = packed_tensor(packing)
         stages[main] = read_packed(stages[main], packing, packed)
         prepare += [("pack", s) for s in partition(packed)]
+    strided = template.subsampling(stages[main], full) if hasattr(template, "subsampling") else None
+    if strided is not None:  # the strided pixels copied compact (and padded) on every run, then read at stride 1
+        compact = compact_tensor(strided)
+        copies = partition(compact)
+        stages[main] = read_subsampled(stages[main], strided, compact)
+        stages[main:main] = copies
+        main += len(copies)
     windows: dict[int, tuple[Tensor, tuple[int, ...]]] = {}
     padding = template.padding(stages[main], full) if hasattr(template, "padding") else None
     if padding is not None:
@@ -212,13 +219,6 @@ def lower(
             copies = partition(interior)
             windows[id(interior)] = (padded, padding.before)
         stages[main] = read_padded(stages[main], padding, padded)
-        stages[main:main] = copies
-        main += len(copies)
-    strided = template.subsampling(stages[main], full) if hasattr(template, "subsampling") else None
-    if strided is not None:  # the strided pixels copied compact on every run, then read at stride 1
-        compact = compact_tensor(strided)
-        copies = partition(compact)
-        stages[main] = read_subsampled(stages[main], strided, compact)
         stages[main:main] = copies
         main += len(copies)
 

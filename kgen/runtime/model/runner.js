@@ -155,14 +155,16 @@ export class Runner {
 }
 
 /**
- * Build a runner: compile, create the planned buffers, write the weights, bind.
+ * Build a runner: compile (while the weights may still be arriving), create the planned buffers, write the
+ * weights, bind.
  * @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
- * @param {Map<string, Float32Array>} weights
+ * @param {Promise<Map<string, Float32Array>>} weightsLoaded
  */
-export async function createRunner(backend, launcher, descriptor, model, weights) {
+export async function createRunner(backend, launcher, descriptor, model, weightsLoaded) {
   const program = descriptor.program;
   const compiled = await launcher.compile(program);
   const buffers = launcher.createBuffers(program);
+  const weights = await weightsLoaded;
   for (const w of descriptor.weights) {
     const values = weights.get(w.tensor);
     if (!values) throw fail(backend, `weight ${w.tensor} was not decoded`);

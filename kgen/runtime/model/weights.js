@@ -71,6 +71,17 @@ export async function fetchWeights(dir, model, progress) {
   return { stream, fetched };
 }
 
+/**
+ * Every weight tensor's float32 values by name: the shards fetched (or read from the cache), then decoded.
+ * @param {string} dir @param {any} model @param {((loaded: number, total: number) => void) | undefined} progress
+ * @returns {Promise<Map<string, Float32Array>>}
+ */
+export async function loadWeights(dir, model, progress) {
+  const { stream } = await fetchWeights(dir, model, progress);
+  const w = model.weights;
+  return new Map(w.tensors.map((/** @type {any} */ t) => [t.name, decodeTensor(stream, t, w.encoding, w.block)]));
+}
+
 /** IEEE half floats to float32. @param {Uint16Array} half */
 function fromHalf(half) {
   const out = new Float32Array(half.length);
@@ -92,6 +103,9 @@ function fromHalf(half) {
  */
 export function decodeTensor(stream, tensor, encoding, block) {
   const size = elements(tensor.shape);
+  if (encoding === "fp32" && (stream.byteOffset + tensor.offset) % 4 === 0) {
+    return new Float32Array(stream.buffer, stream.byteOffset + tensor.offset, size); // a view: no copy of 100 MB
+  }
   const bytes = stream.slice(tensor.offset, tensor.offset + tensor.bytes); // a copy: aligned, and its own buffer
   if (encoding === "fp32") return new Float32Array(bytes.buffer, 0, size);
   if (encoding === "fp16") return fromHalf(new Uint16Array(bytes.buffer, 0, size));

@@ -91,6 +91,10 @@ class CpuTile:
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
             Constraint(
+                "pad with subsample (the compact copy is padded already)",
+                lambda c, _: not (c.get("pad") and c.get("subsample")),
+            ),
+            Constraint(
                 "pack needs a weight read along one tiled axis of more than 1 (tile_a or tile_b)",
                 lambda c, _: not c.get("pack") or self.packing(stage, c) is not None,
             ),
@@ -119,7 +123,7 @@ class CpuTile:
         innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
         split by 4. Unmerged tiles read a padded input padded (``pad``: no guards); merged ones read it as it is,
         since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
-        contiguous. A strided input is read through its compact copy (``subsample``)."""
+        contiguous. A strided input is read through its compact copy (``subsample``), which is padded instead."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
@@ -127,13 +131,15 @@ class CpuTile:
         unrolls = dict.fromkeys([(window, 1), (min(window, 1), 1), (0, 4)])
         seeds = [
             {"tile_axis": axis, "tile_a": a, "tile_b": 8, "tile_order": order, "merge_hw": merge, "pad": 1 - merge}
-            | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma", "subsample": 1}
+            | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma"}
             for axis in candidates[:2]
             for a in (6, 4)
             for unroll, k in unrolls
             for order in ("a", "b")
             for merge in (0, 1)
         ]
+        if "subsample" in names:  # the compact copy, padded: no pad of its own
+            seeds = [{**seed, "subsample": 1, "pad": 0} for seed in seeds]
         return distinct(seeds, names)
 
     def packing(self, stage: Stage, config: Mapping[str, Any]) -> Packing | None:
