@@ -25,6 +25,20 @@ def onnx_dir(tmp_path_factory):
     return folder
 
 
+def test_webgl_records_of_the_kernel_suite_set_a_models_layouts(onnx_dir, tmp_path):
+    """A model node's inputs are named as its op names them (input, weight, bias), so the layout knobs of a
+    WebGL record (layout_input, layout_weight) are the node's own: the records apply to ResNet-50's fused
+    nodes, where before every one was refused for unknown knobs (layout_in0, ...) and ran the default."""
+    store = RecordStore("results/bench/webgl_records.jsonl")
+    summary = convert(onnx_dir / "resnet50.onnx", tmp_path / "gl", ["webgl"], options=Options(records=store))
+    chosen = summary["backends"]["webgl"]["chosen"]
+    assert chosen.get("exact", 0) >= 10 and chosen.get("nearest", 0) >= 10
+    nodes = read_backend(tmp_path / "gl", read_model(tmp_path / "gl"), "webgl")["nodes"]
+    assert not any("not valid here" in n["note"] for n in nodes)
+    stem = nodes[0]
+    assert stem["how"] == "exact" and "layout_input" in stem["config"] and "layout_bias" in stem["config"]
+
+
 @pytest.mark.parametrize(
     ("name", "backends"), [("mlp", "wasm,webgpu"), ("dcgan", "wasm,webgpu"), ("mobilenet_v2", "wasm")]
 )

@@ -52,7 +52,14 @@ def node_te(graph: Graph, node: Node) -> tuple[list[Tensor], Tensor, tuple[str, 
         for k, name in enumerate(node.inputs)
         if k < len(opdef.inputs) and opdef.inputs[k].weight and name in graph.constants
     }
-    ph = {n: placeholder(graph.shape(n), name=f"in{k}", constant=n in weights) for k, n in enumerate(names)}
+    # the op's own inputs are named as the op names them (input, weight, bias), so that knobs named after them
+    # (WebGL's layout_input, layout_weight) are the knobs of the op's tuning records; an epilogue's are in<k>
+    roles = {}
+    for k, name in enumerate(node.inputs):
+        roles.setdefault(name, opdef.input_name(k))
+    ph = {
+        n: placeholder(graph.shape(n), name=roles.get(n, f"in{k}"), constant=n in weights) for k, n in enumerate(names)
+    }
     out = opdef.builder([ph[i] for i in node.inputs], node.attrs)
     for e in node.epilogue:
         args = [ph[i] for i in e.inputs]
