@@ -48,7 +48,7 @@ _RUN = """async ([dir, backend, feeds, bench, profile]) => {
   const result = {backend: runner.backendName, fallback: runner.fallbackReasons,
     outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, encode(v)])),
     load_ms: loaded - t0, first_run_ms: first - loaded, times_ms: times,
-    profile: profile ? await runner.profile({runs: profile}) : null, nodes: runner.descriptor.nodes ?? []};
+    profile: profile ? {kernels: await runner.profile({runs: profile}), nodes: runner.descriptor.nodes ?? []} : null};
   runner.destroy();
   return result;
 }"""
@@ -88,10 +88,9 @@ def run_model(
     result["outputs"] = {
         k: np.frombuffer(base64.b64decode(v), np.float32).reshape(shapes[k]) for k, v in result["outputs"].items()
     }
-    nodes = result.pop("nodes")
-    kernels = result.pop("profile")
-    if kernels is not None:
-        result["profile"] = profile_nodes(kernels, nodes)
+    profiled = result.pop("profile")
+    if profiled is not None:
+        result["profile"] = profile_nodes(profiled["kernels"], profiled["nodes"])
     times = result.pop("times_ms")
     if times:
         q1, _, q3 = statistics.quantiles(times, n=4)

@@ -37,6 +37,21 @@ class Padding:
     default: float
 
 
+def input_reads(stage: Stage) -> list[list[Load]]:
+    """The reduction's reads of each (non-constant) input, one list per input tensor, in order."""
+    assert stage.reduce is not None
+    reads: dict[int, list[Load]] = {}
+    for n in walk(stage.reduce.body):
+        if isinstance(n, Load) and isinstance(n.tensor.op, PlaceholderOp) and not n.tensor.op.constant:
+            reads.setdefault(id(n.tensor), []).append(n)
+    return list(reads.values())
+
+
+def bounds_guard(load: Load, ranges: ix.Ranges) -> bool:
+    """Whether ``load``'s guard is its tensor's bounds check and nothing more."""
+    return ix.simplify(ix.in_bounds(load.indices, load.tensor.shape), ranges) == load.guard
+
+
 def find(stage: Stage) -> Padding | None:
     """The input to pad: a (non-constant) input the reduction reads only through bounds guards, all with one
     default, whose indices reach past its edges by a bounded amount. A guard that tests more than the bounds
@@ -44,15 +59,11 @@ def find(stage: Stage) -> Padding | None:
     if stage.reduce is None:
         return None
     ranges = stage.ranges
-    reads: dict[int, list[Load]] = {}
-    for n in walk(stage.reduce.body):
-        if isinstance(n, Load) and isinstance(n.tensor.op, PlaceholderOp) and not n.tensor.op.constant:
-            reads.setdefault(id(n.tensor), []).append(n)
-    for loads in reads.values():
+    for loads in input_reads(stage):
         tensor = loads[0].tensor
         if any(n.guard is sympy.true for n in loads) or len({n.default for n in loads}) != 1:
             continue
-        if any(ix.simplify(ix.in_bounds(n.indices, tensor.shape), ranges) != n.guard for n in loads):
+        if not all(bounds_guard(n, ranges) for n in loads):
             continue
         reach = [[ix.bounds(n.indices[d], ranges) for n in loads] for d in range(len(tensor.shape))]
         if any(lo is None or hi is None for dim in reach for lo, hi in dim):

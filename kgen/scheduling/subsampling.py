@@ -19,11 +19,12 @@ from typing import Any
 
 import sympy
 
+from kgen.scheduling.padding import bounds_guard, input_reads
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import Knob, flag
 from kgen.te import index as ix
-from kgen.te.expr import Expr, Load, map_children, walk
-from kgen.te.tensor import PlaceholderOp, Tensor, compute
+from kgen.te.expr import Expr, Load, map_children
+from kgen.te.tensor import Tensor, compute
 
 
 @dataclass(frozen=True)
@@ -95,17 +96,12 @@ def find(stage: Stage) -> Subsampling | None:
         return None
     extents = _extents(stage)
     data = {ax.var for ax in stage.axes}
-    reads: dict[int, list[Load]] = {}
-    for n in walk(stage.reduce.body):
-        if isinstance(n, Load) and isinstance(n.tensor.op, PlaceholderOp) and not n.tensor.op.constant:
-            reads.setdefault(id(n.tensor), []).append(n)
     ranges = stage.ranges
-    for loads in reads.values():
+    for loads in input_reads(stage):
         first = loads[0]
         if any(n.indices != first.indices or n.default != first.default for n in loads):
             continue
-        bounds_only = ix.simplify(ix.in_bounds(first.indices, first.tensor.shape), ranges) == first.guard
-        if first.guard is not sympy.true and not bounds_only:
+        if first.guard is not sympy.true and not bounds_guard(first, ranges):
             continue
         dims = tuple(_stride(i, extents, data) for i in first.indices)
         inside = all(
