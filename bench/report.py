@@ -173,6 +173,7 @@ def peak_share(kernels: list[dict], peaks: list[dict], out: Path) -> str:
     """kgen's GFLOP/s as a share of the measured ceiling of its backend (wasm: relaxed-SIMD madd at that thread
     count; WebGPU and WebGL: the WebGPU vec4 fma loop, on the same adapter)."""
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     if not kernels or not peaks:
         return ""
@@ -189,9 +190,10 @@ def peak_share(kernels: list[dict], peaks: list[dict], out: Path) -> str:
             shares.setdefault(variant_name(*key), []).append((r["workload"], r["gflops"] / ceiling[key]))
     if not shares:
         return ""
-    lines = ["backend,workload,share_of_peak"]
-    lines += [f"{b},{w},{s:.4f}" for b, items in shares.items() for w, s in items]
-    (out / "peak_share.csv").write_text("\n".join(lines) + "\n")
+    table = [
+        {"backend": b, "workload": w, "share_of_peak": round(s, 4)} for b, items in shares.items() for w, s in items
+    ]
+    pd.DataFrame(table).to_csv(out / "peak_share.csv", index=False)  # quoted: workload names hold commas
     fig, ax = plt.subplots(figsize=(10, 3.2))
     names = list(shares)
     for i, b in enumerate(names):

@@ -129,3 +129,17 @@ def test_unwritable_outputs_and_missing_records_are_one_line_errors_before_any_r
     assert done.returncode == 2 and "cannot write the results store there" in done.stderr
     done = kgen("bench", "--peers", "none", "--records", str(tmp_path / "nope.jsonl"))
     assert done.returncode == 2 and "no such records file" in done.stderr
+
+
+def test_peak_share_csv_quotes_workload_names_with_commas(tmp_path):
+    import pandas as pd
+
+    from bench.report import peak_share
+
+    kernel = row(1, 1.0, workload="conv 3→64, 224², k7 s2", gflops=30.0)
+    peak = row(2, 1.0, workload="peak f32x4 madd", side="peak", gflops=60.0)
+    assert "Share of the measured peak" in peak_share([kernel], [peak], tmp_path)
+    table = pd.read_csv(tmp_path / "peak_share.csv")
+    assert table.to_dict("records") == [
+        {"backend": "wasm 1t", "workload": "conv 3→64, 224², k7 s2", "share_of_peak": 0.5}
+    ]

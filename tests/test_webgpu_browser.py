@@ -157,3 +157,17 @@ def test_profiles_of_dead_processes_are_removed_at_the_next_start():
         assert Path(mine).parent == session.PROFILES and Path(mine).name.startswith(f"{os.getpid()}-")
     finally:
         shutil.rmtree(mine)
+
+
+def test_a_killed_browser_leaves_nothing_in_the_temporary_folder():
+    from kgen.browser.session import _Chromium
+
+    chromium = _Chromium()
+    socket = Path(chromium.profile) / "SingletonSocket"
+    deadline = time.monotonic() + 10
+    while not socket.is_symlink() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    target = Path(os.readlink(socket))
+    assert target.parent.parent == Path(chromium.profile)  # not a folder of its own in /tmp
+    chromium.kill()  # SIGKILL: the browser removes nothing itself
+    assert not target.parent.exists() and not Path(chromium.profile).exists()

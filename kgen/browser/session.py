@@ -99,6 +99,9 @@ class _Chromium:
             text=True,
             start_new_session=True,  # its own process group, so a stuck browser is killed with all its children
             preexec_fn=_die_with_parent,
+            # Chromium makes its singleton socket's folder (org.chromium.Chromium.XXXXXX) in TMPDIR and removes it
+            # only on a clean exit; inside the profile, it goes with the profile when the browser is killed
+            env={**os.environ, "TMPDIR": self.profile},
         )
         self.log: deque[str] = deque(maxlen=50)
         found = threading.Event()
