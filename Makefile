@@ -10,7 +10,7 @@ JS := tests/js
 PEERS := bench/peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots bench report clean
+.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots census bench report clean
 
 setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed $(PEERS)/node_modules/.installed
 
@@ -92,6 +92,11 @@ bench: setup
 report: setup
 	$(BIN)/kgen report --latex
 	KGEN_REPORT=results/report $(BIN)/python -m pytest -q tests/test_bench_browser.py -k report
+
+# the census of wrong kernels: kgen check OP --backend B --configs 12 for every op on every backend, against numpy
+# (results/census.json; about 10 minutes here; exits 1 if any config is wrong)
+census: setup
+	$(BIN)/python -m bench.census --configs 12
 
 # the example pages' click-through tests, keeping their screenshots in results/examples/
 screenshots: setup
