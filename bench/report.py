@@ -67,9 +67,13 @@ def device_caption(rows: Sequence[dict]) -> str:
 
 
 def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    """The figure as inline SVG, the same bytes for the same data (fixed ids, no date): a rebuilt report's diff
+    shows what changed."""
     import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with plt.rc_context({"svg.hashsalt": "kgen-report"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
 
     plt.close(fig)
     text = buf.getvalue()
