@@ -117,6 +117,44 @@ def test_the_page_loads_the_best_wasm_variant_it_can_run(models, page, tmp_path)
     np.testing.assert_allclose(plain["first"], best["first"], atol=1e-5)
 
 
+def test_webgl_kernels_keep_their_records_render_targets_and_a_4_target_device_loads_its_variant(models, page):
+    """The shipped WebGL records write 8 render targets (planes) a fragment; tensors written so are 2D array
+    textures that the next layer reads through a conversion. A device with 4 render targets (WebGL2's guarantee)
+    loads the variant whose kernels write at most 4. Both match onnxruntime."""
+    zoo.save(zoo.mobilenet_v2(size=64), models / "mobilenet_64.onnx")
+    records = Options(RecordStore("results/records.jsonl"))
+    summary = convert(models / "mobilenet_64.onnx", models / "planes", ["webgl"], options=records)
+    assert summary["backends"]["webgl"]["variants"] == ["webgl", "webgl-4"]
+    variants = json.loads((models / "planes" / "model.json").read_text())["backends"]["webgl"]["variants"]
+    assert [v["draw_buffers"] for v in variants] == [8, 4]
+    program = json.loads((models / "planes" / "webgl.json").read_text())["program"]
+    planed = [b["name"] for b in program["buffers"] if b["layout"].get("planes", [0, 1])[1] == 8]
+    read = {b["buffer"] for k in program["kernels"] for b in k["bindings"] if b["access"] == "read"}
+    assert set(planed) & read  # a tensor in 8 planes read by a later kernel
+    feeds = {"input": np.random.default_rng(5).standard_normal((1, 3, 64, 64)).astype(np.float32)}
+    (want,) = zoo.onnxruntime_outputs(models / "mobilenet_64.onnx", feeds)
+    script = """async (x) => {
+      const kgen = await import('/kgen.js');
+      const runner = await kgen.load('/models/planes', {backendOrder: 'webgl'});
+      const out = await runner.run({input: Float32Array.from(x)});
+      const result = {draw: runner.descriptor.program.draw_buffers, out: Array.from(Object.values(out)[0])};
+      runner.destroy();
+      return result;
+    }"""
+    best = page.evaluate(script, feeds["input"].ravel().tolist())
+    page.evaluate("""() => {  // as a device with WebGL2's 4 render targets says
+      const get = WebGL2RenderingContext.prototype.getParameter;
+      WebGL2RenderingContext.prototype.getParameter = function (p) {
+        return p === this.MAX_DRAW_BUFFERS || p === this.MAX_COLOR_ATTACHMENTS ? 4 : get.call(this, p);
+      };
+    }""")
+    fewer = page.evaluate(script, feeds["input"].ravel().tolist())
+    page.restart()
+    assert (best["draw"], fewer["draw"]) == (8, 4)
+    for got in (best["out"], fewer["out"]):
+        assert compare_model(np.array(got, np.float32).reshape(want.shape), want, "webgl").ok
+
+
 def test_webdnn_page_calls_run_unchanged(models, page):
     """The ResNet-50 seed page's calls (SEEDS.md), with `WebDNN` bound to kgen's module."""
     result = page.evaluate(

@@ -67,7 +67,7 @@ export function track() {
   }
   if (globalThis.WebGL2RenderingContext) {
     const gl = WebGL2RenderingContext.prototype;
-    const bound = new WeakMap(); // context -> the TEXTURE_2D texture bound
+    const bound = new WeakMap(); // context -> the TEXTURE_2D (or TEXTURE_2D_ARRAY) texture bound
     const setSize = (ctx, bytes) => {
       const texture = bound.get(ctx);
       if (!texture) return;
@@ -77,13 +77,18 @@ export function track() {
     };
     const bindTexture = gl.bindTexture;
     gl.bindTexture = function (target, texture) {
-      if (target === this.TEXTURE_2D) bound.set(this, texture);
+      if (target === this.TEXTURE_2D || target === this.TEXTURE_2D_ARRAY) bound.set(this, texture);
       return bindTexture.call(this, target, texture);
     };
     const texStorage2D = gl.texStorage2D;
     gl.texStorage2D = function (target, levels, internalFormat, width, height) {
       setSize(this, width * height * texelBytes(internalFormat));
       return texStorage2D.apply(this, arguments);
+    };
+    const texStorage3D = gl.texStorage3D;
+    gl.texStorage3D = function (target, levels, internalFormat, width, height, depth) {
+      setSize(this, width * height * depth * texelBytes(internalFormat));
+      return texStorage3D.apply(this, arguments);
     };
     const texImage2D = gl.texImage2D;
     gl.texImage2D = function (target, level, internalFormat, width, height) {

@@ -26,6 +26,7 @@ from kgen.errors import KgenError
 from kgen.graph import memory
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
+from kgen.scheduling.layout import PLANES
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits
 
 PERSISTENT_PREFIXES = ("pack", "pad")  # a template's prepared copies: written once, read on every run
@@ -61,6 +62,7 @@ class Options:
     devices: Mapping[str, str] = field(default_factory=dict)  # backend -> device class of the records
     threads: int = 1  # wasm: the threads every kernel's launch is split between
     relaxed_simd: bool = True  # wasm: whether kernels may use relaxed SIMD's fused multiply-add
+    draw_buffers: int = max(PLANES)  # webgl: the render targets a kernel may write (WebGL2 guarantees 4)
 
 
 def _device(options: Options, backend: str) -> str | None:
@@ -159,7 +161,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         from kgen.descriptor.webgl import assemble_webgl
 
         program, inputs, outputs, weights, nodes, report = assemble_webgl(
-            graph, options.records, _device(options, backend), cache
+            graph, options.records, _device(options, backend), cache, options.draw_buffers
         )
         return Assembly(backend, program, inputs, outputs, weights, nodes, report, reused=cache.hits - hits)
     if backend not in FLAT:

@@ -32,8 +32,11 @@ from kgen.graph import onnx as onnx_frontend
 from kgen.graph.execute import evaluate
 from kgen.graph.ir import Graph
 from kgen.graph.passes import optimize
+from kgen.scheduling.space import DEFAULT_LIMITS
 
 Progress = Callable[[str], None]
+
+GUARANTEED_DRAW_BUFFERS = DEFAULT_LIMITS["max_draw_buffers"]  # WebGL2's render targets on any device
 
 
 def agreement(graph: Graph, encoding: str, encoded: wt.Encoded, seed: int = 0) -> dict[str, float]:
@@ -171,6 +174,8 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
                 entry = {"file": name, "bytes": len(data), "sha256": wt.digest(data)}
                 if backend == "wasm":
                     entry.update(threads=a.program["threads"], relaxed_simd=a.program["relaxed_simd"])
+                if backend == "webgl":
+                    entry.update(draw_buffers=a.program["draw_buffers"])
                 entries.append(entry)
             descriptor["backends"][backend] = {"variants": entries}
         (tmp / "model.json").write_text(json.dumps(descriptor, indent=1))
@@ -185,8 +190,15 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
 
 
 def _variants(graph: Graph, backend: str, options: Options, cache: NodeCache, wasm_threads) -> list:
-    """The backend's programs as (name, assembly): one, or on wasm one per thread count (``wasm``, ``wasm-2t``),
-    each followed by one without relaxed SIMD (``-simd128``) where it uses it; best first."""
+    """The backend's programs as (name, assembly), best first: one; on wasm one per thread count (``wasm``,
+    ``wasm-2t``), each followed by one without relaxed SIMD (``-simd128``) where it uses it; on WebGL, where a
+    kernel writes more than the 4 render targets WebGL2 guarantees, one with at most 4 after it (``webgl-4``)."""
+    if backend == "webgl":
+        a = assemble(graph, backend, options, cache)
+        if a.program["draw_buffers"] <= GUARANTEED_DRAW_BUFFERS:
+            return [(backend, a)]
+        portable = dataclasses.replace(options, draw_buffers=GUARANTEED_DRAW_BUFFERS)
+        return [(backend, a), (f"webgl-{GUARANTEED_DRAW_BUFFERS}", assemble(graph, backend, portable, cache))]
     if backend != "wasm":
         return [(backend, assemble(graph, backend, options, cache))]
     out = []

@@ -10,8 +10,11 @@ model.json (``schema_version`` 1):
 | ``weights.encoding`` | ``fp32``, ``fp16`` or ``eightbit`` (``weights.py``); ``block``: eightbit's block |
 | ``weights.shards`` | ``[{file, bytes, sha256}]``: joined in order, they are one stream of ``total_bytes`` |
 | ``weights.tensors`` | ``[{name, shape, offset, bytes}]``: each tensor's encoded bytes in that stream |
-| ``backends`` | ``{backend: {variants: [{file, bytes, sha256, threads?, relaxed_simd?}]}}``: programs, best first |
+| ``backends`` | ``{backend: {variants: [{file, bytes, sha256, threads?, relaxed_simd?, draw_buffers?}]}}``: best first|
 | ``summary`` | what ``kgen convert`` reported (informational) |
+
+A page loads the first variant it can run: wasm ``threads`` and ``relaxed_simd``, WebGL ``draw_buffers`` (the
+render targets its kernels write; WebGL2 guarantees 4, most devices have 8).
 
 <backend>.json: ``program`` (``buffers`` ``[{name, dtype, size, role, offset?}]``, ``kernels`` ``[{name, source,
 workgroup, grid, bindings, binary?}]``, ``prepare`` (kernels run once, after the weights are written),

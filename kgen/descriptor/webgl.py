@@ -3,9 +3,9 @@
 Each node's config chooses the layouts its kernel reads and writes (``layout_<input>``, ``layout_out``). A tensor
 lives in the layout its producer writes; a consumer that reads another layout gets a conversion kernel
 (``build_conversion``) before it, shared by every later consumer of that layout. A weight is written by the page
-into each layout a consumer reads it in; a graph input into its first consumer's. Only outputs nobody reads may
-be split into planes (render targets), since a kernel cannot sample a texture split into planes. Textures of
-one layout and size are pooled by liveness.
+into each layout a consumer reads it in; a graph input into its first consumer's. An output split into planes
+(render targets, as its record chose: a fragment computes that many texels) is a 2D array texture, which a
+conversion kernel reads into its consumer's layout. Textures of one layout and size are pooled by liveness.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 from kgen.codegen.glsl.renderer import render
 from kgen.codegen.program import CompiledKernel, CompiledProgram
-from kgen.descriptor.nodes import NodeCache, choose, program_for
+from kgen.descriptor.nodes import Choice, NodeCache, choose, program_for
 from kgen.graph import memory
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
 from kgen.scheduling.build import build_conversion
-from kgen.scheduling.layout import NAMES, Layout
+from kgen.scheduling.layout import NAMES, PLANES, Layout
 from kgen.scheduling.space import DEFAULT_LIMITS
 
 
@@ -66,11 +66,22 @@ def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[
     return entry
 
 
-def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None, cache: NodeCache):
-    """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2."""
+def _within(choice: Choice, draw_buffers: int) -> Choice:
+    """The record's config with at most ``draw_buffers`` planes (render targets): a variant for devices with
+    fewer than the tuning device had."""
+    planes = choice.config.get("planes", 1)
+    if planes <= draw_buffers:
+        return choice
+    fewer = max(p for p in PLANES if p <= draw_buffers)
+    return replace(choice, config={**choice.config, "planes": fewer}, note=f"planes {planes} -> {fewer} (this variant)")
+
+
+def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None, cache: NodeCache, draw_buffers: int):
+    """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2, its kernels writing at
+    most ``draw_buffers`` render targets."""
     from kgen.descriptor.assemble import io_entry, memory_report, node_json
 
-    consumers = graph.consumers()
+    limits = {**DEFAULT_LIMITS, "max_draw_buffers": draw_buffers}
     storage = _Storage()
     weights: dict[str, str] = {}  # storage -> tensor
     persistent: set[str] = set()
@@ -82,9 +93,10 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
     def convert(tensor: str, source: str, layout: dict[str, Any], texture: tuple[int, int]) -> str:
         src = storage.info[source]
         shape = tuple(graph.shape(tensor))
-        key = (shape, _layout_name(src["layout"]), _layout_name(layout))
+        source_planes = src["layout"].get("planes", [0, 1])[1]
+        key = (shape, _layout_name(src["layout"]), _layout_name(layout), source_planes)
         if key not in conversions:
-            conversions[key] = build_conversion(shape, key[1], key[2])
+            conversions[key] = build_conversion(shape, key[1], key[2], source_planes=source_planes)
         program = conversions[key]
         target = storage.add(f"{tensor}@{key[2]}", tensor, layout, texture, program.output.size)
         names = {program.inputs[0].name: source, program.output.name: target}
@@ -93,10 +105,8 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
         return target
 
     for index, node in enumerate(graph.nodes):
-        read_by_others = bool(consumers.get(node.output))
-        fixed = {"planes": 1} if read_by_others or node.output not in graph.outputs else {}
-        choice = choose(graph, node, "webgl", records, device, fixed)
-        np_ = program_for(graph, node, "webgl", choice, DEFAULT_LIMITS, cache, fixed)
+        choice = _within(choose(graph, node, "webgl", records, device, {}), draw_buffers)
+        np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)
         names: dict[str, str] = {}
         for b, tensor in zip(compiled.inputs, np_.tensors, strict=True):
@@ -143,7 +153,8 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
     for k in kernels:
         for b in k["bindings"]:
             b["buffer"] = texture_of[b["buffer"]]
-    program = {"backend": "webgl", "buffers": buffers, "kernels": kernels, "prepare": 0}
+    planes = max((b.get("layout", {}).get("planes", [0, 1])[1] for b in buffers), default=1)
+    program = {"backend": "webgl", "buffers": buffers, "kernels": kernels, "prepare": 0, "draw_buffers": planes}
     planned = sum(4 * b["size"] for b in buffers)
     weights_bytes = sum(sizes[n] for n in persistent)
 

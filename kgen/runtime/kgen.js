@@ -40,10 +40,17 @@ function backendList(order) {
 }
 
 /**
- * Why a program variant cannot run on this launcher (null: it can): a wasm variant's threads and relaxed SIMD.
+ * Why a program variant cannot run on this launcher (null: it can): a wasm variant's threads and relaxed SIMD, a
+ * WebGL variant's render targets.
  * @param {string} backend @param {any} launcher @returns {(variant: any) => string | null}
  */
 function whyNot(backend, launcher) {
+  if (backend === "webgl") {
+    return (v) =>
+      (v.draw_buffers ?? 1) > launcher.maxDrawBuffers
+        ? `${v.draw_buffers} render targets; this device has ${launcher.maxDrawBuffers}`
+        : null;
+  }
   if (backend !== "wasm") return () => null;
   return (v) => {
     if ((v.threads ?? 1) > launcher.maxThreads) {

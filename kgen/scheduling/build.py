@@ -10,6 +10,7 @@ from typing import Any
 from kgen.codegen.program import CompiledProgram
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
+from kgen.scheduling.layout import Layout
 from kgen.scheduling.lower import lower, lower_workload, main_stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.templates import template_for
@@ -64,15 +65,22 @@ def check_fits(program: CompiledProgram, where: str, limits: Limits = DEFAULT_LI
 
 
 def build_conversion(
-    shape: tuple[int, ...], source: str, target: str, planes: int = 1, limits: Limits = DEFAULT_LIMITS
+    shape: tuple[int, ...],
+    source: str,
+    target: str,
+    planes: int = 1,
+    limits: Limits = DEFAULT_LIMITS,
+    source_planes: int = 1,
 ) -> CompiledProgram:
     """A WebGL program that copies a tensor from one texture layout into another (``source`` and ``target`` are
-    layout names, ``planes`` the target's render targets), for a consumer that reads another layout than its
-    producer writes: a copy through the texel template, whose layout knobs do the packing."""
+    layout names, ``planes`` the target's render targets and ``source_planes`` the planes its producer wrote), for
+    a consumer that reads another layout than its producer writes: a copy through the texel template, whose layout
+    knobs do the packing."""
     from kgen.codegen.glsl.renderer import render
 
     x = placeholder(shape, name="input")
     y = compute(shape, lambda *i: x[i], name="convert")
     config = {"layout_input": source, "layout_out": target, "planes": planes}
-    program, _ = lower([x], y, template_for("webgl"), config, "convert", limits)
+    planed = {"input": Layout.named(source, shape).with_planes(source_planes)}
+    program, _ = lower([x], y, template_for("webgl"), config, "convert", limits, planed)
     return render(program)

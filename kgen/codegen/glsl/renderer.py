@@ -5,7 +5,8 @@ index ``i`` is channel ``i % channels`` of texel ``i // channels``, which lives 
 A kernel's thread is a fragment of its output texture: thread ``t`` is the fragment at
 ``(t % width, t // width)``, and the kernel's stores (which the texel template makes to that thread's own texel
 only) set the channels of the fragment's colour; an output split into planes is that many render targets, one
-colour each. The C-like parts are ``kgen.codegen.cstyle``'s.
+colour each, and a 2D array texture of that many layers that a later kernel reads through a ``sampler2DArray``
+with the plane as the layer. The C-like parts are ``kgen.codegen.cstyle``'s.
 """
 
 from __future__ import annotations
@@ -74,16 +75,16 @@ class _KernelPrinter(CStylePrinter):
     def element(self, buf: ir.Buffer, index: sympy.Expr, lanes: int) -> str:
         if buf.scope != "global" or buf.texture is None:
             raise self.fail(f"buffer {buf.name} is not in a texture")
-        if buf.planes > 1:
-            raise self.fail(f"buffer {buf.name} is split into planes, which only an output may be")
-        _, texel, channel = self._split(buf, index)
+        plane, texel, channel = self._split(buf, index)
         width, height = buf.texture
         if height == 1:
-            coord = f"ivec2({self.index(texel)}, 0)"
+            x, y = texel, sympy.Integer(0)
         else:
             x = ix.simplify(ix.floormod(texel, width), self.ranges)
             y = ix.simplify(ix.floordiv(texel, width), self.ranges)
-            coord = f"ivec2({self.index(x)}, {self.index(y)})"
+        # a buffer split into planes is a 2D array texture: the plane is the layer
+        layer = f", {self.index(plane)}" if buf.planes > 1 else ""
+        coord = f"ivec{3 if layer else 2}({self.index(x)}, {self.index(y)}{layer})"
         fetch = f"texelFetch(u_{buf.name}, {coord}, 0)"
         if lanes == 4:
             if channel != 0:
@@ -152,7 +153,8 @@ class _KernelPrinter(CStylePrinter):
             "precision highp float;",
             "precision highp int;",
             "precision highp sampler2D;",
-            *(f"uniform sampler2D u_{b.name};" for b in inputs),
+            *(["precision highp sampler2DArray;"] if any(b.planes > 1 for b in inputs) else []),
+            *(f"uniform {'sampler2DArray' if b.planes > 1 else 'sampler2D'} u_{b.name};" for b in inputs),
             *outputs,
             *self.helper_lines(),
             "void main() {",

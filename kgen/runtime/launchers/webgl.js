@@ -69,6 +69,8 @@ export class WebGLLauncher {
 
   constructor(gl) {
     this.gl = gl;
+    /** render targets one draw may write (a program's planes) */
+    this.maxDrawBuffers = Math.min(gl.getParameter(gl.MAX_DRAW_BUFFERS), gl.getParameter(gl.MAX_COLOR_ATTACHMENTS));
     this.vertex = this.#shader(gl.VERTEX_SHADER, VERTEX, "vertex");
     this.vao = gl.createVertexArray();
     this.pixel = new Float32Array(4);
@@ -111,8 +113,9 @@ export class WebGLLauncher {
     return { program, kernels };
   }
 
-  // One texture per program buffer (per plane of a buffer split into planes), sized by its launch info, and a
-  // framebuffer with the buffer's textures as its render targets.
+  // One texture per program buffer, sized by its launch info, and a framebuffer with it as its render target. A
+  // buffer split into planes is a 2D array texture with a layer per plane, each layer a render target, so that a
+  // kernel reading it samples one sampler2DArray with the plane as the layer.
   createBuffers(program) {
     const gl = this.gl;
     const buffers = {};
@@ -120,21 +123,24 @@ export class WebGLLauncher {
       const [width, height] = b.texture;
       const channels = b.layout.channels;
       const planes = b.layout.planes ? b.layout.planes[1] : 1;
+      const target = planes > 1 ? gl.TEXTURE_2D_ARRAY : gl.TEXTURE_2D;
+      const format = channels === 4 ? gl.RGBA32F : gl.R32F;
       const fb = gl.createFramebuffer();
       gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
-      const texs = [];
-      for (let p = 0; p < planes; p++) {
-        const tex = gl.createTexture();
-        gl.bindTexture(gl.TEXTURE_2D, tex);
-        gl.texStorage2D(gl.TEXTURE_2D, 1, channels === 4 ? gl.RGBA32F : gl.R32F, width, height);
-        for (const f of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, f, gl.NEAREST);
-        gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + p, gl.TEXTURE_2D, tex, 0);
-        texs.push(tex);
+      const tex = gl.createTexture();
+      gl.bindTexture(target, tex);
+      if (planes > 1) gl.texStorage3D(target, 1, format, width, height, planes);
+      else gl.texStorage2D(target, 1, format, width, height);
+      for (const f of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(target, f, gl.NEAREST);
+      if (planes > 1) {
+        for (let p = 0; p < planes; p++) gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + p, tex, 0, p);
+        gl.drawBuffers(Array.from({ length: planes }, (_, p) => gl.COLOR_ATTACHMENT0 + p));
+      } else {
+        gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, target, tex, 0);
       }
-      if (planes > 1) gl.drawBuffers(texs.map((_, p) => gl.COLOR_ATTACHMENT0 + p));
       const status = gl.checkFramebufferStatus(gl.FRAMEBUFFER);
       if (status !== gl.FRAMEBUFFER_COMPLETE) throw new KernelError("runtime_error", `${b.name}: framebuffer status ${status}`);
-      buffers[b.name] = { texs, fb, width, height, channels, planes, layout: b.layout, size: b.size };
+      buffers[b.name] = { tex, target, fb, width, height, channels, planes, layout: b.layout, size: b.size };
     }
     return buffers;
   }
@@ -142,16 +148,15 @@ export class WebGLLauncher {
   // `data`: the tensor's values in row-major order; packed into the buffer's layout (padding is 0).
   write(buffer, data) {
     const gl = this.gl;
-    const { width, height, channels, planes, texs } = buffer;
+    const { width, height, channels, planes, tex, target } = buffer;
     const texture = width * height * channels;
     const storage = new Float32Array(planes * texture);
     const where = storageIndices(buffer.layout);
     for (let e = 0; e < where.length; e++) storage[pixelIndex(buffer, where[e], channels)] = data[e];
     const format = channels === 4 ? gl.RGBA : gl.RED;
-    texs.forEach((tex, p) => {
-      gl.bindTexture(gl.TEXTURE_2D, tex);
-      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, width, height, format, gl.FLOAT, storage, p * texture);
-    });
+    gl.bindTexture(target, tex);
+    if (planes > 1) gl.texSubImage3D(target, 0, 0, 0, 0, width, height, planes, format, gl.FLOAT, storage);
+    else gl.texSubImage2D(target, 0, 0, 0, width, height, format, gl.FLOAT, storage);
   }
 
   bind(compiled, buffers) {
@@ -170,7 +175,8 @@ export class WebGLLauncher {
         gl.useProgram(k.prog);
         k.inputs.forEach((u, unit) => {
           gl.activeTexture(gl.TEXTURE0 + unit);
-          gl.bindTexture(gl.TEXTURE_2D, buffers[u.buffer].texs[0]);
+          const input = buffers[u.buffer];
+          gl.bindTexture(input.target, input.tex);
           gl.uniform1i(u.location, unit);
         });
         gl.drawArrays(gl.TRIANGLES, 0, 3);
@@ -226,7 +232,7 @@ export class WebGLLauncher {
     for (const k of compiled.kernels) this.gl.deleteProgram(k.prog);
     for (const b of Object.values(buffers)) {
       this.gl.deleteFramebuffer(b.fb);
-      b.texs.forEach((tex) => this.gl.deleteTexture(tex));
+      this.gl.deleteTexture(b.tex);
     }
   }
 }
