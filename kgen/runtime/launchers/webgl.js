@@ -89,18 +89,25 @@ export class WebGLLauncher {
     return shader;
   }
 
-  // Compile and link every kernel; throws KernelError("compile_error") with the driver's log.
+  // Compile and link every kernel; throws KernelError("compile_error") with the driver's log. Kernels of one
+  // source (a model's repeated blocks, its layout conversions) share one program: each link, and each shader the
+  // driver compiles at its first draw, is paid once.
   async compile(program) {
     const gl = this.gl;
+    const linked = new Map();
     const kernels = program.kernels.map((kernel) => {
-      const fragment = this.#shader(gl.FRAGMENT_SHADER, kernel.source, kernel.name);
-      const prog = gl.createProgram();
-      gl.attachShader(prog, this.vertex);
-      gl.attachShader(prog, fragment);
-      gl.linkProgram(prog);
-      gl.deleteShader(fragment);
-      if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) {
-        throw new KernelError("compile_error", `${kernel.name}: link: ${(gl.getProgramInfoLog(prog) || "").trim()}`);
+      let prog = linked.get(kernel.source);
+      if (!prog) {
+        const fragment = this.#shader(gl.FRAGMENT_SHADER, kernel.source, kernel.name);
+        prog = gl.createProgram();
+        gl.attachShader(prog, this.vertex);
+        gl.attachShader(prog, fragment);
+        gl.linkProgram(prog);
+        gl.deleteShader(fragment);
+        if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) {
+          throw new KernelError("compile_error", `${kernel.name}: link: ${(gl.getProgramInfoLog(prog) || "").trim()}`);
+        }
+        linked.set(kernel.source, prog);
       }
       const inputs = kernel.bindings
         .filter((b) => b.access === "read")
@@ -229,7 +236,7 @@ export class WebGLLauncher {
   }
 
   destroy(compiled, buffers) {
-    for (const k of compiled.kernels) this.gl.deleteProgram(k.prog);
+    for (const prog of new Set(compiled.kernels.map((k) => k.prog))) this.gl.deleteProgram(prog);
     for (const b of Object.values(buffers)) {
       this.gl.deleteFramebuffer(b.fb);
       this.gl.deleteTexture(b.tex);
