@@ -10,7 +10,6 @@ from typing import Any
 from kgen.codegen.program import CompiledProgram
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
-from kgen.scheduling.layout import Layout
 from kgen.scheduling.lower import lower, lower_workload, main_stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.templates import template_for
@@ -81,6 +80,5 @@ def build_conversion(
     x = placeholder(shape, name="input")
     y = compute(shape, lambda *i: x[i], name="convert")
     config = {"layout_input": source, "layout_out": target, "planes": planes}
-    planed = {"input": Layout.named(source, shape).with_planes(source_planes)}
-    program, _ = lower([x], y, template_for("webgl"), config, "convert", limits, planed)
+    program, _ = lower([x], y, template_for("webgl"), config, "convert", limits, {0: source_planes})
     return render(program)

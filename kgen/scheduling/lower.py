@@ -185,13 +185,14 @@ def lower(
     config: Mapping[str, Any] | None,
     name: str,
     limits: Limits = DEFAULT_LIMITS,
-    input_layouts: Mapping[str, Layout] | None = None,
+    input_planes: Mapping[int, int] | None = None,
 ) -> tuple[ir.Program, dict[str, Any]]:
     """The program computing ``output`` from ``inputs`` (any TE graph: an op, or ops fused by a graph pass).
 
     The config schedules the stage with the most arithmetic; other stages (a softmax's max, an average pool's
-    divisor) use their template's default, which is valid for any shape. ``input_layouts`` (textures) overrides
-    the config's layout of inputs by name: a layout conversion's source, written in planes by another kernel.
+    divisor) use their template's default, which is valid for any shape. ``input_planes`` (textures) gives the
+    planes of inputs (by position) that another kernel wrote in planes: they are read from the layers of one 2D
+    array texture, in the layout the config gives them.
     """
     stages = partition(output)
     main = _main_index(stages)
@@ -227,7 +228,8 @@ def lower(
     layouts: dict[int, Layout] = {}
     if hasattr(template, "layouts"):
         layouts = {id(t): lay for t, lay in template.layouts(full, inputs, output, limits)}
-        layouts.update({id(t): input_layouts[t.name] for t in inputs if t.name in (input_layouts or {})})
+        for k, count in (input_planes or {}).items():
+            layouts[id(inputs[k])] = layouts[id(inputs[k])].with_planes(count)
         layouts.update({id(s.out): Layout(s.out.shape) for s in stages[:-1]})
         if padding is not None:  # the padded copy packs as its input does
             layouts[id(padded)] = Layout(padded.shape, layouts[id(padding.tensor)].packing)

@@ -46,16 +46,18 @@ export class WasmLauncher {
     if (threads > this.maxThreads) {
       throw new KernelError("runtime_error", `${threads} threads need a cross-origin isolated page with as many cores`);
     }
-    const kernels = [];
-    for (const kernel of program.kernels) {
-      try {
-        const module = await WebAssembly.compile(decode(kernel.binary));
-        // `threads` 1 on a kernel of a threaded program: it runs on the page's thread alone (too short to split)
-        kernels.push({ name: kernel.name, tiles: kernel.grid[0], module, alone: kernel.threads === 1 });
-      } catch (err) {
-        throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
-      }
-    }
+    // every module compiled at once: the engine compiles them on its background threads, not one after another
+    const kernels = await Promise.all(
+      program.kernels.map(async (kernel) => {
+        try {
+          const module = await WebAssembly.compile(decode(kernel.binary));
+          // `threads` 1 on a kernel of a threaded program: it runs on the page's thread alone (too short to split)
+          return { name: kernel.name, tiles: kernel.grid[0], module, alone: kernel.threads === 1 };
+        } catch (err) {
+          throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
+        }
+      }),
+    );
     return { program, threads, kernels, pool: null };
   }
 

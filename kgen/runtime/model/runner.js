@@ -4,6 +4,7 @@
 // writes the inputs, launches every kernel (the prepare kernels on the first run only: they pack weights and
 // fill padding borders) and reads the outputs back.
 import { elements, fail } from "./descriptor.js";
+import { keepFetched } from "./weights.js";
 
 /** A tensor the page sets (an input) or reads (an output), as WebDNN's views: set(array), toActual(). */
 export class TensorView {
@@ -100,13 +101,15 @@ export class Runner {
     try {
       const d = this.descriptor;
       d.inputs.forEach((/** @type {any} */ t, /** @type {number} */ i) => this.launcher.write(this.buffers[t.buffer], this.inputs[i].data));
-      await this.launcher.run(this.compiled, this.bound, this.prepared ? d.program.prepare : 0);
+      const first = !this.prepared;
+      await this.launcher.run(this.compiled, this.bound, first ? 0 : d.program.prepare);
       this.prepared = true;
       for (let i = 0; i < d.outputs.length; i++) {
         const t = d.outputs[i];
         const values = await this.launcher.read(this.buffers[t.buffer], { size: this.outputs[i].length });
         this.outputs[i].data.set(values.subarray(0, this.outputs[i].length));
       }
+      if (first) keepFetched(); // the weights go into the cache once the page has its first output
     } catch (err) {
       const e = /** @type {Error} */ (err);
       throw new Error(`kgen: ${this.backendName}: run failed: ${e.message}`);

@@ -6,12 +6,44 @@ import { elements, fail, fetchBytes, sha256 } from "./descriptor.js";
 const CACHE = "kgen-weights-v1";
 /** Cache writes still under way. @type {Promise<void>[]} */
 const pending = [];
+/** Shards fetched but not yet kept: written once the page has its first output (`keepFetched`), since writing
+ * 100 MB into the cache beside the load made ResNet-50's cold start on wasm 270 ms longer.
+ * @type {[string, string, Uint8Array<ArrayBuffer>][]} */
+const unkept = [];
+
+/** Keep the fetched shards in the cache, from a task of its own (a put copies its bytes on the page's thread:
+ * not before the caller has its output); resolves when they are kept. */
+export function keepFetched() {
+  const shards = unkept.splice(0);
+  if (shards.length === 0) return Promise.resolve();
+  const kept = new Promise((resolve) => setTimeout(resolve, 0)).then(async () => {
+    await Promise.all(shards.map(([url, digest, bytes]) => remember(url, digest, bytes)));
+  });
+  pending.push(kept);
+  return kept;
+}
+/** @type {Promise<Cache> | null} */
+let opened = null;
+/** The page's weight cache, opened once. */
+function openCache() {
+  opened ??= caches.open(CACHE);
+  return opened;
+}
+
+/** Whether the page has kept weights before. */
+async function hasCache() {
+  try {
+    return Boolean(globalThis.caches) && (await caches.has(CACHE));
+  } catch {
+    return false;
+  }
+}
 
 /** @param {string} url @param {string} digest */
 async function cached(url, digest) {
   if (!globalThis.caches) return null;
   try {
-    const cache = await caches.open(CACHE);
+    const cache = await openCache();
     const hit = await cache.match(`${url}#${digest}`);
     return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
   } catch {
@@ -23,7 +55,7 @@ async function cached(url, digest) {
 async function remember(url, digest, bytes) {
   if (!globalThis.caches) return;
   try {
-    const cache = await caches.open(CACHE);
+    const cache = await openCache();
     await cache.put(`${url}#${digest}`, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
   } catch {
     // a full or disabled cache only costs the next load a fetch
@@ -36,6 +68,7 @@ async function remember(url, digest, bytes) {
  * @returns {Promise<{stream: Uint8Array, fetched: number}>}
  */
 export async function fetchWeights(dir, model, progress) {
+  keepFetched(); // an earlier load's shards, before this load looks in the cache
   await Promise.all(pending.splice(0));
   const w = model.weights;
   let loaded = 0;
@@ -44,10 +77,12 @@ export async function fetchWeights(dir, model, progress) {
     loaded += n;
     if (progress) progress(loaded, w.total_bytes);
   };
+  // a page that has never kept weights does not open the cache storage (it costs a first load 100 ms)
+  const warm = await hasCache();
   const shards = await Promise.all(
     w.shards.map(async (/** @type {any} */ s) => {
       const url = `${dir}/${s.file}`;
-      let bytes = await cached(url, s.sha256);
+      let bytes = warm ? await cached(url, s.sha256) : null;
       if (bytes && bytes.length === s.bytes) {
         report(bytes.length);
         return bytes;
@@ -57,8 +92,8 @@ export async function fetchWeights(dir, model, progress) {
       if (bytes.length !== s.bytes) throw fail(url, `weight shard has ${bytes.length} bytes, model.json says ${s.bytes}`);
       const digest = await sha256(bytes);
       if (digest !== null && digest !== s.sha256) throw fail(url, "weight shard corrupted: its SHA-256 differs from model.json's");
-      // kept for the next load without holding this one up; a later load waits for it first
-      pending.push(remember(url, s.sha256, bytes));
+      unkept.push([url, s.sha256, bytes]); // kept after the first output, or at the next load
+
       return bytes;
     }),
   );
