@@ -37,6 +37,10 @@ def _layout_name(layout: dict[str, Any]) -> str:
     raise AssertionError(f"no layout name packs like {layout}")
 
 
+def _plane_count(layout: dict[str, Any]) -> int:
+    return layout.get("planes", [0, 1])[1]
+
+
 def _key(layout: dict[str, Any], texture: tuple[int, int]) -> str:
     return json.dumps([layout, list(texture)], sort_keys=True)
 
@@ -93,7 +97,7 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
     def convert(tensor: str, source: str, layout: dict[str, Any], texture: tuple[int, int]) -> str:
         src = storage.info[source]
         shape = tuple(graph.shape(tensor))
-        source_planes = src["layout"].get("planes", [0, 1])[1]
+        source_planes = _plane_count(src["layout"])
         key = (shape, _layout_name(src["layout"]), _layout_name(layout), source_planes)
         if key not in conversions:
             conversions[key] = build_conversion(shape, key[1], key[2], source_planes=source_planes)
@@ -153,7 +157,7 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
     for k in kernels:
         for b in k["bindings"]:
             b["buffer"] = texture_of[b["buffer"]]
-    planes = max((b.get("layout", {}).get("planes", [0, 1])[1] for b in buffers), default=1)
+    planes = max((_plane_count(b["layout"]) for b in buffers), default=1)
     program = {"backend": "webgl", "buffers": buffers, "kernels": kernels, "prepare": 0, "draw_buffers": planes}
     planned = sum(4 * b["size"] for b in buffers)
     weights_bytes = sum(sizes[n] for n in persistent)

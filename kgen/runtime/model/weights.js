@@ -22,13 +22,7 @@ export function keepFetched() {
   pending.push(kept);
   return kept;
 }
-/** @type {Promise<Cache> | null} */
-let opened = null;
-/** The page's weight cache, opened once. */
-function openCache() {
-  opened ??= caches.open(CACHE);
-  return opened;
-}
+
 
 /** Whether the page has kept weights before. */
 async function hasCache() {
@@ -43,7 +37,7 @@ async function hasCache() {
 async function cached(url, digest) {
   if (!globalThis.caches) return null;
   try {
-    const cache = await openCache();
+    const cache = await caches.open(CACHE);
     const hit = await cache.match(`${url}#${digest}`);
     return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
   } catch {
@@ -55,7 +49,7 @@ async function cached(url, digest) {
 async function remember(url, digest, bytes) {
   if (!globalThis.caches) return;
   try {
-    const cache = await openCache();
+    const cache = await caches.open(CACHE);
     await cache.put(`${url}#${digest}`, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
   } catch {
     // a full or disabled cache only costs the next load a fetch
