@@ -94,7 +94,8 @@ def choose_configs(
     names: Sequence[str], variant: Variant, fingerprint: dict, limits: dict, records: Sequence[Path]
 ) -> dict[str, Chosen]:
     """kgen's config of each workload: the fastest exact record on this kind of device (at the variant's thread
-    count on wasm) among ``records``, else the template default (its threads set to the variant's)."""
+    count on wasm) among ``records``, else the template default (its threads set to the variant's). A record made
+    before a knob existed has that knob at its default, as ``kgen convert`` reads it (``Space.complete``)."""
     device = device_class(fingerprint, variant.backend)
     fixed = {"threads": variant.threads} if variant.backend == "wasm" else None
     mine = [
@@ -107,9 +108,13 @@ def choose_configs(
     for name in names:
         workload = SUITE[name][0]
         sp = space(workload, variant.backend).fix(fixed or {})
-        exact = [r for r in mine if r.key == workload.key and not sp.violations(r.config, limits)]
+        exact = [
+            (r.median_ms, full)
+            for r in mine
+            if r.key == workload.key and not sp.violations(full := {**sp.default(), **r.config}, limits)
+        ]
         if exact:
-            chosen[name] = Chosen(min(exact, key=lambda r: r.median_ms).config, "record")
+            chosen[name] = Chosen(min(exact, key=lambda e: e[0])[1], "record")
         else:
             chosen[name] = Chosen(sp.default(), "default")
     return chosen

@@ -143,3 +143,24 @@ def test_peak_share_csv_quotes_workload_names_with_commas(tmp_path):
     assert table.to_dict("records") == [
         {"backend": "wasm 1t", "workload": "conv 3→64, 224², k7 s2", "share_of_peak": 0.5}
     ]
+
+
+def test_a_record_made_before_a_knob_existed_is_chosen_with_that_knob_at_its_default(tmp_path):
+    from bench.kernel_suite import Variant, choose_configs
+    from bench.suite import SUITE
+    from kgen.records.store import Record
+    from kgen.scheduling.build import space
+
+    name = "conv 3→64, 224², k7 s2"
+    workload = SUITE[name][0]
+    old = {"k_unroll": 1, "merge_hw": 0, "pack": 0, "pad": 1, "threads": 1, "tile_a": 4, "tile_axis": "m"}
+    old |= {"tile_b": 8, "tile_order": "b", "unroll": 1, "vector": "f32x4_fma"}  # no subsample: it came later
+    assert "subsample" in space(workload, "wasm").names
+    path = tmp_path / "records.jsonl"
+    fields = {"workload": json.loads(workload.to_json()), "key": workload.key, "backend": "wasm"}
+    fields |= {"device_class": "wasm-2threads", "config": old, "median_ms": 5.0, "iqr_ms": 0.1, "samples": 7}
+    path.write_text(Record(**fields, gflops=40.0, digest="d", source="test").to_line() + "\n")
+    fingerprint = {"hardwareConcurrency": 2}
+    chosen = choose_configs([name], Variant("wasm", 1), fingerprint, {"relaxed_simd": 1, "max_threads": 2}, [path])
+    assert chosen[name].source == "record"
+    assert chosen[name].config == {**old, "subsample": 0}
