@@ -192,6 +192,46 @@ def test_a_strided_1x1_conv_reads_a_compact_copy_at_stride_1(threads):
     assert "i8x16.shuffle" not in main.source and "replace_lane" not in main.source
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_1x1_conv_on_rows_of_7_reads_them_from_a_copy_with_rows_of_8(threads):
+    """With ``align`` (on by default where rows are unaligned) a 1x1 conv on 7x7 pixels reads its image from a
+    copy whose rows are padded to 8 floats, so every 4-wide read starts on a 16-byte boundary; merged pixels
+    (``merge_hw``) are read across rows, as they are."""
+    workload = Workload.create("conv2d", [(1, 12, 7, 7), (8, 12, 1, 1), (8,)], {})
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "merge_hw": 0, "vector": "f32x4_fma", "threads": threads}
+    assert space(workload, "wasm").default()["align"] == 1
+    program, full = _check(workload, config, seed=5)
+    assert full["align"] == 1 and program.prepare == 1
+    assert [b.size for b in program.buffers if b.role == "temp"] == [12 * 7 * 8]
+    main = program.kernels[-1]
+    assert "replace_lane" not in main.source and "(i32.const 56)" in main.source  # a channel: 7 rows of 8
+    for unaligned in ({**config, "align": 0}, {**config, "merge_hw": 1}):
+        plain, _ = _check(workload, unaligned, seed=5)
+        assert not [b for b in plain.buffers if b.role == "temp"] and len(plain.kernels) == 1
+
+
+def test_a_strided_1x1_conv_to_rows_of_7_makes_its_compact_copy_with_rows_of_8():
+    """A stride-2 1x1 conv from 14x14 to 7x7 reads a compact copy; with ``align`` its rows are 8 floats (the
+    eighth holds the default and no output reads it)."""
+    workload = Workload.create("conv2d", [(1, 8, 14, 14), (16, 8, 1, 1)], {"strides": (2, 2)})
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "merge_hw": 0, "subsample": 1, "vector": "f32x4"}
+    for align, row in ((1, 8), (0, 7)):
+        program, _ = _check(workload, {**config, "align": align}, seed=4)
+        assert [b.size for b in program.buffers if b.role == "temp"] == [8 * 7 * row]
+
+
+def test_align_is_offered_only_for_unaligned_rows_read_along_the_last_axis():
+    """Rows of 8 are aligned already; a padded input is padded by ``pad``; a global pool reads its rows along a
+    reduction axis, not along its output's last axis."""
+    others = [
+        Workload.create("conv2d", [(1, 3, 8, 8), (5, 3, 1, 1)], {}),
+        Workload.create("conv2d", [(1, 3, 7, 7), (5, 3, 3, 3)], {"pads": (1, 1, 1, 1)}),
+        Workload.create("global_avg_pool", [(1, 6, 7, 7)], {}),
+    ]
+    assert all("align" not in space(w, "wasm").default() for w in others)
+    assert space(Workload.create("conv2d", [(1, 3, 14, 14), (5, 3, 1, 1)], {}), "wasm").default()["align"] == 1
+
+
 def test_subsample_is_offered_only_for_inputs_read_at_a_stride():
     """Stride 1 reads nothing at a stride; a stride along rows only with padded columns would need a guard the
     copy does not take on (it pads the strided dimensions); dilated taps are not one window variable."""

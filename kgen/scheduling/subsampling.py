@@ -19,7 +19,7 @@ from typing import Any
 
 import sympy
 
-from kgen.scheduling.padding import bounds_guard, input_reads
+from kgen.scheduling.padding import VECTOR_FLOATS, aligns, bounds_guard, input_reads
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import Knob, flag
 from kgen.te import index as ix
@@ -125,9 +125,29 @@ def subsample_knobs(stage: Stage) -> list[Knob]:
     return [flag("subsample", "read the strided input through a compact copy made each run (stride-1 reads)")]
 
 
+def _row(s: Subsampling | None) -> Stride | None:
+    """The strided last dimension of a copy read at one phase (no window: a 1x1 conv's rows), whose reads
+    start where its rows do; None otherwise."""
+    last = s.dims[-1] if s is not None else None
+    return last if last is not None and last.phases == 1 else None
+
+
+def unaligned(stage: Stage) -> bool:
+    """Whether the compact copy's rows are read from their start and are not a whole number of 4-wide vectors
+    long: a 1x1 conv of stride 2 from 14x14 to 7x7 (``align`` pads them to 8)."""
+    last = _row(find(stage))
+    return last is not None and last.positions % VECTOR_FLOATS != 0
+
+
 def requested(stage: Stage, config: Mapping[str, Any]) -> Subsampling | None:
-    """The subsampling a config asks for (``subsample``), or None."""
-    return find(stage) if config.get("subsample") else None
+    """The subsampling a config asks for (``subsample``), or None; with ``align``, the rows of a 1x1 window's
+    copy padded to a multiple of 4 (the positions past the input hold the default, and no output reads them)."""
+    s = find(stage) if config.get("subsample") else None
+    last = _row(s)
+    if s is None or last is None or not aligns(config):
+        return s
+    positions = last.positions + -last.positions % VECTOR_FLOATS
+    return dataclasses.replace(s, dims=(*s.dims[:-1], dataclasses.replace(last, positions=positions)))
 
 
 def compact_tensor(s: Subsampling) -> Tensor:

@@ -23,7 +23,7 @@ from typing import Any
 from kgen.scheduling import ir, subsampling
 from kgen.scheduling.lower import Buffers
 from kgen.scheduling.packing import Packing, find, reads_weight
-from kgen.scheduling.padding import Padding, pad_knobs, requested
+from kgen.scheduling.padding import ALIGN, Padding, find_unaligned, pad_knobs, requested, requested_alignment
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import Constraint, Space, choice, distinct, flag
@@ -100,6 +100,8 @@ class CpuTile:
             ),
         ]
         if self.simd:
+            if find_unaligned(stage) or subsampling.unaligned(stage):
+                knobs.append(ALIGN)
             knobs += [
                 choice("vector", VECTOR, "f32x4 SIMD, f32x4 with relaxed-SIMD fused multiply-adds, or scalar"),
                 choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
@@ -152,8 +154,9 @@ class CpuTile:
         return find(stage, tiled)
 
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
-        """With ``pad``: the input padded so that the reduction reads it without guards."""
-        return requested(stage, config)
+        """With ``pad``: the input padded so that the reduction reads it without guards; with ``align``, an
+        input with unaligned rows copied into aligned ones."""
+        return requested(stage, config) or requested_alignment(stage, config)
 
     def subsampling(self, stage: Stage, config: Mapping[str, Any]) -> subsampling.Subsampling | None:
         """With ``subsample``: the strided input read through a compact copy."""
