@@ -253,7 +253,8 @@ def test_subsample_is_offered_only_for_inputs_read_at_a_stride():
     ("op", "shapes", "attrs", "copy_shape"),
     [
         # ResNet-50's stem: 7 taps at stride 2 from 3 pixels before the edge, in two phases of 14 + 3 positions
-        ("conv2d", [(1, 3, 28, 28), (8, 3, 7, 7), (8,)], {"strides": (2, 2), "pads": (3, 3, 3, 3)}, (2, 17, 2, 17)),
+        # (rows aligned to 20: ``align``)
+        ("conv2d", [(1, 3, 28, 28), (8, 3, 7, 7), (8,)], {"strides": (2, 2), "pads": (3, 3, 3, 3)}, (2, 17, 2, 20)),
         # max pooling pads with -inf: the copy's border holds -inf, not 0
         ("max_pool2d", [(1, 5, 16, 16)], {"kernel_shape": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)}, None),
     ],
