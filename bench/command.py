@@ -180,8 +180,8 @@ def main(args) -> int:
     run = store.new_run(args.suite)
     runners = {"kernels": run_kernels, "peak": run_peak, "models": run_models, "resnet50": run_models}
     rows = runners[args.suite](args, run)
+    written = store.append(rows, args.out)  # first: a run of many minutes is kept even if what follows fails
     print_summary(rows)
-    written = store.append(rows, args.out)
     print(f"kgen bench: {written} rows of run {run['run']} (commit {run['commit'][:10]}) appended to {args.out}")
     found = [r for r in history.regressions(store.rows(args.out)) if r.after_run == run["run"]]
     for r in found:

@@ -1,4 +1,4 @@
-"""The kernel suite against the peers, live in one browser: kgen's kernel of each workload (its fastest record, or
+"""The kernel suite against the peers, live in one browser: kgen's kernel of each workload (its best record, or
 the template default where there is none) beside ONNX Runtime Web's and TensorFlow.js's on the same backend, on
 the fair protocol of `bench.protocol`.
 
@@ -36,7 +36,7 @@ from bench.store import variant_name
 from bench.suite import SUITE, flops
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
-from kgen.records.store import RecordStore, device_class
+from kgen.records.store import RecordStore, device_class, preference
 from kgen.scheduling.build import build, space
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -93,9 +93,10 @@ class Chosen:
 def choose_configs(
     names: Sequence[str], variant: Variant, fingerprint: dict, limits: dict, records: Sequence[Path]
 ) -> dict[str, Chosen]:
-    """kgen's config of each workload: the fastest exact record on this kind of device (at the variant's thread
-    count on wasm) among ``records``, else the template default (its threads set to the variant's). A record made
-    before a knob existed has that knob at its default, as ``kgen convert`` reads it (``Space.complete``)."""
+    """kgen's config of each workload: the best exact record on this kind of device (at the variant's thread
+    count on wasm; ``preference``: this host's CPU first, then the fastest) among ``records``, else the template
+    default (its threads set to the variant's). A record made before a knob existed has that knob at its default,
+    as ``kgen convert`` reads it (``Space.complete``)."""
     device = device_class(fingerprint, variant.backend)
     fixed = {"threads": variant.threads} if variant.backend == "wasm" else None
     mine = [
@@ -109,7 +110,7 @@ def choose_configs(
         workload = SUITE[name][0]
         sp = space(workload, variant.backend).fix(fixed or {})
         exact = [
-            (r.median_ms, full)
+            (preference(r), full)
             for r in mine
             if r.key == workload.key and not sp.violations(full := {**sp.default(), **r.config}, limits)
         ]

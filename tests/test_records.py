@@ -119,3 +119,40 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_on_wasm_a_record_of_this_hosts_cpu_wins_over_a_faster_one_of_another(tmp_path, monkeypatch):
+    """The device class (the cores a page may use) does not tell CPUs apart: a record measured on this machine's
+    CPU wins over another machine's faster one, and both are kept; a workload tuned elsewhere only still gets the
+    fastest."""
+    import dataclasses
+
+    from kgen.records import store as store_module
+
+    monkeypatch.setattr(store_module, "host_cpu", lambda: "AuthenticAMD 25 1 1 AMD EPYC")
+    here = {"cpu": "AuthenticAMD 25 1 1 AMD EPYC"}
+    elsewhere = {"cpu": "AuthenticAMD 25 17 1 AMD EPYC"}
+
+    def wasm(shapes, ms, config, fingerprint):
+        return dataclasses.replace(
+            record(shapes, ms, config, device="wasm-2threads"), backend="wasm", fingerprint=fingerprint
+        )
+
+    store = RecordStore(tmp_path / "r.jsonl")
+    same_config = {"tile_b": 8}
+    store.add(
+        [
+            wasm(SMALL, 2.0, same_config, elsewhere),
+            wasm(SMALL, 3.0, same_config, here),
+            wasm(SMALL, 2.5, {"tile_b": 4}, elsewhere),
+            wasm(LARGE, 9.0, {"tile_b": 4}, elsewhere),
+            wasm(LARGE, 8.0, {"tile_b": 16}, {}),
+        ]
+    )
+    assert len(store.all()) == 5  # one config measured on two CPUs: both kept
+    best = {r.key: r for r in store.best()}
+    small, large = (Workload.create("conv2d", s, {"pads": (1, 1, 1, 1)}).key for s in (SMALL, LARGE))
+    assert (best[small].median_ms, best[small].fingerprint) == (3.0, here)
+    assert best[large].config == {"tile_b": 16}
+    measured = Record.measured(Workload.create("conv2d", SMALL, {}), "wasm", {}, {}, 1.0, 0.0, 5, "d", "test")
+    assert measured.fingerprint == here

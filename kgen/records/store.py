@@ -1,16 +1,23 @@
 """Tuning records: the best config per (workload, backend, device class), in JSON lines.
 
 A record keeps what was measured and where: config, median and IQR, sample count, GFLOP/s, the kernel's digest
-and the device fingerprint. Lookup falls back from the exact workload to the nearest tuned shape of the same op,
-attributes, backend and device class (whose config must still be valid here), and then to the template default,
-and says which it used.
+and the device fingerprint (on the CPU backends, the host's CPU too). Lookup falls back from the exact workload to
+the nearest tuned shape of the same op, attributes, backend and device class (whose config must still be valid
+here), and then to the template default, and says which it used.
+
+Per workload the best record wins: on wasm and js, one measured on this host's CPU if there is one, since the
+device class (the cores a page may use) does not tell CPUs apart and another machine's median says little about
+this one's (a 1x1 conv's best config on a Zen 4 VM ran 1.3x slower than another on a Zen 3 one); then the
+lowest median.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -49,6 +56,28 @@ def software(fingerprint: Mapping[str, Any], backend: str) -> bool:
 
 #: the parts of a browser's fingerprint a record keeps
 FINGERPRINT_KEYS = ("browser", "software", "hardwareConcurrency", "crossOriginIsolated", "webgpu", "webgl2", "wasm")
+#: backends whose kernels run on the host's CPU: their records name it (``host_cpu``)
+CPU_BACKENDS = ("wasm", "js")
+
+
+@functools.cache
+def host_cpu() -> str:
+    """This machine's CPU as /proc/cpuinfo names it (vendor, family, model, stepping, model name), or what
+    ``platform`` knows elsewhere: which CPU a wasm or js record was measured on."""
+    try:
+        first = Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n")[0]
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model", "stepping", "model name")]
+    return " ".join(p for p in parts if p) or platform.machine()
+
+
+def preference(r: Record) -> tuple[bool, float]:
+    """The order in which records of one workload win (lowest first): measured on this host's CPU (CPU backends),
+    then by median."""
+    return (r.backend in CPU_BACKENDS and r.fingerprint.get("cpu") != host_cpu(), r.median_ms)
 
 
 @dataclass(frozen=True)
@@ -97,7 +126,8 @@ class Record:
             samples=samples,
             gflops=main_stage(workload).flops / median_ms / 1e6,
             digest=digest,
-            fingerprint={k: fingerprint[k] for k in FINGERPRINT_KEYS if k in fingerprint},
+            fingerprint={k: fingerprint[k] for k in FINGERPRINT_KEYS if k in fingerprint}
+            | ({"cpu": host_cpu()} if backend in CPU_BACKENDS else {}),
             source=source,
             time=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -132,7 +162,7 @@ class Lookup:
 
 
 class RecordStore:
-    """A JSON-lines file of records; the best (lowest median) per key wins on lookup."""
+    """A JSON-lines file of records; the best per key (``preference``) wins on lookup."""
 
     def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
         self.path = Path(path)
@@ -176,15 +206,15 @@ class RecordStore:
             if fixed and any(r.config.get(k) != v for k, v in fixed.items()):
                 continue
             k = (r.key, r.backend, r.device_class)
-            if k not in winners or r.median_ms < winners[k].median_ms:
+            if k not in winners or preference(r) < preference(winners[k]):
                 winners[k] = r
         return sorted(winners.values(), key=lambda r: (r.backend, r.device_class, r.key))
 
     def add(self, records: Iterable[Record]) -> int:
-        """Add records: one per (workload, backend, device class, config), the better measurement kept. The whole
-        file is rewritten through a temporary file, so it is never half-written. Returns how many records were
-        new or better."""
-        kept: dict[tuple[str, str, str, str], Record] = {}
+        """Add records: one per (workload, backend, device class, config, and CPU on the CPU backends), the better
+        measurement kept. The whole file is rewritten through a temporary file, so it is never half-written.
+        Returns how many records were new or better."""
+        kept: dict[tuple[str, str, str, str, Any], Record] = {}
         for r in self.all():
             _keep_better(kept, r)
         changed = sum(_keep_better(kept, r) for r in records)
@@ -236,10 +266,10 @@ class RecordStore:
         return Lookup(record.config, "exact" if record.key == workload.key else "nearest", record)
 
 
-def _keep_better(kept: dict[tuple[str, str, str, str], Record], r: Record) -> bool:
-    """``r`` in ``kept`` unless a record of the same workload, backend, device class and config measured faster
-    is there; whether it went in."""
-    k = (r.key, r.backend, r.device_class, json.dumps(r.config, sort_keys=True))
+def _keep_better(kept: dict[tuple[str, str, str, str, Any], Record], r: Record) -> bool:
+    """``r`` in ``kept`` unless a record of the same workload, backend, device class, config and CPU measured
+    faster is there; whether it went in."""
+    k = (r.key, r.backend, r.device_class, json.dumps(r.config, sort_keys=True), r.fingerprint.get("cpu"))
     if k in kept and kept[k].median_ms <= r.median_ms:
         return False
     kept[k] = r
