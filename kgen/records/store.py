@@ -68,8 +68,8 @@ def host_cpu() -> str:
         first = Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n")[0]
     except OSError:
         return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    pairs = (line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in pairs}
     parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model", "stepping", "model name")]
     return " ".join(p for p in parts if p) or platform.machine()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import sympy
 
-from kgen.scheduling.padding import VECTOR_FLOATS, aligns, bounds_guard, input_reads
+from kgen.scheduling.padding import aligned_length, aligns, bounds_guard, input_reads
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import Knob, flag
 from kgen.te import index as ix
@@ -130,7 +130,7 @@ def unaligned(stage: Stage) -> bool:
     vectors long: a 1x1 conv of stride 2 from 14x14 to 7x7 (``align`` pads them to 8), or a 3x3 one from 28x28
     to 14x14 (rows of 15 per phase, read at taps 0 and 1 from their start; conv 256->256 12.8 -> 10.6 ms here)."""
     s = find(stage)
-    return s is not None and s.dims[-1] is not None and s.shape[-1] % VECTOR_FLOATS != 0
+    return s is not None and s.dims[-1] is not None and aligned_length(s.shape[-1]) != s.shape[-1]
 
 
 def requested(stage: Stage, config: Mapping[str, Any]) -> Subsampling | None:
@@ -140,8 +140,8 @@ def requested(stage: Stage, config: Mapping[str, Any]) -> Subsampling | None:
     last = s.dims[-1] if s is not None else None
     if s is None or last is None or not aligns(config):
         return s
-    positions = last.positions + -last.positions % VECTOR_FLOATS
-    return dataclasses.replace(s, dims=(*s.dims[:-1], dataclasses.replace(last, positions=positions)))
+    row = dataclasses.replace(last, positions=aligned_length(last.positions))
+    return dataclasses.replace(s, dims=(*s.dims[:-1], row))
 
 
 def compact_tensor(s: Subsampling) -> Tensor:

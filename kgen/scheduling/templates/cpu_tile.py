@@ -159,7 +159,7 @@ class CpuTile:
         return requested(stage, config) or requested_alignment(stage, config)
 
     def subsampling(self, stage: Stage, config: Mapping[str, Any]) -> subsampling.Subsampling | None:
-        """With ``subsample``: the strided input read through a compact copy."""
+        """With ``subsample``: the strided input read through a compact copy (its rows aligned with ``align``)."""
         return subsampling.requested(stage, config)
 
     def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
