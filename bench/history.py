@@ -1,7 +1,9 @@
 """History per commit and regression detection, on airspeed velocity (asv), the convention of scientific Python.
 
-A series is one side of one workload on one backend, thread count and device class, over the runs of the results
-store in time order. A regression is an upward step in its run times that asv's step detection
+A series is one side of one workload on one backend, thread count, device class and host CPU, over the runs of the
+results store in time order (the VMs these runs come from differ by 2x in speed under one device class: a run on a
+slower CPU is another series, not a regression; rows from before the store named the CPU make a series of their
+own). A regression is an upward step in its run times that asv's step detection
 (``asv.step_detect``: a piecewise-constant fit with an automatically chosen penalty) finds, held by at least
 ``MIN_RUNS`` runs after it (repeated evidence: one slow run is noise on these VMs), and larger than the series'
 own measured spread (`noise`: within a run and between runs, at least ``MIN_EFFECT``).
@@ -25,7 +27,7 @@ from typing import Any
 
 from bench.store import variant_name
 
-SERIES_KEY = ("suite", "workload", "backend", "threads", "side", "device")
+SERIES_KEY = ("suite", "workload", "backend", "threads", "side", "device", "cpu")
 MIN_RUNS = 2
 MIN_EFFECT = 0.10  # absolute speed drifts by about 10% between runs on these VMs (issue 18)
 
@@ -125,19 +127,24 @@ def _benchmark_name(key: tuple) -> str:
     return f"{fields['suite']}.{variant}.{fields['side']}.{workload}"
 
 
+def _machine_name(device: str, cpu: str) -> str:
+    """asv's machine (a folder name): the device class, then the host CPU where the rows name it."""
+    return "-".join([device, *([re.sub(r"[^A-Za-z0-9]+", "-", cpu).strip("-")] if cpu else [])])
+
+
 def write_asv(rows: list[dict], out: Path, repo: Path) -> Path:
     """The history in asv's results format under ``out`` (``asv publish --config OUT/asv.conf.json`` builds its
-    site into OUT/html). One asv machine per device class, one results file per commit (its last run of each
-    series), times in seconds; the tracked value of each series is its median time."""
+    site into OUT/html). One asv machine per device class and host CPU, one results file per commit (its last run of
+    each series), times in seconds; the tracked value of each series is its median time."""
     from asv.results import Results
     from asv.runner import BenchmarkResult
 
     results_dir = out / "results"
     benchmarks: dict[str, Any] = {}
-    by_machine: dict[str, dict[str, dict[str, tuple[float, str]]]] = {}
+    by_machine: dict[tuple[str, str], dict[str, dict[str, tuple[float, str]]]] = {}
     for key, points in series(rows).items():
         name = _benchmark_name(key)
-        device = dict(zip(SERIES_KEY, key, strict=True))["device"]
+        fields = dict(zip(SERIES_KEY, key, strict=True))
         benchmarks[name] = {
             "name": name,
             "type": "track",
@@ -148,16 +155,24 @@ def write_asv(rows: list[dict], out: Path, repo: Path) -> Path:
             "timeout": 600,
             "code": "",
         }
-        commits = by_machine.setdefault(device, {})
+        commits = by_machine.setdefault((fields["device"], fields["cpu"] or ""), {})
         for p in points:
             commits.setdefault(p.commit, {})[name] = (p.median_ms / 1e3, p.time)
-    for device, commits in by_machine.items():
-        machine = {"machine": device, "os": "Linux", "arch": "x86_64", "cpu": device, "num_cpu": "", "ram": ""}
-        (results_dir / device).mkdir(parents=True, exist_ok=True)
-        (results_dir / device / "machine.json").write_text(json.dumps({**machine, "version": 1}, indent=1))
+    for (device, cpu), commits in by_machine.items():
+        machine_name = _machine_name(device, cpu)
+        machine = {
+            "machine": machine_name,
+            "os": "Linux",
+            "arch": "x86_64",
+            "cpu": cpu or "unknown",
+            "num_cpu": "",
+            "ram": "",
+        }
+        (results_dir / machine_name).mkdir(parents=True, exist_ok=True)
+        (results_dir / machine_name / "machine.json").write_text(json.dumps({**machine, "version": 1}, indent=1))
         for commit, values in commits.items():
             when = max(datetime.datetime.fromisoformat(t) for _, t in values.values())
-            result = Results({"machine": device}, {}, commit, int(when.timestamp() * 1000), "", "kgen-bench", {})
+            result = Results({"machine": machine_name}, {}, commit, int(when.timestamp() * 1000), "", "kgen-bench", {})
             for name, (seconds, _) in values.items():
                 measured = BenchmarkResult(
                     result=[seconds], samples=[None], number=[None], errcode=0, stderr="", profile=None

@@ -55,12 +55,12 @@ def latest_run(rows: Sequence[dict], suite: str) -> list[dict]:
 
 
 def device_caption(rows: Sequence[dict]) -> str:
-    """The devices rows were measured on, one clause each: device class, browser, cores, software label."""
+    """The devices rows were measured on, one clause each: device class, browser, cores, host CPU, software label."""
     seen = {}
     for r in rows:
         label = "software (SwiftShader): the GPU figures are CPU figures" if r.get("software") else "hardware"
-        seen[(r["device"], r["browser"], r["cores"])] = label
-    parts = [f"{d} ({label}), Chromium {b}, {c} cores" for (d, b, c), label in seen.items()]
+        seen[(r["device"], r["browser"], r["cores"], r.get("cpu") or "CPU not recorded")] = label
+    parts = [f"{d} ({label}), Chromium {b}, {c} cores, {cpu}" for (d, b, c, cpu), label in seen.items()]
     runs = sorted({(r["time"], r["commit"][:10] + (" (dirty)" if r.get("dirty") else "")) for r in rows})
     when = ", ".join(f"kgen {commit} at {time}" for time, commit in runs)
     return "Measured on " + "; ".join(parts) + f". Runs: {when}."
@@ -287,9 +287,9 @@ def history_plots(rows: list[dict]) -> str:
 def regressions_section(rows: list[dict]) -> str:
     found = history.regressions(rows)
     intro = (
-        "<h2>Regressions</h2><p>asv's step detection on every series (one side of one workload on one backend "
-        f"and device, over the runs), flagged when a slower level holds for at least {history.MIN_RUNS} runs and "
-        f"exceeds the series' run-to-run spread (at least {history.MIN_EFFECT:.0%}).</p>"
+        "<h2>Regressions</h2><p>asv's step detection on every series (one side of one workload on one backend, "
+        f"device and host CPU, over the runs), flagged when a slower level holds for at least {history.MIN_RUNS} "
+        f"runs and exceeds the series' run-to-run spread (at least {history.MIN_EFFECT:.0%}).</p>"
     )
     if not found:
         return intro + "<p class=good>No regression found.</p>"

@@ -3,7 +3,8 @@
 A row is self-describing: what ran (suite, workload, kind, backend, threads, side: ``kgen`` or a peer, the
 config), how fast (``median_ms`` the median over rounds of each round's median, ``iqr_ms`` the median of the
 rounds' interquartile ranges, ``low_ms`` / ``high_ms`` the rounds' extremes, ``n`` samples in all, GFLOP/s), where
-(the device fingerprint, ``software`` when a software rasterizer stood in for the GPU), which code (kgen's git
+(the device fingerprint, ``software`` when a software rasterizer stood in for the GPU, ``cpu`` the host's CPU as
+/proc/cpuinfo names it: it sets the speed of wasm, js, the peers and a software GPU alike), which code (kgen's git
 commit, whether the tree was dirty, the peers' versions) and when (the run's id and time, the CPU busy share seen
 before each side). ``pandas.read_json(path, lines=True)`` loads it (``load``).
 """
@@ -43,8 +44,10 @@ def code_version() -> dict[str, Any]:
 
 def new_run(suite: str) -> dict[str, Any]:
     """The fields every row of one run shares."""
+    from kgen.records.store import host_cpu
+
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    return {"run": uuid.uuid4().hex[:12], "time": now, "suite": suite, **code_version()}
+    return {"run": uuid.uuid4().hex[:12], "time": now, "suite": suite, "cpu": host_cpu(), **code_version()}
 
 
 def variant_name(backend: str, threads: Any) -> str:

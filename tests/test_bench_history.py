@@ -70,6 +70,25 @@ def test_series_are_kept_apart():
     assert r.series["side"] == "ort"
 
 
+def test_a_slower_run_on_another_cpu_is_another_series_not_a_regression(tmp_path):
+    slow_cpu = "AuthenticAMD 25 1 1 AMD EPYC"
+    rows = runs([1.0, 1.0, 1.0]) + [row(str(n), 2.0, cpu=slow_cpu) for n in range(3, 6)]
+    assert history.regressions(rows) == []
+    assert len(history.series(rows)) == 2
+    history.write_asv(rows, tmp_path / "asv", tmp_path)
+    machines = sorted(p.name for p in (tmp_path / "asv" / "results").iterdir() if p.is_dir())
+    assert machines == ["wasm-2threads", "wasm-2threads-AuthenticAMD-25-1-1-AMD-EPYC"]
+    with_cpu = tmp_path / "asv/results/wasm-2threads-AuthenticAMD-25-1-1-AMD-EPYC/machine.json"
+    assert json.loads(with_cpu.read_text())["cpu"] == slow_cpu
+    assert history.regressions(rows + [row(str(n), 4.0, cpu=slow_cpu) for n in range(6, 8)]) != []
+
+
+def test_a_run_names_this_hosts_cpu():
+    from kgen.records.store import host_cpu
+
+    assert store.new_run("kernels")["cpu"] == host_cpu() != ""
+
+
 def test_store_appends_whole_lines_and_pandas_loads_them(tmp_path):
     path = tmp_path / "h.jsonl"
     assert store.rows(path) == [] and store.load(path).empty
