@@ -55,6 +55,22 @@ def test_converted_models_match_onnxruntime_natively(onnx_dir, tmp_path, name, b
         assert result.ok, f"{name} on {backend}: {result}"
 
 
+def test_a_wasm_program_ships_its_modules_and_keeps_their_text_beside(onnx_dir, tmp_path):
+    """The page compiles binaries: a wasm program file holds them alone, and the modules' text (five times the
+    bytes) goes to <variant>.wat, which the page never fetches; a js program keeps its source, the code it runs."""
+    convert(onnx_dir / "dcgan.onnx", tmp_path / "d", ["wasm", "js"])
+    model = read_model(tmp_path / "d")
+    kernels = read_backend(tmp_path / "d", model, "wasm")["program"]["kernels"]
+    assert kernels and all("binary" in k and "source" not in k for k in kernels)
+    text = (tmp_path / "d" / "wasm.wat").read_text()
+    assert text.count("(module") == len(kernels) and all(f";; kernel {k['name']}\n" in text for k in kernels)
+    assert len(text) > 2 * (tmp_path / "d" / "wasm.json").stat().st_size
+    variants = [v["file"].removesuffix(".json") for v in model["backends"]["wasm"]["variants"]]
+    assert all((tmp_path / "d" / f"{v}.wat").is_file() for v in variants) and not (tmp_path / "d" / "js.wat").exists()
+    js = read_backend(tmp_path / "d", model, "js")["program"]["kernels"]
+    assert all(k["source"] and "binary" not in k for k in js)
+
+
 def test_resnet50_converts_for_every_flat_backend_and_matches_onnxruntime(onnx_dir, tmp_path):
     out = tmp_path / "resnet50"
     summary = convert(onnx_dir / "resnet50.onnx", out, ["wasm", "js", "webgpu"])

@@ -296,6 +296,26 @@ def test_threaded_modules_share_their_memory_and_validate():
     wasmtime.Module.validate(engine, base64.b64decode(program.kernels[0].binary))
 
 
+def test_a_threaded_module_unshared_loads_where_a_shared_memory_cannot_be_linked():
+    """wasmtime-py cannot link a shared memory, so the native runner flips a threaded module's memory import to
+    unshared in its binary: the same length, and the module then links to a plain memory of that size."""
+    workload = Workload.create("matmul", [(16, 32), (32, 16)])
+    program, _ = _check(workload, {"threads": 2, "vector": "f32x4", "tile_b": 8})
+    binary = base64.b64decode(program.kernels[0].binary)
+    engine = wasm_runner._engine()
+    pages = program.memory_bytes // wasm_runner.PAGE
+    plain = wasmtime.Memory(store := wasmtime.Store(engine), wasmtime.MemoryType(wasmtime.Limits(pages, pages)))
+    linker = wasmtime.Linker(engine)
+    linker.define(store, "env", "memory", plain)
+    with pytest.raises(wasmtime.WasmtimeError, match="memory"):
+        linker.instantiate(store, wasmtime.Module(engine, binary))
+    patched = wasm_runner.unshared(binary)
+    assert len(patched) == len(binary) and sum(a != b for a, b in zip(patched, binary, strict=True)) == 1
+    linker.instantiate(store, wasmtime.Module(engine, patched))
+    single, _ = _check(workload, {"threads": 1, "vector": "f32x4", "tile_b": 8})
+    assert wasm_runner.unshared(b := base64.b64decode(single.kernels[0].binary)) == b  # nothing shared: as it was
+
+
 def test_seed_micro_kernels_are_valid_and_correct():
     """The template's rules of thumb (tried first by the tuner) are complete, valid configs that compute the op."""
     workload = Workload.create("conv2d", [(1, 8, 9, 9), (12, 8, 3, 3), (12,)], {"pads": (1, 1, 1, 1)})

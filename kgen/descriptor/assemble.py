@@ -43,6 +43,7 @@ class Assembly:
     nodes: list[dict[str, Any]]
     memory: dict[str, int]
     reused: int = 0
+    text: str = ""  # wasm: every kernel's module as text, in launch order (the program file holds binaries)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -255,6 +256,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         nodes=[node_json(np_) for np_ in lowered],
         memory=report,
         reused=cache.hits - hits,
+        text="".join(f";; kernel {k.name}\n{k.source}\n" for k in kernels) if backend == "wasm" else "",
     )
 
 
@@ -295,16 +297,16 @@ def memory_report(planned: int, weights: int, activation_peak: int, tenants, per
 
 
 def kernel_json(k: CompiledKernel) -> dict[str, Any]:
-    out: dict[str, Any] = {
+    """A kernel's entry in a program file: its source, or where it has one its binary alone (a wasm module: its
+    text, five times the bytes, is not what the page runs; `kgen convert` writes it beside, in ``<variant>.wat``)."""
+    code = {"source": k.source} if k.binary is None else {"binary": k.binary}
+    return {
         "name": k.name,
-        "source": k.source,
+        **code,
         "workgroup": list(k.workgroup),
         "grid": list(k.grid),
         "bindings": [_binding_json(b) for b in k.bindings],
     }
-    if k.binary is not None:
-        out["binary"] = k.binary
-    return out
 
 
 def _binding_json(b: Binding) -> dict[str, Any]:

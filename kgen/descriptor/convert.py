@@ -171,6 +171,8 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
                 data = json.dumps({"schema_version": SCHEMA_VERSION, **a.to_json()}, separators=(",", ":")).encode()
                 name = variant + ".json"
                 (tmp / name).write_bytes(data)
+                if a.text:  # for people and tools; the page does not fetch it
+                    (tmp / f"{variant}.wat").write_text(a.text)
                 entry = {"file": name, "bytes": len(data), "sha256": wt.digest(data)}
                 if backend == "wasm":
                     entry.update(threads=a.program["threads"], relaxed_simd=a.program["relaxed_simd"])

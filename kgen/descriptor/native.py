@@ -17,7 +17,8 @@ NATIVE = ("wasm", "webgpu")
 
 def _kernel(k: dict) -> CompiledKernel:
     bindings = tuple(Binding(**b) for b in k["bindings"])
-    return CompiledKernel(k["name"], k["source"], tuple(k["workgroup"]), tuple(k["grid"]), bindings, k.get("binary"))
+    source = k.get("source", "")  # a wasm kernel ships its binary alone
+    return CompiledKernel(k["name"], source, tuple(k["workgroup"]), tuple(k["grid"]), bindings, k.get("binary"))
 
 
 def run(folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -45,7 +46,7 @@ def run(folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray]) -> di
             p["memory_bytes"],
             p.get("threads", 1),
             [
-                (k.source, k.binary, k.grid[0], j.get("threads", p.get("threads", 1)))
+                (k.binary or "", k.grid[0], j.get("threads", p.get("threads", 1)))
                 for k, j in zip(kernels, p["kernels"], strict=True)
             ],
             [(buffers[name]["offset"], data) for name, data in writes.items()],

@@ -16,8 +16,9 @@ model.json (``schema_version`` 1):
 A page loads the first variant it can run: wasm ``threads`` and ``relaxed_simd``, WebGL ``draw_buffers`` (the
 render targets its kernels write; WebGL2 guarantees 4, most devices have 8).
 
-<backend>.json: ``program`` (``buffers`` ``[{name, dtype, size, role, offset?}]``, ``kernels`` ``[{name, source,
-workgroup, grid, bindings, binary?}]``, ``prepare`` (kernels run once, after the weights are written),
+<backend>.json: ``program`` (``buffers`` ``[{name, dtype, size, role, offset?}]``, ``kernels`` ``[{name, source
+or, on wasm, binary (base64; the modules' text is in <variant>.wat, which no reader needs), workgroup, grid,
+bindings}]``, ``prepare`` (kernels run once, after the weights are written),
 ``memory_bytes`` and ``threads`` on wasm/js), ``inputs``/``outputs`` ``[{name, shape, dtype, buffer}]``,
 ``weights`` ``[{tensor, buffer}]``, ``nodes`` (how each kernel was chosen) and ``memory`` (the plan's sizes).
 """

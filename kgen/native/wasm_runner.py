@@ -3,8 +3,8 @@ for fast tests outside the browser. ``Math`` imports are Python's ``math`` (both
 
 A threaded program runs each thread's share of every launch in turn, so the split of tiles between threads is
 exercised, if not their concurrency (the browser tests run real workers). wasmtime-py 50 cannot link a shared
-memory (its ``SharedMemory`` fails to convert to an extern), so a threaded program's modules are reassembled
-here from their text with the memory declared unshared; nothing else in them differs.
+memory (its ``SharedMemory`` fails to convert to an extern), so a threaded program's modules get their memory
+import's limits flag flipped from shared to unshared (`unshared`); nothing else in them differs.
 """
 
 from __future__ import annotations
@@ -36,6 +36,48 @@ def share(thread: int, threads: int, tiles: int) -> tuple[int, int]:
     return thread * tiles // threads, (thread + 1) * tiles // threads
 
 
+def _leb(data: bytes, at: int) -> tuple[int, int]:
+    """An unsigned LEB128 at ``at``: (value, the offset after it)."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
+
+
+def unshared(binary: bytes) -> bytes:
+    """The module with its imported memory unshared: the import's limits flag 0x03 (shared, with a maximum) made
+    0x01, the same length, so no size in the module changes."""
+    out = bytearray(binary)
+    at = 8  # magic and version
+    while at < len(out):
+        section, at = out[at], at + 1
+        size, at = _leb(out, at)
+        if section == 2:  # imports: (module, field, kind, description)*
+            count, cursor = _leb(out, at)
+            for _ in range(count):
+                for _name in range(2):
+                    length, cursor = _leb(out, cursor)
+                    cursor += length
+                kind, cursor = out[cursor], cursor + 1
+                if kind == 0x02:  # memory: limits flag, then min (and max)
+                    if out[cursor] == 0x03:
+                        out[cursor] = 0x01
+                    return bytes(out)
+                if kind == 0x00:  # function: a type index
+                    _, cursor = _leb(out, cursor)
+                elif kind == 0x01:  # table: a reference type, then limits
+                    flag, cursor = out[cursor + 1], cursor + 2
+                    for _bound in range(1 + (flag & 1)):
+                        _, cursor = _leb(out, cursor)
+                else:  # global: a value type and mutability
+                    cursor += 2
+        at += size
+    return bytes(out)
+
+
 def _ieee(fn):
     """``fn`` with IEEE results where Python raises (log(0) = -inf, exp overflow = inf, log(-1) = nan)."""
 
@@ -65,7 +107,7 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
             writes.append((info.offset, feed))
     out = program.output
     assert out.offset is not None
-    kernels = [(k.source, k.binary, k.grid[0]) for k in program.kernels]
+    kernels = [(k.binary or "", k.grid[0]) for k in program.kernels]
     (result,) = execute(program.memory_bytes, program.threads or 1, kernels, writes, [(out.offset, out.size)])
     return result
 
@@ -73,17 +115,18 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
 def execute(
     memory_bytes: int,
     threads: int,
-    kernels: Sequence[tuple[str, str | None, int] | tuple[str, str | None, int, int]],
+    kernels: Sequence[tuple[str, int] | tuple[str, int, int]],
     writes: Sequence[tuple[int, np.ndarray]],
     reads: Sequence[tuple[int, int]],
 ) -> list[np.ndarray]:
-    """Write float32 arrays at byte offsets of a fresh memory, run each kernel (text, base64 binary, tiles) over
+    """Write float32 arrays at byte offsets of a fresh memory, run each kernel (base64 binary, tiles) over
     all its tiles, thread share by thread share (a kernel's own thread count, where it has one, else
     ``threads``), and read (offset, size) windows back."""
     engine = _engine()
     store = wasmtime.Store(engine)
     pages = memory_bytes // PAGE
-    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
+    # a threaded program's modules import a memory of a fixed size (a shared memory needs a maximum)
+    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(pages, pages if threads > 1 else None)))
     view = (ctypes.c_ubyte * memory_bytes).from_address(ctypes.addressof(memory.data_ptr(store).contents))
     memory_view = np.frombuffer(view, dtype=np.uint8)
     linker = wasmtime.Linker(engine)
@@ -95,13 +138,10 @@ def execute(
     for offset, array in writes:
         data = np.ascontiguousarray(array, dtype=np.float32).ravel()
         memory_view[offset : offset + 4 * data.size] = data.view(np.uint8)
-    for source, binary, tiles, *own in kernels:
+    for binary, tiles, *own in kernels:
         split = own[0] if own else threads
-        if threads > 1:
-            module_bytes = wasmtime.wat2wasm(source.replace(f"(memory {pages} {pages} shared)", f"(memory {pages})"))
-        else:
-            module_bytes = base64.b64decode(binary or "")
-        module = wasmtime.Module(engine, module_bytes)
+        module_bytes = base64.b64decode(binary)
+        module = wasmtime.Module(engine, unshared(module_bytes) if threads > 1 else module_bytes)
         run_tiles = linker.instantiate(store, module).exports(store)["run"]
         for thread in range(split):
             run_tiles(store, *share(thread, split, tiles))

@@ -208,10 +208,10 @@ function checkProgram(doc, model, backend, where) {
   }
   if (!isCount(p.prepare) || p.prepare > p.kernels.length) throw fail(where, "program.prepare must count kernels");
   p.kernels.forEach((/** @type {any} */ k, /** @type {number} */ i) => {
-    if (typeof k?.name !== "string" || typeof k.source !== "string" || !Array.isArray(k.grid) || !k.grid.every(isCount)) {
-      throw fail(where, `kernel ${i} needs a name, a source and a grid`);
+    const code = backend === "wasm" ? "binary" : "source"; // a wasm kernel ships its module, the others their text
+    if (typeof k?.name !== "string" || typeof k[code] !== "string" || !Array.isArray(k.grid) || !k.grid.every(isCount)) {
+      throw fail(where, `kernel ${i} needs a name, a ${code} and a grid`);
     }
-    if (backend === "wasm" && typeof k.binary !== "string") throw fail(where, `kernel ${k.name} has no binary`);
     for (const b of k.bindings ?? []) {
       if (!buffers.has(b?.buffer)) throw fail(where, `kernel ${k.name} binds buffer ${JSON.stringify(b?.buffer)}, which does not exist`);
     }
