@@ -13,7 +13,9 @@ the network on its wasm backend (1 thread: it runs at most hardwareConcurrency /
 Protocol, the same for every side: a fresh page per (round, model, side), sides interleaved within a round;
 the machine is let go idle (bench.protocol.wait_idle), then cold start (from fetching the model's files from the
 local server to the first output: kgen's ``load()`` and first run; ORT's fetch of the .onnx, session creation and
-first run; TF.js's fetch of the network's description and weights, the weights made tensors and first run),
+first run; TF.js's backend made ready (its wasm module compiled, its GL context or GPU device made: kgen's load()
+and ORT's session creation include theirs) beside the fetch of the network's description and weights, the weights
+made tensors and first run; each side's library code is loaded before),
 then a warm-up of >= 1 s and 3 runs, then ``--samples`` runs timed one by one (a run: input set, model, outputs
 read back); the figure is the median, and the medians' spread over the rounds is reported. Every side's output is
 checked against onnxruntime (CPU) before its figure counts. The CPU busy share seen before each side is recorded:
@@ -78,10 +80,10 @@ TFJS = """async ([url, backend, values, options]) => {
   const memory = await import('/peers/memory.js');
   memory.track();
   const runner = await import('/peers/tfjs_runner.js');
-  const info = await runner.setup(1, backend);
+  await runner.loadLibrary(backend);
   const model = await import('/peers/tfjs_model.js');
-  const result = await model.timeNetwork(url, values, options);
-  return {...result, version: info.version, peak: memory.report()};
+  const result = await model.timeNetwork(url, values, options, () => runner.initBackend(1, backend));
+  return {...result, peak: memory.report()};
 }"""
 
 BACKENDS = ("wasm", "webgl", "webgpu")

@@ -60,15 +60,17 @@ function forward(network, weights, input) {
   });
 }
 
-// Cold start, as for the other sides: the description and the weights fetched from the local server (written by
-// bench/tfjs_network.py), the weights made tensors, and the first output read back; then runs timed as
-// timing.js says (a run: the input tensor made from the host array, the network, the output read back with
-// data(), which waits for the GPU).
-export async function timeNetwork(url, inputValues, options) {
+// Cold start, as for the other sides: the backend made ready (`initBackend`, run beside the fetches; the
+// library's version it returns comes back with the figures), the description and the weights fetched from the
+// local server (written by bench/tfjs_network.py), the weights made tensors, and the first output read back;
+// then runs timed as timing.js says (a run: the input tensor made from the host array, the network, the output
+// read back with data(), which waits for the GPU).
+export async function timeNetwork(url, inputValues, options, initBackend) {
   const t0 = performance.now();
-  const [network, bytes] = await Promise.all([
+  const [network, bytes, info] = await Promise.all([
     fetch(`${url}.json`).then((r) => r.json()),
     fetch(`${url}.bin`).then((r) => r.arrayBuffer()),
+    initBackend(),
   ]);
   const floats = new Float32Array(bytes);
   const size = (dims) => dims.reduce((a, b) => a * b, 1);
@@ -88,5 +90,5 @@ export async function timeNetwork(url, inputValues, options) {
   const coldMs = performance.now() - t0;
   const timed = await timeRuns(run, options);
   for (const w of weights.values()) w.dispose();
-  return { coldMs, medianMs: timed.medianMs, sampleMs: timed.sampleMs, output: Array.from(timed.output) };
+  return { coldMs, medianMs: timed.medianMs, sampleMs: timed.sampleMs, output: Array.from(timed.output), version: info.version };
 }

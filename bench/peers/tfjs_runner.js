@@ -22,8 +22,19 @@ function decode(b64) {
 
 // `backend`: "wasm" (on `threads` threads) or "webgl" (TF.js's defaults: packed textures, conv as im2col + matmul).
 export async function setup(threads, backend = "wasm") {
+  await loadLibrary(backend);
+  return initBackend(threads, backend);
+}
+
+// The library's scripts (as a page's script tags would load them, before any model), without their backend.
+export async function loadLibrary(backend) {
   await script(`${DIST}tfjs-core/dist/tf-core.min.js`);
   await script(`${DIST}tfjs-backend-${backend}/dist/tf-backend-${backend}.min.js`);
+}
+
+// The backend made ready: on wasm its module fetched and compiled, on WebGL its context, on WebGPU its device; a
+// model's cold start includes it, as kgen's load() includes its launcher's and ORT's session creation its own.
+export async function initBackend(threads, backend) {
   if (backend === "wasm") {
     tf.wasm.setWasmPaths(`${DIST}tfjs-backend-wasm/dist/`);
     tf.wasm.setThreadsCount(threads);
