@@ -321,6 +321,12 @@ def test_hostile_descriptors_end_in_errors(models, page):
     variant("flipped_shard", lambda f: _flip(f / "weights" / "000.bin", 40))
     variant("missing_shard", lambda f: (f / "weights" / "000.bin").unlink())
     variant(
+        "long_shard", lambda f: (f / "weights" / "000.bin").write_bytes((f / "weights" / "000.bin").read_bytes() * 2)
+    )
+    variant(
+        "short_shard", lambda f: (f / "weights" / "000.bin").write_bytes((f / "weights" / "000.bin").read_bytes()[:-8])
+    )
+    variant(
         "buffer_past_memory", edit_json("wasm.json", lambda p: p["program"]["buffers"][0].update(offset=1 << 40), True)
     )
     variant("weight_past_stream", edit_json("model.json", lambda m: m["weights"]["tensors"][0].update(offset=10**9)))
@@ -339,6 +345,8 @@ def test_hostile_descriptors_end_in_errors(models, page):
         "flipped_program": "corrupted",
         "flipped_shard": "weight shard corrupted",
         "missing_shard": "HTTP 404",
+        "long_shard": "bytes model.json says",
+        "short_shard": "weight shard has",
         "buffer_past_memory": "do not lie in the",
         "weight_past_stream": "where the stream puts it",
         "input_shape_lie": "must have model.json's shape",

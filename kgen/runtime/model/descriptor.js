@@ -36,12 +36,14 @@ export function encodedBytes(size, encoding, block) {
 }
 
 /**
- * A file's bytes; with `onBytes`, read as a stream that reports each chunk's length (weights' progress).
- * Errors name the URL and, with `what`, the kind of file.
+ * A file's bytes; with `onBytes`, read as a stream that reports each chunk's length (weights' progress); with
+ * `into`, read into that array (a window of the weight stream: no copy of its own to join), and a file longer
+ * than it is an error. Errors name the URL and, with `what`, the kind of file.
  * @param {string} url @param {((n: number) => void) | null} [onBytes] @param {string} [what]
+ * @param {Uint8Array<ArrayBuffer> | null} [into]
  * @returns {Promise<Uint8Array<ArrayBuffer>>}
  */
-export async function fetchBytes(url, onBytes = null, what = "") {
+export async function fetchBytes(url, onBytes = null, what = "", into = null) {
   let response;
   try {
     response = await fetch(url);
@@ -49,10 +51,10 @@ export async function fetchBytes(url, onBytes = null, what = "") {
     throw fail(url, `${what}could not be fetched (${/** @type {Error} */ (err).message})`);
   }
   if (!response.ok) throw fail(url, `${what}HTTP ${response.status} ${response.statusText}`.trim());
-  if (!onBytes || !response.body) {
+  if (!(onBytes || into) || !response.body) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (onBytes) onBytes(bytes.length);
-    return bytes;
+    return into ? placed(url, what, bytes, into) : bytes;
   }
   const reader = response.body.getReader();
   /** @type {Uint8Array[]} */
@@ -61,10 +63,12 @@ export async function fetchBytes(url, onBytes = null, what = "") {
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
+    if (into) placed(url, what, value, into, length);
+    else chunks.push(value);
     length += value.length;
-    onBytes(value.length);
+    onBytes?.(value.length);
   }
+  if (into) return into.subarray(0, length);
   const out = new Uint8Array(length);
   let at = 0;
   for (const c of chunks) {
@@ -72,6 +76,16 @@ export async function fetchBytes(url, onBytes = null, what = "") {
     at += c.length;
   }
   return out;
+}
+
+/**
+ * `bytes` written into `into` at `at`; the window written so far.
+ * @param {string} url @param {string} what @param {Uint8Array} bytes @param {Uint8Array<ArrayBuffer>} into
+ */
+function placed(url, what, bytes, into, at = 0) {
+  if (at + bytes.length > into.length) throw fail(url, `${what}has more than the ${into.length} bytes model.json says`);
+  into.set(bytes, at);
+  return into.subarray(0, at + bytes.length);
 }
 
 /** @param {Uint8Array} bytes @param {string} where */

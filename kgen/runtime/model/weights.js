@@ -57,7 +57,7 @@ async function remember(url, digest, bytes) {
 }
 
 /**
- * Every shard, checked, joined into one stream.
+ * Every shard, checked, in one stream: each fetched (or read from the cache) into its window of the stream.
  * @param {string} dir @param {any} model @param {((loaded: number, total: number) => void) | undefined} progress
  * @returns {Promise<{stream: Uint8Array, fetched: number}>}
  */
@@ -73,30 +73,26 @@ export async function fetchWeights(dir, model, progress) {
   };
   // a page that has never kept weights does not open the cache storage (it costs a first load 100 ms)
   const warm = await hasCache();
-  const shards = await Promise.all(
-    w.shards.map(async (/** @type {any} */ s) => {
+  const stream = new Uint8Array(w.total_bytes);
+  let start = 0;
+  const windows = w.shards.map((/** @type {any} */ s) => stream.subarray(start, (start += s.bytes)));
+  await Promise.all(
+    w.shards.map(async (/** @type {any} */ s, /** @type {number} */ k) => {
       const url = `${dir}/${s.file}`;
-      let bytes = warm ? await cached(url, s.sha256) : null;
-      if (bytes && bytes.length === s.bytes) {
-        report(bytes.length);
-        return bytes;
+      const hit = warm ? await cached(url, s.sha256) : null;
+      if (hit && hit.length === s.bytes) {
+        windows[k].set(hit);
+        report(hit.length);
+        return;
       }
-      bytes = await fetchBytes(url, report, "weight shard: ");
+      const bytes = await fetchBytes(url, report, "weight shard: ", windows[k]);
       fetched += 1;
       if (bytes.length !== s.bytes) throw fail(url, `weight shard has ${bytes.length} bytes, model.json says ${s.bytes}`);
       const digest = await sha256(bytes);
       if (digest !== null && digest !== s.sha256) throw fail(url, "weight shard corrupted: its SHA-256 differs from model.json's");
       unkept.push([url, s.sha256, bytes]); // kept after the first output, or at the next load
-
-      return bytes;
     }),
   );
-  const stream = new Uint8Array(w.total_bytes);
-  let at = 0;
-  for (const s of shards) {
-    stream.set(s, at);
-    at += s.length;
-  }
   return { stream, fetched };
 }
 
