@@ -34,7 +34,7 @@ def test_convert_prints_progress_and_a_summary(onnx_files, tmp_path):
     assert "nodes: 9 before the passes, 4 after" in out.stdout
     assert "wasm: 5 kernels (3 default)" in out.stdout  # a transposed conv: its phases, then their interleaving
     assert "conv_transpose2d+relu" in out.stdout and "template default (no records given)" in out.stdout
-    names = ["js.json", "model.json", "wasm.json", "webgl.json", "weights"]
+    names = ["js.json", "model.json", "wasm.json", "wasm.wat", "webgl.json", "weights"]  # wasm.wat: the modules' text
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == names
 
 
