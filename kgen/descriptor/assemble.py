@@ -43,7 +43,7 @@ class Assembly:
     nodes: list[dict[str, Any]]
     memory: dict[str, int]
     reused: int = 0
-    text: str = ""  # wasm: every kernel's module as text, in launch order (the program file holds binaries)
+    text: str = ""  # the text of every kernel that ships a binary (wasm modules), in launch order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -256,7 +256,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         nodes=[node_json(np_) for np_ in lowered],
         memory=report,
         reused=cache.hits - hits,
-        text="".join(f";; kernel {k.name}\n{k.source}\n" for k in kernels) if backend == "wasm" else "",
+        text="".join(f";; kernel {k.name}\n{k.source}\n" for k in kernels if k.binary is not None),
     )
 
 
