@@ -79,6 +79,27 @@ def test_simd_micro_kernels(op, shapes, attrs, config):
     assert ("f32x4.relaxed_madd" in program.source) == (config["vector"] == "f32x4_fma")
 
 
+def test_a_window_unrolled_whole_reads_each_value_just_before_its_first_use():
+    """With no reduction loop left (a depthwise 3x3 window unrolled whole), the reads stay beside the multiply-adds
+    that use them instead of being hoisted all ahead of the first one (48 vectors live at once: spilled, and the
+    kernel ran 2x slower than with its window's rows looped)."""
+    workload = Workload.create("conv2d", [(1, 8, 14, 14), (8, 1, 3, 3)], {"group": 8, "pads": (1, 1, 1, 1)})
+    config = {"tile_axis": "h", "tile_a": 2, "tile_b": 16, "vector": "f32x4_fma", "unroll": 2, "pad": 1}
+    program, _ = _check(workload, config, seed=7)
+    conv = program.kernels[-1].source
+    assert "(loop $L_" not in conv
+    assert conv.index("f32x4.relaxed_madd") < conv.rindex("v128.load")
+
+
+def test_copies_into_a_padded_buffer_take_whole_rows_per_tile():
+    """The interior copy of a padded input (made on every run) takes a 14-pixel row per tile, not 8 pixels: with
+    little work per tile, fewer tiles made it 2x faster."""
+    workload = Workload.create("conv2d", [(1, 8, 14, 14), (8, 1, 3, 3)], {"group": 8, "pads": (1, 1, 1, 1)})
+    program, _ = _check(workload, {"tile_axis": "h", "tile_b": 16, "vector": "f32x4_fma", "pad": 1}, seed=8)
+    copy = next(k for k in program.kernels if k.name.endswith("_0"))
+    assert copy.grid[0] == 8 * 14  # one tile per row of each channel
+
+
 def test_padded_reductions_have_an_unguarded_interior_version():
     """A padded conv with its window looped: tiles inside the image run a copy of the reduction without guards;
     the image has interior and border tiles, so both copies run and must match numpy."""

@@ -36,7 +36,9 @@ class Template(Protocol):
     of each program input and of the output under the main stage's config (temporaries are R). A template that
     packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None; one that
     pads an input has ``padding(stage, config)``: the ``padding.Padding``, or None; one that reads a strided
-    input through a compact copy has ``subsampling(stage, config)``: the ``subsampling.Subsampling``, or None.
+    input through a compact copy has ``subsampling(stage, config)``: the ``subsampling.Subsampling``, or None. A
+    template with ``helper_config(stage)`` gives the stages other than the tuned one (copies, a softmax's max)
+    that config instead of its space's default.
     """
 
     name: str
@@ -262,11 +264,14 @@ def lower(
     def lowered(stage: Stage, stage_config: Mapping[str, Any], kernel_name: str) -> ir.Kernel:
         return template.lower(stage, stage_config, Buffers(buffers, layouts, windows), kernel_name)
 
+    def helper(stage: Stage) -> dict[str, Any]:
+        return template.helper_config(stage) if hasattr(template, "helper_config") else template.space(stage).default()
+
     kernels = []
     for k, stage in enumerate(stages):
-        stage_config = full if k == main else template.space(stage).default()
+        stage_config = full if k == main else helper(stage)
         kernels.append(lowered(stage, stage_config, f"{name}_{k}" if len(stages) > 1 else name))
-    packs = [lowered(s, template.space(s).default(), f"{name}_{prefix}{k}") for k, (prefix, s) in enumerate(prepare)]
+    packs = [lowered(s, helper(s), f"{name}_{prefix}{k}") for k, (prefix, s) in enumerate(prepare)]
     program = ir.Program(
         tuple(buffers[id(t)] for t in inputs),
         out,

@@ -422,7 +422,9 @@ class TileLowering:
         hoisted: list[ir.Stmt] = []
         if isinstance(cache, SimdCache):
             looped_vars = {var for var, extent in loop_vars if extent > 1}
-            hoisted, decls = hoist(cache.flush([t for _, t in updates]), looped_vars)
+            decls = cache.flush([t for _, t in updates])
+            if looped_vars:  # with no loop left (a window unrolled whole) nothing is hoisted: all would be, at once
+                hoisted, decls = hoist(decls, looped_vars)
         else:
             decls = cache.flush()
         assigns = [ir.Assign(a.name, Binary(combine, a, cache.resolve(t))) for a, t in updates]
