@@ -337,17 +337,6 @@ def test_a_threaded_module_unshared_loads_where_a_shared_memory_cannot_be_linked
     assert wasm_runner.unshared(b := base64.b64decode(single.kernels[0].binary)) == b  # nothing shared: as it was
 
 
-@given(threads=st.integers(1, 4), tiles=st.integers(0, 5000))
-def test_the_chunks_threads_claim_cover_every_tile_once_and_are_even(threads, tiles):
-    """A launch's tiles are claimed in chunks (the browser launcher's counter; the native runner runs them in claim
-    order): every tile once, in ranges of one size but the last, at least CHUNKS of them per thread when there are
-    as many tiles."""
-    ranges = wasm_runner.chunks(threads, tiles)
-    assert [t for begin, end in ranges for t in range(begin, end)] == list(range(tiles))
-    assert len({end - begin for begin, end in ranges[:-1]}) <= 1
-    assert len(ranges) >= min(tiles, threads * wasm_runner.CHUNKS) // 2
-
-
 def test_seed_micro_kernels_are_valid_and_correct():
     """The template's rules of thumb (tried first by the tuner) are complete, valid configs that compute the op."""
     workload = Workload.create("conv2d", [(1, 8, 9, 9), (12, 8, 3, 3), (12,)], {"pads": (1, 1, 1, 1)})

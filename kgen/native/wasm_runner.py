@@ -1,10 +1,10 @@
 """Run a compiled WebAssembly program through wasmtime: the same modules and memory plan the browser gets,
 for fast tests outside the browser. ``Math`` imports are Python's ``math`` (both are IEEE double).
 
-A threaded program runs every launch chunk by chunk, the ranges the browser's threads claim, so the split of
-tiles between threads is exercised, if not their concurrency (the browser tests run real workers). wasmtime-py 50
-cannot link a shared memory (its ``SharedMemory`` fails to convert to an extern), so a threaded program's modules
-get their memory import's limits flag flipped from shared to unshared (`unshared`); nothing else in them differs.
+A threaded program runs each thread's share of every launch in turn, so the split of tiles between threads is
+exercised, if not their concurrency (the browser tests run real workers). wasmtime-py 50 cannot link a shared
+memory (its ``SharedMemory`` fails to convert to an extern), so a threaded program's modules get their memory
+import's limits flag flipped from shared to unshared (`unshared`); nothing else in them differs.
 """
 
 from __future__ import annotations
@@ -31,13 +31,9 @@ def _engine() -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-CHUNKS = 64  # chunks per thread, as in the browser launcher (launchers/wasm.js)
-
-
-def chunks(threads: int, tiles: int) -> list[tuple[int, int]]:
-    """The ranges of tiles that threads claim one at a time in the browser launcher, in claim order."""
-    chunk = max(1, -(-tiles // (threads * CHUNKS)))
-    return [(begin, min(begin + chunk, tiles)) for begin in range(0, tiles, chunk)]
+def share(thread: int, threads: int, tiles: int) -> tuple[int, int]:
+    """The tiles one thread runs (as the browser launcher splits them)."""
+    return thread * tiles // threads, (thread + 1) * tiles // threads
 
 
 def _leb(data: bytes, at: int) -> tuple[int, int]:
@@ -124,7 +120,7 @@ def execute(
     reads: Sequence[tuple[int, int]],
 ) -> list[np.ndarray]:
     """Write float32 arrays at byte offsets of a fresh memory, run each kernel (base64 binary, tiles) over
-    all its tiles, chunk by chunk (chunks sized for a kernel's own thread count, where it has one, else
+    all its tiles, thread share by thread share (a kernel's own thread count, where it has one, else
     ``threads``), and read (offset, size) windows back."""
     engine = _engine()
     store = wasmtime.Store(engine)
@@ -147,6 +143,6 @@ def execute(
         module_bytes = base64.b64decode(binary)
         module = wasmtime.Module(engine, unshared(module_bytes) if threads > 1 else module_bytes)
         run_tiles = linker.instantiate(store, module).exports(store)["run"]
-        for begin, end in chunks(split, tiles):
-            run_tiles(store, begin, end)
+        for thread in range(split):
+            run_tiles(store, *share(thread, split, tiles))
     return [memory_view[o : o + 4 * n].view(np.float32).copy() for o, n in reads]

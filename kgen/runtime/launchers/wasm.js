@@ -1,34 +1,20 @@
 // The WebAssembly launcher: takes a kgen program (one module per kernel, each exporting run(begin, end) over a
 // range of its tiles, all importing one linear memory in which every buffer has a fixed offset) and runs it.
-// With `program.threads` > 1 the memory is shared and a pool of workers (wasm_worker.js) runs alongside the
-// page's thread; that needs a cross-origin isolated page (SharedArrayBuffer). Every thread claims chunks of the
-// launch's tiles from a shared counter until none is left, and the main thread then spins until the workers are
-// done (a page's main thread may not Atomics.wait).
+// With `program.threads` > 1 the memory is shared and a pool of workers (wasm_worker.js) runs the other
+// threads' ranges; that needs a cross-origin isolated page (SharedArrayBuffer). The main thread runs range 0
+// and then spins until the workers are done (a page's main thread may not Atomics.wait).
 import { KernelError } from "./errors.js";
 
 const PAGE = 65536;
 const WORKER_TIMEOUT_MS = 10000; // a worker that has not finished its share by then is lost: an error, not a hang
 export const MATH = { exp: Math.exp, log: Math.log, tanh: Math.tanh, pow: Math.pow };
-// the control block shared with the workers: generation, kernel, tiles, error flag, the next unclaimed tile,
-// then one slot per worker thread t at ack + t - 1 where it stores the generation it has finished.
-// Acknowledgements by generation, not a shared done count: a worker that is late or wakes twice cannot make a
-// launch look finished, or unfinished.
-export const CTRL = { generation: 0, kernel: 1, tiles: 2, failed: 3, next: 4, ack: 5 };
+// the control block shared with the workers: generation, kernel, tiles, error flag, then one slot per worker
+// thread t at ack + t - 1 where it stores the generation it has finished. Acknowledgements by generation, not a
+// shared done count: a worker that is late or wakes twice cannot make a launch look finished, or unfinished.
+export const CTRL = { generation: 0, kernel: 1, tiles: 2, failed: 3, ack: 4 };
 
-// Chunks per thread: a launch's tiles are claimed in chunks rather than split into fixed shares, so that a thread
-// that starts late or runs slower (a worker woken from sleep, a preempted vCPU) takes fewer chunks instead of
-// holding the others up at the end; at most one chunk, 1/64 of a share, is left to wait for.
-const CHUNKS = 64;
-
-export function chunkOf(tiles, threads) {
-  return Math.max(1, Math.ceil(tiles / (threads * CHUNKS)));
-}
-
-// Run chunks of the launch's tiles until the counter passes the end.
-export function runChunks(run, ctrl, tiles, chunk) {
-  for (let begin = Atomics.add(ctrl, CTRL.next, chunk); begin < tiles; begin = Atomics.add(ctrl, CTRL.next, chunk)) {
-    run(begin, Math.min(begin + chunk, tiles));
-  }
+export function share(thread, threads, tiles) {
+  return [Math.floor((thread * tiles) / threads), Math.floor(((thread + 1) * tiles) / threads)];
 }
 
 // (module (func (param v128 v128 v128) (result v128) (f32x4.relaxed_madd ...))): validates where relaxed SIMD does
@@ -135,15 +121,14 @@ export class WasmLauncher {
       Atomics.store(ctrl, CTRL.kernel, i);
       Atomics.store(ctrl, CTRL.tiles, k.tiles);
       Atomics.store(ctrl, CTRL.failed, 0);
-      Atomics.store(ctrl, CTRL.next, 0);
       const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
       Atomics.notify(ctrl, CTRL.generation);
+      const [from, to] = share(0, compiled.threads, k.tiles);
       let trap = null;
       try {
-        runChunks(runs[i], ctrl, k.tiles, chunkOf(k.tiles, compiled.threads));
+        runs[i](from, to);
       } catch (err) {
-        trap = err; // the workers still finish (or stop claiming) before the next launch reuses the counter
-        Atomics.store(ctrl, CTRL.next, k.tiles);
+        trap = err; // the workers finish their shares before it is thrown: the next launch cannot overlap them
       }
       const since = performance.now();
       for (let t = 1, spins = 1; t < compiled.threads; spins++) {

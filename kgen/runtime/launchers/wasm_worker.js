@@ -1,10 +1,9 @@
 // A thread of the WebAssembly launcher's pool: instantiates the program's modules on the shared memory, then
-// waits on the control block for each launch, claims chunks of the kernel's tiles until none is left and
-// acknowledges that launch.
+// waits on the control block for each launch, runs its share of the kernel's tiles and acknowledges that launch.
 // After a launch it spins for SPIN_MS before it sleeps in Atomics.wait: a model's next kernel comes within
 // microseconds, and waking a sleeping thread takes tens of them, which on a 0.1 ms kernel is most of the gain of
 // a second thread (the main thread ran its share and then waited for the late one).
-import { CTRL, MATH, chunkOf, runChunks } from "./wasm.js";
+import { CTRL, MATH, share } from "./wasm.js";
 
 const SPIN_MS = 0.5;
 
@@ -33,12 +32,11 @@ self.onmessage = ({ data: { modules, memory, ctrl, thread, threads } }) => {
   for (;;) {
     seen = nextLaunch(ctrl, seen);
     if (seen < 0) return;
-    const tiles = Atomics.load(ctrl, CTRL.tiles);
+    const [begin, end] = share(thread, threads, Atomics.load(ctrl, CTRL.tiles));
     try {
-      runChunks(runs[Atomics.load(ctrl, CTRL.kernel)], ctrl, tiles, chunkOf(tiles, threads));
+      runs[Atomics.load(ctrl, CTRL.kernel)](begin, end);
     } catch {
       Atomics.store(ctrl, CTRL.failed, 1);
-      Atomics.store(ctrl, CTRL.next, tiles); // nobody claims more of a failed launch
     }
     Atomics.store(ctrl, CTRL.ack + thread - 1, seen);
   }
