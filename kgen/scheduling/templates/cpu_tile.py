@@ -149,10 +149,11 @@ class CpuTile:
         run, a packed weight, a softmax's max): the default, with SIMD tiles as long as a row up to 16 floats. A
         copy does little per tile, so the tile loop's own work set its speed: the interior copy of a depthwise conv's
         14x14 image took 57 us in 8-float tiles, as long as the conv, and 26 us in tiles of a whole row."""
-        config = self.space(stage).default()
+        space = self.space(stage)
+        config = space.default()
         if self.simd:
-            width = stage.axes[-1].extent
-            config["tile_b"] = min((b for b in (4, 8, 12, 16) if b >= width), default=16)
+            widths = next(k.values for k in space.knobs if k.name == "tile_b")
+            config["tile_b"] = min((b for b in widths if b >= stage.axes[-1].extent), default=max(widths))
         return config
 
     def packing(self, stage: Stage, config: Mapping[str, Any]) -> Packing | None:
