@@ -75,7 +75,7 @@ class CpuTile:
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
         knobs += reduction_knobs(stage)
-        if candidates and reads_weight(stage):
+        if reads_weight(stage):
             knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
         knobs += pad_knobs(stage)
         knobs += subsampling.subsample_knobs(stage)
@@ -161,8 +161,10 @@ class CpuTile:
         blocks of that tile."""
         if not config.get("pack"):
             return None
-        a_var, b_vars = _tiled_vars(stage, config)
-        tiled = {a_var: config.get("tile_a", 1)} | {v: config["tile_b"] for v in b_vars if not config.get("merge_hw")}
+        tiled = {} if config.get("merge_hw") else {stage.axes[-1].var: config["tile_b"]}
+        if "tile_axis" in config:  # a stage with one axis of more than 1 (a gemv) has tile_b alone
+            a_var, _ = _tiled_vars(stage, config)
+            tiled = {a_var: config.get("tile_a", 1)} | tiled
         return find(stage, tiled)
 
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
