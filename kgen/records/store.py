@@ -137,12 +137,12 @@ class Record:
         try:
             data = json.loads(line)
             record = cls(**data)
-            Workload.from_json(json.dumps(record.workload))  # validates the workload
+            _ = record.workload_obj  # validates the workload, once: lookups compare it for every node of a model
         except (json.JSONDecodeError, TypeError) as err:
             raise KgenError(f"{where}: not a kgen record: {err}") from None
         return record
 
-    @property
+    @functools.cached_property
     def workload_obj(self) -> Workload:
         return Workload.from_json(json.dumps(self.workload))
 
