@@ -377,3 +377,24 @@ def test_seed_micro_kernels_are_valid_and_correct():
     assert len(seeds) >= 4 and all(c["threads"] == 2 and c["vector"] == "f32x4_fma" for c in seeds)
     for config in seeds:
         _check(workload, config)
+
+
+@pytest.mark.parametrize(("split_fast", "written"), [(0, np.s_[:8, :]), (1, np.s_[:, :32])])
+def test_with_split_fast_the_first_thread_computes_a_band_of_columns_not_of_rows(split_fast, written):
+    """Threads take contiguous ranges of tiles: with B's columns the fastest tile coordinate, the first thread's
+    range is the top rows (each thread then reads all of B), and with ``split_fast`` the left columns (half of B
+    each, held in each core's cache). Run alone, the first thread's share writes that band and nothing else."""
+    workload = Workload.create("matmul", [(16, 32), (32, 64)])
+    config = {"tile_axis": "i0", "tile_a": 4, "tile_b": 8, "tile_order": "b", "vector": "f32x4"}
+    program, _ = _check(workload, {**config, "threads": 2, "split_fast": split_fast})
+    (kernel,) = program.kernels
+    a, b = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(1))
+    offsets = {info.name: info.offset for info in program.buffers}
+    writes = [(offsets[info.name], x) for info, x in zip(program.buffers, (a, b), strict=False)]
+    half = (kernel.binary, kernel.grid[0] // 2, 1)  # the tiles of share(0, 2, tiles)
+    (got,) = wasm_runner.execute(program.memory_bytes, 2, [half], writes, [(program.output.offset, 16 * 64)])
+    got = got.reshape(16, 64)
+    mask = np.zeros(got.shape, dtype=bool)
+    mask[written] = True
+    np.testing.assert_allclose(got[mask], (a @ b)[mask], rtol=1e-5, atol=1e-5)
+    assert not got[~mask].any()

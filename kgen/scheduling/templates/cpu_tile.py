@@ -11,7 +11,9 @@ so a matmul's tile is the classic micro-kernel: per reduction step, ``tile_a`` s
 ``tile_b / 4`` vectors of B into ``tile_a * tile_b / 4`` vector accumulators), ``f32x4_fma`` (the same, with each
 multiply and add fused into one relaxed-SIMD multiply-add: one rounding or two, whichever the CPU does) or
 ``scalar``. The tile choices are multiples of 4 there, so no combination of knobs is invalid for SIMD.
-``threads`` split the tiles of every launch between the page and workers on a shared memory.
+``threads`` split the tiles of every launch between the page and workers on a shared memory, each a contiguous
+range: a band of the slowest tile coordinate, or with ``split_fast`` of the fastest (a GEMM's threads then share
+out the operand read along it, e.g. half of a matmul's B each, which stays in each core's L2).
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ VECTOR = ("f32x4", "f32x4_fma", "scalar")
 def _lanes(config: Mapping[str, Any]) -> int:
     """Outputs per accumulator: a SIMD accumulator holds 4."""
     return LANES if config.get("vector", "scalar") != "scalar" else 1
+
+
+def _bands_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
+    """Whether ``split_fast`` has more than one thread, each with at least one tile of the fastest axis."""
+    if config["threads"] == 1:
+        return False
+    if config.get("tile_order") == "a" and "tile_axis" in config:
+        extent = next(ax.extent for ax in stage.axes if ax.var.name == config["tile_axis"])
+        return -(-extent // config.get("tile_a", 1)) >= config["threads"]
+    extent = stage.axes[-1].extent * (stage.axes[-2].extent if config.get("merge_hw") else 1)
+    return -(-extent // config["tile_b"]) >= config["threads"]
 
 
 class CpuTile:
@@ -105,6 +118,11 @@ class CpuTile:
             knobs += [
                 choice("vector", VECTOR, "f32x4 SIMD, f32x4 with relaxed-SIMD fused multiply-adds, or scalar"),
                 choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
+                flag(
+                    "split_fast",
+                    "each thread takes a band of the fastest tile coordinate (its share of the operand read along "
+                    "it stays in its own cache), not of the slowest",
+                ),
             ]
             constraints += [
                 Constraint(
@@ -114,6 +132,10 @@ class CpuTile:
                 Constraint(
                     "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
                     lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
+                ),
+                Constraint(
+                    "split_fast needs threads, and a tile per thread along the fastest axis",
+                    lambda c, _: not c["split_fast"] or _bands_ok(stage, c),
                 ),
             ]
         return Space(tuple(knobs), tuple(constraints), self._seeds(stage, {k.name for k in knobs}))

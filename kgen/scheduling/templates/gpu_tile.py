@@ -250,6 +250,12 @@ class TileLowering:
             self.group[self.a_pos] = config["wg"] // config["group_b"]
         self.blocks = [math.ceil(t / g) for t, g in zip(threads, self.group, strict=True)]
         self.threads = [b * g for b, g in zip(self.blocks, self.group, strict=True)]  # padded to whole blocks
+        self.fastest = len(self.logical) - 1
+        if config.get("tile_order") == "a":
+            self.fastest = [v.name for v, _ in self.logical].index(config["tile_axis"])
+        # CPU threads take contiguous ranges of tiles; with split_fast each takes a band of the fastest axis
+        self.bands = config.get("threads", 1) if config.get("split_fast") else 1
+        self.threads[self.fastest] = math.ceil(self.threads[self.fastest] / self.bands) * self.bands
         self.total = math.prod(self.threads)
         self.ranges: dict[sympy.Symbol, tuple[int, int]] = {}
         self.shared: list[ir.Buffer] = []
@@ -289,10 +295,18 @@ class TileLowering:
         self.ranges[self.t0] = (0, self.total - 1)
         lets: list[ir.Stmt] = []
         if self.a_pos is None:
-            fastest = None
-            if self.config.get("tile_order") == "a":
-                fastest = [v.name for v, _ in self.logical].index(self.config["tile_axis"])
-            return lets, self._unravel(self.t0, self.threads, "q_", lets, fastest)
+            if self.bands == 1:
+                return lets, self._unravel(self.t0, self.threads, "q_", lets, self.fastest)
+            # band-major: the range of tiles each thread takes is one band of the fastest axis, whole
+            per_band = self.total // self.bands
+            band = self._let("band", ix.floordiv(self.t0, per_band), self.bands, lets)
+            counts = list(self.threads)
+            counts[self.fastest] //= self.bands
+            coords = self._unravel(ix.floormod(self.t0, per_band), counts, "b_", lets, self.fastest)
+            f = self.fastest
+            q = band * counts[f] + coords[f]
+            coords[f] = self._let(f"q_{self.logical[f][0].name}", q, self.threads[f], lets)
+            return lets, coords
         wg = self.config["wg"]
         self.lid = self._let("lid", ix.floormod(self.t0, wg), wg, lets)
         blocks = self._unravel(ix.floordiv(self.t0, wg), self.blocks, "blk_", lets)
