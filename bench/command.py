@@ -72,18 +72,13 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
         fingerprint, limits = session.fingerprint(), session.limits()
     rounds = max(args.rounds, protocol.ROUNDS)
     progress = Progress(len(variants) * rounds, args.quiet)
-    rows = []
+    records = [Path(r) for r in args.records]
+    chosen = {v: kernel_suite.choose_configs(names, v, fingerprint, limits, records) for v in variants}
     try:
-        for v in variants:
-            configs = kernel_suite.choose_configs(names, v, fingerprint, limits, [Path(r) for r in args.records])
-            got, versions = kernel_suite.compare(
-                v, names, configs, args.peer_list, rounds, args.samples, progress=progress
-            )
-            context = {**run, **store.device_fields(fingerprint, v.backend), "versions": versions}
-            rows += [{**context, **r} for r in got]
+        got, versions = kernel_suite.compare(chosen, names, args.peer_list, rounds, args.samples, progress=progress)
     finally:
         progress.close()
-    return rows
+    return [{**run, **store.device_fields(fingerprint, r["backend"]), "versions": versions, **r} for r in got]
 
 
 def run_peak(args, run: dict[str, Any]) -> list[dict]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,50 +252,53 @@ def _round_ratio(times: dict[str, Timing]) -> float:
 
 
 def compare(
-    variant: Variant,
+    chosen: Mapping[Variant, dict[str, Chosen]],
     names: Sequence[str],
-    configs: dict[str, Chosen],
     peers: Sequence[str],
     rounds: int = protocol.ROUNDS,
     samples: int = protocol.SAMPLES,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Per workload and side, the protocol's figures over ``rounds`` (at least ``protocol.ROUNDS``) fresh pages,
-    re-measured where the rounds disagree: (rows, the peers' versions). A row: workload, kind, backend, threads,
-    side, config (kgen's), median_ms, iqr_ms, low_ms, high_ms, n, rounds, gflops, busy (the median busy share
-    seen just before the side), remeasured."""
+    """Per variant (with kgen's config of each workload there), workload and side, the protocol's figures over
+    ``rounds`` (at least ``protocol.ROUNDS``) fresh pages, re-measured where the rounds disagree: (rows, the
+    peers' versions). The variants take turns round by round (wasm 1t, 2t, 1t, 2t, ...), so that a drift of the
+    machine's speed weighs on a ratio between variants (2 threads over 1) as little as on one between sides. A
+    row: workload, kind, backend, threads, side, config (kgen's), median_ms, iqr_ms, low_ms, high_ms, n, rounds,
+    gflops, busy (the median busy share seen just before the side), remeasured."""
     rounds = max(rounds, protocol.ROUNDS)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    per_name: dict[str, list[dict]] = {name: [] for name in names}
+    per_name: dict[tuple[Variant, str], list[dict]] = {(v, name): [] for v in chosen for name in names}
     versions: dict[str, str] = {}
     inputs = seeded_inputs(names, seed)  # the same in every round: numpy's references are computed once
 
-    def measure(selected: Sequence[str], label: str) -> None:
+    def measure(selected: Mapping[Variant, Sequence[str]], label: str) -> None:
         for r in range(rounds):
-            got = measure_round(variant, selected, configs, peers, samples, inputs)
-            say(f"{variant.name}: {label} {r + 1}/{rounds} done ({len(selected)} workloads)")
-            versions.update(got["versions"])
-            for name in selected:
-                per_name[name].append({"times": got["times"][name], "load": got["load"][name]})
+            for variant, todo in selected.items():
+                got = measure_round(variant, todo, chosen[variant], peers, samples, inputs)
+                say(f"{variant.name}: {label} {r + 1}/{rounds} done ({len(todo)} workloads)")
+                versions.update(got["versions"])
+                for name in todo:
+                    per_name[variant, name].append({"times": got["times"][name], "load": got["load"][name]})
 
-    measure(names, "round")
+    measure({v: names for v in chosen}, "round")
 
-    def unsettled(name: str) -> bool:
-        got = per_name[name]
+    def unsettled(variant: Variant, name: str) -> bool:
+        got = per_name[variant, name]
         if len(got[0]["times"]) < 2:
             return False  # no peer: no ratio to settle
         spreads = [protocol.Spread.of([r["times"][s].median_ms for r in got]) for s in got[0]["times"]]
         return protocol.disagrees([_round_ratio(r["times"]) for r in got], spreads)
 
-    again = [name for name in names if unsettled(name)]
+    again = {v: todo for v in chosen if (todo := [name for name in names if unsettled(v, name)])}
     if again:
-        measure(again, f"re-measuring {len(again)} whose rounds disagree, round")
+        count = sum(map(len, again.values()))
+        measure(again, f"re-measuring {count} whose rounds disagree, round")
     rows = []
-    for name in names:
+    for (variant, name), got in per_name.items():
         workload, kind, _ = SUITE[name]
         gflop = flops(workload) / 1e9
-        got = per_name[name]
+        config = chosen[variant][name]
         for side in got[0]["times"]:
             ms = protocol.Spread.of([r["times"][side].median_ms for r in got])
             rows.append(
@@ -305,8 +308,8 @@ def compare(
                     "backend": variant.backend,
                     "threads": variant.threads,
                     "side": side,
-                    "config": configs[name].config if side == "kgen" else None,
-                    "config_source": configs[name].source if side == "kgen" else None,
+                    "config": config.config if side == "kgen" else None,
+                    "config_source": config.source if side == "kgen" else None,
                     "median_ms": ms.median,
                     "iqr_ms": statistics.median(r["times"][side].iqr_ms for r in got),
                     "low_ms": ms.low,
@@ -315,7 +318,7 @@ def compare(
                     "rounds": len(got),
                     "gflops": gflop / ms.median * 1e3,
                     "busy": statistics.median(r["load"][side] for r in got),
-                    "remeasured": name in again,
+                    "remeasured": name in again.get(variant, ()),
                     "timed": timed(side, variant.backend),
                 }
             )

@@ -6,7 +6,8 @@
 - Every side gets the same warm-up (at least ``WARMUP_MS`` and ``WARMUP_RUNS`` runs) and the same sample rule
   (``SAMPLES`` samples of back-to-back runs lasting at least ``MIN_SAMPLE_MS``; the median per run).
 - Sides are interleaved per workload (kgen, then the peers, then the next workload), over at least ``ROUNDS``
-  fresh pages; the median over rounds is reported with its spread (the lowest and highest round).
+  fresh pages; the median over rounds is reported with its spread (the lowest and highest round). Variants
+  compared with each other (wasm on 1 and on 2 threads) take turns round by round.
 - A workload whose kgen / peer ratio differs between rounds by more than the rounds' own spread allows
   (`disagrees`) is measured again for as many rounds.
 """

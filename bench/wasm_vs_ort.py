@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = [n for n, (_, kind, _) in SUITE.items() if kind in KINDS and (not args.only or args.only in n)]
     Path("results/bench").mkdir(parents=True, exist_ok=True)
-    rows, versions = [], {}
+    chosen = {}
     for threads in (1, 2):
         variant = kernel_suite.Variant("wasm", threads)
         kernel_suite.check_installed(variant, PEERS_COMPARED)
@@ -96,10 +96,8 @@ def main(argv=None) -> int:
             configs = records_configs(names, threads, args.records)
         else:
             configs = tuned_configs(names, threads, args.trials, args.storage, args.records)
-        chosen = {name: kernel_suite.Chosen(c, "record") for name, c in configs.items()}
-        got, seen = kernel_suite.compare(variant, names, chosen, PEERS_COMPARED, args.rounds, seed=args.seed)
-        rows += got
-        versions.update(seen)
+        chosen[variant] = {name: kernel_suite.Chosen(c, "record") for name, c in configs.items()}
+    rows, versions = kernel_suite.compare(chosen, names, PEERS_COMPARED, args.rounds, seed=args.seed)
     table = kernel_suite.ratio_table(rows)
     print(f"wasm, {', '.join(f'{k} {v}' for k, v in versions.items())}; GFLOP/s, kgen / faster peer")
     for t in table:

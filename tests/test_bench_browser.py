@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 
 WORKLOAD = "matmul 256³"
 FAST = {"tile_b": 8, "tile_axis": "i0", "tile_a": 6, "tile_order": "b", "unroll": 0, "k_unroll": 4, "pack": 0}
-FAST |= {"vector": "f32x4", "threads": 1}
+FAST |= {"vector": "f32x4", "threads": 1, "split_fast": 0}
 SLOW = {**FAST, "tile_a": 1, "tile_b": 4, "k_unroll": 1, "vector": "scalar"}  # scalar, 1x4 tiles: many times slower
 
 

@@ -182,4 +182,4 @@ def test_a_record_made_before_a_knob_existed_is_chosen_with_that_knob_at_its_def
     fingerprint = {"hardwareConcurrency": 2}
     chosen = choose_configs([name], Variant("wasm", 1), fingerprint, {"relaxed_simd": 1, "max_threads": 2}, [path])
     assert chosen[name].source == "record"
-    assert chosen[name].config == {**old, "subsample": 0, "align": 1}  # align came later still: on by default
+    assert chosen[name].config == {**old, "subsample": 0, "align": 1, "split_fast": 0}  # align: on by default
