@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ class Workload:
         opdef = get_op(op)
         norm_shapes = tuple(tuple(int(d) for d in s) for s in shapes)
         norm_attrs = opdef.normalize_attrs(attrs)
-        opdef.build(norm_shapes, norm_attrs, dtype)  # validates shapes against attributes
-        return cls(op, norm_shapes, dtype, tuple(sorted(norm_attrs.items())))
+        workload = cls(op, norm_shapes, dtype, tuple(sorted(norm_attrs.items())))
+        _validate(workload)
+        return workload
 
     @property
     def opdef(self) -> OpDef:
@@ -70,6 +72,14 @@ class Workload:
             return cls.create(data["op"], data["shapes"], data.get("attrs", {}), data.get("dtype", "float32"))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise KgenError(f"workload JSON is malformed: {err}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate(workload: Workload) -> None:
+    """Build the workload's TE, which checks its shapes against its attributes: once per workload, since a model's
+    conversion creates the same ones for every node of a repeated layer and every backend (a failure is not
+    cached, so it is raised every time)."""
+    workload.build()
 
 
 def _attr_text(value: Any) -> str:
