@@ -375,6 +375,7 @@ def test_seed_micro_kernels_are_valid_and_correct():
     workload = Workload.create("conv2d", [(1, 8, 9, 9), (12, 8, 3, 3), (12,)], {"pads": (1, 1, 1, 1)})
     seeds = space(workload, "wasm").fix({"threads": 2}).seed_configs(LIMITS)
     assert len(seeds) >= 4 and all(c["threads"] == 2 and c["vector"] == "f32x4_fma" for c in seeds)
+    assert (seeds[0]["tile_a"], seeds[0]["tile_b"]) == (2, 16)  # rows of 9: a whole row per tile, tried first
     for config in seeds:
         _check(workload, config)
 
