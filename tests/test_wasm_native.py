@@ -399,3 +399,13 @@ def test_with_split_fast_the_first_thread_computes_a_band_of_columns_not_of_rows
     mask[written] = True
     np.testing.assert_allclose(got[mask], (a @ b)[mask], rtol=1e-5, atol=1e-5)
     assert not got[~mask].any()
+
+
+def test_split_fast_on_one_thread_is_the_same_kernel():
+    """A record tuned at 2 threads with split_fast serves a 1-thread model (its thread count overridden): there it
+    must still be valid, and it changes nothing."""
+    workload = Workload.create("matmul", [(16, 32), (32, 64)])
+    config = {"tile_axis": "i0", "tile_a": 4, "tile_b": 8, "vector": "f32x4", "threads": 1}
+    plain, _ = _check(workload, config)
+    split, _ = _check(workload, {**config, "split_fast": 1})
+    assert split.kernels[0].source == plain.kernels[0].source

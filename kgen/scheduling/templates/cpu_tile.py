@@ -51,17 +51,6 @@ def _lanes(config: Mapping[str, Any]) -> int:
     return LANES if config.get("vector", "scalar") != "scalar" else 1
 
 
-def _bands_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
-    """Whether ``split_fast`` has more than one thread, each with at least one tile of the fastest axis."""
-    if config["threads"] == 1:
-        return False
-    if config.get("tile_order") == "a" and "tile_axis" in config:
-        extent = next(ax.extent for ax in stage.axes if ax.var.name == config["tile_axis"])
-        return -(-extent // config.get("tile_a", 1)) >= config["threads"]
-    extent = stage.axes[-1].extent * (stage.axes[-2].extent if config.get("merge_hw") else 1)
-    return -(-extent // config["tile_b"]) >= config["threads"]
-
-
 class CpuTile:
     name = "cpu_tile"
 
@@ -121,7 +110,7 @@ class CpuTile:
                 flag(
                     "split_fast",
                     "each thread takes a band of the fastest tile coordinate (its share of the operand read along "
-                    "it stays in its own cache), not of the slowest",
+                    "it stays in its own cache), not of the slowest; the same kernel on 1 thread",
                 ),
             ]
             constraints += [
@@ -132,10 +121,6 @@ class CpuTile:
                 Constraint(
                     "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
                     lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
-                ),
-                Constraint(
-                    "split_fast needs threads, and a tile per thread along the fastest axis",
-                    lambda c, _: not c["split_fast"] or _bands_ok(stage, c),
                 ),
             ]
         return Space(tuple(knobs), tuple(constraints), self._seeds(stage, {k.name for k in knobs}))
