@@ -390,8 +390,7 @@ def test_with_split_fast_the_first_thread_computes_a_band_of_columns_not_of_rows
     program, _ = _check(workload, {**config, "threads": 2, "split_fast": split_fast})
     (kernel,) = program.kernels
     a, b = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(1))
-    offsets = {info.name: info.offset for info in program.buffers}
-    writes = [(offsets[info.name], x) for info, x in zip(program.buffers, (a, b), strict=False)]
+    writes = wasm_runner.input_writes(program, [a, b])
     half = (kernel.binary, kernel.grid[0] // 2, 1)  # the tiles of share(0, 2, tiles)
     (got,) = wasm_runner.execute(program.memory_bytes, 2, [half], writes, [(program.output.offset, 16 * 64)])
     got = got.reshape(16, 64)

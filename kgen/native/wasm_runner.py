@@ -96,6 +96,16 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """Run every kernel of ``program`` once, single-threaded, on ``inputs``; the output buffer's values."""
     if program.backend != "wasm" or program.memory_bytes is None:
         raise KgenError(f"wasm runner: a {program.backend} program is not a WebAssembly program")
+    out = program.output
+    assert out.offset is not None
+    kernels = [(k.binary or "", k.grid[0]) for k in program.kernels]
+    writes = input_writes(program, inputs)
+    (result,) = execute(program.memory_bytes, program.threads or 1, kernels, writes, [(out.offset, out.size)])
+    return result
+
+
+def input_writes(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> list[tuple[int, np.ndarray]]:
+    """(byte offset, float32 values) of each of ``program``'s input buffers, fed from ``inputs`` in order."""
     feeds = iter(inputs)
     writes = []
     for info in program.buffers:
@@ -105,11 +115,7 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
                 raise KgenError(f"input {info.name} needs {info.size} values, got {feed.size}")
             assert info.offset is not None
             writes.append((info.offset, feed))
-    out = program.output
-    assert out.offset is not None
-    kernels = [(k.binary or "", k.grid[0]) for k in program.kernels]
-    (result,) = execute(program.memory_bytes, program.threads or 1, kernels, writes, [(out.offset, out.size)])
-    return result
+    return writes
 
 
 def execute(
