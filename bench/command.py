@@ -78,7 +78,12 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
         got, versions = kernel_suite.compare(chosen, names, args.peer_list, rounds, args.samples, progress=progress)
     finally:
         progress.close()
-    return [{**run, **store.device_fields(fingerprint, r["backend"]), "versions": versions, **r} for r in got]
+    rows = []
+    for r in got:
+        compared = kernel_suite.Variant(r["backend"], r["threads"]).peers(args.peer_list)  # TF.js: not on 2 threads
+        context = {**run, **store.device_fields(fingerprint, r["backend"])}
+        rows.append({**context, "versions": {p: v for p, v in versions.items() if p in compared}, **r})
+    return rows
 
 
 def run_peak(args, run: dict[str, Any]) -> list[dict]:
