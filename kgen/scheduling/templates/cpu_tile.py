@@ -127,10 +127,10 @@ class CpuTile:
 
     def _seeds(self, stage: Stage, names: set[str]) -> tuple[dict[str, Any], ...]:
         """Micro-kernel shapes that are usually good (the tuner tries them first; invalid ones are skipped): 6x8
-        and 4x8 tiles (12 and 8 of the 16 vector registers hold accumulators), and first, on rows of 9 to 16 outputs,
-        2x16 and 3x16 (a whole row per tile: a depthwise conv on 14x14 ran 0.076 -> 0.064 ms in 2x16 tiles on 1 thread
-        of the Zen 4 VM, side by side), along either of the two best tile
-        axes (a conv's output channels or rows), either tile order, pixels merged or not, with the reduction's
+        and 4x8 tiles (12 and 8 of the 16 vector registers hold accumulators), and first, on rows of 9 to 16
+        outputs, 2x16 and 3x16 (a whole row per tile: a depthwise conv on 14x14 ran 0.076 -> 0.064 ms in 2x16 tiles
+        on 1 thread of the Zen 4 VM, side by side), along either of the two best tile axes (a conv's output
+        channels or rows), either tile order, pixels merged or not, with the reduction's
         innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
         split by 4. Unmerged tiles read a padded input padded (``pad``: no guards); merged ones read it as it is,
         since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
