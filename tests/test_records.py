@@ -70,6 +70,12 @@ def test_a_line_that_is_not_a_record_is_skipped_with_a_warning_naming_it(tmp_pat
     path.write_text('{"not": "a record"}\n')
     assert RecordStore(path).all() == []
     assert f"kgen: warning: skipped {path}:1: not a kgen record" in capsys.readouterr().err
+    bad = json.loads(record(SMALL, 3.0, {"tile_b": 4}).to_line())
+    bad["workload"]["shapes"][1][1] += 1  # a weight with more input channels than the input: no such conv
+    path.write_text(record(SMALL, 3.0, {"tile_b": 4}).to_line() + "\n" + json.dumps(bad) + "\n")
+    assert len(RecordStore(path).all()) == 1
+    err = capsys.readouterr().err
+    assert f"kgen: warning: skipped {path}:2: not a kgen record" in err and "input channels" in err, err
 
 
 def test_export_then_import_round_trips(tmp_path):

@@ -138,7 +138,7 @@ class Record:
             data = json.loads(line)
             record = cls(**data)
             _ = record.workload_obj  # validates the workload, once: lookups compare it for every node of a model
-        except (json.JSONDecodeError, TypeError) as err:
+        except (json.JSONDecodeError, TypeError, KgenError) as err:  # KgenError: a workload that cannot exist
             raise KgenError(f"{where}: not a kgen record: {err}") from None
         return record
 
