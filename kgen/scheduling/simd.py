@@ -75,6 +75,10 @@ class SimdCache(LoadCache):
             zipped = self._zip(lanes)
             if zipped is not None:
                 return zipped
+        elif all(isinstance(e, ir.Local | Const) for e in lanes):
+            edge = self._vector_read(lanes)
+            if edge is not None:
+                return edge
         return ir.Vector(tuple(lanes))
 
     def _zip(self, lanes: Sequence[Expr]) -> Expr | None:
@@ -109,27 +113,49 @@ class SimdCache(LoadCache):
             self._splats[e.name] = ir.Decl(f"{e.name}s", e.dtype, ir.Vector((value,) * LANES), LANES, const=True)
         return ir.Local(self._splats[e.name].name, e.dtype, LANES)
 
+    def _is_read(self, e: Expr) -> bool:
+        """Whether ``e`` is a (scalar) read collected by this cache."""
+        return isinstance(e, ir.Local) and e.lane is None and e.name in self._keys
+
     def _vector_read(self, lanes: Sequence[Expr]) -> Expr | None:
-        """One 4-wide read for reads of one buffer at indices ``i + stride * k`` (stride 1 or 2), or None."""
-        if not all(isinstance(e, ir.Local) and e.lane is None and e.name in self._keys for e in lanes):
+        """One 4-wide read for reads of one buffer at indices ``i + stride * k`` (stride 1 or 2), or None.
+
+        Lanes that are the reads' default (a read whose guard is false there: a tile's lanes past an image's edge)
+        are read too, masked to the default: one read and a mask instead of a lane-by-lane gather."""
+        reads = [(k, e) for k, e in enumerate(lanes) if self._is_read(e)]
+        if not reads:
             return None
-        keys = [self._keys[e.name] for e in lanes]  # type: ignore[union-attr]
-        buf, base, _, default = keys[0]
-        stride = ix.simplify(keys[1][1] - base, self.ranges)
-        if stride not in STRIDES:
-            return None
-        for k, (b, index, _, d) in enumerate(keys):
+        k0, first = reads[0]
+        buf, index0, _, default = self._keys[first.name]  # type: ignore[union-attr]
+        stride: sympy.Expr = sympy.Integer(1)  # one read among masked lanes: any stride reads it in its lane
+        if len(reads) > 1:
+            k1, second = reads[1]
+            stride = ix.simplify(self._keys[second.name][1] - index0, self.ranges) / (k1 - k0)  # type: ignore[union-attr]
+            if stride not in STRIDES:
+                return None
+        base = ix.simplify(index0 - stride * k0, self.ranges)
+        guards: list[sympy.Basic] = []
+        for k, e in enumerate(lanes):
+            if isinstance(e, Const):
+                if e.value != default or e.dtype != buf.dtype:
+                    return None
+                guards.append(sympy.false)
+                continue
+            if not self._is_read(e):
+                return None
+            b, index, guard, d = self._keys[e.name]  # type: ignore[union-attr]
             if b is not buf or d != default or ix.simplify(index - base, self.ranges) != stride * k:
                 return None
-        guards = tuple(guard for _, _, guard, _ in keys)
-        key = (buf, base, guards, default)
+            guards.append(guard)
+        key = (buf, base, tuple(guards), default)
         if key not in self._vectors:
-            name = f"{lanes[0].name}v"  # type: ignore[union-attr]
+            # named after its lane 0's read; a read that starts with masked lanes gets a name of its own
+            name = f"{first.name}v" if k0 == 0 else f"{self.prefix}x{len(self._vectors)}"
             read = ir.BufLoad(buf, base, LANES, stride=int(stride))
             if all(g == guards[0] for g in guards):
                 init: Expr = dataclasses.replace(read, guard=guards[0], default=default)
             else:
-                init = Select(self._mask(guards), read, Const(default, buf.dtype))
+                init = Select(self._mask(tuple(guards)), read, Const(default, buf.dtype))
             self._vectors[key] = ir.Decl(name, buf.dtype, init, LANES, const=True)
         return ir.Local(self._vectors[key].name, buf.dtype, LANES)
 

@@ -239,6 +239,9 @@ class _KernelPrinter:
                     addr, offset = self.address(first.buffer, first.index, 1, None)
                     kind = "f32" if e.dtype == "float32" else "i32"
                     return Val(f"(v128.load32_splat offset={offset} {addr})", 4, kind)
+                if all(isinstance(v, IndexCond) and v.cond in (sympy.true, sympy.false) for v in values):
+                    lanes = " ".join("-1" if v.cond is sympy.true else "0" for v in values)  # type: ignore[union-attr]
+                    return Val(f"(v128.const i32x4 {lanes})", 4, "i32")
                 return self.gather([self.value(v) for v in values])
             case Unary(func=f, x=x):
                 return self.unary(f, self.value(x))
@@ -257,6 +260,8 @@ class _KernelPrinter:
                 lanes = max(vc.lanes, va.lanes, vb.lanes)
                 ta, tb = self.widen(va, lanes), self.widen(vb, lanes)
                 if vc.lanes == 4:
+                    if isinstance(b, Const) and b.value == 0 and math.copysign(1.0, b.value) > 0 and va.kind == "f32":
+                        return Val(f"(v128.and {ta} {vc.text})", 4, va.kind)
                     return Val(f"(v128.bitselect {ta} {tb} {vc.text})", 4, va.kind)
                 return Val(f"(select {ta} {tb} {vc.text})", lanes, va.kind)
             case Cast(x=x, dtype=dt):

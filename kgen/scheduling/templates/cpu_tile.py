@@ -134,23 +134,27 @@ class CpuTile:
         innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
         split by 4. Unmerged tiles read a padded input padded (``pad``: no guards); merged ones read it as it is,
         since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
-        contiguous. A strided input is read through its compact copy (``subsample``), which is padded instead."""
+        contiguous. Whole-row tiles also read it as it is: the lanes past a row's ends are known when the kernel is
+        made, so those reads are masked vectors, and no copy is made (depthwise 14x14 in 2x16 tiles: 0.064 ms
+        padded, 0.062 unpadded, side by side). A strided input is read through its compact copy (``subsample``),
+        which is padded instead."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
         window = min(2, len(_real_reduce_axes(stage)))
         unrolls = dict.fromkeys([(window, 1), (min(window, 1), 1), (0, 4)])
         tiles = [(6, 8), (4, 8)]
-        if 8 < stage.axes[-1].extent <= 16:  # a short row (14 pixels) in one tile, not in 8 and an overhanging 6
+        whole_rows = 8 < stage.axes[-1].extent <= 16
+        if whole_rows:  # a short row (14 pixels) in one tile, not in 8 and an overhanging 6
             tiles = [(2, 16), (3, 16), *tiles]
         seeds = [
-            {"tile_axis": axis, "tile_a": a, "tile_b": b, "tile_order": order, "merge_hw": merge, "pad": 1 - merge}
+            {"tile_axis": axis, "tile_a": a, "tile_b": b, "tile_order": order, "merge_hw": merge, "pad": pad}
             | {"unroll": unroll, "k_unroll": k, "vector": "f32x4_fma"}
             for axis in candidates[:2]
             for a, b in tiles
             for unroll, k in unrolls
             for order in ("a", "b")
-            for merge in (0, 1)
+            for merge, pad in ((0, 1), (1, 0), *([(0, 0)] if whole_rows and b == 16 else []))
         ]
         if "subsample" in names:  # the compact copy, padded: no pad of its own
             seeds = [{**seed, "subsample": 1, "pad": 0} for seed in seeds]
