@@ -1,8 +1,9 @@
 """The measurement protocol every benchmark shares when kgen is compared with a peer (issue 18's fair protocol).
 
-- Each side is measured after the machine has gone idle (`wait_idle`: the CPU busy share, the browser included,
-  below ``IDLE_BUSY`` for ``IDLE_SETTLE_S``), so a peer whose thread pool is still spinning, or the previous side's
-  work, does not weigh on the next one; the busy share seen just before each side is kept as the machine's load.
+- Each side is measured after the machine has gone idle (`wait_idle`, ``kgen.browser.idle``: the CPU busy share,
+  the browser included, below ``IDLE_BUSY`` for ``IDLE_SETTLE_S``), so a peer whose thread pool is still
+  spinning, or the previous side's work, does not weigh on the next one; the busy share seen just before each
+  side is kept as the machine's load.
 - Every side gets the same warm-up (at least ``WARMUP_MS`` and ``WARMUP_RUNS`` runs) and the same sample rule
   (``SAMPLES`` samples of back-to-back runs lasting at least ``MIN_SAMPLE_MS``; the median per run).
 - Sides are interleaved per workload (kgen, then the peers, then the next workload), over at least ``ROUNDS``
@@ -15,46 +16,17 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from kgen.browser.idle import wait_idle as wait_idle  # the protocol's idle wait, shared with the tuner
 
 WARMUP_MS = 1000
 WARMUP_RUNS = 3
 SAMPLES = 15
 MIN_SAMPLE_MS = 5.0
 ROUNDS = 3
-IDLE_BUSY = 0.10  # the share of all cores busy below which the machine counts as idle
-IDLE_SETTLE_S = 0.5
-IDLE_MAX_S = 20.0
 AGREEMENT = 0.05  # rounds' ratios may differ by this share beyond their spread before a re-measure
-
-
-def _cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores since boot."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields[:8])  # guest time is already in user
-    return total - idle, total
-
-
-def busy_share(seconds: float) -> float:
-    """The share of all cores busy over the next ``seconds``."""
-    b0, t0 = _cpu_times()
-    time.sleep(seconds)
-    b1, t1 = _cpu_times()
-    return (b1 - b0) / max(1, t1 - t0)
-
-
-def wait_idle(threshold: float = IDLE_BUSY, settle_s: float = IDLE_SETTLE_S, max_s: float = IDLE_MAX_S) -> float:
-    """Wait until the machine has been idle for ``settle_s``; the busy share of that last window (or of the last
-    window seen when ``max_s`` passed without an idle one: a loaded machine, which the results then show)."""
-    deadline = time.monotonic() + max_s
-    while True:
-        busy = busy_share(settle_s)
-        if busy < threshold or time.monotonic() > deadline:
-            return busy
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,31 @@ def test_the_peak_loop_computes_what_it_counts():
     for _ in range(ACCUMULATORS - 1):  # the lanes summed one accumulator after the other, in float32
         total = np.float32(total + a)
     assert np.float32(run(store, 5)) == total
+
+
+def test_a_settling_harness_waits_for_an_idle_machine_once_per_fresh_page(monkeypatch):
+    """The tuner's harness (``settle``) lets a just-launched browser finish starting up before it times the first
+    candidate, and again after a restart; not before every candidate, and a harness without it never waits."""
+    import numpy as np
+
+    from kgen.browser import measure
+
+    waits = []
+    monkeypatch.setattr(measure, "wait_idle", lambda: waits.append(1) or 0.0)
+
+    class Session:
+        page, restarts = object(), 0
+
+        def set_inputs(self, key, data):
+            pass
+
+    session = Session()
+    harness = measure.Harness(session, [np.zeros(4)], np.zeros(4), "wasm", settle=True)
+    harness._ensure_page()
+    harness._ensure_page()
+    assert len(waits) == 1
+    session.restarts = 1  # a new browser
+    harness._ensure_page()
+    assert len(waits) == 2
+    measure.Harness(session, [np.zeros(4)], np.zeros(4), "wasm")._ensure_page()
+    assert len(waits) == 2

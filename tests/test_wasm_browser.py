@@ -59,3 +59,18 @@ def test_a_trapping_kernel_is_a_runtime_error_and_the_batch_goes_on(browser, thr
     results = harness_for(browser, workload).measure_batch([bad, good])
     assert results[0].status == "runtime_error" and "out of bounds" in results[0].reason, results[0]
     assert results[1].ok and results[1].samples >= 5
+
+
+def test_a_candidate_is_written_off_by_the_time_budget_only_when_back_to_back_runs_exceed_it(browser):
+    """A tuner's budget ends the timing of a candidate far off the best. A 2-thread kernel's single runs each pay
+    a sleeping worker's wake-up (1.3 ms for this 0.012 ms one on a Zen 4 VM): it is judged by back-to-back runs,
+    so a budget 40 times its time does not write it off, and one below any run still does."""
+    workload = Workload.create("matmul", [(64, 64), (64, 64)])
+    program = build(workload, "wasm", {"threads": 2}, {**browser.limits(), "max_threads": 2})[0]
+    harness = harness_for(browser, workload)
+    timed = harness.measure(program)
+    assert timed.ok and not timed.estimate and timed.samples >= 5
+    within = harness.measure(program, budget_ms=max(0.5, 40 * timed.median_ms))
+    assert within.ok and not within.estimate and within.samples >= 5
+    over = harness.measure(program, budget_ms=1e-6)
+    assert over.ok and over.estimate and 3 <= over.samples < 15 and over.median_ms > 0

@@ -283,7 +283,7 @@ def tune(
                 study.enqueue_trial(r.config, skip_if_exists=True)
             for config in sp.seed_configs(limits):
                 study.enqueue_trial(config, skip_if_exists=True)
-        harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s)
+        harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s, settle=True)
         failures: Counter[str] = Counter()
         pruned = reused = done = 0
         while (
