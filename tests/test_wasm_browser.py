@@ -73,4 +73,4 @@ def test_a_candidate_is_written_off_by_the_time_budget_only_when_back_to_back_ru
     within = harness.measure(program, budget_ms=max(0.5, 40 * timed.median_ms))
     assert within.ok and not within.estimate and within.samples >= 5
     over = harness.measure(program, budget_ms=1e-6)
-    assert over.ok and over.estimate and 3 <= over.samples < 15 and over.median_ms > 0
+    assert over.ok and over.estimate and 3 <= over.samples < 20 and over.median_ms > 0

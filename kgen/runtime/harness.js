@@ -145,7 +145,8 @@ window.kgenHarness = {
   // "far slower than the best so far") is not timed further: flagged estimate. Single runs of a threaded wasm
   // kernel each pay a sleeping worker's wake-up (1 to 3.5 ms on a VM, for a 0.05 ms kernel), which wrote good
   // 2-thread candidates off: a candidate whose fastest single run is over budget gets back-to-back runs, in
-  // doubling batches, until a batch comes in under budget or the batches fill a sample.
+  // doubling batches (each pays the wake-up once), until a batch comes in under budget or the batches have taken
+  // 4 samples' time (the wake-up grew to 2.2 ms on a loaded VM: one sample's time stopped at 4 runs a batch).
   startTime(id, { samples = 7, minSampleMs = 1, maxK = 1000, budgetMs = null, warmupMs = 0 } = {}) {
     return start(async () => {
       const c = state.candidates.get(id);
@@ -167,7 +168,7 @@ window.kgenHarness = {
       if (budgetMs !== null && Math.min(...singles) > budgetMs) {
         let perRun = Math.min(...singles);
         let wallPerRun = Math.min(...singleWalls);
-        for (let batch = 2, spent = 0; perRun > budgetMs && spent < minSampleMs; batch *= 2) {
+        for (let batch = 2, spent = 0; perRun > budgetMs && spent < 4 * minSampleMs; batch *= 2) {
           const t = await c.L.sample(c.compiled, c.bound, batch);
           perRun = Math.min(perRun, t.gpu ?? t.wall);
           wallPerRun = Math.min(wallPerRun, t.wall);
