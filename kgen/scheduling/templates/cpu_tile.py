@@ -136,7 +136,7 @@ class CpuTile:
         since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
         contiguous. Whole-row tiles also read it as it is: the lanes past a row's ends are known when the kernel is
         made, so those reads are masked vectors, and no copy is made (depthwise 14x14 in 2x16 tiles: 0.064 ms
-        padded, 0.062 unpadded, side by side). A strided input is read through its compact copy (``subsample``),
+        padded, 0.063 unpadded, side by side). A strided input is read through its compact copy (``subsample``),
         which is padded instead."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
