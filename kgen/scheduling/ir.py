@@ -131,6 +131,9 @@ class Assign(Stmt):
 
 @dataclass(frozen=True, eq=False)
 class Store(Stmt):
+    """``value`` written at ``index``: ``lanes`` values (1, or 4 of a vector; 2: the first two lanes of a 4-lane
+    value, one 8-byte store on WebAssembly)."""
+
     buffer: Buffer
     index: sympy.Expr
     value: Expr

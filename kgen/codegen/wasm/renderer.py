@@ -355,6 +355,8 @@ class _KernelPrinter:
             case ir.Store(buffer=buf, index=index, value=value, lanes=lanes):
                 v = self.value(value)
                 addr, offset = self.address(buf, index, lanes, None)
+                if lanes == 2:  # the first two lanes of a vector
+                    return [f"{pad}(v128.store64_lane offset={offset} 0 {addr} {v.text})"]
                 op = "v128.store" if lanes == 4 else f"{'f32' if buf.dtype == 'float32' else 'i32'}.store"
                 return [f"{pad}({op} offset={offset} {addr} {self.widen(v, lanes)})"]
             case ir.For(var=var, extent=extent, body=body):

@@ -558,19 +558,32 @@ class TileLowering:
         return index, ix.simplify(guard, self.ranges)
 
     def _simd_store(self, coords, group, value: Expr, name: str) -> list[ir.Stmt]:
-        """One 4-wide store of a group, or (where lanes may lie past the last axis) a guarded store per lane."""
+        """One 4-wide store of a group, or (where lanes may lie past the last axis) a guarded store per lane; where
+        the lanes that exist are known when the kernel is made (a 14-pixel row in 16-wide tiles: its last vector's
+        first 2 lanes), the first two are one 2-lane store and the third one store, with no guards."""
         out_buf = self.buffers[self.stage.out]
         last = len(self.logical) - 1
         index, outer = self._target(coords, group[0], range(last))
         _, tail = self._target(coords, group[-1], range(last, last + 1))
         if tail is sympy.true:
             return [_guarded(outer, ir.Store(out_buf, index, value, lanes=LANES))]
-        lanes = [ir.Decl(name, out_buf.dtype, value, LANES, const=True)]
-        for k, o in enumerate(group):
-            lane_index, lane_guard = self._target(coords, o, range(last, last + 1))
+        targets = [self._target(coords, o, range(last, last + 1)) for o in group]
+        stores: list[ir.Stmt] = [ir.Decl(name, out_buf.dtype, value, LANES, const=True)]
+        known = [guard for _, guard in targets if guard in (sympy.true, sympy.false)]
+        if len(known) == len(targets) and known == sorted(known, key=lambda g: g is sympy.false):
+            present = known.count(sympy.true)  # a prefix of the lanes
+            if present == 0:
+                return []
+            vector = ir.Local(name, out_buf.dtype, LANES)
+            if present >= 2:
+                stores.append(ir.Store(out_buf, index, vector, lanes=2))
+            for k in range(2 if present >= 2 else 0, present):
+                stores.append(ir.Store(out_buf, targets[k][0], ir.Local(name, out_buf.dtype, LANES, k)))
+            return [_guarded(outer, ir.seq(*stores))]
+        for k, (lane_index, lane_guard) in enumerate(targets):
             store = ir.Store(out_buf, lane_index, ir.Local(name, out_buf.dtype, LANES, k))
-            lanes.append(_guarded(lane_guard, store))
-        return [_guarded(outer, ir.seq(*lanes))]
+            stores.append(_guarded(lane_guard, store))
+        return [_guarded(outer, ir.seq(*stores))]
 
 
 def _guarded(guard: sympy.Basic, stmt: ir.Stmt) -> ir.Stmt:
