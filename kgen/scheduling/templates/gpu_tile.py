@@ -569,9 +569,10 @@ class TileLowering:
             return [_guarded(outer, ir.Store(out_buf, index, value, lanes=LANES))]
         targets = [self._target(coords, o, range(last, last + 1)) for o in group]
         stores: list[ir.Stmt] = [ir.Decl(name, out_buf.dtype, value, LANES, const=True)]
-        known = [guard for _, guard in targets if guard in (sympy.true, sympy.false)]
-        if len(known) == len(targets) and known == sorted(known, key=lambda g: g is sympy.false):
-            present = known.count(sympy.true)  # a prefix of the lanes
+        guards = [guard for _, guard in targets]
+        known = all(guard in (sympy.true, sympy.false) for guard in guards)
+        if known and guards == sorted(guards, key=lambda g: g is sympy.false):
+            present = guards.count(sympy.true)  # a prefix of the lanes
             if present == 0:
                 return []
             vector = ir.Local(name, out_buf.dtype, LANES)
