@@ -158,6 +158,14 @@ def print_summary(rows: Sequence[dict]) -> None:
         sel = [t["ratio"] for t in table if (t["backend"], t["threads"]) == (backend, threads) and t["ratio"]]
         variant = store.variant_name(backend, threads)
         print(f"geomean {variant:<8} kgen / best peer {geomean(sel):.2f}x over {len(sel)} workloads")
+    for backend, threads in sorted({(r["backend"], r["threads"]) for r in rows if r.get("peak_share")}):
+        mine = [r for r in rows if (r["backend"], r["threads"]) == (backend, threads) and r.get("peak_share")]
+        share = geomean([r["peak_share"] for r in mine])
+        ceiling = geomean([r["peak_gflops"] for r in mine])
+        print(
+            f"geomean {store.variant_name(backend, threads):<8} kgen / peak measured beside each kernel {share:.0%} "
+            f"(kgen {geomean([r['gflops'] for r in mine]):.1f} GFLOP/s, peak {ceiling:.1f})"
+        )
     for r in rows:
         if r.get("side") == "peak":
             label = " (software)" if r["software"] else ""

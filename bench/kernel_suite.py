@@ -16,6 +16,11 @@ kgen then each peer, each after the machine has gone idle, with the same warm-up
 
 Each peer's first outputs are checked against numpy before its figure counts. A workload whose kgen / best-peer
 ratio disagrees between rounds by more than the rounds' spread is measured again for as many rounds.
+
+On wasm the register-only relaxed-madd loop of `bench.peak` is timed right after kgen's kernel, on as many workers
+as the kernel has threads and after the same idle wait and warm-up: kgen's share of the peak is then a ratio of two
+figures a few seconds apart, which this VM's speed, drifting by up to a third from minute to minute, cannot bend
+as it bends a kernel figure set against a peak taken in another minute.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import protocol
+from bench import peak, protocol
 from bench.onnx_models import one_op_model
 from bench.store import variant_name
 from bench.suite import SUITE, flops
@@ -181,12 +186,14 @@ def measure_round(
     samples: int,
     inputs: Inputs,
 ) -> dict[str, Any]:
-    """One fresh page, the sides interleaved per workload, each after the machine went idle:
-    {"times": {name: {side: Timing}}, "load": {name: {side: busy share just before}}, "versions": {peer: v}}."""
+    """One fresh page, the sides interleaved per workload, each after the machine went idle: {"times": {name:
+    {side: Timing}}, "load": {name: {side: busy share just before}}, "peak": {name: GFLOP/s of the peak loop
+    right after kgen's kernel (wasm only)}, "versions": {peer: v}}."""
     timing = {"warmupMs": protocol.WARMUP_MS, "samples": samples, "minSampleMs": protocol.MIN_SAMPLE_MS}
     versions: dict[str, str] = {}
     times: dict[str, dict[str, Timing]] = {name: {} for name in names}
     load: dict[str, dict[str, float]] = {name: {} for name in names}
+    ceiling: dict[str, float] = {}
     with BrowserSession(job_timeout_s=TIMEOUT_S, mounts={"/peers/": PEERS_DIR}) as session:
         limits = session.limits()
         compared = variant.peers(peers)
@@ -235,7 +242,10 @@ def measure_round(
             for side in ("kgen", *compared):
                 load[name][side] = protocol.wait_idle()
                 times[name][side] = timers[side](name)
-    return {"times": times, "load": load, "versions": versions}
+                if side == "kgen" and variant.backend == "wasm":
+                    protocol.wait_idle()
+                    ceiling[name] = peak.probe_wasm(session, "madd", variant.threads, protocol.WARMUP_MS)
+    return {"times": times, "load": load, "peak": ceiling, "versions": versions}
 
 
 def timed(side: str, backend: str) -> str:
@@ -249,6 +259,20 @@ def timed(side: str, backend: str) -> str:
 
 def _round_ratio(times: dict[str, Timing]) -> float:
     return min(t.median_ms for side, t in times.items() if side != "kgen") / times["kgen"].median_ms
+
+
+def peak_fields(got: Sequence[dict], gflop: float) -> dict[str, float]:
+    """kgen's share of the peak measured beside it: per round, the kernel's GFLOP/s over the peak loop's in that
+    round; the median over rounds with its spread, and the peak's median. Empty where a round has no peak."""
+    if not got or any(r["peak"] is None for r in got):
+        return {}
+    shares = protocol.Spread.of([gflop / r["times"]["kgen"].median_ms * 1e3 / r["peak"] for r in got])
+    return {
+        "peak_gflops": statistics.median(r["peak"] for r in got),
+        "peak_share": shares.median,
+        "peak_share_low": shares.low,
+        "peak_share_high": shares.high,
+    }
 
 
 def compare(
@@ -265,7 +289,8 @@ def compare(
     peers' versions). The variants take turns round by round (wasm 1t, 2t, 1t, 2t, ...), so that a drift of the
     machine's speed weighs on a ratio between variants (2 threads over 1) as little as on one between sides. A
     row: workload, kind, backend, threads, side, config (kgen's), median_ms, iqr_ms, low_ms, high_ms, n, rounds,
-    gflops, busy (the median busy share seen just before the side), remeasured."""
+    gflops, busy (the median busy share seen just before the side), remeasured; kgen's on wasm also the fields of
+    `peak_fields`."""
     rounds = max(rounds, protocol.ROUNDS)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     per_name: dict[tuple[Variant, str], list[dict]] = {(v, name): [] for v in chosen for name in names}
@@ -279,7 +304,9 @@ def compare(
                 say(f"{variant.name}: {label} {r + 1}/{rounds} done ({len(todo)} workloads)")
                 versions.update(got["versions"])
                 for name in todo:
-                    per_name[variant, name].append({"times": got["times"][name], "load": got["load"][name]})
+                    per_name[variant, name].append(
+                        {"times": got["times"][name], "load": got["load"][name], "peak": got["peak"].get(name)}
+                    )
 
     measure({v: names for v in chosen}, "round")
 
@@ -320,6 +347,7 @@ def compare(
                     "busy": statistics.median(r["load"][side] for r in got),
                     "remeasured": name in again.get(variant, ()),
                     "timed": timed(side, variant.backend),
+                    **(peak_fields(got, gflop) if side == "kgen" else {}),
                 }
             )
     return rows, versions

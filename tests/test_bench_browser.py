@@ -58,6 +58,9 @@ def test_runs_of_one_config_are_not_a_regression_and_a_slowed_one_is(history_fil
     assert all(r["config"] == FAST for r in kgen[:3]) and all(r["config"] == SLOW for r in kgen[3:])
     assert all(r["config_source"] == "record" and r["n"] >= 15 and r["busy"] < 1 for r in kgen)
     assert all(len(r["commit"]) == 40 and r["device"].startswith("wasm-") and not r["software"] for r in kgen)
+    # the relaxed-madd loop timed beside each kernel: the vectorized tile a fair share of it, the scalar one far less
+    assert all(r["peak_gflops"] > 1 and r["peak_share_low"] <= r["peak_share"] <= r["peak_share_high"] for r in kgen)
+    assert all(0.2 < r["peak_share"] < 1.2 for r in kgen[:3]) and all(r["peak_share"] < 0.15 for r in kgen[3:])
     fast_runs = [r["run"] for r in kgen[:3]]
     assert history.regressions([r for r in rows if r["run"] in fast_runs]) == []
     assert all("regression" not in d.stdout and d.returncode == 0 for d in done["fast"])

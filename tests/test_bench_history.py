@@ -164,6 +164,35 @@ def test_peak_share_csv_quotes_workload_names_with_commas(tmp_path):
     ]
 
 
+def test_a_share_of_the_peak_measured_beside_the_kernel_is_preferred_to_a_separate_peak_run(tmp_path):
+    import pandas as pd
+
+    from bench.report import peak_share
+
+    beside = row(1, 1.0, workload="matmul 256³", gflops=30.0, peak_share=0.8)
+    alone = row(1, 1.0, workload="matmul 512³", gflops=30.0)
+    peak = row(2, 1.0, workload="peak f32x4 madd", side="peak", gflops=60.0)
+    assert "geomean share" in peak_share([beside, alone], [peak], tmp_path)
+    shares = pd.read_csv(tmp_path / "peak_share.csv").set_index("workload").share_of_peak.to_dict()
+    assert shares == {"matmul 256³": 0.8, "matmul 512³": 0.5}
+
+
+def test_the_share_of_the_peak_is_taken_round_by_round():
+    """A round where the VM runs slow slows the kernel and the peak loop beside it alike: the share per round is
+    the same, where the kernel's median over the peak's median would mix a slow kernel round with a fast peak."""
+    from bench.kernel_suite import Timing, peak_fields
+
+    def measured(ms, peak):
+        return {"times": {"kgen": Timing(ms, 0.0, 5)}, "peak": peak}
+
+    rounds = [measured(1.0, 60.0), measured(1.5, 40.0), measured(1.25, 48.0)]  # 0.03 GFLOP: 30, 20, 24 GFLOP/s
+    got = peak_fields(rounds, 0.03)
+    assert got["peak_gflops"] == 48.0
+    assert got["peak_share"] == pytest.approx(0.5) and got["peak_share_low"] == pytest.approx(0.5)
+    assert got["peak_share_high"] == pytest.approx(0.5)
+    assert peak_fields([*rounds, measured(1.0, None)], 0.03) == {}  # a round without the probe: no share
+
+
 def test_a_record_made_before_a_knob_existed_is_chosen_with_that_knob_at_its_default(tmp_path):
     from bench.kernel_suite import Variant, choose_configs
     from bench.suite import SUITE
