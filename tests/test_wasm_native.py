@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgen.checking import compare
+from kgen.errors import KgenError
 from kgen.native import wasm_runner
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
@@ -147,6 +148,28 @@ def test_lanes_known_to_lie_past_an_edge_are_masked_in_one_vector_read():
     # the row's last vector holds columns 12..15, of which 12 and 13 exist: one 8-byte store, no lane guards
     source = program.kernels[-1].source
     assert source.count("v128.store64_lane") == 2 and "extract_lane" not in source and "(if (i32.const" not in source
+
+
+def test_a_streamed_tile_stores_each_accumulator_right_after_its_last_update():
+    """``stream``, depthwise 3x3 in tiles of 8 rows by 2 vectors (16 accumulators, 144 multiply-adds): the updates
+    go in input row order and each accumulator (bias added) is stored right after its last update: the first row's
+    first vector after the 6 + 12 + 18 multiply-adds of input rows 0, 1 and 2 but its twin's last one, not after
+    all 144 (16 accumulators, 9 splatted weights and the reads would not fit in 16 vector registers). Unmasked
+    edges included (no padded copy): the stores go into both versions of the tile."""
+    workload = Workload.create("conv2d", [(1, 3, 16, 8), (3, 1, 3, 3), (3,)], {"group": 3, "pads": (1, 1, 1, 1)})
+    config = {"tile_axis": "h", "tile_a": 8, "tile_b": 8, "vector": "f32x4_fma", "pad": 1, "unroll": 2}
+    program, _ = _check(workload, {**config, "stream": 1}, seed=11)
+    source = program.kernels[-1].source
+    assert source.count("relaxed_madd") == 144 and source.count("v128.store ") == 16
+    assert source.split("v128.store ")[0].count("relaxed_madd") == 35
+    unpadded, _ = _check(workload, {**config, "stream": 1, "pad": 0}, seed=12)
+    interior = unpadded.kernels[-1].source.split("(then", 1)[1].split("(else", 1)[0]
+    assert interior.count("v128.store ") == 16 and interior.split("v128.store ")[0].count("relaxed_madd") == 35
+    # not streamed, every update comes before the first store
+    program, _ = _check(workload, config, seed=11)
+    assert program.kernels[-1].source.split("v128.store ")[0].count("relaxed_madd") == 144
+    with pytest.raises(KgenError, match="stream needs the reduction unrolled whole"):
+        build(workload, "wasm", {**config, "stream": 1, "unroll": 1}, LIMITS)
 
 
 def test_stride_2_rows_are_read_as_two_vectors_and_a_shuffle():

@@ -229,8 +229,18 @@ def interleave(decls: Sequence[ir.Stmt], uses: Sequence[ir.Stmt]) -> list[ir.Stm
         out.append(decl)
 
     for stmt in uses:
-        value = stmt.value if isinstance(stmt, ir.Assign | ir.Store) else None
-        for name in sorted(local_names(value)) if value is not None else ():
+        for name in sorted(_reads(stmt)):
             emit(name)
         out.append(stmt)
     return [*pending.values(), *out]
+
+
+def _reads(stmt: ir.Stmt) -> set[str]:
+    """The locals that ``stmt`` (a guarded store of an epilogue included) reads."""
+    names: set[str] = set()
+    for node in ir.walk(stmt):
+        if isinstance(node, ir.Decl):
+            names |= local_names(node.init)
+        elif isinstance(node, ir.Assign | ir.Store):
+            names |= local_names(node.value)
+    return names

@@ -4,7 +4,7 @@ A kernel is a function over a range of tiles (``launch`` tiles in all; threads s
 ``tile_a`` x ``tile_b`` block of outputs over ``tile_axis`` x the last axis, computed in registers from reads
 that are reused across the block, as in the GPU tile template (``gpu_tile.TileLowering``), whose knobs
 ``tile_*``, ``merge_hw``, ``unroll`` and ``k_unroll`` mean the same here; ``tile_order`` is the loop order over
-tiles.
+tiles; ``stream`` (SIMD, a reduction unrolled whole) stores each accumulator right after its last update.
 
 On WebAssembly ``vector`` picks the arithmetic: ``f32x4`` (every 4 outputs along the last axis are one f32x4,
 so a matmul's tile is the classic micro-kernel: per reduction step, ``tile_a`` splatted values of A times
@@ -40,7 +40,9 @@ from kgen.scheduling.templates.gpu_tile import (
     _tiled_vars,
     reduction_knobs,
     split_ok,
+    streamable,
     tile_axis_candidates,
+    unrolled_whole,
 )
 
 VECTOR = ("f32x4", "f32x4_fma", "scalar")
@@ -77,6 +79,15 @@ class CpuTile:
         if len(stage.axes) >= 3:
             knobs.append(flag("merge_hw", "treat the last two axes as one (implicit GEMM over pixels)"))
         knobs += reduction_knobs(stage)
+        if self.simd and streamable(stage) and candidates:
+            knobs.append(
+                flag(
+                    "stream",
+                    "with the reduction unrolled whole (a depthwise conv's window), update in the order of the reads "
+                    "along tile_axis and store each accumulator right after its last update: a tall tile keeps "
+                    "about three rows of accumulators in registers, not all of them",
+                )
+            )
         if reads_weight(stage):
             knobs.append(flag("pack", "read the weight through a copy packed once in the tile's read order"))
         knobs += pad_knobs(stage)
@@ -92,6 +103,10 @@ class CpuTile:
             ),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
             Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
+            Constraint(
+                "stream needs the reduction unrolled whole (unroll over every reduction axis)",
+                lambda c, _: not c.get("stream") or unrolled_whole(stage, c),
+            ),
             Constraint(
                 "pad with subsample (the compact copy is padded already)",
                 lambda c, _: not (c.get("pad") and c.get("subsample")),
@@ -156,6 +171,10 @@ class CpuTile:
             for order in ("a", "b")
             for merge, pad in ((0, 1), (1, 0), *([(0, 0)] if whole_rows and b == 16 else []))
         ]
+        if "stream" in names:  # a window unrolled whole: first, tall tiles of one vector, streamed
+            streamed = {"tile_axis": candidates[0], "tile_a": 8, "tile_b": 4, "tile_order": "b", "merge_hw": 0}
+            streamed |= {"unroll": window, "k_unroll": 1, "vector": "f32x4_fma", "stream": 1}
+            seeds = [{**streamed, "pad": 0}, {**streamed, "pad": 1}, *seeds]
         if "subsample" in names:  # the compact copy, padded: no pad of its own
             seeds = [{**seed, "subsample": 1, "pad": 0} for seed in seeds]
         return distinct(seeds, names)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sympy
@@ -68,6 +69,18 @@ def reduction_knobs(stage: Stage) -> list:
         choice("unroll", tuple(range(min(2, n_reduce) + 1)), "innermost reduction axes fully unrolled"),
         choice("k_unroll", (1, 2, 4, 8), "unroll factor of the next reduction axis (must divide it)"),
     ]
+
+
+def streamable(stage: Stage) -> bool:
+    """Whether ``unroll`` can unroll the whole reduction in a block of allowed size (a depthwise conv's or a pool's
+    window), which ``stream`` needs."""
+    axes = _real_reduce_axes(stage)
+    return 0 < len(axes) <= 2 and math.prod(ax.extent for ax in axes) <= MAX_BLOCK
+
+
+def unrolled_whole(stage: Stage, config: Mapping[str, Any]) -> bool:
+    looped, _, _ = _reduce_plan(stage, config)
+    return not looped
 
 
 def _replace_loads(expr: Expr, fn) -> Expr:
@@ -205,6 +218,17 @@ def _merge_ok(stage: Stage, config: Mapping[str, Any]) -> bool:
     if not config.get("merge_hw") or "tile_axis" not in config:
         return True
     return config["tile_axis"] not in (stage.axes[-2].name, stage.axes[-1].name)
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """A tile's epilogue: the declarations it reads, then per accumulator (by name) the statements that store it."""
+
+    decls: list[ir.Stmt]
+    stores: list[tuple[str, list[ir.Stmt]]]
+
+    def statements(self) -> list[ir.Stmt]:
+        return [*self.decls, *(s for _, stmts in self.stores for s in stmts)]
 
 
 class TileLowering:
@@ -371,11 +395,15 @@ class TileLowering:
             for lane, o in enumerate(group):
                 accs[o] = ir.Local(f"acc{k}", dtype, lanes, lane if self.simd else None)
         body: list[ir.Stmt | None] = list(lets)
+        epilogue = self._epilogue(coords, offsets, accs)
         if self.stage.reduce is not None:
             identity = Const(self.stage.reduce.identity, dtype)
             body += [ir.Decl(g[0].name, dtype, identity, lanes) for g in self._accumulators(offsets, accs)]
-            body.append(self._reduction(coords, offsets, accs))
-        body += self._epilogue(coords, offsets, accs)
+            reduction, streamed = self._reduction(coords, offsets, accs, epilogue)
+            body.append(reduction)
+            if streamed:
+                epilogue = Epilogue([], [])
+        body += epilogue.statements()
         params = (*(self.buffers[t] for t in self.stage.reads), self.buffers[self.stage.out])
         return ir.Kernel(
             self.name,
@@ -396,7 +424,11 @@ class TileLowering:
             out.append((ir.Local(a.name, a.dtype, a.lanes), group))
         return out
 
-    def _reduction(self, coords, offsets, accs) -> ir.Stmt:
+    def _reduction(self, coords, offsets, accs, epilogue: Epilogue) -> tuple[ir.Stmt, bool]:
+        """The reduction, and whether ``epilogue`` is streamed into it (``stream``, SIMD, the reduction unrolled
+        whole): the updates then go in the order in which they read along the tile axis (a depthwise conv's input
+        rows) and each accumulator is stored right after its last update, so that a tall tile keeps about three
+        rows of accumulators live, not all of them."""
         reduce = self.stage.reduce
         assert reduce is not None
         looped, split, unrolled = _reduce_plan(self.stage, self.config)
@@ -423,7 +455,10 @@ class TileLowering:
         staged, fills = self._stage_operands(coords, sizes, step_mapping) if self.config.get("smem") else ({}, [])
         cache = self._cache("v")
         combine = {"sum": "add", "max": "max", "min": "min"}[reduce.kind]
+        streamed = bool(self.config.get("stream")) and not loop_vars and not staged and isinstance(cache, SimdCache)
+        streamed = streamed and self._tile_pos() is not None
         updates = []
+        rows: list[int] = []  # with streamed: how far along the tile axis each update reads
         for n, step in enumerate(itertools.product(*(range(s) for s in sizes))):
             mapping = step_mapping([sympy.Integer(v) for v in step])
             terms = {}
@@ -433,6 +468,8 @@ class TileLowering:
                 terms[o] = cache.lower(substitute(body, full))
             for acc, group in self._accumulators(offsets, accs):
                 updates.append((acc, self._zip(cache, [terms[o] for o in group])))
+                if streamed:
+                    rows.append(self._row_read(group[0], mapping))
         hoisted: list[ir.Stmt] = []
         if isinstance(cache, SimdCache):
             looped_vars = {var for var, extent in loop_vars if extent > 1}
@@ -442,8 +479,18 @@ class TileLowering:
         else:
             decls = cache.flush()
         assigns = [ir.Assign(a.name, Binary(combine, a, cache.resolve(t))) for a, t in updates]
-        if staged:  # fill, wait for every thread's part, compute, and wait again before the next fill
-            block: ir.Stmt = ir.seq(*fills, ir.Barrier(), *decls, *assigns, ir.Barrier())
+        if streamed:
+            order = sorted(range(len(updates)), key=lambda n: rows[n])
+            last = {updates[n][0].name: n for n in order}
+            stores = dict(epilogue.stores)
+            uses: list[ir.Stmt] = []
+            for n in order:
+                uses.append(assigns[n])
+                if last[updates[n][0].name] == n:
+                    uses += stores.pop(updates[n][0].name)
+            block: ir.Stmt = ir.seq(*interleave([*decls, *epilogue.decls], uses))
+        elif staged:  # fill, wait for every thread's part, compute, and wait again before the next fill
+            block = ir.seq(*fills, ir.Barrier(), *decls, *assigns, ir.Barrier())
         elif isinstance(cache, SimdCache):
             block = ir.seq(*interleave(decls, assigns))
         else:
@@ -453,9 +500,32 @@ class TileLowering:
                 block = ir.For(var, extent, block)
         reduction = ir.seq(*hoisted, block)
         if self.clamp:
-            return reduction
+            return reduction, streamed
         loops = {var: (0, extent - 1) for var, extent in loop_vars if extent > 1}
-        return version(reduction, loops, self.ranges)
+        return version(reduction, loops, self.ranges), streamed
+
+    def _tile_pos(self) -> int | None:
+        """The tile axis's position among the logical axes (None: no tile axis, or a tile of 1 along it)."""
+        if self.config.get("tile_a", 1) == 1:
+            return None
+        return [v.name for v, _ in self.logical].index(self.config["tile_axis"])
+
+    def _row_read(self, o: tuple[int, ...], mapping: dict[sympy.Symbol, sympy.Expr]) -> int:
+        """The furthest coordinate along the tile axis, from the tile's origin, that tile element ``o`` reads at
+        the reduction step of ``mapping`` (0 without a tile axis): a depthwise conv's input row."""
+        pos = self._tile_pos()
+        if pos is None:
+            return 0
+        assert self.stage.reduce is not None
+        var = self.logical[pos][0]
+        reads = []
+        for load in walk(self.stage.reduce.body):
+            if isinstance(load, Load):
+                for e in load.indices:
+                    if var in e.free_symbols:
+                        at = e.xreplace({var: sympy.Integer(o[pos]), **mapping})
+                        reads.append(int(at.xreplace({s: 0 for s in at.free_symbols})))
+        return max(reads, default=0)
 
     def _stage_operands(self, coords, sizes, step_mapping) -> tuple[dict[int, tuple], list[ir.Stmt]]:
         """Shared tiles of the single-axis operands, and the statements with which all threads fill them."""
@@ -497,7 +567,7 @@ class TileLowering:
         local = self.tiles[pos] * self.local[pos] + offset[pos]
         return ir.BufLoad(buf, ix.simplify(local * n_steps + step, self.ranges))
 
-    def _epilogue(self, coords, offsets, accs) -> list[ir.Stmt]:
+    def _epilogue(self, coords, offsets, accs) -> Epilogue:
         out = self.stage.out
         out_buf = self.buffers[out]
         cache = self._cache("e")
@@ -508,10 +578,11 @@ class TileLowering:
         if isinstance(cache, SimdCache):
             groups = self._groups(offsets)
             zipped = [cache.vectorize([values[o] for o in group]) for group in groups]
-            stmts: list[ir.Stmt] = cache.flush(zipped)
-            for k, (group, value) in enumerate(zip(groups, zipped, strict=True)):
-                stmts += self._simd_store(coords, group, value, f"r{k}")
-            return stmts
+            stores = [
+                (accs[group[0]].name if group[0] in accs else f"r{k}", self._simd_store(coords, group, value, f"r{k}"))
+                for k, (group, value) in enumerate(zip(groups, zipped, strict=True))
+            ]
+            return Epilogue(cache.flush(zipped), stores)
         stmts = list(cache.flush())
         values = {o: cache.resolve(v) for o, v in values.items()}
         last_extent = self.logical[-1][1]
@@ -528,7 +599,7 @@ class TileLowering:
             else:
                 store = ir.Store(out_buf, index, values[o])
             stmts.append(_guarded(guard, store))
-        return stmts
+        return Epilogue(stmts, [])
 
     def _adjacent(self, coords) -> bool:
         """Whether 4 neighbouring tile elements along the last axis are stored at 4 neighbouring indices, and in a
