@@ -512,11 +512,9 @@ class TileLowering:
 
     def _row_read(self, o: tuple[int, ...], mapping: dict[sympy.Symbol, sympy.Expr]) -> int:
         """The furthest coordinate along the tile axis, from the tile's origin, that tile element ``o`` reads at
-        the reduction step of ``mapping`` (0 without a tile axis): a depthwise conv's input row."""
+        the reduction step of ``mapping``: a depthwise conv's input row."""
         pos = self._tile_pos()
-        if pos is None:
-            return 0
-        assert self.stage.reduce is not None
+        assert pos is not None and self.stage.reduce is not None
         var = self.logical[pos][0]
         reads = []
         for load in walk(self.stage.reduce.body):
