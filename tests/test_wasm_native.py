@@ -172,6 +172,20 @@ def test_a_streamed_tile_stores_each_accumulator_right_after_its_last_update():
         build(workload, "wasm", {**config, "stream": 1, "unroll": 1}, LIMITS)
 
 
+def test_two_vector_reads_that_start_with_the_same_read_are_two_vectors():
+    """Merged pixels cross a row: one vector of a tile is its first read and three lanes known to lie past the
+    left edge, another starts with the same read and goes on in the row. Each is declared under its own name (found
+    by hypothesis: the second took the first's name, and so its masked lanes, in 36 of 120 outputs)."""
+    workload = Workload.create(
+        "conv2d",
+        [(2, 6, 5, 6), (6, 3, 3, 3)],
+        {"strides": (2, 1), "pads": (0, 3, 0, 0), "dilations": (1, 2), "group": 2},
+    )
+    config = {"tile_b": 12, "tile_axis": "n", "tile_a": 4, "merge_hw": 1, "unroll": 1, "pad": 0, "vector": "f32x4"}
+    program, _ = _check(workload, config)
+    assert "v128.and" in program.kernels[-1].source  # masked edge vectors are in play
+
+
 def test_stride_2_rows_are_read_as_two_vectors_and_a_shuffle():
     workload = Workload.create("conv2d", [(1, 3, 23, 23), (6, 3, 7, 7)], {"strides": (2, 2), "pads": (3, 3, 3, 3)})
     config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "vector": "f32x4_fma", "unroll": 1}

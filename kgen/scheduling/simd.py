@@ -14,6 +14,7 @@ is discarded): renderers keep every index a read can reach inside memory (``ix.b
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -149,8 +150,12 @@ class SimdCache(LoadCache):
             guards.append(guard)
         key = (buf, base, tuple(guards), default)
         if key not in self._vectors:
-            # named after its lane 0's read; a read that starts with masked lanes gets a name of its own
-            name = f"{first.name}v" if k0 == 0 else f"{self.prefix}x{len(self._vectors)}"
+            # named after its lane 0's read; a read that starts with masked lanes, or whose lane 0's read already
+            # names another vector (its other lanes masked, or read at another stride), gets a name of its own
+            taken = {d.name for d in self._vectors.values()}
+            name = f"{first.name}v"
+            if k0 or name in taken:
+                name = next(n for k in itertools.count() if (n := f"{self.prefix}x{k}") not in taken)
             read = ir.BufLoad(buf, base, LANES, stride=int(stride))
             if all(g == guards[0] for g in guards):
                 init: Expr = dataclasses.replace(read, guard=guards[0], default=default)

@@ -72,10 +72,10 @@ def reduction_knobs(stage: Stage) -> list:
 
 
 def streamable(stage: Stage) -> bool:
-    """Whether ``unroll`` can unroll the whole reduction in a block of allowed size (a depthwise conv's or a pool's
-    window), which ``stream`` needs."""
+    """Whether ``unroll`` can unroll the whole reduction in a block of allowed size for a tall tile (8 vectors:
+    up to 32 steps, a depthwise conv's or a pool's window up to 5x5), which ``stream`` needs."""
     axes = _real_reduce_axes(stage)
-    return 0 < len(axes) <= 2 and math.prod(ax.extent for ax in axes) <= MAX_BLOCK
+    return 0 < len(axes) <= 2 and 8 * math.prod(ax.extent for ax in axes) <= MAX_BLOCK
 
 
 def unrolled_whole(stage: Stage, config: Mapping[str, Any]) -> bool:
