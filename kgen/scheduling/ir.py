@@ -213,6 +213,14 @@ def walk(stmt: Stmt):
         stack.extend(reversed(children(node)))
 
 
+def values(stmt: Stmt):
+    """The value expression of every declaration, assignment and store in ``stmt``."""
+    for node in walk(stmt):
+        match node:
+            case Decl(init=value) | Assign(value=value) | Store(value=value):
+                yield value
+
+
 def seq(*stmts: Stmt | None) -> Stmt:
     """A sequence with ``None`` dropped and nested sequences flattened."""
     flat: list[Stmt] = []

@@ -14,7 +14,6 @@ is discarded): renderers keep every index a read can reach inside memory (``ix.b
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -152,10 +151,9 @@ class SimdCache(LoadCache):
         if key not in self._vectors:
             # named after its lane 0's read; a read that starts with masked lanes, or whose lane 0's read already
             # names another vector (its other lanes masked, or read at another stride), gets a name of its own
-            taken = {d.name for d in self._vectors.values()}
             name = f"{first.name}v"
-            if k0 or name in taken:
-                name = next(n for k in itertools.count() if (n := f"{self.prefix}x{k}") not in taken)
+            if k0 or any(d.name == name for d in self._vectors.values()):
+                name = f"{self.prefix}x{len(self._vectors)}"  # unique: one more vector each time
             read = ir.BufLoad(buf, base, LANES, stride=int(stride))
             if all(g == guards[0] for g in guards):
                 init: Expr = dataclasses.replace(read, guard=guards[0], default=default)
@@ -233,19 +231,8 @@ def interleave(decls: Sequence[ir.Stmt], uses: Sequence[ir.Stmt]) -> list[ir.Stm
             emit(dep)
         out.append(decl)
 
-    for stmt in uses:
-        for name in sorted(_reads(stmt)):
+    for stmt in uses:  # an assignment, or a (guarded) store of an epilogue
+        for name in sorted(set().union(*map(local_names, ir.values(stmt)))):
             emit(name)
         out.append(stmt)
     return [*pending.values(), *out]
-
-
-def _reads(stmt: ir.Stmt) -> set[str]:
-    """The locals that ``stmt`` (a guarded store of an epilogue included) reads."""
-    names: set[str] = set()
-    for node in ir.walk(stmt):
-        if isinstance(node, ir.Decl):
-            names |= local_names(node.init)
-        elif isinstance(node, ir.Assign | ir.Store):
-            names |= local_names(node.value)
-    return names

@@ -28,7 +28,7 @@ def version(stmt: ir.Stmt, loops: Ranges, ranges: Ranges) -> ir.Stmt:
     """``stmt``, or ``if (every guard holds over the ranges of loops) stmt-without-guards else stmt``; ``ranges``
     (of every index variable) simplify that condition."""
     atoms: dict[sympy.Basic, sympy.Basic] = {}  # guard atom -> the condition that it holds over the loops
-    for expr in _values(stmt):
+    for expr in ir.values(stmt):
         for node in ir.value_nodes(expr):
             cond = node.guard if isinstance(node, ir.BufLoad) else node.cond if isinstance(node, IndexCond) else None
             if cond is None:
@@ -70,13 +70,6 @@ def _over_loops(atom: sympy.Basic, loops: Ranges) -> sympy.Basic | None:
     if not worst:
         return atom
     return atom.func(diff.xreplace(worst), 0)
-
-
-def _values(stmt: ir.Stmt):
-    for node in ir.walk(stmt):
-        match node:
-            case ir.Decl(init=value) | ir.Assign(value=value) | ir.Store(value=value):
-                yield value
 
 
 def _rewrite(stmt: ir.Stmt, true: dict[sympy.Basic, sympy.Basic]) -> ir.Stmt:
@@ -144,7 +137,7 @@ def _map_stmt(s: ir.Stmt, fn: Callable[[ir.Stmt], ir.Stmt]) -> ir.Stmt:
 def _without_dead_decls(stmt: ir.Stmt) -> ir.Stmt:
     """``stmt`` without the constant declarations that nothing reads any more (lane masks that became true)."""
     read: set[str] = set()
-    for expr in _values(stmt):
+    for expr in ir.values(stmt):
         read |= local_names(expr)
 
     def keep(s: ir.Stmt) -> ir.Stmt:

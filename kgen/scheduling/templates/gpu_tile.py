@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -456,7 +456,7 @@ class TileLowering:
         cache = self._cache("v")
         combine = {"sum": "add", "max": "max", "min": "min"}[reduce.kind]
         streamed = bool(self.config.get("stream")) and not loop_vars and not staged and isinstance(cache, SimdCache)
-        streamed = streamed and self._tile_pos() is not None
+        row_read = self._row_reader() if streamed else None
         updates = []
         rows: list[int] = []  # with streamed: how far along the tile axis each update reads
         for n, step in enumerate(itertools.product(*(range(s) for s in sizes))):
@@ -468,8 +468,8 @@ class TileLowering:
                 terms[o] = cache.lower(substitute(body, full))
             for acc, group in self._accumulators(offsets, accs):
                 updates.append((acc, self._zip(cache, [terms[o] for o in group])))
-                if streamed:
-                    rows.append(self._row_read(group[0], mapping))
+                if row_read is not None:
+                    rows.append(row_read(group[0], mapping))
         hoisted: list[ir.Stmt] = []
         if isinstance(cache, SimdCache):
             looped_vars = {var for var, extent in loop_vars if extent > 1}
@@ -479,7 +479,7 @@ class TileLowering:
         else:
             decls = cache.flush()
         assigns = [ir.Assign(a.name, Binary(combine, a, cache.resolve(t))) for a, t in updates]
-        if streamed:
+        if row_read is not None:
             order = sorted(range(len(updates)), key=lambda n: rows[n])
             last = {updates[n][0].name: n for n in order}
             stores = dict(epilogue.stores)
@@ -499,31 +499,29 @@ class TileLowering:
             if extent > 1:
                 block = ir.For(var, extent, block)
         reduction = ir.seq(*hoisted, block)
+        streamed = row_read is not None
         if self.clamp:
             return reduction, streamed
         loops = {var: (0, extent - 1) for var, extent in loop_vars if extent > 1}
         return version(reduction, loops, self.ranges), streamed
 
-    def _tile_pos(self) -> int | None:
-        """The tile axis's position among the logical axes (None: no tile axis, or a tile of 1 along it)."""
+    def _row_reader(self) -> Callable[[tuple[int, ...], dict[sympy.Symbol, sympy.Expr]], int] | None:
+        """A function of a tile element and a reduction step giving the furthest coordinate along the tile axis,
+        from the tile's origin, that the element reads at that step (a depthwise conv's input row); None without a
+        tile axis (or a tile of 1 along it), where there is no order to stream in."""
         if self.config.get("tile_a", 1) == 1:
             return None
-        return [v.name for v, _ in self.logical].index(self.config["tile_axis"])
-
-    def _row_read(self, o: tuple[int, ...], mapping: dict[sympy.Symbol, sympy.Expr]) -> int:
-        """The furthest coordinate along the tile axis, from the tile's origin, that tile element ``o`` reads at
-        the reduction step of ``mapping``: a depthwise conv's input row."""
-        pos = self._tile_pos()
-        assert pos is not None and self.stage.reduce is not None
+        assert self.stage.reduce is not None
+        pos = [v.name for v, _ in self.logical].index(self.config["tile_axis"])
         var = self.logical[pos][0]
-        reads = []
-        for load in walk(self.stage.reduce.body):
-            if isinstance(load, Load):
-                for e in load.indices:
-                    if var in e.free_symbols:
-                        at = e.xreplace({var: sympy.Integer(o[pos]), **mapping})
-                        reads.append(int(at.xreplace({s: 0 for s in at.free_symbols})))
-        return max(reads, default=0)
+        body = self.stage.reduce.body
+        along = [e for load in walk(body) if isinstance(load, Load) for e in load.indices if var in e.free_symbols]
+
+        def furthest(o: tuple[int, ...], mapping: dict[sympy.Symbol, sympy.Expr]) -> int:
+            at = [e.xreplace({var: sympy.Integer(o[pos]), **mapping}) for e in along]
+            return max((int(a.xreplace({s: 0 for s in a.free_symbols})) for a in at), default=0)
+
+        return furthest
 
     def _stage_operands(self, coords, sizes, step_mapping) -> tuple[dict[int, tuple], list[ir.Stmt]]:
         """Shared tiles of the single-axis operands, and the statements with which all threads fill them."""
