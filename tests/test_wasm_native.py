@@ -172,6 +172,22 @@ def test_a_streamed_tile_stores_each_accumulator_right_after_its_last_update():
         build(workload, "wasm", {**config, "stream": 1, "unroll": 1}, LIMITS)
 
 
+def test_a_short_image_is_tiled_whole_or_in_halves_and_streamed_first():
+    """On a 14x14 image the rows may go in tiles of 7 or 14 (two tiles per channel, none overhanging), not only
+    in the usual 1..8; the first seeds are streamed 7x16 tiles, which compute the conv. A long axis (a matmul's
+    64 rows) gets no such choices."""
+    workload = Workload.create("conv2d", [(1, 3, 14, 14), (3, 1, 3, 3)], {"group": 3, "pads": (1, 1, 1, 1)})
+    sp = space(workload, "wasm")
+    assert next(k for k in sp.knobs if k.name == "tile_a").values == (4, 1, 2, 3, 6, 8, 7, 14)
+    seeds = sp.fix({"threads": 1}).seed_configs(LIMITS)
+    assert [(c["tile_a"], c["tile_b"], c["stream"], c["pad"]) for c in seeds[:2]] == [(7, 16, 1, 0), (7, 16, 1, 1)]
+    for config in seeds[:2]:
+        program, _ = _check(workload, config, seed=5)
+        assert program.kernels[-1].grid[0] == 3 * 2
+    matmul = space(Workload.create("matmul", [(64, 64), (64, 64)]), "wasm")
+    assert next(k for k in matmul.knobs if k.name == "tile_a").values == (4, 1, 2, 3, 6, 8)
+
+
 def test_two_vector_reads_that_start_with_the_same_read_are_two_vectors():
     """Merged pixels cross a row: one vector of a tile is its first read and three lanes known to lie past the
     left edge, another starts with the same read and goes on in the row. Each is declared under its own name (found
