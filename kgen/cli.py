@@ -298,7 +298,10 @@ def _tune_model(args: argparse.Namespace) -> int:
 def _print_summary(s) -> None:
     device = f"{s.device_class}{', software' if s.software else ''}"
     print(f"tuned {s.workload} on {s.backend} ({device})")
-    if s.best_config is None:
+    if s.best_config is None and not s.failures and s.prune_reasons:
+        reason, count = next(iter(s.prune_reasons.items()))
+        print(f"  no valid candidate: every proposal broke a constraint, most often {reason!r} ({count} of {s.pruned})")
+    elif s.best_config is None:
         print("  no candidate passed its check: see the failures below")
     else:
         print(f"  best     {s.best_ms:.3f} ms (IQR {s.best_iqr_ms or 0:.3f})  {s.best_gflops:.3f} GFLOP/s")

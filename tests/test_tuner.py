@@ -398,3 +398,16 @@ def test_trials_counts_measured_candidates_not_pruned_proposals(tmp_path):
     states = Counter(t.state.name for t in study_trials(tmp_path))
     assert states["COMPLETE"] + states["FAIL"] == 28
     assert summary["pruned"] == states["PRUNED"] > 0
+    assert sum(summary["prune_reasons"].values()) >= summary["pruned"]  # an invalid config can break several
+
+
+def test_a_fix_that_no_config_satisfies_names_the_broken_constraint(tmp_path):
+    """Scalar 8x16 tiles are 128 accumulators: every proposal is pruned, and the run says which constraint they
+    broke (it said only that no candidate passed its check) and exits 1."""
+    fix = '{"tile_a": 8, "tile_b": 16, "vector": "scalar", "threads": 1}'
+    out = subprocess.run(
+        tune_cmd(tmp_path, "--backend", "wasm", "--trials", "1", "--fix", fix), capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    assert "no valid candidate: every proposal broke a constraint, most often 'more than 32 accumulators" in out.stdout
+    assert "(20 of 20)" in out.stdout and not (tmp_path / "records.jsonl").exists()

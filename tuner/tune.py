@@ -58,6 +58,7 @@ class TuneSummary:
     failures: dict[str, int]
     pruned: int  # proposals that broke a constraint, not counted in ``trials``
     reused: int
+    prune_reasons: dict[str, int] = field(default_factory=dict)  # the broken constraints, with how often
     interrupted: str | None = None  # the signal that ended the run early (SIGINT, SIGTERM)
     best_config: dict[str, Any] | None = None
     best_ms: float | None = None
@@ -192,6 +193,12 @@ def propose(study, sp: Space, limits: Mapping[str, int]) -> tuple[Any, dict[str,
     return trial, None
 
 
+def _broken(reason: str) -> list[str]:
+    """The constraints a pruned trial's reason names, one by one (an invalid config can break several)."""
+    prefix = "invalid config: "
+    return reason[len(prefix) :].split("; ") if reason.startswith(prefix) else [reason]
+
+
 def _build_or_prune(study, trial, workload: Workload, backend: str, config: dict[str, Any], limits):
     """The candidate's program; None, and the trial pruned with its reason, when it is beyond a device limit that
     no knob constraint states (``check_fits``: memory, bindings, grid)."""
@@ -286,6 +293,7 @@ def tune(
         harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s, settle=True)
         failures: Counter[str] = Counter()
         pruned = reused = done = 0
+        prune_reasons: Counter[str] = Counter()
         while (
             done < trials
             and done + pruned < MAX_PROPOSALS * trials
@@ -296,6 +304,7 @@ def tune(
             program = None if config is None else _build_or_prune(study, trial, workload, backend, config, limits)
             if program is None:
                 pruned += 1
+                prune_reasons.update(_broken(trial.user_attrs["reason"]))
             else:
                 done += 1
                 trial.set_user_attr("digest", program.digest)
@@ -327,6 +336,7 @@ def tune(
             study, best, sp, flops, workload, backend, device, fp, storage_url, done, failures, pruned, reused
         )
         summary.limits = dict(limits)
+        summary.prune_reasons = dict(prune_reasons.most_common())
         summary.seconds = time.monotonic() - start
         summary.per_minute = 60.0 * done / summary.seconds if summary.seconds else 0.0
         if signals.signum is not None:
