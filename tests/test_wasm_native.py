@@ -10,12 +10,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgen.checking import compare
+from kgen.codegen.wasm.renderer import render
 from kgen.errors import KgenError
 from kgen.native import wasm_runner
-from kgen.ops import Workload
+from kgen.ops import Workload, get_op
 from kgen.scheduling.build import build, space
+from kgen.scheduling.lower import lower
 from kgen.scheduling.space import DEFAULT_LIMITS
+from kgen.scheduling.templates import template_for
 from tests.strategies import CASES, configs
+from tests.test_fused_epilogue import conv_bias_relu_residual
 
 LIMITS = {**DEFAULT_LIMITS, "max_threads": 4}
 
@@ -186,6 +190,63 @@ def test_a_short_image_is_tiled_whole_or_in_halves_and_streamed_first():
         assert program.kernels[-1].grid[0] == 3 * 2
     matmul = space(Workload.create("matmul", [(64, 64), (64, 64)]), "wasm")
     assert next(k for k in matmul.knobs if k.name == "tile_a").values == (4, 1, 2, 3, 6, 8)
+
+
+WRAP = {"tile_axis": "m", "tile_a": 6, "tile_b": 8, "merge_hw": 1, "pad": 0, "wrap": 1, "unroll": 2}
+
+
+def test_wrapped_rows_are_read_in_whole_vectors_across_the_end_of_a_row():
+    """``wrap`` on a 14x14 conv: the image is copied into rows of 15 floats (the 15th zero, shared by the row's
+    right and the next row's left padding) between zero rows, the conv computes 15 pixels per row merged, each
+    tap one unguarded 4-wide read at the pixel plus a constant, and a last kernel keeps 14 of every 15 with the
+    bias added. The kernels: the border filled once, the interior copy, the wide conv, the narrowing copy."""
+    workload = Workload.create("conv2d", [(1, 8, 14, 14), (16, 8, 3, 3), (16,)], {"pads": (1, 1, 1, 1)})
+    for vector in ("f32x4_fma", "f32x4", "scalar"):
+        config = {**WRAP, "vector": vector} | ({"tile_a": 2} if vector == "scalar" else {})
+        program, _ = _check(workload, config, seed=7)
+        assert program.prepare == 1 and len(program.kernels) == 4
+    program, _ = _check(workload, {**WRAP, "vector": "f32x4_fma"})
+    _, copy, conv, narrow = program.kernels
+    assert copy.grid[0] == 8 * 14 and narrow.grid[0] == 16 * 14  # a row per tile
+    assert conv.grid[0] == 3 * 27  # 16 channels in tiles of 6, and 14 * 15 = 210 pixels in tiles of 8
+    body = conv.source.split("(loop", 2)[2].split("store")[0]  # the channel loop: every tap read whole, unguarded
+    assert body.count("relaxed_madd") == 6 * 2 * 9 and body.count("v128.load ") == 2 * 9
+    assert not any(s in body for s in ("v128.and", "bitselect", "replace_lane", "f32.load", "(if"))
+    with pytest.raises(KgenError, match="wrap needs merge_hw and not pad"):
+        build(workload, "wasm", {**WRAP, "merge_hw": 0, "pad": 1}, LIMITS)
+
+
+def test_wrapped_rows_keep_a_fused_epilogue_and_odd_pads():
+    """The conv's epilogue (bias, relu, residual add: one fused stage) moves into the narrowing copy; asymmetric
+    pads (rows of 10 + 3 floats) with a dilated, grouped window compute the op too."""
+    inputs, out = conv_bias_relu_residual()
+    program, _ = lower(inputs, out, template_for("wasm"), {**WRAP, "vector": "f32x4_fma"}, "block", LIMITS)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(t.shape).astype(np.float32) for t in inputs]
+    want = np.maximum(get_op("conv2d").reference(arrays[:3], {"pads": (1, 1, 1, 1)}), 0.0) + arrays[3]
+    got = wasm_runner.run(render(program), arrays).reshape(want.shape)
+    assert compare(got, want, "wasm").ok
+    _, conv, narrow = program.kernels  # the residual (in3) is read by the narrowing copy, not by the conv
+    assert "in3" not in {b.name for b in conv.params} and "in3" in {b.name for b in narrow.params}
+    odd = {"pads": (2, 0, 1, 3), "dilations": (2, 1), "group": 2}
+    workload = Workload.create("conv2d", [(2, 6, 10, 10), (6, 3, 3, 3)], odd)
+    _check(workload, {**WRAP, "tile_axis": "n", "tile_a": 2, "vector": "f32x4_fma"}, seed=3)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "attrs", "offered"),
+    [
+        ([(1, 8, 14, 14), (8, 8, 3, 3)], {"pads": (1, 1, 1, 1)}, True),
+        ([(1, 8, 28, 28), (8, 8, 3, 3)], {"pads": (1, 1, 1, 1)}, True),  # rows of 3.5 tiles of 8
+        ([(1, 8, 56, 56), (8, 8, 3, 3)], {"pads": (1, 1, 1, 1)}, False),  # rows of whole tiles: nothing to gain
+        ([(1, 8, 14, 14), (8, 8, 1, 1)], {}, False),  # no padding
+        ([(1, 8, 14, 14), (8, 8, 3, 3)], {"pads": (1, 1, 1, 1), "strides": (2, 2)}, False),
+        ([(1, 8, 14, 14), (8, 1, 3, 3)], {"pads": (1, 1, 1, 1), "group": 8}, False),  # no tile axis but rows
+    ],
+)
+def test_wrap_is_offered_where_it_can_gain(shapes, attrs, offered):
+    names = {k.name for k in space(Workload.create("conv2d", shapes, attrs), "wasm").knobs}
+    assert ("wrap" in names) == offered
 
 
 def test_two_vector_reads_that_start_with_the_same_read_are_two_vectors():
@@ -445,7 +506,8 @@ def test_seed_micro_kernels_are_valid_and_correct():
     workload = Workload.create("conv2d", [(1, 8, 9, 9), (12, 8, 3, 3), (12,)], {"pads": (1, 1, 1, 1)})
     seeds = space(workload, "wasm").fix({"threads": 2}).seed_configs(LIMITS)
     assert len(seeds) >= 4 and all(c["threads"] == 2 and c["vector"] == "f32x4_fma" for c in seeds)
-    assert (seeds[0]["tile_a"], seeds[0]["tile_b"]) == (2, 16)  # rows of 9: a whole row per tile, tried first
+    assert [(c["tile_a"], c["tile_b"], c["wrap"]) for c in seeds[:3]] == [(6, 8, 1), (6, 8, 1), (2, 16, 0)]
+    # rows of 9: wrapped first (no lane lost at a row's end), then a whole row per tile
     assert any(c["tile_b"] == 16 and not c["pad"] and not c["merge_hw"] for c in seeds)  # and unpadded: no copy
     for config in seeds:
         _check(workload, config)

@@ -22,6 +22,7 @@ from kgen.scheduling.padding import padded_copy, padded_tensors, read_padded
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.subsampling import compact_tensor, read_subsampled
+from kgen.scheduling.wrapping import widen
 from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
 from kgen.te.tensor import Tensor
@@ -36,9 +37,10 @@ class Template(Protocol):
     of each program input and of the output under the main stage's config (temporaries are R). A template that
     packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None; one that
     pads an input has ``padding(stage, config)``: the ``padding.Padding``, or None; one that reads a strided
-    input through a compact copy has ``subsampling(stage, config)``: the ``subsampling.Subsampling``, or None. A
-    template with ``helper_config(stage)`` gives the stages other than the tuned one (copies, a softmax's max)
-    that config instead of its space's default.
+    input through a compact copy has ``subsampling(stage, config)``: the ``subsampling.Subsampling``, or None;
+    one that computes a conv over rows that share their padding has ``wrapping(stage, config)``: the
+    ``wrapping.Wrapping``, or None. A template with ``helper_config(stage)`` gives the stages other than the
+    tuned one (copies, a softmax's max) that config instead of its space's default.
     """
 
     name: str
@@ -225,6 +227,15 @@ def lower(
             windows[id(interior)] = (padded, padding.before)
         stages[main] = read_padded(stages[main], padding, padded)
         stages[main:main] = copies
+        main += len(copies)
+    wrapping = template.wrapping(stages[main], full) if hasattr(template, "wrapping") else None
+    if wrapping is not None:  # the image copied into rows that share their padding, the conv computed wide
+        copy, interior = padded_tensors(wrapping.copy)
+        prepare += [("pad", s) for s in partition(copy)]
+        copies = partition(interior)
+        windows[id(interior)] = (copy, wrapping.copy.before)
+        wide, narrow = widen(stages[main], wrapping, copy)
+        stages[main : main + 1] = [*copies, wide, narrow]
         main += len(copies)
 
     layouts: dict[int, Layout] = {}
