@@ -16,13 +16,15 @@ setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed $(PEERS)/node_m
 
 # chromium: the browser kgen measures in; libvulkan1: the Vulkan loader wgpu-py needs to run WGSL on
 # Chromium's own SwiftShader driver in fast tests; postgresql: the server a test starts to tune one study from
-# two workers (tests/test_postgres.py), as a fleet of machines does.
+# two workers (tests/test_postgres.py), as a fleet of machines does; binutils: objdump, which bench.wasm_disasm
+# reads TurboFan's code of a wasm kernel with.
 chromium:
 	@if { [ ! -x "$(CHROMIUM)" ] && [ -z "$$KGEN_CHROMIUM" ]; } || ! ldconfig -p | grep -q libvulkan.so.1 \
-			|| ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "kgen: installing Debian's chromium, libvulkan1 and postgresql (apt-get)"; \
+			|| ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v objdump >/dev/null; then \
+		echo "kgen: installing Debian's chromium, libvulkan1, postgresql and binutils (apt-get)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium libvulkan1 postgresql >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium libvulkan1 postgresql binutils \
+			>/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
