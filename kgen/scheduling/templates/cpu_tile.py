@@ -95,9 +95,9 @@ class CpuTile:
             knobs.append(
                 flag(
                     "stream",
-                    "with the reduction unrolled whole (a depthwise conv's window), update in the order of the reads "
-                    "along tile_axis and store each accumulator right after its last update: a tall tile keeps "
-                    "about three rows of accumulators in registers, not all of them",
+                    "with the reduction unrolled whole (a depthwise conv's window), update column by column and "
+                    "down each in the order of the reads along tile_axis, and store each accumulator right after "
+                    "its last update: a tall tile keeps about three accumulators in registers, not all of them",
                 )
             )
         if reads_weight(stage):

@@ -426,9 +426,12 @@ class TileLowering:
 
     def _reduction(self, coords, offsets, accs, epilogue: Epilogue) -> tuple[ir.Stmt, bool]:
         """The reduction, and whether ``epilogue`` is streamed into it (``stream``, SIMD, the reduction unrolled
-        whole): the updates then go in the order in which they read along the tile axis (a depthwise conv's input
-        rows) and each accumulator is stored right after its last update, so that a tall tile keeps about three
-        rows of accumulators live, not all of them."""
+        whole): the updates then go column by column of the tile (a column: one vector's 4 pixels wide) and down
+        each in the order in which they read along the tile axis (a depthwise conv's input rows), and each
+        accumulator is stored right after its last update, so that a tall tile keeps about three accumulators
+        live, not all of them: in a 7x16 tile of a depthwise 3x3 conv, row by row across the tile's 4 columns
+        kept 12 live beside the 9 weights, and TurboFan spilled 464 times for 504 multiply-adds; column by column,
+        93 times (512ch 14x14: 0.080 -> 0.074 ms, medians of 7 rounds side by side in a slow phase of the VM)."""
         reduce = self.stage.reduce
         assert reduce is not None
         looped, split, unrolled = _reduce_plan(self.stage, self.config)
@@ -458,7 +461,9 @@ class TileLowering:
         streamed = bool(self.config.get("stream")) and not loop_vars and not staged and isinstance(cache, SimdCache)
         row_read = self._row_reader() if streamed else None
         updates = []
-        rows: list[int] = []  # with streamed: how far along the tile axis each update reads
+        rows: list[
+            tuple[int, int]
+        ] = []  # with streamed: each update's column, and how far along the tile axis it reads
         for n, step in enumerate(itertools.product(*(range(s) for s in sizes))):
             mapping = step_mapping([sympy.Integer(v) for v in step])
             terms = {}
@@ -468,8 +473,8 @@ class TileLowering:
                 terms[o] = cache.lower(substitute(body, full))
             for acc, group in self._accumulators(offsets, accs):
                 updates.append((acc, self._zip(cache, [terms[o] for o in group])))
-                if row_read is not None:
-                    rows.append(row_read(group[0], mapping))
+                if row_read is not None:  # column by column, and down each column
+                    rows.append((group[0][-1], row_read(group[0], mapping)))
         hoisted: list[ir.Stmt] = []
         if isinstance(cache, SimdCache):
             looped_vars = {var for var, extent in loop_vars if extent > 1}
