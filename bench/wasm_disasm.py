@@ -125,7 +125,8 @@ document.title = 'done';
         flags = f"--perf-prof --no-liftoff --perf-prof-path={tmp}"
         args = [str(require_chromium()), "--headless=new", "--no-sandbox", "--disable-dev-shm-usage"]
         args += [f"--user-data-dir={tmp}/profile", f"--js-flags={flags}", "--dump-dom", html.as_uri()]
-        dom = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+        # in the temporary folder: --perf-prof also makes V8 write an isolate log into the working directory
+        dom = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp).stdout
         if "<title>done" not in dom:
             raise KgenError("bench.wasm_disasm: the kernel's page did not finish in Chromium")
         found = [f for dump in Path(tmp).glob("jit-*.dump") for f in jitdump_functions(dump)]

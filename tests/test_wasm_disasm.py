@@ -1,8 +1,10 @@
 """bench.wasm_disasm: the x86-64 code TurboFan makes of a kernel in Chromium, read back from V8's jitdump."""
 
+import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,11 +49,14 @@ def test_the_counts_tell_spills_from_reads_and_writes():
 
 
 @pytest.mark.browser
-def test_the_code_of_a_matmul_tile_holds_its_fused_multiply_adds():
-    """A 6x8 matmul tile with the reduction split by 4: 6 * 2 * 4 = 48 fused multiply-adds in TurboFan's code."""
+def test_the_code_of_a_matmul_tile_holds_its_fused_multiply_adds(tmp_path):
+    """A 6x8 matmul tile with the reduction split by 4: 6 * 2 * 4 = 48 fused multiply-adds in TurboFan's code; the
+    browser's files (jitdump, V8's isolate log) stay out of the working directory."""
     config = '{"tile_axis": "i0", "tile_a": 6, "tile_b": 8, "vector": "f32x4_fma", "k_unroll": 4}'
     cmd = [sys.executable, "-m", "bench.wasm_disasm", "matmul", "--shape", "64x64,64x64", "--config", config]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
+    assert not list(tmp_path.iterdir())
     line = next(line for line in out.stdout.splitlines() if line.startswith("JS:wasm-function"))
     assert '"fma": 48' in line and '"vector_reads": ' in line
