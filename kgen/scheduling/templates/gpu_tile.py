@@ -461,9 +461,8 @@ class TileLowering:
         streamed = bool(self.config.get("stream")) and not loop_vars and not staged and isinstance(cache, SimdCache)
         row_read = self._row_reader() if streamed else None
         updates = []
-        rows: list[
-            tuple[int, int]
-        ] = []  # with streamed: each update's column, and how far along the tile axis it reads
+        # with streamed: each update's column, and how far along the tile axis it reads
+        rows: list[tuple[int, int]] = []
         for n, step in enumerate(itertools.product(*(range(s) for s in sizes))):
             mapping = step_mapping([sympy.Integer(v) for v in step])
             terms = {}
