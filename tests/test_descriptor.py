@@ -11,10 +11,14 @@ from kgen.descriptor import native
 from kgen.descriptor import weights as wt
 from kgen.descriptor.assemble import Options
 from kgen.descriptor.convert import convert
+from kgen.descriptor.nodes import choose
 from kgen.descriptor.schema import DescriptorError, read_backend, read_model, read_weights
 from kgen.errors import KgenError
 from kgen.graph import zoo
-from kgen.records.store import RecordStore
+from kgen.graph.ir import Graph, Node, Value
+from kgen.ops import Workload
+from kgen.records.store import Record, RecordStore
+from kgen.scheduling.space import DEFAULT_LIMITS
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +193,19 @@ def test_a_node_fastest_on_one_thread_runs_on_one_in_a_threaded_program(onnx_dir
     (want,) = zoo.onnxruntime_outputs(onnx_dir / "dcgan.onnx", feeds)
     (got,) = native.run(tmp_path / "d", "wasm", feeds).values()
     assert compare_model(got, want, "wasm").ok
+
+
+def test_a_nearer_record_whose_config_does_not_fit_the_node_gives_way_to_the_next(tmp_path):
+    """A conv on 56x56 with no record of its own: the nearest record (42x42) is wrapped, a knob that 56x56 rows
+    lack, so the next nearest (112x112) serves, not the template default."""
+    values = {"x": Value("x", (1, 8, 56, 56)), "w": Value("w", (8, 8, 3, 3)), "y": Value("y", (1, 8, 56, 56))}
+    node = Node("c", "conv2d", ["x", "w"], "y", {"pads": (1, 1, 1, 1)})
+    graph = Graph([values["x"]], ["y"], values, {"w": np.zeros((8, 8, 3, 3), np.float32)}, [node])
+    base = {"tile_axis": "m", "tile_a": 6, "tile_b": 8, "unroll": 2, "vector": "f32x4_fma", "threads": 1}
+    store = RecordStore(tmp_path / "records.jsonl")
+    for side, config in ((42, {**base, "merge_hw": 1, "wrap": 1}), (112, {**base, "pad": 1})):
+        workload = Workload.create("conv2d", [(1, 8, side, side), (8, 8, 3, 3)], {"pads": (1, 1, 1, 1)})
+        store.add([Record.measured(workload, "wasm", {"hardwareConcurrency": 2}, config, 1.0, 0.0, 5, "d", "test")])
+    limits = {**DEFAULT_LIMITS, "max_threads": 1, "relaxed_simd": 1}
+    choice = choose(graph, node, "wasm", store, "wasm-2threads", {"threads": 1}, limits)
+    assert choice.how == "nearest" and choice.record is not None and "112x112" in choice.record.key

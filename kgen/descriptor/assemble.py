@@ -104,21 +104,24 @@ def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) 
     for node in graph.nodes:
         if backend in FLAT and node.is_view:
             continue
-        choice, fixed = _choose(graph, node, backend, options, device)
+        # a record is checked with relaxed SIMD: _adapt makes its fused multiply-adds mul + add where it is off
+        choice, fixed = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
         out.append(program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed))
     return out
 
 
-def _choose(graph: Graph, node, backend: str, options: Options, device: str | None) -> tuple[Choice, dict[str, Any]]:
+def _choose(
+    graph: Graph, node, backend: str, options: Options, device: str | None, limits: Limits
+) -> tuple[Choice, dict[str, Any]]:
     """The node's config and the knobs held for it. On a threaded wasm program, a node whose exact record on one
     thread is faster than its exact record on the program's threads runs on one (a short kernel loses more to the
     workers' start than it gains)."""
     fixed = _fixed(backend, options)
-    choice = choose(graph, node, backend, options.records, device, fixed)
+    choice = choose(graph, node, backend, options.records, device, fixed, limits)
     if backend != "wasm" or options.threads == 1:
         return choice, fixed
     alone = {"threads": 1}
-    single = choose(graph, node, backend, options.records, device, alone)
+    single = choose(graph, node, backend, options.records, device, alone, limits)
 
     def exact_ms(c: Choice, threads: int) -> float | None:
         ok = c.how == "exact" and c.record is not None and c.record.config.get("threads") == threads

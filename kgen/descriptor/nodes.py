@@ -19,6 +19,7 @@ from kgen.graph.ir import Graph, Node
 from kgen.ops import Workload, get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling import ir
+from kgen.scheduling.build import space
 from kgen.scheduling.lower import lower, main_stage
 from kgen.scheduling.space import Limits
 from kgen.scheduling.templates import template_for
@@ -120,14 +121,22 @@ def choose(
     store: RecordStore | None,
     device: str | None,
     fixed: Mapping[str, Any],
+    limits: Limits,
 ) -> Choice:
     """The config for ``node`` from the records of its main op's workload: preferably one measured with the
-    ``fixed`` knob values (a wasm model's thread count), else any, with ``fixed`` overriding its values."""
+    ``fixed`` knob values (a wasm model's thread count), else any, with ``fixed`` overriding its values. A record
+    of another shape serves only where its config is valid for this one (knobs of a shape's own, such as
+    ``wrap`` or a ``tile_a`` of half a short image, are not): else the next nearest, not the template default."""
     if store is None or device is None:
         return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
     for workload in _record_workloads(graph, node):
+        sp = space(workload, backend)
+
+        def valid(config: Mapping[str, Any], sp=sp) -> bool:
+            return not sp.violations({**sp.default(), **config, **fixed}, limits)
+
         for match in (fixed, None):
-            lookup = store.lookup(workload, backend, device, fixed=match)
+            lookup = store.lookup(workload, backend, device, valid=valid, fixed=match)
             if lookup.config is not None:
                 return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
     return Choice(dict(fixed), "default")

@@ -109,7 +109,7 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
         return target
 
     for index, node in enumerate(graph.nodes):
-        choice = _within(choose(graph, node, "webgl", records, device, {}), draw_buffers)
+        choice = _within(choose(graph, node, "webgl", records, device, {}, limits), draw_buffers)
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)
         names: dict[str, str] = {}
