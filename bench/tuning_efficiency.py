@@ -79,7 +79,7 @@ def run_study(measure: CachedMeasure, sampler: str, seed: int, trials: int, limi
     study.enqueue_trial(sp.default())
     values = []
     for _ in range(trials):
-        trial, config = propose(study, sp, limits)
+        trial, config, _ = propose(study, sp, limits)
         value = None if config is None else measure(config)
         if config is not None and value is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)

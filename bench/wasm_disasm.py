@@ -89,8 +89,7 @@ def summary(lines: list[str]) -> dict[str, int]:
     writes, and reads and writes of the stack frame (register spills and their reloads)."""
     counts: Counter[str] = Counter(instructions=len(lines))
     for line in lines:
-        op = line.split()[1] if len(line.split()) > 1 else ""
-        operands = line.split(None, 2)[2] if len(line.split()) > 2 else ""
+        _, op, operands = (*line.split(None, 2), "", "")[:3]
         memory = "PTR [" in operands
         stack = "[rbp-" in operands or "[rsp" in operands
         vector = "xmm" in operands

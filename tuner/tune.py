@@ -177,39 +177,36 @@ class _Signals:
             self._measuring = False
 
 
-def propose(study, sp: Space, limits: Mapping[str, int]) -> tuple[Any, dict[str, Any] | None]:
-    """A new trial and its config (the Optuna params); an invalid config is pruned with its reason (None)."""
-    import optuna
-
+def propose(study, sp: Space, limits: Mapping[str, int]) -> tuple[Any, dict[str, Any] | None, list[str]]:
+    """A new trial, its config (the Optuna params) and the constraints it breaks; an invalid config is pruned
+    with its reason (config None)."""
     # tag the trial with its worker before sampling (which takes a while), so a kill leaves it claimable
     trial = study.ask()
     trial.set_user_attr("worker", WORKER)
     config = {k.name: trial.suggest_categorical(k.name, k.values) for k in sp.knobs}
     problems = sp.violations(config, limits)
     if not problems:
-        return trial, config
-    trial.set_user_attr("reason", "invalid config: " + "; ".join(problems))
+        return trial, config, []
+    _prune(study, trial, "invalid config: " + "; ".join(problems))
+    return trial, None, problems
+
+
+def _prune(study, trial, reason: str) -> None:
+    import optuna
+
+    trial.set_user_attr("reason", reason)
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    return trial, None
-
-
-def _broken(reason: str) -> list[str]:
-    """The constraints a pruned trial's reason names, one by one (an invalid config can break several)."""
-    prefix = "invalid config: "
-    return reason[len(prefix) :].split("; ") if reason.startswith(prefix) else [reason]
 
 
 def _build_or_prune(study, trial, workload: Workload, backend: str, config: dict[str, Any], limits):
-    """The candidate's program; None, and the trial pruned with its reason, when it is beyond a device limit that
-    no knob constraint states (``check_fits``: memory, bindings, grid)."""
-    import optuna
-
+    """The candidate's program, or None and why (the trial pruned with that reason) when it is beyond a device
+    limit that no knob constraint states (``check_fits``: memory, bindings, grid)."""
     try:
-        return build(workload, backend, config, limits)[0]
+        return build(workload, backend, config, limits)[0], []
     except KgenError as err:
-        trial.set_user_attr("reason", f"does not fit the device: {err}")
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return None
+        reason = f"does not fit the device: {err}"
+        _prune(study, trial, reason)
+        return None, [reason]
 
 
 def _earlier_twin(study, digest: str, number: int):
@@ -300,11 +297,13 @@ def tune(
             and signals.signum is None
             and (timeout_s is None or time.monotonic() - start < timeout_s)
         ):
-            trial, config = propose(study, sp, limits)
-            program = None if config is None else _build_or_prune(study, trial, workload, backend, config, limits)
+            trial, config, broken = propose(study, sp, limits)
+            program = None
+            if config is not None:
+                program, broken = _build_or_prune(study, trial, workload, backend, config, limits)
             if program is None:
                 pruned += 1
-                prune_reasons.update(_broken(trial.user_attrs["reason"]))
+                prune_reasons.update(broken)
             else:
                 done += 1
                 trial.set_user_attr("digest", program.digest)

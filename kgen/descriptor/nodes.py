@@ -131,9 +131,10 @@ def choose(
         return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
     for workload in _record_workloads(graph, node):
         sp = space(workload, backend)
+        default = sp.default()
 
-        def valid(config: Mapping[str, Any], sp=sp) -> bool:
-            return not sp.violations({**sp.default(), **config, **fixed}, limits)
+        def valid(config: Mapping[str, Any], sp=sp, default=default) -> bool:
+            return not sp.violations({**default, **config, **fixed}, limits)
 
         for match in (fixed, None):
             lookup = store.lookup(workload, backend, device, valid=valid, fixed=match)

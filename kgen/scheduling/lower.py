@@ -18,7 +18,7 @@ from kgen.ops.workload import Workload
 from kgen.scheduling import ir
 from kgen.scheduling.layout import Layout
 from kgen.scheduling.packing import packed_tensor, read_packed
-from kgen.scheduling.padding import padded_copy, padded_tensors, read_padded
+from kgen.scheduling.padding import Padding, padded_copy, padded_tensors, read_padded
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.subsampling import compact_tensor, read_subsampled
@@ -215,25 +215,28 @@ def lower(
         stages[main:main] = copies
         main += len(copies)
     windows: dict[int, tuple[Tensor, tuple[int, ...]]] = {}
+
+    def in_memory(p: Padding) -> tuple[Tensor, list[Stage]]:
+        """The padded tensor, its border filled once (a prepare kernel), and the stages that copy the interior
+        into it, a window of its buffer, on every run."""
+        padded, interior = padded_tensors(p)
+        prepare.extend(("pad", s) for s in partition(padded))
+        windows[id(interior)] = (padded, p.before)
+        return padded, partition(interior)
+
     padding = template.padding(stages[main], full) if hasattr(template, "padding") else None
     if padding is not None:
         if hasattr(template, "layouts"):  # textures: the whole padded copy on every run
             padded = padded_copy(padding)
             copies = partition(padded)
-        else:  # memory: the border is filled once; the interior is copied on every run
-            padded, interior = padded_tensors(padding)
-            prepare += [("pad", s) for s in partition(padded)]
-            copies = partition(interior)
-            windows[id(interior)] = (padded, padding.before)
+        else:
+            padded, copies = in_memory(padding)
         stages[main] = read_padded(stages[main], padding, padded)
         stages[main:main] = copies
         main += len(copies)
     wrapping = template.wrapping(stages[main], full) if hasattr(template, "wrapping") else None
     if wrapping is not None:  # the image copied into rows that share their padding, the conv computed wide
-        copy, interior = padded_tensors(wrapping.copy)
-        prepare += [("pad", s) for s in partition(copy)]
-        copies = partition(interior)
-        windows[id(interior)] = (copy, wrapping.copy.before)
+        copy, copies = in_memory(wrapping.copy)
         wide, narrow = widen(stages[main], wrapping, copy)
         stages[main : main + 1] = [*copies, wide, narrow]
         main += len(copies)
