@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         config = {**(config_from_args(args.config) or {}), "threads": 1}
         limits = {**DEFAULT_LIMITS, "relaxed_simd": 1}
         program, full = build(workload, "wasm", config, limits)
+        if not -len(program.kernels) <= args.kernel < len(program.kernels):
+            names = ", ".join(k.name for k in program.kernels)
+            raise KgenError(f"--kernel {args.kernel}: the program has {len(program.kernels)} kernels ({names})")
         kernel = program.kernels[args.kernel]
         assert kernel.binary is not None and program.memory_bytes is not None
         functions = turbofan_code(base64.b64decode(kernel.binary), program.memory_bytes, kernel.grid[0])

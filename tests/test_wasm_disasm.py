@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.wasm_disasm import jitdump_functions, summary
+from bench.wasm_disasm import jitdump_functions, main, summary
 
 
 def test_a_jitdump_is_read_record_by_record_and_a_cut_record_ends_it(tmp_path):
@@ -60,3 +60,17 @@ def test_the_code_of_a_matmul_tile_holds_its_fused_multiply_adds(tmp_path):
     assert not list(tmp_path.iterdir())
     line = next(line for line in out.stdout.splitlines() if line.startswith("JS:wasm-function"))
     assert '"fma": 48' in line and '"vector_reads": ' in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "{"], "--config is not JSON"),
+        (["--config", '{"wrap": 1}'], "unknown knob 'wrap'"),  # no padding: no wrap
+        (["--kernel", "9"], "--kernel 9: the program has 3 kernels"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(capsys, args, message):
+    assert main(["conv2d", "--shape", "1x8x14x14,8x8x3x3", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
