@@ -2,6 +2,8 @@
 drawn (1 to 4 threads), SIMD ones; threaded modules (shared memory) validate."""
 
 import base64
+import itertools
+import re
 
 import numpy as np
 import pytest
@@ -160,13 +162,17 @@ def test_a_streamed_tile_stores_each_accumulator_right_after_its_last_update():
     last update: the first row's first vector after the 3 + 6 + 9 multiply-adds of input rows 0, 1 and 2 of its
     column, not after all 144 (16 accumulators, 9 splatted weights and the reads would not fit in 16 vector
     registers), nor after row 2 of the second column too (row by row across the tile, 35: 12 accumulators live
-    in a 7x16 tile, spilled). Unmasked edges included (no padded copy): the stores go into both versions."""
+    in a 7x16 tile, spilled). Within an input row, each read's updates come together (the read is then dead):
+    the first 18 multiply-adds read 9 vectors in 9 runs, not 18. Unmasked edges included (no padded copy): the
+    stores go into both versions."""
     workload = Workload.create("conv2d", [(1, 3, 16, 8), (3, 1, 3, 3), (3,)], {"group": 3, "pads": (1, 1, 1, 1)})
     config = {"tile_axis": "h", "tile_a": 8, "tile_b": 8, "vector": "f32x4_fma", "pad": 1, "unroll": 2}
     program, _ = _check(workload, {**config, "stream": 1}, seed=11)
     source = program.kernels[-1].source
     assert source.count("relaxed_madd") == 144 and source.count("v128.store ") == 16
     assert source.split("v128.store ")[0].count("relaxed_madd") == 18
+    reads = re.findall(r"relaxed_madd \(local.get \$(\w+)\)", source)[:18]
+    assert len(set(reads)) == 9 and len([read for read, _ in itertools.groupby(reads)]) == 9
     unpadded, _ = _check(workload, {**config, "stream": 1, "pad": 0}, seed=12)
     interior = unpadded.kernels[-1].source.split("(then", 1)[1].split("(else", 1)[0]
     assert interior.count("v128.store ") == 16 and interior.split("v128.store ")[0].count("relaxed_madd") == 18
