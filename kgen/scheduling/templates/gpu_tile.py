@@ -39,7 +39,7 @@ from kgen.scheduling.simd import LANES, SimdCache, hoist, interleave
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
 from kgen.scheduling.versioning import version
 from kgen.te import index as ix
-from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
+from kgen.te.expr import Binary, Const, Expr, IndexCond, Load, map_children, walk
 
 MAX_BLOCK = 256  # unrolled (tile element × reduction step) instances in one block
 MAX_TILE = 32  # accumulators per thread
@@ -387,6 +387,21 @@ class TileLowering:
     # -- the kernel ----------------------------------------------------------------------------------------
     def kernel(self) -> ir.Kernel:
         lets, coords = self._coordinates()
+        body = ir.seq(*lets, self._by_position(coords))
+        params = (*(self.buffers[t] for t in self.stage.reads), self.buffers[self.stage.out])
+        return ir.Kernel(
+            self.name,
+            params,
+            body,
+            (self.total,),
+            (self.config["wg"],),
+            (self.t0,),
+            shared=tuple(self.shared),
+            ranges=dict(self.ranges),
+        )
+
+    def _tile(self, coords: list[sympy.Expr]) -> ir.Stmt:
+        """One tile's code: its accumulators, the reduction and the epilogue."""
         offsets = self._offsets()
         lanes = LANES if self.simd else 1
         dtype = self.stage.out.dtype
@@ -394,7 +409,7 @@ class TileLowering:
         for k, group in enumerate(self._groups(offsets)):
             for lane, o in enumerate(group):
                 accs[o] = ir.Local(f"acc{k}", dtype, lanes, lane if self.simd else None)
-        body: list[ir.Stmt | None] = list(lets)
+        body: list[ir.Stmt | None] = []
         epilogue = self._epilogue(coords, offsets, accs)
         if self.stage.reduce is not None:
             identity = Const(self.stage.reduce.identity, dtype)
@@ -404,17 +419,34 @@ class TileLowering:
             if streamed:
                 epilogue = Epilogue([], [])
         body += epilogue.statements()
-        params = (*(self.buffers[t] for t in self.stage.reads), self.buffers[self.stage.out])
-        return ir.Kernel(
-            self.name,
-            params,
-            ir.seq(*body),
-            (self.total,),
-            (self.config["wg"],),
-            (self.t0,),
-            shared=tuple(self.shared),
-            ranges=dict(self.ranges),
-        )
+        return ir.seq(*body)
+
+    def _by_position(self, coords: list[sympy.Expr]) -> ir.Stmt:
+        """The tile's code, on the CPU made once per position class along tile_axis where reads are guarded along
+        it (a padded conv's rows): the first tile, the last, and those between, each with the tile coordinate
+        (or its range) known, so that its rows' guards are settled when the kernel is made: no lane masks, and no
+        multiply-adds of a padding row. Without it, a depthwise conv on 14x14 in tiles of 7 rows has no interior
+        tile, and every tile masks the reads of its first and last rows at run time: 512ch 14x14 in streamed 7x16
+        tiles went 0.048 -> 0.040 ms, and 32ch 112x112 in 8x8 ones 0.183 -> 0.167 ms (1 thread of the Zen 4 VM,
+        medians of 15 rounds side by side)."""
+        tile = self._tile(coords)
+        if self.clamp or self.config.get("tile_a", 1) == 1:
+            return tile
+        pos = [v.name for v, _ in self.logical].index(self.config["tile_axis"])
+        q = coords[pos]
+        if not isinstance(q, sympy.Symbol) or q not in _read_guard_symbols(tile):
+            return tile
+        lo, hi = self.ranges[q]
+
+        def at(value: int) -> ir.Stmt:
+            return self._tile([sympy.Integer(value) if p == pos else c for p, c in enumerate(coords)])
+
+        rest = at(hi)
+        if hi - lo >= 2:
+            self.ranges[q] = (lo + 1, hi - 1)
+            rest = ir.If(sympy.Lt(q, hi), self._tile(coords), rest)
+            self.ranges[q] = (lo, hi)
+        return ir.If(sympy.Le(q, lo), at(lo), rest)
 
     def _accumulators(self, offsets, accs) -> list[tuple[ir.Local, list[tuple[int, ...]]]]:
         """Each accumulator (whole, all its lanes) with the tile elements it holds."""
@@ -475,7 +507,10 @@ class TileLowering:
                 full = {**self._data_mapping(self._values(coords, o, clamp=True)), **mapping}
                 terms[o] = cache.lower(substitute(body, full))
             for acc, group in self._accumulators(offsets, accs):
-                updates.append((acc, self._zip(cache, [terms[o] for o in group])))
+                term = self._zip(cache, [terms[o] for o in group])
+                if _adds_nothing(term, reduce.kind, reduce.identity):  # a read known to be padding
+                    continue
+                updates.append((acc, term))
                 if row_read is not None:  # column by column, down each column, and per read across its updates
                     rows.append((group[0][-1], row_read(group[0], mapping), step[-1] if step else 0))
         hoisted: list[ir.Stmt] = []
@@ -664,3 +699,25 @@ class TileLowering:
 
 def _guarded(guard: sympy.Basic, stmt: ir.Stmt) -> ir.Stmt:
     return stmt if guard is sympy.true else ir.If(guard, stmt)
+
+
+def _read_guard_symbols(stmt: ir.Stmt) -> set[sympy.Symbol]:
+    """The index variables that the guards of reads (and lane masks) in ``stmt`` depend on."""
+    symbols: set[sympy.Symbol] = set()
+    for expr in ir.values(stmt):
+        for node in ir.value_nodes(expr):
+            if isinstance(node, ir.BufLoad):
+                symbols |= node.guard.free_symbols
+            elif isinstance(node, IndexCond):
+                symbols |= node.cond.free_symbols
+    return symbols
+
+
+def _adds_nothing(term: Expr, kind: str, identity: float) -> bool:
+    """Whether an update by ``term`` leaves the accumulator as it is, known when the kernel is made: the
+    reduction's identity (a max pool's padding), or a product with a zero (a padded conv's padding row)."""
+    if isinstance(term, Const):
+        return term.value == identity
+    if kind != "sum" or not (isinstance(term, Binary) and term.op == "mul"):
+        return False
+    return any(isinstance(x, Const) and x.value == 0 for x in (term.a, term.b))
