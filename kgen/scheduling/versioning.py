@@ -12,7 +12,7 @@ are in both copies.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import sympy
 
@@ -28,14 +28,10 @@ def version(stmt: ir.Stmt, loops: Ranges, ranges: Ranges) -> ir.Stmt:
     """``stmt``, or ``if (every guard holds over the ranges of loops) stmt-without-guards else stmt``; ``ranges``
     (of every index variable) simplify that condition."""
     atoms: dict[sympy.Basic, sympy.Basic] = {}  # guard atom -> the condition that it holds over the loops
-    for expr in ir.values(stmt):
-        for node in ir.value_nodes(expr):
-            cond = node.guard if isinstance(node, ir.BufLoad) else node.cond if isinstance(node, IndexCond) else None
-            if cond is None:
-                continue
-            for atom in _atoms(cond):
-                if atom not in atoms:
-                    atoms[atom] = _over_loops(atom, loops)
+    for cond in read_guards(stmt):
+        for atom in _atoms(cond):
+            if atom not in atoms:
+                atoms[atom] = _over_loops(atom, loops)
     holds = {atom: cond for atom, cond in atoms.items() if cond is not None}
     if not holds:
         return stmt
@@ -44,6 +40,16 @@ def version(stmt: ir.Stmt, loops: Ranges, ranges: Ranges) -> ir.Stmt:
         return stmt
     fast = _without_dead_decls(_rewrite(stmt, {atom: sympy.true for atom in holds}))
     return fast if interior is sympy.true else ir.If(interior, fast, stmt)
+
+
+def read_guards(stmt: ir.Stmt) -> Iterator[sympy.Basic]:
+    """The conditions in ``stmt`` under which reads happen: each read's guard and each lane mask's lanes."""
+    for expr in ir.values(stmt):
+        for node in ir.value_nodes(expr):
+            if isinstance(node, ir.BufLoad):
+                yield node.guard
+            elif isinstance(node, IndexCond):
+                yield node.cond
 
 
 def _atoms(cond: sympy.Basic) -> tuple[sympy.Basic, ...]:

@@ -37,9 +37,9 @@ from kgen.scheduling.lower import Buffers, LoadCache, VectorViews
 from kgen.scheduling.partition import Stage, substitute
 from kgen.scheduling.simd import LANES, SimdCache, hoist, interleave
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
-from kgen.scheduling.versioning import version
+from kgen.scheduling.versioning import read_guards, version
 from kgen.te import index as ix
-from kgen.te.expr import Binary, Const, Expr, IndexCond, Load, map_children, walk
+from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
 
 MAX_BLOCK = 256  # unrolled (tile element × reduction step) instances in one block
 MAX_TILE = 32  # accumulators per thread
@@ -434,7 +434,7 @@ class TileLowering:
             return tile
         pos = [v.name for v, _ in self.logical].index(self.config["tile_axis"])
         q = coords[pos]
-        if not isinstance(q, sympy.Symbol) or q not in _read_guard_symbols(tile):
+        if not isinstance(q, sympy.Symbol) or not any(q in cond.free_symbols for cond in read_guards(tile)):
             return tile
         lo, hi = self.ranges[q]
 
@@ -699,18 +699,6 @@ class TileLowering:
 
 def _guarded(guard: sympy.Basic, stmt: ir.Stmt) -> ir.Stmt:
     return stmt if guard is sympy.true else ir.If(guard, stmt)
-
-
-def _read_guard_symbols(stmt: ir.Stmt) -> set[sympy.Symbol]:
-    """The index variables that the guards of reads (and lane masks) in ``stmt`` depend on."""
-    symbols: set[sympy.Symbol] = set()
-    for expr in ir.values(stmt):
-        for node in ir.value_nodes(expr):
-            if isinstance(node, ir.BufLoad):
-                symbols |= node.guard.free_symbols
-            elif isinstance(node, IndexCond):
-                symbols |= node.cond.free_symbols
-    return symbols
 
 
 def _adds_nothing(term: Expr, kind: str, identity: float) -> bool:
