@@ -191,6 +191,18 @@ def test_a_streamed_tile_stores_each_accumulator_right_after_its_last_update():
         build(workload, "wasm", {**config, "stream": 1, "unroll": 1}, LIMITS)
 
 
+def test_a_streamed_accumulator_that_reads_only_padding_is_still_stored():
+    """A strided conv whose second output row reads only the bottom padding (one input row, pads 3 below,
+    stride 3): every update of that row's accumulators adds nothing and is left out, and streamed, its stores
+    (bias alone) still come, after the others (found by hypothesis: the row came out 0)."""
+    workload = Workload.create(
+        "conv2d", [(2, 2, 1, 11), (4, 1, 1, 4), (4,)], {"group": 2, "pads": (0, 0, 3, 0), "strides": (3, 2)}
+    )
+    config = {"tile_axis": "h", "tile_a": 8, "tile_b": 4, "unroll": 1, "stream": 1, "vector": "f32x4"}
+    for threads, split_fast in ((1, 0), (4, 1)):
+        _check(workload, {**config, "threads": threads, "split_fast": split_fast}, seed=7)
+
+
 def test_a_short_image_is_tiled_whole_or_in_halves_and_streamed_first():
     """On a 14x14 image the rows may go in tiles of 7 or 14 (two tiles per channel, none overhanging), not only
     in the usual 1..8; the first seeds are streamed 7x16 tiles, which compute the conv. A long axis (a matmul's

@@ -531,6 +531,7 @@ class TileLowering:
                 uses.append(assigns[n])
                 if last[updates[n][0].name] == n:
                     uses += stores.pop(updates[n][0].name)
+            uses += [store for left in stores.values() for store in left]  # accumulators that read only padding
             block: ir.Stmt = ir.seq(*interleave([*decls, *epilogue.decls], uses))
         elif staged:  # fill, wait for every thread's part, compute, and wait again before the next fill
             block = ir.seq(*fills, ir.Barrier(), *decls, *assigns, ir.Barrier())
