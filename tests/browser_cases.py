@@ -8,6 +8,17 @@ UNARY = {
     "clip": {"min": -0.5, "max": 0.7},
     "exp": {},
     "neg": {},
+    "abs": {},
+    "sqrt": {},
+    "log": {},
+    "reciprocal": {},
+    "pow": {"exponent": 3.0},
+    "erf": {},
+    "gelu": {},
+    "hard_sigmoid": {"alpha": 0.25, "beta": 0.4},
+    "hard_swish": {},
+    "elu": {"alpha": 0.7},
+    "softplus": {},
 }
 BINARY = ("add", "sub", "mul", "div", "max", "min")
 
@@ -32,6 +43,10 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     ],
     "global_avg_pool": [([(1, 5, 7, 3)], {}), ([(2, 8, 4, 4)], {})],
     "batch_norm": [([(1, 3, 5, 7), (3,), (3,), (3,), (3,)], {}), ([(2, 4, 4, 4), (4,), (4,), (4,), (4,)], {})],
+    "layer_norm": [([(3, 5, 7), (7,), (7,)], {}), ([(2, 4, 8), (4, 1)], {"axis": 1, "epsilon": 1e-3})],
+    "rms_norm": [([(3, 5, 7), (7,)], {}), ([(2, 4, 8), (4, 8)], {"axis": -2})],
+    "instance_norm": [([(1, 3, 5, 7), (3,), (3,)], {}), ([(2, 4, 8), (4,), (4,)], {})],
+    "group_norm": [([(1, 6, 5, 7), (6,), (6,)], {"num_groups": 3}), ([(2, 4, 4, 4), (4,), (4,)], {"num_groups": 1})],
     "matmul": [([(7, 13), (13, 5)], {}), ([(2, 8, 16), (16, 12)], {}), ([(5,), (3, 5, 7)], {})],
     "gemm": [([(5, 7), (9, 7), (9,)], {"transB": 1, "alpha": 0.5, "beta": 2.0}), ([(4, 8), (4, 8)], {"transA": 1})],
     "softmax": [([(3, 7)], {"axis": -1}), ([(2, 4, 8)], {"axis": 1})],
@@ -47,6 +62,12 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
         ([(4, 8)], {"pads": (2, 2, 2, 2), "mode": "reflect"}),
         ([(4, 6)], {"pads": (1, 3, 2, 0), "mode": "edge"}),
     ],
+    "slice": [
+        ([(3, 5, 7)], {"starts": (1, -2), "ends": (2**63 - 1, 0), "axes": (0, 2), "steps": (1, -2)}),
+        ([(4, 8)], {"starts": (2,), "ends": (6,), "axes": (1,)}),
+    ],
+    "expand": [([(3, 1, 7)], {"shape": (2, 1, 5, 1)}), ([(4, 1)], {"shape": (4, 8)})],
+    "tile": [([(3, 5, 7)], {"repeats": (1, 2, 1)}), ([(4, 8)], {"repeats": (2, 3)})],
     "lrn": [([(1, 7, 5, 3)], {"size": 3, "alpha": 0.1, "bias": 2.0}), ([(2, 8, 4, 4)], {"size": 4})],
     "resize": [
         ([(1, 3, 5, 7)], {"scales": (2, 3), "mode": "linear"}),
@@ -54,4 +75,5 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     ],
     **{op: [([(3, 5, 7)], attrs), ([(2, 4, 8)], attrs)] for op, attrs in UNARY.items()},
     **{op: [([(3, 1, 7), (5, 1)], {}), ([(2, 4, 8), (8,)], {})] for op in BINARY},
+    "prelu": [([(1, 3, 5, 7), (3, 1, 1)], {}), ([(2, 4, 8), (8,)], {})],
 }

@@ -118,10 +118,41 @@ def batch_norm_case(draw):
 
 
 @st.composite
+def layer_norm_case(draw, bias: bool = True):
+    shape = draw(shape_of())
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    normalized = shape[axis % len(shape) :]
+    kept = normalized[len(normalized) - draw(st.integers(0, len(normalized))) :]
+    params = [tuple(d if draw(st.booleans()) else 1 for d in kept) or (1,)]
+    if bias and draw(st.booleans()):
+        params.append(normalized)
+    return [shape, *params], {"axis": axis, "epsilon": draw(st.floats(1e-6, 1e-2))}
+
+
+@st.composite
+def group_norm_case(draw, instance: bool):
+    groups = draw(st.integers(1, 3))
+    channels = groups * draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 2)), channels, *draw(shape_of(1, 2, side_max=5)))
+    attrs = {"epsilon": draw(st.floats(1e-6, 1e-2))}
+    if not instance:
+        attrs["num_groups"] = groups
+    return [shape, (channels,), (channels,)], attrs
+
+
+@st.composite
 def unary_case(draw, op: str):
     attrs = {}
     if op == "leaky_relu":
         attrs["alpha"] = draw(st.floats(0.0, 1.0))
+    if op in ("elu", "hard_sigmoid"):
+        attrs["alpha"] = draw(st.floats(0.05, 2.0))
+    if op == "hard_sigmoid":
+        attrs["beta"] = draw(small_float)
+    if op == "pow":
+        attrs["exponent"] = draw(st.sampled_from([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, -1.0, 0.5, -0.5, 1.5, -2.5]))
+    if op == "gelu":
+        attrs["approximate"] = draw(st.sampled_from(["none", "tanh"]))
     if op == "clip":
         lo, hi = draw(small_float), draw(small_float)
         attrs.update({"min": min(lo, hi), "max": max(lo, hi)} if draw(st.booleans()) else {"max": hi})
@@ -132,6 +163,14 @@ def unary_case(draw, op: str):
 def binary_case(draw):
     shapes = draw(mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=4, max_side=5)).input_shapes
     return list(shapes), {}
+
+
+@st.composite
+def prelu_case(draw):
+    """A slope that broadcasts to X: per channel (C, 1, 1) as exporters write it, or any suffix of X's shape."""
+    x = draw(shape_of())
+    kept = [d if draw(st.booleans()) else 1 for d in x[len(x) - draw(st.integers(0, len(x))) :]]
+    return [x, tuple(kept) or (1,)], {}
 
 
 @st.composite
@@ -216,6 +255,43 @@ def pad_case(draw):
 
 
 @st.composite
+def slice_case(draw):
+    shape = draw(shape_of())
+    axes = draw(st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True))
+    starts, ends, steps = [], [], []
+    for a in axes:
+        d = shape[a]
+        step = draw(st.sampled_from([1, 1, 2, 3, -1, -2]))
+        start = draw(st.integers(-d, d - 1))
+        first = start % d
+        if step > 0:
+            end = draw(st.sampled_from([d, 2**63 - 1, first + 1, -1 if first < d - 1 else d]))
+        else:
+            end = draw(st.sampled_from([-(2**63), -d - 1, first - 1 if first > 0 else -d - 1]))
+        starts.append(start)
+        ends.append(end)
+        steps.append(step)
+    attrs = {"starts": tuple(starts), "ends": tuple(ends)}
+    if draw(st.booleans()) or axes != list(range(len(axes))):
+        attrs["axes"] = tuple(a - len(shape) if draw(st.booleans()) else a for a in axes)
+    if draw(st.booleans()) or any(s != 1 for s in steps):
+        attrs["steps"] = tuple(steps)
+    return [shape], attrs
+
+
+@st.composite
+def expand_case(draw):
+    x, target = draw(mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=4, max_side=5)).input_shapes
+    return [x], {"shape": target}
+
+
+@st.composite
+def tile_case(draw):
+    shape = draw(shape_of(1, 4, side_max=4))
+    return [shape], {"repeats": tuple(draw(st.integers(1, 3)) for _ in shape)}
+
+
+@st.composite
 def lrn_case(draw):
     shape = draw(shape_of(3, 4))
     attrs = {"size": draw(st.integers(1, 5)), "alpha": draw(st.floats(1e-4, 0.5)), "beta": draw(st.floats(0.25, 1.0))}
@@ -234,6 +310,10 @@ def resize_case(draw):
     return [shape], attrs
 
 
+UNARY_OPS = (
+    *("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "pow"),
+    *("erf", "gelu", "hard_sigmoid", "hard_swish", "elu", "softplus"),
+)
 CASES = {
     "conv2d": conv2d_case(),
     "conv_transpose2d": conv_transpose2d_case(),
@@ -241,6 +321,10 @@ CASES = {
     "avg_pool2d": pool_case(avg=True),
     "global_avg_pool": shape_of(3, 5).map(lambda s: ([s], {})),
     "batch_norm": batch_norm_case(),
+    "layer_norm": layer_norm_case(),
+    "rms_norm": layer_norm_case(bias=False),
+    "instance_norm": group_norm_case(instance=True),
+    "group_norm": group_norm_case(instance=False),
     "matmul": matmul_case(),
     "gemm": gemm_case(),
     "softmax": softmax_case(),
@@ -252,9 +336,13 @@ CASES = {
     "reshape": reshape_case(),
     "flatten": flatten_case(),
     "pad": pad_case(),
+    "slice": slice_case(),
+    "expand": expand_case(),
+    "tile": tile_case(),
     "lrn": lrn_case(),
     "resize": resize_case(),
-    **{op: unary_case(op) for op in ("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg")},
+    **{op: unary_case(op) for op in UNARY_OPS},
+    "prelu": prelu_case(),
     **{op: binary_case() for op in ("add", "sub", "mul", "div", "max", "min")},
 }
 

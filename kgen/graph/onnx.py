@@ -8,6 +8,7 @@ attribute value, dtype or opset that kgen cannot run is a ``GraphError`` naming 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from onnx import helper, numpy_helper
 from kgen.errors import KgenError
 from kgen.graph.ir import Graph, GraphError, Node, Value
 from kgen.ops import get_op
+from kgen.ops.layout import slice_ranges
 
 OPSETS = (7, 21)
 
@@ -108,13 +110,7 @@ class _Frontend:
     def emit(self, op: str, inputs: list[str], attrs: dict[str, Any], output: str | None = None) -> str:
         """Append a kgen node; its output shape comes from the op's own validation."""
         output = output or self.fresh(self.node.output[0])
-        for i in inputs:
-            if i in self.const:
-                arr = self.const[i]
-                if arr.dtype != np.float32:
-                    if not np.issubdtype(arr.dtype, np.floating):
-                        raise self.fail(f"input '{i}' has dtype {arr.dtype}; kgen computes in float32 only")
-                    self.const[i] = arr.astype(np.float32)
+        inputs = [self.float_operand(i) if i in self.const else i for i in inputs]
         shapes = [self.shape(i) for i in inputs]
         opdef = get_op(op)
         try:
@@ -122,10 +118,25 @@ class _Frontend:
             _, out = opdef.build(shapes, norm)
         except KgenError as err:
             raise self.fail(str(err)) from None
+        if all(i in self.const for i in inputs):  # arithmetic on constants (a scale of 1 / sqrt(64)) is folded
+            self.const[output] = opdef.reference([self.const[i] for i in inputs], norm)
+            return output
         name = self.node_name if not any(n.name == self.node_name for n in self.nodes) else self.fresh(self.node_name)
         self.nodes.append(Node(name, op, list(inputs), output, norm, self.node.op_type))
         self.values[output] = Value(output, tuple(out.shape))
         return output
+
+    def float_operand(self, name: str) -> str:
+        """A constant operand as float32, a rank-0 one as shape (1,) (it broadcasts the same way against any
+        tensor of rank 1 or more, and kernels take no rank-0 tensors)."""
+        arr = self.const[name]
+        if arr.dtype == np.float32 and arr.ndim:
+            return name
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise self.fail(f"input '{name}' has dtype {arr.dtype}; kgen computes in float32 only")
+        converted = f"{name}__kgen_f32"
+        self.const[converted] = arr.astype(np.float32).reshape(arr.shape or (1,))
+        return converted
 
     def reshape(self, x: str, shape: Sequence[int], output: str | None = None) -> str:
         if x in self.const:
@@ -136,6 +147,7 @@ class _Frontend:
 
     # -- driver ---------------------------------------------------------------------------------------------
     def run(self) -> Graph:
+        self.read = {i for n in self.g.node for i in n.input} | {o.name for o in self.g.output}
         for init in self.g.initializer:
             self.const[init.name] = numpy_helper.to_array(init)
         inputs = []
@@ -158,11 +170,30 @@ class _Frontend:
             if name not in self.values or name in {v.name for v in inputs}:
                 raise GraphError(f"graph output '{vi.name}' is not computed by any node (a constant or an input)")
             outputs.append(name)
+        outputs = self.restore_output_names(outputs)
         used = {i for n in self.nodes for i in n.inputs}
         constants = {k: v.astype(np.float32) for k, v in self.const.items() if k in used}
         graph = Graph(inputs, outputs, self.values, constants, self.nodes, self.g.name or "model", self.opset)
         graph.check()
         return graph
+
+    def restore_output_names(self, outputs: list[str]) -> list[str]:
+        """A graph output that an Identity (or Dropout, Cast...) passed on keeps its ONNX name: the tensor it
+        aliases takes that name, unless another output already names that tensor."""
+        wanted = [vi.name for vi in self.g.output]
+        renames = {
+            got: want
+            for got, want in zip(outputs, wanted, strict=True)
+            if got != want and got not in wanted and want not in self.values and outputs.count(got) == 1
+        }
+        if not renames:
+            return outputs
+        for node in self.nodes:
+            node.inputs = [renames.get(i, i) for i in node.inputs]
+            node.output = renames.get(node.output, node.output)
+        for old, new in renames.items():
+            self.values[new] = dataclasses.replace(self.values.pop(old), name=new)
+        return [renames.get(o, o) for o in outputs]
 
     def graph_input(self, vi: onnx.ValueInfoProto) -> Value:
         t = vi.type.tensor_type
@@ -191,7 +222,7 @@ class _Frontend:
 
     def alias(self, attrs: dict[str, Any]) -> None:
         """Identity, Dropout (inference): the output is the input."""
-        if len(self.node.output) > 1 and self.node.output[1]:
+        if len(self.node.output) > 1 and self.node.output[1] in self.read:
             raise self.fail("its mask output is used; kgen converts inference graphs only")
         self.rename[self.node.output[0]] = self.inputs()[0]
 
@@ -277,31 +308,110 @@ def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.nda
     return handler
 
 
-HANDLERS["Gather"] = _shape_op(lambda f, a, at: np.take(a[0], a[1], axis=at.get("axis", 0)))
 HANDLERS["Range"] = _shape_op(lambda f, a, at: np.arange(a[0], a[1], a[2]))
+HANDLERS["Size"] = lambda f, attrs: f.const.__setitem__(
+    f.node.output[0], np.asarray(math.prod(f.shape(f.inputs()[0])), np.int64)
+)
 
 
-def _slice(f: _Frontend, a: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray:
-    data = a[0]
+def _ints(values: Any) -> tuple[int, ...] | None:
+    return None if values is None else tuple(int(v) for v in np.asarray(values).reshape(-1))
+
+
+@handles("Slice")
+def _slice(f: _Frontend, attrs: dict[str, Any]) -> None:
     if f.opset < 10:
-        starts, ends, axes = attrs["starts"], attrs["ends"], attrs.get("axes", range(len(attrs["starts"])))
-        steps = [1] * len(starts)
+        starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
     else:
-        starts, ends = a[1], a[2]
-        axes = a[3] if len(a) > 3 else range(len(starts))
-        steps = a[4] if len(a) > 4 else [1] * len(starts)
-    index = [slice(None)] * data.ndim
-    for s, e, ax, st in zip(starts, ends, axes, steps, strict=False):
-        index[int(ax)] = slice(int(s), int(e), int(st))
-    return data[tuple(index)]
+        starts, ends = f.constant(1, "starts"), f.constant(2, "ends")
+        axes, steps = f.constant(3, "axes"), f.constant(4, "steps")
+    slice_attrs = {"starts": _ints(starts), "ends": _ints(ends), "axes": _ints(axes), "steps": _ints(steps)}
+    x = f.inputs()[0]
+    if x in f.const:
+        data = f.const[x]
+        try:
+            kept = slice_ranges("slice", data.shape, get_op("slice").normalize_attrs(slice_attrs))
+        except KgenError as err:
+            raise f.fail(str(err)) from None
+        f.const[f.node.output[0]] = data[np.ix_(*kept)] if data.ndim else data
+        return
+    f.emit("slice", [x], slice_attrs, f.node.output[0])
 
 
-HANDLERS["Slice"] = _shape_op(_slice)
+@handles("Gather")
+def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """Gather with constant indices: evaluated on constants; on a computed tensor, the indices as slices (one
+    strided slice where they step evenly, else one slice each, concatenated). Indices computed in the graph
+    (an embedding lookup of token ids) are not supported yet."""
+    x = f.inputs()[0]
+    indices = f.constant(1, "indices")
+    shape = f.shape(x)
+    axis = attrs.get("axis", 0) % len(shape)
+    flat = np.asarray(indices).astype(np.int64).reshape(-1)
+    if ((flat < -shape[axis]) | (flat >= shape[axis])).any():
+        raise f.fail(f"indices {flat.tolist()} fall outside axis {axis} of size {shape[axis]}")
+    if x in f.const:
+        f.const[f.node.output[0]] = np.take(f.const[x], indices, axis=axis)
+        return
+    flat %= shape[axis]
+    target = (*shape[:axis], *np.shape(indices), *shape[axis + 1 :])
+    steps = set(np.diff(flat).tolist())
+    if len(flat) == 1 or (len(steps) == 1 and 0 not in steps):
+        step = steps.pop() if steps else 1
+        end = int(flat[-1]) + (1 if step > 0 else -1)
+        ends = (end if end >= 0 else -(2**63),)
+        picked = f.emit("slice", [x], {"starts": (int(flat[0]),), "ends": ends, "axes": (axis,), "steps": (step,)})
+    else:
+        parts = [f.emit("slice", [x], {"starts": (int(i),), "ends": (int(i) + 1,), "axes": (axis,)}) for i in flat]
+        picked = f.emit("concat", parts, {"axis": axis})
+    if tuple(f.shape(picked)) == target:
+        f.rename[f.node.output[0]] = picked
+    else:
+        f.reshape(picked, target or (1,), f.node.output[0])
+
+
+@handles("Split")
+def _split(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x = f.inputs()[0]
+    shape = f.shape(x)
+    axis = attrs.get("axis", 0) % len(shape)
+    sizes = attrs.get("split") if f.opset < 13 else _ints(f.constant(1, "split"))
+    count = len(f.node.output)
+    if not sizes:
+        chunk = -(-shape[axis] // count)
+        sizes = [min(chunk, shape[axis] - k * chunk) for k in range(count)]
+    if len(sizes) != count or sum(sizes) != shape[axis] or min(sizes) < 1:
+        raise f.fail(f"split {list(sizes)} does not cut axis {axis} of size {shape[axis]} into {count} parts")
+    start = 0
+    for output, size in zip(f.node.output, sizes, strict=True):
+        part = {"starts": (start,), "ends": (start + size,), "axes": (axis,)}
+        if x in f.const:
+            f.const[output] = np.take(f.const[x], range(start, start + size), axis=axis)
+        elif output:
+            f.emit("slice", [x], part, output)
+        start += size
+
+
+@handles("Expand")
+def _expand(f: _Frontend, attrs: dict[str, Any]) -> None:
+    shape = _ints(f.constant(1, "shape"))
+    _fold_or_emit(f, "expand", {"shape": shape}, lambda a: a * np.ones(shape, a.dtype))
+
+
+@handles("Tile")
+def _tile(f: _Frontend, attrs: dict[str, Any]) -> None:
+    repeats = _ints(f.constant(1, "repeats"))
+    _fold_or_emit(f, "tile", {"repeats": repeats}, lambda a: np.tile(a, repeats))
 
 
 # -- elementwise --------------------------------------------------------------------------------------------
 
-_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Neg": "neg"}
+_UNARY = {
+    **{"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Neg": "neg", "Abs": "abs"},
+    **{"Sqrt": "sqrt", "Log": "log", "Reciprocal": "reciprocal", "Erf": "erf", "Softplus": "softplus"},
+    **{"HardSwish": "hard_swish", "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Gelu": "gelu"},
+}
+_UNARY_ATTRS = {"hard_sigmoid": ("alpha", "beta"), "elu": ("alpha",), "gelu": ("approximate",)}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _NUMPY_BINARY = {
     "Add": np.add,
@@ -314,7 +424,35 @@ _NUMPY_BINARY = {
 
 
 def _unary(f: _Frontend, attrs: dict[str, Any]) -> None:
-    f.emit(_UNARY[f.node.op_type], f.inputs()[:1], {}, f.node.output[0])
+    op = _UNARY[f.node.op_type]
+    kept = {k: attrs[k] for k in _UNARY_ATTRS.get(op, ()) if k in attrs}
+    f.emit(op, f.inputs()[:1], kept, f.node.output[0])
+
+
+@handles("Pow")
+def _pow(f: _Frontend, attrs: dict[str, Any]) -> None:
+    exponent = f.constant(1, "exponent")
+    if exponent.size != 1:
+        raise f.fail(f"the exponent has shape {exponent.shape}; supported: one constant value")
+    x = f.inputs()[0]
+    if x in f.const and not np.issubdtype(f.const[x].dtype, np.floating):  # shape arithmetic
+        f.const[f.node.output[0]] = np.power(f.const[x], exponent.reshape(()))
+        return
+    f.emit("pow", [x], {"exponent": float(exponent.reshape(()))}, f.node.output[0])
+
+
+@handles("PRelu")
+def _prelu(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x, slope = f.inputs()[:2]
+    shape = f.shape(x)
+    if (
+        slope in f.const
+        and f.const[slope].ndim == 1
+        and len(shape) > 2
+        and f.const[slope].size == shape[1] != shape[-1]
+    ):
+        slope = f.reshape(slope, (shape[1],) + (1,) * (len(shape) - 2))  # per channel, as older exporters write it
+    f.emit("prelu", [x, slope], {}, f.node.output[0])
 
 
 for _t in _UNARY:
@@ -533,6 +671,36 @@ def _gemm(f: _Frontend, attrs: dict[str, Any]) -> None:
 @handles("MatMul")
 def _matmul(f: _Frontend, attrs: dict[str, Any]) -> None:
     f.emit("matmul", f.inputs()[:2], {}, f.node.output[0])
+
+
+@handles("LayerNormalization")
+def _layer_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
+    if any(o for o in f.node.output[1:]):
+        raise f.fail("its Mean and InvStdDev outputs are training outputs; supported: the normalized output only")
+    keep = {k: attrs[k] for k in ("axis", "epsilon") if k in attrs}
+    f.emit("layer_norm", [i for i in f.inputs()[:3] if i], keep, f.node.output[0])
+
+
+@handles("InstanceNormalization")
+def _instance_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
+    f.emit("instance_norm", f.inputs()[:3], {"epsilon": attrs.get("epsilon", 1e-5)}, f.node.output[0])
+
+
+@handles("GroupNormalization")
+def _group_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x, scale, bias = f.inputs()[:3]
+    groups, channels = attrs["num_groups"], f.shape(x)[1]
+    params = []
+    for k, name in ((1, scale), (2, bias)):
+        if f.opset < 21 and groups != channels:  # opset 18: one scale and bias per group
+            per_group = f.constant(k, "scale" if k == 1 else "bias")
+            if per_group.shape != (groups,) or channels % groups:
+                raise f.fail(f"input {k} has shape {per_group.shape}; expected ({groups},), one per group")
+            name = f.fresh(name)
+            f.const[name] = np.repeat(per_group, channels // groups)
+        params.append(name)
+    attrs = {"num_groups": groups, "epsilon": attrs.get("epsilon", 1e-5)}
+    f.emit("group_norm", [x, *params], attrs, f.node.output[0])
 
 
 @handles("BatchNormalization")

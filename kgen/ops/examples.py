@@ -17,6 +17,10 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "avg_pool2d": ([(1, 64, 56, 56)], {"kernel_shape": (3, 3), "strides": (1, 1), "pads": (1, 1, 1, 1)}),
     "global_avg_pool": ([(1, 2048, 7, 7)], {}),
     "batch_norm": ([(1, 64, 56, 56), (64,), (64,), (64,), (64,)], {}),
+    "layer_norm": ([(1, 128, 384), (384,), (384,)], {}),  # MiniLM-L6's hidden states at sequence 128
+    "rms_norm": ([(1, 128, 384), (384,)], {}),
+    "instance_norm": ([(1, 64, 56, 56), (64,), (64,)], {}),
+    "group_norm": ([(1, 64, 56, 56), (64,), (64,)], {"num_groups": 32}),
     "matmul": ([(256, 256), (256, 256)], {}),
     "gemm": ([(1, 2048), (1000, 2048), (1000,)], {"transB": 1}),
     "softmax": ([(1, 1000)], {"axis": -1}),
@@ -28,9 +32,19 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "reshape": ([(1, 2048, 1, 1)], {"shape": (1, -1)}),
     "flatten": ([(1, 2048, 7, 7)], {"axis": 1}),
     "pad": ([(1, 64, 56, 56)], {"pads": (0, 0, 1, 1, 0, 0, 1, 1)}),
+    "slice": ([(1, 116, 28, 28)], {"starts": (58,), "ends": (116,), "axes": (1,)}),  # ShuffleNet-v2's split
+    "expand": ([(1, 1, 384)], {"shape": (1, 128, 384)}),
+    "tile": ([(1, 1, 384)], {"repeats": (1, 128, 1)}),
     "lrn": ([(1, 96, 55, 55)], {"size": 5, "alpha": 1e-4, "beta": 0.75, "bias": 2.0}),  # AlexNet's
     "resize": ([(1, 64, 28, 28)], {"scales": (2, 2), "mode": "linear"}),
-    **{op: _UNARY for op in ("relu", "sigmoid", "tanh", "exp", "neg")},
+    **{
+        op: _UNARY
+        for op in ("relu", "sigmoid", "tanh", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "erf", "hard_swish")
+    },
+    **{op: _UNARY for op in ("elu", "softplus", "hard_sigmoid")},
+    "pow": ([(1, 64, 56, 56)], {"exponent": 2.0}),
+    "gelu": ([(1, 197, 768)], {}),  # ViT-Base's MLP
+    "prelu": ([(1, 64, 56, 56), (64, 1, 1)], {}),
     "leaky_relu": ([(1, 64, 56, 56)], {"alpha": 0.1}),
     "clip": ([(1, 64, 56, 56)], {"min": 0.0, "max": 6.0}),
     **{op: _BINARY for op in ("add", "sub", "mul", "div", "max", "min")},

@@ -1,4 +1,5 @@
-"""Ops that move data without arithmetic: concat, transpose, reshape, flatten, pad (ONNX semantics)."""
+"""Ops that move data without arithmetic: concat, transpose, reshape, flatten, pad, slice, expand, tile (ONNX
+semantics)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sympy
 
 from kgen import te
 from kgen.errors import OpError
-from kgen.ops.common import normalize_axis
+from kgen.ops.common import broadcast, normalize_axis
 from kgen.ops.registry import Attr, Input, OpDef, register
 
 
@@ -229,5 +230,113 @@ register(
         ),
         builder=_pad,
         reference_fn=_pad_ref,
+    )
+)
+
+
+def slice_ranges(op: str, shape: Sequence[int], attrs: Mapping[str, Any]) -> list[range]:
+    """The indices kept along each axis of ONNX Slice (Python's clamping of starts and ends, negative ones count
+    from the end, steps of either sign); an axis that keeps nothing is an error (empty tensors are not run)."""
+    starts, ends = attrs["starts"], attrs["ends"]
+    axes = attrs["axes"] if attrs["axes"] is not None else tuple(range(len(starts)))
+    steps = attrs["steps"] if attrs["steps"] is not None else (1,) * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise OpError(op, f"starts {list(starts)}, ends {list(ends)}, axes and steps differ in length")
+    kept = [range(d) for d in shape]
+    seen = set()
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis = normalize_axis(op, axis, len(shape), "axes")
+        if axis in seen:
+            raise OpError(op, f"attribute 'axes' {list(axes)} names axis {axis} twice")
+        seen.add(axis)
+        if step == 0:
+            raise OpError(op, f"attribute 'steps' {list(steps)} has a 0")
+        kept[axis] = range(*slice(start, end, step).indices(shape[axis]))
+        if not kept[axis]:
+            raise OpError(op, f"slice {start}:{end}:{step} of axis {axis} (size {shape[axis]}) is empty")
+    return kept
+
+
+def _slice(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    kept = slice_ranges("slice", x.shape, attrs)
+    return te.compute(
+        tuple(len(r) for r in kept),
+        lambda *idx: x[tuple(r.start + r.step * i for r, i in zip(kept, idx, strict=True))],
+        name="slice",
+    )
+
+
+def _slice_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
+    x = arrays[0]
+    index = [slice(None)] * x.ndim
+    axes = attrs["axes"] if attrs["axes"] is not None else range(len(attrs["starts"]))
+    steps = attrs["steps"] if attrs["steps"] is not None else [1] * len(attrs["starts"])
+    for start, end, axis, step in zip(attrs["starts"], attrs["ends"], axes, steps, strict=True):
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+register(
+    OpDef(
+        name="slice",
+        family="layout",
+        doc="A strided window of every axis (ONNX Slice: negative starts and ends count from the end, both clamped).",
+        inputs=(Input("data"),),
+        attrs=(
+            Attr("starts", "ints", doc="first index per sliced axis (required)"),
+            Attr("ends", "ints", doc="index past the last per sliced axis (required)"),
+            Attr("axes", "ints?", None, "the sliced axes; the first len(starts) when left out"),
+            Attr("steps", "ints?", None, "the step per sliced axis (negative goes backwards); 1 when left out"),
+        ),
+        builder=_slice,
+        reference_fn=_slice_ref,
+    )
+)
+
+
+def _expand(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    shape = broadcast("expand", [("input", x.shape), ("shape", attrs["shape"])])
+    return te.compute(shape, lambda *idx: x[te.broadcast_indices(x.shape, idx)], name="expand")
+
+
+register(
+    OpDef(
+        name="expand",
+        family="layout",
+        doc="Broadcast the input to a shape (ONNX Expand: the output is both shapes broadcast together).",
+        inputs=(Input("input"),),
+        attrs=(Attr("shape", "ints", doc="the shape to broadcast to (required)"),),
+        builder=_expand,
+        reference_fn=lambda arrays, attrs: arrays[0] * np.ones(attrs["shape"]),
+    )
+)
+
+
+def _tile(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    repeats = attrs["repeats"]
+    if len(repeats) != x.ndim or any(r < 1 for r in repeats):
+        raise OpError("tile", f"attribute 'repeats' {list(repeats)} must hold {x.ndim} values >= 1")
+    shape = tuple(d * r for d, r in zip(x.shape, repeats, strict=True))
+    return te.compute(
+        shape,
+        lambda *idx: x[
+            tuple(i if r == 1 else te.floormod(i, d) for i, d, r in zip(idx, x.shape, repeats, strict=True))
+        ],
+        name="tile",
+    )
+
+
+register(
+    OpDef(
+        name="tile",
+        family="layout",
+        doc="Repeat the input along each axis.",
+        inputs=(Input("input"),),
+        attrs=(Attr("repeats", "ints", doc="copies along each axis (required)"),),
+        builder=_tile,
+        reference_fn=lambda arrays, attrs: np.tile(arrays[0], attrs["repeats"]),
     )
 )

@@ -3,6 +3,7 @@
 from kgen.te.broadcast import broadcast_indices, broadcast_shapes, broadcasts_to
 from kgen.te.expr import (
     Expr,
+    binary,
     cast,
     const,
     exp,
@@ -29,6 +30,7 @@ __all__ = [
     "FloorMod",
     "IterVar",
     "Tensor",
+    "binary",
     "broadcast_indices",
     "broadcast_shapes",
     "broadcasts_to",
