@@ -18,7 +18,9 @@ from kgen.records.store import RecordStore
 pytestmark = pytest.mark.browser
 
 BACKENDS = ("wasm", "js", "webgpu", "webgl")
-MODELS = dict.fromkeys(("mlp", "dcgan", "mobilenet_v2", "resnet50"), BACKENDS)  # name -> backends converted for
+MODELS = dict.fromkeys(
+    ("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "resnet50"), BACKENDS
+)  # name -> backends converted for
 RUN = """async ([dir, backend, feeds]) => {
   const kgen = await import('/kgen.js');
   const runner = await kgen.load(dir, {backendOrder: backend});

@@ -137,7 +137,7 @@ def test_shape_arithmetic_is_folded():
     assert [n.op for n in converted.nodes] == ["reshape"]
 
 
-@pytest.mark.parametrize("name", ["mlp", "dcgan", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit"])
 def test_zoo_models_match_onnxruntime(name):
     check_matches_ort(zoo.MODELS[name](), atol=1e-3)
 
@@ -146,6 +146,146 @@ def test_initializers_listed_as_inputs_are_constants():
     graph = from_model(zoo.mlp())
     assert [v.name for v in graph.inputs] == ["x"]
     assert len(graph.constants) == 6
+
+
+# -- the ops of today's models -------------------------------------------------------------------------------
+
+
+def graph_of(nodes, inputs, outputs, consts=None, opset=18):
+    """A model of ``nodes``: ``inputs`` and ``outputs`` [(name, shape)], ``consts`` {name: array}."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
+        [numpy_helper.from_array(np.asarray(v), n) for n, v in (consts or {}).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "opset"),
+    [
+        ("Erf", {}, 13),
+        ("Gelu", {}, 20),
+        ("Gelu", {"approximate": "tanh"}, 20),
+        ("Sqrt", {}, 13),
+        ("Log", {}, 13),
+        ("Abs", {}, 13),
+        ("Reciprocal", {}, 13),
+        ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, 13),
+        ("HardSwish", {}, 14),
+        ("Elu", {"alpha": 0.5}, 13),
+        ("Softplus", {}, 13),
+    ],
+)
+def test_unary_ops_match_onnxruntime(op, attrs, opset):
+    model = one_node(op, [("x", [2, 3, 5])], None, attrs, opset=opset)
+    graph = from_model(model)
+    feeds = {"x": RNG.uniform(0.5, 2.0, (2, 3, 5)).astype(np.float32) * (1 if op in ("Sqrt", "Log") else -1.5)}
+    (want,) = zoo.onnxruntime_outputs(model, feeds)
+    np.testing.assert_allclose(evaluate(graph, feeds)[graph.outputs[0]], want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("exponent", [2.0, 3.0, 0.5, -1.0, 1.5])
+def test_pow_by_a_constant(exponent):
+    x = ("x", [2, 3, 4])
+    graph = from_model(one_node("Pow", [x], None, None, {"e": np.array(exponent, np.float32)}))
+    assert [(n.op, n.attrs["exponent"]) for n in graph.nodes] == [("pow", exponent)]
+    feeds = {"x": RNG.uniform(0.5, 2.0, (2, 3, 4)).astype(np.float32)}
+    if exponent in (2.0, 3.0):
+        feeds["x"] *= RNG.choice([-1.0, 1.0], (2, 3, 4)).astype(np.float32)  # whole powers of negative bases
+    (want,) = zoo.onnxruntime_outputs(one_node("Pow", [x], None, None, {"e": np.array(exponent, np.float32)}), feeds)
+    np.testing.assert_allclose(evaluate(graph, feeds)[graph.outputs[0]], want, rtol=1e-5)
+    with pytest.raises(GraphError, match=r"\(Pow\): input 1 \(exponent\) must be a constant"):
+        from_model(one_node("Pow", [x, ("e", [1])], None))
+
+
+def test_prelu_slope_per_channel_in_either_form():
+    x = ("x", [1, 4, 5, 6])
+    check_matches_ort(one_node("PRelu", [x], None, None, {"s": RNG.uniform(0, 1, (4, 1, 1)).astype(np.float32)}))
+    graph = from_model(one_node("PRelu", [x], None, None, {"s": RNG.uniform(0, 1, 4).astype(np.float32)}))
+    assert graph.constants[graph.nodes[0].inputs[1]].shape == (4, 1, 1)  # as older exporters write it: (C,)
+
+
+def test_a_rank_0_constant_operand_broadcasts_as_one_value():
+    graph = check_matches_ort(one_node("Div", [("x", [2, 5])], None, None, {"s": np.array(8.0, np.float32)}))
+    assert graph.constants[graph.nodes[0].inputs[1]].shape == (1,)
+    sqrt = helper.make_node("Sqrt", ["c"], ["root"])  # a scale of 1 / sqrt(64), folded at conversion
+    div = helper.make_node("Div", ["x", "root"], ["y"])
+    model = graph_of([sqrt, div], [("x", [2, 5])], [("y", [2, 5])], {"c": np.array(64.0, np.float32)})
+    assert [n.op for n in check_matches_ort(model).nodes] == ["div"]
+
+
+def test_normalizations_match_onnxruntime():
+    x = ("x", [2, 6, 4, 5])
+    per = {"g": RNG.uniform(0.5, 1.5, 5).astype(np.float32), "b": RNG.standard_normal(5).astype(np.float32)}
+    check_matches_ort(one_node("LayerNormalization", [x], None, {"epsilon": 1e-3}, per, opset=17))
+    norm = {"g": RNG.uniform(0.5, 1.5, (4, 5)).astype(np.float32)}
+    check_matches_ort(one_node("LayerNormalization", [x], None, {"axis": 2}, norm, opset=17))
+    channel = {"g": RNG.uniform(0.5, 1.5, 6).astype(np.float32), "b": RNG.standard_normal(6).astype(np.float32)}
+    check_matches_ort(one_node("InstanceNormalization", [x], None, {"epsilon": 1e-4}, channel))
+    group = {"g": RNG.uniform(0.5, 1.5, 3).astype(np.float32), "b": RNG.standard_normal(3).astype(np.float32)}
+    graph = from_model(one_node("GroupNormalization", [x], None, {"num_groups": 3}, group, opset=18))
+    feeds = {"x": RNG.standard_normal((2, 6, 4, 5)).astype(np.float32)}
+    flat = feeds["x"].reshape(2, 3, -1)
+    normed = ((flat - flat.mean(-1, keepdims=True)) / np.sqrt(flat.var(-1, keepdims=True) + 1e-5)).reshape(2, 6, 4, 5)
+    want = normed * np.repeat(group["g"], 2)[:, None, None] + np.repeat(group["b"], 2)[:, None, None]
+    np.testing.assert_allclose(evaluate(graph, feeds)[graph.outputs[0]], want, atol=1e-5)
+    stats = helper.make_node("LayerNormalization", ["x", "g", "b"], ["y", "mean"], name="ln")
+    model = graph_of([stats], [x], [("y", [2, 6, 4, 5]), ("mean", None)], per, opset=17)
+    with pytest.raises(GraphError, match=r"node 'ln' \(LayerNormalization\): its Mean and InvStdDev outputs"):
+        from_model(model)
+
+
+def test_slice_split_expand_tile_of_computed_tensors():
+    x = ("x", [4, 6, 5])
+    ends = np.array([-(2**63), 2**63 - 1], np.int64)
+    consts = {"s": np.array([-1, 1], np.int64), "e": ends, "a": np.array([0, 2], np.int64), "t": np.array([-1, 2])}
+    assert [n.op for n in check_matches_ort(one_node("Slice", [x], None, None, consts)).nodes] == ["slice"]
+    split = helper.make_node("Split", ["x", "sizes"], ["p", "q"], axis=1)
+    outs = [("p", [4, 2, 5]), ("q", [4, 4, 5])]
+    graph = check_matches_ort(graph_of([split], [x], outs[:1], {"sizes": np.array([2, 4], np.int64)}, opset=13))
+    assert [n.op for n in graph.nodes] == ["slice"]  # the unread part is not computed
+    model = graph_of([helper.make_node("Split", ["x"], ["p", "q", "r"], axis=2, num_outputs=3)], [x], [("r", None)])
+    assert check_matches_ort(model).shape("r") == (4, 6, 1)  # 5 in parts of 2, 2, 1
+    check_matches_ort(
+        graph_of([helper.make_node("Split", ["x"], ["p", "q"], split=[3, 1])], [x], [("q", None)], opset=11)
+    )
+    check_matches_ort(one_node("Expand", [("x", [3, 1])], None, None, {"shape": np.array([2, 1, 4], np.int64)}))
+    check_matches_ort(one_node("Tile", [("x", [2, 3])], None, None, {"r": np.array([3, 2], np.int64)}))
+
+
+@pytest.mark.parametrize(
+    ("indices", "ops"),
+    [
+        (np.array(2, np.int64), ["slice", "reshape"]),  # a class token: x[:, 2]
+        (np.array([1, 3, 5], np.int64), ["slice"]),  # steps evenly
+        (np.array([-1, 0], np.int64), ["slice"]),
+        (np.array([[4, 0], [0, 2]], np.int64), ["slice", "slice", "slice", "slice", "concat", "reshape"]),
+    ],
+)
+def test_gather_with_constant_indices_of_a_computed_tensor(indices, ops):
+    graph = check_matches_ort(one_node("Gather", [("x", [2, 6, 3])], None, {"axis": 1}, {"i": indices}))
+    assert [n.op for n in graph.nodes] == ops
+    with pytest.raises(GraphError, match=r"indices \[6\] fall outside axis 1 of size 6"):
+        from_model(one_node("Gather", [("x", [2, 6, 3])], None, {"axis": 1}, {"i": np.array([6], np.int64)}))
+
+
+def test_a_dropouts_unread_mask_goes_and_an_output_keeps_its_name_through_identity():
+    relu = helper.make_node("Relu", ["x"], ["r"])
+    drop = helper.make_node("Dropout", ["r"], ["d", "mask"])
+    ident = helper.make_node("Identity", ["d"], ["y"])
+    graph = check_matches_ort(graph_of([relu, drop, ident], [("x", [2, 3])], [("y", [2, 3])]))
+    assert graph.outputs == ["y"] and [n.output for n in graph.nodes] == ["y"]
+    used = graph_of([relu, drop, ident], [("x", [2, 3])], [("y", [2, 3]), ("mask", None)])
+    with pytest.raises(GraphError, match="its mask output is used"):
+        from_model(used)
+    copy = helper.make_node("Identity", ["r"], ["y"])
+    both = graph_of([relu, copy], [("x", [2, 3])], [("r", [2, 3]), ("y", [2, 3])])  # two outputs, one tensor
+    assert from_model(both).outputs == ["r", "r"]
 
 
 # -- errors ---------------------------------------------------------------------------------------------------

@@ -387,7 +387,7 @@ def _split(f: _Frontend, attrs: dict[str, Any]) -> None:
         part = {"starts": (start,), "ends": (start + size,), "axes": (axis,)}
         if x in f.const:
             f.const[output] = np.take(f.const[x], range(start, start + size), axis=axis)
-        elif output:
+        elif output in f.read:
             f.emit("slice", [x], part, output)
         start += size
 

@@ -1,5 +1,6 @@
 """Models built in code, with seeded random weights, as ONNX (nothing is downloaded): ResNet-50 v1 (torchvision's
-structure), a MobileNet-v2-like net, a conditional DCGAN generator and a small MLP. They are exported in
+structure), a MobileNet-v2-like net, a MobileNet-v3-like net, a ConvNeXt-like net, a small ViT, a conditional DCGAN
+generator and a small MLP. They are exported in
 different opsets and forms (Clip bounds as inputs, initializers listed as graph inputs) so the frontend's
 variants are exercised."""
 
@@ -29,19 +30,49 @@ class _Builder:
         self.inits.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def node(self, op: str, inputs: list[str], **attrs) -> str:
+    def node(self, op: str, inputs: list[str], extra_outputs: int = 0, **attrs) -> str:
+        """A node; ``extra_outputs`` declares outputs past the first (a Dropout's mask) that nothing reads."""
         out = self.name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        outputs = [out] + [self.name(f"{op.lower()}_unused") for _ in range(extra_outputs)]
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=out, **attrs))
         return out
 
-    def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, group: int = 1, bias: bool = False) -> str:
+    def conv(
+        self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, group: int = 1, bias: bool = False, pad=None
+    ) -> str:
         fan_in = c_in // group * k * k
         w = self.rng.standard_normal((c_out, c_in // group, k, k)) * np.sqrt(2.0 / fan_in)
         ins = [x, self.const("w", w.astype(np.float32))]
         if bias:
             ins.append(self.const("b", (0.1 * self.rng.standard_normal(c_out)).astype(np.float32)))
-        pad = k // 2
+        pad = k // 2 if pad is None else pad
         return self.node("Conv", ins, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=group)
+
+    def linear(self, x: str, c_in: int, c_out: int) -> str:
+        """PyTorch's nn.Linear on a tensor of any rank as torch.onnx.export writes it: MatMul, then Add."""
+        w = self.rng.standard_normal((c_in, c_out)) * np.sqrt(1.0 / c_in)
+        b = 0.1 * self.rng.standard_normal(c_out)
+        y = self.node("MatMul", [x, self.const("linear_w", w.astype(np.float32))])
+        return self.node("Add", [y, self.const("linear_b", b.astype(np.float32))])
+
+    def layer_norm(self, x: str, c: int, axis: int = -1) -> str:
+        scale = self.const("ln_g", self.rng.uniform(0.8, 1.2, c).astype(np.float32))
+        bias = self.const("ln_b", (0.1 * self.rng.standard_normal(c)).astype(np.float32))
+        return self.node("LayerNormalization", [x, scale, bias], axis=axis, epsilon=1e-6)
+
+    def scalar(self, value: float) -> str:
+        """A rank-0 float constant, as exporters write a Python number."""
+        return self.const("scalar", np.array(value, np.float32))
+
+    def gelu_erf(self, x: str) -> str:
+        """GELU as exporters before opset 20 write it: x · 0.5 · (1 + erf(x / sqrt(2)))."""
+        e = self.node("Erf", [self.node("Div", [x, self.scalar(1.4142135381698608)])])
+        return self.node("Mul", [self.node("Mul", [x, self.node("Add", [e, self.scalar(1.0)])]), self.scalar(0.5)])
+
+    def hard_swish_ppocr(self, x: str) -> str:
+        """PP-OCR's hard-swish: x · relu6(x + 3) / 6 with rank-0 constants."""
+        shifted = self.node("Clip", [self.node("Add", [x, self.scalar(3.0)]), self.scalar(0.0), self.scalar(6.0)])
+        return self.node("Div", [self.node("Mul", [x, shifted]), self.scalar(6.0)])
 
     def bn(self, x: str, c: int, gamma: float = 1.0) -> str:
         rng = self.rng
@@ -179,7 +210,114 @@ def mlp(seed: int = 0) -> onnx.ModelProto:
     return b.model("mlp", [("x", [1, 64])], x, [1, 10], opset=7, initializers_as_inputs=True)
 
 
+def mobilenet_v3(seed: int = 0, size: int = 64) -> onnx.ModelProto:
+    """MobileNet-v3's building blocks as torchvision exports them (opset 14): HardSwish, squeeze-and-excite with
+    HardSigmoid and a broadcast Mul, 5x5 depthwise convs, residuals; the stem's activation in PP-OCR's form
+    (x · relu6(x + 3) / 6, rank-0 constants) and the classifier's hidden activation a PRelu, as detectors write
+    them; the classifier's Dropout declares its mask."""
+    b = _Builder(seed)
+
+    def act(v: str, kind: str) -> str:
+        return b.node("HardSwish" if kind == "hs" else "Relu", [v])
+
+    def squeeze_excite(v: str, c: int) -> str:
+        s = b.node("GlobalAveragePool", [v])
+        s = b.node("Relu", [b.conv(s, c, c // 4, 1, bias=True)])
+        s = b.node("HardSigmoid", [b.conv(s, c // 4, c, 1, bias=True)], alpha=1.0 / 6.0, beta=0.5)
+        return b.node("Mul", [v, s])
+
+    x = b.hard_swish_ppocr(b.bn(b.conv("input", 3, 16, 3, 2), 16))
+    c_in = 16
+    for hidden, c, k, stride, se, kind in (
+        (16, 16, 3, 2, True, "re"),
+        (72, 24, 3, 2, False, "re"),
+        (96, 40, 5, 2, True, "hs"),
+        (240, 40, 5, 1, True, "hs"),
+    ):
+        y = x if hidden == c_in else act(b.bn(b.conv(x, c_in, hidden, 1), hidden), kind)
+        y = act(b.bn(b.conv(y, hidden, hidden, k, stride, group=hidden), hidden), kind)
+        if se:
+            y = squeeze_excite(y, hidden)
+        y = b.bn(b.conv(y, hidden, c, 1), c, gamma=0.5)
+        x = b.node("Add", [x, y]) if stride == 1 and c_in == c else y
+        c_in = c
+    x = b.node("HardSwish", [b.bn(b.conv(x, c_in, 240, 1), 240)])
+    x = b.conv(b.node("GlobalAveragePool", [x]), 240, 128, 1, bias=True)
+    slope = b.const("prelu_slope", b.rng.uniform(0.05, 0.3, (128, 1, 1)).astype(np.float32))
+    x = b.node("Flatten", [b.node("PRelu", [x, slope])], axis=1)
+    x = b.gemm(b.node("Dropout", [x], extra_outputs=1), 128, 10)
+    return b.model("mobilenet_v3", [("input", [1, 3, size, size])], x, [1, 10], opset=14)
+
+
+def convnext(seed: int = 0, size: int = 64) -> onnx.ModelProto:
+    """ConvNeXt's structure as torchvision exports it (opset 17): a 4x4 patchify stem, blocks of a 7x7 depthwise
+    conv, a channels-last LayerNormalization between Transposes, Linear (MatMul + Add on a 4-D tensor), GELU in
+    its Erf form, Linear, a layer scale and a residual; a downsampling LayerNorm + 2x2 conv; the head's mean over
+    H and W, LayerNorm and Gemm."""
+    b = _Builder(seed)
+
+    def channels_last(v: str) -> str:
+        return b.node("Transpose", [v], perm=[0, 2, 3, 1])
+
+    def channels_first(v: str) -> str:
+        return b.node("Transpose", [v], perm=[0, 3, 1, 2])
+
+    def block(v: str, c: int) -> str:
+        y = channels_last(b.conv(v, c, c, 7, group=c, bias=True))
+        y = b.linear(b.gelu_erf(b.linear(b.layer_norm(y, c), c, 4 * c)), 4 * c, c)
+        y = b.node("Mul", [y, b.const("layer_scale", b.rng.uniform(0.1, 0.5, c).astype(np.float32))])
+        return b.node("Add", [v, channels_first(y)])
+
+    x = channels_first(b.layer_norm(channels_last(b.conv("input", 3, 32, 4, 4, bias=True, pad=0)), 32))
+    x = block(block(x, 32), 32)
+    x = b.conv(channels_first(b.layer_norm(channels_last(x), 32)), 32, 64, 2, 2, bias=True, pad=0)
+    x = block(x, 64)
+    x = b.layer_norm(b.node("ReduceMean", [x], axes=[-2, -1], keepdims=0), 64)
+    x = b.gemm(x, 64, 10)
+    return b.model("convnext", [("input", [1, 3, size, size])], x, [1, 10], opset=17)
+
+
+def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int = 4, depth: int = 2):
+    """A Vision Transformer as timm exports it (opset 18): patch embedding conv, Reshape + Transpose to tokens, a
+    class token Concat and position embedding Add, blocks of pre-LayerNorm multi-head attention (one qkv Linear,
+    Reshape, Transpose, Gather of q, k and v, batched 4-D MatMuls, a scale by a rank-0 constant, Softmax) and an
+    MLP with GELU in its Erf form; the class token taken by Gather, a Gemm head, and an Identity before the
+    output. The first block scales q by Mul, the second the scores by Div, as exporters differ."""
+    b = _Builder(seed)
+    tokens, head_dim = (size // patch) ** 2 + 1, dim // heads
+    x = b.conv("input", 3, dim, patch, patch, bias=True, pad=0)
+    x = b.node(
+        "Transpose", [b.node("Reshape", [x, b.const("shape", np.array([1, dim, -1], np.int64))])], perm=[0, 2, 1]
+    )
+    cls = b.const("cls_token", (0.1 * b.rng.standard_normal((1, 1, dim))).astype(np.float32))
+    x = b.node("Concat", [cls, x], axis=1)
+    x = b.node("Add", [x, b.const("pos_embed", (0.1 * b.rng.standard_normal((1, tokens, dim))).astype(np.float32))])
+    x = b.node("Dropout", [x], extra_outputs=1)
+    for layer in range(depth):
+        qkv = b.linear(b.layer_norm(x, dim), dim, 3 * dim)
+        qkv = b.node("Reshape", [qkv, b.const("shape", np.array([1, tokens, 3, heads, head_dim], np.int64))])
+        qkv = b.node("Transpose", [qkv], perm=[2, 0, 3, 1, 4])
+        q, k, v = (b.node("Gather", [qkv, b.const("index", np.array(i, np.int64))], axis=0) for i in range(3))
+        scale = b.scalar(head_dim**-0.5)
+        if layer == 0:
+            q = b.node("Mul", [q, scale])
+        scores = b.node("MatMul", [q, b.node("Transpose", [k], perm=[0, 1, 3, 2])])
+        if layer != 0:
+            scores = b.node("Div", [scores, b.scalar(head_dim**0.5)])
+        attended = b.node("MatMul", [b.node("Softmax", [scores], axis=-1), v])
+        attended = b.node("Transpose", [attended], perm=[0, 2, 1, 3])
+        attended = b.node("Reshape", [attended, b.const("shape", np.array([1, tokens, dim], np.int64))])
+        x = b.node("Add", [x, b.linear(attended, dim, dim)])
+        x = b.node("Add", [x, b.linear(b.gelu_erf(b.linear(b.layer_norm(x, dim), dim, 2 * dim)), 2 * dim, dim)])
+    x = b.node("Gather", [b.layer_norm(x, dim), b.const("index", np.array(0, np.int64))], axis=1)
+    x = b.node("Identity", [b.gemm(x, dim, 10)])
+    return b.model("vit", [("input", [1, 3, size, size])], x, [1, 10], opset=18)
+
+
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
+    "mobilenet_v3": mobilenet_v3,
+    "convnext": convnext,
+    "vit": vit,
     "resnet50": resnet50,
     "mobilenet_v2": mobilenet_v2,
     "dcgan": dcgan_generator,
