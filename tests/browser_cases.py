@@ -19,6 +19,7 @@ UNARY = {
     "hard_swish": {},
     "elu": {"alpha": 0.7},
     "softplus": {},
+    "silu": {},
 }
 BINARY = ("add", "sub", "mul", "div", "max", "min")
 

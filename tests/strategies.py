@@ -312,7 +312,7 @@ def resize_case(draw):
 
 UNARY_OPS = (
     *("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "pow"),
-    *("erf", "gelu", "hard_sigmoid", "hard_swish", "elu", "softplus"),
+    *("erf", "gelu", "hard_sigmoid", "hard_swish", "elu", "softplus", "silu"),
 )
 CASES = {
     "conv2d": conv2d_case(),

@@ -10,7 +10,7 @@ from kgen.graph import memory, zoo
 from kgen.graph.execute import evaluate
 from kgen.graph.ir import Graph, Node, Value
 from kgen.graph.onnx import from_model
-from kgen.graph.passes import fold_batchnorm, fold_constants, fuse_epilogues, optimize
+from kgen.graph.passes import fold_batchnorm, fold_constants, fuse_epilogues, optimize, recognize
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +121,72 @@ def test_lifetimes_keep_outputs_and_prepared_copies():
     sizes = dict.fromkeys(["x", "a", "b", "tmp", "y", "pack"], 4)
     life = {t.name: (t.first, t.last) for t in memory.lifetimes(steps, sizes, keep=["y"], always=["pack"])}
     assert life == {"x": (-1, 0), "a": (0, 1), "b": (1, 2), "tmp": (1, 1), "y": (2, 3), "pack": (-1, 3)}
+
+
+# -- recognition of decomposed ops ------------------------------------------------------------------------------
+
+
+def _chain(build, shape=(2, 3, 8), opset=14):
+    """A model whose one output is ``build(b, "x")`` on an input of ``shape`` (zoo's builder: seeded constants)."""
+    b = zoo._Builder(0)
+    out = build(b, "x")
+    return b.model("pattern", [("x", list(shape))], out, list(shape), opset=opset)
+
+
+def _recognized(model):
+    graph = from_model(model)
+    recognized = recognize(graph)
+    same_outputs(graph, recognized, atol=1e-5)
+    return [n.op for n in recognized.nodes]
+
+
+def _gelu_half_last(b, x):
+    return b.gelu_erf(x)
+
+
+def _gelu_half_first(b, x):
+    half = b.node("Mul", [x, b.scalar(0.5)])
+    scaled = b.node("Mul", [x, b.scalar(0.7071067811865476)])
+    return b.node("Mul", [half, b.node("Add", [b.scalar(1.0), b.node("Erf", [scaled])])])
+
+
+def _rms_div(b, x):
+    mean_square = b.node("ReduceMean", [b.node("Mul", [x, x])], axes=[-1])
+    normed = b.node("Div", [x, b.node("Sqrt", [b.node("Add", [mean_square, b.scalar(1e-6)])])])
+    return b.node("Mul", [normed, b.const("w", np.linspace(0.5, 1.5, 8, dtype=np.float32))])
+
+
+def _rms_reciprocal(b, x):
+    mean_square = b.node("ReduceMean", [b.node("Pow", [x, b.scalar(2.0)])], axes=[2])
+    inverse = b.node("Reciprocal", [b.node("Sqrt", [b.node("Add", [mean_square, b.scalar(1e-5)])])])
+    return b.node("Mul", [x, inverse])
+
+
+@pytest.mark.parametrize(
+    ("build", "ops"),
+    [
+        (_gelu_half_last, ["gelu"]),
+        (_gelu_half_first, ["gelu"]),
+        (lambda b, x: b.node("Mul", [b.node("Sigmoid", [x]), x]), ["silu"]),
+        (lambda b, x: b.layer_norm(x, 8, decomposed=True), ["layer_norm"]),
+        (_rms_div, ["rms_norm"]),
+        (_rms_reciprocal, ["rms_norm"]),
+    ],
+)
+def test_decomposed_forms_become_one_op(build, ops):
+    assert _recognized(_chain(build)) == ops
+
+
+def test_a_pattern_whose_inner_value_is_read_elsewhere_stays_as_written():
+    def erf_read_twice(b, x):
+        erf = b.node("Erf", [b.node("Div", [x, b.scalar(1.4142135)])])
+        gelu = b.node("Mul", [b.node("Mul", [x, b.node("Add", [erf, b.scalar(1.0)])]), b.scalar(0.5)])
+        return b.node("Add", [gelu, erf])
+
+    def mean_over_a_middle_axis(b, x):
+        centered = b.node("Sub", [x, b.node("ReduceMean", [x], axes=[1])])
+        variance = b.node("ReduceMean", [b.node("Pow", [centered, b.scalar(2.0)])], axes=[1])
+        return b.node("Div", [centered, b.node("Sqrt", [b.node("Add", [variance, b.scalar(1e-5)])])])
+
+    assert "gelu" not in _recognized(_chain(erf_read_twice))
+    assert "layer_norm" not in _recognized(_chain(mean_over_a_middle_axis))

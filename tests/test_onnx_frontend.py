@@ -137,7 +137,7 @@ def test_shape_arithmetic_is_folded():
     assert [n.op for n in converted.nodes] == ["reshape"]
 
 
-@pytest.mark.parametrize("name", ["mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit"])
+@pytest.mark.parametrize("name", ["mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "vit_opset14"])
 def test_zoo_models_match_onnxruntime(name):
     check_matches_ort(zoo.MODELS[name](), atol=1e-3)
 

@@ -55,10 +55,16 @@ class _Builder:
         y = self.node("MatMul", [x, self.const("linear_w", w.astype(np.float32))])
         return self.node("Add", [y, self.const("linear_b", b.astype(np.float32))])
 
-    def layer_norm(self, x: str, c: int, axis: int = -1) -> str:
+    def layer_norm(self, x: str, c: int, decomposed: bool = False) -> str:
+        """LayerNormalization over the last axis, or (``decomposed``) as exporters before opset 17 write it."""
         scale = self.const("ln_g", self.rng.uniform(0.8, 1.2, c).astype(np.float32))
         bias = self.const("ln_b", (0.1 * self.rng.standard_normal(c)).astype(np.float32))
-        return self.node("LayerNormalization", [x, scale, bias], axis=axis, epsilon=1e-6)
+        if not decomposed:
+            return self.node("LayerNormalization", [x, scale, bias], axis=-1, epsilon=1e-6)
+        centered = self.node("Sub", [x, self.node("ReduceMean", [x], axes=[-1])])
+        variance = self.node("ReduceMean", [self.node("Pow", [centered, self.scalar(2.0)])], axes=[-1])
+        root = self.node("Sqrt", [self.node("Add", [variance, self.scalar(1e-6)])])
+        return self.node("Add", [self.node("Mul", [self.node("Div", [centered, root]), scale]), bias])
 
     def scalar(self, value: float) -> str:
         """A rank-0 float constant, as exporters write a Python number."""
@@ -277,12 +283,13 @@ def convnext(seed: int = 0, size: int = 64) -> onnx.ModelProto:
     return b.model("convnext", [("input", [1, 3, size, size])], x, [1, 10], opset=17)
 
 
-def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int = 4, depth: int = 2):
+def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int = 4, depth: int = 2, opset: int = 18):
     """A Vision Transformer as timm exports it (opset 18): patch embedding conv, Reshape + Transpose to tokens, a
     class token Concat and position embedding Add, blocks of pre-LayerNorm multi-head attention (one qkv Linear,
     Reshape, Transpose, Gather of q, k and v, batched 4-D MatMuls, a scale by a rank-0 constant, Softmax) and an
     MLP with GELU in its Erf form; the class token taken by Gather, a Gemm head, and an Identity before the
-    output. The first block scales q by Mul, the second the scores by Div, as exporters differ."""
+    output. The first block scales q by Mul, the second the scores by Div, as exporters differ. Before opset 17
+    its LayerNorms are decomposed, as exporters then write them."""
     b = _Builder(seed)
     tokens, head_dim = (size // patch) ** 2 + 1, dim // heads
     x = b.conv("input", 3, dim, patch, patch, bias=True, pad=0)
@@ -294,7 +301,7 @@ def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int
     x = b.node("Add", [x, b.const("pos_embed", (0.1 * b.rng.standard_normal((1, tokens, dim))).astype(np.float32))])
     x = b.node("Dropout", [x], extra_outputs=1)
     for layer in range(depth):
-        qkv = b.linear(b.layer_norm(x, dim), dim, 3 * dim)
+        qkv = b.linear(b.layer_norm(x, dim, opset < 17), dim, 3 * dim)
         qkv = b.node("Reshape", [qkv, b.const("shape", np.array([1, tokens, 3, heads, head_dim], np.int64))])
         qkv = b.node("Transpose", [qkv], perm=[2, 0, 3, 1, 4])
         q, k, v = (b.node("Gather", [qkv, b.const("index", np.array(i, np.int64))], axis=0) for i in range(3))
@@ -308,16 +315,18 @@ def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int
         attended = b.node("Transpose", [attended], perm=[0, 2, 1, 3])
         attended = b.node("Reshape", [attended, b.const("shape", np.array([1, tokens, dim], np.int64))])
         x = b.node("Add", [x, b.linear(attended, dim, dim)])
-        x = b.node("Add", [x, b.linear(b.gelu_erf(b.linear(b.layer_norm(x, dim), dim, 2 * dim)), 2 * dim, dim)])
-    x = b.node("Gather", [b.layer_norm(x, dim), b.const("index", np.array(0, np.int64))], axis=1)
+        mlp = b.linear(b.gelu_erf(b.linear(b.layer_norm(x, dim, opset < 17), dim, 2 * dim)), 2 * dim, dim)
+        x = b.node("Add", [x, mlp])
+    x = b.node("Gather", [b.layer_norm(x, dim, opset < 17), b.const("index", np.array(0, np.int64))], axis=1)
     x = b.node("Identity", [b.gemm(x, dim, 10)])
-    return b.model("vit", [("input", [1, 3, size, size])], x, [1, 10], opset=18)
+    return b.model("vit", [("input", [1, 3, size, size])], x, [1, 10], opset=opset)
 
 
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "mobilenet_v3": mobilenet_v3,
     "convnext": convnext,
     "vit": vit,
+    "vit_opset14": lambda seed=0: vit(seed, opset=14),
     "resnet50": resnet50,
     "mobilenet_v2": mobilenet_v2,
     "dcgan": dcgan_generator,

@@ -136,6 +136,7 @@ UNARY: dict[str, _Unary] = {
         "x if x >= 0 else alpha · (exp(x) - 1)",
         (Attr("alpha", "float", 1.0, "scale for x < 0"),),
     ),
+    "silu": _Unary(lambda v, a: v * te.sigmoid(v), lambda x, a: x / (1.0 + np.exp(-x)), "x · sigmoid(x) (swish)"),
     # written so that exp never overflows: max(x, 0) + log(1 + exp(-|x|))
     "softplus": _Unary(
         lambda v, a: te.maximum(v, 0.0) + te.log(1.0 + te.exp(-te.unary("abs", v))),

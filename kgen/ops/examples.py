@@ -41,7 +41,7 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
         op: _UNARY
         for op in ("relu", "sigmoid", "tanh", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "erf", "hard_swish")
     },
-    **{op: _UNARY for op in ("elu", "softplus", "hard_sigmoid")},
+    **{op: _UNARY for op in ("elu", "softplus", "hard_sigmoid", "silu")},
     "pow": ([(1, 64, 56, 56)], {"exponent": 2.0}),
     "gelu": ([(1, 197, 768)], {}),  # ViT-Base's MLP
     "prelu": ([(1, 64, 56, 56), (64, 1, 1)], {}),

@@ -6,8 +6,9 @@ from kgen.graph.ir import Graph
 from kgen.graph.passes.fold_batchnorm import fold_batchnorm
 from kgen.graph.passes.fold_constants import fold_constants
 from kgen.graph.passes.fuse_epilogues import fuse_epilogues
+from kgen.graph.passes.recognize import recognize
 
-PIPELINE = (fold_constants, fold_batchnorm, fuse_epilogues)
+PIPELINE = (fold_constants, recognize, fold_batchnorm, fuse_epilogues)
 
 
 def optimize(graph: Graph) -> Graph:
@@ -17,4 +18,4 @@ def optimize(graph: Graph) -> Graph:
     return graph
 
 
-__all__ = ["PIPELINE", "fold_batchnorm", "fold_constants", "fuse_epilogues", "optimize"]
+__all__ = ["PIPELINE", "fold_batchnorm", "fold_constants", "fuse_epilogues", "optimize", "recognize"]

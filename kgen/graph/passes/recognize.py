@@ -1,0 +1,202 @@
+"""Recognition: the decomposed forms exporters write for ops kgen has become those ops, so that each is one
+kernel that fuses into its producer and is tuned as one:
+
+- GELU in its Erf form, x · 0.5 · (1 + erf(x / sqrt 2)), in either order of the products;
+- SiLU, x · sigmoid(x);
+- LayerNorm as opsets before 17 write it (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by the
+  scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal).
+
+A match needs every intermediate result to be read by the pattern alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from kgen.graph.ir import Graph, Node
+
+
+@dataclasses.dataclass
+class _Match:
+    node: Node  # the recognized op, taking the place (and output) of the pattern's last node
+    consumed: list[Node]  # every other node of the pattern
+
+
+class _Matcher:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.producer = graph.producer()
+        self.consumers = graph.consumers()
+        self.constants = dict(graph.constants)
+        self.uses: dict[str, int] = {}
+        for n in graph.nodes:
+            for i in n.all_inputs:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        self.consumed: set[int] = set()
+
+    def node(self, name: str, op: str, uses: int = 1) -> Node | None:
+        """The node of ``op`` that produces ``name``, which ``uses`` reads take and no graph output names."""
+        n = self.producer.get(name)
+        if n is None or n.op != op or n.epilogue or id(n) in self.consumed or name in self.graph.outputs:
+            return None
+        return n if self.uses.get(name) == uses else None
+
+    def only_user(self, node: Node, op: str) -> Node | None:
+        users = self.consumers.get(node.output, [])
+        if len(users) != 1 or self.uses.get(node.output) != 1 or node.output in self.graph.outputs:
+            return None
+        return users[0] if users[0].op == op and not users[0].epilogue else None
+
+    def value(self, name: str) -> float | None:
+        """A constant holding one value."""
+        c = self.constants.get(name)
+        return float(c.reshape(-1)[0]) if c is not None and c.size == 1 else None
+
+    def near(self, name: str, want: float) -> bool:
+        v = self.value(name)
+        return v is not None and math.isclose(v, want, rel_tol=1e-5)
+
+    def ones(self, like: str) -> str:
+        name = f"{like}__kgen_ones"
+        self.constants[name] = np.ones(1, np.float32)
+        return name
+
+
+def _pairs(node: Node) -> Iterator[tuple[str, str]]:
+    if len(node.inputs) == 2:
+        a, b = node.inputs
+        yield a, b
+        yield b, a
+
+
+def _replace(last: Node, op: str, inputs: list[str], attrs: dict) -> Node:
+    return dataclasses.replace(last, op=op, inputs=inputs, attrs=attrs, epilogue=[])
+
+
+def _erf_half(m: _Matcher, name: str) -> tuple[str, list[Node]] | None:
+    """``name`` = 1 + erf(x / sqrt 2) (or erf(x · sqrt 0.5)): x and the three nodes."""
+    add = m.node(name, "add")
+    for e, one in _pairs(add) if add else ():
+        erf = m.node(e, "erf")
+        scaled = erf and m.producer.get(erf.inputs[0])
+        if not (m.near(one, 1.0) and scaled and m.node(scaled.output, scaled.op)):
+            continue
+        for x, c in _pairs(scaled):
+            if (scaled.op == "div" and m.near(c, math.sqrt(2.0))) or (scaled.op == "mul" and m.near(c, math.sqrt(0.5))):
+                return x, [scaled, erf, add]
+    return None
+
+
+def _gelu(m: _Matcher, last: Node) -> _Match | None:
+    """last = (x · h) · 0.5 or (x · 0.5) · h, where h = 1 + erf(x / sqrt 2)."""
+    for u, v in _pairs(last):
+        inner = m.node(u, "mul")
+        for x, b in _pairs(inner) if inner else ():
+            for half, scale in ((b, v), (v, b)):
+                found = _erf_half(m, half)
+                if found and found[0] == x and m.near(scale, 0.5):
+                    return _Match(_replace(last, "gelu", [x], {"approximate": "none"}), [*found[1], inner])
+    return None
+
+
+def _silu(m: _Matcher, last: Node) -> _Match | None:
+    for x, s in _pairs(last):
+        sig = m.node(s, "sigmoid")
+        if sig and sig.inputs[0] == x:
+            return _Match(_replace(last, "silu", [x], {}), [sig])
+    return None
+
+
+def _trailing_axis(m: _Matcher, node: Node, x: str) -> int | None:
+    """The first axis of a keepdims reduce_mean over the trailing axes of ``x``, else None."""
+    rank = len(m.graph.shape(x))
+    axes = node.attrs["axes"]
+    axes = sorted(a % rank for a in (range(rank) if axes is None else axes))
+    return axes[0] if node.attrs["keepdims"] and axes == list(range(axes[0], rank)) else None
+
+
+def _squares(m: _Matcher, name: str, x: str) -> Node | None:
+    """The node computing ``name`` = x², as Pow(x, 2) or Mul(x, x)."""
+    pw = m.node(name, "pow")
+    if pw and pw.inputs[0] == x and pw.attrs["exponent"] == 2.0:
+        return pw
+    sq = m.node(name, "mul")
+    return sq if sq and sq.inputs == [x, x] else None
+
+
+def _inverse_root(m: _Matcher, normed: Node) -> tuple[str, Node, float, list[Node]] | None:
+    """``normed`` = v / sqrt(mean + eps), or v · reciprocal(sqrt(mean + eps)): v, the mean's node, eps and the
+    nodes between."""
+    for v, denominator in _pairs(normed):
+        chain: list[Node] = []
+        if normed.op == "mul":
+            recip = m.node(denominator, "reciprocal")
+            if recip is None:
+                continue
+            chain, denominator = [recip], recip.inputs[0]
+        elif v != normed.inputs[0]:
+            continue  # a Div divides its first operand
+        root = m.node(denominator, "sqrt")
+        plus = root and m.node(root.inputs[0], "add")
+        for mean, eps in _pairs(plus) if plus else ():
+            variance = m.node(mean, "reduce_mean")
+            if variance and m.value(eps) is not None:
+                return v, variance, m.value(eps), [variance, plus, root, *chain]
+    return None
+
+
+def _layer_norm(m: _Matcher, normed: Node) -> _Match | None:
+    found = _inverse_root(m, normed)
+    if found is None:
+        return None
+    v, variance, eps, chain = found
+    centered = m.node(v, "sub", uses=2)
+    mean = centered and m.node(centered.inputs[1], "reduce_mean")
+    if centered and mean and mean.inputs[0] == centered.inputs[0]:  # LayerNorm: (x - mean(x)) squared
+        x, op, parts = centered.inputs[0], "layer_norm", [mean, centered]
+    else:  # RMSNorm: x itself squared
+        x, op, parts = v, "rms_norm", []
+    square = _squares(m, variance.inputs[0], v)
+    axis = _trailing_axis(m, variance, x)
+    if square is None or axis is None or (mean and parts and _trailing_axis(m, mean, x) != axis):
+        return None
+    # the Mul by a constant scale and the Add of a constant bias that follow join the norm
+    normalized = m.graph.shape(x)[axis:]
+    last, params, consumed = normed, [], [*parts, square, *chain]
+    for kind in ("mul", "add"):
+        step = m.only_user(last, kind)
+        other = step and next((i for i in step.inputs if i != last.output), None)
+        c = m.constants.get(other) if other else None
+        if c is None or c.ndim > len(normalized) or np.broadcast_shapes(c.shape, normalized) != normalized:
+            break
+        params += [m.ones(x)] if kind == "add" and not params else []
+        params.append(other)
+        consumed.append(last)
+        last = step
+    node = _replace(last, op, [x, *(params or [m.ones(x)])], {"axis": axis, "epsilon": eps})
+    return _Match(node, consumed)
+
+
+PATTERNS = {"mul": (_gelu, _silu, _layer_norm), "div": (_layer_norm,)}
+
+
+def recognize(graph: Graph) -> Graph:
+    m = _Matcher(graph)
+    replacements: dict[int, Node] = {}
+    for node in graph.nodes:
+        if id(node) in m.consumed or id(node) in replacements:
+            continue
+        for pattern in PATTERNS.get(node.op, ()):
+            match = pattern(m, node)
+            if match is None:
+                continue
+            last = next(n for n in graph.nodes if n.output == match.node.output)
+            replacements[id(last)] = match.node
+            m.consumed.update(id(n) for n in match.consumed)
+            break
+    nodes = [replacements.get(id(n), n) for n in graph.nodes if id(n) not in m.consumed]
+    used = {i for n in nodes for i in n.all_inputs}
+    return dataclasses.replace(graph, nodes=nodes, constants={k: v for k, v in m.constants.items() if k in used})
