@@ -20,8 +20,13 @@ UNARY = {
     "elu": {"alpha": 0.7},
     "softplus": {},
     "silu": {},
+    "floor": {},
+    "ceil": {},
+    "trunc": {},
+    "not": {},
 }
-BINARY = ("add", "sub", "mul", "div", "max", "min")
+BINARY = ("add", "sub", "mul", "div", "max", "min", "equal", "less", "less_or_equal", "greater", "greater_or_equal")
+BINARY += ("and", "or")
 
 CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "conv2d": [
@@ -76,5 +81,7 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     ],
     **{op: [([(3, 5, 7)], attrs), ([(2, 4, 8)], attrs)] for op, attrs in UNARY.items()},
     **{op: [([(3, 1, 7), (5, 1)], {}), ([(2, 4, 8), (8,)], {})] for op in BINARY},
+    "mod": [([(3, 1, 7), (5, 1)], {}), ([(2, 4, 8), (8,)], {"fmod": 1})],
+    "where": [([(3, 1, 7), (5, 1), (1,)], {}), ([(4, 8), (2, 4, 8), (8,)], {})],
     "prelu": [([(1, 3, 5, 7), (3, 1, 1)], {}), ([(2, 4, 8), (8,)], {})],
 }

@@ -174,6 +174,12 @@ def prelu_case(draw):
 
 
 @st.composite
+def where_case(draw):
+    shapes = draw(mutually_broadcastable_shapes(num_shapes=3, min_dims=1, max_dims=4, max_side=5)).input_shapes
+    return list(shapes), {}
+
+
+@st.composite
 def softmax_case(draw):
     shape = draw(shape_of())
     return [shape], {"axis": draw(st.integers(-len(shape), len(shape) - 1))}
@@ -310,9 +316,13 @@ def resize_case(draw):
     return [shape], attrs
 
 
+BINARY_OPS = (
+    *("add", "sub", "mul", "div", "max", "min"),
+    *("equal", "less", "less_or_equal", "greater", "greater_or_equal", "and", "or"),
+)
 UNARY_OPS = (
     *("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "pow"),
-    *("erf", "gelu", "hard_sigmoid", "hard_swish", "elu", "softplus", "silu"),
+    *("erf", "gelu", "hard_sigmoid", "hard_swish", "elu", "softplus", "silu", "floor", "ceil", "trunc", "not"),
 )
 CASES = {
     "conv2d": conv2d_case(),
@@ -343,7 +353,9 @@ CASES = {
     "resize": resize_case(),
     **{op: unary_case(op) for op in UNARY_OPS},
     "prelu": prelu_case(),
-    **{op: binary_case() for op in ("add", "sub", "mul", "div", "max", "min")},
+    **{op: binary_case() for op in BINARY_OPS},
+    "mod": st.tuples(binary_case(), st.sampled_from([0, 1])).map(lambda c: (c[0][0], {"fmod": c[1]})),
+    "where": where_case(),
 }
 
 

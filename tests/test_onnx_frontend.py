@@ -288,6 +288,76 @@ def test_a_dropouts_unread_mask_goes_and_an_output_keeps_its_name_through_identi
     assert from_model(both).outputs == ["r", "r"]
 
 
+def check_int_inputs(model, feeds, atol=1e-6):
+    """``model`` run by kgen's graph (integers and booleans carried in float32) against onnxruntime."""
+    graph = from_model(model)
+    wants = zoo.onnxruntime_outputs(model, feeds)
+    got = evaluate(graph, {k: v.astype(np.float32) for k, v in feeds.items()})
+    for name, want in zip(graph.outputs, wants, strict=True):
+        np.testing.assert_allclose(got[name], want.astype(np.float32), atol=atol)
+    return graph
+
+
+def test_integer_and_boolean_inputs_with_comparisons_logic_where_and_casts():
+    T = TensorProto
+    nodes = [
+        helper.make_node("Equal", ["ids", "zero"], ["pad"]),
+        helper.make_node("Not", ["pad"], ["real"]),
+        helper.make_node("And", ["real", "flag"], ["both"]),
+        helper.make_node("Or", ["both", "pad"], ["either"]),
+        helper.make_node("Cast", ["either"], ["either_f"], to=T.FLOAT),
+        helper.make_node("Less", ["x", "zero_f"], ["negative"]),
+        helper.make_node("Where", ["negative", "x", "either_f"], ["picked"]),
+        helper.make_node("Mod", ["ids", "three"], ["rest"]),
+        helper.make_node("Div", ["ids", "two"], ["half"]),  # integer division truncates
+        helper.make_node("Cast", ["x"], ["x_int"], to=T.INT64),  # toward zero
+        helper.make_node("Cast", ["x_int"], ["x_bool"], to=T.BOOL),
+        helper.make_node("GreaterOrEqual", ["half", "rest"], ["ge"]),
+    ]
+    shape = [2, 5]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("ids", T.INT64, shape),
+            helper.make_tensor_value_info("flag", T.BOOL, shape),
+            helper.make_tensor_value_info("x", T.FLOAT, shape),
+        ],
+        [
+            helper.make_tensor_value_info(n, t, shape)
+            for n, t in (("picked", T.FLOAT), ("rest", T.INT64), ("half", T.INT64), ("x_bool", T.BOOL), ("ge", T.BOOL))
+        ],
+        [
+            numpy_helper.from_array(np.array(0, np.int64), "zero"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"),
+            numpy_helper.from_array(np.array(3, np.int64), "three"),
+            numpy_helper.from_array(np.array(-2, np.int64), "two"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    feeds = {
+        "ids": RNG.integers(-7, 8, shape).astype(np.int64),
+        "flag": RNG.integers(0, 2, shape).astype(bool),
+        "x": (RNG.standard_normal(shape) * 3).astype(np.float32),
+    }
+    converted = check_int_inputs(model, feeds)
+    assert [v.dtype for v in converted.inputs] == ["int32", "bool", "float32"]
+    assert [converted.values[o].dtype for o in converted.outputs] == ["float32", "int32", "int32", "bool", "bool"]
+
+
+def test_shape_arithmetic_with_comparisons_and_where_is_folded():
+    # Reshape's target as newer exporters compute it: Where(Equal(shape, -1), 1, shape)
+    nodes = [
+        helper.make_node("Equal", ["target", "minus_one"], ["unknown"]),
+        helper.make_node("Where", ["unknown", "one", "target"], ["fixed"]),
+        helper.make_node("Reshape", ["x", "fixed"], ["y"]),
+    ]
+    consts = {"target": np.array([2, -1], np.int64), "minus_one": np.array(-1, np.int64), "one": np.array(1, np.int64)}
+    model = graph_of(nodes, [("x", [2, 1])], [("y", [2, 1])], consts, opset=13)
+    assert [n.op for n in check_matches_ort(model).nodes] == ["reshape"]
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 
@@ -316,15 +386,17 @@ def test_dynamic_input_needs_input_shape():
     assert graph.shape(graph.outputs[0]) == (2, 3, 8, 8)
 
 
-def test_non_float_input_is_refused():
+def test_an_input_of_another_dtype_is_refused():
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph(
         [node],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.INT32, [4])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [4])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [4])],
     )
-    with pytest.raises(GraphError, match="graph input 'x' has dtype INT32; kgen takes float32 inputs only"):
+    with pytest.raises(
+        GraphError, match="graph input 'x' has dtype FLOAT16; kgen takes float32, int64, int32 and bool"
+    ):
         from_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
 
 

@@ -155,7 +155,7 @@ def test_validation_error(op, shapes, attrs, message):
 
 
 def test_unknown_op_lists_known_ones():
-    with pytest.raises(OpError, match=r"conv3d: unknown op \(known ops: abs, add, avg_pool2d"):
+    with pytest.raises(OpError, match=r"conv3d: unknown op \(known ops: abs, add, and, avg_pool2d"):
         get_op("conv3d")
 
 

@@ -30,6 +30,9 @@ UNARY = {
     "sigmoid": "(1.0 / (1.0 + exp(-{0})))",
     "sqrt": "sqrt({0})",
     "abs": "abs({0})",
+    "floor": "floor({0})",
+    "ceil": "ceil({0})",
+    "trunc": "trunc({0})",
 }
 BINARY = {
     "add": "({0} + {1})",

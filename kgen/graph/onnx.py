@@ -61,7 +61,14 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return out
 
 
-_FLOAT_TYPES = {onnx.TensorProto.FLOAT: "float32"}
+T = onnx.TensorProto
+# what a graph input of each ONNX dtype holds: int64 token ids fit in int32 (the runtime refuses what does not)
+_INPUT_KINDS = {T.FLOAT: "float32", T.INT64: "int32", T.INT32: "int32", T.BOOL: "bool"}
+EXACT = 2**24  # integers up to this are exact in float32, where kernels carry them
+
+
+def _kind_of(dtype: np.dtype) -> str:
+    return "bool" if dtype == np.bool_ else "float32" if np.issubdtype(dtype, np.floating) else "int32"
 
 
 class _Frontend:
@@ -76,6 +83,9 @@ class _Frontend:
         self.counter = 0
         self.node: onnx.NodeProto | None = None
         self.node_name = ""
+        #: ONNX tensor name -> "float32", "int32" or "bool": what the tensor holds in the model. Inside kernels
+        #: every tensor is float32; integers and booleans are carried exactly (up to 2^24; true is 1).
+        self.kinds: dict[str, str] = {}
 
     # -- helpers ------------------------------------------------------------------------------------------
     def fail(self, what: str) -> GraphError:
@@ -97,6 +107,14 @@ class _Frontend:
         if ins[k] not in self.const:
             raise self.fail(f"input {k} ({what}) must be a constant (an initializer or folded), not a computed tensor")
         return self.const[ins[k]]
+
+    def kind(self, k: int) -> str:
+        """What input ``k`` of the node holds: float32, int32 or bool."""
+        raw = self.node.input[k]
+        name = self.name(raw)
+        if name in self.const:
+            return _kind_of(self.const[name].dtype)
+        return self.kinds.get(raw, self.kinds.get(name, "float32"))
 
     def shape(self, name: str) -> tuple[int, ...]:
         if name in self.const:
@@ -132,8 +150,10 @@ class _Frontend:
         arr = self.const[name]
         if arr.dtype == np.float32 and arr.ndim:
             return name
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise self.fail(f"input '{name}' has dtype {arr.dtype}; kgen computes in float32 only")
+        if not np.issubdtype(arr.dtype, np.floating) and arr.size and np.abs(arr).max() > EXACT:
+            raise self.fail(
+                f"constant '{name}' holds {np.abs(arr).max()}, beyond 2^24, the largest integer kgen carries exactly"
+            )
         converted = f"{name}__kgen_f32"
         self.const[converted] = arr.astype(np.float32).reshape(arr.shape or (1,))
         return converted
@@ -164,6 +184,8 @@ class _Frontend:
             if handler is None:
                 raise self.fail(f"op type {node.op_type} is not supported (supported: {', '.join(sorted(HANDLERS))})")
             handler(self, _attrs(node))
+            for o in node.output:
+                self.kinds.setdefault(o, self.kind(0) if node.input else "float32")
         outputs = []
         for vi in self.g.output:
             name = self.name(vi.name)
@@ -171,6 +193,9 @@ class _Frontend:
                 raise GraphError(f"graph output '{vi.name}' is not computed by any node (a constant or an input)")
             outputs.append(name)
         outputs = self.restore_output_names(outputs)
+        for vi, name in zip(self.g.output, outputs, strict=True):
+            kind = self.kinds.get(vi.name, "float32")
+            self.values[name] = dataclasses.replace(self.values[name], dtype=kind)
         used = {i for n in self.nodes for i in n.inputs}
         constants = {k: v.astype(np.float32) for k, v in self.const.items() if k in used}
         graph = Graph(inputs, outputs, self.values, constants, self.nodes, self.g.name or "model", self.opset)
@@ -197,10 +222,13 @@ class _Frontend:
 
     def graph_input(self, vi: onnx.ValueInfoProto) -> Value:
         t = vi.type.tensor_type
-        dtype = _FLOAT_TYPES.get(t.elem_type)
+        dtype = _INPUT_KINDS.get(t.elem_type)
         if dtype is None:
             kind = onnx.TensorProto.DataType.Name(t.elem_type)
-            raise GraphError(f"graph input '{vi.name}' has dtype {kind}; kgen takes float32 inputs only")
+            raise GraphError(
+                f"graph input '{vi.name}' has dtype {kind}; kgen takes float32, int64, int32 and bool inputs"
+            )
+        self.kinds[vi.name] = dtype
         if vi.name in self.input_shapes:
             shape = tuple(int(d) for d in self.input_shapes[vi.name])
         else:
@@ -279,6 +307,8 @@ _NUMPY_DTYPES = {
     onnx.TensorProto.INT64: np.int64,
     onnx.TensorProto.INT32: np.int32,
     onnx.TensorProto.BOOL: np.bool_,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.INT8: np.int8,
 }
 
 
@@ -290,10 +320,18 @@ def _cast(f: _Frontend, attrs: dict[str, Any]) -> None:
         if target is None:
             raise f.fail(f"cast to {onnx.TensorProto.DataType.Name(attrs.get('to', 0))} is not supported")
         f.const[f.node.output[0]] = f.const[x].astype(target)
-    elif target is np.float32:
-        f.rename[f.node.output[0]] = x
-    else:
-        raise f.fail("a cast of a computed tensor to another dtype than float32 is not supported")
+        return
+        return
+    if target is None:
+        raise f.fail(f"cast to {onnx.TensorProto.DataType.Name(attrs.get('to', 0))} is not supported")
+    source, kind = f.kind(0), _kind_of(np.dtype(target))
+    f.kinds[f.node.output[0]] = kind
+    if source == kind or kind == "float32" or (source == "bool" and kind == "int32"):
+        f.rename[f.node.output[0]] = x  # kernels carry every kind in float32: nothing to compute
+    elif kind == "int32":
+        f.emit("trunc", [x], {}, f.node.output[0])
+    else:  # to bool: nonzero is true
+        f.emit("not", [f.emit("not", [x], {})], {}, f.node.output[0])
 
 
 def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.ndarray]) -> Handler:
@@ -410,6 +448,7 @@ _UNARY = {
     **{"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Neg": "neg", "Abs": "abs"},
     **{"Sqrt": "sqrt", "Log": "log", "Reciprocal": "reciprocal", "Erf": "erf", "Softplus": "softplus"},
     **{"HardSwish": "hard_swish", "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Gelu": "gelu"},
+    **{"Floor": "floor", "Ceil": "ceil"},
 }
 _UNARY_ATTRS = {"hard_sigmoid": ("alpha", "beta"), "elu": ("alpha",), "gelu": ("approximate",)}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
@@ -489,6 +528,9 @@ def _nary(f: _Frontend, attrs: dict[str, Any]) -> None:
     if len(ins) == 1:
         f.rename[f.node.output[0]] = ins[0]
         return
+    if t == "Div" and f.kind(0) == f.kind(1) == "int32":  # integer division rounds toward zero
+        f.emit("trunc", [f.emit("div", ins, {})], {}, f.node.output[0])
+        return
     acc = ins[0]
     for k, i in enumerate(ins[1:], start=2):
         acc = f.emit(op, [acc, i], {}, f.node.output[0] if k == len(ins) else None)
@@ -496,6 +538,39 @@ def _nary(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 for _t in (*_BINARY, "Sum", "Max", "Min"):
     HANDLERS[_t] = _nary
+
+
+# comparisons and logic: on constants (shape arithmetic) with numpy, else kernels on float-carried values
+_LOGIC = {
+    "Equal": ("equal", np.equal),
+    "Less": ("less", np.less),
+    "LessOrEqual": ("less_or_equal", np.less_equal),
+    "Greater": ("greater", np.greater),
+    "GreaterOrEqual": ("greater_or_equal", np.greater_equal),
+    "And": ("and", np.logical_and),
+    "Or": ("or", np.logical_or),
+    "Not": ("not", np.logical_not),
+    "Where": ("where", lambda c, x, y: np.where(c, x, y)),
+    "Mod": ("mod", None),
+}
+
+
+def _logic(f: _Frontend, attrs: dict[str, Any]) -> None:
+    op, numpy_fn = _LOGIC[f.node.op_type]
+    ins = f.inputs()
+    out = f.node.output[0]
+    f.kinds[out] = "bool" if op != "where" else f.kind(1)
+    if op == "mod":
+        f.kinds[out] = f.kind(0)
+        numpy_fn = np.fmod if attrs.get("fmod", 0) else np.mod
+    if all(i in f.const for i in ins):
+        f.const[out] = np.asarray(numpy_fn(*(f.const[i] for i in ins)))
+        return
+    f.emit(op, ins, {"fmod": attrs.get("fmod", 0)} if op == "mod" else {}, out)
+
+
+for _t in _LOGIC:
+    HANDLERS[_t] = _logic
 
 
 @handles("Softmax")

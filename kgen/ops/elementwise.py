@@ -68,12 +68,17 @@ def _pow(v: te.Expr, a: Mapping[str, Any]) -> te.Expr:
     return 1.0 / result if e < 0 else result
 
 
+def _truth(cond: te.Expr) -> te.Expr:
+    """A condition as a value: integer and boolean tensors are carried in float32 (exact up to 2^24), 1 or 0."""
+    return te.select(cond, 1.0, 0.0)
+
+
 class _Unary(NamedTuple):
     body: Elementwise
     reference: Callable[[np.ndarray, Mapping[str, Any]], np.ndarray]
     doc: str
     attrs: tuple[Attr, ...] = ()
-    domain: str | None = None  # where random test data must stay: "positive" or "nonzero"
+    domain: str | None = None  # where random test data must stay (see OpDef.domains)
 
 
 def _hard_sigmoid(v: te.Expr, alpha: float, beta: float) -> te.Expr:
@@ -136,6 +141,19 @@ UNARY: dict[str, _Unary] = {
         "x if x >= 0 else alpha · (exp(x) - 1)",
         (Attr("alpha", "float", 1.0, "scale for x < 0"),),
     ),
+    "floor": _Unary(lambda v, a: te.unary("floor", v), lambda x, a: np.floor(x), "the largest integer <= x"),
+    "ceil": _Unary(lambda v, a: te.unary("ceil", v), lambda x, a: np.ceil(x), "the smallest integer >= x"),
+    "trunc": _Unary(
+        lambda v, a: te.unary("trunc", v),
+        lambda x, a: np.trunc(x),
+        "x rounded toward zero (a Cast from a float to an integer type)",
+    ),
+    "not": _Unary(
+        lambda v, a: _truth(te.compare("eq", v, 0.0)),
+        lambda x, a: (x == 0).astype(x.dtype),
+        "1 where x is 0, else 0",
+        domain="boolean",
+    ),
     "silu": _Unary(lambda v, a: v * te.sigmoid(v), lambda x, a: x / (1.0 + np.exp(-x)), "x · sigmoid(x) (swish)"),
     # written so that exp never overflows: max(x, 0) + log(1 + exp(-|x|))
     "softplus": _Unary(
@@ -145,20 +163,69 @@ UNARY: dict[str, _Unary] = {
     ),
 }
 
-BINARY: dict[str, tuple[Callable[[te.Expr, te.Expr], te.Expr], Callable[..., np.ndarray], str]] = {
-    "add": (lambda a, b: a + b, np.add, "A + B"),
-    "sub": (lambda a, b: a - b, np.subtract, "A - B"),
-    "mul": (lambda a, b: a * b, np.multiply, "A · B"),
-    "div": (lambda a, b: a / b, np.divide, "A / B"),
-    "max": (te.maximum, np.maximum, "elementwise maximum"),
-    "min": (te.minimum, np.minimum, "elementwise minimum"),
-    "prelu": (
-        lambda x, slope: te.select(x >= 0.0, x, x * slope),
-        lambda x, slope: np.where(x >= 0, x, x * slope),
+Binary = Callable[[te.Expr, te.Expr, Mapping[str, Any]], te.Expr]
+
+
+class _Binary(NamedTuple):
+    body: Binary
+    reference: Callable[[np.ndarray, np.ndarray, Mapping[str, Any]], np.ndarray]
+    doc: str
+    attrs: tuple[Attr, ...] = ()
+    domain: str | None = None  # of both operands (the divisor's is "nonzero" for div and mod)
+    operands: tuple[str, str] = ("A", "B")
+    #: the result has the first operand's shape (PRelu's slope broadcasts to X), rather than both broadcast
+    one_way: bool = False
+
+
+def _compare(op: str, ref: Callable[..., np.ndarray], doc: str) -> _Binary:
+    return _Binary(
+        lambda a, b, at: _truth(te.compare(op, a, b)), lambda x, y, at: ref(x, y).astype(x.dtype), doc, domain="integer"
+    )
+
+
+def _mod(a: te.Expr, b: te.Expr, attrs: Mapping[str, Any]) -> te.Expr:
+    return a - b * te.unary("trunc" if attrs["fmod"] else "floor", a / b)
+
+
+BINARY: dict[str, _Binary] = {
+    "add": _Binary(lambda a, b, at: a + b, lambda x, y, at: x + y, "A + B"),
+    "sub": _Binary(lambda a, b, at: a - b, lambda x, y, at: x - y, "A - B"),
+    "mul": _Binary(lambda a, b, at: a * b, lambda x, y, at: x * y, "A · B"),
+    "div": _Binary(lambda a, b, at: a / b, lambda x, y, at: x / y, "A / B"),
+    "max": _Binary(lambda a, b, at: te.maximum(a, b), lambda x, y, at: np.maximum(x, y), "elementwise maximum"),
+    "min": _Binary(lambda a, b, at: te.minimum(a, b), lambda x, y, at: np.minimum(x, y), "elementwise minimum"),
+    "mod": _Binary(
+        _mod,
+        lambda x, y, at: np.fmod(x, y) if at["fmod"] else np.mod(x, y),
+        "the remainder of A / B, with the sign of B (or of A with fmod 1)",
+        (Attr("fmod", "int", 0, "1: the sign of A, as C's fmod", choices=(0, 1)),),
+        domain="integer",
+    ),
+    "prelu": _Binary(
+        lambda x, slope, at: te.select(x >= 0.0, x, x * slope),
+        lambda x, slope, at: np.where(x >= 0, x, x * slope),
         "X if X >= 0 else slope · X, the slope broadcast to X",
+        operands=("X", "slope"),
+        one_way=True,
+    ),
+    "equal": _compare("eq", np.equal, "1 where A = B, else 0"),
+    "less": _compare("lt", np.less, "1 where A < B, else 0"),
+    "less_or_equal": _compare("le", np.less_equal, "1 where A <= B, else 0"),
+    "greater": _compare("gt", np.greater, "1 where A > B, else 0"),
+    "greater_or_equal": _compare("ge", np.greater_equal, "1 where A >= B, else 0"),
+    "and": _Binary(
+        lambda a, b, at: _truth(te.compare("ne", a, 0.0)) * _truth(te.compare("ne", b, 0.0)),
+        lambda x, y, at: ((x != 0) & (y != 0)).astype(x.dtype),
+        "1 where both are nonzero, else 0",
+        domain="boolean",
+    ),
+    "or": _Binary(
+        lambda a, b, at: te.maximum(_truth(te.compare("ne", a, 0.0)), _truth(te.compare("ne", b, 0.0))),
+        lambda x, y, at: ((x != 0) | (y != 0)).astype(x.dtype),
+        "1 where either is nonzero, else 0",
+        domain="boolean",
     ),
 }
-_OPERANDS = {"prelu": ("X", "slope")}
 
 
 def _unary_builder(name: str, fn: Elementwise):
@@ -169,18 +236,21 @@ def _unary_builder(name: str, fn: Elementwise):
     return build
 
 
-def _binary_builder(name: str, fn: Callable[[te.Expr, te.Expr], te.Expr]):
+def _broadcast_builder(name: str, operands: tuple[str, ...], fn: Callable[..., te.Expr], one_way: bool = False):
+    """An elementwise op of several operands broadcast together (numpy's rules, from the last axis)."""
+
     def build(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
-        a, b = inputs
-        first, second = _OPERANDS.get(name, ("A", "B"))
-        shape = broadcast(name, [(first, a.shape), (second, b.shape)])
-        if name in _OPERANDS and shape != a.shape:
-            raise OpError(name, f"{second} of shape {b.shape} does not broadcast to {first}'s {a.shape}")
-        return te.compute(
-            shape,
-            lambda *idx: fn(a[te.broadcast_indices(a.shape, idx)], b[te.broadcast_indices(b.shape, idx)]),
-            name=name,
-        )
+        shape = broadcast(name, list(zip(operands, (t.shape for t in inputs), strict=True)))
+        if one_way and shape != inputs[0].shape:
+            raise OpError(
+                name,
+                f"{operands[1]} of shape {inputs[1].shape} does not broadcast to {operands[0]}'s {inputs[0].shape}",
+            )
+
+        def body(*idx):
+            return fn(*(t[te.broadcast_indices(t.shape, idx)] for t in inputs), attrs)
+
+        return te.compute(shape, body, name=name)
 
     return build
 
@@ -199,17 +269,34 @@ for _name, _u in UNARY.items():
         )
     )
 
-for _name, (_fn, _ref, _doc) in BINARY.items():
-    _first, _second = _OPERANDS.get(_name, ("A", "B"))
+for _name, _b in BINARY.items():
+    _domains = tuple((o, _b.domain) for o in _b.operands) if _b.domain else ()
+    if _name in ("div", "mod"):
+        _domains = (*_domains[:1], (_b.operands[1], "nonzero" if _name == "div" else "nonzero integer"))
     register(
         OpDef(
             name=_name,
             family="elementwise",
-            doc=_doc + ("" if _name in _OPERANDS else " (broadcasting)"),
-            inputs=(Input(_first), Input(_second)),
-            attrs=(),
-            builder=_binary_builder(_name, _fn),
-            reference_fn=lambda arrays, attrs, ref=_ref: ref(arrays[0], arrays[1]),
-            domains=(("B", "nonzero"),) if _name == "div" else (),
+            doc=_b.doc + ("" if _b.one_way else " (broadcasting)"),
+            inputs=(Input(_b.operands[0]), Input(_b.operands[1])),
+            attrs=_b.attrs,
+            builder=_broadcast_builder(_name, _b.operands, _b.body, _b.one_way),
+            reference_fn=lambda arrays, attrs, ref=_b.reference: ref(arrays[0], arrays[1], attrs),
+            domains=_domains,
         )
     )
+
+register(
+    OpDef(
+        name="where",
+        family="elementwise",
+        doc="X where the condition is nonzero, else Y (broadcasting)",
+        inputs=(Input("condition"), Input("X"), Input("Y")),
+        attrs=(),
+        builder=_broadcast_builder(
+            "where", ("condition", "X", "Y"), lambda c, x, y, at: te.select(te.compare("ne", c, 0.0), x, y)
+        ),
+        reference_fn=lambda arrays, attrs: np.where(arrays[0] != 0, arrays[1], arrays[2]),
+        domains=(("condition", "boolean"),),
+    )
+)

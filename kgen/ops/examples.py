@@ -41,7 +41,10 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
         op: _UNARY
         for op in ("relu", "sigmoid", "tanh", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "erf", "hard_swish")
     },
-    **{op: _UNARY for op in ("elu", "softplus", "hard_sigmoid", "silu")},
+    **{op: _UNARY for op in ("elu", "softplus", "hard_sigmoid", "silu", "floor", "ceil", "trunc", "not")},
+    **{op: _BINARY for op in ("mod", "equal", "less", "less_or_equal", "greater", "greater_or_equal", "and", "or")},
+    # a causal mask choosing between attention scores and a large negative value (GPT-2's)
+    "where": ([(1, 1, 128, 128), (1, 12, 128, 128), (1,)], {}),
     "pow": ([(1, 64, 56, 56)], {"exponent": 2.0}),
     "gelu": ([(1, 197, 768)], {}),  # ViT-Base's MLP
     "prelu": ([(1, 64, 56, 56), (64, 1, 1)], {}),

@@ -55,7 +55,8 @@ class OpDef:
     attrs: tuple[Attr, ...]
     builder: Builder
     reference_fn: Reference
-    #: input name -> "positive" or "nonzero", where random test data must stay (a variance, a divisor)
+    #: input name -> where random test data must stay: "positive" (a variance), "nonzero" (a divisor), "integer"
+    #: (small whole numbers, so that comparisons meet equal values), "nonzero integer", "boolean" (0 or 1)
     domains: tuple[tuple[str, str], ...] = ()
 
     def check_arity(self, count: int) -> None:
@@ -126,6 +127,12 @@ class OpDef:
             domain = domains.get(self.input_name(k))
             if domain is None:
                 data = rng.standard_normal(shape)
+            elif domain == "boolean":
+                data = rng.integers(0, 2, shape)
+            elif domain == "integer":
+                data = rng.integers(-3, 4, shape)
+            elif domain == "nonzero integer":
+                data = rng.integers(1, 4, shape) * rng.choice([-1, 1], shape)
             else:
                 data = rng.uniform(0.5, 2.0, shape)
                 if domain == "nonzero":

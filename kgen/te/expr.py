@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 DTYPES = ("float32", "int32", "bool")
 
-UNARY_FUNCS = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs")
+UNARY_FUNCS = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "floor", "ceil", "trunc")
 BINARY_OPS = ("add", "sub", "mul", "div", "max", "min", "pow")
 COMPARE_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 REDUCE_KINDS = ("sum", "max", "min")

@@ -26,6 +26,9 @@ MATH_UNARY = {
     "sigmoid": "(1.0 / (1.0 + Math.exp(-{0})))",
     "sqrt": "Math.sqrt({0})",
     "abs": "Math.abs({0})",
+    "floor": "Math.floor({0})",
+    "ceil": "Math.ceil({0})",
+    "trunc": "Math.trunc({0})",
 }
 MATH_BINARY = {**BINARY, "max": "Math.max({0}, {1})", "min": "Math.min({0}, {1})", "pow": "Math.pow({0}, {1})"}
 HELPERS = {

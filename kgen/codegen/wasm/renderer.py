@@ -284,7 +284,7 @@ class _KernelPrinter:
         p = "f32" if v.lanes == 1 else "f32x4"
         suffix = "" if v.lanes == 1 else "4"
         match f:
-            case "neg" | "abs" | "sqrt":
+            case "neg" | "abs" | "sqrt" | "floor" | "ceil" | "trunc":
                 return Val(f"({p}.{f} {v.text})", v.lanes, "f32")
             case "exp" | "log" | "tanh":
                 return Val(f"(call {self.helper(f + suffix)} {v.text})", v.lanes, "f32")
