@@ -19,12 +19,13 @@ pytestmark = pytest.mark.browser
 
 BACKENDS = ("wasm", "js", "webgpu", "webgl")
 MODELS = dict.fromkeys(
-    ("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "resnet50"), BACKENDS
+    ("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "bert", "gpt2", "resnet50"), BACKENDS
 )  # name -> backends converted for
 RUN = """async ([dir, backend, feeds]) => {
   const kgen = await import('/kgen.js');
   const runner = await kgen.load(dir, {backendOrder: backend});
-  const typed = Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]);
+  const float = (name) => runner.inputs.find((v) => v.name === name).dtype === 'float32';
+  const typed = Object.entries(feeds).map(([k, v]) => [k, float(k) ? Float32Array.from(v) : Int32Array.from(v)]);
   const out = await runner.run(Object.fromEntries(typed));
   const outputs = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Array.from(v)]));
   const result = {backend: runner.backendName, outputs};
@@ -250,6 +251,56 @@ def test_bad_inputs_are_errors_and_the_runner_stays_usable(page):
     assert "input 'x' is not given" in errors[3]
     assert "holds 64 values" in errors[4]
     assert abs(result["sum"] - 1.0) < 1e-5  # a softmax: the runner still runs
+
+
+def test_token_ids_and_masks_take_integers_and_bad_ones_are_errors_naming_the_input(models, page):
+    feeds = feeds_for("bert")
+    (want,) = zoo.onnxruntime_outputs(models / "bert.onnx", feeds)
+    plain = {k: v.ravel().tolist() for k, v in feeds.items()}
+    result = page.evaluate(
+        """async (feeds) => {
+          const kgen = await import('/kgen.js');
+          const runner = await kgen.load('/models/bert', {backendOrder: 'wasm'});
+          const n = feeds.input_ids.length;
+          const good = {
+            input_ids: BigInt64Array.from(feeds.input_ids, (v) => BigInt(v)),  // int64 as a page has them
+            token_type_ids: feeds.token_type_ids,  // plain numbers
+            attention_mask: feeds.attention_mask.map((v) => v === 1),  // booleans
+          };
+          const errors = [];
+          const bad = [
+            {...good, input_ids: Int32Array.from(feeds.input_ids, (v, i) => (i === 3 ? 100 : v))},  // past the table
+            {...good, input_ids: Int32Array.from(feeds.input_ids, (v, i) => (i === 5 ? -101 : v))},
+            {...good, input_ids: BigInt64Array.from(feeds.input_ids, (v, i) => BigInt(i === 2 ? 2 ** 40 : v))},
+            {...good, input_ids: new Float32Array(n)},  // the wrong dtype
+            {...good, input_ids: new Int32Array(n + 1)},  // the wrong length
+            {...good, token_type_ids: feeds.token_type_ids.map((v, i) => (i === 1 ? 0.5 : v))},
+            {...good, input_ids: Int32Array.from(feeds.input_ids, (v, i) => (i === 0 ? 2 ** 25 : v))},
+          ];
+          for (const feedsOf of bad) {
+            try { await runner.run(feedsOf); errors.push(null); } catch (e) { errors.push(e.message); }
+          }
+          const out = await runner.run(good);
+          const negative = await runner.run({...good, input_ids: good.input_ids.map((v) => v - 100n)});
+          const result = {errors, out: Array.from(out[runner.outputs[0].name]),
+                          negative: Array.from(negative[runner.outputs[0].name]),
+                          dtypes: runner.inputs.map((v) => v.dtype)};
+          runner.destroy();
+          return result;
+        }""",
+        plain,
+    )
+    errors = result["errors"]
+    assert "input 'input_ids': id 100 at [3] is not a row of" in errors[0] and "which has 100" in errors[0]
+    assert "input 'input_ids': id -101 at [5] is not a row" in errors[1]
+    assert "input 'input_ids': value 1099511627776 at [2] is beyond int32" in errors[2]
+    assert "input 'input_ids' takes int32 values" in errors[3] and "Float32Array" in errors[3]
+    assert f"input 'input_ids' needs {len(plain['input_ids'])} values" in errors[4]
+    assert "input 'token_type_ids': value 0.5 at [1] is not an integer" in errors[5]
+    assert "value 33554432 at [0] is beyond 2^24" in errors[6]
+    assert result["dtypes"] == ["int32", "int32", "int32"]
+    for got in (result["out"], result["negative"]):  # a negative id counts from the table's end, as in ONNX
+        assert compare_model(np.array(got, np.float32).reshape(want.shape), want, "wasm").ok
 
 
 # -- hostile descriptors -----------------------------------------------------------------------------------------

@@ -358,6 +358,33 @@ def test_shape_arithmetic_with_comparisons_and_where_is_folded():
     assert [n.op for n in check_matches_ort(model).nodes] == ["reshape"]
 
 
+def test_an_embedding_lookup_of_token_ids_is_a_host_gather_and_other_computed_indices_are_refused():
+    table = RNG.standard_normal((10, 4)).astype(np.float32)
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])
+
+    def model_of(nodes, inputs=(ids,)):
+        graph = helper.make_graph(nodes, "g", list(inputs), [out], [numpy_helper.from_array(table, "table")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    lookup = model_of(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("Relu", ["rows"], ["y"])]
+    )
+    feeds = {"ids": RNG.integers(-10, 10, (2, 3)).astype(np.int64)}
+    graph = check_int_inputs(lookup, feeds)
+    assert [(g.table, g.indices) for g in graph.gathers] == [("table", "ids")]
+    assert [v.name for v in graph.kernel_inputs] == ["rows"]  # the ids only feed the gather
+    computed = model_of(
+        [
+            helper.make_node("Add", ["ids", "one"], ["shifted"]),
+            helper.make_node("Gather", ["table", "shifted"], ["y"], name="lookup"),
+        ]
+    )
+    computed.graph.initializer.append(numpy_helper.from_array(np.array(1, np.int64), "one"))
+    with pytest.raises(GraphError, match=r"node 'lookup' \(Gather\): indices computed in the graph are supported"):
+        from_model(computed)
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ RUNTIME_PREFIX = "/kgen/"
 
 _RUN = """async ([dir, backend, feeds, bench, profile]) => {
   const kgen = await import('/kgen/kgen.js');
-  const decode = (b64) => new Float32Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
+  const decode = ([dtype, b64]) => (dtype === 'float32' ? new Float32Array(bytes(b64)) : new Int32Array(bytes(b64)));
   const encode = (a) => {
     const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     let s = '';
@@ -54,6 +55,18 @@ _RUN = """async ([dir, backend, feeds, bench, profile]) => {
 }"""
 
 
+def _as(dtype: str, name: str, array: np.ndarray) -> np.ndarray:
+    """An input's values as the page takes them: float32, or int32 for an int32 or bool input (range-checked here:
+    numpy would wrap an int64 beyond int32 silently)."""
+    if dtype == "float32":
+        return np.ascontiguousarray(array, np.float32)
+    if array.dtype.kind not in "iub" and not np.array_equal(array, np.trunc(array)):
+        raise KgenError(f"input '{name}' takes {dtype} values; its array holds fractions")
+    if array.size and np.abs(array.astype(np.float64)).max() >= 2**31:
+        raise KgenError(f"input '{name}': a value is beyond int32 ({int(np.abs(array.astype(np.float64)).max())})")
+    return np.ascontiguousarray(array, np.int32)
+
+
 def run_model(
     folder: Path | str,
     backend: str,
@@ -71,6 +84,7 @@ def run_model(
     folder = Path(folder).resolve()
     model = read_model(folder)
     declared = {i["name"]: i["shape"] for i in model["inputs"]}
+    dtypes = {i["name"]: i["dtype"] for i in model["inputs"]}
     unknown = sorted(set(feeds) - set(declared))
     if unknown:
         raise KgenError(f"--input {unknown[0]}: the model has no such input (inputs: {', '.join(declared)})")
@@ -81,7 +95,7 @@ def run_model(
         array = np.asarray(feeds[name])
         if array.size != int(np.prod(shape)):
             raise KgenError(f"input '{name}' needs shape {shape}, got {list(array.shape)}")
-        payload[name] = base64.b64encode(np.ascontiguousarray(array, np.float32).tobytes()).decode()
+        payload[name] = [dtypes[name], base64.b64encode(_as(dtypes[name], name, array).tobytes()).decode()]
     with BrowserSession(job_timeout_s=timeout_s, mounts={"/model/": folder, RUNTIME_PREFIX: RUNTIME_DIR}) as session:
         result = session.evaluate(_RUN, ["/model", backend, payload, bench, profile])
     shapes = {o["name"]: o["shape"] for o in model["outputs"]}

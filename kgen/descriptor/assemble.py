@@ -187,7 +187,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         reads = [names[b.name] for b in p.inputs]
         writes = [names[b.name] for b in (*p.temps, p.output)]
         steps.append((reads, writes))
-    for name in [*(v.name for v in graph.inputs), *graph.outputs]:
+    for name in [*(v.name for v in graph.kernel_inputs), *graph.outputs]:
         sizes.setdefault(roots[name], math.prod(graph.shape(name)))
     outputs = {roots[o] for o in graph.outputs}
     tenants = memory.lifetimes(steps, {n: 4 * s for n, s in sizes.items()}, keep=outputs, always=persistent)
@@ -250,7 +250,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     return Assembly(
         backend,
         program,
-        inputs=[io_entry(graph, v.name, buffer_of[roots[v.name]]) for v in graph.inputs],
+        inputs=[io_entry(graph, v.name, buffer_of[roots[v.name]]) for v in graph.kernel_inputs],
         outputs=[io_entry(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
         weights=[
             {"tensor": name, "buffer": buffer_of[roots[name]], "shape": list(graph.shape(name))}

@@ -29,7 +29,7 @@ from kgen.descriptor.nodes import NodeCache
 from kgen.descriptor.schema import FORMAT, SCHEMA_VERSION
 from kgen.errors import KgenError
 from kgen.graph import onnx as onnx_frontend
-from kgen.graph.execute import evaluate
+from kgen.graph.execute import evaluate, sample_feeds
 from kgen.graph.ir import Graph
 from kgen.graph.passes import optimize
 from kgen.scheduling.space import DEFAULT_LIMITS
@@ -43,7 +43,7 @@ def agreement(graph: Graph, encoding: str, encoded: wt.Encoded, seed: int = 0) -
     """How the model's outputs with the decoded weights agree with fp32 on one seeded input (numpy references):
     cosine, the largest difference, and whether the top-1 index is the same."""
     rng = np.random.default_rng(seed)
-    feeds = {v.name: rng.standard_normal(v.shape).astype(np.float32) for v in graph.inputs}
+    feeds = sample_feeds(graph, rng)
     want = evaluate(graph, feeds)
     decoded = wt.decode(encoded.entries, encoded.shards, encoding)
     got = evaluate(_with_constants(graph, decoded), feeds)
@@ -136,6 +136,10 @@ def convert(
         "schema_version": SCHEMA_VERSION,
         "name": optimized.name,
         "inputs": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype} for v in optimized.inputs],
+        "gathers": [
+            {"output": g.output, "shape": list(optimized.shape(g.output)), "table": g.table, "indices": g.indices}
+            for g in optimized.gathers
+        ],
         "outputs": [
             {"name": o, "shape": list(optimized.shape(o)), "dtype": optimized.values[o].dtype}
             for o in optimized.outputs

@@ -6,7 +6,11 @@ model.json (``schema_version`` 1):
 | --- | --- |
 | ``format`` | ``"kgen-model"`` |
 | ``schema_version`` | 1; a reader refuses any other |
-| ``inputs``, ``outputs`` | ``[{name, shape, dtype}]``: what the page sets and reads, row-major float32 |
+| ``inputs``, ``outputs`` | ``[{name, shape, dtype}]``: what the page sets and reads, row-major; dtype ``float32``, |
+| | ``int32`` (int64 in the model: token ids, masks) or ``bool``; kernels carry each in float32 |
+| ``gathers`` | ``[{output, shape, table, indices}]``: rows of the weight ``table`` picked by the integer input |
+| | ``indices`` (an embedding lookup), which the runtime gathers on the host after checking each id; the |
+| | kernels read ``output`` as an input |
 | ``weights.encoding`` | ``fp32``, ``fp16`` or ``eightbit`` (``weights.py``); ``block``: eightbit's block |
 | ``weights.shards`` | ``[{file, bytes, sha256}]``: joined in order, they are one stream of ``total_bytes`` |
 | ``weights.tensors`` | ``[{name, shape, offset, bytes}]``: each tensor's encoded bytes in that stream |
@@ -19,7 +23,8 @@ render targets its kernels write; WebGL2 guarantees 4, most devices have 8).
 <backend>.json: ``program`` (``buffers`` ``[{name, dtype, size, role, offset?}]``, ``kernels`` ``[{name, source
 or, on wasm, binary (base64; the modules' text is in <variant>.wat, which no reader needs), workgroup, grid,
 bindings}]``, ``prepare`` (kernels run once, after the weights are written),
-``memory_bytes`` and ``threads`` on wasm/js), ``inputs``/``outputs`` ``[{name, shape, dtype, buffer}]``,
+``memory_bytes`` and ``threads`` on wasm/js), ``inputs``/``outputs`` ``[{name, shape, dtype, buffer}]`` (the
+inputs the kernels read: the model's, then each gather's output),
 ``weights`` ``[{tensor, buffer}]``, ``nodes`` (how each kernel was chosen) and ``memory`` (the plan's sizes).
 """
 

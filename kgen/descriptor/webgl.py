@@ -169,4 +169,11 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
     weight_entries = [
         {"tensor": t, "buffer": texture_of[n], "shape": list(graph.shape(t))} for n, t in sorted(weights.items())
     ]
-    return program, [io(v.name) for v in graph.inputs], [io(o) for o in graph.outputs], weight_entries, nodes, report
+    return (
+        program,
+        [io(v.name) for v in graph.kernel_inputs],
+        [io(o) for o in graph.outputs],
+        weight_entries,
+        nodes,
+        report,
+    )

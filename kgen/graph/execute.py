@@ -20,9 +20,23 @@ def node_value(node: Node, values: Mapping[str, np.ndarray]) -> np.ndarray:
     return result
 
 
+def sample_feeds(graph: Graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Seeded values for every graph input that the model takes: standard normal floats, token ids within the
+    rows of the tables they pick from, 0 or 1 for other integers and booleans."""
+    rows = {g.indices: graph.constants[g.table].shape[0] for g in graph.gathers}
+    return {
+        v.name: rng.standard_normal(v.shape).astype(np.float32)
+        if v.dtype == "float32"
+        else rng.integers(0, rows.get(v.name, 2), v.shape).astype(np.int32 if v.dtype == "int32" else np.bool_)
+        for v in graph.inputs
+    }
+
+
 def evaluate(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every graph output, by name."""
     values: dict[str, np.ndarray] = {**graph.constants, **feeds}
+    for g in graph.gathers:
+        values[g.output] = np.take(graph.constants[g.table], np.asarray(feeds[g.indices]).astype(np.int64), axis=0)
     for node in graph.nodes:
         values[node.output] = node_value(node, values)
     return {o: values[o] for o in graph.outputs}

@@ -40,6 +40,17 @@ class Epilogue:
     source: str = ""  # the ONNX node it came from
 
 
+@dataclass(frozen=True)
+class Gather:
+    """Rows of a constant table picked by an integer graph input (an embedding lookup of token ids), done by the
+    runtime on the host when the inputs are set: the ids are checked there against the table's rows, and the
+    kernels read ``output`` as one more input."""
+
+    output: str
+    table: str
+    indices: str
+
+
 @dataclass
 class Node:
     name: str  # the ONNX node's name (or a generated one)
@@ -81,6 +92,18 @@ class Graph:
     nodes: list[Node]
     name: str = "model"
     opset: int = 0
+    gathers: list[Gather] = field(default_factory=list)
+
+    @property
+    def kernel_inputs(self) -> list[Value]:
+        """What the kernels read from outside: the graph's inputs (but those only a host gather reads), then each
+        host gather's rows."""
+        gathered = {g.indices for g in self.gathers} - {i for n in self.nodes for i in n.all_inputs}
+        return [*(v for v in self.inputs if v.name not in gathered), *(self.values[g.output] for g in self.gathers)]
+
+    def reads(self) -> set[str]:
+        """Every tensor a node or a host gather reads."""
+        return {i for n in self.nodes for i in n.all_inputs} | {g.table for g in self.gathers}
 
     def producer(self) -> dict[str, Node]:
         return {n.output: n for n in self.nodes}
@@ -102,14 +125,14 @@ class Graph:
         return Workload.create(node.op, [self.shape(i) for i in node.inputs], node.attrs)
 
     def activations(self) -> Iterator[Value]:
-        """Every non-constant tensor: the graph's inputs and every node's output."""
-        yield from self.inputs
+        """Every non-constant tensor: the kernels' inputs and every node's output."""
+        yield from self.kernel_inputs
         for n in self.nodes:
             yield self.values[n.output]
 
     def check(self) -> None:
         """Every tensor a node reads is defined before it; every output is defined."""
-        defined = {v.name for v in self.inputs} | set(self.constants)
+        defined = {v.name for v in self.kernel_inputs} | set(self.constants)
         for n in self.nodes:
             for i in n.all_inputs:
                 if i not in defined:

@@ -19,7 +19,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from kgen.errors import KgenError
-from kgen.graph.ir import Graph, GraphError, Node, Value
+from kgen.graph.ir import Gather, Graph, GraphError, Node, Value
 from kgen.ops import get_op
 from kgen.ops.layout import slice_ranges
 
@@ -65,6 +65,7 @@ T = onnx.TensorProto
 # what a graph input of each ONNX dtype holds: int64 token ids fit in int32 (the runtime refuses what does not)
 _INPUT_KINDS = {T.FLOAT: "float32", T.INT64: "int32", T.INT32: "int32", T.BOOL: "bool"}
 EXACT = 2**24  # integers up to this are exact in float32, where kernels carry them
+MAX_TABLE = 2**31 // 4  # values of a host gather's table: one ArrayBuffer of float32 in the page
 
 
 def _kind_of(dtype: np.dtype) -> str:
@@ -86,6 +87,7 @@ class _Frontend:
         #: ONNX tensor name -> "float32", "int32" or "bool": what the tensor holds in the model. Inside kernels
         #: every tensor is float32; integers and booleans are carried exactly (up to 2^24; true is 1).
         self.kinds: dict[str, str] = {}
+        self.gathers: list[Gather] = []
 
     # -- helpers ------------------------------------------------------------------------------------------
     def fail(self, what: str) -> GraphError:
@@ -170,7 +172,7 @@ class _Frontend:
         self.read = {i for n in self.g.node for i in n.input} | {o.name for o in self.g.output}
         for init in self.g.initializer:
             self.const[init.name] = numpy_helper.to_array(init)
-        inputs = []
+        self.graph_inputs = inputs = []
         for vi in self.g.input:
             if vi.name in self.const:
                 continue  # old-style graphs list their initializers as inputs too
@@ -198,7 +200,9 @@ class _Frontend:
             self.values[name] = dataclasses.replace(self.values[name], dtype=kind)
         used = {i for n in self.nodes for i in n.inputs}
         constants = {k: v.astype(np.float32) for k, v in self.const.items() if k in used}
+        constants |= {g.table: self.const[g.table].astype(np.float32) for g in self.gathers}
         graph = Graph(inputs, outputs, self.values, constants, self.nodes, self.g.name or "model", self.opset)
+        graph.gathers = self.gathers
         graph.check()
         return graph
 
@@ -381,7 +385,10 @@ def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
     """Gather with constant indices: evaluated on constants; on a computed tensor, the indices as slices (one
     strided slice where they step evenly, else one slice each, concatenated). Indices computed in the graph
     (an embedding lookup of token ids) are not supported yet."""
-    x = f.inputs()[0]
+    x, ids = f.inputs()[:2]
+    if ids not in f.const:
+        _host_gather(f, x, ids, attrs.get("axis", 0))
+        return
     indices = f.constant(1, "indices")
     shape = f.shape(x)
     axis = attrs.get("axis", 0) % len(shape)
@@ -406,6 +413,21 @@ def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
         f.rename[f.node.output[0]] = picked
     else:
         f.reshape(picked, target or (1,), f.node.output[0])
+
+
+def _host_gather(f: _Frontend, table: str, ids: str, axis: int) -> None:
+    """Rows of a constant table picked by an integer graph input: the runtime gathers them when the inputs are set."""
+    if table not in f.const or ids not in {v.name for v in f.graph_inputs} or axis % f.const[table].ndim:
+        raise f.fail(
+            "indices computed in the graph are supported where they are a graph input (token ids) picking rows "
+            "(axis 0) of a constant table"
+        )
+    rows = f.const[table]
+    if rows.size > MAX_TABLE:
+        raise f.fail(f"the table {table} has {rows.size:,} values; a host gather takes at most {MAX_TABLE:,}")
+    out = f.node.output[0]
+    f.values[out] = Value(out, (*f.shape(ids), *rows.shape[1:]))
+    f.gathers.append(Gather(out, table, ids))
 
 
 @handles("Split")

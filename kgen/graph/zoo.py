@@ -103,7 +103,13 @@ class _Builder:
     def model(
         self, name: str, inputs: list[tuple[str, list[int]]], output: str, out_shape: list[int], opset: int, **kw
     ) -> onnx.ModelProto:
-        graph_inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+        # an input named like a token id or a mask is int64, as Hugging Face's exports have them
+        graph_inputs = [
+            helper.make_tensor_value_info(
+                n, TensorProto.INT64 if n.endswith(("_ids", "_mask")) else TensorProto.FLOAT, s
+            )
+            for n, s in inputs
+        ]
         if kw.get("initializers_as_inputs"):
             graph_inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in self.inits]
         outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)]
@@ -322,7 +328,103 @@ def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int
     return b.model("vit", [("input", [1, 3, size, size])], x, [1, 10], opset=opset)
 
 
+def _attention(b: _Builder, x: str, tokens: int, dim: int, heads: int, mask: str | None, causal: bool) -> str:
+    """Multi-head self-attention as Hugging Face exports it: a qkv projection (one, Split, for a causal decoder as
+    GPT-2 writes it; three otherwise, as BERT), heads by Reshape + Transpose, scores scaled by Div of a rank-0
+    constant, the mask added or (causal) chosen by Where against a constant, Softmax, then heads merged."""
+    head_dim = dim // heads
+    if causal:
+        qkv = b.linear(x, dim, 3 * dim)
+        b.nodes.append(
+            helper.make_node(
+                "Split",
+                [qkv, b.const("split", np.array([dim] * 3, np.int64))],
+                parts := [b.name(p) for p in "qkv"],
+                axis=2,
+            )
+        )
+        q, k, v = parts
+    else:
+        q, k, v = (b.linear(x, dim, dim) for _ in range(3))
+    split = b.const("heads", np.array([1, tokens, heads, head_dim], np.int64))
+    q, v = (b.node("Transpose", [b.node("Reshape", [t, split])], perm=[0, 2, 1, 3]) for t in (q, v))
+    k = b.node("Transpose", [b.node("Reshape", [k, split])], perm=[0, 2, 3, 1])
+    scores = b.node("Div", [b.node("MatMul", [q, k]), b.scalar(head_dim**0.5)])
+    if causal:
+        lower = np.tril(np.ones((tokens, tokens), bool)).reshape(1, 1, tokens, tokens)
+        scores = b.node("Where", [b.const("causal", lower), scores, b.scalar(-3.4028234663852886e38)])
+    if mask is not None:
+        scores = b.node("Add", [scores, mask])
+    merged = b.node("Transpose", [b.node("MatMul", [b.node("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+    return b.linear(b.node("Reshape", [merged, b.const("merge", np.array([1, tokens, dim], np.int64))]), dim, dim)
+
+
+def _embedding(b: _Builder, ids: str, rows: int, dim: int) -> tuple[str, np.ndarray]:
+    """Gather(table, ids): the rows, and the table's values."""
+    table = (0.5 * b.rng.standard_normal((rows, dim))).astype(np.float32)
+    return b.node("Gather", [b.const("embedding", table), ids]), table
+
+
+def bert(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads: int = 4, depth: int = 2):
+    """A BERT-like encoder as Hugging Face exports it at opset 14: int64 input_ids, token_type_ids and
+    attention_mask; word and token-type embeddings by Gather on the ids, position embeddings by Gather on a
+    constant; LayerNorm decomposed; the mask made additive (Unsqueeze, Cast, 1 - mask, times the lowest float);
+    three projections for q, k and v; GELU in its Erf form. Its output is the last hidden state."""
+    b = _Builder(seed)
+    x = b.node("Add", [_embedding(b, "input_ids", vocab, dim)[0], _embedding(b, "token_type_ids", 2, dim)[0]])
+    positions = b.const("position_ids", np.arange(tokens, dtype=np.int64).reshape(1, tokens))
+    x = b.layer_norm(b.node("Add", [x, _embedding(b, positions, 64, dim)[0]]), dim, decomposed=True)
+    mask = b.node(
+        "Cast",
+        [b.node("Unsqueeze", ["attention_mask", b.const("axes", np.array([1, 2], np.int64))])],
+        to=TensorProto.FLOAT,
+    )
+    mask = b.node("Mul", [b.node("Sub", [b.scalar(1.0), mask]), b.scalar(-3.4028234663852886e38)])
+    for _ in range(depth):
+        x = b.layer_norm(b.node("Add", [x, _attention(b, x, tokens, dim, heads, mask, causal=False)]), dim, True)
+        ffn = b.linear(b.gelu_erf(b.linear(x, dim, 2 * dim)), 2 * dim, dim)
+        x = b.layer_norm(b.node("Add", [x, ffn]), dim, decomposed=True)
+    inputs = [(n, [1, tokens]) for n in ("input_ids", "token_type_ids", "attention_mask")]
+    return b.model("bert", inputs, x, [1, tokens, dim], opset=14)
+
+
+def gpt2(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads: int = 4, depth: int = 2):
+    """A GPT-2-like decoder without a key/value cache as Hugging Face exports it (opset 17): int64 input_ids,
+    token embeddings by Gather, position embeddings on a constant Range; pre-LayerNorm blocks whose attention
+    takes q, k and v from one projection by Split and masks the future with Where on a constant causal mask;
+    GELU in its tanh form (gelu_new, with Pow 3); logits from the token embedding, tied."""
+    b = _Builder(seed)
+    tokens_in, table = _embedding(b, "input_ids", vocab, dim)
+    positions = b.node(
+        "Unsqueeze",
+        [
+            b.node(
+                "Range",
+                [
+                    b.const("start", np.array(0, np.int64)),
+                    b.const("limit", np.array(tokens, np.int64)),
+                    b.const("delta", np.array(1, np.int64)),
+                ],
+            ),
+            b.const("axes", np.array([0], np.int64)),
+        ],
+    )
+    x = b.node("Add", [tokens_in, _embedding(b, positions, 64, dim)[0]])
+    for _ in range(depth):
+        x = b.node("Add", [x, _attention(b, b.layer_norm(x, dim), tokens, dim, heads, None, causal=True)])
+        h = b.linear(b.layer_norm(x, dim), dim, 4 * dim)
+        cube = b.node("Mul", [b.node("Pow", [h, b.scalar(3.0)]), b.scalar(0.044715)])
+        inner = b.node("Mul", [b.node("Add", [h, cube]), b.scalar(0.7978845608028654)])
+        h = b.node("Mul", [b.node("Mul", [h, b.scalar(0.5)]), b.node("Add", [b.node("Tanh", [inner]), b.scalar(1.0)])])
+        x = b.node("Add", [x, b.linear(h, 4 * dim, dim)])
+    tied = b.const("lm_head", np.ascontiguousarray(table.T))
+    logits = b.node("MatMul", [b.layer_norm(x, dim), tied])
+    return b.model("gpt2", [("input_ids", [1, tokens])], logits, [1, tokens, vocab], opset=17)
+
+
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
+    "bert": bert,
+    "gpt2": gpt2,
     "mobilenet_v3": mobilenet_v3,
     "convnext": convnext,
     "vit": vit,
@@ -342,14 +444,29 @@ def save(model: onnx.ModelProto, path: Path | str) -> Path:
 
 
 def seeded_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Standard-normal float32 values for each graph input of ``model`` (not its initializers listed as inputs)."""
+    """Values for each graph input of ``model`` (not its initializers listed as inputs): standard-normal float32;
+    for an int64 input, ids within the rows of every table it picks from by Gather, else (a mask) 0 or 1 with the
+    last quarter 0, as padding."""
     rng = np.random.default_rng(seed)
-    constants = {t.name for t in model.graph.initializer}
-    return {
-        i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
-        for i in model.graph.input
-        if i.name not in constants
-    }
+    tables = {t.name: t.dims[0] for t in model.graph.initializer if t.dims}
+    rows: dict[str, int] = {}
+    for n in model.graph.node:
+        if n.op_type == "Gather" and n.input[0] in tables:
+            rows[n.input[1]] = min(rows.get(n.input[1], tables[n.input[0]]), tables[n.input[0]])
+    feeds = {}
+    for i in model.graph.input:
+        if i.name in tables:
+            continue
+        shape = [d.dim_value for d in i.type.tensor_type.shape.dim]
+        if i.type.tensor_type.elem_type == TensorProto.FLOAT:
+            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+        elif i.name in rows:
+            feeds[i.name] = rng.integers(0, rows[i.name], shape).astype(np.int64)
+        else:
+            mask = np.ones(shape, np.int64)
+            mask[..., shape[-1] - shape[-1] // 4 :] = 0
+            feeds[i.name] = mask
+    return feeds
 
 
 def onnxruntime_outputs(model: onnx.ModelProto | Path | str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -10,14 +10,20 @@ export interface LoadOptions {
   progressCallback?: (loaded: number, total: number) => void;
 }
 
+/** What an input takes: float32 values for a float32 input; integers (or booleans) for int32 and bool ones. */
+export type Feed = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | number[] | bigint[] | boolean[];
+
 /** A model input or output: WebDNN's view. */
 export class TensorView {
   readonly name: string;
   readonly shape: number[];
   readonly length: number;
-  /** Copy values in (row-major in this tensor's shape); an Error if they do not fit or are not float32. */
-  set(array: Float32Array | Float64Array | number[], offset?: number): void;
-  /** The values (for an output, after a run). */
+  /** What it holds: float32, or int32 (int64 in the model: token ids, masks) and bool, given and read as integers. */
+  readonly dtype: "float32" | "int32" | "bool";
+  /** Copy values in (row-major in this tensor's shape); an Error if they do not fit or are not of its dtype (an
+   * int32 tensor takes an Int32Array, a BigInt64Array or integers within ±2^24; a bool tensor booleans or 0/1). */
+  set(array: Feed, offset?: number): void;
+  /** The values (for an output, after a run); an int32 or bool output's are whole numbers (true is 1). */
   toActual(): Float32Array;
 }
 
@@ -32,7 +38,7 @@ export class Runner {
   getOutputViews(): TensorView[];
   /** Run on the input views' values (filling the output views), or on `feeds` by input name, returning the outputs
    * by name. */
-  run(feeds?: Record<string, Float32Array | Float64Array | number[]>): Promise<Record<string, Float32Array>>;
+  run(feeds?: Record<string, Feed>): Promise<Record<string, Float32Array>>;
   /** Time each kernel of a run alone (median ms over `runs` rounds, launch order; prepare kernels excepted). The
    * kernel names start with their node's position in the descriptor's `nodes` (`n12_...`); WebGL's layout
    * conversions start with `c`. */

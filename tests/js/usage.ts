@@ -12,3 +12,12 @@ export async function classify(canvas: HTMLCanvasElement): Promise<number[]> {
   const name: kgen.BackendName = runner.backendName;
   return name === "js" ? kgen.Math.argmin(scores, 5) : kgen.Math.argmax(scores, 5);
 }
+
+export async function embed(ids: number[]): Promise<Float32Array> {
+  const runner = await kgen.load("./minilm", { backendOrder: "wasm" });
+  const mask = ids.map((id) => id !== 0);
+  const [tokens] = runner.getInputViews();
+  if (tokens.dtype === "int32") tokens.set(BigInt64Array.from(ids, (id) => BigInt(id)));
+  const out = await runner.run({ input_ids: Int32Array.from(ids), attention_mask: mask });
+  return out[runner.outputs[0].name];
+}

@@ -72,5 +72,6 @@ def fold_batchnorm(graph: Graph) -> Graph:
         replaced[id(bn)] = folded
         dropped.add(id(prev))
     nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in dropped]
-    used = {i for n in nodes for i in n.all_inputs}
-    return dataclasses.replace(graph, nodes=nodes, constants={k: v for k, v in constants.items() if k in used})
+    pruned = dataclasses.replace(graph, nodes=nodes)
+    used = pruned.reads()
+    return dataclasses.replace(pruned, constants={k: v for k, v in constants.items() if k in used})

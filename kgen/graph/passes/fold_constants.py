@@ -16,5 +16,6 @@ def fold_constants(graph: Graph) -> Graph:
             constants[node.output] = node_value(node, constants).astype("float32")
         else:
             nodes.append(node)
-    used = {i for n in nodes for i in n.all_inputs}
-    return dataclasses.replace(graph, nodes=nodes, constants={k: v for k, v in constants.items() if k in used})
+    pruned = dataclasses.replace(graph, nodes=nodes)
+    used = pruned.reads()
+    return dataclasses.replace(pruned, constants={k: v for k, v in constants.items() if k in used})

@@ -197,6 +197,8 @@ def recognize(graph: Graph) -> Graph:
             replacements[id(last)] = match.node
             m.consumed.update(id(n) for n in match.consumed)
             break
-    nodes = [replacements.get(id(n), n) for n in graph.nodes if id(n) not in m.consumed]
-    used = {i for n in nodes for i in n.all_inputs}
-    return dataclasses.replace(graph, nodes=nodes, constants={k: v for k, v in m.constants.items() if k in used})
+    pruned = dataclasses.replace(
+        graph, nodes=[replacements.get(id(n), n) for n in graph.nodes if id(n) not in m.consumed]
+    )
+    used = pruned.reads()
+    return dataclasses.replace(pruned, constants={k: v for k, v in m.constants.items() if k in used})

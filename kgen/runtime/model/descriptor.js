@@ -6,6 +6,8 @@
 export const FORMAT = "kgen-model";
 export const SCHEMA_VERSION = 1;
 export const ENCODINGS = ["fp32", "fp16", "eightbit"];
+// what a model input or output holds; kernels carry each in float32 (integers exactly up to 2^24, true as 1)
+export const DTYPES = ["float32", "int32", "bool"];
 const PAGE = 65536;
 
 /** @param {string} where @param {string} what */
@@ -120,8 +122,8 @@ export async function readModel(dir) {
   for (const key of ["inputs", "outputs"]) {
     if (!Array.isArray(model[key]) || model[key].length === 0) throw fail(where, `${key} must be a non-empty list`);
     model[key].forEach((/** @type {any} */ t, /** @type {number} */ k) => {
-      if (typeof t?.name !== "string" || !isShape(t.shape) || t.dtype !== "float32") {
-        throw fail(where, `${key}[${k}] must have a name, a shape of positive sizes and dtype float32`);
+      if (typeof t?.name !== "string" || !isShape(t.shape) || !DTYPES.includes(t.dtype)) {
+        throw fail(where, `${key}[${k}] must have a name, a shape of positive sizes and a dtype (${DTYPES.join(", ")})`);
       }
     });
   }
@@ -153,7 +155,30 @@ export async function readModel(dir) {
     }
   }
   if (typeof model.backends !== "object" || model.backends === null) throw fail(where, "backends must be an object");
+  model.gathers = checkGathers(model.gathers ?? [], model, where);
   return model;
+}
+
+/**
+ * Host gathers (rows of a weight picked by an integer input): each names an int32 input, a weight of at least
+ * one axis, and an output of the indices' shape followed by a row's.
+ * @param {any} gathers @param {any} model @param {string} where
+ */
+function checkGathers(gathers, model, where) {
+  if (!Array.isArray(gathers)) throw fail(where, "gathers must be a list");
+  const tensors = new Map(model.weights.tensors.map((/** @type {any} */ t) => [t.name, t]));
+  const inputs = new Map(model.inputs.map((/** @type {any} */ t) => [t.name, t]));
+  const names = new Set(inputs.keys());
+  for (const g of gathers) {
+    const table = tensors.get(g?.table);
+    const ids = inputs.get(g?.indices);
+    const shape = table && ids ? [...ids.shape, ...table.shape.slice(1)] : null;
+    if (typeof g?.output !== "string" || names.has(g.output) || !shape || ids.dtype !== "int32" || g.shape?.join() !== shape.join()) {
+      throw fail(where, `gather ${JSON.stringify(g?.output)} must name a new output, a weight, an int32 input and their shape`);
+    }
+    names.add(g.output);
+  }
+  return gathers;
 }
 
 /**
@@ -230,19 +255,28 @@ function checkProgram(doc, model, backend, where) {
       if (!buffers.has(b?.buffer)) throw fail(where, `kernel ${k.name} binds buffer ${JSON.stringify(b?.buffer)}, which does not exist`);
     }
   });
-  /** @param {string} key @param {any[]} declared */
-  const ioCheck = (key, declared) => {
-    if (!Array.isArray(doc[key]) || doc[key].length !== declared.length) throw fail(where, `${key} must match model.json's`);
+  /**
+   * Each entry names a tensor of `declared` (every one of them in order, with `all`) with its shape and a buffer
+   * that holds it.
+   * @param {string} key @param {any[]} declared @param {boolean} all
+   */
+  const ioCheck = (key, declared, all) => {
+    const byName = new Map(declared.map((t) => [t.name, t]));
+    const seen = new Set((Array.isArray(doc[key]) ? doc[key] : []).map((/** @type {any} */ t) => t?.name));
+    if (!Array.isArray(doc[key]) || seen.size !== doc[key].length || (all && seen.size !== declared.length)) {
+      throw fail(where, `${key} must match model.json's`);
+    }
     doc[key].forEach((/** @type {any} */ t, /** @type {number} */ i) => {
+      const d = byName.get(t?.name);
       const b = buffers.get(t?.buffer);
-      const sameShape = Array.isArray(t?.shape) && t.shape.join() === declared[i].shape.join();
-      if (t?.name !== declared[i].name || !sameShape || !b || b.size < elements(declared[i].shape)) {
-        throw fail(where, `${key}[${i}] (${declared[i].name}) must have model.json's shape [${declared[i].shape}] and a buffer that holds it`);
+      if (!d || (all && d !== declared[i]) || t.shape?.join() !== d.shape.join() || !b || b.size < elements(d.shape)) {
+        throw fail(where, `${key}[${i}] (${JSON.stringify(t?.name)}) must name one of model.json's with its shape and a buffer that holds it`);
       }
     });
   };
-  ioCheck("inputs", model.inputs);
-  ioCheck("outputs", model.outputs);
+  // the kernels read the model's inputs (but those only a host gather reads) and the gathers' rows
+  ioCheck("inputs", [...model.inputs, ...model.gathers.map((/** @type {any} */ g) => ({ name: g.output, shape: g.shape }))], false);
+  ioCheck("outputs", model.outputs, true);
   const tensors = new Map(model.weights.tensors.map((/** @type {any} */ t) => [t.name, t]));
   if (!Array.isArray(doc.weights)) throw fail(where, "weights must be a list");
   for (const w of doc.weights) {

@@ -6,41 +6,113 @@
 import { elements, fail } from "./descriptor.js";
 import { keepFetched } from "./weights.js";
 
-/** A tensor the page sets (an input) or reads (an output), as WebDNN's views: set(array), toActual(). */
+const EXACT = 2 ** 24; // the largest integer a float32 holds exactly: kernels carry integers in float32
+const INT32 = 2 ** 31;
+const FLOATS = [Float32Array, Float64Array];
+const INTEGERS = [Int32Array, BigInt64Array, Int16Array, Int8Array, Uint8Array, Uint16Array, Uint32Array];
+
+/** @param {any} array */
+function kindOf(array) {
+  return array === null ? "null" : array?.constructor?.name ?? typeof array;
+}
+
+/**
+ * A tensor the page sets (an input) or reads (an output), as WebDNN's views: set(array), toActual(). An int32 or
+ * bool tensor takes and gives integers; inside, every tensor is float32.
+ */
 export class TensorView {
-  /** @param {string} name @param {number[]} shape @param {string} kind */
-  constructor(name, shape, kind) {
+  /** @param {string} name @param {number[]} shape @param {string} kind @param {string} [dtype] */
+  constructor(name, shape, kind, dtype = "float32") {
     this.name = name;
     this.shape = shape;
     this.kind = kind;
+    this.dtype = dtype;
     this.length = elements(shape);
     /** @type {Float32Array} */
     this.data = new Float32Array(this.length);
   }
 
   /**
-   * Copy values in (row-major, this tensor's shape): a Float32Array, a Float64Array or an array of numbers.
-   * @param {ArrayLike<number>} array @param {number} [offset]
+   * Copy values in (row-major, this tensor's shape). float32: a Float32Array, a Float64Array or an array of
+   * numbers. int32 (int64 in the model: token ids, masks): an Int32Array, a BigInt64Array, another integer typed
+   * array or an array of integers (numbers or bigints, or booleans as 0 and 1), each within ±2^24. bool: an array of
+   * booleans, or integers 0 and 1.
+   * @param {ArrayLike<number> | ArrayLike<bigint> | ArrayLike<boolean>} array @param {number} [offset]
    */
   set(array, offset = 0) {
-    const ok = array instanceof Float32Array || array instanceof Float64Array || Array.isArray(array);
-    if (!ok) {
-      const kind = array === null ? "null" : array?.constructor?.name ?? typeof array;
-      throw new Error(`kgen: ${this.kind} '${this.name}' takes float32 values (a Float32Array or an array of numbers), not ${kind}`);
+    const float = this.dtype === "float32";
+    const typed = float ? FLOATS : INTEGERS;
+    if (!(Array.isArray(array) || typed.some((T) => array instanceof T))) {
+      const takes = float ? "float32 values (a Float32Array or an array of numbers)" : `${this.dtype} values (an Int32Array, a BigInt64Array or an array of integers)`;
+      throw new Error(`kgen: ${this.kind} '${this.name}' takes ${takes}, not ${kindOf(array)}`);
     }
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + array.length > this.length) {
       throw new Error(
         `kgen: ${this.kind} '${this.name}' holds ${this.length} values (shape [${this.shape}]); ${array.length} at offset ${offset} do not fit`,
       );
     }
-    if (Array.isArray(array) && array.some((v) => typeof v !== "number")) {
-      throw new Error(`kgen: ${this.kind} '${this.name}': every value must be a number`);
+    if (float) {
+      if (Array.isArray(array) && array.some((v) => typeof v !== "number")) {
+        throw new Error(`kgen: ${this.kind} '${this.name}': every value must be a number`);
+      }
+      this.data.set(/** @type {ArrayLike<number>} */ (array), offset);
+      return;
     }
-    this.data.set(array, offset);
+    const values = new Float32Array(array.length);
+    for (let i = 0; i < array.length; i++) values[i] = this.integer(array[i], i + offset);
+    this.data.set(values, offset);
   }
 
-  /** The values (after a run, for an output). */
+  /** One value of an int32 or bool tensor, checked. @param {any} v @param {number} at */
+  integer(v, at) {
+    const where = `kgen: ${this.kind} '${this.name}': value ${v} at [${at}]`;
+    if (v === true || v === false) return v ? 1 : 0; // a mask given as booleans
+    if (this.dtype === "bool") {
+      if (v === 0 || v === 1 || v === 0n || v === 1n) return Number(v);
+      throw new Error(`${where} is not a boolean (true, false, 0 or 1)`);
+    }
+    if (typeof v === "bigint") {
+      if (v >= BigInt(INT32) || v < -BigInt(INT32)) throw new Error(`${where} is beyond int32`);
+      v = Number(v);
+    }
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new Error(`${where} is not an integer`);
+    if (Math.abs(v) >= INT32) throw new Error(`${where} is beyond int32`);
+    if (Math.abs(v) > EXACT) throw new Error(`${where} is beyond 2^24, the largest integer kgen carries exactly`);
+    return v;
+  }
+
+  /** The values (after a run, for an output); an int32 or bool output's are whole numbers (true is 1). */
   toActual() {
+    return this.data;
+  }
+}
+
+/**
+ * Rows of a weight picked by an int32 input, gathered on the host when a run starts: every id is checked against
+ * the table's rows (negative ones count from the end), so no kernel ever reads outside it.
+ */
+class HostGather {
+  /** @param {any} entry @param {any} table the weight's entry in model.json @param {Float32Array} values */
+  constructor(entry, table, values) {
+    this.output = entry.output;
+    this.indices = entry.indices;
+    this.table = table.name;
+    this.rows = table.shape[0];
+    this.row = elements(table.shape.slice(1));
+    this.values = values;
+    this.data = new Float32Array(elements(entry.shape));
+  }
+
+  /** @param {TensorView} ids */
+  gather(ids) {
+    for (let i = 0; i < ids.length; i++) {
+      let id = ids.data[i];
+      if (id < -this.rows || id >= this.rows) {
+        throw new Error(`kgen: input '${ids.name}': id ${id} at [${i}] is not a row of ${this.table}, which has ${this.rows}`);
+      }
+      if (id < 0) id += this.rows;
+      this.data.set(this.values.subarray(id * this.row, (id + 1) * this.row), i * this.row);
+    }
     return this.data;
   }
 }
@@ -48,9 +120,9 @@ export class TensorView {
 export class Runner {
   /**
    * @param {string} backendName @param {any} launcher @param {any} descriptor @param {any} compiled
-   * @param {Record<string, any>} buffers @param {any} bound @param {any} model
+   * @param {Record<string, any>} buffers @param {any} bound @param {any} model @param {HostGather[]} gathers
    */
-  constructor(backendName, launcher, descriptor, compiled, buffers, bound, model) {
+  constructor(backendName, launcher, descriptor, compiled, buffers, bound, model, gathers) {
     this.backendName = backendName;
     this.launcher = launcher;
     this.descriptor = descriptor;
@@ -60,9 +132,11 @@ export class Runner {
     this.prepared = false;
     this.running = false;
     /** @type {TensorView[]} */
-    this.inputs = model.inputs.map((/** @type {any} */ t) => new TensorView(t.name, t.shape, "input"));
+    this.inputs = model.inputs.map((/** @type {any} */ t) => new TensorView(t.name, t.shape, "input", t.dtype));
     /** @type {TensorView[]} */
-    this.outputs = model.outputs.map((/** @type {any} */ t) => new TensorView(t.name, t.shape, "output"));
+    this.outputs = model.outputs.map((/** @type {any} */ t) => new TensorView(t.name, t.shape, "output", t.dtype));
+    /** @type {HostGather[]} */
+    this.gathers = gathers;
     /** Why each backend tried before this one did not load. @type {string[]} */
     this.fallbackReasons = [];
   }
@@ -78,7 +152,7 @@ export class Runner {
   /**
    * Run the model. With `feeds` ({input name: values}) those are set first and the outputs are returned by
    * name; without, the input views' values are used and the output views filled.
-   * @param {Record<string, ArrayLike<number>>} [feeds]
+   * @param {Record<string, ArrayLike<number> | ArrayLike<bigint> | ArrayLike<boolean>>} [feeds]
    * @returns {Promise<Record<string, Float32Array>>}
    */
   async run(feeds) {
@@ -97,10 +171,15 @@ export class Runner {
         view.set(feeds[view.name]);
       }
     }
+    /** @type {Map<string, Float32Array>} */
+    const sources = new Map(this.inputs.map((v) => [v.name, v.data]));
+    for (const g of this.gathers) {
+      sources.set(g.output, g.gather(/** @type {TensorView} */ (this.inputs.find((v) => v.name === g.indices))));
+    }
     this.running = true;
     try {
       const d = this.descriptor;
-      d.inputs.forEach((/** @type {any} */ t, /** @type {number} */ i) => this.launcher.write(this.buffers[t.buffer], this.inputs[i].data));
+      for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
       const first = !this.prepared;
       await this.launcher.run(this.compiled, this.bound, first ? 0 : d.program.prepare);
       this.prepared = true;
@@ -175,5 +254,11 @@ export async function createRunner(backend, launcher, descriptor, model, weights
   }
   const bound = await launcher.bind(compiled, buffers);
   if (launcher.warmUp) await launcher.warmUp(compiled, bound, program.prepare);
-  return new Runner(backend, launcher, descriptor, compiled, buffers, bound, model);
+  const tables = new Map(model.weights.tensors.map((/** @type {any} */ t) => [t.name, t]));
+  const gathers = model.gathers.map((/** @type {any} */ g) => {
+    const values = weights.get(g.table);
+    if (!values) throw fail(backend, `weight ${g.table} was not decoded`);
+    return new HostGather(g, tables.get(g.table), values);
+  });
+  return new Runner(backend, launcher, descriptor, compiled, buffers, bound, model, gathers);
 }
