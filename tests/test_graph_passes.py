@@ -167,6 +167,8 @@ def _rms_reciprocal(b, x):
     [
         (_gelu_half_last, ["gelu"]),
         (_gelu_half_first, ["gelu"]),
+        (lambda b, x: b.gelu_tanh(x), ["gelu"]),
+        (lambda b, x: b.hard_swish_ppocr(x), ["hard_swish"]),
         (lambda b, x: b.node("Mul", [b.node("Sigmoid", [x]), x]), ["silu"]),
         (lambda b, x: b.layer_norm(x, 8, decomposed=True), ["layer_norm"]),
         (_rms_div, ["rms_norm"]),

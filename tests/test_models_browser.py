@@ -303,6 +303,27 @@ def test_token_ids_and_masks_take_integers_and_bad_ones_are_errors_naming_the_in
         assert compare_model(np.array(got, np.float32).reshape(want.shape), want, "wasm").ok
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("table", "nothing"), ("indices", "attention_maskx"), ("shape", [1, 16, 33]), ("output", "input_ids")],
+)
+def test_a_gather_that_lies_is_an_error(models, page, field, value):
+    folder = models / f"bert_gather_{field}"
+    if not folder.exists():
+        shutil.copytree(models / "bert", folder)
+        model = json.loads((folder / "model.json").read_text())
+        model["gathers"][0][field] = value
+        (folder / "model.json").write_text(json.dumps(model))
+    error = page.evaluate(
+        """async (dir) => {
+          const kgen = await import('/kgen.js');
+          try { await kgen.load(dir, {backendOrder: 'js'}); return null; } catch (e) { return e.message; }
+        }""",
+        f"/models/{folder.name}",
+    )
+    assert "must name a new output, a weight, an int32 input and their shape" in error
+
+
 # -- hostile descriptors -----------------------------------------------------------------------------------------
 
 
@@ -402,7 +423,7 @@ def test_hostile_descriptors_end_in_errors(models, page):
         "short_shard": "weight shard has",
         "buffer_past_memory": "do not lie in the",
         "weight_past_stream": "where the stream puts it",
-        "input_shape_lie": "must have model.json's shape",
+        "input_shape_lie": "must name one of model.json's with its shape",
         "truncated_kernel": "compile",
     }
     for label, folder in cases.items():

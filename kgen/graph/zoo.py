@@ -75,6 +75,13 @@ class _Builder:
         e = self.node("Erf", [self.node("Div", [x, self.scalar(1.4142135381698608)])])
         return self.node("Mul", [self.node("Mul", [x, self.node("Add", [e, self.scalar(1.0)])]), self.scalar(0.5)])
 
+    def gelu_tanh(self, x: str) -> str:
+        """GELU's tanh form as GPT-2 writes it (gelu_new): 0.5 · x · (1 + tanh(sqrt(2 / pi) · (x + 0.044715 · x³)))."""
+        cube = self.node("Mul", [self.node("Pow", [x, self.scalar(3.0)]), self.scalar(0.044715)])
+        inner = self.node("Mul", [self.node("Add", [x, cube]), self.scalar(0.7978845608028654)])
+        one_plus = self.node("Add", [self.node("Tanh", [inner]), self.scalar(1.0)])
+        return self.node("Mul", [self.node("Mul", [x, self.scalar(0.5)]), one_plus])
+
     def hard_swish_ppocr(self, x: str) -> str:
         """PP-OCR's hard-swish: x · relu6(x + 3) / 6 with rank-0 constants."""
         shifted = self.node("Clip", [self.node("Add", [x, self.scalar(3.0)]), self.scalar(0.0), self.scalar(6.0)])
@@ -413,9 +420,7 @@ def gpt2(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads
     for _ in range(depth):
         x = b.node("Add", [x, _attention(b, b.layer_norm(x, dim), tokens, dim, heads, None, causal=True)])
         h = b.linear(b.layer_norm(x, dim), dim, 4 * dim)
-        cube = b.node("Mul", [b.node("Pow", [h, b.scalar(3.0)]), b.scalar(0.044715)])
-        inner = b.node("Mul", [b.node("Add", [h, cube]), b.scalar(0.7978845608028654)])
-        h = b.node("Mul", [b.node("Mul", [h, b.scalar(0.5)]), b.node("Add", [b.node("Tanh", [inner]), b.scalar(1.0)])])
+        h = b.gelu_tanh(h)
         x = b.node("Add", [x, b.linear(h, 4 * dim, dim)])
     tied = b.const("lm_head", np.ascontiguousarray(table.T))
     logits = b.node("MatMul", [b.layer_norm(x, dim), tied])

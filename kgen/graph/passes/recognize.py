@@ -1,7 +1,9 @@
 """Recognition: the decomposed forms exporters write for ops kgen has become those ops, so that each is one
 kernel that fuses into its producer and is tuned as one:
 
-- GELU in its Erf form, x · 0.5 · (1 + erf(x / sqrt 2)), in either order of the products;
+- GELU in its Erf form, x · 0.5 · (1 + erf(x / sqrt 2)), in either order of the products, and its tanh form
+  (GPT-2's gelu_new, with Pow(x, 3));
+- hard-swish as PP-OCR writes it, x · relu6(x + 3) / 6;
 - SiLU, x · sigmoid(x);
 - LayerNorm as opsets before 17 write it (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by the
   scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal).
@@ -76,29 +78,71 @@ def _replace(last: Node, op: str, inputs: list[str], attrs: dict) -> Node:
     return dataclasses.replace(last, op=op, inputs=inputs, attrs=attrs, epilogue=[])
 
 
-def _erf_half(m: _Matcher, name: str) -> tuple[str, list[Node]] | None:
-    """``name`` = 1 + erf(x / sqrt 2) (or erf(x · sqrt 0.5)): x and the three nodes."""
+def _erf_of(m: _Matcher, f: Node) -> tuple[str, list[Node]] | None:
+    """``f`` = erf(x / sqrt 2), or erf(x · sqrt 0.5): x and the nodes."""
+    scaled = m.producer.get(f.inputs[0])
+    if f.op != "erf" or not (scaled and m.node(scaled.output, scaled.op)):
+        return None
+    for x, c in _pairs(scaled):
+        if (scaled.op == "div" and m.near(c, math.sqrt(2.0))) or (scaled.op == "mul" and m.near(c, math.sqrt(0.5))):
+            return x, [scaled]
+    return None
+
+
+def _tanh_of(m: _Matcher, f: Node) -> tuple[str, list[Node]] | None:
+    """``f`` = tanh(sqrt(2 / pi) · (x + 0.044715 · x³)) with x³ as Pow(x, 3): x and the nodes."""
+    inner = f.op == "tanh" and m.node(f.inputs[0], "mul")
+    for s, c in _pairs(inner) if inner else ():
+        total = m.node(s, "add")
+        for x, term in _pairs(total) if total and m.near(c, math.sqrt(2.0 / math.pi)) else ():
+            cubed = m.node(term, "mul")
+            for p, k in _pairs(cubed) if cubed else ():
+                power = m.node(p, "pow")
+                if power and power.inputs[0] == x and power.attrs["exponent"] == 3.0 and m.near(k, 0.044715):
+                    return x, [power, cubed, total, inner]
+    return None
+
+
+def _one_plus(m: _Matcher, name: str) -> tuple[str, str, list[Node]] | None:
+    """``name`` = 1 + erf(x / sqrt 2), or 1 + tanh(sqrt(2 / pi) · (x + 0.044715 · x³)): x, the approximation
+    (GELU's ``approximate``) and the nodes."""
     add = m.node(name, "add")
     for e, one in _pairs(add) if add else ():
-        erf = m.node(e, "erf")
-        scaled = erf and m.producer.get(erf.inputs[0])
-        if not (m.near(one, 1.0) and scaled and m.node(scaled.output, scaled.op)):
+        f = m.producer.get(e)
+        if not (m.near(one, 1.0) and f and m.node(e, f.op)):
             continue
-        for x, c in _pairs(scaled):
-            if (scaled.op == "div" and m.near(c, math.sqrt(2.0))) or (scaled.op == "mul" and m.near(c, math.sqrt(0.5))):
-                return x, [scaled, erf, add]
+        for approximate, of in (("none", _erf_of), ("tanh", _tanh_of)):
+            found = of(m, f)
+            if found:
+                return found[0], approximate, [*found[1], f, add]
     return None
 
 
 def _gelu(m: _Matcher, last: Node) -> _Match | None:
-    """last = (x · h) · 0.5 or (x · 0.5) · h, where h = 1 + erf(x / sqrt 2)."""
+    """last = (x · h) · 0.5 or (x · 0.5) · h, where h = 1 + erf(x / sqrt 2) or its tanh approximation."""
     for u, v in _pairs(last):
         inner = m.node(u, "mul")
         for x, b in _pairs(inner) if inner else ():
             for half, scale in ((b, v), (v, b)):
-                found = _erf_half(m, half)
+                found = _one_plus(m, half)
                 if found and found[0] == x and m.near(scale, 0.5):
-                    return _Match(_replace(last, "gelu", [x], {"approximate": "none"}), [*found[1], inner])
+                    return _Match(_replace(last, "gelu", [x], {"approximate": found[1]}), [*found[2], inner])
+    return None
+
+
+def _hard_swish(m: _Matcher, last: Node) -> _Match | None:
+    """last = x · clip(x + 3, 0, 6) / 6 (PP-OCR's form): a Div by 6 or a Mul by 1/6 of the product."""
+    for p, c in _pairs(last):
+        product = m.node(p, "mul")
+        if not (product and m.near(c, 6.0 if last.op == "div" else 1.0 / 6.0)) or (
+            last.op == "div" and p != last.inputs[0]
+        ):
+            continue
+        for x, r in _pairs(product):
+            clip = m.node(r, "clip")
+            shifted = clip and clip.attrs["min"] == 0.0 and clip.attrs["max"] == 6.0 and m.node(clip.inputs[0], "add")
+            if shifted and any(a == x and m.near(b, 3.0) for a, b in _pairs(shifted)):
+                return _Match(_replace(last, "hard_swish", [x], {}), [shifted, clip, product])
     return None
 
 
@@ -180,7 +224,7 @@ def _layer_norm(m: _Matcher, normed: Node) -> _Match | None:
     return _Match(node, consumed)
 
 
-PATTERNS = {"mul": (_gelu, _silu, _layer_norm), "div": (_layer_norm,)}
+PATTERNS = {"mul": (_gelu, _silu, _hard_swish, _layer_norm), "div": (_hard_swish, _layer_norm)}
 
 
 def recognize(graph: Graph) -> Graph:
