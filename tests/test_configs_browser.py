@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kgen.browser.measure import Harness
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
-from tests.strategies import CASES, configs, with_infinities
+from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs, with_infinities
 
 pytestmark = pytest.mark.browser
 
@@ -45,10 +45,22 @@ def check(browser, backend, workload, config, arrays):
 
 
 @pytest.mark.parametrize("backend", ["webgl", "js"])
-@pytest.mark.parametrize("op", sorted(CASES))
+@pytest.mark.parametrize("op", OTHER_OPS)
 @SETTINGS
 @given(data=st.data())
 def test_every_knob_drawn_matches_numpy(browser, op, backend, data):
+    check_drawn(browser, op, backend, data)
+
+
+@pytest.mark.parametrize("backend", ["webgl", "js"])
+@pytest.mark.parametrize("op", ELEMENTWISE)
+@settings(SETTINGS, max_examples=max(EXAMPLES // 3, 1))
+@given(data=st.data())
+def test_every_knob_drawn_matches_numpy_elementwise(browser, op, backend, data):
+    check_drawn(browser, op, backend, data)
+
+
+def check_drawn(browser, op, backend, data):
     workload, config, rng = drawn(data, browser, op, backend)
     check(browser, backend, workload, config, workload.opdef.random_inputs(workload.shapes, rng))
 

@@ -12,13 +12,26 @@ from kgen.native import wgpu_runner
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
 from kgen.scheduling.space import DEFAULT_LIMITS
-from tests.strategies import CASES, configs
+from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs
+
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.filter_too_much, HealthCheck.too_slow]}
 
 
-@pytest.mark.parametrize("op", sorted(CASES))
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@pytest.mark.parametrize("op", OTHER_OPS)
+@settings(max_examples=15, **SETTINGS)
 @given(data=st.data())
 def test_webgpu_kernel_matches_reference(op, data):
+    check_drawn(op, data)
+
+
+@pytest.mark.parametrize("op", ELEMENTWISE)
+@settings(max_examples=5, **SETTINGS)
+@given(data=st.data())
+def test_webgpu_elementwise_kernel_matches_reference(op, data):
+    check_drawn(op, data)
+
+
+def check_drawn(op, data):
     shapes, attrs = data.draw(CASES[op], label="case")
     seed = data.draw(st.integers(0, 2**16), label="seed")
     workload = Workload.create(op, shapes, attrs)
