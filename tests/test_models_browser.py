@@ -19,7 +19,8 @@ pytestmark = pytest.mark.browser
 
 BACKENDS = ("wasm", "js", "webgpu", "webgl")
 MODELS = dict.fromkeys(
-    ("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "bert", "gpt2", "resnet50"), BACKENDS
+    ("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "bert", "gpt2", "rnn_classifier", "resnet50"),
+    BACKENDS,
 )  # name -> backends converted for
 RUN = """async ([dir, backend, feeds]) => {
   const kgen = await import('/kgen.js');

@@ -385,6 +385,13 @@ def test_an_embedding_lookup_of_token_ids_is_a_host_gather_and_other_computed_in
         from_model(computed)
 
 
+def test_a_concat_of_many_inputs_is_chained_in_groups_a_webgpu_kernel_can_bind():
+    inputs = [(f"x{k}", [2, 1, 3]) for k in range(12)]
+    node = helper.make_node("Concat", [n for n, _ in inputs], ["y"], axis=1)
+    graph = check_matches_ort(graph_of([node], inputs, [("y", [2, 12, 3])], opset=13))
+    assert [len(n.inputs) for n in graph.nodes] == [7, 5, 2]
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 

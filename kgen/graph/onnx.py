@@ -19,6 +19,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from kgen.errors import KgenError
+from kgen.graph import recurrent
 from kgen.graph.ir import Gather, Graph, GraphError, Node, Value
 from kgen.ops import get_op
 from kgen.ops.layout import slice_ranges
@@ -65,6 +66,7 @@ T = onnx.TensorProto
 # what a graph input of each ONNX dtype holds: int64 token ids fit in int32 (the runtime refuses what does not)
 _INPUT_KINDS = {T.FLOAT: "float32", T.INT64: "int32", T.INT32: "int32", T.BOOL: "bool"}
 EXACT = 2**24  # integers up to this are exact in float32, where kernels carry them
+CONCAT_INPUTS = 7  # and the output: WebGPU's default limit of storage buffers per kernel is 8
 MAX_TABLE = 2**31 // 4  # values of a host gather's table: one ArrayBuffer of float32 in the page
 
 
@@ -159,6 +161,14 @@ class _Frontend:
         converted = f"{name}__kgen_f32"
         self.const[converted] = arr.astype(np.float32).reshape(arr.shape or (1,))
         return converted
+
+    def concat(self, parts: list[str], axis: int, output: str | None = None) -> str:
+        """Concat of ``parts``, chained in groups of at most ``CONCAT_INPUTS``: WebGPU binds at most 8 storage
+        buffers to a kernel unless the device is asked for more."""
+        while len(parts) > CONCAT_INPUTS:
+            groups = [parts[k : k + CONCAT_INPUTS] for k in range(0, len(parts), CONCAT_INPUTS)]
+            parts = [g[0] if len(g) == 1 else self.emit("concat", g, {"axis": axis}) for g in groups]
+        return parts[0] if len(parts) == 1 and output is None else self.emit("concat", parts, {"axis": axis}, output)
 
     def reshape(self, x: str, shape: Sequence[int], output: str | None = None) -> str:
         if x in self.const:
@@ -408,7 +418,7 @@ def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
         picked = f.emit("slice", [x], {"starts": (int(flat[0]),), "ends": ends, "axes": (axis,), "steps": (step,)})
     else:
         parts = [f.emit("slice", [x], {"starts": (int(i),), "ends": (int(i) + 1,), "axes": (axis,)}) for i in flat]
-        picked = f.emit("concat", parts, {"axis": axis})
+        picked = f.concat(parts, axis)
     if tuple(f.shape(picked)) == target:
         f.rename[f.node.output[0]] = picked
     else:
@@ -447,7 +457,7 @@ def _split(f: _Frontend, attrs: dict[str, Any]) -> None:
         part = {"starts": (start,), "ends": (start + size,), "axes": (axis,)}
         if x in f.const:
             f.const[output] = np.take(f.const[x], range(start, start + size), axis=axis)
-        elif output in f.read:
+        elif output and output in f.read:
             f.emit("slice", [x], part, output)
         start += size
 
@@ -770,6 +780,9 @@ def _matmul(f: _Frontend, attrs: dict[str, Any]) -> None:
     f.emit("matmul", f.inputs()[:2], {}, f.node.output[0])
 
 
+HANDLERS["LSTM"] = HANDLERS["GRU"] = recurrent.unroll
+
+
 @handles("LayerNormalization")
 def _layer_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
     if any(o for o in f.node.output[1:]):
@@ -891,7 +904,7 @@ def _concat(f: _Frontend, attrs: dict[str, Any]) -> None:
     if all(i in f.const for i in ins):
         f.const[f.node.output[0]] = np.concatenate([f.const[i] for i in ins], axis=attrs["axis"])
         return
-    f.emit("concat", ins, {"axis": attrs["axis"]}, f.node.output[0])
+    f.concat(ins, attrs["axis"], f.node.output[0])
 
 
 @handles("Pad")

@@ -427,7 +427,38 @@ def gpt2(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads
     return b.model("gpt2", [("input_ids", [1, tokens])], logits, [1, tokens, vocab], opset=17)
 
 
+def rnn_classifier(seed: int = 0, vocab: int = 50, tokens: int = 12, dim: int = 16, classes: int = 4):
+    """A recurrent text classifier as PyTorch exports it (opset 14): int64 input_ids, an embedding by Gather,
+    sequence first by Transpose, a GRU (linear_before_reset, as PyTorch's), its outputs' direction axis squeezed, a
+    bidirectional LSTM whose last hidden states (Y_h of both directions) go through Transpose, Reshape, a Gemm and
+    Softmax."""
+    b = _Builder(seed)
+
+    def weights(kind: str, gates: int, dirs: int, size: int) -> list[str]:
+        scale = 1 / np.sqrt(size)
+        shapes = {"W": (dirs, gates * dim, size), "R": (dirs, gates * dim, dim), "B": (dirs, 2 * gates * dim)}
+        return [
+            b.const(f"{kind}_{k}", (scale * b.rng.standard_normal(s)).astype(np.float32)) for k, s in shapes.items()
+        ]
+
+    x = b.node("Transpose", [_embedding(b, "input_ids", vocab, dim)[0]], perm=[1, 0, 2])
+    gru_out = b.name("gru_y")
+    b.nodes.append(
+        helper.make_node("GRU", [x, *weights("gru", 3, 1, dim)], [gru_out], hidden_size=dim, linear_before_reset=1)
+    )
+    x = b.node("Squeeze", [gru_out, b.const("axes", np.array([1], np.int64))])
+    last = b.name("lstm_h")
+    lstm_inputs = [x, *weights("lstm", 4, 2, dim)]
+    b.nodes.append(helper.make_node("LSTM", lstm_inputs, ["", last], hidden_size=dim, direction="bidirectional"))
+    x = b.node(
+        "Reshape", [b.node("Transpose", [last], perm=[1, 0, 2]), b.const("shape", np.array([1, 2 * dim], np.int64))]
+    )
+    x = b.node("Softmax", [b.gemm(x, 2 * dim, classes)], axis=-1)
+    return b.model("rnn_classifier", [("input_ids", [1, tokens])], x, [1, classes], opset=14)
+
+
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
+    "rnn_classifier": rnn_classifier,
     "bert": bert,
     "gpt2": gpt2,
     "mobilenet_v3": mobilenet_v3,
