@@ -108,7 +108,10 @@ def test_bad_models_are_one_line_errors_leaving_nothing(onnx_files, tmp_path):
         "x=1x3x8x8",
     )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads((tmp_path / "dyn" / "model.json").read_text())["inputs"][0]["shape"] == [1, 3, 8, 8]
+    described = json.loads((tmp_path / "dyn" / "model.json").read_text())
+    assert described["inputs"][0]["shape"] == [1, 3, 8, 8]
+    assert described["summary"]["fixed_dimensions"] == {"x.n": 1}
+    assert "fixed: x.n=1 (the model runs at these sizes only)" in ok.stderr
 
 
 @pytest.mark.browser

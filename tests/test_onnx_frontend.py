@@ -392,6 +392,41 @@ def test_a_concat_of_many_inputs_is_chained_in_groups_a_webgpu_kernel_can_bind()
     assert [len(n.inputs) for n in graph.nodes] == [7, 5, 2]
 
 
+def test_an_if_whose_condition_the_input_shapes_fix_is_its_branch():
+    def branch(name, op):
+        node = helper.make_node(op, ["x"], [f"{name}_y"])
+        return helper.make_graph(
+            [node], name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, None)]
+        )
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"]),
+        helper.make_node("Equal", ["batch", "one"], ["single"]),
+        helper.make_node(
+            "If",
+            ["single"],
+            ["y"],
+            name="branching",
+            then_branch=branch("then", "Relu"),
+            else_branch=branch("else", "Neg"),
+        ),
+    ]
+    consts = {"zero": np.array(0, np.int64), "one": np.array(1, np.int64)}
+    for batch, op in ((1, "relu"), (2, "neg")):
+        model = graph_of(nodes, [("x", [batch, 3])], [("y", [batch, 3])], consts, opset=13)
+        assert [n.op for n in check_matches_ort(model).nodes] == [op]
+    computed = [
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Greater", ["total", "zero_f"], ["positive"]),
+        nodes[3],
+    ]
+    computed[2].input[0] = "positive"
+    model = graph_of(computed, [("x", [2, 3])], [("y", [2, 3])], {"zero_f": np.array(0.0, np.float32)}, opset=13)
+    with pytest.raises(GraphError, match=r"node 'branching' \(If\): its condition is computed from the inputs' values"):
+        from_model(model)
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 

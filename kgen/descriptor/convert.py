@@ -82,6 +82,8 @@ def convert(
     started = time.perf_counter()
     graph = onnx_frontend.load(model, input_shapes)
     say(f"read {model}: opset {graph.opset}, {len(graph.nodes)} nodes")
+    if graph.fixed:
+        say("fixed: " + ", ".join(f"{d}={n}" for d, n in graph.fixed.items()) + " (the model runs at these sizes only)")
     optimized = optimize(graph)
     say(f"passes: {len(graph.nodes)} -> {len(optimized.nodes)} nodes ({_ops_line(optimized)})")
     encoded = wt.encode(optimized.constants, encoding)
@@ -108,6 +110,7 @@ def convert(
         raise KgenError("no backend converted: " + "; ".join(f"{b}: {e}" for b, e in failures.items()))
     summary: dict[str, Any] = {
         "model": str(model),
+        "fixed_dimensions": graph.fixed,
         "nodes_before": len(graph.nodes),
         "nodes_after": len(optimized.nodes),
         "ops_before": graph.summary(),

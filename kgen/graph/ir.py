@@ -93,6 +93,8 @@ class Graph:
     name: str = "model"
     opset: int = 0
     gathers: list[Gather] = field(default_factory=list)
+    #: the dynamic dimensions of the inputs that the conversion fixed ("input.dimension" -> size)
+    fixed: dict[str, int] = field(default_factory=dict)
 
     @property
     def kernel_inputs(self) -> list[Value]:

@@ -50,6 +50,17 @@ def from_model(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
     return _Frontend(model.graph, opset, dict(input_shapes or {})).run()
 
 
+def _reads(graph: onnx.GraphProto) -> set[str]:
+    """Every name the graph's nodes read, those of their subgraphs (If's branches) included."""
+    names = set()
+    for n in graph.node:
+        names.update(n.input)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                names |= _reads(a.g)
+    return names
+
+
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     out = {}
     for a in node.attribute:
@@ -90,6 +101,7 @@ class _Frontend:
         #: every tensor is float32; integers and booleans are carried exactly (up to 2^24; true is 1).
         self.kinds: dict[str, str] = {}
         self.gathers: list[Gather] = []
+        self.fixed: dict[str, int] = {}  # "input.dimension" -> the size --input-shape gave a dynamic dimension
 
     # -- helpers ------------------------------------------------------------------------------------------
     def fail(self, what: str) -> GraphError:
@@ -179,7 +191,7 @@ class _Frontend:
 
     # -- driver ---------------------------------------------------------------------------------------------
     def run(self) -> Graph:
-        self.read = {i for n in self.g.node for i in n.input} | {o.name for o in self.g.output}
+        self.read = _reads(self.g) | {o.name for o in self.g.output}
         for init in self.g.initializer:
             self.const[init.name] = numpy_helper.to_array(init)
         self.graph_inputs = inputs = []
@@ -188,16 +200,7 @@ class _Frontend:
                 continue  # old-style graphs list their initializers as inputs too
             inputs.append(self.graph_input(vi))
         for k, node in enumerate(self.g.node):
-            self.node = node
-            self.node_name = node.name or f"{node.op_type}_{k}"
-            if node.domain not in ("", "ai.onnx"):
-                raise self.fail(f"domain '{node.domain}' is not supported (supported: the default ONNX domain)")
-            handler = HANDLERS.get(node.op_type)
-            if handler is None:
-                raise self.fail(f"op type {node.op_type} is not supported (supported: {', '.join(sorted(HANDLERS))})")
-            handler(self, _attrs(node))
-            for o in node.output:
-                self.kinds.setdefault(o, self.kind(0) if node.input else "float32")
+            self.translate(node, node.name or f"{node.op_type}_{k}")
         outputs = []
         for vi in self.g.output:
             name = self.name(vi.name)
@@ -212,9 +215,21 @@ class _Frontend:
         constants = {k: v.astype(np.float32) for k, v in self.const.items() if k in used}
         constants |= {g.table: self.const[g.table].astype(np.float32) for g in self.gathers}
         graph = Graph(inputs, outputs, self.values, constants, self.nodes, self.g.name or "model", self.opset)
-        graph.gathers = self.gathers
+        graph.gathers, graph.fixed = self.gathers, self.fixed
         graph.check()
         return graph
+
+    def translate(self, node: onnx.NodeProto, name: str) -> None:
+        """One ONNX node into kgen nodes (or constants, or renames)."""
+        self.node, self.node_name = node, name
+        if node.domain not in ("", "ai.onnx"):
+            raise self.fail(f"domain '{node.domain}' is not supported (supported: the default ONNX domain)")
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            raise self.fail(f"op type {node.op_type} is not supported (supported: {', '.join(sorted(HANDLERS))})")
+        handler(self, _attrs(node))
+        for o in node.output:
+            self.kinds.setdefault(o, self.kind(0) if node.input else "float32")
 
     def restore_output_names(self, outputs: list[str]) -> list[str]:
         """A graph output that an Identity (or Dropout, Cast...) passed on keeps its ONNX name: the tensor it
@@ -245,6 +260,11 @@ class _Frontend:
         self.kinds[vi.name] = dtype
         if vi.name in self.input_shapes:
             shape = tuple(int(d) for d in self.input_shapes[vi.name])
+            declared = [d.dim_param or "?" if not d.HasField("dim_value") else d.dim_value for d in t.shape.dim]
+            if len(declared) == len(shape):
+                self.fixed |= {
+                    f"{vi.name}.{d}": size for d, size in zip(declared, shape, strict=True) if isinstance(d, str)
+                }
         else:
             dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
             if not t.HasField("shape") or any(d is None or d <= 0 for d in dims):
@@ -781,6 +801,28 @@ def _matmul(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 
 HANDLERS["LSTM"] = HANDLERS["GRU"] = recurrent.unroll
+
+
+@handles("If")
+def _if(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """An If whose condition is a constant once the input shapes are fixed: its branch, translated in place."""
+    ins = f.inputs()
+    if ins[0] not in f.const:
+        raise f.fail("its condition is computed from the inputs' values; supported: a condition fixed by their shapes")
+    outer, name = f.node, f.node_name
+    branch = attrs["then_branch"] if bool(np.asarray(f.const[ins[0]]).reshape(-1)[0]) else attrs["else_branch"]
+    for init in branch.initializer:
+        f.const[init.name] = numpy_helper.to_array(init)
+    for k, node in enumerate(branch.node):
+        f.translate(node, f"{name}/{node.name or f'{node.op_type}_{k}'}")
+    for out, result in zip(outer.output, branch.output, strict=True):
+        source = f.name(result.name)
+        if source in f.const:
+            f.const[out] = f.const[source]
+        else:
+            f.rename[out] = source
+        f.kinds[out] = f.kinds.get(result.name, f.kinds.get(source, "float32"))
+    f.node, f.node_name = outer, name
 
 
 @handles("LayerNormalization")
