@@ -59,6 +59,7 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "reduce_sum": [([(3, 5, 7)], {"axes": (0, 2)}), ([(4, 8)], {"keepdims": 0})],
     "reduce_mean": [([(3, 5, 7)], {"axes": (-1,)}), ([(4, 8)], {"axes": (0,), "keepdims": 0})],
     "reduce_max": [([(3, 5, 7)], {"axes": (1,)}), ([(4, 8)], {})],
+    "reduce_min": [([(3, 5, 7)], {"axes": (0, 2)}), ([(4, 8)], {"keepdims": 0})],
     "concat": [([(3, 5), (3, 2), (3, 1)], {"axis": 1}), ([(2, 4), (6, 4)], {"axis": 0})],
     "transpose": [([(3, 5, 7)], {"perm": (2, 0, 1)}), ([(4, 8)], {})],
     "reshape": [([(3, 5, 7)], {"shape": (7, -1)}), ([(4, 8)], {"shape": (2, 0, -1)})],

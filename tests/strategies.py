@@ -343,6 +343,7 @@ CASES = {
     "reduce_sum": reduce_case(),
     "reduce_mean": reduce_case(),
     "reduce_max": reduce_case(),
+    "reduce_min": reduce_case(),
     "concat": concat_case(),
     "transpose": transpose_case(),
     "reshape": reshape_case(),

@@ -26,7 +26,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 # ops whose output must keep the infinities of their input (numpy's semantics)
-INFINITE = ("max_pool2d", "reduce_max", "clip", "relu", "max", "min", "softmax")
+INFINITE = ("max_pool2d", "reduce_max", "reduce_min", "clip", "relu", "max", "min", "softmax")
 
 
 def drawn(data, browser, op, backend):

@@ -427,6 +427,23 @@ def test_an_if_whose_condition_the_input_shapes_fix_is_its_branch():
         from_model(model)
 
 
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize(("axis", "keepdims", "last"), [(1, 1, 0), (-1, 0, 0), (0, 1, 1), (2, 0, 1)])
+def test_argmax_and_argmin_with_ties(op, axis, keepdims, last):
+    attrs = {"axis": axis, "keepdims": keepdims, "select_last_index": last}
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    converted = check_int_inputs(model, {"x": RNG.integers(-2, 3, (3, 4, 5)).astype(np.float32)})
+    assert converted.values[converted.outputs[0]].dtype == "int32"
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 

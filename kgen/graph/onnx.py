@@ -973,7 +973,9 @@ def _pad(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 
 def _reduce(f: _Frontend, attrs: dict[str, Any]) -> None:
-    op = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max"}[f.node.op_type]
+    op = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min"}[
+        f.node.op_type
+    ]
     since = 13 if f.node.op_type == "ReduceSum" else 18
     axes = _axes(f, attrs, since)
     if axes is not None and not axes:
@@ -984,8 +986,29 @@ def _reduce(f: _Frontend, attrs: dict[str, Any]) -> None:
     f.emit(op, f.inputs()[:1], {"axes": axes, "keepdims": attrs.get("keepdims", 1)}, f.node.output[0])
 
 
-for _t in ("ReduceMean", "ReduceSum", "ReduceMax"):
+for _t in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
     HANDLERS[_t] = _reduce
+
+
+@handles("ArgMax", "ArgMin")
+def _arg_extreme(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """The position of the largest (smallest) value along an axis: the extreme, then the first (with
+    select_last_index, the last) position that holds it, as reductions over a constant of positions."""
+    x = f.inputs()[0]
+    shape = f.shape(x)
+    axis, keep = attrs.get("axis", 0) % len(shape), attrs.get("keepdims", 1)
+    extreme = f.emit(
+        "reduce_max" if f.node.op_type == "ArgMax" else "reduce_min", [x], {"axes": (axis,), "keepdims": 1}
+    )
+    positions = f.fresh("positions")
+    f.const[positions] = np.arange(shape[axis], dtype=np.float32).reshape([-1] + [1] * (len(shape) - axis - 1))
+    last = attrs.get("select_last_index", 0)
+    beyond = f.fresh("beyond")
+    f.const[beyond] = np.array([-1.0 if last else float(shape[axis])], np.float32)
+    hits = f.emit("where", [f.emit("equal", [x, extreme], {}), positions, beyond], {})
+    out = f.node.output[0]
+    f.kinds[out] = "int32"
+    f.emit("reduce_max" if last else "reduce_min", [hits], {"axes": (axis,), "keepdims": keep}, out)
 
 
 # -- image ----------------------------------------------------------------------------------------------------

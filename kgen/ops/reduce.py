@@ -1,4 +1,5 @@
-"""reduce_sum, reduce_mean, reduce_max over chosen axes (ONNX ReduceSum / ReduceMean / ReduceMax)."""
+"""reduce_sum, reduce_mean, reduce_max, reduce_min over chosen axes (ONNX ReduceSum / ReduceMean / ReduceMax /
+ReduceMin)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ for _op, _kind, _mean, _fn, _doc in (
     ("reduce_sum", "sum", False, np.sum, "sum over axes"),
     ("reduce_mean", "sum", True, np.mean, "mean over axes"),
     ("reduce_max", "max", False, np.max, "maximum over axes"),
+    ("reduce_min", "min", False, np.min, "minimum over axes"),
 ):
     register(
         OpDef(
