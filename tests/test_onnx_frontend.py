@@ -444,6 +444,54 @@ def test_argmax_and_argmin_with_ties(op, axis, keepdims, last):
     assert converted.values[converted.outputs[0]].dtype == "int32"
 
 
+def test_gathers_and_scatters_of_constants_fold_and_is_nan_compares_a_value_with_itself():
+    data = np.arange(12, dtype=np.int64).reshape(3, 4)
+    nodes = [
+        helper.make_node("GatherElements", ["data", "pick"], ["picked"], axis=1),
+        helper.make_node("GatherND", ["data", "where"], ["found"]),
+        helper.make_node("ScatterND", ["picked", "where_one", "update"], ["written"]),
+        helper.make_node("Cast", ["written"], ["written_f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "written_f"], ["shifted"]),
+        helper.make_node("Div", ["shifted", "x"], ["ratio"]),  # 0 / 0 is NaN where x is 0
+        helper.make_node("IsNaN", ["ratio"], ["nan"]),
+        helper.make_node("Where", ["nan", "zero", "ratio"], ["y"]),
+    ]
+    consts = {
+        "data": data,
+        "pick": np.array([[3, 0], [1, 1], [2, 0]], np.int64),
+        "where": np.array([[0, 1], [2, 3]], np.int64),
+        "where_one": np.array([[1, 0]], np.int64),
+        "update": np.array([7], np.int64),
+        "zero": np.array(0.0, np.float32),
+    }
+    model = graph_of(nodes, [("x", [3, 2])], [("y", [3, 2])], consts, opset=13)
+    graph = from_model(model)
+    x = np.array([[1.0, 0.0], [2.0, -1.0], [0.0, 3.0]], np.float32)
+    (want,) = zoo.onnxruntime_outputs(model, {"x": x})
+    np.testing.assert_allclose(evaluate(graph, {"x": x})[graph.outputs[0]], want)
+    assert {n.op for n in graph.nodes} == {"add", "div", "equal", "not", "where"}
+
+
+def test_a_host_gather_reads_token_ids_through_a_view_and_the_view_is_dropped():
+    table = RNG.standard_normal((10, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Reshape", ["ids", "flat"], ["ids_flat"]),
+        helper.make_node("Gather", ["table", "ids_flat"], ["rows"]),
+        helper.make_node("Relu", ["rows"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 4])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([-1], np.int64), "flat")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    converted = check_int_inputs(model, {"ids": RNG.integers(0, 10, (2, 3)).astype(np.int64)})
+    assert [n.op for n in converted.nodes] == ["relu"]
+    assert [(g.indices, converted.shape(g.output)) for g in converted.gathers] == [("ids", (6, 4))]
+
+
 # -- errors ---------------------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ model.json (``schema_version`` 1):
 | ``inputs``, ``outputs`` | ``[{name, shape, dtype}]``: what the page sets and reads, row-major; dtype ``float32``, |
 | | ``int32`` (int64 in the model: token ids, masks) or ``bool``; kernels carry each in float32 |
 | ``gathers`` | ``[{output, shape, table, indices}]``: rows of the weight ``table`` picked by the integer input |
+| | (``shape``: the ids', or a view's of them, then a row's) |
 | | ``indices`` (an embedding lookup), which the runtime gathers on the host after checking each id; the |
 | | kernels read ``output`` as an input |
 | ``weights.encoding`` | ``fp32``, ``fp16`` or ``eightbit`` (``weights.py``); ``block``: eightbit's block |

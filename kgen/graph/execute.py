@@ -36,7 +36,8 @@ def evaluate(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndar
     """Every graph output, by name."""
     values: dict[str, np.ndarray] = {**graph.constants, **feeds}
     for g in graph.gathers:
-        values[g.output] = np.take(graph.constants[g.table], np.asarray(feeds[g.indices]).astype(np.int64), axis=0)
+        rows = np.take(graph.constants[g.table], np.asarray(feeds[g.indices]).astype(np.int64), axis=0)
+        values[g.output] = rows.reshape(graph.values[g.output].shape)  # the ids may come through a view
     for node in graph.nodes:
         values[node.output] = node_value(node, values)
     return {o: values[o] for o in graph.outputs}

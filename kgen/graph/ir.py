@@ -44,7 +44,7 @@ class Epilogue:
 class Gather:
     """Rows of a constant table picked by an integer graph input (an embedding lookup of token ids), done by the
     runtime on the host when the inputs are set: the ids are checked there against the table's rows, and the
-    kernels read ``output`` as one more input."""
+    kernels read ``output`` as one more input. Its shape is the ids' (or a view's of them) and a row's."""
 
     output: str
     table: str

@@ -50,6 +50,17 @@ def from_model(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
     return _Frontend(model.graph, opset, dict(input_shapes or {})).run()
 
 
+def _live(nodes: list[Node], wanted: set[str]) -> list[Node]:
+    """The nodes that the graph's outputs need: a view that only led a host gather to its ids is dropped."""
+    needed = set(wanted)
+    live = []
+    for node in reversed(nodes):
+        if node.output in needed:
+            live.append(node)
+            needed.update(node.inputs)
+    return live[::-1]
+
+
 def _reads(graph: onnx.GraphProto) -> set[str]:
     """Every name the graph's nodes read, those of their subgraphs (If's branches) included."""
     names = set()
@@ -208,6 +219,7 @@ class _Frontend:
                 raise GraphError(f"graph output '{vi.name}' is not computed by any node (a constant or an input)")
             outputs.append(name)
         outputs = self.restore_output_names(outputs)
+        self.nodes = _live(self.nodes, set(outputs))
         for vi, name in zip(self.g.output, outputs, strict=True):
             kind = self.kinds.get(vi.name, "float32")
             self.values[name] = dataclasses.replace(self.values[name], dtype=kind)
@@ -381,6 +393,23 @@ def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.nda
 
 
 HANDLERS["Range"] = _shape_op(lambda f, a, at: np.arange(a[0], a[1], a[2]))
+HANDLERS["GatherElements"] = _shape_op(lambda f, a, at: np.take_along_axis(a[0], a[1], axis=at.get("axis", 0)))
+HANDLERS["GatherND"] = _shape_op(lambda f, a, at: _gather_nd(a[0], a[1], at.get("batch_dims", 0)))
+HANDLERS["ScatterND"] = _shape_op(lambda f, a, at: _scatter_nd(a[0], a[1], a[2]))
+
+
+def _gather_nd(data: np.ndarray, indices: np.ndarray, batch_dims: int) -> np.ndarray:
+    if batch_dims:
+        return np.stack([_gather_nd(d, i, batch_dims - 1) for d, i in zip(data, indices, strict=True)])
+    return data[tuple(np.moveaxis(indices, -1, 0))]
+
+
+def _scatter_nd(data: np.ndarray, indices: np.ndarray, updates: np.ndarray) -> np.ndarray:
+    out = data.copy()
+    out[tuple(np.moveaxis(indices, -1, 0))] = updates
+    return out
+
+
 HANDLERS["Size"] = lambda f, attrs: f.const.__setitem__(
     f.node.output[0], np.asarray(math.prod(f.shape(f.inputs()[0])), np.int64)
 )
@@ -446,7 +475,12 @@ def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 
 def _host_gather(f: _Frontend, table: str, ids: str, axis: int) -> None:
-    """Rows of a constant table picked by an integer graph input: the runtime gathers them when the inputs are set."""
+    """Rows of a constant table picked by an integer graph input, or a view of one (Reshape, Squeeze...: the same
+    values in the same order): the runtime gathers them when the inputs are set."""
+    shape = f.shape(ids)
+    producers = {n.output: n for n in f.nodes}
+    while ids in producers and producers[ids].is_view:
+        ids = producers[ids].inputs[0]
     if table not in f.const or ids not in {v.name for v in f.graph_inputs} or axis % f.const[table].ndim:
         raise f.fail(
             "indices computed in the graph are supported where they are a graph input (token ids) picking rows "
@@ -456,7 +490,7 @@ def _host_gather(f: _Frontend, table: str, ids: str, axis: int) -> None:
     if rows.size > MAX_TABLE:
         raise f.fail(f"the table {table} has {rows.size:,} values; a host gather takes at most {MAX_TABLE:,}")
     out = f.node.output[0]
-    f.values[out] = Value(out, (*f.shape(ids), *rows.shape[1:]))
+    f.values[out] = Value(out, (*shape, *rows.shape[1:]))
     f.gathers.append(Gather(out, table, ids))
 
 
@@ -623,6 +657,18 @@ def _logic(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 for _t in _LOGIC:
     HANDLERS[_t] = _logic
+
+
+@handles("IsNaN")
+def _is_nan(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """x is NaN where it differs from itself (IEEE): not(equal(x, x))."""
+    x = f.inputs()[0]
+    out = f.node.output[0]
+    f.kinds[out] = "bool"
+    if x in f.const:
+        f.const[out] = np.isnan(f.const[x])
+        return
+    f.emit("not", [f.emit("equal", [x, x], {})], {}, out)
 
 
 @handles("Softmax")

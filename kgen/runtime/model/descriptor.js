@@ -172,8 +172,10 @@ function checkGathers(gathers, model, where) {
   for (const g of gathers) {
     const table = tensors.get(g?.table);
     const ids = inputs.get(g?.indices);
-    const shape = table && ids ? [...ids.shape, ...table.shape.slice(1)] : null;
-    if (typeof g?.output !== "string" || names.has(g.output) || !shape || ids.dtype !== "int32" || g.shape?.join() !== shape.join()) {
+    // the rows of every id in order, shaped as the ids are (or a view of them: the same count) and then a row
+    const row = table ? table.shape.slice(1) : [];
+    const fits = table && ids && isShape(g?.shape) && elements(g.shape) === elements(ids.shape) * elements(row) && g.shape.slice(g.shape.length - row.length).join() === row.join();
+    if (typeof g?.output !== "string" || names.has(g.output) || !fits || ids.dtype !== "int32") {
       throw fail(where, `gather ${JSON.stringify(g?.output)} must name a new output, a weight, an int32 input and their shape`);
     }
     names.add(g.output);
