@@ -397,9 +397,9 @@ def bert(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads
 
 def gpt2(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads: int = 4, depth: int = 2):
     """A GPT-2-like decoder without a key/value cache as Hugging Face exports it (opset 17): int64 input_ids,
-    token embeddings by Gather of a view of them, position embeddings on a constant Range; pre-LayerNorm blocks whose attention
-    takes q, k and v from one projection by Split and masks the future with Where on a constant causal mask;
-    GELU in its tanh form (gelu_new, with Pow 3); logits from the token embedding, tied."""
+    token embeddings by Gather of a view of them, position embeddings on a constant Range; pre-LayerNorm blocks
+    whose attention takes q, k and v from one projection by Split and masks the future with Where on a constant
+    causal mask; GELU in its tanh form (gelu_new, with Pow 3); logits from the token embedding, tied."""
     b = _Builder(seed)
     ids = b.node("Reshape", ["input_ids", b.const("view", np.array([-1, tokens], np.int64))])  # as GPT-2's view
     tokens_in, table = _embedding(b, ids, vocab, dim)
