@@ -134,28 +134,29 @@ def _layer_norm_ref(rms: bool):
 
 
 _AXIS = Attr("axis", "int", -1, "the first normalized axis: the statistics are over it and every axis after it")
-register(
-    OpDef(
-        name="layer_norm",
-        family="normalization",
-        doc="(x - mean) / sqrt(var + epsilon) · scale + B over the axes from `axis` on (ONNX LayerNormalization).",
-        inputs=(Input("X"), Input("scale", weight=True), Input("B", optional=True, weight=True)),
-        attrs=(_AXIS, _EPSILON),
-        builder=_layer_norm_builder(rms=False),
-        reference_fn=_layer_norm_ref(rms=False),
+for _name, _rms, _doc in (
+    (
+        "layer_norm",
+        False,
+        "(x - mean) / sqrt(var + epsilon) · scale + B over the axes from `axis` on (ONNX LayerNormalization).",
+    ),
+    (
+        "rms_norm",
+        True,
+        "x / sqrt(mean(x²) + epsilon) · scale (+ B) over the axes from `axis` on (RMSNorm: no mean subtracted).",
+    ),
+):
+    register(
+        OpDef(
+            name=_name,
+            family="normalization",
+            doc=_doc,
+            inputs=(Input("X"), Input("scale", weight=True), Input("B", optional=True, weight=True)),
+            attrs=(_AXIS, _EPSILON),
+            builder=_layer_norm_builder(rms=_rms),
+            reference_fn=_layer_norm_ref(rms=_rms),
+        )
     )
-)
-register(
-    OpDef(
-        name="rms_norm",
-        family="normalization",
-        doc="x / sqrt(mean(x²) + epsilon) · scale (+ B) over the axes from `axis` on (RMSNorm: no mean subtracted).",
-        inputs=(Input("X"), Input("scale", weight=True), Input("B", optional=True, weight=True)),
-        attrs=(_AXIS, _EPSILON),
-        builder=_layer_norm_builder(rms=True),
-        reference_fn=_layer_norm_ref(rms=True),
-    )
-)
 
 
 def _channel_params(op: str, x: te.Tensor, params: Sequence[te.Tensor], names: Sequence[str]) -> None:
