@@ -123,6 +123,7 @@ def export(name: str, path: Path) -> dict[str, np.ndarray]:
             return self.model(*tensors)
 
     wrapped = Positional().eval()
+    torch.backends.mha.set_fastpath_enabled(False)  # torchvision's ViT: the exporter has no fused attention
     with torch.no_grad():
         torch.onnx.export(
             wrapped, tuple(inputs.values()), str(path), input_names=list(inputs), opset_version=OPSET, dynamo=False
