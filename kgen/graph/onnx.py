@@ -1071,7 +1071,7 @@ def _integer_scales(f: _Frontend, x: str, scales: np.ndarray | None, sizes: np.n
     if len(shape) != 4:
         raise f.fail(f"input has rank {len(shape)}; supported: 4-D NCHW inputs")
     if sizes is not None and sizes.size:
-        factors = [s / d for s, d in zip(np.asarray(sizes).reshape(-1), shape, strict=True)]
+        factors = [float(s / d) for s, d in zip(np.asarray(sizes).reshape(-1), shape, strict=True)]
     elif scales is not None and scales.size:
         factors = [float(v) for v in np.asarray(scales).reshape(-1)]
     else:
