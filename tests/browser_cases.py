@@ -1,5 +1,7 @@
 """Fixed workloads for browser tests: one with odd sizes and one with even sizes per op."""
 
+from kgen.ops import get_op
+
 UNARY = {
     "relu": {},
     "leaky_relu": {"alpha": 0.2},
@@ -27,6 +29,17 @@ UNARY = {
 }
 BINARY = ("add", "sub", "mul", "div", "max", "min", "equal", "less", "less_or_equal", "greater", "greater_or_equal")
 BINARY += ("and", "or")
+
+# the elementwise ops that the browser tests also build in every WebGL layout and plane count and every wasm variant
+# (one of each arity); the others share their template, whose layouts and variants do not depend on the
+# expression, and are built with the default and sampled configs
+SWEPT_ELEMENTWISE = ("relu", "add", "prelu", "where")
+
+
+def swept(op: str) -> bool:
+    """Whether the browser tests build ``op`` in every layout, plane count and variant."""
+    return get_op(op).family != "elementwise" or op in SWEPT_ELEMENTWISE
+
 
 CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "conv2d": [

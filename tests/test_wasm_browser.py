@@ -14,7 +14,7 @@ from kgen.browser.measure import Harness
 from kgen.codegen.wasm.renderer import assemble
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
-from tests.browser_cases import CASES
+from tests.browser_cases import CASES, swept
 
 pytestmark = pytest.mark.browser
 
@@ -39,10 +39,12 @@ def test_op_matches_numpy_in_wasm(browser, op):
         harness = harness_for(browser, workload)
         sp = space(workload, "wasm")
         sampled = sp.sample(2, seed=len(shapes), limits=limits)
-        scalar = next((c for c in sp.sample(40, seed=1, limits=limits) if c["vector"] == "scalar"), None)
-        packed = next((c for c in sp.sample(40, seed=2, limits=limits) if c.get("pack")), None)  # a prepare kernel
-        padded = next((c for c in sp.sample(40, seed=3, limits=limits) if c.get("pad")), None)  # and a copy kernel
-        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, scalar, packed, padded) if c for t in (1, 2)]
+        variants = []
+        if swept(op):
+            variants.append(next((c for c in sp.sample(40, seed=1, limits=limits) if c["vector"] == "scalar"), None))
+            variants.append(next((c for c in sp.sample(40, seed=2, limits=limits) if c.get("pack")), None))  # prepare
+            variants.append(next((c for c in sp.sample(40, seed=3, limits=limits) if c.get("pad")), None))  # copy
+        configs = [{**c, "threads": t} for c in (sp.default(), *sampled, *variants) if c for t in (1, 2)]
         programs = [build(workload, "wasm", c, limits)[0] for c in configs]
         for config, result in zip(configs, harness.measure_batch(programs, time_it=False), strict=True):
             assert result.ok, f"{workload.key} {config}: {result.status} {result.reason}"
