@@ -7,6 +7,7 @@ output can share its input's storage is marked ``alias``: it launches nothing on
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,19 @@ class Graph:
     def reads(self) -> set[str]:
         """Every tensor a node or a host gather reads."""
         return {i for n in self.nodes for i in n.all_inputs} | {g.table for g in self.gathers}
+
+    def read_counts(self) -> dict[str, int]:
+        """How many reads of each tensor the nodes' kernels make (an operand read twice counts twice)."""
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            for i in n.all_inputs:
+                counts[i] = counts.get(i, 0) + 1
+        return counts
+
+    def with_nodes(self, nodes: list[Node], constants: dict[str, np.ndarray]) -> Graph:
+        """This graph with ``nodes``, keeping those of ``constants`` that they (or a host gather) read."""
+        pruned = dataclasses.replace(self, nodes=nodes)
+        return dataclasses.replace(pruned, constants={k: v for k, v in constants.items() if k in pruned.reads()})
 
     def producer(self) -> dict[str, Node]:
         return {n.output: n for n in self.nodes}

@@ -22,6 +22,7 @@ from kgen.errors import KgenError
 from kgen.graph import recurrent
 from kgen.graph.ir import Gather, Graph, GraphError, Node, Value
 from kgen.ops import get_op
+from kgen.ops.layout import numpy_slice
 
 OPSETS = (7, 21)
 
@@ -222,11 +223,9 @@ class _Frontend:
         for vi, name in zip(self.g.output, outputs, strict=True):
             kind = self.kinds.get(vi.name, "float32")
             self.values[name] = dataclasses.replace(self.values[name], dtype=kind)
-        used = {i for n in self.nodes for i in n.inputs}
-        constants = {k: v.astype(np.float32) for k, v in self.const.items() if k in used}
-        constants |= {g.table: self.const[g.table].astype(np.float32) for g in self.gathers}
-        graph = Graph(inputs, outputs, self.values, constants, self.nodes, self.g.name or "model", self.opset)
-        graph.gathers, graph.fixed = self.gathers, self.fixed
+        name = self.g.name or "model"
+        graph = Graph(inputs, outputs, self.values, {}, self.nodes, name, self.opset, self.gathers, self.fixed)
+        graph.constants = {k: self.const[k].astype(np.float32) for k in graph.reads() if k in self.const}
         graph.check()
         return graph
 
@@ -361,14 +360,11 @@ _NUMPY_DTYPES = {
 def _cast(f: _Frontend, attrs: dict[str, Any]) -> None:
     x = f.inputs()[0]
     target = _NUMPY_DTYPES.get(attrs.get("to"))
-    if x in f.const:
-        if target is None:
-            raise f.fail(f"cast to {onnx.TensorProto.DataType.Name(attrs.get('to', 0))} is not supported")
-        f.const[f.node.output[0]] = f.const[x].astype(target)
-        return
-        return
     if target is None:
         raise f.fail(f"cast to {onnx.TensorProto.DataType.Name(attrs.get('to', 0))} is not supported")
+    if x in f.const:
+        f.const[f.node.output[0]] = f.const[x].astype(target)
+        return
     source, kind = f.kind(0), _kind_of(np.dtype(target))
     f.kinds[f.node.output[0]] = kind
     if source == kind or kind == "float32" or (source == "bool" and kind == "int32"):
@@ -428,13 +424,7 @@ def _slice(f: _Frontend, attrs: dict[str, Any]) -> None:
     slice_attrs = {"starts": _ints(starts), "ends": _ints(ends), "axes": _ints(axes), "steps": _ints(steps)}
     x = f.inputs()[0]
     if x in f.const:  # numpy's slicing is ONNX's, and a constant may come out empty (shape arithmetic)
-        data = f.const[x]
-        index = [slice(None)] * data.ndim
-        axes = slice_attrs["axes"] or range(len(slice_attrs["starts"]))
-        steps = slice_attrs["steps"] or (1,) * len(slice_attrs["starts"])
-        for start, end, axis, step in zip(slice_attrs["starts"], slice_attrs["ends"], axes, steps, strict=True):
-            index[axis] = slice(start, end, step)
-        f.const[f.node.output[0]] = data[tuple(index)]
+        f.const[f.node.output[0]] = numpy_slice(f.const[x], slice_attrs)
         return
     f.emit("slice", [x], slice_attrs, f.node.output[0])
 
@@ -442,8 +432,8 @@ def _slice(f: _Frontend, attrs: dict[str, Any]) -> None:
 @handles("Gather")
 def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
     """Gather with constant indices: evaluated on constants; on a computed tensor, the indices as slices (one
-    strided slice where they step evenly, else one slice each, concatenated). Indices computed in the graph
-    (an embedding lookup of token ids) are not supported yet."""
+    strided slice where they step evenly, else one slice each, concatenated). Computed indices: a host gather
+    (token ids picking rows of a constant table), else a one-line error."""
     x, ids = f.inputs()[:2]
     if ids not in f.const:
         _host_gather(f, x, ids, attrs.get("axis", 0))
@@ -645,9 +635,8 @@ def _logic(f: _Frontend, attrs: dict[str, Any]) -> None:
     op, numpy_fn = _LOGIC[f.node.op_type]
     ins = f.inputs()
     out = f.node.output[0]
-    f.kinds[out] = "bool" if op != "where" else f.kind(1)
+    f.kinds[out] = f.kind(1) if op == "where" else f.kind(0) if op == "mod" else "bool"
     if op == "mod":
-        f.kinds[out] = f.kind(0)
         numpy_fn = np.fmod if attrs.get("fmod", 0) else np.mod
     if all(i in f.const for i in ins):
         f.const[out] = np.asarray(numpy_fn(*(f.const[i] for i in ins)))

@@ -171,7 +171,7 @@ class _Binary(NamedTuple):
     reference: Callable[[np.ndarray, np.ndarray, Mapping[str, Any]], np.ndarray]
     doc: str
     attrs: tuple[Attr, ...] = ()
-    domain: str | None = None  # of both operands (the divisor's is "nonzero" for div and mod)
+    domains: tuple[str | None, str | None] = (None, None)  # of each operand (see OpDef.domains)
     operands: tuple[str, str] = ("A", "B")
     #: the result has the first operand's shape (PRelu's slope broadcasts to X), rather than both broadcast
     one_way: bool = False
@@ -179,7 +179,10 @@ class _Binary(NamedTuple):
 
 def _compare(op: str, ref: Callable[..., np.ndarray], doc: str) -> _Binary:
     return _Binary(
-        lambda a, b, at: _truth(te.compare(op, a, b)), lambda x, y, at: ref(x, y).astype(x.dtype), doc, domain="integer"
+        lambda a, b, at: _truth(te.compare(op, a, b)),
+        lambda x, y, at: ref(x, y).astype(x.dtype),
+        doc,
+        domains=("integer", "integer"),
     )
 
 
@@ -191,7 +194,7 @@ BINARY: dict[str, _Binary] = {
     "add": _Binary(lambda a, b, at: a + b, lambda x, y, at: x + y, "A + B"),
     "sub": _Binary(lambda a, b, at: a - b, lambda x, y, at: x - y, "A - B"),
     "mul": _Binary(lambda a, b, at: a * b, lambda x, y, at: x * y, "A · B"),
-    "div": _Binary(lambda a, b, at: a / b, lambda x, y, at: x / y, "A / B"),
+    "div": _Binary(lambda a, b, at: a / b, lambda x, y, at: x / y, "A / B", domains=(None, "nonzero")),
     "max": _Binary(lambda a, b, at: te.maximum(a, b), lambda x, y, at: np.maximum(x, y), "elementwise maximum"),
     "min": _Binary(lambda a, b, at: te.minimum(a, b), lambda x, y, at: np.minimum(x, y), "elementwise minimum"),
     "mod": _Binary(
@@ -199,7 +202,7 @@ BINARY: dict[str, _Binary] = {
         lambda x, y, at: np.fmod(x, y) if at["fmod"] else np.mod(x, y),
         "the remainder of A / B, with the sign of B (or of A with fmod 1)",
         (Attr("fmod", "int", 0, "1: the sign of A, as C's fmod", choices=(0, 1)),),
-        domain="integer",
+        domains=("integer", "nonzero integer"),
     ),
     "prelu": _Binary(
         lambda x, slope, at: te.select(x >= 0.0, x, x * slope),
@@ -217,13 +220,13 @@ BINARY: dict[str, _Binary] = {
         lambda a, b, at: _truth(te.compare("ne", a, 0.0)) * _truth(te.compare("ne", b, 0.0)),
         lambda x, y, at: ((x != 0) & (y != 0)).astype(x.dtype),
         "1 where both are nonzero, else 0",
-        domain="boolean",
+        domains=("boolean", "boolean"),
     ),
     "or": _Binary(
         lambda a, b, at: te.maximum(_truth(te.compare("ne", a, 0.0)), _truth(te.compare("ne", b, 0.0))),
         lambda x, y, at: ((x != 0) | (y != 0)).astype(x.dtype),
         "1 where either is nonzero, else 0",
-        domain="boolean",
+        domains=("boolean", "boolean"),
     ),
 }
 
@@ -270,9 +273,6 @@ for _name, _u in UNARY.items():
     )
 
 for _name, _b in BINARY.items():
-    _domains = tuple((o, _b.domain) for o in _b.operands) if _b.domain else ()
-    if _name in ("div", "mod"):
-        _domains = (*_domains[:1], (_b.operands[1], "nonzero" if _name == "div" else "nonzero integer"))
     register(
         OpDef(
             name=_name,
@@ -282,7 +282,7 @@ for _name, _b in BINARY.items():
             attrs=_b.attrs,
             builder=_broadcast_builder(_name, _b.operands, _b.body, _b.one_way),
             reference_fn=lambda arrays, attrs, ref=_b.reference: ref(arrays[0], arrays[1], attrs),
-            domains=_domains,
+            domains=tuple((o, d) for o, d in zip(_b.operands, _b.domains, strict=True) if d),
         )
     )
 

@@ -267,8 +267,9 @@ def _slice(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
     )
 
 
-def _slice_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
-    x = arrays[0]
+def numpy_slice(x: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
+    """ONNX Slice with numpy's slicing, which clamps as ONNX does (and may leave an axis empty): the op's
+    reference, and the frontend's on constants."""
     index = [slice(None)] * x.ndim
     axes = attrs["axes"] if attrs["axes"] is not None else range(len(attrs["starts"]))
     steps = attrs["steps"] if attrs["steps"] is not None else [1] * len(attrs["starts"])
@@ -290,7 +291,7 @@ register(
             Attr("steps", "ints?", None, "the step per sliced axis (negative goes backwards); 1 when left out"),
         ),
         builder=_slice,
-        reference_fn=_slice_ref,
+        reference_fn=lambda arrays, attrs: numpy_slice(arrays[0], attrs),
     )
 )
 

@@ -72,6 +72,4 @@ def fold_batchnorm(graph: Graph) -> Graph:
         replaced[id(bn)] = folded
         dropped.add(id(prev))
     nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in dropped]
-    pruned = dataclasses.replace(graph, nodes=nodes)
-    used = pruned.reads()
-    return dataclasses.replace(pruned, constants={k: v for k, v in constants.items() if k in used})
+    return graph.with_nodes(nodes, constants)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from kgen.graph.execute import node_value
 from kgen.graph.ir import Graph
 
@@ -16,6 +14,4 @@ def fold_constants(graph: Graph) -> Graph:
             constants[node.output] = node_value(node, constants).astype("float32")
         else:
             nodes.append(node)
-    pruned = dataclasses.replace(graph, nodes=nodes)
-    used = pruned.reads()
-    return dataclasses.replace(pruned, constants={k: v for k, v in constants.items() if k in used})
+    return graph.with_nodes(nodes, constants)

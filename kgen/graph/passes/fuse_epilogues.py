@@ -20,10 +20,7 @@ def _fusable(node: Node) -> bool:
 
 
 def fuse_epilogues(graph: Graph) -> Graph:
-    uses: dict[str, int] = {}
-    for n in graph.nodes:
-        for i in n.all_inputs:
-            uses[i] = uses.get(i, 0) + 1
+    uses = graph.read_counts()
     nodes: list[Node] = []
     index: dict[str, int] = {}  # output -> position in nodes
     for node in graph.nodes:

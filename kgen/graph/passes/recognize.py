@@ -33,10 +33,7 @@ class _Matcher:
         self.producer = graph.producer()
         self.consumers = graph.consumers()
         self.constants = dict(graph.constants)
-        self.uses: dict[str, int] = {}
-        for n in graph.nodes:
-            for i in n.all_inputs:
-                self.uses[i] = self.uses.get(i, 0) + 1
+        self.uses = graph.read_counts()
         self.consumed: set[int] = set()
 
     def node(self, name: str, op: str, uses: int = 1) -> Node | None:
@@ -205,7 +202,7 @@ def _layer_norm(m: _Matcher, normed: Node) -> _Match | None:
         x, op, parts = v, "rms_norm", []
     square = _squares(m, variance.inputs[0], v)
     axis = _trailing_axis(m, variance, x)
-    if square is None or axis is None or (mean and parts and _trailing_axis(m, mean, x) != axis):
+    if square is None or axis is None or (parts and _trailing_axis(m, mean, x) != axis):
         return None
     # the Mul by a constant scale and the Add of a constant bias that follow join the norm
     normalized = m.graph.shape(x)[axis:]
@@ -237,12 +234,8 @@ def recognize(graph: Graph) -> Graph:
             match = pattern(m, node)
             if match is None:
                 continue
-            last = next(n for n in graph.nodes if n.output == match.node.output)
-            replacements[id(last)] = match.node
+            replacements[id(m.producer[match.node.output])] = match.node
             m.consumed.update(id(n) for n in match.consumed)
             break
-    pruned = dataclasses.replace(
-        graph, nodes=[replacements.get(id(n), n) for n in graph.nodes if id(n) not in m.consumed]
-    )
-    used = pruned.reads()
-    return dataclasses.replace(pruned, constants={k: v for k, v in m.constants.items() if k in used})
+    nodes = [replacements.get(id(n), n) for n in graph.nodes if id(n) not in m.consumed]
+    return graph.with_nodes(nodes, m.constants)
