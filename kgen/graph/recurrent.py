@@ -138,17 +138,9 @@ def _outputs(f: Any, hs: list[list[str]], hs_last: list[str], cs_last: list[str 
     step_axis, dir_axis = (0, 1) if layout == 0 else (1, 2)
     one = (1, 1, batch, hidden) if layout == 0 else (batch, 1, 1, hidden)
     if out[0] and out[0] in f.read:
-        per_dir = [_join(f, [f.reshape(h, one) for h in steps], step_axis) for steps in hs]
-        _name(f, _join(f, per_dir, dir_axis), out[0])
+        per_dir = [f.concat([f.reshape(h, one) for h in steps], step_axis) for steps in hs]
+        f.rename[out[0]] = f.concat(per_dir, dir_axis)
     last_shape = (1, batch, hidden) if layout == 0 else (batch, 1, hidden)
     for name, states in ((out[1], hs_last), (out[2], cs_last)):
         if name and name in f.read:
-            _name(f, _join(f, [f.reshape(s, last_shape) for s in states], 0 if layout == 0 else 1), name)
-
-
-def _join(f: Any, parts: list[str], axis: int) -> str:
-    return f.concat(parts, axis)
-
-
-def _name(f: Any, tensor: str, output: str) -> None:
-    f.rename[output] = tensor
+            f.rename[name] = f.concat([f.reshape(s, last_shape) for s in states], 0 if layout == 0 else 1)
