@@ -73,6 +73,7 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "reduce_mean": [([(3, 5, 7)], {"axes": (-1,)}), ([(4, 8)], {"axes": (0,), "keepdims": 0})],
     "reduce_max": [([(3, 5, 7)], {"axes": (1,)}), ([(4, 8)], {})],
     "reduce_min": [([(3, 5, 7)], {"axes": (0, 2)}), ([(4, 8)], {"keepdims": 0})],
+    "cumsum": [([(3, 5, 7)], {"axis": 1}), ([(4, 9)], {"axis": -1, "exclusive": 1, "reverse": 1})],
     "concat": [([(3, 5), (3, 2), (3, 1)], {"axis": 1}), ([(2, 4), (6, 4)], {"axis": 0})],
     "transpose": [([(3, 5, 7)], {"perm": (2, 0, 1)}), ([(4, 8)], {})],
     "reshape": [([(3, 5, 7)], {"shape": (7, -1)}), ([(4, 8)], {"shape": (2, 0, -1)})],
@@ -91,6 +92,7 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "lrn": [([(1, 7, 5, 3)], {"size": 3, "alpha": 0.1, "bias": 2.0}), ([(2, 8, 4, 4)], {"size": 4})],
     "resize": [
         ([(1, 3, 5, 7)], {"scales": (2, 3), "mode": "linear"}),
+        ([(1, 2, 7, 8)], {"scales": (8, 1), "divisors": (7, 2), "mode": "linear"}),
         ([(2, 4, 4, 4)], {"scales": (2, 2), "mode": "nearest", "coordinate_transformation_mode": "asymmetric"}),
     ],
     **{op: [([(3, 5, 7)], attrs), ([(2, 4, 8)], attrs)] for op, attrs in UNARY.items()},

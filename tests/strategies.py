@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 from kgen.ops import get_op
+from kgen.ops.image import COORDINATES
 
 dims = st.integers(1, 6)
 small_float = st.floats(-2.0, 2.0, allow_nan=False, width=32)
@@ -202,6 +203,17 @@ def reduce_case(draw):
 
 
 @st.composite
+def cumsum_case(draw):
+    shape = draw(shape_of())
+    attrs = {
+        "axis": draw(st.integers(-len(shape), len(shape) - 1)),
+        "exclusive": draw(st.integers(0, 1)),
+        "reverse": draw(st.integers(0, 1)),
+    }
+    return [shape], attrs
+
+
+@st.composite
 def concat_case(draw):
     base = list(draw(shape_of(1, 3)))
     axis = draw(st.integers(0, len(base) - 1))
@@ -308,11 +320,12 @@ def lrn_case(draw):
 
 @st.composite
 def resize_case(draw):
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(3, 7)), draw(st.integers(3, 7)))
     attrs = {
         "scales": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "divisors": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
         "mode": draw(st.sampled_from(["nearest", "linear"])),
-        "coordinate_transformation_mode": draw(st.sampled_from(["half_pixel", "asymmetric", "pytorch_half_pixel"])),
+        "coordinate_transformation_mode": draw(st.sampled_from(COORDINATES)),
         "nearest_mode": draw(st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])),
     }
     return [shape], attrs
@@ -344,6 +357,7 @@ CASES = {
     "reduce_mean": reduce_case(),
     "reduce_max": reduce_case(),
     "reduce_min": reduce_case(),
+    "cumsum": cumsum_case(),
     "concat": concat_case(),
     "transpose": transpose_case(),
     "reshape": reshape_case(),

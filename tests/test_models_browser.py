@@ -19,7 +19,10 @@ pytestmark = pytest.mark.browser
 
 BACKENDS = ("wasm", "js", "webgpu", "webgl")
 MODELS = dict.fromkeys(
-    ("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "bert", "gpt2", "rnn_classifier", "resnet50"),
+    (
+        *("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "resnet50"),
+        *("vit", "bert", "roberta", "gpt2", "rnn_classifier"),
+    ),
     BACKENDS,
 )  # name -> backends converted for
 RUN = """async ([dir, backend, feeds]) => {

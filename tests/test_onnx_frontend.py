@@ -358,31 +358,63 @@ def test_shape_arithmetic_with_comparisons_and_where_is_folded():
     assert [n.op for n in check_matches_ort(model).nodes] == ["reshape"]
 
 
-def test_an_embedding_lookup_of_token_ids_is_a_host_gather_and_other_computed_indices_are_refused():
+def test_an_embedding_lookup_of_token_ids_is_a_host_gather_and_other_computed_indices_a_one_hot_product():
     table = RNG.standard_normal((10, 4)).astype(np.float32)
     ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3])
-    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4])
 
-    def model_of(nodes, inputs=(ids,)):
-        graph = helper.make_graph(nodes, "g", list(inputs), [out], [numpy_helper.from_array(table, "table")])
+    def model_of(nodes, out_shape, inputs=(ids,)):
+        out = helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)
+        consts = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array(1, np.int64), "one")]
+        graph = helper.make_graph(nodes, "g", list(inputs), [out], consts)
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
     lookup = model_of(
-        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("Relu", ["rows"], ["y"])]
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("Relu", ["rows"], ["y"])], [2, 3, 4]
     )
     feeds = {"ids": RNG.integers(-10, 10, (2, 3)).astype(np.int64)}
     graph = check_int_inputs(lookup, feeds)
     assert [(g.table, g.indices) for g in graph.gathers] == [("table", "ids")]
     assert [v.name for v in graph.kernel_inputs] == ["rows"]  # the ids only feed the gather
-    computed = model_of(
-        [
-            helper.make_node("Add", ["ids", "one"], ["shifted"]),
-            helper.make_node("Gather", ["table", "shifted"], ["y"], name="lookup"),
-        ]
-    )
-    computed.graph.initializer.append(numpy_helper.from_array(np.array(1, np.int64), "one"))
-    with pytest.raises(GraphError, match=r"node 'lookup' \(Gather\): indices computed in the graph are supported"):
-        from_model(computed)
+    # indices computed in the graph (negative ones count from the end), from a constant table and along axis 1 of
+    # a computed tensor
+    shifted = helper.make_node("Sub", ["ids", "one"], ["shifted"])
+    computed = model_of([shifted, helper.make_node("Gather", ["table", "shifted"], ["y"])], [2, 3, 4])
+    feeds = {"ids": RNG.integers(-9, 11, (2, 3)).astype(np.int64)}
+    graph = check_int_inputs(computed, feeds)
+    assert not graph.gathers and "matmul" in [n.op for n in graph.nodes]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 11, 5])
+    nodes = [
+        shifted,
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Gather", ["r", "shifted"], ["y"], axis=1),
+    ]
+    feeds["x"] = RNG.standard_normal((4, 11, 5)).astype(np.float32)
+    check_int_inputs(model_of(nodes, [4, 2, 3, 5], inputs=(ids, x)), feeds)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_gather_elements_with_computed_indices(axis):
+    """Computed data and a constant table, indices computed from an integer input (negative ones included), data
+    larger than the indices off the axis; and RoBERTa's case, a constant of zeros, which folds."""
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3, 2])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, 3])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "w")]
+    table = RNG.standard_normal((3, 4, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Sub", ["ids", "one"], ["shifted"]),
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("GatherElements", ["r", "shifted"], ["y"], axis=axis),
+        helper.make_node("GatherElements", ["table", "shifted"], ["z"], axis=axis),
+        helper.make_node("GatherElements", ["blank", "shifted"], ["zeros"], axis=axis),
+        helper.make_node("Add", ["z", "zeros"], ["w"]),
+    ]
+    consts = {"one": np.array(1, np.int64), "table": table, "blank": np.zeros((3, 4, 3), np.float32)}
+    graph = helper.make_graph(nodes, "g", [ids, x], outs, [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    size = (3, 4, 3)[axis]
+    feeds = {"ids": RNG.integers(1 - size, size + 1, (2, 3, 2)), "x": RNG.standard_normal((3, 4, 3))}
+    converted = check_int_inputs(model, {k: v.astype(np.int64 if k == "ids" else np.float32) for k, v in feeds.items()})
+    assert [n.op for n in converted.nodes].count("reduce_sum") == 2  # the zeros were folded
 
 
 def test_a_concat_of_many_inputs_is_chained_in_groups_a_webgpu_kernel_can_bind():
@@ -425,6 +457,14 @@ def test_an_if_whose_condition_the_input_shapes_fix_is_its_branch():
     model = graph_of(computed, [("x", [2, 3])], [("y", [2, 3])], {"zero_f": np.array(0.0, np.float32)}, opset=13)
     with pytest.raises(GraphError, match=r"node 'branching' \(If\): its condition is computed from the inputs' values"):
         from_model(model)
+
+
+@pytest.mark.parametrize(("axis", "exclusive", "reverse"), [(1, 0, 0), (-1, 1, 0), (0, 0, 1), (2, 1, 1)])
+def test_cumsum(axis, exclusive, reverse):
+    attrs = {"exclusive": exclusive, "reverse": reverse}
+    model = one_node("CumSum", [("x", [3, 4, 5])], None, attrs, {"axis": np.array(axis, np.int64)})
+    graph = check_matches_ort(model)
+    assert [n.op for n in graph.nodes] == ["cumsum"]
 
 
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
@@ -563,10 +603,22 @@ def test_lrn_resize_and_upsample():
     ):
         consts = {"roi": empty, "scales": np.array([1, 1, 2, 3], np.float32)}
         check_matches_ort(one_node("Resize", [x], None, attrs, consts, opset=13))
-    sizes = {"roi": empty, "scales": empty, "sizes": np.array([1, 2, 6, 10], np.int64)}
-    check_matches_ort(one_node("Resize", [x], None, {"mode": "linear"}, sizes, opset=13))
+    # rational factors, by sizes as exporters write them (MobileViT's 28 -> 32 is 8/7) and by scales
+    for out, attrs in (
+        ((6, 10), {"mode": "linear"}),
+        ((8, 4), {"mode": "linear"}),
+        ((2, 3), {"mode": "linear", "coordinate_transformation_mode": "align_corners"}),
+        ((1, 7), {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}),
+        ((5, 2), {"mode": "nearest", "coordinate_transformation_mode": "align_corners"}),
+    ):
+        sizes = {"roi": empty, "scales": empty, "sizes": np.array([1, 2, *out], np.int64)}
+        check_matches_ort(one_node("Resize", [x], None, attrs, sizes, opset=13))
+    halves = {"roi": empty, "scales": np.array([1, 1, 0.5, 1.5], np.float32)}
+    check_matches_ort(one_node("Resize", [("x", [1, 2, 8, 6])], None, {"mode": "linear"}, halves, opset=13))
     check_matches_ort(
         one_node("Upsample", [x], None, {"mode": "nearest"}, {"s": np.array([1, 1, 2, 2], np.float32)}, opset=9)
     )
-    with pytest.raises(GraphError, match=r"scales \[1.0, 1.0, 0.5, 0.5\] are not supported"):
-        from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 1, 0.5, 0.5], np.float32)}))
+    with pytest.raises(GraphError, match=r"scales \[1, 2, 2, 2\] are not supported \(supported: 1 on N and C\)"):
+        from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 2, 2, 2], np.float32)}))
+    with pytest.raises(GraphError, match=r"scale 0.3001 on H is not a positive fraction with a denominator <= 64"):
+        from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 1, 0.3001, 1], np.float32)}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kgen.errors import KgenError
 from kgen.graph import recurrent
 from kgen.graph.ir import Gather, Graph, GraphError, Node, Value
 from kgen.ops import get_op
+from kgen.ops.image import COORDINATES, MAX_PERIOD
 from kgen.ops.layout import numpy_slice
 
 OPSETS = (7, 21)
@@ -151,6 +153,12 @@ class _Frontend:
     def fresh(self, base: str) -> str:
         self.counter += 1
         return f"{base}__kgen{self.counter}"
+
+    def literal(self, base: str, values: Any) -> str:
+        """A new float32 constant named after ``base``."""
+        name = self.fresh(base)
+        self.const[name] = np.ascontiguousarray(values, np.float32)
+        return name
 
     def emit(self, op: str, inputs: list[str], attrs: dict[str, Any], output: str | None = None) -> str:
         """Append a kgen node; its output shape comes from the op's own validation."""
@@ -388,7 +396,6 @@ def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.nda
 
 
 HANDLERS["Range"] = _shape_op(lambda f, a, at: np.arange(a[0], a[1], a[2]))
-HANDLERS["GatherElements"] = _shape_op(lambda f, a, at: np.take_along_axis(a[0], a[1], axis=at.get("axis", 0)))
 HANDLERS["GatherND"] = _shape_op(lambda f, a, at: _gather_nd(a[0], a[1], at.get("batch_dims", 0)))
 HANDLERS["ScatterND"] = _shape_op(lambda f, a, at: _scatter_nd(a[0], a[1], a[2]))
 
@@ -432,11 +439,13 @@ def _slice(f: _Frontend, attrs: dict[str, Any]) -> None:
 @handles("Gather")
 def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
     """Gather with constant indices: evaluated on constants; on a computed tensor, the indices as slices (one
-    strided slice where they step evenly, else one slice each, concatenated). Computed indices: a host gather
-    (token ids picking rows of a constant table), else a one-line error."""
+    strided slice where they step evenly, else one slice each, concatenated). Computed indices: a host gather where
+    they are token ids picking rows of a constant table, else a product with their one-hot rows."""
     x, ids = f.inputs()[:2]
     if ids not in f.const:
-        _host_gather(f, x, ids, attrs.get("axis", 0))
+        f.kinds[f.node.output[0]] = f.kind(0)
+        if not _host_gather(f, x, ids, attrs.get("axis", 0)):
+            _one_hot_gather(f, x, ids, attrs.get("axis", 0) % len(f.shape(x)))
         return
     indices = f.constant(1, "indices")
     shape = f.shape(x)
@@ -464,24 +473,81 @@ def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
         f.reshape(picked, target or (1,), f.node.output[0])
 
 
-def _host_gather(f: _Frontend, table: str, ids: str, axis: int) -> None:
+def _host_gather(f: _Frontend, table: str, ids: str, axis: int) -> bool:
     """Rows of a constant table picked by an integer graph input, or a view of one (Reshape, Squeeze...: the same
-    values in the same order): the runtime gathers them when the inputs are set."""
+    values in the same order): the runtime gathers them when the inputs are set. False where the indices are not
+    such an input."""
     shape = f.shape(ids)
     producers = {n.output: n for n in f.nodes}
     while ids in producers and producers[ids].is_view:
         ids = producers[ids].inputs[0]
     if table not in f.const or ids not in {v.name for v in f.graph_inputs} or axis % f.const[table].ndim:
-        raise f.fail(
-            "indices computed in the graph are supported where they are a graph input (token ids) picking rows "
-            "(axis 0) of a constant table"
-        )
+        return False
     rows = f.const[table]
     if rows.size > MAX_TABLE:
         raise f.fail(f"the table {table} has {rows.size:,} values; a host gather takes at most {MAX_TABLE:,}")
     out = f.node.output[0]
     f.values[out] = Value(out, (*shape, *rows.shape[1:]))
     f.gathers.append(Gather(out, table, ids))
+    return True
+
+
+def _one_hot(f: _Frontend, ids: str, size: int, shape: Sequence[int]) -> str:
+    """1 where the last axis's position equals the index (negative ones count from the end), else 0: ``ids``
+    reshaped to ``shape`` (its last axis 1) against positions 0..size-1."""
+    from_end = f.emit("less", [ids, f.literal("zero", [0])], {})
+    ids = f.emit("where", [from_end, f.emit("add", [ids, f.literal("size", [size])], {}), ids], {})
+    return f.emit("equal", [f.reshape(ids, shape), f.literal("positions", np.arange(size))], {})
+
+
+def _one_hot_gather(f: _Frontend, x: str, ids: str, axis: int) -> None:
+    """Gather by indices computed in the graph (RoBERTa's position ids): the one-hot rows of the indices times the
+    table, a matmul that is exact (one product by 1, the rest by 0) and reads only inside the table. An index out
+    of range picks zeros. It costs (indices x table) multiply-adds: fine for position tables, slow for a vocabulary
+    (those are picked by token ids, which the host gathers)."""
+    shape, at = f.shape(x), f.shape(ids)
+    size = shape[axis]
+    rest = (*shape[:axis], *shape[axis + 1 :])
+    hot = _one_hot(f, ids, size, (math.prod(at), 1))
+    if axis:
+        x = f.emit("transpose", [x], {"perm": (axis, *(k for k in range(len(shape)) if k != axis))})
+    picked = f.reshape(f.emit("matmul", [hot, f.reshape(x, (size, math.prod(rest)))], {}), (*at, *rest))
+    out = f.node.output[0]
+    if not axis:
+        f.rename[out] = picked
+        return
+    lead, tail = len(at), len(shape) - 1 - axis  # picked is (indices, before axis, after axis)
+    order = (*range(lead, lead + axis), *range(lead), *range(lead + axis, lead + axis + tail))
+    f.emit("transpose", [picked], {"perm": order}, out)
+
+
+@handles("GatherElements")
+def _gather_elements(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """Evaluated on constants. Computed data or indices: the indices' one-hot rows times the data along the axis,
+    summed (exact, and reads only inside the data); data that holds one value everywhere (RoBERTa's buffer of
+    zero token types) gives that value."""
+    data, ids = f.inputs()[:2]
+    out = f.node.output[0]
+    shape, at = f.shape(data), f.shape(ids)
+    axis = attrs.get("axis", 0) % len(shape)
+    if data in f.const and ids in f.const:
+        f.const[out] = np.take_along_axis(f.const[data], f.const[ids], axis=axis)
+        return
+    f.kinds[out] = f.kind(0)
+    values = f.const.get(data)
+    if values is not None and values.size and (values == values.flat[0]).all():
+        f.const[out] = np.full(at, values.flat[0], values.dtype)
+        return
+    if len(at) != len(shape) or any(i > d for k, (i, d) in enumerate(zip(at, shape, strict=True)) if k != axis):
+        raise f.fail(f"indices of shape {list(at)} do not fit data of shape {list(shape)} off axis {axis}")
+    ends = tuple(shape[k] if k == axis else at[k] for k in range(len(shape)))
+    if ends != shape:
+        data = f.emit("slice", [data], {"starts": (0,) * len(ends), "ends": ends, "axes": tuple(range(len(ends)))})
+    if axis != len(shape) - 1:
+        data = f.emit("transpose", [data], {"perm": (*(k for k in range(len(shape)) if k != axis), axis)})
+    moved = f.reshape(data, (*ends[:axis], 1, *ends[axis + 1 :], shape[axis]))
+    terms = f.emit("mul", [_one_hot(f, ids, shape[axis], (*at, 1)), moved], {})
+    f.emit("reduce_sum", [terms], {"axes": (len(shape),), "keepdims": 0}, out)
 
 
 @handles("Split")
@@ -883,8 +949,7 @@ def _group_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
             per_group = f.constant(k, "scale" if k == 1 else "bias")
             if per_group.shape != (groups,) or channels % groups:
                 raise f.fail(f"input {k} has shape {per_group.shape}; expected ({groups},), one per group")
-            name = f.fresh(name)
-            f.const[name] = np.repeat(per_group, channels // groups)
+            name = f.literal(name, np.repeat(per_group, channels // groups))
         params.append(name)
     attrs = {"num_groups": groups, "epsilon": attrs.get("epsilon", 1e-5)}
     f.emit("group_norm", [x, *params], attrs, f.node.output[0])
@@ -1025,6 +1090,21 @@ for _t in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
     HANDLERS[_t] = _reduce
 
 
+@handles("CumSum")
+def _cumsum(f: _Frontend, attrs: dict[str, Any]) -> None:
+    x, out = f.inputs()[0], f.node.output[0]
+    axis = f.constant(1, "axis")
+    if axis is None or axis.size != 1:
+        raise f.fail("input 1 (axis) must hold one axis")
+    f.kinds[out] = f.kind(0)
+    keep = {
+        "axis": int(axis.reshape(-1)[0]),
+        "exclusive": attrs.get("exclusive", 0),
+        "reverse": attrs.get("reverse", 0),
+    }
+    f.emit("cumsum", [x], keep, out)
+
+
 @handles("ArgMax", "ArgMin")
 def _arg_extreme(f: _Frontend, attrs: dict[str, Any]) -> None:
     """The position of the largest (smallest) value along an axis: the extreme, then the first (with
@@ -1035,11 +1115,9 @@ def _arg_extreme(f: _Frontend, attrs: dict[str, Any]) -> None:
     extreme = f.emit(
         "reduce_max" if f.node.op_type == "ArgMax" else "reduce_min", [x], {"axes": (axis,), "keepdims": 1}
     )
-    positions = f.fresh("positions")
-    f.const[positions] = np.arange(shape[axis], dtype=np.float32).reshape([-1] + [1] * (len(shape) - axis - 1))
+    positions = f.literal("positions", np.arange(shape[axis]).reshape([-1] + [1] * (len(shape) - axis - 1)))
     last = attrs.get("select_last_index", 0)
-    beyond = f.fresh("beyond")
-    f.const[beyond] = np.array([-1.0 if last else float(shape[axis])], np.float32)
+    beyond = f.literal("beyond", [-1.0 if last else float(shape[axis])])
     hits = f.emit("where", [f.emit("equal", [x, extreme], {}), positions, beyond], {})
     out = f.node.output[0]
     f.kinds[out] = "int32"
@@ -1055,19 +1133,29 @@ def _lrn(f: _Frontend, attrs: dict[str, Any]) -> None:
     f.emit("lrn", f.inputs()[:1], keep, f.node.output[0])
 
 
-def _integer_scales(f: _Frontend, x: str, scales: np.ndarray | None, sizes: np.ndarray | None) -> tuple[int, int]:
+def _factor(value: float, where: str, f: _Frontend) -> Fraction:
+    """A float32 scale as the fraction it stands for (8/7 from 1.1428572), denominators up to the op's period."""
+    factor = Fraction(float(value)).limit_denominator(MAX_PERIOD)
+    if factor <= 0 or np.float32(float(factor)) != np.float32(value):
+        raise f.fail(f"scale {float(value):g} on {where} is not a positive fraction with a denominator <= {MAX_PERIOD}")
+    return factor
+
+
+def _scales(f: _Frontend, x: str, scales: np.ndarray | None, sizes: np.ndarray | None) -> list[Fraction]:
+    """The factors of H and W; N and C must keep their size."""
     shape = f.shape(x)
     if len(shape) != 4:
         raise f.fail(f"input has rank {len(shape)}; supported: 4-D NCHW inputs")
     if sizes is not None and sizes.size:
-        factors = [float(s / d) for s, d in zip(np.asarray(sizes).reshape(-1), shape, strict=True)]
+        factors = [Fraction(int(s), d) for s, d in zip(np.asarray(sizes).reshape(-1), shape, strict=True)]
     elif scales is not None and scales.size:
-        factors = [float(v) for v in np.asarray(scales).reshape(-1)]
+        factors = [_factor(v, axis, f) for v, axis in zip(np.asarray(scales).reshape(-1), "NCHW", strict=False)]
     else:
         raise f.fail("neither scales nor sizes is given")
-    if len(factors) != 4 or factors[:2] != [1.0, 1.0] or any(v < 1 or v != int(v) for v in factors[2:]):
-        raise f.fail(f"scales {factors} are not supported (supported: 1 on N and C, whole factors >= 1 on H and W)")
-    return int(factors[2]), int(factors[3])
+    if len(factors) != 4 or factors[:2] != [1, 1]:
+        scales = ", ".join(f"{v:g}" for v in map(float, factors))
+        raise f.fail(f"scales [{scales}] are not supported (supported: 1 on N and C)")
+    return factors[2:]
 
 
 @handles("Resize", "Upsample")
@@ -1082,20 +1170,20 @@ def _resize(f: _Frontend, attrs: dict[str, Any]) -> None:
         else:
             scales = f.constant(1, "scales")
         coordinates, nearest = "asymmetric", "floor"
-        factors = _integer_scales(f, x, scales, None)
+        factors = _scales(f, x, scales, None)
     else:
         coordinates = attrs.get("coordinate_transformation_mode", "half_pixel")
         nearest = attrs.get("nearest_mode", "round_prefer_floor")
-        if coordinates not in ("half_pixel", "asymmetric", "pytorch_half_pixel"):
+        if coordinates not in COORDINATES:
             raise f.fail(
-                f"coordinate_transformation_mode '{coordinates}' is not supported "
-                "(supported: half_pixel, pytorch_half_pixel, asymmetric)"
+                f"coordinate_transformation_mode '{coordinates}' is not supported (supported: {', '.join(COORDINATES)})"
             )
         if attrs.get("antialias", 0) or attrs.get("axes") is not None:
             raise f.fail("antialias and axes are not supported")
-        factors = _integer_scales(f, x, f.constant(2, "scales"), f.constant(3, "sizes"))
+        factors = _scales(f, x, f.constant(2, "scales"), f.constant(3, "sizes"))
     resize_attrs = {
-        "scales": factors,
+        "scales": tuple(v.numerator for v in factors),
+        "divisors": tuple(v.denominator for v in factors),
         "mode": "linear" if mode == "bilinear" else mode,
         "coordinate_transformation_mode": coordinates,
         "nearest_mode": nearest,

@@ -36,14 +36,9 @@ class _Cell:
         else:  # the candidate's recurrent bias is added after (r · H) R_h
             self.x_bias = wb + np.concatenate([rb[: 2 * h], np.zeros(h, np.float32)])
             self.h_bias = rb[2 * h :]
-        self.w = self.const("W", w)
-        self.r = self.const("R", r if kind == "LSTM" or self.before_reset else r[: 2 * h])
-        self.r_candidate = None if kind == "LSTM" or self.before_reset else self.const("R_h", r[2 * h :])
-
-    def const(self, base: str, array: np.ndarray) -> str:
-        name = self.f.fresh(base)
-        self.f.const[name] = np.ascontiguousarray(array, np.float32)
-        return name
+        self.w = self.f.literal("W", w)
+        self.r = self.f.literal("R", r if kind == "LSTM" or self.before_reset else r[: 2 * h])
+        self.r_candidate = None if kind == "LSTM" or self.before_reset else self.f.literal("R_h", r[2 * h :])
 
     def gate(self, x: str, k: int) -> str:
         """Gate ``k``'s columns of ``x`` (batch, gates · hidden)."""
@@ -55,7 +50,7 @@ class _Cell:
         return self.f.emit("slice", [x], {"starts": (0,), "ends": (count * self.hidden,), "axes": (1,)})
 
     def project(self, x: str, weight: str, bias: np.ndarray | None) -> str:
-        inputs = [x, weight] + ([self.const("bias", bias)] if bias is not None else [])
+        inputs = [x, weight] + ([self.f.literal("bias", bias)] if bias is not None else [])
         return self.f.emit("gemm", inputs, {"transB": 1})
 
     def step(self, x: str, h: str, c: str | None) -> tuple[str, str | None]:
@@ -124,7 +119,7 @@ def unroll(f: Any, attrs: dict[str, Any]) -> None:
 def _initial(f: Any, ins: list[str], k: int, d: int, batch: int, hidden: int, layout: int, cell: _Cell) -> str:
     """Direction ``d``'s initial hidden state (``k`` 5) or cell (``k`` 6), (batch, hidden); zeros where absent."""
     if k >= len(ins) or not ins[k]:
-        return cell.const("zeros", np.zeros((batch, hidden), np.float32))
+        return cell.f.literal("zeros", np.zeros((batch, hidden)))
     whole = ins[k]  # (directions, batch, hidden), or (batch, directions, hidden) in layout 1
     axis = 0 if layout == 0 else 1
     picked = f.emit("slice", [whole], {"starts": (d,), "ends": (d + 1,), "axes": (axis,)})

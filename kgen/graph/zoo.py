@@ -372,15 +372,32 @@ def _embedding(b: _Builder, ids: str, rows: int, dim: int) -> tuple[str, np.ndar
     return b.node("Gather", [b.const("embedding", table), ids]), table
 
 
-def bert(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads: int = 4, depth: int = 2):
+def bert(
+    seed: int = 0,
+    vocab: int = 100,
+    tokens: int = 16,
+    dim: int = 32,
+    heads: int = 4,
+    depth: int = 2,
+    counted_positions: bool = False,
+):
     """A BERT-like encoder as Hugging Face exports it at opset 14: int64 input_ids, token_type_ids and
     attention_mask; word and token-type embeddings by Gather on the ids, position embeddings by Gather on a
     constant; LayerNorm decomposed; the mask made additive (Unsqueeze, Cast, 1 - mask, times the lowest float);
-    three projections for q, k and v; GELU in its Erf form. Its output is the last hidden state."""
+    three projections for q, k and v; GELU in its Erf form. Its output is the last hidden state.
+
+    ``counted_positions``: RoBERTa's position ids, counted from the ids in the graph: padding (id 1) keeps
+    position 1, the others count up from 2 (Equal, Not, Cast, CumSum, Mul, Add, then Gather)."""
     b = _Builder(seed)
     x = b.node("Add", [_embedding(b, "input_ids", vocab, dim)[0], _embedding(b, "token_type_ids", 2, dim)[0]])
-    positions = b.const("position_ids", np.arange(tokens, dtype=np.int64).reshape(1, tokens))
-    x = b.layer_norm(b.node("Add", [x, _embedding(b, positions, 64, dim)[0]]), dim, decomposed=True)
+    if counted_positions:
+        padding = b.const("padding_idx", np.array(1, np.int64))
+        real = b.node("Cast", [b.node("Not", [b.node("Equal", ["input_ids", padding])])], to=TensorProto.INT32)
+        counted = b.node("Mul", [b.node("CumSum", [real, b.const("axis", np.array(1, np.int64))]), real])
+        positions = b.node("Add", [b.node("Cast", [counted], to=TensorProto.INT64), padding])
+    else:
+        positions = b.const("position_ids", np.arange(tokens, dtype=np.int64).reshape(1, tokens))
+    x = b.layer_norm(b.node("Add", [x, _embedding(b, positions, tokens + 2, dim)[0]]), dim, decomposed=True)
     mask = b.node(
         "Cast",
         [b.node("Unsqueeze", ["attention_mask", b.const("axes", np.array([1, 2], np.int64))])],
@@ -392,7 +409,12 @@ def bert(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads
         ffn = b.linear(b.gelu_erf(b.linear(x, dim, 2 * dim)), 2 * dim, dim)
         x = b.layer_norm(b.node("Add", [x, ffn]), dim, decomposed=True)
     inputs = [(n, [1, tokens]) for n in ("input_ids", "token_type_ids", "attention_mask")]
-    return b.model("bert", inputs, x, [1, tokens, dim], opset=14)
+    return b.model("roberta" if counted_positions else "bert", inputs, x, [1, tokens, dim], opset=14)
+
+
+def roberta(seed: int = 0, depth: int = 1):
+    """A RoBERTa-like encoder: ``bert`` with its position ids counted from the token ids in the graph."""
+    return bert(seed, depth=depth, counted_positions=True)
 
 
 def gpt2(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads: int = 4, depth: int = 2):
@@ -461,6 +483,7 @@ def rnn_classifier(seed: int = 0, vocab: int = 50, tokens: int = 12, dim: int = 
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "rnn_classifier": rnn_classifier,
     "bert": bert,
+    "roberta": roberta,
     "gpt2": gpt2,
     "mobilenet_v3": mobilenet_v3,
     "convnext": convnext,

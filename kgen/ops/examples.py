@@ -28,6 +28,7 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "reduce_mean": ([(1, 64, 56, 56)], {"axes": (2, 3)}),
     "reduce_max": ([(1, 64, 56, 56)], {"axes": (1,)}),
     "reduce_min": ([(1, 64, 56, 56)], {"axes": (1,)}),
+    "cumsum": ([(1, 128)], {"axis": 1}),  # RoBERTa's position ids, counted over the attention mask
     "concat": ([(1, 64, 28, 28), (1, 32, 28, 28)], {"axis": 1}),
     "transpose": ([(1, 64, 56, 56)], {"perm": (0, 2, 3, 1)}),
     "reshape": ([(1, 2048, 1, 1)], {"shape": (1, -1)}),

@@ -1,9 +1,10 @@
-"""lrn (ONNX LRN) and resize (ONNX Resize / Upsample by integer factors, nearest and linear), NCHW.
+"""lrn (ONNX LRN) and resize (ONNX Resize / Upsample by rational factors, nearest and linear), NCHW.
 
-Resize by an integer factor s is periodic: output row ``y = s * q + p`` reads input rows ``q + offset[p]`` (and the
-next, for linear) with weight ``frac[p]``, tables over the phase ``p`` computed here exactly (fractions), so the
-index math stays integer and the weights are a select over the phase. Downscaling and ``align_corners`` (not
-periodic) are refused.
+Resize by a factor num/den (in lowest terms) is periodic: output row ``y = num * q + p`` reads input rows
+``den * q + offset[p]`` (and the next, for linear) with weight ``frac[p]``, tables over the phase ``p`` computed here
+exactly (fractions), so the index math stays integer and the weights are a select over the phase. ``align_corners``
+is the same with the factor (out - 1) / (in - 1). Periods longer than ``MAX_PERIOD`` are refused (a select chain of
+that length per output).
 """
 
 from __future__ import annotations
@@ -71,15 +72,9 @@ register(
     )
 )
 
-COORDINATES = ("half_pixel", "asymmetric", "pytorch_half_pixel")
+COORDINATES = ("half_pixel", "asymmetric", "pytorch_half_pixel", "align_corners")
 NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
-
-
-def _source(p: int, s: int, coordinates: str) -> Fraction:
-    """The input coordinate of output phase ``p`` relative to ``q`` (output ``s * q + p``)."""
-    if coordinates == "asymmetric":
-        return Fraction(p, s)
-    return Fraction(2 * p + 1, 2 * s) - Fraction(1, 2)
+MAX_PERIOD = 64
 
 
 def _nearest(v: Fraction, mode: str) -> int:
@@ -93,18 +88,35 @@ def _nearest(v: Fraction, mode: str) -> int:
     return round(v)
 
 
-def _tables(s: int, mode: str, coordinates: str, nearest: str) -> tuple[list[int], list[float]]:
-    """Per phase: the offset of the first input row read, and (linear) the weight of the next one."""
-    offsets, fracs = [], []
-    for p in range(s):
-        src = _source(p, s, coordinates)
-        if mode == "nearest":
-            offsets.append(_nearest(src, nearest))
-            fracs.append(0.0)
-        else:
-            offsets.append(math.floor(src))
-            fracs.append(float(src - math.floor(src)))
-    return offsets, fracs
+def _length(size: int, factor: Fraction) -> int:
+    return math.floor(size * factor)
+
+
+def _source(y: int, size: int, factor: Fraction, coordinates: str) -> Fraction:
+    """ONNX's input coordinate of output index ``y`` along an axis of ``size`` inputs."""
+    out = _length(size, factor)
+    if coordinates == "align_corners" or (coordinates == "pytorch_half_pixel" and out == 1):
+        return Fraction(y * (size - 1), out - 1) if out > 1 else Fraction(0)
+    if coordinates == "asymmetric":
+        return y / factor
+    return (y + Fraction(1, 2)) / factor - Fraction(1, 2)
+
+
+def _read(src: Fraction, mode: str, nearest: str) -> tuple[int, float]:
+    """The first input index read at ``src`` and (linear) the weight of the next one."""
+    if mode == "nearest":
+        return _nearest(src, nearest), 0.0
+    return math.floor(src), float(src - math.floor(src))
+
+
+def _period(size: int, factor: Fraction, coordinates: str) -> tuple[int, int]:
+    """(outputs per period, inputs per period) of the source coordinate along one axis."""
+    out = _length(size, factor)
+    if coordinates == "align_corners" or (coordinates == "pytorch_half_pixel" and out == 1):
+        step = Fraction(size - 1, out - 1) if out > 1 else Fraction(0)
+    else:
+        step = 1 / factor
+    return step.denominator, step.numerator
 
 
 def _by_phase(values: list[float], phase) -> te.Expr:
@@ -125,55 +137,59 @@ def _offset(offsets: list[int], phase, s: int):
     return out
 
 
+def _factors(op: str, attrs: Mapping[str, Any]) -> list[Fraction]:
+    check_ints(op, "scales", attrs["scales"], 2, 1)
+    check_ints(op, "divisors", attrs["divisors"], 2, 1)
+    return [Fraction(n, d) for n, d in zip(attrs["scales"], attrs["divisors"], strict=True)]
+
+
 def _resize(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
     x = inputs[0]
     op = "resize"
     check_rank(op, "input", x.shape, rank=4)
-    check_ints(op, "scales", attrs["scales"], 2, 1)
     mode, coordinates, nearest = attrs["mode"], attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
-    (sh, sw) = attrs["scales"]
     n, c, h, w = x.shape
-    th, fh = _tables(sh, mode, coordinates, nearest)
-    tw, fw = _tables(sw, mode, coordinates, nearest)
+    axes = []
+    for name, size, factor in zip("HW", (h, w), _factors(op, attrs), strict=True):
+        if _length(size, factor) < 1:
+            raise OpError(op, f"factor {factor} leaves no output along {name} (input length {size})")
+        period, step = _period(size, factor, coordinates)
+        if period > MAX_PERIOD:
+            raise OpError(op, f"factor {factor} along {name} repeats every {period} outputs; at most {MAX_PERIOD}")
+        reads = [_read(_source(p, size, factor, coordinates), mode, nearest) for p in range(period)]
+        axes.append((size, period, step, [r[0] for r in reads], [r[1] for r in reads]))
 
-    def row(base, offsets, phase, s, k, limit):
-        """Input index ``base + offsets[phase] + k``, clamped into the tensor (ONNX clamps the source)."""
-        return sympy.Min(sympy.Max(base + _offset(offsets, phase, s) + k, 0), limit - 1)
+    def index(y, axis, k):
+        """Input index read for output ``y``, clamped into the tensor (ONNX clamps the source), and its weight."""
+        size, period, step, offsets, fracs = axis
+        q, p = te.floordiv(y, period), te.floormod(y, period)
+        return sympy.Min(sympy.Max(step * q + _offset(offsets, p, period) + k, 0), size - 1), _by_phase(fracs, p)
 
     def body(b, ch, y, xx):
-        qy, py, qx, px = te.floordiv(y, sh), te.floormod(y, sh), te.floordiv(xx, sw), te.floormod(xx, sw)
-        rows = [row(qy, th, py, sh, k, h) for k in (0, 1)]
-        cols = [row(qx, tw, px, sw, k, w) for k in (0, 1)]
+        (r0, wy), (r1, _) = index(y, axes[0], 0), index(y, axes[0], 1)
+        (c0, wx), (c1, _) = index(xx, axes[1], 0), index(xx, axes[1], 1)
         if mode == "nearest":
-            return x[b, ch, rows[0], cols[0]]
-        wy, wx = _by_phase(fh, py), _by_phase(fw, px)
-        top = x[b, ch, rows[0], cols[0]] * (1.0 - wx) + x[b, ch, rows[0], cols[1]] * wx
-        bottom = x[b, ch, rows[1], cols[0]] * (1.0 - wx) + x[b, ch, rows[1], cols[1]] * wx
+            return x[b, ch, r0, c0]
+        top = x[b, ch, r0, c0] * (1.0 - wx) + x[b, ch, r0, c1] * wx
+        bottom = x[b, ch, r1, c0] * (1.0 - wx) + x[b, ch, r1, c1] * wx
         return top * (1.0 - wy) + bottom * wy
 
-    return te.compute((n, c, h * sh, w * sw), body, name=op, axis_names="nchw")
+    shape = (n, c, *(_length(size, f) for size, f in zip((h, w), _factors(op, attrs), strict=True)))
+    return te.compute(shape, body, name=op, axis_names="nchw")
 
 
 def _resize_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
     x = arrays[0]
     mode, coordinates, nearest = attrs["mode"], attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
     out = x
-    for axis, s in ((2, attrs["scales"][0]), (3, attrs["scales"][1])):
+    for axis, factor in zip((2, 3), _factors("resize", attrs), strict=True):
         size = out.shape[axis]
-        src = [
-            Fraction(d, s) if coordinates == "asymmetric" else Fraction(2 * d + 1, 2 * s) - Fraction(1, 2)
-            for d in range(size * s)
-        ]
-        if mode == "nearest":
-            idx = np.array([_nearest(v, nearest) for v in src])
-            out = np.take(out, np.clip(idx, 0, size - 1), axis=axis)
-        else:
-            low = np.array([math.floor(v) for v in src])
-            frac = np.array([float(v - math.floor(v)) for v in src])
-            frac = frac.reshape([-1 if a == axis else 1 for a in range(out.ndim)])
-            a = np.take(out, np.clip(low, 0, size - 1), axis=axis)
-            b = np.take(out, np.clip(low + 1, 0, size - 1), axis=axis)
-            out = a * (1 - frac) + b * frac
+        reads = [_read(_source(y, size, factor, coordinates), mode, nearest) for y in range(_length(size, factor))]
+        low = np.array([r[0] for r in reads])
+        frac = np.array([r[1] for r in reads]).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+        a = np.take(out, np.clip(low, 0, size - 1), axis=axis)
+        b = np.take(out, np.clip(low + 1, 0, size - 1), axis=axis)
+        out = a * (1 - frac) + b * frac if mode == "linear" else a
     return out
 
 
@@ -181,10 +197,11 @@ register(
     OpDef(
         name="resize",
         family="image",
-        doc="Upsample H and W by integer factors, nearest or (bi)linear (ONNX Resize / Upsample).",
+        doc="Resize H and W by rational factors, nearest or (bi)linear (ONNX Resize / Upsample).",
         inputs=(Input("X"),),
         attrs=(
-            Attr("scales", "ints", doc="integer factors [sH, sW] (required)"),
+            Attr("scales", "ints", doc="numerators of the factors [sH, sW] (required)"),
+            Attr("divisors", "ints", (1, 1), "denominators of the factors: H is resized by scales[0] / divisors[0]"),
             Attr("mode", "string", "nearest", "nearest or linear", choices=("nearest", "linear")),
             Attr(
                 "coordinate_transformation_mode",

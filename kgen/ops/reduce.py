@@ -1,5 +1,6 @@
 """reduce_sum, reduce_mean, reduce_max, reduce_min over chosen axes (ONNX ReduceSum / ReduceMean / ReduceMax /
-ReduceMin)."""
+ReduceMin), and cumsum (ONNX CumSum): a sum over the whole axis with the terms past the output's position masked, so
+it lowers with the reduction templates (quadratic in the axis: position ids and masks are at most a few thousand)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import sympy
 
 from kgen import te
 from kgen.errors import OpError
@@ -84,3 +86,44 @@ for _op, _kind, _mean, _fn, _doc in (
             reference_fn=_reference(_fn),
         )
     )
+
+
+def _cumsum(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    axis = normalize_axis("cumsum", attrs["axis"], x.ndim, "axis")
+    k = te.reduce_axis(x.shape[axis], "rk")
+    before = {(0, 0): sympy.Le, (1, 0): sympy.Lt, (0, 1): sympy.Ge, (1, 1): sympy.Gt}
+    taken = before[(attrs["exclusive"], attrs["reverse"])]
+
+    def body(*idx):
+        term = x[(*idx[:axis], k, *idx[axis + 1 :])]
+        return te.sum(te.select(taken(k.var, idx[axis]), term, 0.0), k)
+
+    return te.compute(x.shape, body, name="cumsum")
+
+
+def _cumsum_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
+    x, axis = arrays[0], attrs["axis"]
+    if attrs["reverse"]:
+        x = np.flip(x, axis)
+    out = np.cumsum(x, axis=axis)
+    if attrs["exclusive"]:
+        out = out - x
+    return np.flip(out, axis) if attrs["reverse"] else out
+
+
+register(
+    OpDef(
+        name="cumsum",
+        family="reduce",
+        doc="Running sum along an axis (ONNX CumSum).",
+        inputs=(Input("X"),),
+        attrs=(
+            Attr("axis", "int", doc="axis to sum along (negative counts from the end; required)"),
+            Attr("exclusive", "int", 0, "1: each output leaves out its own element", choices=(0, 1)),
+            Attr("reverse", "int", 0, "1: sum from the end of the axis", choices=(0, 1)),
+        ),
+        builder=_cumsum,
+        reference_fn=_cumsum_ref,
+    )
+)
