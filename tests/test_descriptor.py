@@ -147,11 +147,12 @@ def test_existing_output_and_failed_conversions_leave_nothing(onnx_dir, tmp_path
 
 
 def too_large_for_a_texture(path):
-    """A model whose tensor (4100 x 4100 values) needs more texels than a 4096 x 4096 texture holds."""
+    """A model whose tensor (8200 x 8200 values) needs more texels than a 4096 x 4096 texture holds, even 4
+    values a texel."""
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu", ["x"], ["y"])
-    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4100, 4100]) for n in ("x", "y")]
+    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [8200, 8200]) for n in ("x", "y")]
     graph = helper.make_graph([node], "big", info[:1], info[1:])
     return zoo.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 

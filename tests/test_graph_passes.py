@@ -1,6 +1,8 @@
 """Each graph pass on its own (the optimized graph still computes what the model does), their effect on
 ResNet-50, and memory planning by liveness."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,6 +13,7 @@ from kgen.graph.execute import evaluate
 from kgen.graph.ir import Graph, Node, Value
 from kgen.graph.onnx import from_model
 from kgen.graph.passes import fold_batchnorm, fold_constants, fuse_epilogues, optimize, recognize
+from kgen.graph.passes.split_weights import split_wide_weights
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +195,33 @@ def test_a_pattern_whose_inner_value_is_read_elsewhere_stays_as_written():
 
     assert "gelu" not in _recognized(_chain(erf_read_twice))
     assert "layer_norm" not in _recognized(_chain(mean_over_a_middle_axis))
+
+
+def test_a_weight_larger_than_a_texture_is_split_into_row_blocks_that_are_views_of_it():
+    """The MLP's gemms (64x128, 128x64 and 64x10 weights, each with a bias and an activation) as exported (transB,
+    as PyTorch's Linear: rows of outputs, joined) and transposed (rows along the reduction: partial products)."""
+    exported = optimize(from_model(zoo.mlp()))
+    assert [n.attrs["transB"] for n in exported.nodes if n.op == "gemm"] == [1, 1, 1]
+    flipped = dataclasses.replace(
+        exported,
+        nodes=[dataclasses.replace(n, attrs={**n.attrs, "transB": 0}) if n.op == "gemm" else n for n in exported.nodes],
+        constants={k: np.ascontiguousarray(v.T) if v.ndim == 2 else v for k, v in exported.constants.items()},
+    )
+    for graph, joined in ((exported, True), (flipped, False)):
+        first = graph.nodes[0]
+        assert first.op == "gemm" and [e.op for e in first.epilogue] == ["relu"]
+        split, views = split_wide_weights(graph, 3000)  # the 64x128 and 128x64 weights in blocks, not the 64x10
+        same_outputs(graph, split)
+        rows, row = graph.constants[first.inputs[1]].shape
+        step = 3000 // row
+        assert [v.offset for v in views.values() if v.tensor == first.inputs[1]] == list(
+            range(0, rows * row, step * row)
+        )
+        for name, view in views.items():
+            block = split.constants[name]
+            whole = graph.constants[view.tensor].ravel()
+            np.testing.assert_array_equal(block.ravel(), whole[view.offset : view.offset + block.size])
+        assert first.inputs[1] not in split.constants  # no copy of it beside its blocks
+        ops = [n.op for n in split.nodes]
+        assert (ops.count("concat"), ops.count("slice")) == ((2, 0) if joined else (0, 3 + 3))
+        assert split_wide_weights(graph, 128 * 64)[1] == {}  # weights that fit stay whole

@@ -87,6 +87,36 @@ def test_eightbit_resnet50_in_the_page(models, page):
     assert got.argmax() == want.argmax()
 
 
+def test_weights_larger_than_a_texture_are_uploaded_in_blocks_of_rows(models, page):
+    """The MLP for WebGL in textures of 32x32 texels (4096 values RGBA): its 128x64 and 64x128 weights are two
+    blocks of rows each, uploaded from their ranges of the weights' values (and the bias of each, in two); a
+    device with smaller textures than a descriptor needs gets an error naming the texture."""
+    convert(models / "mlp.onnx", models / "mlp_blocks", ["webgl"], options=Options(max_texture_size=32))
+    weights = json.loads((models / "mlp_blocks" / "webgl.json").read_text())["weights"]
+    blocks = [w for w in weights if "offset" in w]
+    shapes = sorted((w["shape"], w["offset"]) for w in blocks if len(w["shape"]) == 2)
+    assert shapes == [([32, 128], 0), ([32, 128], 4096), ([64, 64], 0), ([64, 64], 4096)]
+    feeds = feeds_for("mlp")
+    (want,) = zoo.onnxruntime_outputs(zoo.MODELS["mlp"](), feeds)
+    result = run_in_page(page, "mlp_blocks", "webgl", feeds)
+    assert result["backend"] == "webgl"
+    (got,) = result["outputs"].values()
+    assert compare_model(np.array(got, np.float32).reshape(want.shape), want, "webgl").ok
+    error = page.evaluate(
+        """async () => {
+          const get = WebGL2RenderingContext.prototype.getParameter;
+          WebGL2RenderingContext.prototype.getParameter = function (p) {
+            return p === this.MAX_TEXTURE_SIZE ? 16 : get.call(this, p);
+          };
+          const kgen = await import('/kgen.js');
+          try { await kgen.load('/models/mlp_blocks', {backendOrder: ['webgl']}); return 'loaded'; }
+          catch (e) { return e.message; }
+        }"""
+    )
+    page.restart()  # the page with the small textures stays behind
+    assert "texture is larger than this device's 16" in error, error
+
+
 def test_a_page_without_webgpu_loads_the_next_backend(page):
     result = page.evaluate(
         """async () => {

@@ -64,6 +64,7 @@ class Options:
     threads: int = 1  # wasm: the threads every kernel's launch is split between
     relaxed_simd: bool = True  # wasm: whether kernels may use relaxed SIMD's fused multiply-add
     draw_buffers: int = max(PLANES)  # webgl: the render targets a kernel may write (WebGL2 guarantees 4)
+    max_texture_size: int = DEFAULT_LIMITS["max_texture_size"]  # webgl: the largest texture side kernels may use
 
 
 def _device(options: Options, backend: str) -> str | None:
@@ -165,7 +166,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         from kgen.descriptor.webgl import assemble_webgl
 
         program, inputs, outputs, weights, nodes, report = assemble_webgl(
-            graph, options.records, _device(options, backend), cache, options.draw_buffers
+            graph, options.records, _device(options, backend), cache, options.draw_buffers, options.max_texture_size
         )
         return Assembly(backend, program, inputs, outputs, weights, nodes, report, reused=cache.hits - hits)
     if backend not in FLAT:

@@ -164,18 +164,29 @@ def program_for(
     cache: NodeCache,
     fixed: Mapping[str, Any],
 ) -> NodeProgram:
-    """The node lowered under ``choice``; a record's config that is not valid for this node (its epilogue,
-    this device's limits) falls back to the template default, and the choice says so."""
+    """The node lowered under ``choice``. A record's config that is not valid for this node (its epilogue, this
+    device's limits) falls back to the template default; a default that cannot run here (a weight too large for a
+    texture in the default layout) to the template's first seed that can. The choice says so."""
     name = kernel_name(node)
     try:
         program, config = cache.lower(graph, node, backend, choice.config, name, limits)
     except KgenError as err:
-        if choice.record is None:
-            raise KgenError(f"{node.describe()}: {err}") from None
-        choice = Choice(dict(fixed), "default", note=f"the record's config is not valid here: {err}")
-        try:
-            program, config = cache.lower(graph, node, backend, choice.config, name, limits)
-        except KgenError as err2:
-            raise KgenError(f"{node.describe()}: {err2}") from None
+        first = err
+        fallbacks = (
+            []
+            if choice.record is None
+            else [Choice(dict(fixed), "default", note=f"the record's config is not valid here: {err}")]
+        )
+        note = f"the template default is not valid here ({err}): its first seed that is"
+        seeds = space(graph.workload(node), backend).seed_configs(limits)
+        fallbacks += [Choice({**seed, **fixed}, "default", note=note) for seed in seeds]
+        for choice in fallbacks:
+            try:
+                program, config = cache.lower(graph, node, backend, choice.config, name, limits)
+                break
+            except KgenError:
+                continue
+        else:
+            raise KgenError(f"{node.describe()}: {first}") from None
     flops = main_stage(graph.workload(node)).flops
     return NodeProgram(node, node.distinct_inputs, program, config, choice, flops)

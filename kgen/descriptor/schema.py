@@ -26,7 +26,8 @@ or, on wasm, binary (base64; the modules' text is in <variant>.wat, which no rea
 bindings}]``, ``prepare`` (kernels run once, after the weights are written),
 ``memory_bytes`` and ``threads`` on wasm/js), ``inputs``/``outputs`` ``[{name, shape, dtype, buffer}]`` (the
 inputs the kernels read: the model's, then each gather's output),
-``weights`` ``[{tensor, buffer}]``, ``nodes`` (how each kernel was chosen) and ``memory`` (the plan's sizes).
+``weights`` ``[{tensor, buffer, shape, offset?}]`` (``offset``: a block of the tensor's values from there on, where a
+WebGL texture holds less than the tensor), ``nodes`` (how each kernel was chosen) and ``memory`` (the plan's sizes).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ lives in the layout its producer writes; a consumer that reads another layout ge
 (``build_conversion``) before it, shared by every later consumer of that layout. A weight is written by the page
 into each layout a consumer reads it in; a graph input into its first consumer's. An output split into planes
 (render targets, as its record chose: a fragment computes that many texels) is a 2D array texture, which a
-conversion kernel reads into its consumer's layout. Textures of one layout and size are pooled by liveness.
+conversion kernel reads into its consumer's layout. Textures of one layout and size are pooled by liveness. A
+matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``), each a range of the
+weight's values that the page uploads into a texture of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kgen.codegen.program import CompiledKernel, CompiledProgram
 from kgen.descriptor.nodes import Choice, NodeCache, choose, program_for
 from kgen.graph import memory
 from kgen.graph.ir import Graph
+from kgen.graph.passes.split_weights import split_wide_weights
 from kgen.records.store import RecordStore
 from kgen.scheduling.build import build_conversion
 from kgen.scheduling.layout import NAMES, PLANES, Layout
@@ -80,12 +83,20 @@ def _within(choice: Choice, draw_buffers: int) -> Choice:
     return replace(choice, config={**choice.config, "planes": fewer}, note=f"planes {planes} -> {fewer} (this variant)")
 
 
-def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None, cache: NodeCache, draw_buffers: int):
+def assemble_webgl(
+    graph: Graph,
+    records: RecordStore | None,
+    device: str | None,
+    cache: NodeCache,
+    draw_buffers: int,
+    max_texture_size: int = DEFAULT_LIMITS["max_texture_size"],
+):
     """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2, its kernels writing at
-    most ``draw_buffers`` render targets."""
+    most ``draw_buffers`` render targets, in textures of at most ``max_texture_size`` texels a side."""
     from kgen.descriptor.assemble import io_entry, memory_report, node_json
 
-    limits = {**DEFAULT_LIMITS, "max_draw_buffers": draw_buffers}
+    limits = {**DEFAULT_LIMITS, "max_draw_buffers": draw_buffers, "max_texture_size": max_texture_size}
+    graph, views = split_wide_weights(graph, 4 * max_texture_size**2)  # RGBA: 4 values a texel
     storage = _Storage()
     weights: dict[str, str] = {}  # storage -> tensor
     persistent: set[str] = set()
@@ -100,7 +111,7 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
         source_planes = _plane_count(src["layout"])
         key = (shape, _layout_name(src["layout"]), _layout_name(layout), source_planes)
         if key not in conversions:
-            conversions[key] = build_conversion(shape, key[1], key[2], source_planes=source_planes)
+            conversions[key] = build_conversion(shape, key[1], key[2], limits=limits, source_planes=source_planes)
         program = conversions[key]
         target = storage.add(f"{tensor}@{key[2]}", tensor, layout, texture, program.output.size)
         names = {program.inputs[0].name: source, program.output.name: target}
@@ -166,9 +177,12 @@ def assemble_webgl(graph: Graph, records: RecordStore | None, device: str | None
         return io_entry(graph, name, texture_of[next(iter(storage.where[name].values()))])
 
     report = memory_report(planned, weights_bytes, planned - weights_bytes, tenants, persistent)
-    weight_entries = [
-        {"tensor": t, "buffer": texture_of[n], "shape": list(graph.shape(t))} for n, t in sorted(weights.items())
-    ]
+    weight_entries = []
+    for n, t in sorted(weights.items()):
+        entry = {"tensor": t, "buffer": texture_of[n], "shape": list(graph.shape(t))}
+        if t in views:  # a block of a weight's rows: its values from the offset on
+            entry.update(tensor=views[t].tensor, offset=views[t].offset)
+        weight_entries.append(entry)
     return (
         program,
         [io(v.name) for v in graph.kernel_inputs],

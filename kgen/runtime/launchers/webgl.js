@@ -126,8 +126,12 @@ export class WebGLLauncher {
   createBuffers(program) {
     const gl = this.gl;
     const buffers = {};
+    const largest = gl.getParameter(gl.MAX_TEXTURE_SIZE);
     for (const b of program.buffers) {
       const [width, height] = b.texture;
+      if (width > largest || height > largest) {
+        throw new KernelError("runtime_error", `${b.name}: a ${width}x${height} texture is larger than this device's ${largest}`);
+      }
       const channels = b.layout.channels;
       const planes = b.layout.planes ? b.layout.planes[1] : 1;
       const target = planes > 1 ? gl.TEXTURE_2D_ARRAY : gl.TEXTURE_2D;

@@ -284,6 +284,14 @@ function checkProgram(doc, model, backend, where) {
   for (const w of doc.weights) {
     const t = tensors.get(w?.tensor);
     const b = buffers.get(w?.buffer);
+    if (w?.offset !== undefined) {
+      // a block of the tensor's values, from the offset on
+      const ok = t && isShape(w.shape) && Number.isInteger(w.offset) && w.offset >= 0 && w.offset + elements(w.shape) <= elements(t.shape);
+      if (!ok || !b || b.size < elements(w.shape)) {
+        throw fail(where, `weight ${JSON.stringify(w?.tensor)} at offset ${JSON.stringify(w?.offset)} must be a block inside a tensor of model.json and a buffer that holds it`);
+      }
+      continue;
+    }
     const sameShape = t && Array.isArray(w.shape) && w.shape.join() === t.shape.join();
     if (!t || !sameShape || !b || b.size < elements(t.shape)) {
       throw fail(where, `weight ${JSON.stringify(w?.tensor)} must name a tensor of model.json of the same shape and a buffer that holds it`);

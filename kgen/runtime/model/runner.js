@@ -250,7 +250,9 @@ export async function createRunner(backend, launcher, descriptor, model, weights
   for (const w of descriptor.weights) {
     const values = weights.get(w.tensor);
     if (!values) throw fail(backend, `weight ${w.tensor} was not decoded`);
-    launcher.write(buffers[w.buffer], values);
+    // a block of a weight (a WebGL texture holds at most so many values): its own values, from the offset on
+    const offset = w.offset ?? 0;
+    launcher.write(buffers[w.buffer], offset ? values.subarray(offset, offset + elements(w.shape)) : values);
   }
   const bound = await launcher.bind(compiled, buffers);
   if (launcher.warmUp) await launcher.warmUp(compiled, bound, program.prepare);
