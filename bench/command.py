@@ -4,7 +4,8 @@
   live, interleaved, on the fair protocol (bench.kernel_suite).
 - ``peak``: this machine's arithmetic ceilings in the browser (bench.peak), the roofline point of reference.
 - ``models``: whole models end to end, kgen's runtime against ONNX Runtime Web (bench.models); ``resnet50`` is
-  that suite on the seeded ResNet-50 alone.
+  that suite on the seeded ResNet-50 alone; ``transformers`` on a MiniLM-L6-like encoder, a DeiT-small-like ViT
+  and a MobileNet-v3-large-like net.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def run_peak(args, run: dict[str, Any]) -> list[dict]:
 def run_models(args, run: dict[str, Any]) -> list[dict]:
     from bench import models
 
-    names = ["resnet50"] if args.suite == "resnet50" else list(models.MODELS)
+    names = {"resnet50": ["resnet50"], "transformers": list(models.TRANSFORMERS)}.get(args.suite, list(models.MODELS))
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
     report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list)
     rows = []
@@ -186,7 +187,11 @@ def main(args) -> int:
     args.peer_list = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
     store.check_writable(args.out)  # before a run of many minutes, not after it
     run = store.new_run(args.suite)
-    runners = {"kernels": run_kernels, "peak": run_peak, "models": run_models, "resnet50": run_models}
+    runners = {
+        "kernels": run_kernels,
+        "peak": run_peak,
+        **dict.fromkeys(("models", "resnet50", "transformers"), run_models),
+    }
     rows = runners[args.suite](args, run)
     written = store.append(rows, args.out)  # first: a run of many minutes is kept even if what follows fails
     print_summary(rows)

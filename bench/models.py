@@ -48,13 +48,18 @@ from kgen.records.store import RecordStore
 
 PEERS = Path(__file__).resolve().parent / "peers"
 MODELS = ("resnet50", "mobilenet_v2", "dcgan")
+#: the transformers suite: a MiniLM-L6-like sentence encoder (int64 token ids and mask at sequence 128), a
+#: DeiT-small-like ViT and a MobileNet-v3-large-like net, at 224²; bench/tfjs_network.py has no translation of
+#: their graphs, so TF.js is not among their peers
+TRANSFORMERS = ("minilm", "deit_small", "mobilenet_v3_large")
 
 KGEN = """async ([dir, backend, feeds, options]) => {
   const memory = await import('/peers/memory.js');
   memory.track();
   const kgen = await import('/kgen.js');
   const { timeRuns } = await import('/peers/timing.js');
-  const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v.values)]));
+  const typed = (v) => (v.dtype === 'float32' ? Float32Array.from(v.values) : Int32Array.from(v.values));
+  const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, typed(v)]));
   const t0 = performance.now();
   const runner = await kgen.load(dir, {backendOrder: backend});
   await runner.run(inputs);
@@ -144,7 +149,7 @@ def run(
         zoo.save(model, work / f"{name}.onnx")
         feeds[name] = zoo.seeded_inputs(model, seed=7)
         (want[name],) = zoo.onnxruntime_outputs(model, feeds[name])
-        if "tfjs" in peers:
+        if "tfjs" in peers and name not in TRANSFORMERS:
             nets[name], blob = tfjs_network.network(model)
             (work / f"{name}.tfjs.json").write_text(json.dumps(nets[name]))
             (work / f"{name}.tfjs.bin").write_bytes(blob)
@@ -161,8 +166,10 @@ def run(
         fingerprint = session.fingerprint()
         for r in range(rounds):
             for name in models:
-                plain = {k: {"dims": list(v.shape), "values": v.ravel().tolist()} for k, v in feeds[name].items()}
+                plain = {k: _plain(v) for k, v in feeds[name].items()}
                 for side, runtime, backend, threads in side_list:
+                    if runtime == "tfjs" and name not in nets:
+                        continue
                     session.restart()  # a fresh page (and browser): no state carried from the side before
                     loads.append(protocol.wait_idle())
                     if runtime == "kgen":
@@ -195,6 +202,12 @@ def run(
     return report
 
 
+def _plain(array: np.ndarray) -> dict:
+    """An input for the pages: its dims, values and dtype (int64 token ids go as integers)."""
+    dtype = "float32" if array.dtype == np.float32 else "int64"
+    return {"dims": list(array.shape), "values": array.ravel().tolist(), "dtype": dtype}
+
+
 def _peak_memory(results: list[dict]) -> dict[str, int]:
     """The largest of each kind of peak memory over a side's rounds: wasm memory bytes, live WebGPU buffer bytes,
     live WebGL texture bytes (bench/peers/memory.js; the JS heap is not counted)."""
@@ -207,6 +220,8 @@ def summarize(rows, models, side_list) -> dict:
     for name in models:
         entry = {}
         for side, *_ in side_list:
+            if (name, side) not in rows:  # a peer that cannot build this network
+                continue
             results = rows[(name, side)]
             medians = [x["medianMs"] for x in results if x["ok"]]
             colds = [x["coldMs"] for x in results if x["ok"]]

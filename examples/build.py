@@ -17,6 +17,7 @@ from pathlib import Path
 
 import onnx
 
+from examples.ocr import pipeline
 from kgen.atomic import write_text_atomic
 from kgen.descriptor.assemble import Options
 from kgen.descriptor.convert import convert
@@ -103,11 +104,8 @@ def ocr(folder: Path, options: Options, force: bool) -> None:
         converted(ocr_model(name), folder / out, options, force, shape=shape)
     characters = folder / "characters.json"
     if force or not characters.exists():
-        rec = onnx.load(ocr_model(OCR_MODELS["rec"][0]), load_external_data=False)
-        meta = {p.key: p.value for p in rec.metadata_props}
-        if "character" not in meta:
-            raise KgenError(f"{OCR_MODELS['rec'][0]}: no 'character' list in its metadata")
-        write_text_atomic(characters, json.dumps(meta["character"].splitlines(), ensure_ascii=False))
+        dictionary = pipeline.characters(ocr_model(OCR_MODELS["rec"][0]))[1:-1]  # without blank and space
+        write_text_atomic(characters, json.dumps(dictionary, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:

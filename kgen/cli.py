@@ -751,12 +751,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark kgen against ONNX Runtime Web and TF.js in one browser; rows appended to a results store",
         description="Measure a suite on the fair protocol (idle machine before each side, the same warm-up and "
         "samples, sides interleaved over fresh pages, rounds that disagree re-measured): kernels (the peer suite, "
-        "kgen's kernels from the records against the peers live), resnet50 and models (whole models, kgen's runtime "
-        "against ONNX Runtime Web), peak (this machine's arithmetic ceilings). Every output is checked before it "
-        "is timed; every row (median, IQR, n, GFLOP/s, device, software label, commit, peer versions) is appended "
-        "to --out (JSON lines; pandas.read_json(F, lines=True)). Needs `make peers`.",
+        "kgen's kernels from the records against the peers live), resnet50, models and transformers (whole models, "
+        "kgen's runtime against ONNX Runtime Web; transformers: a MiniLM-L6-like encoder at sequence 128, a "
+        "DeiT-small-like ViT and a MobileNet-v3-large-like net), peak (this machine's arithmetic ceilings). "
+        "Every output is checked before it is timed; every row (median, IQR, n, GFLOP/s, device, software label, "
+        "commit, peer versions) is appended to --out (JSON lines; pandas.read_json(F, lines=True)). "
+        "Needs `make peers`.",
     )
-    bench.add_argument("--suite", choices=("kernels", "resnet50", "models", "peak"), default="kernels")
+    bench.add_argument("--suite", choices=("kernels", "resnet50", "models", "transformers", "peak"), default="kernels")
     bench.add_argument(
         "--backend", default="wasm,webgl,webgpu", help="comma-separated: wasm (1 and 2 threads), webgl, webgpu"
     )

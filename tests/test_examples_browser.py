@@ -11,12 +11,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-import skimage.measure
 
 from examples.build import OCR_MODELS, build, ocr_model
+from examples.ocr import pipeline
 from kgen.browser.server import RUNTIME_DIR
 from kgen.checking import compare_model
 
@@ -224,19 +223,6 @@ def test_digits_page_reports_bad_input_and_a_broken_model(page, site):
     assert wait_for_message(page, "drew a") == "drew a 4"
 
 
-def ocr_regions(probability):
-    """The OCR page's rule on a probability map: 8-connected regions above 0.3 of at least 9 pixels whose mean is
-    at least 0.6, as [y0, x0, y1, x1) boxes, top to bottom."""
-    labels = skimage.measure.label(probability > 0.3, connectivity=2)
-    kept = [r for r in skimage.measure.regionprops(labels, probability) if r.area >= 9 and r.intensity_mean >= 0.6]
-    return sorted(list(r.bbox) for r in kept)
-
-
-def ctc_text(scores, characters):
-    best = scores.argmax(-1)
-    return "".join(characters[k] for t, k in enumerate(best) if k and (t == 0 or k != best[t - 1]))
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ocr_page_reads_the_text_as_onnxruntime_does(page, site, shots, backend):
     page.goto_example("ocr/index.html")
@@ -252,14 +238,13 @@ def test_ocr_page_reads_the_text_as_onnxruntime_does(page, site, shots, backend)
     want = onnxruntime(ocr_model(det_name), x)[0, 0]
     got = np.array(demo["probability"], np.float32).reshape(h, w)
     assert compare_model(got, want, backend).ok
-    regions = ocr_regions(want)
+    regions = pipeline.regions(want)
     assert len(demo["regions"]) == len(regions) >= 5
     for mine, theirs in zip(demo["regions"], regions, strict=True):
         assert np.abs(np.array(mine) - theirs).max() <= 1  # a pixel at the threshold may fall either way
-    meta = {p.key: p.value for p in onnx.load(ocr_model(rec_name), load_external_data=False).metadata_props}
-    characters = ["blank", *meta["character"].splitlines(), " "]
+    classes = pipeline.characters(ocr_model(rec_name))
     wants = [
-        ctc_text(onnxruntime(ocr_model(rec_name), np.array(v, np.float32).reshape(rec_shape))[0], characters)
+        pipeline.ctc_text(onnxruntime(ocr_model(rec_name), np.array(v, np.float32).reshape(rec_shape))[0], classes)
         for v in demo["recInputs"]
     ]
     assert demo["texts"] == wants

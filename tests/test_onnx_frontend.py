@@ -9,6 +9,7 @@ from kgen.graph import zoo
 from kgen.graph.execute import evaluate
 from kgen.graph.ir import GraphError
 from kgen.graph.onnx import from_model, load
+from kgen.graph.passes import optimize
 
 RNG = np.random.default_rng(0)
 
@@ -140,6 +141,23 @@ def test_shape_arithmetic_is_folded():
 @pytest.mark.parametrize("name", ["mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext", "vit", "vit_opset14"])
 def test_zoo_models_match_onnxruntime(name):
     check_matches_ort(zoo.MODELS[name](), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "ops"),
+    [
+        ("minilm", 22.4e6, {"layer_norm": 13, "gelu": 6}),
+        ("deit_small", 22.1e6, {"layer_norm": 25, "gelu": 12}),
+        ("mobilenet_v3_large", 5.5e6, {"hard_swish": 21}),  # the stem, 9 blocks' two, the last conv, the head
+    ],
+)
+def test_the_transformers_benchmark_models_have_their_real_shapes(name, params, ops):
+    """The benchmark's MiniLM-L6-, DeiT-small- and MobileNet-v3-large-like models (run in bench/, too large to
+    run here) convert, with the parameter counts of the models they stand for."""
+    graph = optimize(from_model(zoo.MODELS[name]()))
+    assert sum(a.size for a in graph.constants.values()) == pytest.approx(params, rel=0.01)
+    found = [n.op for n in graph.nodes] + [e.op for n in graph.nodes for e in n.epilogue]
+    assert {op: found.count(op) for op in ops} == ops
 
 
 def test_initializers_listed_as_inputs_are_constants():

@@ -18,7 +18,11 @@ export async function setup(threads, ep = "wasm") {
 // in, the outputs read back).
 export async function timeModel(url, feeds, ep, options) {
   const tensors = {};
-  for (const [name, { dims, values }] of Object.entries(feeds)) tensors[name] = new ort.Tensor("float32", Float32Array.from(values), dims);
+  for (const [name, { dims, values, dtype }] of Object.entries(feeds)) {
+    tensors[name] = dtype === "int64"
+      ? new ort.Tensor("int64", BigInt64Array.from(values, (v) => BigInt(v)), dims)
+      : new ort.Tensor("float32", Float32Array.from(values), dims);
+  }
   const t0 = performance.now();
   const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
   const session = await ort.InferenceSession.create(bytes, { executionProviders: [ep] });

@@ -229,11 +229,39 @@ def mlp(seed: int = 0) -> onnx.ModelProto:
     return b.model("mlp", [("x", [1, 64])], x, [1, 10], opset=7, initializers_as_inputs=True)
 
 
-def mobilenet_v3(seed: int = 0, size: int = 64) -> onnx.ModelProto:
+#: MobileNet-v3's inverted residual blocks: (expanded channels, out channels, kernel, stride, squeeze-excite,
+#: activation); the small test net's four, and torchvision's mobilenet_v3_large's fifteen
+MOBILENET_V3_BLOCKS = (
+    (16, 16, 3, 2, True, "re"),
+    (72, 24, 3, 2, False, "re"),
+    (96, 40, 5, 2, True, "hs"),
+    (240, 40, 5, 1, True, "hs"),
+)
+MOBILENET_V3_LARGE_BLOCKS = (
+    (16, 16, 3, 1, False, "re"),
+    (64, 24, 3, 2, False, "re"),
+    (72, 24, 3, 1, False, "re"),
+    (72, 40, 5, 2, True, "re"),
+    (120, 40, 5, 1, True, "re"),
+    (120, 40, 5, 1, True, "re"),
+    (240, 80, 3, 2, False, "hs"),
+    (200, 80, 3, 1, False, "hs"),
+    (184, 80, 3, 1, False, "hs"),
+    (184, 80, 3, 1, False, "hs"),
+    (480, 112, 3, 1, True, "hs"),
+    (672, 112, 3, 1, True, "hs"),
+    (672, 160, 5, 2, True, "hs"),
+    (960, 160, 5, 1, True, "hs"),
+    (960, 160, 5, 1, True, "hs"),
+)
+
+
+def mobilenet_v3(seed: int = 0, size: int = 64, large: bool = False) -> onnx.ModelProto:
     """MobileNet-v3's building blocks as torchvision exports them (opset 14): HardSwish, squeeze-and-excite with
     HardSigmoid and a broadcast Mul, 5x5 depthwise convs, residuals; the stem's activation in PP-OCR's form
     (x · relu6(x + 3) / 6, rank-0 constants) and the classifier's hidden activation a PRelu, as detectors write
-    them; the classifier's Dropout declares its mask."""
+    them; the classifier's Dropout declares its mask. ``large``: torchvision's mobilenet_v3_large's blocks and
+    head (960 channels, a 1280-wide HardSwish layer, 1000 classes) instead of the four blocks of the test net."""
     b = _Builder(seed)
 
     def act(v: str, kind: str) -> str:
@@ -247,12 +275,7 @@ def mobilenet_v3(seed: int = 0, size: int = 64) -> onnx.ModelProto:
 
     x = b.hard_swish_ppocr(b.bn(b.conv("input", 3, 16, 3, 2), 16))
     c_in = 16
-    for hidden, c, k, stride, se, kind in (
-        (16, 16, 3, 2, True, "re"),
-        (72, 24, 3, 2, False, "re"),
-        (96, 40, 5, 2, True, "hs"),
-        (240, 40, 5, 1, True, "hs"),
-    ):
+    for hidden, c, k, stride, se, kind in MOBILENET_V3_LARGE_BLOCKS if large else MOBILENET_V3_BLOCKS:
         y = x if hidden == c_in else act(b.bn(b.conv(x, c_in, hidden, 1), hidden), kind)
         y = act(b.bn(b.conv(y, hidden, hidden, k, stride, group=hidden), hidden), kind)
         if se:
@@ -260,12 +283,16 @@ def mobilenet_v3(seed: int = 0, size: int = 64) -> onnx.ModelProto:
         y = b.bn(b.conv(y, hidden, c, 1), c, gamma=0.5)
         x = b.node("Add", [x, y]) if stride == 1 and c_in == c else y
         c_in = c
-    x = b.node("HardSwish", [b.bn(b.conv(x, c_in, 240, 1), 240)])
-    x = b.conv(b.node("GlobalAveragePool", [x]), 240, 128, 1, bias=True)
-    slope = b.const("prelu_slope", b.rng.uniform(0.05, 0.3, (128, 1, 1)).astype(np.float32))
-    x = b.node("Flatten", [b.node("PRelu", [x, slope])], axis=1)
-    x = b.gemm(b.node("Dropout", [x], extra_outputs=1), 128, 10)
-    return b.model("mobilenet_v3", [("input", [1, 3, size, size])], x, [1, 10], opset=14)
+    last, wide, classes = (960, 1280, 1000) if large else (240, 128, 10)
+    x = b.node("HardSwish", [b.bn(b.conv(x, c_in, last, 1), last)])
+    x = b.conv(b.node("GlobalAveragePool", [x]), last, wide, 1, bias=True)
+    if large:
+        x = b.node("Flatten", [b.node("HardSwish", [x])], axis=1)
+    else:
+        slope = b.const("prelu_slope", b.rng.uniform(0.05, 0.3, (wide, 1, 1)).astype(np.float32))
+        x = b.node("Flatten", [b.node("PRelu", [x, slope])], axis=1)
+    x = b.gemm(b.node("Dropout", [x], extra_outputs=1), wide, classes)
+    return b.model("mobilenet_v3", [("input", [1, 3, size, size])], x, [1, classes], opset=14)
 
 
 def convnext(seed: int = 0, size: int = 64) -> onnx.ModelProto:
@@ -296,13 +323,23 @@ def convnext(seed: int = 0, size: int = 64) -> onnx.ModelProto:
     return b.model("convnext", [("input", [1, 3, size, size])], x, [1, 10], opset=17)
 
 
-def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int = 4, depth: int = 2, opset: int = 18):
+def vit(
+    seed: int = 0,
+    size: int = 32,
+    patch: int = 8,
+    dim: int = 32,
+    heads: int = 4,
+    depth: int = 2,
+    opset: int = 18,
+    mlp: int = 2,
+    classes: int = 10,
+):
     """A Vision Transformer as timm exports it (opset 18): patch embedding conv, Reshape + Transpose to tokens, a
     class token Concat and position embedding Add, blocks of pre-LayerNorm multi-head attention (one qkv Linear,
     Reshape, Transpose, Gather of q, k and v, batched 4-D MatMuls, a scale by a rank-0 constant, Softmax) and an
     MLP with GELU in its Erf form; the class token taken by Gather, a Gemm head, and an Identity before the
     output. The first block scales q by Mul, the second the scores by Div, as exporters differ. Before opset 17
-    its LayerNorms are decomposed, as exporters then write them."""
+    its LayerNorms are decomposed, as exporters then write them. ``mlp``: the MLP's width over ``dim``."""
     b = _Builder(seed)
     tokens, head_dim = (size // patch) ** 2 + 1, dim // heads
     x = b.conv("input", 3, dim, patch, patch, bias=True, pad=0)
@@ -328,11 +365,11 @@ def vit(seed: int = 0, size: int = 32, patch: int = 8, dim: int = 32, heads: int
         attended = b.node("Transpose", [attended], perm=[0, 2, 1, 3])
         attended = b.node("Reshape", [attended, b.const("shape", np.array([1, tokens, dim], np.int64))])
         x = b.node("Add", [x, b.linear(attended, dim, dim)])
-        mlp = b.linear(b.gelu_erf(b.linear(b.layer_norm(x, dim, opset < 17), dim, 2 * dim)), 2 * dim, dim)
-        x = b.node("Add", [x, mlp])
+        hidden = b.linear(b.gelu_erf(b.linear(b.layer_norm(x, dim, opset < 17), dim, mlp * dim)), mlp * dim, dim)
+        x = b.node("Add", [x, hidden])
     x = b.node("Gather", [b.layer_norm(x, dim, opset < 17), b.const("index", np.array(0, np.int64))], axis=1)
-    x = b.node("Identity", [b.gemm(x, dim, 10)])
-    return b.model("vit", [("input", [1, 3, size, size])], x, [1, 10], opset=opset)
+    x = b.node("Identity", [b.gemm(x, dim, classes)])
+    return b.model("vit", [("input", [1, 3, size, size])], x, [1, classes], opset=opset)
 
 
 def _attention(b: _Builder, x: str, tokens: int, dim: int, heads: int, mask: str | None, causal: bool) -> str:
@@ -380,6 +417,7 @@ def bert(
     heads: int = 4,
     depth: int = 2,
     counted_positions: bool = False,
+    ffn: int | None = None,
 ):
     """A BERT-like encoder as Hugging Face exports it at opset 14: int64 input_ids, token_type_ids and
     attention_mask; word and token-type embeddings by Gather on the ids, position embeddings by Gather on a
@@ -387,7 +425,8 @@ def bert(
     three projections for q, k and v; GELU in its Erf form. Its output is the last hidden state.
 
     ``counted_positions``: RoBERTa's position ids, counted from the ids in the graph: padding (id 1) keeps
-    position 1, the others count up from 2 (Equal, Not, Cast, CumSum, Mul, Add, then Gather)."""
+    position 1, the others count up from 2 (Equal, Not, Cast, CumSum, Mul, Add, then Gather). ``ffn``: the
+    feed-forward width (default twice ``dim``)."""
     b = _Builder(seed)
     x = b.node("Add", [_embedding(b, "input_ids", vocab, dim)[0], _embedding(b, "token_type_ids", 2, dim)[0]])
     if counted_positions:
@@ -406,8 +445,8 @@ def bert(
     mask = b.node("Mul", [b.node("Sub", [b.scalar(1.0), mask]), b.scalar(-3.4028234663852886e38)])
     for _ in range(depth):
         x = b.layer_norm(b.node("Add", [x, _attention(b, x, tokens, dim, heads, mask, causal=False)]), dim, True)
-        ffn = b.linear(b.gelu_erf(b.linear(x, dim, 2 * dim)), 2 * dim, dim)
-        x = b.layer_norm(b.node("Add", [x, ffn]), dim, decomposed=True)
+        wide = ffn or 2 * dim
+        x = b.layer_norm(b.node("Add", [x, b.linear(b.gelu_erf(b.linear(x, dim, wide)), wide, dim)]), dim, True)
     inputs = [(n, [1, tokens]) for n in ("input_ids", "token_type_ids", "attention_mask")]
     return b.model("roberta" if counted_positions else "bert", inputs, x, [1, tokens, dim], opset=14)
 
@@ -480,10 +519,30 @@ def rnn_classifier(seed: int = 0, vocab: int = 50, tokens: int = 12, dim: int = 
     return b.model("rnn_classifier", [("input_ids", [1, tokens])], x, [1, classes], opset=14)
 
 
+def minilm(seed: int = 0) -> onnx.ModelProto:
+    """A MiniLM-L6-like sentence encoder (all-MiniLM-L6-v2's shape, Transformers.js's most used model): ``bert``
+    with 6 layers, hidden 384, 12 heads, feed-forward 1536, BERT's 30522-token vocabulary, 128 tokens."""
+    return bert(seed, vocab=30522, tokens=128, dim=384, heads=12, depth=6, ffn=1536)
+
+
+def deit_small(seed: int = 0) -> onnx.ModelProto:
+    """A DeiT-small-like ViT: ``vit`` at 224² in 16² patches, 12 layers, 384 wide, 6 heads, MLP 1536, 1000
+    classes."""
+    return vit(seed, size=224, patch=16, dim=384, heads=6, depth=12, mlp=4, classes=1000)
+
+
+def mobilenet_v3_large(seed: int = 0) -> onnx.ModelProto:
+    """A MobileNet-v3-large-like net at 224²: ``mobilenet_v3`` with torchvision's large blocks and head."""
+    return mobilenet_v3(seed, size=224, large=True)
+
+
 MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "rnn_classifier": rnn_classifier,
     "bert": bert,
     "roberta": roberta,
+    "minilm": minilm,
+    "deit_small": deit_small,
+    "mobilenet_v3_large": mobilenet_v3_large,
     "gpt2": gpt2,
     "mobilenet_v3": mobilenet_v3,
     "convnext": convnext,
