@@ -92,3 +92,16 @@ def test_build_checks_configs_against_the_device_limits():
     limits = {**DEFAULT_LIMITS, "max_workgroup_storage_bytes": 32768}
     program, full = build(workload, "webgpu", config, limits)
     assert full["smem"] == 1 and "var<workgroup>" in program.source
+
+
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "gelu"])
+def test_activations_of_large_inputs_are_not_nan(op):
+    """SwiftShader computes tanh as (e^2x - 1) / (e^2x + 1): NaN past |x| = 44 unless the kernel clamps it (a
+    captcha reader's LSTM, on a real image, read nothing)."""
+    x = np.array([-1e4, -300.0, -89.0, -45.0, -10.0, -1.0, 0.0, 1.0, 10.0, 45.0, 89.0, 300.0, 1e4], np.float32)
+    attrs = {"approximate": "tanh"} if op == "gelu" else {}
+    workload = Workload.create(op, [x.shape], attrs)
+    program, _ = build(workload, "webgpu", None)
+    want = workload.opdef.reference([x], workload.attr_dict)
+    got = wgpu_runner.run(program, [x]).reshape(want.shape)
+    assert compare(got, want, "webgpu").ok, f"{op}: {got} against {want}"

@@ -26,7 +26,9 @@ UNARY = {
     "neg": "(-{0})",
     "exp": "exp({0})",
     "log": "log({0})",
-    "tanh": "tanh({0})",
+    # GPU drivers compute tanh as (e^2x - 1) / (e^2x + 1), NaN past |x| = 44 (SwiftShader does); tanh(10) is 1.0
+    # in float32
+    "tanh": "tanh(clamp({0}, -10.0, 10.0))",
     "sigmoid": "(1.0 / (1.0 + exp(-{0})))",
     "sqrt": "sqrt({0})",
     "abs": "abs({0})",
