@@ -32,7 +32,7 @@ chromium:
 $(VENV)/.installed: pyproject.toml
 	@[ -x "$(BIN)/python" ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,examples]'
+	$(BIN)/python -m pip install -q -e '.[dev,examples,bench]'
 	$(BIN)/python -m pip install -q --no-deps 'rapidocr_onnxruntime==1.4.4'
 	@touch $@
 

@@ -356,7 +356,7 @@ def _study_curves(storage: str, most: int = 8) -> list[tuple[str, list[float]]]:
     import optuna
 
     from bench.tuning_efficiency import best_so_far
-    from tuner.study import open_storage
+    from kgen.tune.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///") :]).exists():

@@ -5,7 +5,7 @@
 For each workload, a long random run (``--reference`` trials) finds the reference best. Then TPE and random
 search each run ``--seeds`` times for ``--trials`` trials; for each run we count the trials until a config within
 5% of the reference best was found (``--trials + 1`` when none was). Every run proposes configs exactly as
-``kgen tune`` does (``tuner.tune.propose``), and a pruned (invalid) proposal counts as a trial.
+``kgen tune`` does (``kgen.tune.tune.propose``), and a pruned (invalid) proposal counts as a trial.
 
 Measurements are cached by kernel digest, in memory and in ``--landscape DIR`` (one JSON file per workload), so
 all runs, and later invocations, see the same measured landscape (one median per kernel): the comparison is about
@@ -37,8 +37,8 @@ from kgen.browser.measure import Harness, budget
 from kgen.browser.session import BrowserSession
 from kgen.ops import Workload
 from kgen.scheduling.build import build, space
-from tuner.study import make_sampler
-from tuner.tune import propose
+from kgen.tune.study import make_sampler
+from kgen.tune.tune import propose
 
 WORKLOADS = {
     "matmul 128³": Workload.create("matmul", [(128, 128), (128, 128)]),

@@ -33,7 +33,7 @@ from bench.suite import SUITE, flops, geomean, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.browser.session import BrowserSession
 from kgen.records.store import RecordStore
-from tuner.tune import tune
+from kgen.tune.tune import tune
 
 PEERS_COMPARED = ("ort", "tfjs")
 KINDS = ("conv", "matmul")

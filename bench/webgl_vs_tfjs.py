@@ -37,7 +37,7 @@ from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
 from kgen.records.store import RecordStore
 from kgen.scheduling.build import build, space
-from tuner.tune import tune
+from kgen.tune.tune import tune
 
 TFJS = "/peers/tfjs_runner.js"
 SIDES = ("default", "grid", "tuned")

@@ -1,13 +1,15 @@
-"""The ``kgen`` command line: the one top layer that may call both ``kgen`` and ``tuner``."""
+"""The ``kgen`` command line: the top layer, over every other (``kgen.tune`` included)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from kgen.errors import KgenError
@@ -173,8 +175,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from kgen.ops.examples import resnet50_convs
     from kgen.ops.workload import Workload
     from kgen.records.store import RecordStore
-    from tuner.study import make_sampler, open_storage
-    from tuner.tune import tune
+    from kgen.tune.study import make_sampler, open_storage
+    from kgen.tune.tune import tune
 
     args.fixed = config_from_args(args.fix, "--fix")  # bad JSON is an error before anything is opened or written
     if args.model:
@@ -246,8 +248,8 @@ def _tune_model(args: argparse.Namespace) -> int:
     from kgen.graph import onnx as onnx_frontend
     from kgen.graph.passes import optimize
     from kgen.records.store import RecordStore
-    from tuner.model import estimated_ms, interrupted, summary_rows, tasks_of, tune_model
-    from tuner.study import make_sampler, open_storage
+    from kgen.tune.model import estimated_ms, interrupted, summary_rows, tasks_of, tune_model
+    from kgen.tune.study import make_sampler, open_storage
 
     graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
     make_sampler(args.sampler, args.seed)
@@ -448,14 +450,14 @@ def _parse_input_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...
 def _cmd_convert(args: argparse.Namespace) -> int:
     from kgen.descriptor.assemble import Options
     from kgen.descriptor.convert import convert
-    from kgen.records.store import RecordStore
+    from kgen.records.store import RecordStore, shipped_records
 
     backends = _parse_backends(args.backend)
     store = None
-    if args.records:
-        store = RecordStore(args.records)
+    if args.records != "none":
+        store = RecordStore(args.records or shipped_records())
         if not store.path.is_file():
-            raise KgenError(f"--records {args.records}: no such file")
+            raise KgenError(f"--records {store.path}: no such file")
         store.all()  # a malformed records file is an error before anything is converted
     try:
         threads = sorted({int(t) for t in args.threads.split(",")})
@@ -585,16 +587,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from bench.command import main as bench_main
+def _checkout_tool(module: str):
+    """A module of bench/, the repository's benchmark tool, which is not installed: imported from the checkout the
+    command runs in, with the ``bench`` extra's packages."""
+    if (Path.cwd() / "bench" / "__init__.py").is_file() and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name == "bench":
+            raise KgenError(
+                "kgen bench and kgen report run from a kgen checkout (bench/ is a tool of the repository, not part "
+                "of the package): cd into one, with its bench extra installed (pip install -e '.[bench]')"
+            ) from None
+        if err.name in ("asv", "matplotlib", "jinja2"):
+            raise KgenError(f"{err.name} is missing: install the bench extra (pip install -e '.[bench]')") from None
+        raise
 
-    return bench_main(args)
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    return _checkout_tool("bench.command").main(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import main as report_main
-
-    return report_main(args)
+    return _checkout_tool("bench.report").main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -694,7 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", default="webgpu,wasm,js", help="comma-separated: webgpu, webgl, wasm, js (default webgpu,wasm,js)"
     )
     convert.add_argument("--encoding", default="fp32", help="weights: fp32 (default), fp16 or eightbit (~0.25x)")
-    convert.add_argument("--records", help="tuning records (JSONL, as `kgen tune` writes); default: none")
+    convert.add_argument(
+        "--records",
+        help="tuning records (JSONL, as `kgen tune` writes); default: $KGEN_RECORDS, else the records kgen ships "
+        "(tuned on a 2-core Zen 4 VM, SwiftShader and an H100); 'none': the templates' defaults",
+    )
     convert.add_argument(
         "--input-shape",
         action="append",

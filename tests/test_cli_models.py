@@ -27,7 +27,7 @@ def onnx_files(tmp_path_factory):
 
 
 def test_convert_prints_progress_and_a_summary(onnx_files, tmp_path):
-    args = ["--out", str(tmp_path / "d"), "--backend", "wasm,js,webgl", "--explain"]
+    args = ["--out", str(tmp_path / "d"), "--backend", "wasm,js,webgl", "--explain", "--records", "none"]
     out = kgen("convert", str(onnx_files / "dcgan.onnx"), *args)
     assert out.returncode == 0, out.stderr
     assert "kgen convert: passes: 9 -> 4 nodes" in out.stderr

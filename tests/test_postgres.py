@@ -72,7 +72,7 @@ def worker(url, tmp_path, seed, trials):
 def trials_of(url):
     import optuna
 
-    from tuner.study import open_storage
+    from kgen.tune.study import open_storage
 
     storage = open_storage(url)
     (summary,) = optuna.get_all_study_summaries(storage)

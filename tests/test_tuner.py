@@ -261,8 +261,8 @@ def test_a_trial_killed_before_its_worker_tagged_it_is_failed_on_resume(tmp_path
     fails it at once when no other worker of the study is alive, while a live worker's trial stays."""
     import optuna
 
-    from tuner.study import open_storage
-    from tuner.tune import fail_dead_workers_trials
+    from kgen.tune.study import open_storage
+    from kgen.tune.tune import fail_dead_workers_trials
 
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(study_name="s", storage=storage)
@@ -280,8 +280,8 @@ def test_a_live_workers_trial_still_in_ask_is_waited_for_not_failed(tmp_path):
     in ask): a joining worker waits until it is tagged instead of failing it."""
     import optuna
 
-    from tuner.study import open_storage
-    from tuner.tune import fail_dead_workers_trials
+    from kgen.tune.study import open_storage
+    from kgen.tune.tune import fail_dead_workers_trials
 
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(study_name="s", storage=storage)
@@ -301,7 +301,7 @@ def test_a_changed_search_space_gets_its_own_study():
     """Optuna cannot go on with a study whose categorical choices changed (a new planes value, say), so the knobs
     are part of the study's name; the same knobs give the same name."""
     from kgen.scheduling.space import Knob
-    from tuner.study import study_name
+    from kgen.tune.study import study_name
 
     knobs = (Knob("planes", (1, 2, 4)), Knob("unroll", (0, 1)))
     same = study_name("k", "webgl", "d", tuple(knobs))
@@ -318,8 +318,8 @@ def test_model_scheduler_spends_trials_where_the_model_gains_most():
     from kgen.graph.onnx import from_model
     from kgen.graph.passes import optimize
     from kgen.records.store import RecordStore
-    from tuner.model import Task, estimated_ms, pick, tasks_of, tune_model
-    from tuner.tune import TuneSummary
+    from kgen.tune.model import Task, estimated_ms, pick, tasks_of, tune_model
+    from kgen.tune.tune import TuneSummary
 
     graph = optimize(from_model(zoo.resnet50(size=64)))
     tasks = tasks_of(graph)

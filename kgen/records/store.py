@@ -32,6 +32,13 @@ from kgen.errors import KgenError
 from kgen.ops.workload import Workload
 
 DEFAULT_PATH = Path("results") / "records.jsonl"
+#: the records kgen ships (in a checkout a link to results/records.jsonl; in the wheel the file)
+SHIPPED = Path(__file__).with_name("shipped.jsonl")
+
+
+def shipped_records() -> Path:
+    """The records a conversion uses by default: ``$KGEN_RECORDS`` when set, else the ones kgen ships."""
+    return Path(os.environ.get("KGEN_RECORDS") or SHIPPED)
 
 
 def device_class(fingerprint: Mapping[str, Any], backend: str) -> str:

@@ -20,7 +20,7 @@ from kgen.graph.ir import Graph
 from kgen.ops.workload import Workload
 from kgen.records.store import RecordStore
 from kgen.scheduling.lower import main_stage
-from tuner.tune import TuneSummary, tune
+from kgen.tune.tune import TuneSummary, tune
 
 EXPLORE = 0.05  # the gain a workload is credited with when its last allocation found nothing better
 

@@ -37,7 +37,7 @@ from kgen.records.store import Record, RecordStore, device_class, software
 from kgen.scheduling.build import build, space
 from kgen.scheduling.lower import main_stage
 from kgen.scheduling.space import Space
-from tuner.study import make_sampler, open_storage, study_name
+from kgen.tune.study import make_sampler, open_storage, study_name
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 #: what a record keeps of the page's fingerprint (cross-origin isolation: whether wasm could run threads)
