@@ -18,11 +18,13 @@ def _softmax(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
     axis = normalize_axis("softmax", attrs["axis"], x.ndim)
 
     def at_axis(t: te.Tensor, idx: tuple) -> te.Expr:
-        return t[tuple(0 if k == axis else i for k, i in enumerate(idx))]
+        return t[tuple(i for k, i in enumerate(idx) if k != axis) or (0,)]
 
-    peak = reduce_axes("softmax", x, "max", [axis], keepdims=True)
+    # the max and the sum without the reduced axis, so that their output's last axis is one the input runs along
+    # (a row of the last axis's reduction: SIMD lanes then take 4 rows, not 1 of a kept axis of size 1)
+    peak = reduce_axes("softmax", x, "max", [axis], keepdims=False)
     shifted = te.compute(x.shape, lambda *idx: te.exp(x[idx] - at_axis(peak, idx)), name="softmax_exp")
-    total = reduce_axes("softmax", shifted, "sum", [axis], keepdims=True)
+    total = reduce_axes("softmax", shifted, "sum", [axis], keepdims=False)
     return te.compute(x.shape, lambda *idx: shifted[idx] / at_axis(total, idx), name="softmax")
 
 
