@@ -54,7 +54,13 @@ def samples(folder: Path, force: bool, names: tuple[str, ...] = SAMPLES) -> None
 
 
 def converted(
-    model: Path, out: Path, options: Options, force: bool, encoding: str = "fp32", shape: tuple[int, ...] | None = None
+    model: Path,
+    out: Path,
+    options: Options,
+    force: bool,
+    encoding: str = "fp32",
+    shape: tuple[int, ...] | None = None,
+    threads: tuple[int, ...] = THREADS,
 ) -> None:
     """``model`` converted into ``out`` for every backend; ``shape`` fixes its one input's dynamic dimensions."""
     if (out / "model.json").exists() and not force:
@@ -64,13 +70,14 @@ def converted(
     shapes = None
     if shape is not None:
         shapes = {onnx.load(model, load_external_data=False).graph.input[0].name: shape}
-    summary = convert(model, out, BACKENDS, encoding, options, shapes, force=True, wasm_threads=THREADS)
+    summary = convert(model, out, BACKENDS, encoding, options, shapes, force=True, wasm_threads=threads)
     if summary["failed"]:
         raise KgenError(f"{model}: conversion failed for {', '.join(summary['failed'])}")
     print(f"examples: {model.name} -> {out} ({encoding}, {time.perf_counter() - started:.0f} s)")
 
 
-def build(root: Path = HERE, force: bool = False, records: Path = RECORDS) -> None:
+def build(root: Path = HERE, force: bool = False, records: Path = RECORDS, threads: tuple[int, ...] = THREADS) -> None:
+    """Everything the pages load, into ``root``; ``threads``: the wasm variants' thread counts."""
     generator = root / "dcgan" / "generator.onnx"
     if not generator.exists():
         raise KgenError(f"{generator}: missing (it is in git; python -m examples.dcgan.train makes it anew)")
@@ -79,10 +86,10 @@ def build(root: Path = HERE, force: bool = False, records: Path = RECORDS) -> No
     resnet = root / "resnet50" / "resnet50.onnx"
     if force or not resnet.exists():
         zoo.save(zoo.resnet50(), resnet)  # seeded weights: none can be downloaded here
-    converted(resnet, root / "resnet50" / "model", options, force)
-    converted(generator, root / "dcgan" / "model", options, force)
-    converted(generator, root / "dcgan" / "model-eightbit", options, force, "eightbit")
-    ocr(root / "ocr", options, force)
+    converted(resnet, root / "resnet50" / "model", options, force, threads=threads)
+    converted(generator, root / "dcgan" / "model", options, force, threads=threads)
+    converted(generator, root / "dcgan" / "model-eightbit", options, force, "eightbit", threads=threads)
+    ocr(root / "ocr", options, force, threads)
 
 
 def ocr_model(name: str) -> Path:
@@ -97,11 +104,11 @@ def ocr_model(name: str) -> Path:
     return path
 
 
-def ocr(folder: Path, options: Options, force: bool) -> None:
+def ocr(folder: Path, options: Options, force: bool, threads: tuple[int, ...] = THREADS) -> None:
     """The OCR page's sample photos, converted models, and the recognizer's characters (in its ONNX metadata)."""
     samples(folder / "samples", force, OCR_SAMPLES)
     for out, (name, shape) in OCR_MODELS.items():
-        converted(ocr_model(name), folder / out, options, force, shape=shape)
+        converted(ocr_model(name), folder / out, options, force, shape=shape, threads=threads)
     characters = folder / "characters.json"
     if force or not characters.exists():
         dictionary = pipeline.characters(ocr_model(OCR_MODELS["rec"][0]))[1:-1]  # without blank and space

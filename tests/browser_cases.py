@@ -92,8 +92,10 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "lrn": [([(1, 7, 5, 3)], {"size": 3, "alpha": 0.1, "bias": 2.0}), ([(2, 8, 4, 4)], {"size": 4})],
     "resize": [
         ([(1, 3, 5, 7)], {"scales": (2, 3), "mode": "linear"}),
-        ([(1, 2, 7, 8)], {"scales": (8, 1), "divisors": (7, 2), "mode": "linear"}),
-        ([(2, 4, 4, 4)], {"scales": (2, 2), "mode": "nearest", "coordinate_transformation_mode": "asymmetric"}),
+        (
+            [(2, 2, 7, 8)],
+            {"scales": (8, 1), "divisors": (7, 2), "mode": "nearest", "coordinate_transformation_mode": "asymmetric"},
+        ),
     ],
     **{op: [([(3, 5, 7)], attrs), ([(2, 4, 8)], attrs)] for op, attrs in UNARY.items()},
     **{op: [([(3, 1, 7), (5, 1)], {}), ([(2, 4, 8), (8,)], {})] for op in BINARY},

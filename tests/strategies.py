@@ -320,7 +320,7 @@ def lrn_case(draw):
 
 @st.composite
 def resize_case(draw):
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(3, 7)), draw(st.integers(3, 7)))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(3, 5)), draw(st.integers(3, 5)))
     attrs = {
         "scales": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
         "divisors": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),

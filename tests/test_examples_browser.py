@@ -45,7 +45,7 @@ CANVAS = """() => {
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("site") / "examples"
     shutil.copytree(EXAMPLES, root, ignore=BUILT)
-    build(root)
+    build(root, threads=(1,))  # as make demo builds them, but for one wasm thread count (no test needs two)
     return root
 
 
@@ -97,6 +97,15 @@ def wait_for_error(page, stale=None):
     return page.text_content("#message")
 
 
+def open_sample_and_run(page, example, backend, sample):
+    """Open an example page, pick the backend and a sample image, and click Run."""
+    page.goto_example(f"{example}/index.html")
+    page.check(f"input[name=backend][value={backend}]")
+    page.click(f"button[data-sample={sample}]")
+    wait_for_message(page, "image:")
+    page.click("#run")
+
+
 def onnxruntime(model, x):
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     (name,) = (i.name for i in session.get_inputs())
@@ -105,11 +114,7 @@ def onnxruntime(model, x):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resnet50_page_top5_matches_onnxruntime(page, site, shots, backend):
-    page.goto_example("resnet50/index.html")
-    page.check(f"input[name=backend][value={backend}]")
-    page.click("button[data-sample=chelsea]")
-    wait_for_message(page, "image:")
-    page.click("#run")
+    open_sample_and_run(page, "resnet50", backend, "chelsea")
     assert wait_for_message(page, "classified on") == f"classified on {backend}"
     demo = page.evaluate("() => window.kgenDemo")
     assert demo["backend"] == backend
@@ -225,11 +230,7 @@ def test_digits_page_reports_bad_input_and_a_broken_model(page, site):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ocr_page_reads_the_text_as_onnxruntime_does(page, site, shots, backend):
-    page.goto_example("ocr/index.html")
-    page.check(f"input[name=backend][value={backend}]")
-    page.click("button[data-sample=page]")
-    wait_for_message(page, "image:")
-    page.click("#run")
+    open_sample_and_run(page, "ocr", backend, "page")
     demo_lines = wait_for_message(page, "read ")
     demo = page.evaluate("() => window.kgenDemo")
     assert demo_lines == f"read {len(demo['texts'])} lines on {backend}" and demo["backend"] == backend
