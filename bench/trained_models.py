@@ -190,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/trained_models.json"))
     args = parser.parse_args(argv)
     backends = args.backend or list(BACKENDS)
-    sessions = {
-        name: ort.InferenceSession(str(m.path), providers=["CPUExecutionProvider"]) for name, m in MODELS.items()
-    }
+    try:
+        paths = {name: m.path for name, m in MODELS.items()}
+    except KgenError as err:  # a package missing: before anything is converted or written
+        parser.exit(2, f"bench.trained_models: {err}\n")
+    sessions = {name: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for name, p in paths.items()}
 
     def onnxruntime(name: str, x: np.ndarray) -> list[np.ndarray]:
         session = sessions[name]
@@ -207,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                 m = MODELS[name]
                 t0 = time.perf_counter()
                 input_name = sessions[name].get_inputs()[0].name
-                summary = convert(m.path, Path(tmp) / name, backends, input_shapes={input_name: m.shape}, force=True)
+                summary = convert(
+                    paths[name], Path(tmp) / name, backends, input_shapes={input_name: m.shape}, force=True
+                )
                 row["models"][name] = {
                     "package": f"{m.package}=={importlib.metadata.version(m.package)}",
                     "file": m.file,

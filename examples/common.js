@@ -1,7 +1,7 @@
 // @ts-check
-// What both example pages share: the backend radio buttons, a runner loaded once per model folder and backend
-// (as WebDNN's pages cache theirs), load progress, and a message line that shows an error without stopping the
-// page. The runtime comes from /kgen/kgen.js, where `kgen serve` puts it.
+// What the example pages share: the backend radio buttons, a runner loaded once per model folder and backend
+// (as WebDNN's pages cache theirs), load progress, a message line that shows an error without stopping the page,
+// and the photo pages' sample buttons, file input and image loading. The runtime comes from /kgen/kgen.js, where `kgen serve` puts it.
 import * as kgen from "/kgen/kgen.js";
 
 export { kgen };
@@ -27,6 +27,41 @@ export function say(text, isError = false) {
 export function fail(error) {
   say(error instanceof Error ? error.message : String(error), true);
   console.error(error);
+}
+
+/**
+ * The image at `url`, decoded; an Error naming the URL where it cannot be.
+ * @param {string} url
+ */
+export async function loadImage(url) {
+  const img = new Image();
+  img.crossOrigin = "anonymous";
+  img.src = url;
+  try {
+    await img.decode();
+  } catch {
+    throw new Error(`the image at ${url} could not be loaded`);
+  }
+  return img;
+}
+
+/**
+ * A button per sample photo (`samples/NAME.png`) in #samples, and the #file input: each calls `show(url)`, and
+ * an error goes to the message line.
+ * @param {string[]} names @param {(url: string) => Promise<void>} show
+ */
+export function imagePicker(names, show) {
+  for (const name of names) {
+    const button = document.createElement("button");
+    button.textContent = name;
+    button.dataset.sample = name;
+    button.addEventListener("click", () => show(`samples/${name}.png`).catch(fail));
+    $("samples").append(" ", button);
+  }
+  $("file").addEventListener("change", () => {
+    const file = $("file").files[0];
+    if (file) show(URL.createObjectURL(file)).catch(fail);
+  });
 }
 
 /** The backend the radio buttons name (webgpu, webgl, wasm or js). */

@@ -2,7 +2,7 @@
 // Text detection and recognition: the detector's probability map (DBNet) becomes boxes (a threshold, connected
 // regions, each grown by DBNet's unclip distance); each box, cut from the photo at height 48, goes through the
 // recognizer, whose per-column character scores are read greedily (CTC: repeats merged, blanks dropped).
-import { $, backendLine, chosenBackend, fail, kgen, runnerFor, say } from "../common.js";
+import { $, backendLine, chosenBackend, fail, imagePicker, kgen, loadImage, runnerFor, say } from "../common.js";
 
 const SAMPLES = ["page", "text"];
 const DET = { dir: "det", height: 192, width: 384 }; // the shapes the models were converted for
@@ -22,13 +22,7 @@ const state = /** @type {any} */ (window).kgenDemo = {
 
 /** @param {string} url */
 async function loadPhoto(url) {
-  const img = new Image();
-  img.src = url;
-  try {
-    await img.decode();
-  } catch {
-    throw new Error(`the image at ${url} could not be loaded`);
-  }
+  const img = await loadImage(url);
   photo = document.createElement("canvas");
   [photo.width, photo.height] = [img.naturalWidth, img.naturalHeight];
   /** @type {CanvasRenderingContext2D} */ (photo.getContext("2d")).drawImage(img, 0, 0);
@@ -177,17 +171,7 @@ async function read() {
   say(`read ${texts.length} lines on ${det.backendName}`);
 }
 
-for (const name of SAMPLES) {
-  const button = document.createElement("button");
-  button.textContent = name;
-  button.dataset.sample = name;
-  button.addEventListener("click", () => loadPhoto(`samples/${name}.png`).catch(fail));
-  $("samples").append(" ", button);
-}
-$("file").addEventListener("change", () => {
-  const file = $("file").files[0];
-  if (file) loadPhoto(URL.createObjectURL(file)).catch(fail);
-});
+imagePicker(SAMPLES, loadPhoto);
 $("run").addEventListener("click", () => read().catch(fail));
 fetch("characters.json")
   .then((r) => {

@@ -2,7 +2,7 @@
 // The ResNet-50 page of WebDNN's examples on kgen: a backend chosen, an image drawn into a 224x224 canvas, Run, and
 // the top-5 ImageNet classes with the milliseconds per image. Any converted folder loads with ?model=DIR; the
 // input's order (CHW or HWC) is read from the model, the normalisation is chosen on the page (or ?prep=caffe).
-import { $, backendLine, chosenBackend, fail, kgen, modelParam, runnerFor, say } from "../common.js";
+import { $, backendLine, chosenBackend, fail, imagePicker, kgen, loadImage, modelParam, runnerFor, say } from "../common.js";
 
 const MODEL = modelParam("model");
 const SAMPLES = ["chelsea", "coffee", "astronaut", "rocket"];
@@ -21,14 +21,7 @@ const state = /** @type {any} */ (window).kgenDemo = { model: MODEL, input: null
 
 /** Draw the image at `url` into the 224x224 canvas. @param {string} url */
 async function drawImage(url) {
-  const img = new Image();
-  img.crossOrigin = "anonymous";
-  img.src = url;
-  try {
-    await img.decode();
-  } catch {
-    throw new Error(`the image at ${url} could not be loaded`);
-  }
+  const img = await loadImage(url);
   const ctx = $("canvas").getContext("2d");
   ctx.drawImage(img, 0, 0, 224, 224);
   imageReady = true;
@@ -106,18 +99,8 @@ async function describeModel() {
   }
 }
 
-for (const name of SAMPLES) {
-  const button = document.createElement("button");
-  button.textContent = name;
-  button.dataset.sample = name;
-  button.addEventListener("click", () => drawImage(`samples/${name}.png`).catch(fail));
-  $("samples").append(" ", button);
-}
+imagePicker(SAMPLES, drawImage);
 onClick("load-url", () => drawImage($("url").value.trim()));
-$("file").addEventListener("change", () => {
-  const file = $("file").files[0];
-  if (file) drawImage(URL.createObjectURL(file)).catch(fail);
-});
 onClick("run", run);
 const prep = new URLSearchParams(location.search).get("prep");
 if (prep && prep in PREP) $("prep").value = prep;

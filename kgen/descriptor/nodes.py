@@ -168,25 +168,26 @@ def program_for(
     device's limits) falls back to the template default; a default that cannot run here (a weight too large for a
     texture in the default layout) to the template's first seed that can. The choice says so."""
     name = kernel_name(node)
-    try:
-        program, config = cache.lower(graph, node, backend, choice.config, name, limits)
-    except KgenError as err:
-        first = err
-        fallbacks = (
-            []
-            if choice.record is None
-            else [Choice(dict(fixed), "default", note=f"the record's config is not valid here: {err}")]
-        )
-        note = f"the template default is not valid here ({err}): its first seed that is"
-        seeds = space(graph.workload(node), backend).seed_configs(limits)
-        fallbacks += [Choice({**seed, **fixed}, "default", note=note) for seed in seeds]
-        for choice in fallbacks:
-            try:
-                program, config = cache.lower(graph, node, backend, choice.config, name, limits)
-                break
-            except KgenError:
-                continue
-        else:
-            raise KgenError(f"{node.describe()}: {first}") from None
+    errors: list[KgenError] = []
+
+    def attempts():
+        """The choice, then (a record's) the template default, then the template's seeds: each after the one
+        before failed, so that its note names that failure."""
+        yield choice
+        if choice.record is not None:
+            yield Choice(dict(fixed), "default", note=f"the record's config is not valid here: {errors[-1]}")
+        note = f"the template default is not valid here ({errors[-1]}): its first seed that is"
+        for seed in space(graph.workload(node), backend).seed_configs(limits):
+            yield Choice({**seed, **fixed}, "default", note=note)
+
+    for attempt in attempts():
+        try:
+            program, config = cache.lower(graph, node, backend, attempt.config, name, limits)
+            break
+        except KgenError as err:
+            errors.append(err)
+    else:  # the default's failure: that of the choice where no record was given
+        raise KgenError(f"{node.describe()}: {errors[int(choice.record is not None)]}") from None
+    choice = attempt
     flops = main_stage(graph.workload(node)).flops
     return NodeProgram(node, node.distinct_inputs, program, config, choice, flops)

@@ -92,14 +92,20 @@ def _length(size: int, factor: Fraction) -> int:
     return math.floor(size * factor)
 
 
-def _source(y: int, size: int, factor: Fraction, coordinates: str) -> Fraction:
-    """ONNX's input coordinate of output index ``y`` along an axis of ``size`` inputs."""
+def _step(size: int, factor: Fraction, coordinates: str) -> Fraction:
+    """The input distance between neighbouring outputs: 1 / factor, or (in - 1) / (out - 1) where the corners are
+    aligned (align_corners, and pytorch_half_pixel's single output, which reads input 0)."""
     out = _length(size, factor)
     if coordinates == "align_corners" or (coordinates == "pytorch_half_pixel" and out == 1):
-        return Fraction(y * (size - 1), out - 1) if out > 1 else Fraction(0)
-    if coordinates == "asymmetric":
-        return y / factor
-    return (y + Fraction(1, 2)) / factor - Fraction(1, 2)
+        return Fraction(size - 1, out - 1) if out > 1 else Fraction(0)
+    return 1 / factor
+
+
+def _source(y: int, size: int, factor: Fraction, coordinates: str) -> Fraction:
+    """ONNX's input coordinate of output index ``y`` along an axis of ``size`` inputs."""
+    step = _step(size, factor, coordinates)
+    centred = coordinates in ("half_pixel", "pytorch_half_pixel") and step == 1 / factor
+    return (y + Fraction(1, 2)) * step - Fraction(1, 2) if centred else y * step
 
 
 def _read(src: Fraction, mode: str, nearest: str) -> tuple[int, float]:
@@ -107,16 +113,6 @@ def _read(src: Fraction, mode: str, nearest: str) -> tuple[int, float]:
     if mode == "nearest":
         return _nearest(src, nearest), 0.0
     return math.floor(src), float(src - math.floor(src))
-
-
-def _period(size: int, factor: Fraction, coordinates: str) -> tuple[int, int]:
-    """(outputs per period, inputs per period) of the source coordinate along one axis."""
-    out = _length(size, factor)
-    if coordinates == "align_corners" or (coordinates == "pytorch_half_pixel" and out == 1):
-        step = Fraction(size - 1, out - 1) if out > 1 else Fraction(0)
-    else:
-        step = 1 / factor
-    return step.denominator, step.numerator
 
 
 def _by_phase(values: list[float], phase) -> te.Expr:
@@ -149,11 +145,13 @@ def _resize(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
     check_rank(op, "input", x.shape, rank=4)
     mode, coordinates, nearest = attrs["mode"], attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
     n, c, h, w = x.shape
+    factors = _factors(op, attrs)
     axes = []
-    for name, size, factor in zip("HW", (h, w), _factors(op, attrs), strict=True):
+    for name, size, factor in zip("HW", (h, w), factors, strict=True):
         if _length(size, factor) < 1:
             raise OpError(op, f"factor {factor} leaves no output along {name} (input length {size})")
-        period, step = _period(size, factor, coordinates)
+        distance = _step(size, factor, coordinates)  # the source repeats every `period` outputs, `step` inputs on
+        period, step = distance.denominator, distance.numerator
         if period > MAX_PERIOD:
             raise OpError(op, f"factor {factor} along {name} repeats every {period} outputs; at most {MAX_PERIOD}")
         reads = [_read(_source(p, size, factor, coordinates), mode, nearest) for p in range(period)]
@@ -174,7 +172,7 @@ def _resize(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
         bottom = x[b, ch, r1, c0] * (1.0 - wx) + x[b, ch, r1, c1] * wx
         return top * (1.0 - wy) + bottom * wy
 
-    shape = (n, c, *(_length(size, f) for size, f in zip((h, w), _factors(op, attrs), strict=True)))
+    shape = (n, c, *(_length(size, f) for size, f in zip((h, w), factors, strict=True)))
     return te.compute(shape, body, name=op, axis_names="nchw")
 
 

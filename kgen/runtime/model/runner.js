@@ -250,9 +250,10 @@ export async function createRunner(backend, launcher, descriptor, model, weights
   for (const w of descriptor.weights) {
     const values = weights.get(w.tensor);
     if (!values) throw fail(backend, `weight ${w.tensor} was not decoded`);
-    // a block of a weight (a WebGL texture holds at most so many values): its own values, from the offset on
+    // the entry's shape of values from its offset: the whole tensor, or a block of it (a WebGL texture holds at
+    // most so many values; the first block too is shorter than the tensor)
     const offset = w.offset ?? 0;
-    launcher.write(buffers[w.buffer], offset ? values.subarray(offset, offset + elements(w.shape)) : values);
+    launcher.write(buffers[w.buffer], values.subarray(offset, offset + elements(w.shape)));
   }
   const bound = await launcher.bind(compiled, buffers);
   if (launcher.warmUp) await launcher.warmUp(compiled, bound, program.prepare);
