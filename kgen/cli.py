@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kgen.errors import KgenError
+from kgen.graph.passes.recognize import OPTIONAL as OPTIONAL_PATTERNS
 
 BACKENDS = ("webgpu", "webgl", "wasm", "js")
 NATIVE = {"webgpu": "wgpu-py", "wasm": "wasmtime"}  # backends with a runner outside the browser
@@ -477,6 +478,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         force=args.force,
         progress=progress,
         wasm_threads=threads,
+        unfused=args.unfused,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -725,6 +727,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         default="1",
         help="wasm: thread counts, one variant each, e.g. 1,2 (default 1); the page loads the most it can run",
+    )
+    convert.add_argument(
+        "--unfused",
+        action="append",
+        default=[],
+        choices=sorted(OPTIONAL_PATTERNS),
+        help="leave this pattern as its chain of kernels, e.g. attention as MatMul, Softmax and MatMul: to measure "
+        "what its fused kernel gains (repeatable)",
     )
     convert.add_argument("--force", action="store_true", help="replace an existing output folder")
     convert.add_argument("--explain", action="store_true", help="for each node, which kernel config it took and why")

@@ -214,6 +214,18 @@ def cumsum_case(draw):
 
 
 @st.composite
+def attention_case(draw):
+    """Q, Kᵀ, V of any batch rank, and a mask that broadcasts (BERT's [B, 1, 1, T], a causal [1, 1, S, T])."""
+    batch = draw(shape_of(0, 2, 3))
+    s, t, d, dv = draw(dims), draw(st.integers(1, 11)), draw(dims), draw(st.integers(1, 9))
+    shapes = [(*batch, s, d), (*batch, d, t), (*batch, t, dv)]
+    if draw(st.booleans()):
+        full = (*batch, s, t)
+        shapes.append(tuple(1 if draw(st.booleans()) else n for n in full)[draw(st.integers(0, len(full) - 1)) :])
+    return shapes, {"scale": draw(st.sampled_from([1.0, 0.125, 0.5]))}
+
+
+@st.composite
 def concat_case(draw):
     base = list(draw(shape_of(1, 3)))
     axis = draw(st.integers(0, len(base) - 1))
@@ -353,6 +365,7 @@ CASES = {
     "matmul": matmul_case(),
     "gemm": gemm_case(),
     "softmax": softmax_case(),
+    "attention": attention_case(),
     "reduce_sum": reduce_case(),
     "reduce_mean": reduce_case(),
     "reduce_max": reduce_case(),

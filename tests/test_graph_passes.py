@@ -197,6 +197,35 @@ def test_a_pattern_whose_inner_value_is_read_elsewhere_stays_as_written():
     assert "layer_norm" not in _recognized(_chain(mean_over_a_middle_axis))
 
 
+def _attention(b, x, scale="div", mask="add", scores_read_twice=False):
+    """softmax(x · xᵀ (scaled) + mask) · x over a (2, 3, 8) input: 2 heads of 3 tokens, 8 values each."""
+    scores = b.node("MatMul", [x, b.node("Transpose", [x], perm=[0, 2, 1])])
+    if scale == "div":
+        scores = b.node("Div", [scores, b.scalar(8**0.5)])
+    elif scale == "mul":
+        scores = b.node("Mul", [b.scalar(8**-0.5), scores])
+    causal = np.tril(np.ones((3, 3), bool))
+    if mask == "add":
+        scores = b.node("Add", [b.const("mask", np.where(causal, 0, -1e4).astype(np.float32)), scores])
+    elif mask == "where":
+        scores = b.node("Where", [b.const("causal", causal), scores, b.scalar(-3.4028234663852886e38)])
+    out = b.node("MatMul", [b.node("Softmax", [scores], axis=-1), x])
+    return b.node("Add", [out, b.node("MatMul", [scores, x])]) if scores_read_twice else out
+
+
+@pytest.mark.parametrize(("scale", "mask"), [("div", "add"), ("mul", "where"), (None, None), ("div", None)])
+def test_attention_as_exporters_write_it_is_one_op(scale, mask):
+    ops = _recognized(_chain(lambda b, x: _attention(b, x, scale, mask)))
+    assert ops == ["transpose", "attention"]
+
+
+def test_attention_whose_scores_are_read_elsewhere_or_left_unfused_stays_a_chain():
+    assert "attention" not in _recognized(_chain(lambda b, x: _attention(b, x, scores_read_twice=True)))
+    graph = from_model(_chain(_attention))
+    assert "attention" not in [n.op for n in optimize(graph, unfused=["attention"]).nodes]
+    assert "attention" in [n.op for n in optimize(graph).nodes]
+
+
 def test_a_weight_larger_than_a_texture_is_split_into_row_blocks_that_are_views_of_it():
     """The MLP's gemms (64x128, 128x64 and 64x10 weights, each with a bias and an activation) as exported (transB,
     as PyTorch's Linear: rows of outputs, joined) and transposed (rows along the reduction: partial products)."""

@@ -86,6 +86,8 @@ CASES = [
         "batch_norm: mean has shape (2,) but the input has 3 channels",
     ),
     ("matmul", [(2, 5), (4, 3)], {}, "matmul: A has 5 columns but B has 4 rows"),
+    ("attention", [(2, 3, 4), (2, 5, 6), (2, 6, 4)], {}, "attention: Q has 4 columns but K (transposed keys) has 5"),
+    ("attention", [(2, 3, 4), (2, 4, 6), (2, 6, 4), (2, 6)], {}, "the mask of shape (2, 6) does not broadcast"),
     (
         "matmul",
         [(2, 2, 5), (3, 5, 3)],
@@ -155,7 +157,7 @@ def test_validation_error(op, shapes, attrs, message):
 
 
 def test_unknown_op_lists_known_ones():
-    with pytest.raises(OpError, match=r"conv3d: unknown op \(known ops: abs, add, and, avg_pool2d"):
+    with pytest.raises(OpError, match=r"conv3d: unknown op \(known ops: abs, add, and, attention, avg_pool2d"):
         get_op("conv3d")
 
 

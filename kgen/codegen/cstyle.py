@@ -237,7 +237,10 @@ class CStylePrinter:
                 return [pad + self.declare(f"i_{var.name}", self.types["int32"], self.index(value), mutable=False)]
             case ir.Decl(name=name, dtype=dt, init=init, lanes=lanes, const=const):
                 type_ = self.types[dt] if lanes == 1 else self.vector_type(lanes, dt)
-                return [pad + self.declare(name, type_, self.value(init), mutable=not const)]
+                value = self.value(init)
+                if lanes > 1 and isinstance(init, Const):  # a scalar initial value in every lane
+                    value = f"{type_}({value})"
+                return [pad + self.declare(name, type_, value, mutable=not const)]
             case ir.Assign(name=name, value=value):
                 return [f"{pad}{name} = {self.value(value)};"]
             case ir.Store():

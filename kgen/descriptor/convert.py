@@ -67,11 +67,12 @@ def convert(
     force: bool = False,
     progress: Progress | None = None,
     wasm_threads: Sequence[int] | None = None,
+    unfused: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Convert and write; the summary (also written into model.json). Raises ``KgenError`` when nothing can be
     written (bad model, existing folder, every backend failed). On wasm, one variant per thread count in
     ``wasm_threads`` (default: the options' count), each also without relaxed SIMD where it uses it; the page
-    loads the best variant it can run."""
+    loads the best variant it can run. Patterns named in ``unfused`` stay chains of kernels (to compare)."""
     say = progress or (lambda _: None)
     out = Path(out)
     if encoding not in wt.ENCODINGS:
@@ -84,7 +85,7 @@ def convert(
     say(f"read {model}: opset {graph.opset}, {len(graph.nodes)} nodes")
     if graph.fixed:
         say("fixed: " + ", ".join(f"{d}={n}" for d, n in graph.fixed.items()) + " (the model runs at these sizes only)")
-    optimized = optimize(graph)
+    optimized = optimize(graph, unfused)
     say(f"passes: {len(graph.nodes)} -> {len(optimized.nodes)} nodes ({_ops_line(optimized)})")
     encoded = wt.encode(optimized.constants, encoding)
     fp32_bytes = sum(4 * int(np.prod(a.shape)) for a in optimized.constants.values())

@@ -24,6 +24,12 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "matmul": ([(256, 256), (256, 256)], {}),
     "gemm": ([(1, 2048), (1000, 2048), (1000,)], {"transB": 1}),
     "softmax": ([(1, 1000)], {"axis": -1}),
+    # one layer of MiniLM-L6's heads at sequence 128 (12 heads of 32), with BERT's additive padding mask; the
+    # scale as the graph holds it, 1 / sqrt(32) through float32
+    "attention": (
+        [(1, 12, 128, 32), (1, 12, 32, 128), (1, 12, 128, 32), (1, 1, 1, 128)],
+        {"scale": 0.1767766983220412},
+    ),
     "reduce_sum": ([(1, 64, 56, 56)], {"axes": (2, 3)}),
     "reduce_mean": ([(1, 64, 56, 56)], {"axes": (2, 3)}),
     "reduce_max": ([(1, 64, 56, 56)], {"axes": (1,)}),

@@ -203,6 +203,7 @@ def all_ops() -> list[OpDef]:
 def _load_families() -> None:
     # importing the family modules registers their ops
     from kgen.ops import (  # noqa: F401
+        attention,
         conv,
         elementwise,
         image,

@@ -25,7 +25,7 @@ from kgen.scheduling.subsampling import compact_tensor, read_subsampled
 from kgen.scheduling.wrapping import widen
 from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
-from kgen.te.tensor import Tensor
+from kgen.te.tensor import ComputeOp, Tensor
 
 Ranges = dict[sympy.Symbol, tuple[int, int]]
 
@@ -41,9 +41,13 @@ class Template(Protocol):
     one that computes a conv over rows that share their padding has ``wrapping(stage, config)``: the
     ``wrapping.Wrapping``, or None. A template with ``helper_config(stage)`` gives the stages other than the
     tuned one (copies, a softmax's max) that config instead of its space's default.
+
+    ``patterns`` maps the type of a TE output's ``pattern`` (``kgen.ops.attention.AttentionPattern``) to a
+    template that lowers that whole graph as one kernel, with a ``space(pattern)`` of its own.
     """
 
     name: str
+    patterns: Mapping[type, Any]
 
     def space(self, stage: Stage) -> Space: ...
 
@@ -198,6 +202,9 @@ def lower(
     planes of inputs (by position) that another kernel wrote in planes: they are read from the layers of one 2D
     array texture, in the layout the config gives them.
     """
+    whole = pattern_template(template, output)
+    if whole is not None:
+        return _lower_whole(whole, inputs, output, config, name, limits)
     stages = partition(output)
     main = _main_index(stages)
     full = template.space(stages[main]).complete(config, limits)
@@ -295,6 +302,22 @@ def lower(
         layouts={buffers[key].name: layout for key, layout in layouts.items()},
     )
     return program, full
+
+
+def pattern_template(template: Template, output: Tensor) -> Any:
+    """The template that lowers ``output``'s whole graph as one kernel, or None (stage by stage)."""
+    pattern = output.op.pattern if isinstance(output.op, ComputeOp) else None
+    return None if pattern is None else template.patterns.get(type(pattern))
+
+
+def _lower_whole(
+    whole: Any, inputs: list[Tensor], output: Tensor, config: Mapping[str, Any] | None, name: str, limits: Limits
+) -> tuple[ir.Program, dict[str, Any]]:
+    full = whole.space(output.op.pattern).complete(config, limits)
+    buffers = {id(t): ir.Buffer(f"in{k}", t.dtype, math.prod(t.shape)) for k, t in enumerate(inputs)}
+    out = ir.Buffer("out", output.dtype, math.prod(output.shape))
+    kernel = whole.program(inputs, output, full, {**buffers, id(output): out}, name)
+    return ir.Program(tuple(buffers[id(t)] for t in inputs), out, (), (kernel,)), full
 
 
 def main_stage(workload: Workload) -> Stage:

@@ -65,6 +65,9 @@ class PlaceholderOp:
 class ComputeOp:
     axes: tuple[IterVar, ...]
     body: Expr
+    #: what the graph ending here computes as a whole (e.g. ``kgen.ops.attention.AttentionPattern``), for templates
+    #: that lower it as one kernel rather than stage by stage
+    pattern: Any = None
 
     @property
     def reduce_axes(self) -> tuple[IterVar, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from kgen.graph.ir import Graph
 from kgen.graph.passes.fold_batchnorm import fold_batchnorm
 from kgen.graph.passes.fold_constants import fold_constants
@@ -11,10 +13,10 @@ from kgen.graph.passes.recognize import recognize
 PIPELINE = (fold_constants, recognize, fold_batchnorm, fuse_epilogues)
 
 
-def optimize(graph: Graph) -> Graph:
-    """Every pass, in order."""
+def optimize(graph: Graph, unfused: Collection[str] = ()) -> Graph:
+    """Every pass, in order; the patterns named in ``unfused`` (``recognize.OPTIONAL``) are left as they are."""
     for p in PIPELINE:
-        graph = p(graph)
+        graph = recognize(graph, unfused) if p is recognize else p(graph)
     return graph
 
 

@@ -12,6 +12,7 @@ from kgen.ops import get_op
 
 EPILOGUE_FAMILIES = ("elementwise",)
 EPILOGUE_OPS = ("batch_norm",)
+NO_EPILOGUE = ("attention",)  # its fused kernel (kgen.scheduling.templates.attention) has none
 
 
 def _fusable(node: Node) -> bool:
@@ -32,7 +33,7 @@ def fuse_epilogues(graph: Graph) -> Graph:
                 if k is None or nodes[k] is None or uses.get(name) != 1 or name in graph.outputs:
                     continue
                 producer = nodes[k]
-                if producer.is_view or graph.shape(name) != out_shape:
+                if producer.is_view or producer.op in NO_EPILOGUE or graph.shape(name) != out_shape:
                     continue
                 if target is None or k > target[0]:
                     target = (k, position)

@@ -6,7 +6,9 @@ kernel that fuses into its producer and is tuned as one:
 - hard-swish as PP-OCR writes it, x · relu6(x + 3) / 6;
 - SiLU, x · sigmoid(x);
 - LayerNorm as opsets before 17 write it (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by the
-  scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal).
+  scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal);
+- scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant, an additive mask (Add) or a constant
+  boolean one (Where against a constant), Softmax over the keys, MatMul with V.
 
 A match needs every intermediate result to be read by the pattern alone."""
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import numpy as np
 
@@ -221,16 +223,87 @@ def _layer_norm(m: _Matcher, normed: Node) -> _Match | None:
     return _Match(node, consumed)
 
 
-PATTERNS = {"mul": (_gelu, _silu, _hard_swish, _layer_norm), "div": (_hard_swish, _layer_norm)}
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, to) == to
+    except ValueError:
+        return False
 
 
-def recognize(graph: Graph) -> Graph:
+def _mask(m: _Matcher, node: Node, scores_shape: tuple[int, ...]) -> tuple[str, str | None] | None:
+    """``node`` adds a mask to the scores: the scores' tensor and the additive mask (a Where against a constant
+    becomes one: 0 where it keeps the score, its value elsewhere), else None."""
+    if node.op == "add":
+        for s, mask in _pairs(node):
+            producer = m.producer.get(s)
+            chain = producer is not None and producer.op in ("matmul", "mul", "div", "where")
+            if chain and m.graph.shape(s) == scores_shape and _broadcasts(m.graph.shape(mask), scores_shape):
+                return s, mask
+        return None
+    cond, x, y = node.inputs
+    keep = m.constants.get(cond)
+    for s, other, kept in ((x, y, True), (y, x, False)):
+        value = m.value(other)
+        if keep is None or value is None or m.producer.get(s) is None:
+            continue
+        name = f"{node.output}__kgen_mask"
+        m.constants[name] = np.where((keep != 0) == kept, 0.0, value).astype(np.float32)
+        return s, name
+    return None
+
+
+def _attention(m: _Matcher, last: Node) -> _Match | None:
+    """last = MatMul(Softmax(scores · c + mask), V), where scores = MatMul(Q, Kᵀ), over the last axis."""
+    probs, v = last.inputs
+    softmax = m.node(probs, "softmax")
+    if softmax is None or softmax.attrs["axis"] % len(m.graph.shape(probs)) != len(m.graph.shape(probs)) - 1:
+        return None
+    name, consumed, mask, scale = softmax.inputs[0], [softmax], None, 1.0
+    shape = m.graph.shape(name)
+    step = m.node(name, "add") or m.node(name, "where")
+    found = step and _mask(m, step, shape)
+    if found:
+        name, mask = found
+        consumed.append(step)
+    step = m.node(name, "mul") or m.node(name, "div")
+    for s, c in _pairs(step) if step else ():
+        if m.value(c) is not None and (step.op == "mul" or s == step.inputs[0]):
+            name, scale = s, m.value(c) if step.op == "mul" else 1.0 / m.value(c)
+            consumed.append(step)
+            break
+    scores = m.node(name, "matmul")
+    if scores is None:
+        return None
+    q, k = scores.inputs
+    shapes = [m.graph.shape(t) for t in (q, k, v)]
+    if min(len(s) for s in shapes) < 2 or len({s[:-2] for s in shapes}) != 1:
+        return None
+    node = _replace(last, "attention", [q, k, v, *([mask] if mask else [])], {"scale": scale})
+    return _Match(node, [*consumed, scores])
+
+
+PATTERNS = {
+    "mul": (_gelu, _silu, _hard_swish, _layer_norm),
+    "div": (_hard_swish, _layer_norm),
+    "matmul": (_attention,),
+}
+
+
+#: patterns that can be left as their chain of ops (``kgen convert --unfused``), to compare against the fused kernel
+OPTIONAL = {"attention": _attention}
+
+
+def recognize(graph: Graph, unfused: Collection[str] = ()) -> Graph:
+    """``graph`` with the patterns recognized, except the ``OPTIONAL`` ones named in ``unfused``."""
     m = _Matcher(graph)
+    skipped = {OPTIONAL[name] for name in unfused}
     replacements: dict[int, Node] = {}
     for node in graph.nodes:
         if id(node) in m.consumed or id(node) in replacements:
             continue
         for pattern in PATTERNS.get(node.op, ()):
+            if pattern in skipped:
+                continue
             match = pattern(m, node)
             if match is None:
                 continue

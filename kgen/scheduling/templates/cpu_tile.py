@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from kgen.ops.attention import AttentionPattern
 from kgen.scheduling import ir, subsampling, wrapping
 from kgen.scheduling.lower import Buffers
 from kgen.scheduling.packing import Packing, find, reads_weight
@@ -29,6 +30,7 @@ from kgen.scheduling.padding import ALIGN, Padding, find_unaligned, pad_knobs, r
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import Constraint, Space, choice, distinct, flag
+from kgen.scheduling.templates.attention import AttentionTile
 from kgen.scheduling.templates.gpu_tile import (
     MAX_BLOCK,
     MAX_TILE,
@@ -70,6 +72,7 @@ class CpuTile:
 
     def __init__(self, simd: bool) -> None:
         self.simd = simd
+        self.patterns = {AttentionPattern: AttentionTile("simd" if simd else "scalar")}
 
     def space(self, stage: Stage) -> Space:
         # defaults: a 4x8 register tile in f32x4 (valid for any shape: tiles overhang, lanes past the end are

@@ -28,15 +28,17 @@ import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sympy
 
+from kgen.ops.attention import AttentionPattern
 from kgen.scheduling import ir
 from kgen.scheduling.lower import Buffers, LoadCache, VectorViews
 from kgen.scheduling.partition import Stage, substitute
 from kgen.scheduling.simd import LANES, SimdCache, hoist, interleave
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Space, choice, flag
+from kgen.scheduling.templates.attention import AttentionTile
 from kgen.scheduling.versioning import read_guards, version
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Load, map_children, walk
@@ -93,6 +95,7 @@ def _replace_loads(expr: Expr, fn) -> Expr:
 
 class GpuTile:
     name = "gpu_tile"
+    patterns: ClassVar[dict[type, Any]] = {AttentionPattern: AttentionTile("gpu")}
 
     def space(self, stage: Stage) -> Space:
         knobs = [

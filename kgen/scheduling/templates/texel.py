@@ -19,7 +19,7 @@ is looped); ``pad`` (a padded image read from a copy padded on every run, ``kgen
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES, Layout
@@ -95,6 +95,7 @@ def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dic
 
 class TexelTile:
     name = "texel"
+    patterns: ClassVar[dict[type, Any]] = {}  # attention runs as its chain of kernels
 
     def space(self, stage: Stage) -> Space:
         inputs = _inputs_read(stage)

@@ -1,0 +1,299 @@
+"""Attention as one kernel: softmax(Q · Kᵀ · scale + mask) · V with an online softmax over blocks of keys.
+
+A tile is ``rows`` queries × a ``1 / split`` share of V's columns of one batch entry (one head). For each block of
+``keys`` keys it computes the block's scores in registers, then the running maximum, rescales what it has summed
+so far by exp(old max - new max), and adds exp(score - max) · V's rows into its accumulators: the scores never
+reach memory, and each key's K column and V row are read once per tile. Keys past the last whole block go one at
+a time. On WebAssembly (SIMD) a block's scores are f32x4 vectors of 4 neighbouring keys (K's rows run along the
+keys) and the accumulators are f32x4 vectors along V's columns; on WebGPU a thread is a tile (vec4 accumulators
+where V's rows are whole vec4s) and ``wg`` tiles a workgroup; plain JavaScript does the same in scalars.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sympy
+
+from kgen.ops.attention import AttentionPattern
+from kgen.scheduling import ir
+from kgen.scheduling.space import Constraint, Space, choice
+from kgen.te import index as ix
+from kgen.te.expr import Binary, Const, Expr, Unary
+from kgen.te.tensor import Tensor
+
+LANES = 4
+#: the score a key starts below: finite, so that exp(old max - new max) is 0, not NaN, before the first key
+LOWEST = -3.4028234663852886e38
+
+
+def _max(a: Expr, b: Expr) -> Expr:
+    return Binary("max", a, b)
+
+
+class AttentionTile:
+    """``kind``: "simd" (WebAssembly), "scalar" (JavaScript) or "gpu" (WebGPU)."""
+
+    name = "attention"
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def space(self, pattern: AttentionPattern) -> Space:
+        dv = pattern.sizes[3]
+        knobs = [
+            choice("rows", (2, 1, 3, 4), "queries per tile (their scores share each K column read)"),
+            choice(
+                "keys",
+                (8, 4, 16) if self.kind == "simd" else (4, 1, 2, 8),
+                "keys per block: one maximum and one rescale of the accumulators per block",
+            ),
+            choice("split", (1, 2, 4), "tiles that share out V's columns (each computes the scores again)"),
+        ]
+        constraints = [
+            Constraint(
+                "split does not divide V's columns into whole vectors",
+                lambda c, _: (dv // self._value_lanes(dv)) % c["split"] == 0,
+            ),
+            Constraint(
+                "more than 64 accumulators per tile",
+                lambda c, _: c["rows"] * dv // c["split"] // self._value_lanes(dv) <= 64,
+            ),
+        ]
+        if self.kind == "gpu":
+            knobs.append(choice("wg", (64, 32, 128, 256), "tiles (threads) per workgroup"))
+            constraints.append(
+                Constraint("wg over the device's workgroup size", lambda c, lim: c["wg"] <= lim["max_workgroup_size_x"])
+            )
+        if self.kind == "simd":
+            knobs += [
+                choice("vector", ("f32x4", "f32x4_fma"), "f32x4 SIMD, or with relaxed-SIMD fused multiply-adds"),
+                choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
+            ]
+            constraints += [
+                Constraint(
+                    "f32x4_fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
+                    lambda c, lim: c["vector"] != "f32x4_fma" or lim.get("relaxed_simd", 1),
+                ),
+                Constraint(
+                    "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
+                    lambda c, lim: c["threads"] <= lim.get("max_threads", 1),
+                ),
+            ]
+        return Space(tuple(knobs), tuple(constraints), ())
+
+    def _value_lanes(self, dv: int) -> int:
+        """Lanes of an accumulator: 4 of V's columns where its rows are whole vectors, else 1."""
+        return LANES if self.kind != "scalar" and dv % LANES == 0 else 1
+
+    def program(
+        self,
+        inputs: list[Tensor],
+        output: Tensor,
+        config: Mapping[str, Any],
+        buffers: Mapping[int, ir.Buffer],
+        name: str,
+    ) -> ir.Kernel:
+        pattern: AttentionPattern = output.op.pattern  # type: ignore[union-attr]
+        return _Lowering(self, pattern, config, buffers, output, name).kernel()
+
+
+class _Lowering:
+    def __init__(self, tile: AttentionTile, p: AttentionPattern, config, buffers, output: Tensor, name: str) -> None:
+        self.p, self.config, self.name = p, config, name
+        self.s, self.t, self.d, self.dv = p.sizes
+        self.nb = math.prod(p.batch)
+        self.rows, self.split = config["rows"], config["split"]
+        self.vl = tile._value_lanes(self.dv)
+        self.cols = self.dv // self.vl // self.split  # accumulators per row
+        self.kl = LANES if tile.kind == "simd" else 1  # keys per score value
+        self.keys = config["keys"]
+        self.gpu = tile.kind == "gpu"
+        self.q, self.k, self.v = (buffers[id(x)] for x in (p.q, p.k, p.v))
+        self.mask = buffers[id(p.mask)] if p.mask is not None else None
+        self.out = buffers[id(output)]
+        self.row_blocks = -(-self.s // self.rows)
+        self.tiles = self.nb * self.row_blocks * self.split
+        self.var = functools.partial(ix.index_var)
+        self.tid, self.b, self.i0, self.e0 = (self.var(n) for n in ("t", "b", "i0", "e0"))
+        self.ranges: dict[sympy.Symbol, tuple[int, int]] = {
+            self.tid: (0, self.tiles - 1),
+            self.b: (0, self.nb - 1),
+            self.i0: (0, (self.row_blocks - 1) * self.rows),
+            self.e0: (0, self.dv - self.dv // self.split),
+        }
+
+    # -- indices -------------------------------------------------------------------------------------------
+    def row(self, r: int) -> sympy.Expr:
+        """Query row r of the tile, clamped into Q (rows past the end compute what the last does, unstored)."""
+        i = self.i0 + r
+        return i if (self.row_blocks * self.rows <= self.s) else sympy.Min(i, self.s - 1)
+
+    def mask_read(self, r: int, j: sympy.Expr, lanes: int) -> Expr:
+        assert self.mask is not None and self.p.mask is not None
+        full = (*self.p.batch, self.s, self.t)
+        shape = (1,) * (len(full) - self.p.mask.ndim) + self.p.mask.shape
+        strides, stride = [], 1
+        for n in reversed(shape):
+            strides.insert(0, stride if n > 1 else 0)
+            stride *= n
+        batch_index, rest = [], self.b
+        for n in reversed(self.p.batch):
+            batch_index.insert(0, ix.floormod(rest, n))
+            rest = ix.floordiv(rest, n)
+        index = sum((i * st for i, st in zip((*batch_index, self.row(r), j), strides, strict=True)), sympy.Integer(0))
+        if strides[-1] == 0:
+            return ir.BufLoad(self.mask, index)  # one value for every key of the block: splat
+        return ir.BufLoad(self.mask, index, lanes)
+
+    # -- code ----------------------------------------------------------------------------------------------
+    def kernel(self) -> ir.Kernel:
+        rest = ix.floordiv(self.tid, self.split)
+        lets = [
+            ir.Let(self.b, ix.floordiv(rest, self.row_blocks)),
+            ir.Let(self.i0, ix.floormod(rest, self.row_blocks) * self.rows),
+            ir.Let(self.e0, ix.floormod(self.tid, self.split) * (self.dv // self.split)),
+        ]
+        state: list[ir.Stmt] = []
+        for r in range(self.rows):
+            state += [ir.Decl(f"m{r}", "float32", Const(LOWEST)), ir.Decl(f"l{r}", "float32", Const(0.0))]
+            state += [ir.Decl(self.acc(r, c), "float32", Const(0.0), self.vl) for c in range(self.cols)]
+        whole, tail = divmod(self.t, self.keys)
+        blocks: list[ir.Stmt] = []
+        if whole:
+            jb = self.var("jb")
+            self.ranges[jb] = (0, whole - 1)
+            blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, self.kl, "b")))
+        if tail:
+            jt = self.var("jt")
+            self.ranges[jt] = (0, tail - 1)
+            blocks.append(ir.For(jt, tail, self.block(jt + whole * self.keys, 1, 1, "t")))
+        body = ir.seq(*lets, *state, *blocks, *self.stores())
+        return ir.Kernel(
+            self.name,
+            tuple(dict.fromkeys(b for b in (self.q, self.k, self.v, self.mask, self.out) if b is not None)),
+            body,
+            (self.tiles,),
+            (self.config["wg"] if self.gpu else 1,),
+            (self.tid,),
+            ranges=dict(self.ranges),
+            fused_multiply_add=self.config.get("vector") == "f32x4_fma",
+        )
+
+    def acc(self, r: int, c: int) -> str:
+        return f"acc{r}_{c}"
+
+    def local(self, name: str, lanes: int, lane: int | None = None) -> ir.Local:
+        return ir.Local(name, "float32", lanes, lane)
+
+    def lanes_of(self, name: str, lanes: int) -> list[Expr]:
+        return [self.local(name, lanes, k) for k in range(lanes)] if lanes > 1 else [self.local(name, 1)]
+
+    def block(self, j0: sympy.Expr, keys: int, width: int, tag: str) -> ir.Stmt:
+        """One block of ``keys`` keys from ``j0``, scored ``width`` keys per value; its locals' names end in ``tag``."""
+        groups = range(keys // width)
+        score = {(r, g): f"s{tag}{r}_{g}" for r in range(self.rows) for g in groups}
+        code: list[ir.Stmt] = [ir.Decl(n, "float32", Const(0.0), width) for n in score.values()]
+        d = self.var(f"d{tag}")
+        self.ranges[d] = (0, self.d - 1)
+        b = self.b
+        dots: list[ir.Stmt] = []
+        for g in groups:
+            dots.append(
+                ir.Decl(
+                    f"k{tag}{g}",
+                    "float32",
+                    ir.BufLoad(self.k, (b * self.d + d) * self.t + j0 + g * width, width),
+                    width,
+                    const=True,
+                )
+            )
+        for r in range(self.rows):
+            dots.append(
+                ir.Decl(
+                    f"q{tag}{r}", "float32", ir.BufLoad(self.q, (b * self.s + self.row(r)) * self.d + d), const=True
+                )
+            )
+            for g in groups:
+                s = score[r, g]
+                dots.append(
+                    ir.Assign(s, self.local(s, width) + self.local(f"q{tag}{r}", 1) * self.local(f"k{tag}{g}", width))
+                )
+        code.append(ir.For(d, self.d, ir.seq(*dots)))
+        for r in range(self.rows):
+            for g in groups:
+                s = score[r, g]
+                value: Expr = self.local(s, width) * Const(self.p.scale)
+                if self.mask is not None:
+                    value = value + self.mask_read(r, j0 + g * width, width)
+                code.append(ir.Assign(s, value))
+            top = _fold(_max, [self.local(score[r, g], width) for g in groups])
+            if width > 1:
+                code.append(ir.Decl(f"top{tag}{r}", "float32", top, width, const=True))
+                top = _fold(_max, self.lanes_of(f"top{tag}{r}", width))
+            code += [
+                ir.Decl(f"mx{tag}{r}", "float32", _max(self.local(f"m{r}", 1), top), const=True),
+                ir.Decl(
+                    f"alpha{tag}{r}",
+                    "float32",
+                    Unary("exp", self.local(f"m{r}", 1) - self.local(f"mx{tag}{r}", 1)),
+                    const=True,
+                ),
+                ir.Assign(f"m{r}", self.local(f"mx{tag}{r}", 1)),
+            ]
+            for g in groups:
+                s = score[r, g]
+                code.append(ir.Assign(s, Unary("exp", self.local(s, width) - self.local(f"mx{tag}{r}", 1))))
+            total = _fold(_add, [self.local(score[r, g], width) for g in groups])
+            if width > 1:
+                code.append(ir.Decl(f"sum{tag}{r}", "float32", total, width, const=True))
+                total = _fold(_add, self.lanes_of(f"sum{tag}{r}", width))
+            code.append(ir.Assign(f"l{r}", self.local(f"l{r}", 1) * self.local(f"alpha{tag}{r}", 1) + total))
+            for c in range(self.cols):
+                acc = self.acc(r, c)
+                code.append(ir.Assign(acc, self.local(acc, self.vl) * self.local(f"alpha{tag}{r}", 1)))
+        for g in groups:
+            for lane in range(width):
+                j = j0 + g * width + lane
+                for c in range(self.cols):
+                    index = (b * self.t + j) * self.dv + self.e0 + c * self.vl
+                    code.append(
+                        ir.Decl(
+                            f"v{tag}{g}_{lane}_{c}", "float32", ir.BufLoad(self.v, index, self.vl), self.vl, const=True
+                        )
+                    )
+                    for r in range(self.rows):
+                        acc = self.acc(r, c)
+                        p = self.local(score[r, g], width, lane if width > 1 else None)
+                        code.append(
+                            ir.Assign(acc, self.local(acc, self.vl) + p * self.local(f"v{tag}{g}_{lane}_{c}", self.vl))
+                        )
+        return ir.seq(*code)
+
+    def stores(self) -> list[ir.Stmt]:
+        code: list[ir.Stmt] = []
+        for r in range(self.rows):
+            i = self.i0 + r
+            inverse = f"inv{r}"
+            stores: list[ir.Stmt] = [ir.Decl(inverse, "float32", Const(1.0) / self.local(f"l{r}", 1), const=True)]
+            for c in range(self.cols):
+                index = (self.b * self.s + i) * self.dv + self.e0 + c * self.vl
+                value = self.local(self.acc(r, c), self.vl) * self.local(inverse, 1)
+                stores.append(ir.Store(self.out, index, value, self.vl))
+            guard = ix.simplify(i < self.s, self.ranges)
+            code.append(ir.seq(*stores) if guard is sympy.true else ir.If(guard, ir.seq(*stores)))
+        return code
+
+
+def _add(a: Expr, b: Expr) -> Expr:
+    return Binary("add", a, b)
+
+
+def _fold(fn: Callable[[Expr, Expr], Expr], values: list[Expr]) -> Expr:
+    """A balanced tree of ``fn`` over ``values``."""
+    while len(values) > 1:
+        values = [fn(values[k], values[k + 1]) if k + 1 < len(values) else values[k] for k in range(0, len(values), 2)]
+    return values[0]
