@@ -80,6 +80,19 @@ class Constraint:
     check: Callable[[Config, Limits], bool]
 
 
+#: a WebAssembly space's knobs ``vector`` and ``threads`` against what the page can run
+WASM_LIMITS = (
+    Constraint(
+        "f32x4_fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
+        lambda c, limits: c["vector"] != "f32x4_fma" or limits.get("relaxed_simd", 1),
+    ),
+    Constraint(
+        "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
+        lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Space:
     knobs: tuple[Knob, ...]

@@ -11,7 +11,6 @@ where V's rows are whole vec4s) and ``wg`` tiles a workgroup; plain JavaScript d
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,7 +19,7 @@ import sympy
 
 from kgen.ops.attention import AttentionPattern
 from kgen.scheduling import ir
-from kgen.scheduling.space import Constraint, Space, choice
+from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Unary
 from kgen.te.tensor import Tensor
@@ -56,11 +55,11 @@ class AttentionTile:
         constraints = [
             Constraint(
                 "split does not divide V's columns into whole vectors",
-                lambda c, _: (dv // self._value_lanes(dv)) % c["split"] == 0,
+                lambda c, _: (dv // self.value_lanes(dv)) % c["split"] == 0,
             ),
             Constraint(
                 "more than 64 accumulators per tile",
-                lambda c, _: c["rows"] * dv // c["split"] // self._value_lanes(dv) <= 64,
+                lambda c, _: c["rows"] * dv // c["split"] // self.value_lanes(dv) <= 64,
             ),
         ]
         if self.kind == "gpu":
@@ -73,19 +72,10 @@ class AttentionTile:
                 choice("vector", ("f32x4", "f32x4_fma"), "f32x4 SIMD, or with relaxed-SIMD fused multiply-adds"),
                 choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
             ]
-            constraints += [
-                Constraint(
-                    "f32x4_fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
-                    lambda c, lim: c["vector"] != "f32x4_fma" or lim.get("relaxed_simd", 1),
-                ),
-                Constraint(
-                    "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
-                    lambda c, lim: c["threads"] <= lim.get("max_threads", 1),
-                ),
-            ]
+            constraints += WASM_LIMITS
         return Space(tuple(knobs), tuple(constraints), ())
 
-    def _value_lanes(self, dv: int) -> int:
+    def value_lanes(self, dv: int) -> int:
         """Lanes of an accumulator: 4 of V's columns where its rows are whole vectors, else 1."""
         return LANES if self.kind != "scalar" and dv % LANES == 0 else 1
 
@@ -107,7 +97,7 @@ class _Lowering:
         self.s, self.t, self.d, self.dv = p.sizes
         self.nb = math.prod(p.batch)
         self.rows, self.split = config["rows"], config["split"]
-        self.vl = tile._value_lanes(self.dv)
+        self.vl = tile.value_lanes(self.dv)
         self.cols = self.dv // self.vl // self.split  # accumulators per row
         self.kl = LANES if tile.kind == "simd" else 1  # keys per score value
         self.keys = config["keys"]
@@ -117,8 +107,7 @@ class _Lowering:
         self.out = buffers[id(output)]
         self.row_blocks = -(-self.s // self.rows)
         self.tiles = self.nb * self.row_blocks * self.split
-        self.var = functools.partial(ix.index_var)
-        self.tid, self.b, self.i0, self.e0 = (self.var(n) for n in ("t", "b", "i0", "e0"))
+        self.tid, self.b, self.i0, self.e0 = (ix.index_var(n) for n in ("t", "b", "i0", "e0"))
         self.ranges: dict[sympy.Symbol, tuple[int, int]] = {
             self.tid: (0, self.tiles - 1),
             self.b: (0, self.nb - 1),
@@ -164,11 +153,11 @@ class _Lowering:
         whole, tail = divmod(self.t, self.keys)
         blocks: list[ir.Stmt] = []
         if whole:
-            jb = self.var("jb")
+            jb = ix.index_var("jb")
             self.ranges[jb] = (0, whole - 1)
             blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, self.kl, "b")))
         if tail:
-            jt = self.var("jt")
+            jt = ix.index_var("jt")
             self.ranges[jt] = (0, tail - 1)
             blocks.append(ir.For(jt, tail, self.block(jt + whole * self.keys, 1, 1, "t")))
         body = ir.seq(*lets, *state, *blocks, *self.stores())
@@ -197,7 +186,7 @@ class _Lowering:
         groups = range(keys // width)
         score = {(r, g): f"s{tag}{r}_{g}" for r in range(self.rows) for g in groups}
         code: list[ir.Stmt] = [ir.Decl(n, "float32", Const(0.0), width) for n in score.values()]
-        d = self.var(f"d{tag}")
+        d = ix.index_var(f"d{tag}")
         self.ranges[d] = (0, self.d - 1)
         b = self.b
         dots: list[ir.Stmt] = []

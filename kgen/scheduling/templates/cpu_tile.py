@@ -29,7 +29,7 @@ from kgen.scheduling.packing import Packing, find, reads_weight
 from kgen.scheduling.padding import ALIGN, Padding, find_unaligned, pad_knobs, requested, requested_alignment
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
-from kgen.scheduling.space import Constraint, Space, choice, distinct, flag
+from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice, distinct, flag
 from kgen.scheduling.templates.attention import AttentionTile
 from kgen.scheduling.templates.gpu_tile import (
     MAX_BLOCK,
@@ -149,16 +149,7 @@ class CpuTile:
                     "it stays in its own cache), not of the slowest; the same kernel on 1 thread",
                 ),
             ]
-            constraints += [
-                Constraint(
-                    "f32x4_fma needs relaxed SIMD, which this browser does not validate (limit relaxed_simd)",
-                    lambda c, limits: c["vector"] != "f32x4_fma" or limits.get("relaxed_simd", 1),
-                ),
-                Constraint(
-                    "more threads than the page may run (cross-origin isolation and cores: limit max_threads)",
-                    lambda c, limits: c["threads"] <= limits.get("max_threads", 1),
-                ),
-            ]
+            constraints += WASM_LIMITS
         return Space(tuple(knobs), tuple(constraints), self._seeds(stage, {k.name for k in knobs}))
 
     def _seeds(self, stage: Stage, names: set[str]) -> tuple[dict[str, Any], ...]:
