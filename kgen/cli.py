@@ -701,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert = sub.add_parser(
         "convert",
         help="convert an ONNX model into a folder the JS runtime loads (one program per backend, weight shards)",
-        description="Convert MODEL (.onnx, opsets 7-21) for one or more backends: the graph is optimized (constants "
+        description="Convert MODEL (.onnx, opsets 7-23) for one or more backends: the graph is optimized (constants "
         "and batch norms folded, activations and residual adds fused), each node's kernel is chosen from the "
         "tuning records (exact, nearest shape, else the template default) and the memory is planned by liveness. "
         "The folder is written whole or not at all; a backend that fails is reported and skipped (exit 1).",

@@ -85,7 +85,7 @@ def test_bad_models_are_one_line_errors_leaving_nothing(onnx_files, tmp_path):
         ("truncated.onnx", "out", "truncated.onnx: not a valid ONNX file"),
         ("text.onnx", "out", "text.onnx: not"),
         ("einsum.onnx", "out", "node 'mix' (Einsum): op type Einsum is not supported"),
-        ("opset5.onnx", "out", "opset 5 is not supported (supported: 7 to 21)"),
+        ("opset5.onnx", "out", "opset 5 is not supported (supported: 7 to 23)"),
         ("dynamic.onnx", "out", "graph input 'x' has a dynamic shape [nx3x224x224]: give it with --input-shape"),
         ("mlp.onnx", "exists", "exists: already exists (give --force to replace it)"),
     ]

@@ -640,3 +640,54 @@ def test_lrn_resize_and_upsample():
         from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 2, 2, 2], np.float32)}))
     with pytest.raises(GraphError, match=r"scale 0.3001 on H is not a positive fraction with a denominator <= 64"):
         from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 1, 0.3001, 1], np.float32)}))
+
+
+def _attention_model(rank, mask_kind, causal, scale):
+    """ONNX's Attention (opset 23) on 2 heads: Q, K, V [1, 2, 5, 4], [1, 2, 7, 4], [1, 2, 7, 3], or 3-D."""
+    if rank == 4:
+        shapes = {"q": [1, 2, 5, 4], "k": [1, 2, 7, 4], "v": [1, 2, 7, 3]}
+    else:
+        shapes = {"q": [1, 5, 8], "k": [1, 7, 8], "v": [1, 7, 6]}
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in shapes.items()]
+    names, consts = ["q", "k", "v"], []
+    if mask_kind == "bool":
+        keep = np.ones((5, 7), bool)
+        keep[:, 5:] = False
+        consts.append(numpy_helper.from_array(keep, "mask"))
+        names.append("mask")
+    elif mask_kind == "float":
+        inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 5, 7]))
+        names.append("mask")
+    attrs = {"is_causal": causal} | ({"scale": scale} if scale else {})
+    if rank == 3:
+        attrs |= {"q_num_heads": 2, "kv_num_heads": 2}
+    node = helper.make_node("Attention", names, ["y"], name="attn", **attrs)
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([node], "g", inputs, [out], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize(
+    ("rank", "mask_kind", "causal", "scale"),
+    [(4, None, 0, None), (4, "bool", 0, 0.3), (4, "float", 1, None), (3, "float", 0, 0.5), (3, None, 1, None)],
+)
+def test_onnx_attention_is_the_attention_op(rank, mask_kind, causal, scale):
+    graph = check_matches_ort(_attention_model(rank, mask_kind, causal, scale))
+    assert "attention" in [n.op for n in optimize(graph).nodes]
+
+
+def test_onnx_attention_with_a_key_value_cache_is_an_error_naming_it():
+    model = _attention_model(4, None, 0, None)
+    model.graph.node[0].input.extend(["", "past", "past"])
+    model.graph.input.append(helper.make_tensor_value_info("past", TensorProto.FLOAT, [1, 2, 3, 4]))
+    with pytest.raises(GraphError, match=r"node 'attn' \(Attention\): past_key and past_value"):
+        from_model(model)
+
+
+def test_onnx_rms_normalization_is_rms_norm():
+    scale = {"scale": RNG.standard_normal(8).astype(np.float32)}
+    model = one_node("RMSNormalization", [("x", [2, 3, 8])], None, {"epsilon": 1e-3}, scale, opset=23)
+    model.ir_version = 10
+    assert [n.op for n in check_matches_ort(model).nodes] == ["rms_norm"]

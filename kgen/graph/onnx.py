@@ -1,4 +1,4 @@
-"""The ONNX frontend: an ``onnx.ModelProto`` (opsets 7 to 21) becomes a ``Graph`` of kgen ops.
+"""The ONNX frontend: an ``onnx.ModelProto`` (opsets 7 to 23) becomes a ``Graph`` of kgen ops.
 
 Shapes are inferred by kgen's own ops as each node is translated (``OpDef.build`` validates and gives the output
 shape). Shape arithmetic (Shape, Gather, Cast, ConstantOfShape, Unsqueeze and Concat of shapes, ...) is evaluated
@@ -23,10 +23,11 @@ from kgen.errors import KgenError
 from kgen.graph import recurrent
 from kgen.graph.ir import Gather, Graph, GraphError, Node, Value
 from kgen.ops import get_op
+from kgen.ops.attention import LOWEST
 from kgen.ops.image import COORDINATES, MAX_PERIOD
 from kgen.ops.layout import numpy_slice
 
-OPSETS = (7, 21)
+OPSETS = (7, 23)
 
 
 def load(path: Path | str, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
@@ -932,6 +933,64 @@ def _layer_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
         raise f.fail("its Mean and InvStdDev outputs are training outputs; supported: the normalized output only")
     keep = {k: attrs[k] for k in ("axis", "epsilon") if k in attrs}
     f.emit("layer_norm", [i for i in f.inputs()[:3] if i], keep, f.node.output[0])
+
+
+@handles("RMSNormalization")
+def _rms_norm(f: _Frontend, attrs: dict[str, Any]) -> None:
+    keep = {"axis": attrs.get("axis", -1), "epsilon": attrs.get("epsilon", 1e-5)}
+    f.emit("rms_norm", f.inputs()[:2], keep, f.node.output[0])
+
+
+@handles("Attention")
+def _attention(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """ONNX's Attention (opset 23) as kgen's attention op: heads split from 3-D inputs and merged back, K
+    transposed, a boolean mask and ``is_causal`` as additive masks of the lowest float32 (not -inf: a row whose
+    every key is masked weighs them equally where onnxruntime gives NaN)."""
+    ins = f.inputs() + [""] * (6 - len(f.inputs()))
+    if ins[4] or ins[5]:
+        raise f.fail("past_key and past_value (a key/value cache) are not supported; export without a cache")
+    if any(o in f.read for o in f.node.output[1:] if o):
+        raise f.fail("its present_key, present_value and qk_matmul_output outputs are not supported; only Y")
+    if attrs.get("softcap", 0.0):
+        raise f.fail(f"softcap {attrs['softcap']} is not supported (supported: 0)")
+    q, k, v = ins[:3]
+    rank = len(f.shape(q))
+    if rank == 3:
+        heads = [attrs.get("q_num_heads"), attrs.get("kv_num_heads"), attrs.get("kv_num_heads")]
+        if not all(heads):
+            raise f.fail("3-D Q, K and V need the attributes q_num_heads and kv_num_heads")
+        batch, rows = f.shape(q)[:2]
+        q, k, v = (
+            f.emit("transpose", [f.reshape(t, (*f.shape(t)[:2], h, f.shape(t)[2] // h))], {"perm": (0, 2, 1, 3)})
+            for t, h in zip((q, k, v), heads, strict=True)
+        )
+    elif rank != 4:
+        raise f.fail(
+            f"Q has rank {rank}; supported: 3 ([batch, sequence, hidden]) or 4 ([batch, heads, sequence, size])"
+        )
+    (_, q_heads, s, d), (_, kv_heads, t, _) = f.shape(q), f.shape(k)
+    if q_heads != kv_heads:
+        raise f.fail(f"grouped-query attention ({q_heads} query heads, {kv_heads} key heads) is not supported")
+    masks = []
+    if ins[3]:
+        masks.append(
+            ins[3]
+            if f.kind(3) != "bool"
+            else f.emit("where", [ins[3], f.literal(ins[3], 0.0), f.literal(ins[3], LOWEST)], {})
+        )
+    if attrs.get("is_causal", 0):
+        masks.append(f.literal("causal", np.where(np.tril(np.ones((s, t), bool)), 0.0, LOWEST)))
+    mask = masks if len(masks) < 2 else [f.emit("add", masks, {})]
+    scale = attrs.get("scale", 1.0 / math.sqrt(d))
+    y = f.emit(
+        "attention",
+        [q, f.emit("transpose", [k], {"perm": (0, 1, 3, 2)}), v, *mask],
+        {"scale": scale},
+        None if rank == 3 else f.node.output[0],
+    )
+    if rank == 3:
+        merged = f.emit("transpose", [y], {"perm": (0, 2, 1, 3)})
+        f.reshape(merged, (batch, rows, -1), f.node.output[0])
 
 
 @handles("InstanceNormalization")

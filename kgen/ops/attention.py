@@ -21,6 +21,10 @@ from kgen.ops.matmul import _matmul
 from kgen.ops.registry import Attr, Input, OpDef, register
 from kgen.ops.softmax import _softmax
 
+#: the lowest float32: what a masked score is, and what the fused kernel's running maximum starts at (finite, so
+#: that exp(old max - new max) is 0, not NaN, before the first key)
+LOWEST = -3.4028234663852886e38
+
 
 @dataclasses.dataclass(frozen=True)
 class AttentionPattern:

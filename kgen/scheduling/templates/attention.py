@@ -17,7 +17,7 @@ from typing import Any
 
 import sympy
 
-from kgen.ops.attention import AttentionPattern
+from kgen.ops.attention import LOWEST, AttentionPattern
 from kgen.scheduling import ir
 from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice
 from kgen.te import index as ix
@@ -25,8 +25,6 @@ from kgen.te.expr import Binary, Const, Expr, Unary
 from kgen.te.tensor import Tensor
 
 LANES = 4
-#: the score a key starts below: finite, so that exp(old max - new max) is 0, not NaN, before the first key
-LOWEST = -3.4028234663852886e38
 
 
 def _max(a: Expr, b: Expr) -> Expr:
