@@ -191,6 +191,9 @@ def test_profile_rows_sum_a_nodes_kernels_and_keep_layout_conversions_apart():
     ]
     assert rows[0]["op"] == "conv2d+relu" and rows[0]["gflops"] == pytest.approx(2.0)
     assert rows[0]["share"] == pytest.approx(0.5) and "gflops" not in rows[1]
+    # a node faster than the timer's resolution: no rate, not a division by zero
+    (fast,) = profile_nodes([{"kernel": "n0_conv2d_relu_0", "ms": 0.0}], nodes)
+    assert fast["ms"] == 0.0 and "gflops" not in fast
 
 
 def test_serve_binds_loopback_and_serves_only_its_folder_and_the_runtime(tmp_path):

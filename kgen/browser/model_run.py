@@ -132,7 +132,7 @@ def profile_nodes(kernels: list[dict[str, Any]], nodes: list[dict[str, Any]]) ->
     total = sum(r["ms"] for r in rows.values()) or 1.0
     for r in rows.values():
         r["share"] = r["ms"] / total
-        if r.get("flops"):
+        if r.get("flops") and r["ms"] > 0:  # a node faster than the timer's resolution has no rate
             r["gflops"] = r["flops"] / r["ms"] / 1e6
     return sorted(rows.values(), key=lambda r: -r["ms"])
 

@@ -25,6 +25,7 @@ from kgen.te.expr import Binary, Const, Expr, Unary
 from kgen.te.tensor import Tensor
 
 LANES = 4
+MAX_BLOCK = 2048
 
 
 def _max(a: Expr, b: Expr) -> Expr:
@@ -42,10 +43,10 @@ class AttentionTile:
     def space(self, pattern: AttentionPattern) -> Space:
         dv = pattern.sizes[3]
         knobs = [
-            choice("rows", (2, 1, 3, 4), "queries per tile (their scores share each K column read)"),
+            choice("rows", (2, 1, 3, 4, 6, 8), "queries per tile (their scores share each K column read)"),
             choice(
                 "keys",
-                (8, 4, 16) if self.kind == "simd" else (4, 1, 2, 8),
+                (8, 4, 16, 32) if self.kind == "simd" else (4, 1, 2, 8, 16),
                 "keys per block: one maximum and one rescale of the accumulators per block",
             ),
             choice("split", (1, 2, 4), "tiles that share out V's columns (each computes the scores again)"),
@@ -58,6 +59,10 @@ class AttentionTile:
             Constraint(
                 "more than 64 accumulators per tile",
                 lambda c, _: c["rows"] * dv // c["split"] // self.value_lanes(dv) <= 64,
+            ),
+            Constraint(
+                f"a block's unrolled update over {MAX_BLOCK} multiply-adds (rows x keys x accumulators)",
+                lambda c, _: c["rows"] * c["keys"] * dv // c["split"] // self.value_lanes(dv) <= MAX_BLOCK,
             ),
         ]
         if self.kind == "gpu":
