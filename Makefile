@@ -82,7 +82,7 @@ train: setup
 	$(BIN)/python -m examples.dcgan.train
 	$(BIN)/python -m examples.dcgan.quality
 
-# does the generator draw the digit asked for? (the per-digit table of the README)
+# does the generator draw the digit asked for? (the per-digit table of docs/examples.md)
 quality: setup
 	$(BIN)/python -m examples.dcgan.quality
 

@@ -1,4 +1,4 @@
-"""The example pages' Python side: the digits data and its split, the trained generator's quality (the README's
+"""The example pages' Python side: the digits data and its split, the trained generator's quality (docs/examples.md's
 table), and the build's errors. The pages themselves are clicked through in test_examples_browser.py."""
 
 import numpy as np
@@ -25,7 +25,7 @@ def test_digits_are_mnist_like_and_the_split_keeps_the_classifier_data_apart():
 
 
 def test_the_trained_generator_draws_the_digit_asked_for():
-    """The bar of the README's table: 90% of 1000 samples overall, 75% of each digit's 100, as read by a
+    """The bar of docs/examples.md's table: 90% of 1000 samples overall, 75% of each digit's 100, as read by a
     classifier that never saw the GAN's training digits (and that reads those right at least 95% of the time)."""
     q = quality.measure(quality.HERE / "generator.onnx", samples=100)
     assert q.classifier_on_real >= 0.95
