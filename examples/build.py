@@ -28,7 +28,7 @@ from kgen.records.store import RecordStore
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE.parent / "results" / "records.jsonl"
 BACKENDS = ("webgpu", "webgl", "wasm", "js")
-SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")  # skimage.data; licences in the page and the README
+SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")  # skimage.data; licences in the page and docs/examples.md
 OCR_SAMPLES = ("page", "text")
 THREADS = (1, 2)  # wasm variants; the page loads the best it can run
 # PP-OCRv4 as rapidocr_onnxruntime ships it (make setup installs the package without its dependencies), at the
