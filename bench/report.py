@@ -26,6 +26,7 @@ from bench import history, store
 from bench.kernel_suite import ratio_table
 from bench.store import variant_name
 from bench.suite import geomean
+from kgen.atomic import write_text_atomic
 
 COLORS = {"kgen": "C0", "ort": "C1", "tfjs": "C2"}
 EFFICIENCY = Path("results/bench/tuning_efficiency.json")
@@ -402,13 +403,48 @@ def asv_site(rows: list[dict], out: Path) -> str:
     )
 
 
+def benchmarks_markdown(rows: Sequence[dict]) -> str:
+    """Every run of the store, newest first: its suite, date, commit and devices, and per workload and backend kgen's
+    median, each peer's and kgen / faster peer as a speed ratio (the text of ``results/BENCHMARKS.md``)."""
+    by_run: dict[str, list[dict]] = {}
+    for r in rows:
+        by_run.setdefault(r["run"], []).append(r)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Every run of `kgen bench` in `results/bench/history.jsonl`, newest first; written by `kgen report`, not by "
+        "hand. Medians over the rounds in ms; ratio: the faster peer's time over kgen's (above 1: kgen is faster). "
+        "The protocol is in docs/measurement.md; software rows ran on SwiftShader, so they are CPU figures.",
+    ]
+    for run, run_rows in sorted(by_run.items(), key=lambda item: item[1][0]["time"], reverse=True):
+        first = run_rows[0]
+        commit = first["commit"][:10] + (" (dirty)" if first.get("dirty") else "")
+        lines += ["", f"## {first['time'][:10]} · {first['suite']} · run `{run}` · kgen {commit}", ""]
+        lines += [device_caption(run_rows), ""]
+        peaks = [r for r in run_rows if r.get("side") == "peak"]
+        table = ratio_table(run_rows)
+        peers = sorted({k[: -len("_ms")] for t in table for k in t if k.endswith("_ms") and k != "kgen_ms"})
+        if table:
+            lines += ["| workload | backend | kgen ms | " + " | ".join(f"{p} ms" for p in peers) + " | ratio |"]
+            lines += ["| --- " * (4 + len(peers)) + "|"]
+            for t in table:
+                variant = variant_name(t["backend"], t["threads"]) + (" (software)" if t["software"] else "")
+                cells = [_fmt(t.get(f"{p}_ms")) for p in peers]
+                ratio = f"{t['ratio']:.2f}x" if t["ratio"] else ""
+                lines.append(f"| {t['workload']} | {variant} | {_fmt(t['kgen_ms'])} | {' | '.join(cells)} | {ratio} |")
+        for r in peaks:
+            variant = variant_name(r["backend"], r["threads"])
+            lines.append(f"- peak: {r['workload']} on {variant}: {_fmt(r.get('gflops'), 1)} GFLOP/s")
+    return "\n".join(lines) + "\n"
+
+
 def build(rows: list[dict], out: Path, storage: str | None, latex: bool) -> None:
     from kgen.errors import KgenError
 
     if not rows:
         raise KgenError("the results store is empty: run `kgen bench` first")
     sections = []
-    for suite in ("kernels", "models", "resnet50"):
+    for suite in ("kernels", "models", "resnet50", "transformers"):
         sections.append(comparison(latest_run(rows, suite), out, latex, suite))
         if suite != "kernels":
             sections.append(model_details(latest_run(rows, suite), suite))
@@ -454,5 +490,8 @@ def main(args) -> int:
             item.replace(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.markdown != "none":
+        write_text_atomic(Path(args.markdown), benchmarks_markdown(rows))
+        print(f"kgen report: {args.markdown}")
     print(f"kgen report: {out / 'index.html'} ({len(rows)} rows)")
     return 0

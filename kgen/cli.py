@@ -823,6 +823,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--storage", default="sqlite:///results/kgen.db", help="Optuna storage of the tuning studies")
     report.add_argument("--out", default="results/report", help="the folder to write")
     report.add_argument("--latex", action="store_true", help="also write the tables as LaTeX (.tex)")
+    report.add_argument(
+        "--markdown",
+        default="results/BENCHMARKS.md",
+        help="every run's figures as Markdown, written here ('none': not written)",
+    )
     report.set_defaults(func=_cmd_report)
 
     doctor = sub.add_parser(

@@ -212,3 +212,18 @@ def test_a_record_made_before_a_knob_existed_is_chosen_with_that_knob_at_its_def
     chosen = choose_configs([name], Variant("wasm", 1), fingerprint, {"relaxed_simd": 1, "max_threads": 2}, [path])
     assert chosen[name].source == "record"
     assert chosen[name].config == {**old, "subsample": 0, "align": 1, "split_fast": 0}  # align: on by default
+
+
+def test_benchmarks_markdown_lists_every_run_newest_first_with_its_ratios():
+    from bench.report import benchmarks_markdown
+
+    rows = [
+        row("old", 1.0, commit="a" * 40),
+        row("old", 2.0, commit="a" * 40, side="ort"),
+        row("new", 1.0, commit="b" * 40, time="2026-12-05T00:00:00+00:00"),
+        row("new", 1.5, commit="b" * 40, time="2026-12-05T00:00:00+00:00", side="tfjs"),
+    ]
+    text = benchmarks_markdown(rows)
+    assert text.index("run `new`") < text.index("run `old`")
+    assert "| matmul 256³ | wasm 1t | 1.00 | 1.50 | 1.50x |" in text
+    assert "| matmul 256³ | wasm 1t | 1.00 | 2.00 | 2.00x |" in text
