@@ -5,8 +5,8 @@
 Each zoo model is converted twice, as shipped and with ``--unfused attention``. In each round, on each backend,
 both are run side by side in fresh pages: every node's kernels timed alone (``kgen run --profile``) and the whole
 model (``kgen run --bench``). Attention's time is the attention nodes' in the first, and the nodes they replace
-(scores, softmax, product with V) in the second. WebGL has no fused kernel (both columns are the chain); WebGPU and
-WebGL run on SwiftShader here: software figures. Run it on a quiet machine."""
+(scores, softmax, product with V) in the second. Both conversions take the same tuning records. WebGPU runs on
+SwiftShader here: software figures. Run it on a quiet machine."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ from typing import Any
 from bench.store import code_version
 from kgen.atomic import write_text_atomic
 from kgen.browser.model_run import run_model
+from kgen.descriptor.assemble import Options
 from kgen.descriptor.convert import convert
 from kgen.graph import zoo
 from kgen.graph.onnx import from_model
 from kgen.graph.passes import optimize
-from kgen.records.store import host_cpu
+from kgen.records.store import RecordStore, host_cpu
 
-BACKENDS = ("wasm", "js", "webgpu", "webgl")
+BACKENDS = ("wasm", "webgpu")  # the backends with a fused kernel; WebGL and JS run the chain either way
 SOFTWARE = ("webgpu", "webgl")
 
 
@@ -53,11 +54,13 @@ def measure(folder: Path, backend: str, feeds, names: set[str], runs: int) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", choices=("minilm", "deit_small", "vit", "bert"))
-    parser.add_argument("--backend", action="append", choices=BACKENDS)
+    parser.add_argument("--backend", action="append", choices=("wasm", "js", "webgpu", "webgl"))
     parser.add_argument("--rounds", type=int, default=2, help="side-by-side rounds (default 2)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs of the whole model per round")
+    parser.add_argument("--records", default="results/records.jsonl", help="the tuning records both conversions use")
     parser.add_argument("--out", default="results/attention.json")
     args = parser.parse_args(argv)
+    options = Options(records=RecordStore(args.records))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.model or ["minilm"]:
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             folders = {}
             for variant, unfused in (("fused", []), ("unfused", ["attention"])):
                 folders[variant] = Path(tmp) / f"{name}-{variant}"
-                convert(path, folders[variant], backends, unfused=unfused)
+                convert(path, folders[variant], backends, options=options, unfused=unfused)
             for backend in backends:
                 seen: dict[str, list[dict[str, float]]] = {"fused": [], "unfused": []}
                 for _ in range(args.rounds):

@@ -1,4 +1,5 @@
-"""Attention as one kernel: the fused template where a backend has one, the chain of kernels elsewhere."""
+"""Attention as one kernel: the fused template where a backend has one, the chain of kernels elsewhere (the
+probabilities stored, not recomputed for every column of V)."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from kgen.scheduling.templates import template_for
 SHAPES = [(2, 7, 5), (2, 5, 11), (2, 11, 8), (7, 11)]
 
 
-@pytest.mark.parametrize(("backend", "kernels"), [("wasm", 1), ("js", 1), ("webgpu", 1), ("webgl", 4)])
+@pytest.mark.parametrize(("backend", "kernels"), [("wasm", 1), ("js", 5), ("webgpu", 1), ("webgl", 5)])
 def test_attention_is_one_kernel_where_the_backend_has_the_fused_template(backend, kernels):
     program, _ = lower_workload(Workload.create("attention", SHAPES, {"scale": 0.5}), template_for(backend))
     assert len(program.kernels) == kernels

@@ -1,7 +1,8 @@
 """Scaled dot-product attention, softmax(Q · Kᵀ · scale + mask) · V, as one op.
 
 K comes transposed, [..., D, T], as exporters hand it to the scores' MatMul. Its TE is the unfused chain (the
-scores, a softmax over the keys, the product with V), which any template lowers as four kernels; the output
+scores, a softmax over the keys with its probabilities stored, the product with V), which any template lowers
+as five kernels, as the graph's own MatMul, Softmax and MatMul would be; the output
 compute carries an ``AttentionPattern`` so that a template with a fused attention kernel (online softmax over
 blocks of keys, ``kgen.scheduling.templates.attention``) lowers the whole op as one.
 """
@@ -77,6 +78,7 @@ def _attention(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
         return s if mask is None else s + mask[te.broadcast_indices(mask.shape, idx)]
 
     probs = _softmax([te.compute(scores.shape, biased, name="attention_scores")], {"axis": -1})
+    probs = dataclasses.replace(probs, op=dataclasses.replace(probs.op, materialize=True))  # not one exp per column
     out = _matmul([probs, v], {})
     pattern = AttentionPattern(q, k, v, mask, scale)
     return dataclasses.replace(out, name="attention", op=dataclasses.replace(out.op, pattern=pattern))

@@ -121,7 +121,7 @@ def partition(output: Tensor) -> list[Stage]:
     """The stages of ``output``'s graph, in launch order; the last one writes ``output``."""
     order = topological(output)
     is_reduce = {id(t): isinstance(t.op.body, Reduce) for t in order}
-    inlined = {id(t) for t in order if t is not output and not is_reduce[id(t)]}
+    inlined = {id(t) for t in order if t is not output and not is_reduce[id(t)] and not t.op.materialize}
 
     bodies: dict[int, Expr] = {}
     for t in order:

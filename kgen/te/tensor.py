@@ -68,6 +68,9 @@ class ComputeOp:
     #: what the graph ending here computes as a whole (e.g. ``kgen.ops.attention.AttentionPattern``), for templates
     #: that lower it as one kernel rather than stage by stage
     pattern: Any = None
+    #: an elementwise compute that is stored rather than inlined into its readers, where they would recompute it
+    #: many times (attention's probabilities, read once per column of V)
+    materialize: bool = False
 
     @property
     def reduce_axes(self) -> tuple[IterVar, ...]:

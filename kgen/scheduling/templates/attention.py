@@ -6,7 +6,7 @@ so far by exp(old max - new max), and adds exp(score - max) · V's rows into its
 reach memory, and each key's K column and V row are read once per tile. Keys past the last whole block go one at
 a time. On WebAssembly (SIMD) a block's scores are f32x4 vectors of 4 neighbouring keys (K's rows run along the
 keys) and the accumulators are f32x4 vectors along V's columns; on WebGPU a thread is a tile (vec4 accumulators
-where V's rows are whole vec4s) and ``wg`` tiles a workgroup; plain JavaScript does the same in scalars.
+where V's rows are whole vec4s) and ``wg`` tiles a workgroup.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _max(a: Expr, b: Expr) -> Expr:
 
 
 class AttentionTile:
-    """``kind``: "simd" (WebAssembly), "scalar" (JavaScript) or "gpu" (WebGPU)."""
+    """``kind``: "simd" (WebAssembly) or "gpu" (WebGPU)."""
 
     name = "attention"
 
@@ -80,7 +80,7 @@ class AttentionTile:
 
     def value_lanes(self, dv: int) -> int:
         """Lanes of an accumulator: 4 of V's columns where its rows are whole vectors, else 1."""
-        return LANES if self.kind != "scalar" and dv % LANES == 0 else 1
+        return LANES if dv % LANES == 0 else 1
 
     def program(
         self,
