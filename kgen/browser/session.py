@@ -171,7 +171,8 @@ class BrowserSession:
     def __exit__(self, *exc) -> None:
         self._stop()
         if self._pw is not None:
-            self._pw.stop()
+            with contextlib.suppress(Exception):  # its connection may be gone already (a signal cut a call)
+                self._pw.stop()
         self.server.__exit__(*exc)
 
     @property
