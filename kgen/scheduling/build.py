@@ -10,7 +10,7 @@ from typing import Any
 from kgen.codegen.program import CompiledProgram
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
-from kgen.scheduling.lower import lower, lower_workload, main_stage, pattern_template
+from kgen.scheduling.lower import lower, lower_workload, main_stage_of, pattern_template
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
 from kgen.scheduling.templates import template_for
 from kgen.te.tensor import compute, placeholder
@@ -21,7 +21,7 @@ def space(workload: Workload, backend: str) -> Space:
     template = template_for(backend)
     output = workload.build()[1]
     whole = pattern_template(template, output)
-    return template.space(main_stage(workload)) if whole is None else whole.space(output.op.pattern)
+    return template.space(main_stage_of(output)) if whole is None else whole.space(output.op.pattern)
 
 
 def build(

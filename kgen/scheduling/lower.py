@@ -322,5 +322,10 @@ def _lower_whole(
 
 def main_stage(workload: Workload) -> Stage:
     """The stage a config schedules (the one with the most arithmetic)."""
-    stages = partition(workload.build()[1])
+    return main_stage_of(workload.build()[1])
+
+
+def main_stage_of(output: Tensor) -> Stage:
+    """The stage of ``output``'s graph that a config schedules."""
+    stages = partition(output)
     return stages[_main_index(stages)]
