@@ -118,6 +118,33 @@ def test_clip_against_constants_is_one_instruction_a_bound_and_keeps_nan():
     np.testing.assert_array_equal(wasm_runner.run(program, [y, x]).reshape(x.shape), np.maximum(y, x))
 
 
+@pytest.mark.parametrize("vector", ["f32x4", "scalar"])
+def test_exp_is_inline_and_right_at_its_edges(vector):
+    """exp is printed inline, not called (a call clobbers every vector register: a matmul's accumulators were
+    spilled around each GELU of its epilogue), in vectors and scalars alike; it keeps NaN, is +inf past 88.72 and
+    0 below -87.34, and within 2 ulp elsewhere."""
+    x = np.array([np.nan, -np.inf, np.inf, -0.0, -1e4, -87.4, -87.3, -20.5, -1.0, 0.0, 1e-8, 0.5, 3.0, 88.3, 88.8, 1e4])
+    x = np.concatenate([x, np.linspace(-80, 80, 48)]).astype(np.float32).reshape(1, 4, 4, 4)
+    workload = Workload.create("exp", [x.shape], {})
+    program, _ = build(workload, "wasm", {"tile_b": 4, "vector": vector}, LIMITS)
+    assert "call $exp" not in program.source and "f32x4.min" not in program.source
+    got = wasm_runner.run(program, [x]).reshape(x.shape)
+    with np.errstate(over="ignore"):
+        want = np.exp(x.astype(np.float64))
+    want[x > 88.72283935546875] = np.inf
+    want[x < -87.33654022216797] = 0.0
+    np.testing.assert_allclose(got, want.astype(np.float32), rtol=2.5e-7, atol=0)
+
+
+def test_a_subexpression_used_twice_is_computed_once():
+    """GELU's erf selects between a polynomial and its negation: each division and exp is computed once per vector
+    into a local, not once per use (the 384x1536 matmul with its GELU: 4.7 -> 4.3 ms)."""
+    workload = Workload.create("gelu", [(1, 8, 16)], {"approximate": "none"})
+    program, _ = build(workload, "wasm", {"tile_b": 4, "vector": "f32x4"}, LIMITS)
+    kernel = program.kernels[-1].source
+    assert kernel.count("f32x4.div") == 1 and kernel.count("local.tee $exp4_a") == 1, kernel
+
+
 def test_copies_into_a_padded_buffer_take_whole_rows_per_tile():
     """The interior copy of a padded input (made on every run) takes a 14-pixel row per tile, not 8 pixels: with
     little work per tile, fewer tiles made it 2x faster."""

@@ -10,7 +10,7 @@ Nothing here is WebGPU-specific: a kernel's thread space is ``launch`` (total th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import sympy
 
@@ -238,3 +238,43 @@ def value_nodes(expr: Expr):
         node = stack.pop()
         yield node
         stack.extend(reversed(node.values if isinstance(node, Vector) else te_expr.children(node)))
+
+
+def _operands(expr: Expr) -> tuple[Expr, ...]:
+    return expr.values if isinstance(expr, Vector) else te_expr.children(expr)
+
+
+def structure(expr: Expr, memo: dict[int, tuple]) -> tuple:
+    """A key that is equal for structurally equal value expressions (nodes compare by identity); ``memo`` maps
+    node ids to keys and must not outlive the nodes."""
+    key = memo.get(id(expr))
+    if key is None:
+        operands = _operands(expr)
+        own = tuple(
+            (f.name, repr(value) if isinstance(value, float) else value)  # -0.0 is not 0.0 here
+            for f in fields(expr)
+            if not isinstance(value := getattr(expr, f.name), Expr | tuple)
+        )
+        key = (type(expr).__name__, own, tuple(structure(e, memo) for e in operands))
+        memo[id(expr)] = key
+    return key
+
+
+def repeated(expr: Expr, memo: dict[int, tuple]) -> list[Expr]:
+    """The subexpressions of ``expr`` that occur more than once (by structure) and are worth computing once:
+    arithmetic, not its leaves (a read repeated in one expression is merged by the compilers). Innermost first;
+    one inside another repeated one counts once, and the lanes of a ``Vector`` are left as they are."""
+    counts: dict[tuple, int] = {}
+    order: list[tuple[tuple, Expr]] = []
+
+    def walk(node: Expr) -> None:
+        key = structure(node, memo)
+        counts[key] = counts.get(key, 0) + 1
+        if counts[key] == 1:
+            for child in te_expr.children(node):
+                walk(child)
+            order.append((key, node))
+
+    walk(expr)
+    leaves = te_expr.Const | Local | te_expr.IndexCond | BufLoad | Vector
+    return [node for key, node in order if counts[key] > 1 and not isinstance(node, leaves)]

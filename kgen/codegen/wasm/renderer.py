@@ -52,13 +52,15 @@ HELPERS = {
 }
 
 
-def _exp(lanes: int) -> str:
-    """exp in WebAssembly itself (Cephes' expf): x = n·ln2 + r with n whole (ln2 in two parts, so r is exact),
-    a degree-7 polynomial for e^r, 2^n built in the exponent bits; 0 below -87.34 and +inf above 88.72 (where
-    float32 underflows and overflows), 2.4e38 between 88.38 and 88.72, NaN kept. Relative error under 1e-7
-    elsewhere. It replaces a call into JavaScript's Math.exp per lane: out of WebAssembly and back per element."""
+def _exp(arg: str, lanes: int, names: tuple[str, str, str, str]) -> str:
+    """exp(``arg``) in WebAssembly itself (Cephes' expf), as one expression: x = n·ln2 + r with n whole (ln2 in two
+    parts, so r is exact), a degree-7 polynomial for e^r, 2^n built in the exponent bits; 0 below -87.34 and +inf
+    above 88.72 (where float32 underflows and overflows), 2.4e38 between 88.38 and 88.72, NaN kept. Relative error
+    under 1e-7 elsewhere. ``names`` are four locals (the argument, x, n, r), set by ``local.tee`` where they are
+    first read in evaluation order. Inline, not a function: a call clobbers every vector register, so a matmul's
+    accumulators were spilled around each GELU of its epilogue."""
     v, i = ("f32x4", "i32x4") if lanes == 4 else ("f32", "i32")
-    name, type_ = ("$exp4", "v128") if lanes == 4 else ("$exp", "f32")
+    a, x, n, r = names
 
     def const(value: float) -> str:
         return f"(v128.const f32x4 {' '.join([repr(value)] * 4)})" if lanes == 4 else f"(f32.const {value!r})"
@@ -71,32 +73,24 @@ def _exp(lanes: int) -> str:
             return f"(v128.bitselect {value} {otherwise} {condition})"
         return f"(select {value} {otherwise} {condition})"
 
+    lower, upper = (f"{v}.pmax", f"{v}.pmin") if lanes == 4 else (f"{v}.max", f"{v}.min")  # NaN kept either way
+    clamped = f"({upper} ({lower} (local.tee {a} {arg}) {const(-87.33654022216797)}) {const(88.37626266479492)})"
+    whole_n = f"(local.tee {n} ({v}.nearest ({v}.mul (local.get {x}) {const(1.4426950408889634)})))"
+    high = f"({v}.sub (local.tee {x} {clamped}) ({v}.mul {whole_n} {const(0.693359375)}))"
+    reduced = f"({v}.sub {high} ({v}.mul (local.get {n}) {const(-2.12194440e-4)}))"
     poly = const(1.9875691500e-4)
-    for c in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
-        poly = f"({v}.add ({v}.mul {poly} (local.get $r)) {const(c)})"
-    square = f"({v}.mul (local.get $r) (local.get $r))"
-    poly = f"({v}.add ({v}.add ({v}.mul {poly} {square}) (local.get $r)) {const(1.0)})"
-    whole = f"({i}.trunc_sat_{v}_s (local.get $n))"
+    for k, c in enumerate((1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)):
+        rr = f"(local.tee {r} {reduced})" if k == 0 else f"(local.get {r})"
+        poly = f"({v}.add ({v}.mul {poly} {rr}) {const(c)})"
+    square = f"({v}.mul (local.get {r}) (local.get {r}))"
+    poly = f"({v}.add ({v}.add ({v}.mul {poly} {square}) (local.get {r})) {const(1.0)})"
+    whole = f"({i}.trunc_sat_{v}_s (local.get {n}))"
     power = f"({i}.shl ({i}.add {whole} {icon(127)}) (i32.const 23))"
     if lanes == 1:
         power = f"(f32.reinterpret_i32 {power})"
     value = f"({v}.mul {poly} {power})"
-    value = pick(f"({v}.gt (local.get $a) {const(88.72283935546875)})", const(float("inf")), value)
-    value = pick(f"({v}.lt (local.get $a) {const(-87.33654022216797)})", const(0.0), value)
-    clamped = f"({v}.min ({v}.max (local.get $a) {const(-87.33654022216797)}) {const(88.37626266479492)})"
-    n = f"({v}.nearest ({v}.mul (local.get $x) {const(1.4426950408889634)}))"
-    high = f"({v}.sub (local.get $x) ({v}.mul (local.get $n) {const(0.693359375)}))"
-    r = f"({v}.sub {high} ({v}.mul (local.get $n) {const(-2.12194440e-4)}))"
-    return "\n".join(
-        [
-            f"(func {name} (param $a {type_}) (result {type_})",
-            f"  (local $x {type_}) (local $n {type_}) (local $r {type_})",
-            f"  (local.set $x {clamped})",
-            f"  (local.set $n {n})",
-            f"  (local.set $r {r})",
-            f"  {value})",
-        ]
-    )
+    value = pick(f"({v}.gt (local.get {a}) {const(88.72283935546875)})", const(float("inf")), value)
+    return pick(f"({v}.lt (local.get {a}) {const(-87.33654022216797)})", const(0.0), value)
 
 
 def _math_helpers(fn: str) -> dict[str, str]:
@@ -138,6 +132,21 @@ class _KernelPrinter:
         self.locals: dict[str, str] = {}
         self.helpers: dict[str, str] = {}
         self.imports: set[str] = set()
+        self.memo: dict[int, tuple] = {}  # structure keys of the statement being printed
+        self.computed: dict[tuple, Val] = {}  # its repeated subexpressions, in locals
+
+    def once(self, value: Expr, pad: str) -> list[str]:
+        """Sets of locals, before a statement, to the subexpressions that ``value`` repeats (V8 does not merge
+        them, a call least of all: GELU's erf selects between two copies of one polynomial and exp, each with its
+        division). ``value`` then reads those locals."""
+        self.memo, self.computed = {}, {}
+        lines = []
+        for node in ir.repeated(value, self.memo):
+            v = self.value(node)
+            name = self.local(f"cse{len(self.locals)}", "v128" if v.lanes == 4 else v.kind)
+            lines.append(f"{pad}(local.set {name} {v.text})")
+            self.computed[ir.structure(node, self.memo)] = Val(f"(local.get {name})", v.lanes, v.kind)
+        return lines
 
     def fail(self, what: str) -> KgenError:
         return KgenError(f"WebAssembly renderer: kernel {self.kernel.name}: {what}")
@@ -152,13 +161,16 @@ class _KernelPrinter:
             self.helpers[name] = HELPERS[name]
             if name == "floormod":
                 self.helpers["floordiv"] = HELPERS["floordiv"]
-        elif name in ("exp", "exp4"):
-            self.helpers[name] = _exp(4 if name == "exp4" else 1)
         else:
             base = name.rstrip("4")
             self.helpers.update(_math_helpers(base))
             self.imports.add(base)
         return f"${name}"
+
+    def exp(self, arg: str, lanes: int) -> str:
+        type_ = "v128" if lanes == 4 else "f32"
+        names = tuple(self.local(f"exp{lanes}_{part}", type_) for part in "axnr")
+        return _exp(arg, lanes, names)  # type: ignore[arg-type]
 
     # -- index math (i32) ------------------------------------------------------------------------------
     def index(self, e: sympy.Basic) -> str:
@@ -269,6 +281,10 @@ class _KernelPrinter:
         return f"(f32x4.splat {v.text})"
 
     def value(self, e: Expr) -> Val:
+        if self.computed:
+            done = self.computed.get(ir.structure(e, self.memo))
+            if done is not None:
+                return done
         match e:
             case Const(value=v, dtype=dt):
                 return self.const(v, dt)
@@ -335,11 +351,13 @@ class _KernelPrinter:
         match f:
             case "neg" | "abs" | "sqrt" | "floor" | "ceil" | "trunc":
                 return Val(f"({p}.{f} {v.text})", v.lanes, "f32")
-            case "exp" | "log" | "tanh":
+            case "exp":
+                return Val(self.exp(v.text, v.lanes), v.lanes, "f32")
+            case "log" | "tanh":
                 return Val(f"(call {self.helper(f + suffix)} {v.text})", v.lanes, "f32")
             case "sigmoid":
                 one = self.widen(Val("(f32.const 1.0)", 1, "f32"), v.lanes)
-                e = f"(call {self.helper('exp' + suffix)} ({p}.neg {v.text}))"
+                e = self.exp(f"({p}.neg {v.text})", v.lanes)
                 return Val(f"({p}.div {one} ({p}.add {one} {e}))", v.lanes, "f32")
         raise self.fail(f"no {f} on WebAssembly")
 
@@ -395,19 +413,20 @@ class _KernelPrinter:
             case ir.Let(var=var, value=value):
                 return [f"{pad}(local.set {self.local(f'i_{var.name}', 'i32')} {self.index(value)})"]
             case ir.Decl(name=name, dtype=dt, init=init, lanes=lanes):
-                v = self.value(init)
+                before, v = self.once(init, pad), self.value(init)
                 type_ = "v128" if lanes == 4 else ("f32" if dt == "float32" else "i32")
-                return [f"{pad}(local.set {self.local(name, type_)} {self.widen(v, lanes)})"]
+                return [*before, f"{pad}(local.set {self.local(name, type_)} {self.widen(v, lanes)})"]
             case ir.Assign(name=name, value=value):
                 lanes = 4 if self.locals.get(name) == "v128" else 1
-                return [f"{pad}(local.set ${name} {self.widen(self.value(value), lanes)})"]
+                before = self.once(value, pad)
+                return [*before, f"{pad}(local.set ${name} {self.widen(self.value(value), lanes)})"]
             case ir.Store(buffer=buf, index=index, value=value, lanes=lanes):
-                v = self.value(value)
+                before, v = self.once(value, pad), self.value(value)
                 addr, offset = self.address(buf, index, lanes, None)
                 if lanes == 2:  # the first two lanes of a vector
-                    return [f"{pad}(v128.store64_lane offset={offset} 0 {addr} {v.text})"]
+                    return [*before, f"{pad}(v128.store64_lane offset={offset} 0 {addr} {v.text})"]
                 op = "v128.store" if lanes == 4 else f"{'f32' if buf.dtype == 'float32' else 'i32'}.store"
-                return [f"{pad}({op} offset={offset} {addr} {self.widen(v, lanes)})"]
+                return [*before, f"{pad}({op} offset={offset} {addr} {self.widen(v, lanes)})"]
             case ir.For(var=var, extent=extent, body=body):
                 i = self.local(f"i_{var.name}", "i32")
                 label = f"$L_{var.name}"
