@@ -57,6 +57,7 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	cd $(JS) && ./node_modules/.bin/tsc -p tsconfig.json
 
 # peer libraries of the benchmarks and their tests (ONNX Runtime Web; TF.js with its wasm, WebGL and WebGPU

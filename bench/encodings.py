@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from kgen.atomic import write_text_atomic
-from kgen.descriptor import native
 from kgen.descriptor.assemble import Options
 from kgen.descriptor.convert import convert
 from kgen.graph import zoo
+from kgen.native import model as native
 from kgen.records.store import RecordStore
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
-from kgen.scheduling.build import build
+from kgen.build import build
 
 FINALISTS = 8  # a study's best configs re-measured before a comparison
 FINAL_PASSES = 3  # ... each this many times, interleaved (the median is taken)

@@ -42,8 +42,8 @@ from bench.store import variant_name
 from bench.suite import SUITE, flops
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
+from kgen.build import build, space
 from kgen.records.store import RecordStore, device_class, preference
-from kgen.scheduling.build import build, space
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
 ORT = "/peers/ort_runner.js"

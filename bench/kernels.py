@@ -23,8 +23,8 @@ from bench.suite import SUITE, flops, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness, budget
 from kgen.browser.session import BrowserSession
+from kgen.build import build, space
 from kgen.records.store import Record, RecordStore
-from kgen.scheduling.build import build, space
 
 PEERS = {"webgpu": ("tfjs_webgpu", "ort_webgpu"), "webgl": ("tfjs_webgl",)}
 

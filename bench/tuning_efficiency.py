@@ -35,8 +35,8 @@ import optuna
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness, budget
 from kgen.browser.session import BrowserSession
+from kgen.build import build, space
 from kgen.ops import Workload
-from kgen.scheduling.build import build, space
 from kgen.tune.study import make_sampler
 from kgen.tune.tune import propose
 

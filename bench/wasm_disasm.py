@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kgen.browser.executable import require_chromium
+from kgen.build import build
 from kgen.cli_args import add_workload_args, config_from_args, workload_from_args
 from kgen.errors import KgenError
-from kgen.scheduling.build import build
 from kgen.scheduling.space import DEFAULT_LIMITS
 
 JIT_CODE_LOAD = 0

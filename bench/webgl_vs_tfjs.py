@@ -35,8 +35,8 @@ from bench.suite import SUITE, flops, geomeans_by_kind
 from kgen.atomic import write_text_atomic
 from kgen.browser.measure import Harness
 from kgen.browser.session import BrowserSession
+from kgen.build import build, space
 from kgen.records.store import RecordStore
-from kgen.scheduling.build import build, space
 from kgen.tune.tune import tune
 
 TFJS = "/peers/tfjs_runner.js"

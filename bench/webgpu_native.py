@@ -22,9 +22,9 @@ import numpy as np
 
 from bench.suite import SUITE, flops, geomeans_by_kind
 from kgen.atomic import write_text_atomic
+from kgen.build import build, space
 from kgen.checking import compare
 from kgen.native import wgpu_runner
-from kgen.scheduling.build import build, space
 
 
 def torch_ms(workload, arrays) -> float | None:

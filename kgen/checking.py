@@ -6,32 +6,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# (backend, dtype) -> (rtol, atol): |got - want| <= atol * max(1, rms(want)) + rtol * |want|, elementwise.
-# atol scales with the output's RMS because float32 accumulation error grows with a reduction's length just as
-# the output's magnitude does (a 4608-term conv output is ~68x larger than a 1-term one, and so is its error).
-# "te" is the TE interpreter: float64 inside, rounded to float32 at every tensor boundary.
-TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
-    ("te", "float32"): (1e-5, 1e-5),
-    # float32 accumulation in another order than the float64 reference, and WGSL's exp/tanh/sqrt (a few ulp)
-    ("webgpu", "float32"): (1e-4, 1e-4),
-    # RGBA32F/R32F textures hold float32 exactly; GLSL ES's exp/tanh/sqrt and accumulation order as for WGSL
-    ("webgl", "float32"): (1e-4, 1e-4),
-    # IEEE float32 arithmetic in another order, relaxed multiply-adds (one rounding or two), Math's exp/tanh
-    # in double rounded to float32
-    ("wasm", "float32"): (1e-4, 1e-4),
-    # JavaScript computes in double and rounds where it stores to a Float32Array
-    ("js", "float32"): (1e-5, 1e-5),
-}
+from kgen import backends
+
+# |got - want| <= atol * max(1, rms(want)) + rtol * |want|, elementwise, with a backend's (rtol, atol) for a
+# float32 kernel (``Backend.tolerance``, and why it is what it is beside it). atol scales with the output's RMS
+# because float32 accumulation error grows with a reduction's length just as the output's magnitude does (a
+# 4608-term conv output is ~68x larger than a 1-term one, and so is its error).
+#: "te" is the TE interpreter: float64 inside, rounded to float32 at every tensor boundary
+TE_TOLERANCE = (1e-5, 1e-5)
 
 
-# whole converted models against onnxruntime, per (backend, weight encoding): every layer adds its kernel's
+def tolerance(backend: str) -> tuple[float, float]:
+    return TE_TOLERANCE if backend == "te" else backends.get(backend).tolerance
+
+
+# whole converted models against onnxruntime, per weight encoding, on every backend: every layer adds its kernel's
 # error, and fp16/eightbit weights round every weight (eightbit: by up to half a step of 1/127 of its block's
 # largest magnitude), so these are looser than one kernel's; a model check also asks for cosine >= 0.995
-MODEL_TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
-    **{(b, "fp32"): (1e-3, 1e-3) for b in ("webgpu", "webgl", "wasm", "js")},
-    **{(b, "fp16"): (2e-2, 2e-2) for b in ("webgpu", "webgl", "wasm", "js")},
-    **{(b, "eightbit"): (0.2, 0.1) for b in ("webgpu", "webgl", "wasm", "js")},
-}
+MODEL_TOLERANCES: dict[str, tuple[float, float]] = {"fp32": (1e-3, 1e-3), "fp16": (2e-2, 2e-2), "eightbit": (0.2, 0.1)}
 
 
 @dataclass(frozen=True)
@@ -53,7 +45,9 @@ class Comparison:
 
 def compare(got: np.ndarray, want: np.ndarray, backend: str, dtype: str = "float32") -> Comparison:
     """Check ``got`` against ``want`` with the tolerance of (backend, dtype); NaN must match NaN, inf inf."""
-    rtol, atol = TOLERANCES[(backend, dtype)]
+    if dtype != "float32":
+        raise ValueError(f"no tolerance for {dtype} kernels")
+    rtol, atol = tolerance(backend)
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
         return Comparison(False, np.inf, np.inf, rtol, atol, f"shape {got.shape} != expected {want.shape}")
@@ -64,7 +58,8 @@ def compare(got: np.ndarray, want: np.ndarray, backend: str, dtype: str = "float
 def compare_model(got: np.ndarray, want: np.ndarray, backend: str, encoding: str = "fp32") -> Comparison:
     """A converted model's output against onnxruntime's: elementwise within ``MODEL_TOLERANCES`` and with a
     cosine of at least 0.995."""
-    rtol, atol = MODEL_TOLERANCES[(backend, encoding)]
+    backends.get(backend)  # a known backend
+    rtol, atol = MODEL_TOLERANCES[encoding]
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
         return Comparison(False, np.inf, np.inf, rtol, atol, f"shape {got.shape} != expected {want.shape}")

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kgen import backends
 from kgen.errors import KgenError
 from kgen.graph.passes.recognize import OPTIONAL as OPTIONAL_PATTERNS
 
-BACKENDS = ("webgpu", "webgl", "wasm", "js")
-NATIVE = {"webgpu": "wgpu-py", "wasm": "wasmtime"}  # backends with a runner outside the browser
+BACKENDS = backends.NAMES
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,8 +71,8 @@ def _cmd_ops(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from kgen.build import build, space
     from kgen.cli_args import config_from_args, workload_from_args
-    from kgen.scheduling.build import build, space
 
     workload = workload_from_args(args)
     program, config = build(workload, args.backend, config_from_args(args.config))
@@ -100,14 +100,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from kgen.build import build, space
     from kgen.checking import compare
     from kgen.cli_args import config_from_args, workload_from_args
-    from kgen.scheduling.build import build, space
     from kgen.scheduling.space import DEFAULT_LIMITS
 
     workload = workload_from_args(args)
-    if args.native and args.backend not in NATIVE:
-        raise KgenError(f"--native runs {' and '.join(NATIVE)} only ({args.backend} has no runner outside the browser)")
+    backend = backends.get(args.backend)
+    if args.native and backend.native is None:
+        raise KgenError(
+            f"--native runs {' and '.join(backends.native_names())} only "
+            f"({args.backend} has no runner outside the browser)"
+        )
     arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(args.seed))
     want = workload.opdef.reference(arrays, workload.attr_dict)
     rows = []
@@ -135,13 +139,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     def announce(count: int) -> None:
         if not args.json:
-            where = f"{NATIVE[args.backend]} (native)" if args.native else "headless Chromium"
+            where = f"{backend.native[1]} (native)" if args.native and backend.native else "headless Chromium"
             print(f"checking {workload.key} on {args.backend} in {where}: {count} config(s)")
 
     if args.native:
-        import importlib
-
-        runner = importlib.import_module(f"kgen.native.{args.backend.replace('webgpu', 'wgpu')}_runner")
+        runner = backend.native_runner()
         native = programs(DEFAULT_LIMITS)
         announce(len(native))
         for program, config in native:
@@ -223,7 +225,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
             _print_summary(summary)
             if args.show and summary.best_config is not None:
-                from kgen.scheduling.build import build
+                from kgen.build import build
 
                 print(build(workload, args.backend, summary.best_config, summary.limits)[0].source)
         if summary.interrupted:

@@ -4,12 +4,12 @@ probabilities stored, not recomputed for every column of V)."""
 import numpy as np
 import pytest
 
+from kgen import backends
+from kgen.build import build
 from kgen.checking import compare
 from kgen.native import wasm_runner, wgpu_runner
 from kgen.ops import Workload
-from kgen.scheduling.build import build
 from kgen.scheduling.lower import lower_workload
-from kgen.scheduling.templates import template_for
 
 # 2 heads of 7 queries and 11 keys: no block of keys nor tile of rows divides them
 SHAPES = [(2, 7, 5), (2, 5, 11), (2, 11, 8), (7, 11)]
@@ -17,7 +17,7 @@ SHAPES = [(2, 7, 5), (2, 5, 11), (2, 11, 8), (7, 11)]
 
 @pytest.mark.parametrize(("backend", "kernels"), [("wasm", 1), ("js", 5), ("webgpu", 1), ("webgl", 5)])
 def test_attention_is_one_kernel_where_the_backend_has_the_fused_template(backend, kernels):
-    program, _ = lower_workload(Workload.create("attention", SHAPES, {"scale": 0.5}), template_for(backend))
+    program, _ = lower_workload(Workload.create("attention", SHAPES, {"scale": 0.5}), backends.get(backend).template)
     assert len(program.kernels) == kernels
 
 

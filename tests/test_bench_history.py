@@ -196,8 +196,8 @@ def test_the_share_of_the_peak_is_taken_round_by_round():
 def test_a_record_made_before_a_knob_existed_is_chosen_with_that_knob_at_its_default(tmp_path):
     from bench.kernel_suite import Variant, choose_configs
     from bench.suite import SUITE
+    from kgen.build import space
     from kgen.records.store import Record
-    from kgen.scheduling.build import space
 
     name = "conv 3→64, 224², k7 s2"
     workload = SUITE[name][0]

@@ -81,7 +81,7 @@ def test_show_prints_wgsl_and_launch_info():
         (["show", "matmul", "--shape", "-4x4"], "kgen: error: --shape '-4x4'"),
         (["show", "matmul", "--shape", "100000x100000,100000x100000"], "kernels index with 32-bit integers"),
         (["check", "matmul", "--shape", "100000x100000,100000x100000"], "so a tensor holds at most 2,147,483,647"),
-        (["show", "matmul", "--shape", "30000x30000,30000x30000", "--backend", "wasm"], "GiB of wasm linear memory"),
+        (["show", "matmul", "--shape", "30000x30000,30000x30000", "--backend", "wasm"], "GiB of wasm memory"),
         (["show", "conv2d", "--shape", "1x3x8192x8192,8x3x3x3"], "(maxStorageBufferBindingSize)"),
     ],
 )

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgen.browser.measure import Harness
+from kgen.build import build, space
 from kgen.ops import Workload
-from kgen.scheduling.build import build, space
 from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs, with_infinities
 
 pytestmark = pytest.mark.browser

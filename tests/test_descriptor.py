@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from kgen.checking import compare_model
-from kgen.descriptor import native
 from kgen.descriptor import weights as wt
 from kgen.descriptor.assemble import Options
 from kgen.descriptor.convert import convert
@@ -16,6 +15,7 @@ from kgen.descriptor.schema import DescriptorError, read_backend, read_model, re
 from kgen.errors import KgenError
 from kgen.graph import zoo
 from kgen.graph.ir import Graph, Node, Value
+from kgen.native import model as native
 from kgen.ops import Workload
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling.space import DEFAULT_LIMITS

@@ -4,14 +4,13 @@ and that kernel matches numpy under default, tiled and shared-memory configs."""
 import numpy as np
 import pytest
 
-from kgen import te
+from kgen import backends, te
 from kgen.checking import compare
 from kgen.codegen.wgsl.renderer import render
 from kgen.native import wgpu_runner
 from kgen.ops import get_op
 from kgen.scheduling.lower import lower
 from kgen.scheduling.partition import partition
-from kgen.scheduling.templates import template_for
 
 
 def conv_bias_relu_residual():
@@ -42,7 +41,7 @@ def test_bias_activation_and_residual_fuse_into_the_convolution():
 )
 def test_fused_kernel_matches_numpy(config):
     inputs, out = conv_bias_relu_residual()
-    program, _ = lower(inputs, out, template_for("webgpu"), config, "conv_block")
+    program, _ = lower(inputs, out, backends.get("webgpu").template, config, "conv_block")
     compiled = render(program)
     assert len(compiled.kernels) == 1
     rng = np.random.default_rng(0)
@@ -73,7 +72,7 @@ def test_a_residual_add_at_batch_one_fuses_and_matches_numpy_on_wasm(batch):
     inputs, out = registry_conv_add_relu(batch)
     assert len(partition(out)) == 1  # was two kernels at batch 1: the conv, then a pass for add + relu
     config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "merge_hw": 1, "vector": "f32x4"}
-    program, _ = lower(inputs, out, template_for("wasm"), config, "block")
+    program, _ = lower(inputs, out, backends.get("wasm").template, config, "block")
     compiled = render_wasm(program)
     assert len(compiled.kernels) == 1
     rng = np.random.default_rng(1)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kgen.browser.measure import Harness
+from kgen.build import build, space
 from kgen.ops import Workload
-from kgen.scheduling.build import build, space
 from tests.browser_cases import CASES
 
 pytestmark = pytest.mark.browser

@@ -172,9 +172,9 @@ def test_bad_input_is_one_line_non_zero_and_writes_nothing(tmp_path, args, messa
 
 
 def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_works(tmp_path, browser):
+    from kgen.build import space
     from kgen.ops import Workload
     from kgen.records.store import Record, RecordStore, device_class
-    from kgen.scheduling.build import space
 
     device = device_class(browser.fingerprint(), "webgpu")  # the class the tuner will see on this machine
     tuned = Workload.create("matmul", [(24, 40), (40, 32)])

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from kgen.browser.measure import Harness
+from kgen.build import build, space
 from kgen.codegen.wasm.renderer import assemble
 from kgen.ops import Workload
-from kgen.scheduling.build import build, space
 from tests.browser_cases import CASES, swept
 
 pytestmark = pytest.mark.browser

@@ -11,15 +11,15 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kgen import backends
+from kgen.build import build, space
 from kgen.checking import compare
 from kgen.codegen.wasm.renderer import render
 from kgen.errors import KgenError
 from kgen.native import wasm_runner
 from kgen.ops import Workload, get_op
-from kgen.scheduling.build import build, space
 from kgen.scheduling.lower import lower
 from kgen.scheduling.space import DEFAULT_LIMITS
-from kgen.scheduling.templates import template_for
 from tests.strategies import CASES, configs
 from tests.test_fused_epilogue import conv_bias_relu_residual
 
@@ -274,7 +274,7 @@ def test_wrapped_rows_keep_a_fused_epilogue_and_odd_pads():
     """The conv's epilogue (bias, relu, residual add: one fused stage) moves into the narrowing copy; asymmetric
     pads (rows of 10 + 3 floats) with a dilated, grouped window compute the op too."""
     inputs, out = conv_bias_relu_residual()
-    program, _ = lower(inputs, out, template_for("wasm"), {**WRAP, "vector": "f32x4_fma"}, "block", LIMITS)
+    program, _ = lower(inputs, out, backends.get("wasm").template, {**WRAP, "vector": "f32x4_fma"}, "block", LIMITS)
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(t.shape).astype(np.float32) for t in inputs]
     want = np.maximum(get_op("conv2d").reference(arrays[:3], {"pads": (1, 1, 1, 1)}), 0.0) + arrays[3]

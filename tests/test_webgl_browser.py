@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from kgen.backends.webgl import conversion
 from kgen.browser.measure import Harness
+from kgen.build import build, space
 from kgen.ops import Workload
-from kgen.scheduling.build import build, build_conversion, space
 from kgen.scheduling.layout import NAMES, PLANES
 from kgen.scheduling.space import DEFAULT_LIMITS
 from tests.browser_cases import CASES, swept
@@ -137,7 +138,7 @@ def test_conversion_kernels_move_a_tensor_between_every_pair_of_layouts(browser)
     harness = Harness(browser, [x], x, "webgl")
     planes = device_planes(browser.limits()) - {1}
     pairs = [(s, t, 1) for s in NAMES for t in NAMES] + [("rgba_c", t, p) for t in ("r", "rgba_c") for p in planes]
-    programs = [build_conversion(shape, s, t, p, browser.limits()) for s, t, p in pairs]
+    programs = [conversion(shape, s, t, p, browser.limits()) for s, t, p in pairs]
     for pair, result in zip(pairs, harness.measure_batch(programs, time_it=False), strict=True):
         assert result.ok and result.max_abs_error == 0, f"{pair}: {result.status} {result.reason}"
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from kgen.browser.measure import Harness
+from kgen.build import build, space
 from kgen.codegen.program import CompiledProgram
 from kgen.errors import KgenError
 from kgen.ops import Workload, all_ops
-from kgen.scheduling.build import build, space
 from tests.browser_cases import CASES
 
 pytestmark = pytest.mark.browser

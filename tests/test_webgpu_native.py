@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kgen.build import build, space
 from kgen.checking import compare
 from kgen.errors import KgenError
 from kgen.native import wgpu_runner
 from kgen.ops import Workload
-from kgen.scheduling.build import build, space
 from kgen.scheduling.space import DEFAULT_LIMITS
 from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kgen.build import build
 from kgen.ops import Workload
-from kgen.scheduling.build import build
 
 GOLDEN = Path(__file__).parent / "golden"
 PINNED = {
@@ -42,7 +42,7 @@ def test_same_inputs_give_identical_text_across_processes():
     script = (
         "from tests.test_wgsl_text import PINNED\n"
         "from kgen.ops import Workload\n"
-        "from kgen.scheduling.build import build\n"
+        "from kgen.build import build\n"
         "for op, shapes, attrs, config in PINNED.values():\n"
         "    print(build(Workload.create(op, shapes, attrs), 'webgpu', config)[0].digest)\n"
     )

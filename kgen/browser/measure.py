@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kgen import backends
 from kgen.browser.idle import wait_idle
 from kgen.browser.session import BrowserCrashed, BrowserHung, BrowserSession
 from kgen.checking import compare
@@ -61,12 +62,6 @@ def inputs_key(arrays: Sequence[np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-#: (samples, minimum ms per sample) by backend. wasm and JS timings on these VMs show bursts up to 3.5x slower
-#: for about half a second (BROWSER.md): more and longer samples keep the median out of them.
-TIMING = {"wasm": (15, 5.0), "js": (15, 5.0)}
-DEFAULT_TIMING = (7, 1.0)
-
-
 class Harness:
     """Measures candidates of one workload in a browser session: same inputs, same reference."""
 
@@ -91,7 +86,7 @@ class Harness:
         self.arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
         self.want = want
         self.backend = backend
-        default_samples, default_ms = TIMING.get(backend, DEFAULT_TIMING)
+        default_samples, default_ms = backends.get(backend).timing
         self.timing = {
             "samples": max(5, samples or default_samples),
             "minSampleMs": min_sample_ms if min_sample_ms is not None else default_ms,

@@ -48,6 +48,20 @@ class CompiledKernel:
 
 
 @dataclass(frozen=True)
+class RenderOptions:
+    """What a renderer takes beside the program (every renderer has ``render(program, options)``): ``threads``
+    that split every launch (WebAssembly: more than 1 makes the memory shared), and ``placement`` (the byte offset
+    of every buffer, the memory's size) to place the buffers in a memory planned elsewhere, a model's (WebAssembly
+    and JavaScript)."""
+
+    threads: int = 1
+    placement: tuple[dict[str, int], int] | None = None
+
+
+ONE_THREAD = RenderOptions()
+
+
+@dataclass(frozen=True)
 class CompiledProgram:
     backend: str
     buffers: tuple[BufferInfo, ...]

@@ -4,9 +4,9 @@ The result has the shape of a ``CompiledProgram`` (``buffers``, ``kernels``, ``m
 ``prepare``), so the page's launchers, which the tuner measures with, run a model exactly as they run one
 kernel; beside it, which buffer holds each graph input, output and weight.
 
-- Flat storage (wasm, js, webgpu): a view node (reshape, flatten) launches nothing; its output is its input's
-  storage. A node's prepared copies (packed weights, padded images) persist; its other temporaries live for the
-  node alone.
+- Flat storage (every backend's but WebGL's textures): a view node (reshape, flatten) launches nothing; its
+  output is its input's storage. A node's prepared copies (packed weights, padded images) persist; its other
+  temporaries live for the node alone.
 - wasm and js: one memory, weights and prepared copies at the bottom, activations above them at offsets planned
   by liveness; every node is rendered with those offsets as constants, and the memory covers every read's reach.
 - webgpu: pooled buffers by liveness; bindings name the pooled buffer.
@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kgen import backends
 from kgen.codegen import memory as codegen_memory
-from kgen.codegen.program import Binding, CompiledKernel
+from kgen.codegen.program import CompiledKernel, RenderOptions
+from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
 from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, program_for
-from kgen.errors import KgenError
+from kgen.descriptor.webgl import assemble_webgl
 from kgen.graph import memory
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
@@ -30,7 +32,6 @@ from kgen.scheduling.layout import PLANES
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits
 
 PERSISTENT_PREFIXES = ("pack", "pad")  # a template's prepared copies: written once, read on every run
-FLAT = ("wasm", "js", "webgpu")
 
 
 @dataclass
@@ -81,29 +82,30 @@ def _device(options: Options, backend: str) -> str | None:
 
 
 def _limits(backend: str, options: Options) -> Limits:
-    if backend != "wasm":
+    if not backends.get(backend).threads:
         return DEFAULT_LIMITS
     return {**DEFAULT_LIMITS, "max_threads": options.threads, "relaxed_simd": int(options.relaxed_simd)}
 
 
 def _adapt(backend: str, options: Options, choice: Choice) -> Choice:
     """A record's config for a wasm variant without relaxed SIMD: its fused multiply-adds as f32x4 mul + add."""
-    if backend == "wasm" and not options.relaxed_simd and choice.config.get("vector") == "f32x4_fma":
+    if backends.get(backend).threads and not options.relaxed_simd and choice.config.get("vector") == "f32x4_fma":
         return replace(choice, config={**choice.config, "vector": "f32x4"})
     return choice
 
 
 def _fixed(backend: str, options: Options) -> dict[str, Any]:
-    return {"threads": options.threads} if backend == "wasm" else {}
+    return {"threads": options.threads} if backends.get(backend).threads else {}
 
 
 def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) -> list[NodeProgram]:
     """Every kernel node of ``graph`` lowered for ``backend`` (view nodes are left out on flat storage)."""
     device = _device(options, backend)
     limits = _limits(backend, options)
+    flat = backends.get(backend).storage != "textures"
     out = []
     for node in graph.nodes:
-        if backend in FLAT and node.is_view:
+        if flat and node.is_view:
             continue
         # a record is checked with relaxed SIMD: _adapt makes its fused multiply-adds mul + add where it is off
         choice, fixed = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
@@ -119,7 +121,7 @@ def _choose(
     workers' start than it gains)."""
     fixed = _fixed(backend, options)
     choice = choose(graph, node, backend, options.records, device, fixed, limits)
-    if backend != "wasm" or options.threads == 1:
+    if not backends.get(backend).threads or options.threads == 1:
         return choice, fixed
     alone = {"threads": 1}
     single = choose(graph, node, backend, options.records, device, alone, limits)
@@ -142,7 +144,7 @@ def storage_roots(graph: Graph, backend: str) -> dict[str, str]:
         roots[v.name] = v.name
     for name in graph.constants:
         roots[name] = name
-    if backend in FLAT:
+    if backends.get(backend).storage != "textures":
         for node in graph.nodes:
             if node.is_view:
                 roots[node.output] = roots[node.inputs[0]]
@@ -160,17 +162,14 @@ def _buffer_names(np_: NodeProgram, roots: Mapping[str, str], prefix: str) -> di
 
 
 def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | None = None) -> Assembly:
+    spec = backends.get(backend)
     cache = cache or NodeCache()
     hits = cache.hits
-    if backend == "webgl":
-        from kgen.descriptor.webgl import assemble_webgl
-
+    if spec.storage == "textures":
         program, inputs, outputs, weights, nodes, report = assemble_webgl(
             graph, options.records, _device(options, backend), cache, options.draw_buffers, options.max_texture_size
         )
         return Assembly(backend, program, inputs, outputs, weights, nodes, report, reused=cache.hits - hits)
-    if backend not in FLAT:
-        raise KgenError(f"unknown backend {backend} (backends: webgl, {', '.join(FLAT)})")
     lowered = lower_nodes(graph, backend, options, cache)
     roots = storage_roots(graph, backend)
     sizes: dict[str, int] = {}  # storage -> elements
@@ -195,15 +194,13 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     kernels_prepare: list[CompiledKernel] = []
     kernels_run: list[CompiledKernel] = []
     kernel_threads: dict[str, int] = {}  # wasm: the threads each kernel's node was configured with
-    if backend == "webgpu":
+    if spec.storage == "buffers":
         slot_of, slot_bytes = memory.plan_pool(tenants)
         slot_elems = [-(-b // 16) * 4 for b in slot_bytes]
         buffer_of = {n: f"b{slot_of[n]}" for n in sizes}
         buffers = [{"name": f"b{s}", "dtype": "float32", "size": e, "role": "temp"} for s, e in enumerate(slot_elems)]
-        from kgen.codegen.wgsl.renderer import render
-
         for k, (np_, names) in enumerate(zip(lowered, mapping, strict=True)):
-            compiled = render(np_.program)
+            compiled = spec.render(np_.program, RenderOptions())
             for j, kernel in enumerate(compiled.kernels):
                 bindings = tuple(replace(b, buffer=buffer_of[names[b.buffer]]) for b in kernel.bindings)
                 target = kernels_prepare if j < len(np_.program.prepare) else kernels_run
@@ -215,7 +212,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         offsets, spans, activation_peak = _place_flat(tenants, persistent, lowered, mapping, sizes)
         placed, end = codegen_memory.fit(offsets, spans)
         pages = max(1, -(-end // codegen_memory.PAGE))
-        memory_bytes = pages * codegen_memory.PAGE if backend == "wasm" else end
+        memory_bytes = pages * codegen_memory.PAGE if spec.storage == "linear" else end
         buffer_of = {n: n for n in sizes}
         buffers = [
             {"name": n, "dtype": "float32", "size": sizes[n], "role": "temp", "offset": placed[n]}
@@ -223,14 +220,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         ]
         for k, (np_, names) in enumerate(zip(lowered, mapping, strict=True)):
             placement = ({b: placed[m] for b, m in names.items()}, memory_bytes)
-            if backend == "wasm":
-                from kgen.codegen.wasm.renderer import render as render_wasm
-
-                compiled = render_wasm(np_.program, threads=options.threads, placement=placement)
-            else:
-                from kgen.codegen.js.renderer import render as render_js
-
-                compiled = render_js(np_.program, placement=placement)
+            compiled = spec.render(np_.program, RenderOptions(options.threads if spec.threads else 1, placement))
             n_prepare = len(np_.program.prepare)
             named = [replace(kernel, name=f"n{k}_{kernel.name}") for kernel in compiled.kernels]
             kernels_prepare += named[:n_prepare]
@@ -238,13 +228,13 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             kernel_threads.update(dict.fromkeys((kernel.name for kernel in named), np_.config.get("threads")))
         planned = memory_bytes
         program = {"backend": backend, "buffers": buffers, "memory_bytes": memory_bytes}
-        if backend == "wasm":
+        if spec.threads:
             program["threads"] = options.threads
             program["relaxed_simd"] = any("relaxed_madd" in k.source for k in kernels_run + kernels_prepare)
     kernels = [*kernels_prepare, *kernels_run]
     program["kernels"] = [kernel_json(k) for k in kernels]
     program["prepare"] = len(kernels_prepare)
-    if backend == "wasm" and options.threads > 1:  # a node tuned fastest on one thread runs on one
+    if spec.threads and options.threads > 1:  # a node tuned fastest on one thread runs on one
         for entry in program["kernels"]:
             entry["threads"] = kernel_threads[entry["name"]]
     report = memory_report(planned, sum(4 * sizes[n] for n in persistent), activation_peak, tenants, persistent)
@@ -281,54 +271,3 @@ def _place_flat(tenants, persistent, lowered, mapping, sizes):
             m = names[b]
             spans[m] = (min(spans[m][0], lo), max(spans[m][1], hi))
     return offsets, spans, activation_peak
-
-
-def io_entry(graph: Graph, name: str, buffer: str) -> dict[str, Any]:
-    """A graph input's or output's entry in a program file: what the page sees, and the buffer that holds it."""
-    v = graph.values[name]
-    return {"name": name, "shape": list(v.shape), "dtype": v.dtype, "buffer": buffer}
-
-
-def memory_report(planned: int, weights: int, activation_peak: int, tenants, persistent) -> dict[str, int]:
-    """The plan's sizes: all it needs, the persistent part (weights, prepared copies), the activations' peak and
-    what the activations would take unplanned."""
-    return {
-        "planned_bytes": planned,
-        "weights_bytes": weights,
-        "activation_peak_bytes": activation_peak,
-        "activation_sum_bytes": sum(t.nbytes for t in tenants if t.name not in persistent),
-    }
-
-
-def kernel_json(k: CompiledKernel) -> dict[str, Any]:
-    """A kernel's entry in a program file: its source, or where it has one its binary alone (a wasm module: its
-    text, five times the bytes, is not what the page runs; `kgen convert` writes it beside, in ``<variant>.wat``)."""
-    code = {"source": k.source} if k.binary is None else {"binary": k.binary}
-    return {
-        "name": k.name,
-        **code,
-        "workgroup": list(k.workgroup),
-        "grid": list(k.grid),
-        "bindings": [_binding_json(b) for b in k.bindings],
-    }
-
-
-def _binding_json(b: Binding) -> dict[str, Any]:
-    return {"binding": b.binding, "buffer": b.buffer, "view": b.view, "access": b.access}
-
-
-def node_json(np_: NodeProgram) -> dict[str, Any]:
-    n = np_.node
-    c = np_.choice
-    return {
-        "name": n.name,
-        "op": n.op,
-        "epilogue": [e.op for e in n.epilogue],
-        "kernels": len(np_.program.launches),
-        "flops": np_.flops,
-        "how": c.how,
-        "record": c.record.key if c.record else None,
-        "gflops": round(c.record.gflops, 3) if c.record else None,
-        "note": c.note,
-        "config": np_.config,
-    }

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kgen import backends
 from kgen.descriptor import weights as wt
 from kgen.descriptor.assemble import Options, assemble
 from kgen.descriptor.nodes import NodeCache
@@ -37,6 +38,9 @@ from kgen.scheduling.space import DEFAULT_LIMITS
 Progress = Callable[[str], None]
 
 GUARANTEED_DRAW_BUFFERS = DEFAULT_LIMITS["max_draw_buffers"]  # WebGL2's render targets on any device
+#: what a variant's entry in model.json says of its program, where the program has it: what a page must offer to
+#: run it (wasm threads and relaxed SIMD, WebGL render targets)
+VARIANT_KEYS = ("threads", "relaxed_simd", "draw_buffers")
 
 
 def agreement(graph: Graph, encoding: str, encoded: wt.Encoded, seed: int = 0) -> dict[str, float]:
@@ -87,7 +91,7 @@ def convert(
         say("fixed: " + ", ".join(f"{d}={n}" for d, n in graph.fixed.items()) + " (the model runs at these sizes only)")
     optimized = optimize(graph, unfused)
     say(f"passes: {len(graph.nodes)} -> {len(optimized.nodes)} nodes ({_ops_line(optimized)})")
-    encoded = wt.encode(optimized.constants, encoding)
+    encoded = wt.encode(_in_use_order(optimized), encoding)
     fp32_bytes = sum(4 * int(np.prod(a.shape)) for a in optimized.constants.values())
     mb = encoded.nbytes / 1e6
     say(f"weights: {len(optimized.constants)} tensors, {mb:.1f} MB {encoding} in {len(encoded.shards)} shards")
@@ -182,10 +186,7 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
                 if a.text:  # for people and tools; the page does not fetch it
                     (tmp / f"{variant}.wat").write_text(a.text)
                 entry = {"file": name, "bytes": len(data), "sha256": wt.digest(data)}
-                if backend == "wasm":
-                    entry.update(threads=a.program["threads"], relaxed_simd=a.program["relaxed_simd"])
-                if backend == "webgl":
-                    entry.update(draw_buffers=a.program["draw_buffers"])
+                entry.update({k: a.program[k] for k in VARIANT_KEYS if k in a.program})
                 entries.append(entry)
             descriptor["backends"][backend] = {"variants": entries}
         (tmp / "model.json").write_text(json.dumps(descriptor, indent=1))
@@ -203,23 +204,32 @@ def _variants(graph: Graph, backend: str, options: Options, cache: NodeCache, wa
     """The backend's programs as (name, assembly), best first: one; on wasm one per thread count (``wasm``,
     ``wasm-2t``), each followed by one without relaxed SIMD (``-simd128``) where it uses it; on WebGL, where a
     kernel writes more than the 4 render targets WebGL2 guarantees, one with at most 4 after it (``webgl-4``)."""
-    if backend == "webgl":
+    spec = backends.get(backend)
+    if spec.storage == "textures":
         a = assemble(graph, backend, options, cache)
         if a.program["draw_buffers"] <= GUARANTEED_DRAW_BUFFERS:
             return [(backend, a)]
         portable = dataclasses.replace(options, draw_buffers=GUARANTEED_DRAW_BUFFERS)
-        return [(backend, a), (f"webgl-{GUARANTEED_DRAW_BUFFERS}", assemble(graph, backend, portable, cache))]
-    if backend != "wasm":
+        return [(backend, a), (f"{backend}-{GUARANTEED_DRAW_BUFFERS}", assemble(graph, backend, portable, cache))]
+    if not spec.threads:
         return [(backend, assemble(graph, backend, options, cache))]
     out = []
     for threads in sorted(set(wasm_threads or [options.threads]), reverse=True):
-        name = "wasm" + (f"-{threads}t" if threads > 1 else "")
+        name = backend + (f"-{threads}t" if threads > 1 else "")
         a = assemble(graph, backend, dataclasses.replace(options, threads=threads, relaxed_simd=True), cache)
         out.append((name, a))
         if a.program["relaxed_simd"]:
             plain = dataclasses.replace(options, threads=threads, relaxed_simd=False)
             out.append((name + "-simd128", assemble(graph, backend, plain, cache)))
     return out
+
+
+def _in_use_order(graph: Graph) -> dict[str, np.ndarray]:
+    """The graph's constants in the order its nodes first read them (the rest after, by name): the weights file is
+    the same whatever order the passes left them in, and a page that streams it gets the first layers' first."""
+    used = [t for node in graph.nodes for t in node.all_inputs if t in graph.constants]
+    order = dict.fromkeys([*used, *sorted(graph.constants)])
+    return {name: graph.constants[name] for name in order}
 
 
 def _chosen(nodes: list[dict[str, Any]]) -> dict[str, int]:

@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kgen import backends
+from kgen.build import space
 from kgen.errors import KgenError
 from kgen.graph.ir import Graph, Node
 from kgen.ops import Workload, get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling import ir
-from kgen.scheduling.build import space
 from kgen.scheduling.lower import lower, main_stage
 from kgen.scheduling.space import Limits
-from kgen.scheduling.templates import template_for
 from kgen.te.tensor import Tensor, placeholder
 
 
@@ -105,7 +105,7 @@ class NodeCache:
             self.hits += 1
             return self.programs[key]
         inputs, out, _ = node_te(graph, node)
-        result = lower(inputs, out, template_for(backend), config, name, limits)
+        result = lower(inputs, out, backends.get(backend).template, config, name, limits)
         self.programs[key] = result
         return result
 

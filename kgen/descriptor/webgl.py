@@ -2,12 +2,12 @@
 
 Each node's config chooses the layouts its kernel reads and writes (``layout_<input>``, ``layout_out``). A tensor
 lives in the layout its producer writes; a consumer that reads another layout gets a conversion kernel
-(``build_conversion``) before it, shared by every later consumer of that layout. A weight is written by the page
-into each layout a consumer reads it in; a graph input into its first consumer's. An output split into planes
-(render targets, as its record chose: a fragment computes that many texels) is a 2D array texture, which a
-conversion kernel reads into its consumer's layout. Textures of one layout and size are pooled by liveness. A
-matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``), each a range of the
-weight's values that the page uploads into a texture of its own.
+(``kgen.backends.webgl.conversion``) before it, shared by every later consumer of that layout. A weight is
+written by the page into each layout a consumer reads it in; a graph input into its first consumer's. An output
+split into planes (render targets, as its record chose: a fragment computes that many texels) is a 2D array
+texture, which a conversion kernel reads into its consumer's layout. Textures of one layout and size are pooled
+by liveness. A matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``),
+each a range of the weight's values that the page uploads into a texture of its own.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from kgen.backends.webgl import conversion
 from kgen.codegen.glsl.renderer import render
 from kgen.codegen.program import CompiledKernel, CompiledProgram
+from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
 from kgen.descriptor.nodes import Choice, NodeCache, choose, program_for
 from kgen.graph import memory
 from kgen.graph.ir import Graph
 from kgen.graph.passes.split_weights import split_wide_weights
 from kgen.records.store import RecordStore
-from kgen.scheduling.build import build_conversion
 from kgen.scheduling.layout import NAMES, PLANES, Layout
 from kgen.scheduling.space import DEFAULT_LIMITS
 
@@ -63,8 +64,6 @@ class _Storage:
 
 def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[str, Any]:
     """The kernel's entry with its bindings on the model's textures; a read keeps its own sampler's name."""
-    from kgen.descriptor.assemble import kernel_json
-
     entry = kernel_json(replace(kernel, name=f"{prefix}_{kernel.name}"))
     for b in entry["bindings"]:
         if b["access"] == "read":
@@ -93,8 +92,6 @@ def assemble_webgl(
 ):
     """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2, its kernels writing at
     most ``draw_buffers`` render targets, in textures of at most ``max_texture_size`` texels a side."""
-    from kgen.descriptor.assemble import io_entry, memory_report, node_json
-
     limits = {**DEFAULT_LIMITS, "max_draw_buffers": draw_buffers, "max_texture_size": max_texture_size}
     graph, views = split_wide_weights(graph, 4 * max_texture_size**2)  # RGBA: 4 values a texel
     storage = _Storage()
@@ -111,7 +108,7 @@ def assemble_webgl(
         source_planes = _plane_count(src["layout"])
         key = (shape, _layout_name(src["layout"]), _layout_name(layout), source_planes)
         if key not in conversions:
-            conversions[key] = build_conversion(shape, key[1], key[2], limits=limits, source_planes=source_planes)
+            conversions[key] = conversion(shape, key[1], key[2], limits=limits, source_planes=source_planes)
         program = conversions[key]
         target = storage.add(f"{tensor}@{key[2]}", tensor, layout, texture, program.output.size)
         names = {program.inputs[0].name: source, program.output.name: target}

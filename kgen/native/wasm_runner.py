@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import wasmtime
 
-from kgen.codegen.program import CompiledProgram
+from kgen.codegen.program import CompiledKernel, CompiledProgram
 from kgen.errors import KgenError
 
 PAGE = 65536
@@ -94,7 +94,7 @@ def _ieee(fn):
 
 def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """Run every kernel of ``program`` once, single-threaded, on ``inputs``; the output buffer's values."""
-    if program.backend != "wasm" or program.memory_bytes is None:
+    if program.memory_bytes is None or any(k.binary is None for k in program.kernels):
         raise KgenError(f"wasm runner: a {program.backend} program is not a WebAssembly program")
     out = program.output
     assert out.offset is not None
@@ -102,6 +102,18 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
     writes = input_writes(program, inputs)
     (result,) = execute(program.memory_bytes, program.threads or 1, kernels, writes, [(out.offset, out.size)])
     return result
+
+
+def run_model(program: dict, kernels: Sequence[CompiledKernel], writes: dict[str, np.ndarray], outputs) -> list:
+    """A converted model's program (its descriptor entry ``program``) run once: ``writes`` by buffer name,
+    ``outputs`` (buffer name, values) read back."""
+    offsets = {b["name"]: b["offset"] for b in program["buffers"]}
+    threads = program.get("threads", 1)
+    launches = [
+        (k.binary or "", k.grid[0], j.get("threads", threads)) for k, j in zip(kernels, program["kernels"], strict=True)
+    ]
+    placed = [(offsets[name], data) for name, data in writes.items()]
+    return execute(program["memory_bytes"], threads, launches, placed, [(offsets[b], n) for b, n in outputs])
 
 
 def input_writes(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> list[tuple[int, np.ndarray]]:

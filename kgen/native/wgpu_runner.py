@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kgen.codegen.program import CompiledProgram
+from kgen.codegen.program import CompiledKernel, CompiledProgram
 from kgen.errors import KgenError
 
 SWIFTSHADER_ICD = "/usr/lib/chromium/vk_swiftshader_icd.json"
@@ -94,6 +94,15 @@ def run(program: CompiledProgram, inputs: Sequence[np.ndarray]) -> np.ndarray:
     prepared = Prepared(program, inputs)
     prepared.dispatch()
     return prepared.output()
+
+
+def run_model(program: dict, kernels: Sequence[CompiledKernel], writes: dict[str, np.ndarray], outputs) -> list:
+    """A converted model's program (its descriptor entry ``program``) run once: ``writes`` by buffer name,
+    ``outputs`` (buffer name, values) read back."""
+    prepared = Prepared.__new__(Prepared)
+    prepared.setup({b["name"]: b["size"] for b in program["buffers"]}, kernels, writes)
+    prepared.dispatch()
+    return [prepared.read(name, count) for name, count in outputs]
 
 
 def time_ms(prepared: Prepared, samples: int = 7, min_sample_ms: float = 2.0) -> list[float]:

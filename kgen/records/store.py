@@ -18,7 +18,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kgen import backends
 from kgen.atomic import write_text_atomic
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
@@ -43,28 +43,18 @@ def shipped_records() -> Path:
 
 def device_class(fingerprint: Mapping[str, Any], backend: str) -> str:
     """A short name for the kind of device a measurement holds for, e.g. ``google-swiftshader``."""
-    if backend == "webgpu":
-        gpu = fingerprint.get("webgpu", {})
-        parts = [gpu.get("vendor") or "unknown", gpu.get("architecture") or gpu.get("device") or "unknown"]
-    elif backend == "webgl":
-        gl = fingerprint.get("webgl2", {})
-        renderer = (gl.get("renderer") or "unknown").lower()
-        parts = ["webgl", "swiftshader" if "swiftshader" in renderer else re.sub(r"[^a-z0-9]+", "_", renderer)[:48]]
-    else:  # CPU backends: the cores the page may use
-        parts = [backend, f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
+    parts = backends.get(backend).device_parts(fingerprint)
     return "-".join(p.strip().lower().replace(" ", "_") for p in parts)
 
 
 def software(fingerprint: Mapping[str, Any], backend: str) -> bool:
     """Whether ``backend`` ran on a software rasterizer (SwiftShader) rather than the device it stands for; CPU
     backends (wasm, js) run on the CPU as they would anywhere."""
-    return backend in ("webgpu", "webgl") and bool(fingerprint.get("software"))
+    return backends.get(backend).gpu and bool(fingerprint.get("software"))
 
 
 #: the parts of a browser's fingerprint a record keeps
 FINGERPRINT_KEYS = ("browser", "software", "hardwareConcurrency", "crossOriginIsolated", "webgpu", "webgl2", "wasm")
-#: backends whose kernels run on the host's CPU: their records name it (``host_cpu``)
-CPU_BACKENDS = ("wasm", "js")
 
 
 @functools.cache
@@ -84,7 +74,7 @@ def host_cpu() -> str:
 def preference(r: Record) -> tuple[bool, float]:
     """The order in which records of one workload win (lowest first): measured on this host's CPU (CPU backends),
     then by median."""
-    return (r.backend in CPU_BACKENDS and r.fingerprint.get("cpu") != host_cpu(), r.median_ms)
+    return (not backends.get(r.backend).gpu and r.fingerprint.get("cpu") != host_cpu(), r.median_ms)
 
 
 @dataclass(frozen=True)
@@ -134,7 +124,7 @@ class Record:
             gflops=main_stage(workload).flops / median_ms / 1e6,
             digest=digest,
             fingerprint={k: fingerprint[k] for k in FINGERPRINT_KEYS if k in fingerprint}
-            | ({"cpu": host_cpu()} if backend in CPU_BACKENDS else {}),
+            | ({} if backends.get(backend).gpu else {"cpu": host_cpu()}),
             source=source,
             time=datetime.now(UTC).isoformat(timespec="seconds"),
         )

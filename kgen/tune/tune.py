@@ -31,10 +31,10 @@ import numpy as np
 
 from kgen.browser.measure import Harness, Measurement, budget
 from kgen.browser.session import BrowserSession, pid_alive
+from kgen.build import build, space
 from kgen.errors import KgenError
 from kgen.ops.workload import Workload
 from kgen.records.store import Record, RecordStore, device_class, software
-from kgen.scheduling.build import build, space
 from kgen.scheduling.lower import main_stage
 from kgen.scheduling.space import Space
 from kgen.tune.study import make_sampler, open_storage, study_name

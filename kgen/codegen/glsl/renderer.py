@@ -14,7 +14,7 @@ from __future__ import annotations
 import sympy
 
 from kgen.codegen.cstyle import LANES, CStylePrinter
-from kgen.codegen.program import Binding, BufferInfo, CompiledKernel, CompiledProgram
+from kgen.codegen.program import ONE_THREAD, Binding, BufferInfo, CompiledKernel, CompiledProgram, RenderOptions
 from kgen.scheduling import ir
 from kgen.te import index as ix
 
@@ -171,7 +171,7 @@ class _KernelPrinter(CStylePrinter):
         return CompiledKernel(k.name, "\n".join(lines), (1, 1, 1), (width, height, 1), bindings)
 
 
-def render(program: ir.Program) -> CompiledProgram:
+def render(program: ir.Program, options: RenderOptions = ONE_THREAD) -> CompiledProgram:
     """GLSL text and launch info (textures, viewport as ``grid``) for every kernel of ``program``."""
 
     def info(b: ir.Buffer, role: str) -> BufferInfo:

@@ -15,7 +15,7 @@ import sympy
 
 from kgen.codegen.cstyle import BINARY, UNARY, CStylePrinter
 from kgen.codegen.memory import placed_buffers, plan_memory
-from kgen.codegen.program import CompiledKernel, CompiledProgram
+from kgen.codegen.program import ONE_THREAD, CompiledKernel, CompiledProgram, RenderOptions
 from kgen.scheduling import ir
 
 MATH_UNARY = {
@@ -93,9 +93,9 @@ class _KernelPrinter(CStylePrinter):
         )
 
 
-def render(program: ir.Program, placement: tuple[dict[str, int], int] | None = None) -> CompiledProgram:
-    """JavaScript text and the memory plan for every kernel of ``program`` (``placement``: as for WebAssembly)."""
-    offsets, end = placement or plan_memory(program)
+def render(program: ir.Program, options: RenderOptions = ONE_THREAD) -> CompiledProgram:
+    """JavaScript text and the memory plan for every kernel of ``program`` (one thread)."""
+    offsets, end = options.placement or plan_memory(program)
     buffers = placed_buffers(program, offsets)
     kernels = tuple(
         CompiledKernel(k.name, _KernelPrinter(k, offsets).render(), (1, 1, 1), (k.launch[0], 1, 1), ())

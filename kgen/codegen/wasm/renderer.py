@@ -22,7 +22,7 @@ import wasmtime
 
 from kgen.codegen.cstyle import shifted_division
 from kgen.codegen.memory import PAGE, placed_buffers, plan_memory, reach
-from kgen.codegen.program import CompiledKernel, CompiledProgram
+from kgen.codegen.program import ONE_THREAD, CompiledKernel, CompiledProgram, RenderOptions
 from kgen.errors import KgenError
 from kgen.scheduling import ir
 from kgen.te import index as ix
@@ -502,13 +502,11 @@ def assemble(text: str, name: str) -> bytes:
         raise KgenError(f"WebAssembly renderer: kernel {name}: wat2wasm rejected the text: {err}") from err
 
 
-def render(
-    program: ir.Program, threads: int = 1, placement: tuple[dict[str, int], int] | None = None
-) -> CompiledProgram:
-    """WAT text, its assembled binary and the memory plan for every kernel of ``program``; with ``threads`` > 1
-    the memory is shared (and of fixed size, as shared memories must declare a maximum). ``placement`` (byte
-    offset of every buffer, memory size) places the buffers in a memory planned elsewhere, a model's."""
-    offsets, end = placement or plan_memory(program)
+def render(program: ir.Program, options: RenderOptions = ONE_THREAD) -> CompiledProgram:
+    """WAT text, its assembled binary and the memory plan for every kernel of ``program``; with more than one
+    thread the memory is shared (and of fixed size, as shared memories must declare a maximum)."""
+    threads = options.threads
+    offsets, end = options.placement or plan_memory(program)
     pages = max(1, -(-end // PAGE))
     memory = f"{pages} {pages} shared" if threads > 1 else str(pages)
     buffers = placed_buffers(program, offsets)

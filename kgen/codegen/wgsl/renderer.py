@@ -13,7 +13,7 @@ import math
 import sympy
 
 from kgen.codegen.cstyle import CStylePrinter
-from kgen.codegen.program import Binding, BufferInfo, CompiledKernel, CompiledProgram
+from kgen.codegen.program import ONE_THREAD, Binding, BufferInfo, CompiledKernel, CompiledProgram, RenderOptions
 from kgen.errors import KgenError
 from kgen.scheduling import ir
 from kgen.te import index as ix
@@ -149,7 +149,7 @@ def _views(kernel: ir.Kernel) -> dict[str, set[str]]:
     return views
 
 
-def render(program: ir.Program) -> CompiledProgram:
+def render(program: ir.Program, options: RenderOptions = ONE_THREAD) -> CompiledProgram:
     """WGSL text and launch info for every kernel of ``program``."""
     buffers = (
         *(BufferInfo(b.name, b.dtype, b.size, "input") for b in program.inputs),

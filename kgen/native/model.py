@@ -1,5 +1,6 @@
-"""Run a converted model folder outside the browser: wasm through wasmtime, WGSL through wgpu-py. The same
-kernels and memory plan the page's runtime launches; for fast tests and ``kgen run --native``."""
+"""Run a converted model folder outside the browser, through its backend's native runner (wasm through
+wasmtime, WGSL through wgpu-py): the same kernels and memory plan the page's runtime launches; for fast tests and
+``kgen run --native``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kgen import backends
 from kgen.codegen.program import Binding, CompiledKernel
 from kgen.descriptor.schema import read_backend, read_model, read_weights
 from kgen.errors import KgenError
-
-NATIVE = ("wasm", "webgpu")
 
 
 def _kernel(k: dict) -> CompiledKernel:
@@ -23,8 +23,7 @@ def _kernel(k: dict) -> CompiledKernel:
 
 def run(folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The model's outputs by name, for ``feeds`` by input name."""
-    if backend not in NATIVE:
-        raise KgenError(f"backend {backend} has no native runner (native: {', '.join(NATIVE)})")
+    runner = backends.get(backend).native_runner()
     model = read_model(folder)
     weights = read_weights(folder, model)
     prog = read_backend(folder, model, backend)
@@ -37,26 +36,6 @@ def run(folder: Path | str, backend: str, feeds: Mapping[str, np.ndarray]) -> di
             raise KgenError(f"input '{i['name']}' needs shape {i['shape']}, got {list(data.shape)}")
         writes[i["buffer"]] = data
     kernels = [_kernel(k) for k in prog["program"]["kernels"]]
-    buffers = {b["name"]: b for b in prog["program"]["buffers"]}
-    if backend == "wasm":
-        from kgen.native import wasm_runner
-
-        p = prog["program"]
-        results = wasm_runner.execute(
-            p["memory_bytes"],
-            p.get("threads", 1),
-            [
-                (k.binary or "", k.grid[0], j.get("threads", p.get("threads", 1)))
-                for k, j in zip(kernels, p["kernels"], strict=True)
-            ],
-            [(buffers[name]["offset"], data) for name, data in writes.items()],
-            [(buffers[o["buffer"]]["offset"], int(np.prod(o["shape"]))) for o in prog["outputs"]],
-        )
-    else:
-        from kgen.native import wgpu_runner
-
-        prepared = wgpu_runner.Prepared.__new__(wgpu_runner.Prepared)
-        prepared.setup({n: b["size"] for n, b in buffers.items()}, kernels, writes)
-        prepared.dispatch()
-        results = [prepared.read(o["buffer"], int(np.prod(o["shape"]))) for o in prog["outputs"]]
+    outputs = [(o["buffer"], int(np.prod(o["shape"]))) for o in prog["outputs"]]
+    results = runner.run_model(prog["program"], kernels, writes, outputs)
     return {o["name"]: r.reshape(o["shape"]) for o, r in zip(prog["outputs"], results, strict=True)}

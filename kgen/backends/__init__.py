@@ -1,0 +1,75 @@
+"""The backends, each defined in one module of this package: its template, renderer, tolerance, where its
+buffers live in a model, its device class, its runner outside the browser and how the browser times it.
+
+Code that differs by backend asks its ``Backend`` here instead of matching the backend's name. Adding one (WebNN,
+a native target to compare against) is a new module here, listed in ``NAMES``, and its launcher in the JS
+runtime (``kgen/runtime/launchers``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kgen.codegen.program import CompiledProgram, RenderOptions
+from kgen.errors import KgenError
+from kgen.scheduling import ir
+from kgen.scheduling.lower import Template
+
+Fingerprint = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend. ``storage`` is where a model's tensors live: ``linear`` (one WebAssembly memory, planned
+    offsets), ``heap`` (one JS ArrayBuffer, planned offsets), ``buffers`` (a GPU buffer each, pooled) or
+    ``textures`` (WebGL textures with layouts)."""
+
+    name: str
+    template: Template
+    #: the renderer's ``render(program, options)``
+    render: Callable[[ir.Program, RenderOptions], CompiledProgram]
+    #: (rtol, atol) of a float32 kernel against its float64 numpy reference (``kgen.checking.compare``)
+    tolerance: tuple[float, float]
+    storage: str
+    #: the parts of a record's device class (``kgen.records.store.device_class``) from a browser's fingerprint
+    device_parts: Callable[[Fingerprint], list[str]]
+    #: runs on a GPU adapter, which may be a software rasterizer (SwiftShader): its figures are labelled so
+    gpu: bool = False
+    #: launches a program's prepare kernels (weight packing) once per set of weights
+    prepare: bool = False
+    #: threads and relaxed SIMD: a model gets a variant per thread count, each also without relaxed SIMD
+    threads: bool = False
+    #: the most bytes of memory a program may plan (wasm32's 4 GiB), or None
+    max_memory_bytes: int | None = None
+    #: (module, tool) of the runner outside the browser (``run(program, arrays)``), or None
+    native: tuple[str, str] | None = None
+    #: (samples, minimum ms per sample) when the browser times a kernel
+    timing: tuple[int, float] = (7, 1.0)
+
+    def native_runner(self) -> Any:
+        """The module that runs this backend's programs outside the browser."""
+        if self.native is None:
+            raise KgenError(f"backend {self.name} has no native runner (native: {', '.join(native_names())})")
+        return importlib.import_module(self.native[0])
+
+
+def cpu_parts(name: str) -> Callable[[Fingerprint], list[str]]:
+    """A CPU backend's device class: the backend and the cores the page may use."""
+    return lambda fingerprint: [name, f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
+
+
+#: every backend: each is the module of that name here, whose ``BACKEND`` it is
+NAMES = ("webgpu", "webgl", "wasm", "js")
+
+
+def get(name: str) -> Backend:
+    if name not in NAMES:
+        raise KgenError(f"unknown backend '{name}' (backends: {', '.join(NAMES)})")
+    return importlib.import_module(f"kgen.backends.{name}").BACKEND
+
+
+def native_names() -> tuple[str, ...]:
+    return tuple(name for name in NAMES if get(name).native is not None)
