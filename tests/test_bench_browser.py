@@ -7,6 +7,7 @@ already built in DIR instead and saves its screenshot there (results/report/repo
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,9 +90,11 @@ def test_report_renders_its_plots_in_chromium(request, browser, tmp_path):
         assert done.returncode == 0, done.stderr
         assert (report / "kernels.csv").read_text().startswith("workload,backend,kgen_ms")
         assert "\\begin{tabular}" in (report / "kernels.tex").read_text()
-        assert (report / "asv" / "html" / "index.html").exists()
+        assert (report / "asv" / "asv.conf.json").exists() and not (report / "asv" / "html").exists()
     page_html = (report / "index.html").read_text()
-    assert "cdn" not in page_html.lower().split("asv&#39;s site")[0] and "<script" not in page_html  # offline
+    remote = r"""\s*=\s*["']?(https?:)?//"""
+    fetched = re.search(rf"""\bsrc{remote}|<link[^>]*\bhref{remote}|url\(\s*["']?(https?:)?//|@import""", page_html)
+    assert fetched is None and "<script" not in page_html  # offline: nothing fetched from outside
     browser.server.mount("/report/", report)
     tab = browser.page.context.new_page()
     try:

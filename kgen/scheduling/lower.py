@@ -8,21 +8,22 @@ subexpressions shared and neighbouring reads merged into vector reads, and assem
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import sympy
 
 from kgen.ops.workload import Workload
 from kgen.scheduling import ir
 from kgen.scheduling.layout import Layout
-from kgen.scheduling.packing import packed_tensor, read_packed
+from kgen.scheduling.packing import Packing, packed_tensor, read_packed
 from kgen.scheduling.padding import Padding, padded_copy, padded_tensors, read_padded
 from kgen.scheduling.partition import Acc, Stage, partition
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits, Space
-from kgen.scheduling.subsampling import compact_tensor, read_subsampled
-from kgen.scheduling.wrapping import widen
+from kgen.scheduling.subsampling import Subsampling, compact_tensor, read_subsampled
+from kgen.scheduling.wrapping import Wrapping, widen
 from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
 from kgen.te.tensor import ComputeOp, Tensor
@@ -30,28 +31,50 @@ from kgen.te.tensor import ComputeOp, Tensor
 Ranges = dict[sympy.Symbol, tuple[int, int]]
 
 
-class Template(Protocol):
-    """How a stage is scheduled: a space of knobs, and a lowering for any valid config of it.
-
-    A template whose buffers live in textures also has ``layouts(config, inputs, output, limits)``: the layout
-    of each program input and of the output under the main stage's config (temporaries are R). A template that
-    packs weights has ``packing(stage, config)``: the ``packing.Packing`` a config asks for, or None; one that
-    pads an input has ``padding(stage, config)``: the ``padding.Padding``, or None; one that reads a strided
-    input through a compact copy has ``subsampling(stage, config)``: the ``subsampling.Subsampling``, or None;
-    one that computes a conv over rows that share their padding has ``wrapping(stage, config)``: the
-    ``wrapping.Wrapping``, or None. A template with ``helper_config(stage)`` gives the stages other than the
-    tuned one (copies, a softmax's max) that config instead of its space's default.
+class Template:
+    """How a stage is scheduled: a space of knobs, and a lowering for any valid config of it. The hooks below
+    return nothing unless a template overrides them.
 
     ``patterns`` maps the type of a TE output's ``pattern`` (``kgen.ops.attention.AttentionPattern``) to a
-    template that lowers that whole graph as one kernel, with a ``space(pattern)`` of its own.
+    template that lowers that whole graph as one kernel, with a ``space(pattern)`` of its own. A template with
+    ``textures`` keeps its buffers in textures, laid out as ``layouts`` says.
     """
 
-    name: str
-    patterns: Mapping[type, Any]
+    name: ClassVar[str] = ""
+    patterns: Mapping[type, Any] = MappingProxyType({})
+    textures: ClassVar[bool] = False
 
-    def space(self, stage: Stage) -> Space: ...
+    def space(self, stage: Stage) -> Space:
+        raise NotImplementedError
 
-    def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel: ...
+    def lower(self, stage: Stage, config: Mapping[str, Any], buffers: Buffers, name: str) -> ir.Kernel:
+        raise NotImplementedError
+
+    def layouts(
+        self, config: Mapping[str, Any], inputs: Sequence[Tensor], output: Tensor, limits: Limits
+    ) -> list[tuple[Tensor, Layout]]:
+        """Each program input's and the output's layout under the main stage's config (temporaries are R)."""
+        return []
+
+    def packing(self, stage: Stage, config: Mapping[str, Any]) -> Packing | None:
+        """The weights packing the config asks for."""
+        return None
+
+    def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
+        """The padded copy of an input the config asks for."""
+        return None
+
+    def subsampling(self, stage: Stage, config: Mapping[str, Any]) -> Subsampling | None:
+        """The compact copy of a strided input the config reads instead."""
+        return None
+
+    def wrapping(self, stage: Stage, config: Mapping[str, Any]) -> Wrapping | None:
+        """The copy of an image into rows that share their padding, for a conv computed wide."""
+        return None
+
+    def helper_config(self, stage: Stage) -> dict[str, Any]:
+        """The config of a stage other than the tuned one (copies, a softmax's max)."""
+        return self.space(stage).default()
 
 
 @dataclass
@@ -209,12 +232,12 @@ def lower(
     main = _main_index(stages)
     full = template.space(stages[main]).complete(config, limits)
     prepare: list[tuple[str, Stage]] = []  # (buffer name prefix, stage) of the kernels run once per inputs
-    packing = template.packing(stages[main], full) if hasattr(template, "packing") else None
+    packing = template.packing(stages[main], full)
     if packing is not None:
         packed = packed_tensor(packing)
         stages[main] = read_packed(stages[main], packing, packed)
         prepare += [("pack", s) for s in partition(packed)]
-    strided = template.subsampling(stages[main], full) if hasattr(template, "subsampling") else None
+    strided = template.subsampling(stages[main], full)
     if strided is not None:  # the strided pixels copied compact (and padded) on every run, then read at stride 1
         compact = compact_tensor(strided)
         copies = partition(compact)
@@ -231,9 +254,9 @@ def lower(
         windows[id(interior)] = (padded, p.before)
         return padded, partition(interior)
 
-    padding = template.padding(stages[main], full) if hasattr(template, "padding") else None
+    padding = template.padding(stages[main], full)
     if padding is not None:
-        if hasattr(template, "layouts"):  # textures: the whole padded copy on every run
+        if template.textures:  # textures: the whole padded copy on every run
             padded = padded_copy(padding)
             copies = partition(padded)
         else:
@@ -241,7 +264,7 @@ def lower(
         stages[main] = read_padded(stages[main], padding, padded)
         stages[main:main] = copies
         main += len(copies)
-    wrapping = template.wrapping(stages[main], full) if hasattr(template, "wrapping") else None
+    wrapping = template.wrapping(stages[main], full)
     if wrapping is not None:  # the image copied into rows that share their padding, the conv computed wide
         copy, copies = in_memory(wrapping.copy)
         wide, narrow = widen(stages[main], wrapping, copy)
@@ -249,7 +272,7 @@ def lower(
         main += len(copies)
 
     layouts: dict[int, Layout] = {}
-    if hasattr(template, "layouts"):
+    if template.textures:
         layouts = {id(t): lay for t, lay in template.layouts(full, inputs, output, limits)}
         for k, count in (input_planes or {}).items():
             layouts[id(inputs[k])] = layouts[id(inputs[k])].with_planes(count)
@@ -285,14 +308,11 @@ def lower(
     def lowered(stage: Stage, stage_config: Mapping[str, Any], kernel_name: str) -> ir.Kernel:
         return template.lower(stage, stage_config, Buffers(buffers, layouts, windows), kernel_name)
 
-    def helper(stage: Stage) -> dict[str, Any]:
-        return template.helper_config(stage) if hasattr(template, "helper_config") else template.space(stage).default()
-
     kernels = []
     for k, stage in enumerate(stages):
-        stage_config = full if k == main else helper(stage)
+        stage_config = full if k == main else template.helper_config(stage)
         kernels.append(lowered(stage, stage_config, f"{name}_{k}" if len(stages) > 1 else name))
-    packs = [lowered(s, helper(s), f"{name}_{prefix}{k}") for k, (prefix, s) in enumerate(prepare)]
+    packs = [lowered(s, template.helper_config(s), f"{name}_{prefix}{k}") for k, (prefix, s) in enumerate(prepare)]
     program = ir.Program(
         tuple(buffers[id(t)] for t in inputs),
         out,

@@ -3,7 +3,8 @@
 Each kernel is one module exporting ``run(begin, end)``: it computes tiles ``begin .. end - 1`` of its launch, so
 threads can split a launch. Every kernel of a program imports the same linear memory, in which the renderer
 places each buffer at a fixed byte offset (``BufferInfo.offset``); addresses are then constants folded into the
-loads' ``offset=`` immediates. Transcendentals come from the page's ``Math`` (import module ``math``).
+loads' ``offset=`` immediates. exp and tanh are computed inline; log and pow come from the page's ``Math``
+(import module ``math``).
 
 Values are ``f32``/``i32`` scalars or ``v128`` vectors (``f32x4``, and ``i32x4`` lane masks for conditions).
 A guarded read is read anyway and its value discarded where the guard is false: the memory plan
@@ -33,7 +34,7 @@ I32_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div_s"}
 F32_COMPARE = {"lt": "lt", "le": "le", "gt": "gt", "ge": "ge", "eq": "eq", "ne": "ne"}
 I32_COMPARE = {"lt": "lt_s", "le": "le_s", "gt": "gt_s", "ge": "ge_s", "eq": "eq", "ne": "ne"}
 RELATIONS = {"<": "lt_s", "<=": "le_s", ">": "gt_s", ">=": "ge_s", "==": "eq", "!=": "ne"}
-MATH = ("log", "tanh", "pow")  # imported from JavaScript's Math (f64)
+MATH = ("log", "pow")  # imported from JavaScript's Math (f64)
 
 HELPERS = {
     "floordiv": "(func $floordiv (param $a i32) (param $b i32) (result i32)\n"
@@ -91,6 +92,10 @@ def _exp(arg: str, lanes: int, names: tuple[str, str, str, str]) -> str:
     value = f"({v}.mul {poly} {power})"
     value = pick(f"({v}.gt (local.get {a}) {const(88.72283935546875)})", const(float("inf")), value)
     return pick(f"({v}.lt (local.get {a}) {const(-87.33654022216797)})", const(0.0), value)
+
+
+def _splat(value: float) -> str:
+    return f"(v128.const f32x4 {' '.join([repr(value)] * 4)})"
 
 
 def _math_helpers(fn: str) -> dict[str, str]:
@@ -171,6 +176,20 @@ class _KernelPrinter:
         type_ = "v128" if lanes == 4 else "f32"
         names = tuple(self.local(f"exp{lanes}_{part}", type_) for part in "axnr")
         return _exp(arg, lanes, names)  # type: ignore[arg-type]
+
+    def tanh(self, arg: str, lanes: int) -> str:
+        """tanh(x) = sign(x) · (1 - 2 / (exp(2|x|) + 1)), |x| clamped to 9 (tanh(9) is 1.0 in float32, and exp never
+        overflows): inline like exp, where a call into JavaScript's Math.tanh left WebAssembly once per lane."""
+        x = self.local(f"tanh{lanes}_x", "v128" if lanes == 4 else "f32")
+        if lanes == 4:
+            magnitude = f"(f32x4.pmin (f32x4.abs (local.tee {x} {arg})) {_splat(9.0)})"
+            e = self.exp(f"(f32x4.mul {magnitude} {_splat(2.0)})", 4)
+            r = f"(f32x4.sub {_splat(1.0)} (f32x4.div {_splat(2.0)} (f32x4.add {e} {_splat(1.0)})))"
+            return f"(v128.or {r} (v128.and (local.get {x}) {_splat(-0.0)}))"
+        magnitude = f"(f32.min (f32.abs (local.tee {x} {arg})) (f32.const 9.0))"
+        e = self.exp(f"(f32.mul {magnitude} (f32.const 2.0))", 1)
+        r = f"(f32.sub (f32.const 1.0) (f32.div (f32.const 2.0) (f32.add {e} (f32.const 1.0))))"
+        return f"(f32.copysign {r} (local.get {x}))"
 
     # -- index math (i32) ------------------------------------------------------------------------------
     def index(self, e: sympy.Basic) -> str:
@@ -353,7 +372,9 @@ class _KernelPrinter:
                 return Val(f"({p}.{f} {v.text})", v.lanes, "f32")
             case "exp":
                 return Val(self.exp(v.text, v.lanes), v.lanes, "f32")
-            case "log" | "tanh":
+            case "tanh":
+                return Val(self.tanh(v.text, v.lanes), v.lanes, "f32")
+            case "log":
                 return Val(f"(call {self.helper(f + suffix)} {v.text})", v.lanes, "f32")
             case "sigmoid":
                 one = self.widen(Val("(f32.const 1.0)", 1, "f32"), v.lanes)

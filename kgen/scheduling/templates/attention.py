@@ -244,13 +244,13 @@ class _Lowering:
                 code.append(ir.Decl(f"sum{tag}{r}", "float32", total, width, const=True))
                 total = _fold(_add, self.lanes_of(f"sum{tag}{r}", width))
             code.append(ir.Assign(f"l{r}", self.local(f"l{r}", 1) * self.local(f"alpha{tag}{r}", 1) + total))
-            for c in range(self.cols):
+        for c in range(self.cols):  # a column of accumulators at a time: rescaled, then updated in registers
+            for r in range(self.rows):
                 acc = self.acc(r, c)
                 code.append(ir.Assign(acc, self.local(acc, self.vl) * self.local(f"alpha{tag}{r}", 1)))
-        for g in groups:
-            for lane in range(width):
-                j = j0 + g * width + lane
-                for c in range(self.cols):
+            for g in groups:
+                for lane in range(width):
+                    j = j0 + g * width + lane
                     index = (b * self.t + j) * self.dv + self.e0 + c * self.vl
                     code.append(
                         ir.Decl(

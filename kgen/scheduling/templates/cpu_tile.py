@@ -24,26 +24,26 @@ from typing import Any
 
 from kgen.ops.attention import AttentionPattern
 from kgen.scheduling import ir, subsampling, wrapping
-from kgen.scheduling.lower import Buffers
+from kgen.scheduling.lower import Buffers, Template
 from kgen.scheduling.packing import Packing, find, reads_weight
 from kgen.scheduling.padding import ALIGN, Padding, find_unaligned, pad_knobs, requested, requested_alignment
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.simd import LANES
 from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice, distinct, flag
 from kgen.scheduling.templates.attention import AttentionTile
-from kgen.scheduling.templates.gpu_tile import (
+from kgen.scheduling.tiling import (
     MAX_BLOCK,
     MAX_TILE,
     TileLowering,
-    _block_size,
-    _merge_ok,
-    _real_reduce_axes,
-    _tile_size,
-    _tiled_vars,
+    block_size,
+    merge_ok,
+    real_reduce_axes,
     reduction_knobs,
     split_ok,
     streamable,
     tile_axis_candidates,
+    tile_size,
+    tiled_vars,
     unrolled_whole,
 )
 
@@ -67,7 +67,7 @@ def _lanes(config: Mapping[str, Any]) -> int:
     return LANES if config.get("vector", "scalar") != "scalar" else 1
 
 
-class CpuTile:
+class CpuTile(Template):
     name = "cpu_tile"
 
     def __init__(self, simd: bool) -> None:
@@ -114,14 +114,14 @@ class CpuTile:
         constraints = [
             Constraint(
                 f"more than {MAX_TILE} accumulators per tile (a SIMD accumulator holds 4 outputs)",
-                lambda c, _: _tile_size(c) <= MAX_TILE * _lanes(c),
+                lambda c, _: tile_size(c) <= MAX_TILE * _lanes(c),
             ),
             Constraint(
                 f"unrolled block over {MAX_BLOCK} instances (a SIMD instance computes 4 outputs)",
-                lambda c, _: _block_size(stage, c) <= MAX_BLOCK * _lanes(c),
+                lambda c, _: block_size(stage, c) <= MAX_BLOCK * _lanes(c),
             ),
             Constraint("k_unroll does not divide its reduction axis", lambda c, _: split_ok(stage, c)),
-            Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: _merge_ok(stage, c)),
+            Constraint("merge_hw with tile_axis among the merged axes", lambda c, _: merge_ok(stage, c)),
             Constraint(
                 "stream needs the reduction unrolled whole (unroll over every reduction axis)",
                 lambda c, _: not c.get("stream") or unrolled_whole(stage, c),
@@ -172,7 +172,7 @@ class CpuTile:
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
-        window = min(2, len(_real_reduce_axes(stage)))
+        window = min(2, len(real_reduce_axes(stage)))
         unrolls = dict.fromkeys([(window, 1), (min(window, 1), 1), (0, 4)])
         tiles = [(6, 8), (4, 8)]
         whole_rows = 8 < stage.axes[-1].extent <= 16
@@ -222,7 +222,7 @@ class CpuTile:
             return None
         tiled = {} if config.get("merge_hw") else {stage.axes[-1].var: config["tile_b"]}
         if "tile_axis" in config:  # a stage with one axis of more than 1 (a gemv) has tile_b alone
-            a_var, _ = _tiled_vars(stage, config)
+            a_var, _ = tiled_vars(stage, config)
             tiled = {a_var: config.get("tile_a", 1)} | tiled
         return find(stage, tiled)
 

@@ -23,14 +23,14 @@ from typing import Any, ClassVar
 
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES, Layout
-from kgen.scheduling.lower import Buffers, VectorViews
+from kgen.scheduling.lower import Buffers, Template, VectorViews
 from kgen.scheduling.padding import Padding, pad_knobs, requested
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, distinct, flag
-from kgen.scheduling.templates.gpu_tile import (
+from kgen.scheduling.tiling import (
     MAX_BLOCK,
     TileLowering,
-    _real_reduce_axes,
+    real_reduce_axes,
     reduction_knobs,
     split_ok,
     unrolled_steps,
@@ -93,8 +93,9 @@ def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dic
     return distinct(seeds, names)
 
 
-class TexelTile:
+class TexelTile(Template):
     name = "texel"
+    textures = True
     patterns: ClassVar[dict[type, Any]] = {}  # attention runs as its chain of kernels
 
     def space(self, stage: Stage) -> Space:
@@ -105,7 +106,7 @@ class TexelTile:
         ]
         knobs += [choice(f"layout_{t.name}", Layout.valid_names(len(t.shape)), f"{t.name}'s layout") for t in inputs]
         knobs += reduction_knobs(stage)
-        if len(_real_reduce_axes(stage)) > 1:
+        if len(real_reduce_axes(stage)) > 1:
             knobs.append(flag("outer_inner", "loop the outermost reduction axis innermost (conv: channels, by texel)"))
         knobs += pad_knobs(stage)
 
