@@ -34,6 +34,9 @@ export class Runner {
   readonly outputs: TensorView[];
   /** Why each backend tried before this one did not load. */
   fallbackReasons: string[];
+  /** What the load compiled and what it took from programs the page had compiled before (kernels of one source,
+   * in this model or an earlier one, are compiled once per page). */
+  readonly compileCounts: { compiled: number; reused: number };
   getInputViews(): TensorView[];
   getOutputViews(): TensorView[];
   /** Run on the input views' values (filling the output views), or on `feeds` by input name, returning the outputs

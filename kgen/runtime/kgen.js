@@ -19,11 +19,33 @@ const ALIASES = { webassembly: "wasm", fallback: "js" };
 
 /** @type {Record<string, () => Promise<any>>} */
 const LAUNCHERS = {
-  webgpu: () => WebGPULauncher.create(),
-  webgl: async () => WebGLLauncher.create(),
-  wasm: async () => WasmLauncher.create(),
-  js: async () => JSLauncher.create(),
+  webgpu: () => WebGPULauncher.create({ keep: true }),
+  webgl: async () => WebGLLauncher.create({ keep: true }),
+  wasm: async () => WasmLauncher.create({ keep: true }),
+  js: async () => JSLauncher.create({ keep: true }),
 };
+
+/**
+ * One launcher per backend for the whole page, which keeps what it compiles by source: a second load of a model
+ * (or of another model with kernels in common) compiles none of them again, and a page holds one WebGL context and
+ * one WebGPU device however many models it loads. A launcher that failed to start, or whose device was lost, is
+ * made again.
+ * @type {Map<string, Promise<any>>}
+ */
+const launchers = new Map();
+
+/** @param {string} backend */
+async function launcherFor(backend) {
+  let made = launchers.get(backend);
+  if (made) {
+    const launcher = await made.catch(() => null);
+    if (launcher && !launcher.lost) return launcher;
+  }
+  made = LAUNCHERS[backend]();
+  launchers.set(backend, made);
+  made.catch(() => launchers.delete(backend));
+  return made;
+}
 
 /**
  * The backends to try, in order: `backendOrder` (a name or a list), else every backend; aliases of WebDNN's
@@ -82,7 +104,7 @@ export async function load(dir, options = {}) {
   for (const backend of order) {
     let launcher = null;
     try {
-      launcher = await LAUNCHERS[backend]();
+      launcher = await launcherFor(backend);
       const descriptor = await readProgram(base, model, backend, whyNot(backend, launcher));
       const runner = await createRunner(backend, launcher, descriptor, model, weights);
       runner.fallbackReasons = reasons;

@@ -2,21 +2,30 @@
 // (m, begin, end) over its tiles, where m is a Float32Array over the program's memory and every buffer has a
 // fixed offset in it (the same memory plan as WebAssembly's).
 import { KernelError } from "./errors.js";
+import { Kept } from "./kept.js";
 
 export class JSLauncher {
-  static create() {
-    return new JSLauncher();
+  // `keep`: compiled functions stay for the launcher's lifetime, keyed by source (the runtime's page-wide launcher)
+  static create({ keep = false } = {}) {
+    return new JSLauncher(keep ? new Kept() : null);
+  }
+
+  constructor(kept = null) {
+    this.kept = kept;
   }
 
   async compile(program) {
+    const kept = this.kept ?? new Kept();
+    const counts = { compiled: 0, reused: 0 };
     const kernels = program.kernels.map((kernel) => {
       try {
-        return { name: kernel.name, tiles: kernel.grid[0], fn: new Function(`"use strict";\nreturn (\n${kernel.source}\n);`)() };
+        const fn = kept.take(kernel.source, () => new Function(`"use strict";\nreturn (\n${kernel.source}\n);`)(), counts);
+        return { name: kernel.name, tiles: kernel.grid[0], fn };
       } catch (err) {
         throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
       }
     });
-    return { program, kernels };
+    return { program, kernels, counts };
   }
 
   createBuffers(program) {

@@ -4,6 +4,7 @@
 // threads' ranges; that needs a cross-origin isolated page (SharedArrayBuffer). The main thread runs range 0
 // and then spins until the workers are done (a page's main thread may not Atomics.wait).
 import { KernelError } from "./errors.js";
+import { Kept } from "./kept.js";
 
 const PAGE = 65536;
 const WORKER_TIMEOUT_MS = 10000; // a worker that has not finished its share by then is lost: an error, not a hang
@@ -28,9 +29,15 @@ function decode(b64) {
 }
 
 export class WasmLauncher {
-  static create() {
+  // `keep`: compiled modules stay for the launcher's lifetime, keyed by their binary (the runtime's page-wide
+  // launcher)
+  static create({ keep = false } = {}) {
     if (typeof WebAssembly !== "object") throw new Error("WebAssembly is not available in this browser");
-    return new WasmLauncher();
+    return new WasmLauncher(keep ? new Kept() : null);
+  }
+
+  constructor(kept = null) {
+    this.kept = kept;
   }
 
   get maxThreads() {
@@ -47,18 +54,20 @@ export class WasmLauncher {
       throw new KernelError("runtime_error", `${threads} threads need a cross-origin isolated page with as many cores`);
     }
     // every module compiled at once: the engine compiles them on its background threads, not one after another
+    const kept = this.kept ?? new Kept();
+    const counts = { compiled: 0, reused: 0 };
     const kernels = await Promise.all(
       program.kernels.map(async (kernel) => {
-        try {
-          const module = await WebAssembly.compile(decode(kernel.binary));
-          // `threads` 1 on a kernel of a threaded program: it runs on the page's thread alone (too short to split)
-          return { name: kernel.name, tiles: kernel.grid[0], module, alone: kernel.threads === 1 };
-        } catch (err) {
-          throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
-        }
+        const module = await kept.take(kernel.binary, () => WebAssembly.compile(decode(kernel.binary)), counts).catch(
+          (err) => {
+            throw new KernelError("compile_error", `${kernel.name}: ${err.message}`);
+          },
+        );
+        // `threads` 1 on a kernel of a threaded program: it runs on the page's thread alone (too short to split)
+        return { name: kernel.name, tiles: kernel.grid[0], module, alone: kernel.threads === 1 };
       }),
     );
-    return { program, threads, kernels, pool: null };
+    return { program, threads, kernels, pool: null, counts };
   }
 
   // One linear memory for the whole program; a buffer is a window of it.

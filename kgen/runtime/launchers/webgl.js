@@ -4,6 +4,7 @@
 // render targets of one framebuffer). Host data is packed into and unpacked from each buffer's layout here (see
 // kgen/scheduling/layout.py for the layout rules).
 import { KernelError } from "./errors.js";
+import { Kept } from "./kept.js";
 
 const VERTEX = `#version 300 es
 void main() {
@@ -57,18 +58,20 @@ function pixelIndex(buffer, s, stride) {
 }
 
 export class WebGLLauncher {
-  static create() {
+  // `keep`: compiled programs stay for the launcher's lifetime, keyed by source (the runtime's page-wide launcher)
+  static create({ keep = false } = {}) {
     const canvas = new OffscreenCanvas(1, 1);
     const gl = canvas.getContext("webgl2", { antialias: false, depth: false, stencil: false, alpha: true });
     if (!gl) throw new Error("WebGL2 is not available in this browser");
     if (!gl.getExtension("EXT_color_buffer_float")) {
       throw new Error("WebGL2: EXT_color_buffer_float is missing, so float textures cannot be rendered to");
     }
-    return new WebGLLauncher(gl);
+    return new WebGLLauncher(gl, keep ? new Kept() : null);
   }
 
-  constructor(gl) {
+  constructor(gl, kept = null) {
     this.gl = gl;
+    this.kept = kept;
     /** render targets one draw may write (a program's planes) */
     this.maxDrawBuffers = Math.min(gl.getParameter(gl.MAX_DRAW_BUFFERS), gl.getParameter(gl.MAX_COLOR_ATTACHMENTS));
     this.vertex = this.#shader(gl.VERTEX_SHADER, VERTEX, "vertex");
@@ -91,24 +94,13 @@ export class WebGLLauncher {
 
   // Compile and link every kernel; throws KernelError("compile_error") with the driver's log. Kernels of one
   // source (a model's repeated blocks, its layout conversions) share one program: each link, and each shader the
-  // driver compiles at its first draw, is paid once.
+  // driver compiles at its first draw, is paid once (with `keep`, once per launcher).
   async compile(program) {
     const gl = this.gl;
-    const linked = new Map();
+    const kept = this.kept ?? new Kept();
+    const counts = { compiled: 0, reused: 0 };
     const kernels = program.kernels.map((kernel) => {
-      let prog = linked.get(kernel.source);
-      if (!prog) {
-        const fragment = this.#shader(gl.FRAGMENT_SHADER, kernel.source, kernel.name);
-        prog = gl.createProgram();
-        gl.attachShader(prog, this.vertex);
-        gl.attachShader(prog, fragment);
-        gl.linkProgram(prog);
-        gl.deleteShader(fragment);
-        if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) {
-          throw new KernelError("compile_error", `${kernel.name}: link: ${(gl.getProgramInfoLog(prog) || "").trim()}`);
-        }
-        linked.set(kernel.source, prog);
-      }
+      const prog = kept.take(kernel.source, () => this.#link(kernel), counts);
       const inputs = kernel.bindings
         .filter((b) => b.access === "read")
         // a model's kernels bind the model's textures to their own samplers: `uniform` names the sampler
@@ -117,7 +109,23 @@ export class WebGLLauncher {
       const output = kernel.bindings.find((b) => b.access === "write").buffer;
       return { kernel, prog, inputs, output };
     });
-    return { program, kernels };
+    return { program, kernels, counts };
+  }
+
+  #link(kernel) {
+    const gl = this.gl;
+    const fragment = this.#shader(gl.FRAGMENT_SHADER, kernel.source, kernel.name);
+    const prog = gl.createProgram();
+    gl.attachShader(prog, this.vertex);
+    gl.attachShader(prog, fragment);
+    gl.linkProgram(prog);
+    gl.deleteShader(fragment);
+    if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) {
+      const log = (gl.getProgramInfoLog(prog) || "").trim();
+      gl.deleteProgram(prog);
+      throw new KernelError("compile_error", `${kernel.name}: link: ${log}`);
+    }
+    return prog;
   }
 
   // One texture per program buffer, sized by its launch info, and a framebuffer with it as its render target. A
@@ -240,7 +248,7 @@ export class WebGLLauncher {
   }
 
   destroy(compiled, buffers) {
-    for (const prog of new Set(compiled.kernels.map((k) => k.prog))) this.gl.deleteProgram(prog);
+    if (!this.kept) for (const prog of new Set(compiled.kernels.map((k) => k.prog))) this.gl.deleteProgram(prog);
     for (const b of Object.values(buffers)) {
       this.gl.deleteFramebuffer(b.fb);
       this.gl.deleteTexture(b.tex);

@@ -3,6 +3,7 @@
 // so a kernel is timed exactly as a page runs it.
 
 import { KernelError } from "./errors.js";
+import { Kept } from "./kept.js";
 
 const LIMITS = [
   "maxStorageBuffersPerShaderStage",
@@ -16,19 +17,21 @@ const LIMITS = [
 ];
 
 export class WebGPULauncher {
-  static async create({ timestamps = false } = {}) {
+  // `keep`: compiled pipelines stay for the launcher's lifetime, keyed by source (the runtime's page-wide launcher)
+  static async create({ timestamps = false, keep = false } = {}) {
     if (!navigator.gpu) throw new Error("WebGPU is not available in this browser");
     const adapter = await navigator.gpu.requestAdapter();
     if (!adapter) throw new Error("WebGPU: requestAdapter() returned null");
     const requiredFeatures = timestamps && adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
     const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, adapter.limits[k]]));
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-    return new WebGPULauncher(adapter, device);
+    return new WebGPULauncher(adapter, device, keep ? new Kept() : null);
   }
 
-  constructor(adapter, device) {
+  constructor(adapter, device, kept = null) {
     this.adapter = adapter;
     this.device = device;
+    this.kept = kept;
     this.lost = null;
     device.lost.then((info) => {
       this.lost = `${info.reason}: ${info.message}`;
@@ -39,36 +42,44 @@ export class WebGPULauncher {
     return this.device.features.has("timestamp-query");
   }
 
-  // Compile every kernel; throws KernelError("compile_error") with the compiler's messages.
+  // Compile every kernel; throws KernelError("compile_error") with the compiler's messages. Kernels of one source
+  // share one pipeline (with `keep`, once per launcher).
   async compile(program) {
+    const kept = this.kept ?? new Kept();
+    const counts = { compiled: 0, reused: 0 };
     const kernels = [];
     for (const kernel of program.kernels) {
-      this.device.pushErrorScope("validation");
-      const module = this.device.createShaderModule({ code: kernel.source, label: kernel.name });
-      const info = await module.getCompilationInfo();
-      const errors = info.messages.filter((m) => m.type === "error");
-      let pipeline = null;
-      let failure = null;
-      if (errors.length === 0) {
-        try {
-          pipeline = await this.device.createComputePipelineAsync({
-            layout: "auto",
-            compute: { module, entryPoint: "main" },
-            label: kernel.name,
-          });
-        } catch (err) {
-          failure = String(err.message || err);
-        }
-      }
-      const scopeError = await this.device.popErrorScope();
-      if (errors.length) {
-        const text = errors.map((m) => `${kernel.name}:${m.lineNum}:${m.linePos}: ${m.message}`).join("\n");
-        throw new KernelError("compile_error", text);
-      }
-      if (failure || scopeError) throw new KernelError("compile_error", `${kernel.name}: ${failure || scopeError.message}`);
+      const pipeline = await kept.take(kernel.source, () => this.#pipeline(kernel), counts);
       kernels.push({ kernel, pipeline });
     }
-    return { program, kernels };
+    return { program, kernels, counts };
+  }
+
+  async #pipeline(kernel) {
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ code: kernel.source, label: kernel.name });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === "error");
+    let pipeline = null;
+    let failure = null;
+    if (errors.length === 0) {
+      try {
+        pipeline = await this.device.createComputePipelineAsync({
+          layout: "auto",
+          compute: { module, entryPoint: "main" },
+          label: kernel.name,
+        });
+      } catch (err) {
+        failure = String(err.message || err);
+      }
+    }
+    const scopeError = await this.device.popErrorScope();
+    if (errors.length) {
+      const text = errors.map((m) => `${kernel.name}:${m.lineNum}:${m.linePos}: ${m.message}`).join("\n");
+      throw new KernelError("compile_error", text);
+    }
+    if (failure || scopeError) throw new KernelError("compile_error", `${kernel.name}: ${failure || scopeError.message}`);
+    return pipeline;
   }
 
   // One GPU buffer per program buffer (inputs, temporaries, output).

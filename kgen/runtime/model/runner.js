@@ -141,6 +141,11 @@ export class Runner {
     this.fallbackReasons = [];
   }
 
+  /** What the load compiled, and what it took from programs this page had compiled before. */
+  get compileCounts() {
+    return { ...this.compiled.counts };
+  }
+
   getInputViews() {
     return this.inputs;
   }
