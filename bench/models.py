@@ -21,7 +21,9 @@ read back); the figure is the median, and the medians' spread over the rounds is
 checked against onnxruntime (CPU) before its figure counts. The CPU busy share seen before each side is recorded:
 a figure taken beside other work is not a figure. Peak memory is counted the same way for every side, by hooks
 installed before the library loads (bench/peers/memory.js): the WebAssembly memories' bytes, and the peak bytes
-of live WebGPU buffers and WebGL textures.
+of live WebGPU buffers and WebGL textures. On wasm, kgen's page then times the relaxed-SIMD peak loop on as many
+threads (bench.peak): kgen's share of the physical limit is the model's FLOPs (its nodes' in the descriptor) per
+second over that peak, per round, from two figures taken seconds apart in one page.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import protocol, tfjs_network
+from bench import peak, protocol, tfjs_network
 from bench.store import variant_name
 from kgen.atomic import write_text_atomic
 from kgen.browser.session import BrowserSession
@@ -143,7 +145,7 @@ def run(
             raise SystemExit(f"bench.models: {package} is missing: run `make peers` (from the npm registry)")
     store = RecordStore(records) if Path(records).is_file() else None
     work = Path(tempfile.mkdtemp(prefix="kgen-bench-models-"))
-    feeds, want, nets = {}, {}, {}
+    feeds, want, nets, flops = {}, {}, {}, {}
     for name in models:
         model = zoo.MODELS[name]()
         zoo.save(model, work / f"{name}.onnx")
@@ -158,6 +160,8 @@ def run(
             convert(
                 work / f"{name}.onnx", work / f"{name}_{threads}t", converted, options=Options(store, threads=threads)
             )
+        program = json.loads((work / f"{name}_1t" / "wasm.json").read_text())
+        flops[name] = sum(node["flops"] or 0 for node in program["nodes"])
         print(f"bench.models: converted {name}", file=sys.stderr)
     options = {"samples": samples, "minSampleMs": 0, "warmupMs": 1000}
     rows: dict[tuple[str, str], list[dict]] = {}
@@ -175,6 +179,8 @@ def run(
                     if runtime == "kgen":
                         folder = f"/bench/{name}_{threads}t"
                         result = session.evaluate(KGEN, [folder, backend, plain, options])
+                        if backend == "wasm":  # the ceiling, in the same page right after
+                            result["ceilingGflops"] = peak.probe_wasm(session, "madd", threads, protocol.WARMUP_MS)
                     elif runtime == "ort":
                         result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, threads, plain, options])
                     else:
@@ -189,7 +195,7 @@ def run(
                     mark = "" if check.ok else f"  WRONG: {check}"
                     figures = f"{result['medianMs']:9.2f} ms  cold {result['coldMs']:8.1f} ms"
                     print(f"round {r + 1} {name:<13} {side:<13} {figures}{mark}")
-    report = summarize(rows, models, side_list)
+    report = summarize(rows, models, side_list, flops)
     report.update(
         fingerprint=fingerprint,
         software_gpu=bool(fingerprint.get("software")),
@@ -215,7 +221,27 @@ def _peak_memory(results: list[dict]) -> dict[str, int]:
     return {k: max(r["peak"][k] for r in results) for k in keys}
 
 
-def summarize(rows, models, side_list) -> dict:
+def _share_of_peak(results: list[dict], flops: int) -> dict:
+    """The model's GFLOP/s and, where the side timed the peak loop beside it, its share of that peak: per round, then
+    the median and spread over rounds."""
+    ok = [r for r in results if r["ok"]]
+    if not ok or not flops:
+        return {}
+    gflops = statistics.median(flops / r["medianMs"] / 1e6 for r in ok)
+    ceilings = [r for r in ok if r.get("ceilingGflops")]
+    if not ceilings:
+        return {"gflops": gflops}
+    shares = protocol.Spread.of([flops / r["medianMs"] / 1e6 / r["ceilingGflops"] for r in ceilings])
+    return {
+        "gflops": gflops,
+        "peak_gflops": statistics.median(r["ceilingGflops"] for r in ceilings),
+        "peak_share": shares.median,
+        "peak_share_low": shares.low,
+        "peak_share_high": shares.high,
+    }
+
+
+def summarize(rows, models, side_list, flops: dict[str, int]) -> dict:
     out: dict = {"models": {}}
     for name in models:
         entry = {}
@@ -232,6 +258,7 @@ def summarize(rows, models, side_list) -> dict:
                 "all_ok": all(x["ok"] for x in results),
                 "peak_memory": _peak_memory(results),
                 "version": results[0].get("version"),
+                **_share_of_peak(results, flops[name]),
             }
         ratios = {}
         for variant in dict.fromkeys(side.split(" ", 1)[1] for side, *_ in side_list):
@@ -255,7 +282,9 @@ def print_table(report: dict) -> None:
                 continue
             lo, hi = v["spread_ms"]
             peak = ", ".join(f"{b / 2**20:.1f}" for b in v["peak_memory"].values())
-            print(f"{name:<14} {side:<15} {v['median_ms']:9.2f}  ({lo:.2f} .. {hi:.2f})  {v['cold_ms']:9.1f}  {peak}")
+            share = f"  {v['peak_share']:.0%} of the peak beside it" if v.get("peak_share") else ""
+            figures = f"{v['median_ms']:9.2f}  ({lo:.2f} .. {hi:.2f})  {v['cold_ms']:9.1f}  {peak}"
+            print(f"{name:<14} {side:<15} {figures}{share}")
         for variant, r in entry["ratios"].items():
             print(f"{name:<14} {variant:<15} kgen / {r['best_peer']} (faster peer) = {r['latency_ratio']:.2f}x latency")
 

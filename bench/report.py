@@ -426,6 +426,13 @@ def benchmarks_markdown(rows: Sequence[dict]) -> str:
         for r in peaks:
             variant = variant_name(r["backend"], r["threads"])
             lines.append(f"- peak: {r['workload']} on {variant}: {_fmt(r.get('gflops'), 1)} GFLOP/s")
+        for r in run_rows:
+            if r.get("kind") == "model" and r.get("peak_share"):
+                lines.append(
+                    f"- {r['workload']} on {variant_name(r['backend'], r['threads'])}: {r['gflops']:.1f} GFLOP/s, "
+                    f"{r['peak_share']:.0%} of the relaxed-SIMD peak timed beside it ({r['peak_share_low']:.0%} to "
+                    f"{r['peak_share_high']:.0%} over the rounds; peak {r['peak_gflops']:.1f} GFLOP/s)"
+                )
     return "\n".join(lines) + "\n"
 
 

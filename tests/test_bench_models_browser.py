@@ -52,6 +52,11 @@ def test_every_side_matches_onnxruntime_and_has_its_memory_counted(report):
         assert v["all_ok"], f"{side} computed something else than onnxruntime"
         assert v["median_ms"] > 0 and v["cold_ms"] >= v["median_ms"]
         assert v["peak_memory"]["wasmBytes"] >= 64 * 1024, side  # at least one wasm page: the hooks saw it
+    for side in ("kgen wasm 1t", "kgen wasm 2t"):  # the model's FLOPs over the relaxed-SIMD peak timed beside it
+        v = entry["sides"][side]
+        assert v["gflops"] > 0 and v["peak_gflops"] > 1
+        assert 0 < v["peak_share_low"] <= v["peak_share"] <= v["peak_share_high"] < 1.2
+    assert "peak_share" not in entry["sides"]["ort wasm 1t"]
     assert entry["sides"]["tfjs wasm 1t"]["version"] == "4.22.0"
     assert set(entry["ratios"]) == {"wasm 1t", "wasm 2t"}
     assert entry["ratios"]["wasm 2t"]["best_peer"] == "ort"  # TF.js is compared on 1 thread only
