@@ -353,6 +353,13 @@ def test_model_scheduler_spends_trials_where_the_model_gains_most():
     c.best_ms = 200.0  # heavy enough that even without recent gain it is worth another look
     assert pick([a, c]) is c
     assert estimated_ms(result) < sum(t.count * 0.5 for t in result)
+    # a budget smaller than a chunk for every workload: each is measured first, with fewer trials
+    calls.clear()
+    spent.clear()
+    budget = 3 * len(tasks)
+    result = tune_model(graph, "wasm", budget, "memory", RecordStore("/nonexistent"), 8, tune_fn=fake_tune)
+    assert calls[: len(tasks)] == [t.workload.key for t in tasks] and all(t.best_ms is not None for t in result)
+    assert all(spent[t.workload.key] >= 1 for t in tasks) and sum(spent.values()) == budget
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -4,7 +4,10 @@ After the passes, each kernel node of the model is one workload (the op with its
 epilogue is served by the op's records). The task scheduler follows Ansor's idea: a workload weighs how often
 it occurs times its current best latency, so the model's estimated time is the sum of the weighted bests. Every
 workload first gets a warm-up allocation (its default, the nearest records and the template's seeds), heaviest
-first; its gain is then its best over the template default. Each next allocation of ``chunk`` trials goes to
+first, of at most half the budget over all of them (``warmup_trials``): every workload is measured before any gets
+more, since FLOPs say little of an untuned kernel's time (MobileNet's depthwise convs on WebGL, few FLOPs and
+half its time at their defaults, were never reached when 150 trials went 8 at a time to 18 of its 32
+workloads). Its gain is then its best over the template default. Each next allocation of ``chunk`` trials goes to
 the workload whose weighted best improves fastest (its weighted best times the gain of its last allocation,
 plus a small floor so that a heavy workload is looked at again). Each allocation is an ordinary ``tune`` on the
 same storage, so a killed run resumes.
@@ -68,6 +71,12 @@ def pick(tasks: list[Task]) -> Task:
     return max(tasks, key=lambda t: (t.priority, -t.trials))
 
 
+def warmup_trials(trials: int, tasks: int, chunk: int) -> int:
+    """Trials of each workload's first allocation: ``chunk``, or fewer (at least 1) where ``chunk`` for every
+    workload would spend more than half of ``trials``."""
+    return max(1, min(chunk, trials // (2 * max(tasks, 1))))
+
+
 def tune_model(
     graph: Graph,
     backend: str,
@@ -81,10 +90,11 @@ def tune_model(
 ) -> list[Task]:
     """Spend ``trials`` trials over the model's workloads; each allocation appends its best to ``records``."""
     tasks = tasks_of(graph)
+    warmup = warmup_trials(trials, len(tasks), chunk)
     spent = 0
     while spent < trials:
         task = pick(tasks)
-        n = min(chunk, trials - spent)
+        n = min(warmup if not task.summaries else chunk, trials - spent)
         summary = tune_fn(task.workload, backend, trials=n, storage_url=storage_url, records=records, **tune_args)
         spent += n
         task.trials += n
