@@ -157,7 +157,8 @@ def test_run_profile_times_every_node_that_launches_kernels(onnx_files, tmp_path
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)["profile"]
     nodes = json.loads((folder / f"{backend}.json").read_text())["nodes"]
-    assert {r["node"] for r in rows} == {n["name"] for n in nodes if n["kernels"]}
+    # WebGL's layout conversions between kernels (where the records chose other layouts) are a row of their own
+    assert {r["node"] for r in rows} - {"(layout conversions)"} == {n["name"] for n in nodes if n["kernels"]}
     assert all(r["ms"] >= 0 for r in rows) and sum(r["ms"] for r in rows) > 0
     assert [r["ms"] for r in rows] == sorted((r["ms"] for r in rows), reverse=True)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
@@ -251,8 +252,10 @@ def test_tune_model_then_convert_takes_the_records(onnx_files, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert [w["trials"] for w in report["workloads"]] == [3, 3, 0, 0]  # heaviest first: the two larger gemms
-    assert len(records.read_text().splitlines()) == 2
+    # 6 trials do not give each of the 4 workloads a chunk of 3: each is measured once first, the rest a chunk
+    trials = [w["trials"] for w in report["workloads"]]
+    assert sum(trials) == 6 and min(trials) == 1 and max(trials) == 3
+    assert len(records.read_text().splitlines()) >= 4
     converted = kgen(
         "convert",
         str(onnx_files / "mlp.onnx"),
@@ -265,6 +268,6 @@ def test_tune_model_then_convert_takes_the_records(onnx_files, tmp_path):
         "--json",
     )
     assert converted.returncode == 0, converted.stderr
-    assert json.loads(converted.stdout)["backends"]["wasm"]["chosen"] == {"exact": 2, "nearest": 1, "default": 1}
+    assert json.loads(converted.stdout)["backends"]["wasm"]["chosen"] == {"exact": 4}
     both = kgen("tune", "conv2d", "--model", str(onnx_files / "mlp.onnx"))
     assert both.returncode == 2 and "give no OP" in both.stderr
