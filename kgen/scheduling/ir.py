@@ -237,10 +237,11 @@ def value_nodes(expr: Expr):
     while stack:
         node = stack.pop()
         yield node
-        stack.extend(reversed(node.values if isinstance(node, Vector) else te_expr.children(node)))
+        stack.extend(reversed(_operands(node)))
 
 
 def _operands(expr: Expr) -> tuple[Expr, ...]:
+    """The value sub-expressions of an IR node, the lanes of a ``Vector`` included."""
     return expr.values if isinstance(expr, Vector) else te_expr.children(expr)
 
 

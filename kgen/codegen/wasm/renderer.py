@@ -64,7 +64,7 @@ def _exp(arg: str, lanes: int, names: tuple[str, str, str, str]) -> str:
     a, x, n, r = names
 
     def const(value: float) -> str:
-        return f"(v128.const f32x4 {' '.join([repr(value)] * 4)})" if lanes == 4 else f"(f32.const {value!r})"
+        return _f32(value, lanes)
 
     def icon(value: int) -> str:
         return f"(v128.const i32x4 {' '.join([str(value)] * 4)})" if lanes == 4 else f"(i32.const {value})"
@@ -94,8 +94,9 @@ def _exp(arg: str, lanes: int, names: tuple[str, str, str, str]) -> str:
     return pick(f"({v}.lt (local.get {a}) {const(-87.33654022216797)})", const(0.0), value)
 
 
-def _splat(value: float) -> str:
-    return f"(v128.const f32x4 {' '.join([repr(value)] * 4)})"
+def _f32(value: float, lanes: int) -> str:
+    """A float32 constant, splatted into a vector where ``lanes`` is 4."""
+    return f"(v128.const f32x4 {' '.join([repr(value)] * 4)})" if lanes == 4 else f"(f32.const {value!r})"
 
 
 def _math_helpers(fn: str) -> dict[str, str]:
@@ -181,14 +182,12 @@ class _KernelPrinter:
         """tanh(x) = sign(x) · (1 - 2 / (exp(2|x|) + 1)), |x| clamped to 9 (tanh(9) is 1.0 in float32, and exp never
         overflows): inline like exp, where a call into JavaScript's Math.tanh left WebAssembly once per lane."""
         x = self.local(f"tanh{lanes}_x", "v128" if lanes == 4 else "f32")
-        if lanes == 4:
-            magnitude = f"(f32x4.pmin (f32x4.abs (local.tee {x} {arg})) {_splat(9.0)})"
-            e = self.exp(f"(f32x4.mul {magnitude} {_splat(2.0)})", 4)
-            r = f"(f32x4.sub {_splat(1.0)} (f32x4.div {_splat(2.0)} (f32x4.add {e} {_splat(1.0)})))"
-            return f"(v128.or {r} (v128.and (local.get {x}) {_splat(-0.0)}))"
-        magnitude = f"(f32.min (f32.abs (local.tee {x} {arg})) (f32.const 9.0))"
-        e = self.exp(f"(f32.mul {magnitude} (f32.const 2.0))", 1)
-        r = f"(f32.sub (f32.const 1.0) (f32.div (f32.const 2.0) (f32.add {e} (f32.const 1.0))))"
+        p, smaller = ("f32x4", "f32x4.pmin") if lanes == 4 else ("f32", "f32.min")
+        magnitude = f"({smaller} ({p}.abs (local.tee {x} {arg})) {_f32(9.0, lanes)})"
+        e = self.exp(f"({p}.mul {magnitude} {_f32(2.0, lanes)})", lanes)
+        r = f"({p}.sub {_f32(1.0, lanes)} ({p}.div {_f32(2.0, lanes)} ({p}.add {e} {_f32(1.0, lanes)})))"
+        if lanes == 4:  # r is not negative: x's sign bit or-ed in
+            return f"(v128.or {r} (v128.and (local.get {x}) {_f32(-0.0, 4)}))"
         return f"(f32.copysign {r} (local.get {x}))"
 
     # -- index math (i32) ------------------------------------------------------------------------------
