@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kgen.codegen.program import CompiledProgram, RenderOptions
 from kgen.errors import KgenError
-from kgen.scheduling import ir
-from kgen.scheduling.lower import Template
+
+if TYPE_CHECKING:  # for the annotations alone: the CLI reads NAMES without loading the scheduling layer
+    from kgen.codegen.program import CompiledProgram, RenderOptions
+    from kgen.scheduling import ir
+    from kgen.scheduling.lower import Template
 
 Fingerprint = Mapping[str, Any]
 
@@ -44,7 +46,8 @@ class Backend:
     threads: bool = False
     #: the most bytes of memory a program may plan (wasm32's 4 GiB), or None
     max_memory_bytes: int | None = None
-    #: (module, tool) of the runner outside the browser (``run(program, arrays)``), or None
+    #: (module, tool) of the runner outside the browser (``run(program, arrays)`` for a kernel, ``run_model`` for a
+    #: converted model's program), or None
     native: tuple[str, str] | None = None
     #: (samples, minimum ms per sample) when the browser times a kernel
     timing: tuple[int, float] = (7, 1.0)
