@@ -468,7 +468,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         threads = []
     if not threads or any(t not in (1, 2, 4) for t in threads):
         raise KgenError(f"--threads '{args.threads}': thread counts from 1, 2 and 4, comma-separated")
-    options = Options(records=store, threads=threads[0])
+    if args.candidates < 1:
+        raise KgenError(f"--candidates {args.candidates}: at least 1 (the chosen config alone)")
+    options = Options(records=store, threads=threads[0], candidates=args.candidates)
     progress = None if args.json else (lambda line: print(f"kgen convert: {line}", file=sys.stderr))
     summary = convert(
         args.model,
@@ -729,6 +731,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         default="1",
         help="wasm: thread counts, one variant each, e.g. 1,2 (default 1); the page loads the most it can run",
+    )
+    convert.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        metavar="K",
+        help="webgpu, wasm, js: up to K configs per kernel, the chosen one and others a page may try when it tunes "
+        "on the visitor's device (records of other device classes, the template default and seeds), in "
+        "<variant>.candidates.json, fetched only to tune (default 1: none; 4 costs about 3x the conversion time)",
     )
     convert.add_argument(
         "--unfused",

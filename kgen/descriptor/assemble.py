@@ -21,7 +21,8 @@ from typing import Any
 
 from kgen import backends
 from kgen.codegen import memory as codegen_memory
-from kgen.codegen.program import CompiledKernel, RenderOptions
+from kgen.codegen.program import CompiledKernel, CompiledProgram, RenderOptions
+from kgen.descriptor.candidates import Candidate, candidates, offered
 from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
 from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, program_for
 from kgen.descriptor.webgl import assemble_webgl
@@ -45,6 +46,7 @@ class Assembly:
     memory: dict[str, int]
     reused: int = 0
     text: str = ""  # the text of every kernel that ships a binary (wasm modules), in launch order
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # other configs per node (``offered``)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class Options:
     relaxed_simd: bool = True  # wasm: whether kernels may use relaxed SIMD's fused multiply-add
     draw_buffers: int = max(PLANES)  # webgl: the render targets a kernel may write (WebGL2 guarantees 4)
     max_texture_size: int = DEFAULT_LIMITS["max_texture_size"]  # webgl: the largest texture side kernels may use
+    candidates: int = 1  # flat storage: configs per node, the chosen one and others the page may try (``candidates``)
 
 
 def _device(options: Options, backend: str) -> str | None:
@@ -98,8 +101,11 @@ def _fixed(backend: str, options: Options) -> dict[str, Any]:
     return {"threads": options.threads} if backends.get(backend).threads else {}
 
 
-def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) -> list[NodeProgram]:
-    """Every kernel node of ``graph`` lowered for ``backend`` (view nodes are left out on flat storage)."""
+def lower_nodes(
+    graph: Graph, backend: str, options: Options, cache: NodeCache
+) -> list[tuple[NodeProgram, list[Candidate]]]:
+    """Every kernel node of ``graph`` lowered for ``backend`` (view nodes are left out on flat storage), with up to
+    ``options.candidates - 1`` other configs of it."""
     device = _device(options, backend)
     limits = _limits(backend, options)
     flat = backends.get(backend).storage != "textures"
@@ -109,7 +115,9 @@ def lower_nodes(graph: Graph, backend: str, options: Options, cache: NodeCache) 
             continue
         # a record is checked with relaxed SIMD: _adapt makes its fused multiply-adds mul + add where it is off
         choice, fixed = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
-        out.append(program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed))
+        np_ = program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed)
+        alts = candidates(graph, np_, backend, options.records, device, fixed, limits, cache, options.candidates - 1)
+        out.append((np_, alts))
     return out
 
 
@@ -176,7 +184,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     persistent: set[str] = set()
     steps: list[tuple[list[str], list[str]]] = []
     mapping: list[dict[str, str]] = []
-    for k, np_ in enumerate(lowered):
+    for k, (np_, _) in enumerate(lowered):
         names = _buffer_names(np_, roots, f"n{k}")
         mapping.append(names)
         p = np_.program
@@ -191,25 +199,33 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         sizes.setdefault(roots[name], math.prod(graph.shape(name)))
     outputs = {roots[o] for o in graph.outputs}
     tenants = memory.lifetimes(steps, {n: 4 * s for n, s in sizes.items()}, keep=outputs, always=persistent)
-    kernels_prepare: list[CompiledKernel] = []
-    kernels_run: list[CompiledKernel] = []
-    kernel_threads: dict[str, int] = {}  # wasm: the threads each kernel's node was configured with
     if spec.storage == "buffers":
         slot_of, slot_bytes = memory.plan_pool(tenants)
         slot_elems = [-(-b // 16) * 4 for b in slot_bytes]
         buffer_of = {n: f"b{slot_of[n]}" for n in sizes}
         buffers = [{"name": f"b{s}", "dtype": "float32", "size": e, "role": "temp"} for s, e in enumerate(slot_elems)]
-        for k, (np_, names) in enumerate(zip(lowered, mapping, strict=True)):
-            compiled = spec.render(np_.program, RenderOptions())
-            for j, kernel in enumerate(compiled.kernels):
-                bindings = tuple(replace(b, buffer=buffer_of[names[b.buffer]]) for b in kernel.bindings)
-                target = kernels_prepare if j < len(np_.program.prepare) else kernels_run
-                target.append(replace(kernel, name=f"n{k}_{kernel.name}", bindings=bindings))
         planned = sum(4 * e for e in slot_elems)
         activation_peak = planned - sum(4 * sizes[n] for n in persistent)  # persistent tenants: slots of their own
         program: dict[str, Any] = {"backend": backend, "buffers": buffers}
+
+        def render(k: int, np_: NodeProgram, names: dict[str, str]) -> CompiledProgram:
+            compiled = spec.render(np_.program, RenderOptions())
+            kernels = [
+                replace(
+                    kernel,
+                    name=f"n{k}_{kernel.name}",
+                    bindings=tuple(replace(b, buffer=buffer_of[names[b.buffer]]) for b in kernel.bindings),
+                )
+                for kernel in compiled.kernels
+            ]
+            return replace(compiled, kernels=tuple(kernels))
     else:
-        offsets, spans, activation_peak = _place_flat(tenants, persistent, lowered, mapping, sizes)
+        every = [
+            (c.program if c else np_, names)
+            for (np_, alts), names in zip(lowered, mapping, strict=True)
+            for c in (None, *alts)
+        ]
+        offsets, spans, activation_peak = _place_flat(tenants, persistent, every, sizes)
         placed, end = codegen_memory.fit(offsets, spans)
         pages = max(1, -(-end // codegen_memory.PAGE))
         memory_bytes = pages * codegen_memory.PAGE if spec.storage == "linear" else end
@@ -218,25 +234,49 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             {"name": n, "dtype": "float32", "size": sizes[n], "role": "temp", "offset": placed[n]}
             for n in sorted(sizes)
         ]
-        for k, (np_, names) in enumerate(zip(lowered, mapping, strict=True)):
-            placement = ({b: placed[m] for b, m in names.items()}, memory_bytes)
-            compiled = spec.render(np_.program, RenderOptions(options.threads if spec.threads else 1, placement))
-            n_prepare = len(np_.program.prepare)
-            named = [replace(kernel, name=f"n{k}_{kernel.name}") for kernel in compiled.kernels]
-            kernels_prepare += named[:n_prepare]
-            kernels_run += named[n_prepare:]
-            kernel_threads.update(dict.fromkeys((kernel.name for kernel in named), np_.config.get("threads")))
         planned = memory_bytes
         program = {"backend": backend, "buffers": buffers, "memory_bytes": memory_bytes}
-        if spec.threads:
-            program["threads"] = options.threads
-            program["relaxed_simd"] = any("relaxed_madd" in k.source for k in kernels_run + kernels_prepare)
+        threads = options.threads if spec.threads else 1
+
+        def render(k: int, np_: NodeProgram, names: dict[str, str]) -> CompiledProgram:
+            placement = ({b: placed[m] for b, m in names.items()}, memory_bytes)
+            compiled = spec.render(np_.program, RenderOptions(threads, placement))
+            return replace(
+                compiled, kernels=tuple(replace(kernel, name=f"n{k}_{kernel.name}") for kernel in compiled.kernels)
+            )
+
+    kernels_prepare: list[CompiledKernel] = []
+    kernels_run: list[CompiledKernel] = []
+    kernel_threads: dict[str, int] = {}  # wasm: the threads each kernel's node was configured with
+    offers: list[dict[str, Any]] = []
+    for k, ((np_, alts), names) in enumerate(zip(lowered, mapping, strict=True)):
+        named = render(k, np_, names).kernels
+        n_prepare = len(np_.program.prepare)
+        kernels_prepare += named[:n_prepare]
+        first = len(kernels_run)
+        kernels_run += named[n_prepare:]
+        kernel_threads.update(dict.fromkeys((kernel.name for kernel in named), np_.config.get("threads")))
+        output = buffer_of[names[np_.program.output.name]]
+        rendered = [(c, render(k, c.program, names)) for c in alts]
+        offer = offered(graph, k, np_, first, output, rendered, named[:n_prepare])
+        if offer:
+            offers.append(offer)
+    if spec.threads:
+        program["threads"] = options.threads
+        program["relaxed_simd"] = any("relaxed_madd" in k.source for k in kernels_run + kernels_prepare)
     kernels = [*kernels_prepare, *kernels_run]
     program["kernels"] = [kernel_json(k) for k in kernels]
     program["prepare"] = len(kernels_prepare)
     if spec.threads and options.threads > 1:  # a node tuned fastest on one thread runs on one
         for entry in program["kernels"]:
             entry["threads"] = kernel_threads[entry["name"]]
+        for offer in offers:
+            for option in offer["options"]:
+                for entry in option["kernels"]:
+                    entry["threads"] = option["config"].get("threads")
+    for offer in offers:  # their kernels' places in the program, after its prepare kernels
+        offer["first"] += len(kernels_prepare)
+        offer["end"] += len(kernels_prepare)
     report = memory_report(planned, sum(4 * sizes[n] for n in persistent), activation_peak, tenants, persistent)
     return Assembly(
         backend,
@@ -245,16 +285,17 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         outputs=[io_entry(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
         weights=[
             {"tensor": name, "buffer": buffer_of[roots[name]], "shape": list(graph.shape(name))}
-            for name in sorted({t for np_ in lowered for t in np_.tensors if t in graph.constants})
+            for name in sorted({t for np_, _ in lowered for t in np_.tensors if t in graph.constants})
         ],
-        nodes=[node_json(np_) for np_ in lowered],
+        nodes=[node_json(np_) for np_, _ in lowered],
         memory=report,
+        candidates=offers,
         reused=cache.hits - hits,
         text="".join(f";; kernel {k.name}\n{k.source}\n" for k in kernels if k.binary is not None),
     )
 
 
-def _place_flat(tenants, persistent, lowered, mapping, sizes):
+def _place_flat(tenants, persistent, programs, sizes):
     """Offsets in one memory: persistent storage (weights, prepared copies) in a row at the bottom, activations
     above it, planned by liveness (their peak: the bytes that plan needs); and each storage's reach (elements)
     over every kernel that touches it."""
@@ -266,7 +307,7 @@ def _place_flat(tenants, persistent, lowered, mapping, sizes):
     active, activation_peak = memory.plan_offsets([t for t in tenants if t.name not in persistent])
     offsets.update({n: cursor + o for n, o in active.items()})
     spans = {n: (0, sizes[n] - 1) for n in sizes}
-    for np_, names in zip(lowered, mapping, strict=True):
+    for np_, names in programs:  # every node's program and its candidates': each must read within the memory
         for b, (lo, hi) in codegen_memory.reaches(np_.program).items():
             m = names[b]
             spans[m] = (min(spans[m][0], lo), max(spans[m][1], hi))

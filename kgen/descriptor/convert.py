@@ -4,6 +4,7 @@ DIR/model.json          the descriptor (schema ``SCHEMA_VERSION``, see ``kgen/de
                         outputs, weight shards and their tensors, and one program file per backend
 DIR/<backend>.json      that backend's program: buffers (the memory plan), kernels in run order, which buffer
                         holds each input, output and weight, and how each node's kernel was chosen
+DIR/<backend>.candidates.json  other configs of its nodes' kernels, which a page may try (``--candidates``)
 DIR/weights/NNN.bin     the weights, in shards of at most 4 MiB
 
 The folder is written under a temporary name beside DIR and renamed at the end: a failed conversion leaves
@@ -187,6 +188,8 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
                     (tmp / f"{variant}.wat").write_text(a.text)
                 entry = {"file": name, "bytes": len(data), "sha256": wt.digest(data)}
                 entry.update({k: a.program[k] for k in VARIANT_KEYS if k in a.program})
+                if a.candidates:
+                    entry["candidates"] = _write_candidates(tmp, variant, backend, a.candidates)
                 entries.append(entry)
             descriptor["backends"][backend] = {"variants": entries}
         (tmp / "model.json").write_text(json.dumps(descriptor, indent=1))
@@ -198,6 +201,17 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_candidates(folder: Path, variant: str, backend: str, offers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``<variant>.candidates.json``, which a page fetches only to tune or where it holds a record of the page's
+    device class; its entry in model.json, naming those device classes."""
+    doc = {"schema_version": SCHEMA_VERSION, "tolerance": list(backends.get(backend).tolerance), "nodes": offers}
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    name = f"{variant}.candidates.json"
+    (folder / name).write_bytes(data)
+    devices = sorted({o["device"] for n in offers for o in n["options"] if o["device"]})
+    return {"file": name, "bytes": len(data), "sha256": wt.digest(data), "devices": devices}
 
 
 def _variants(graph: Graph, backend: str, options: Options, cache: NodeCache, wasm_threads) -> list:

@@ -8,6 +8,40 @@ export interface LoadOptions {
   backendOrder?: BackendName | "webassembly" | "fallback" | Array<BackendName | "webassembly" | "fallback">;
   /** Called as weight bytes arrive: (loaded, total). */
   progressCallback?: (loaded: number, total: number) => void;
+  /** wasm: load the program variant of this many threads (an Error lists the variants where none has it).
+   * Default: the most threads this page can run. */
+  threads?: number;
+  /** Tuning on this device, for a model converted with `--candidates K`:
+   * - "off": the shipped kernels;
+   * - "cached" (default): the choices this device made on an earlier visit, else the descriptor's records of
+   *   this device class;
+   * - {budgetMs, sliceMs}: as "cached", then, after the first output, try the other candidates in idle time for at
+   *   most budgetMs of the page's time, in tasks of about sliceMs (default 50) at most; faster kernels are swapped
+   *   in between runs and kept for the next visit. */
+  tune?: "off" | "cached" | { budgetMs: number; sliceMs?: number };
+  /** Called as tuning goes, with `runner.tuning`. */
+  tuningCallback?: (progress: TuningProgress) => void;
+}
+
+export interface TuningProgress {
+  /** idle, tuning, done, "budget spent", or failed (with `error`). */
+  state: "idle" | "tuning" | "done" | "budget spent" | "failed";
+  /** This device's class, as tuning records name it (e.g. "google-swiftshader", "wasm-8threads"). */
+  deviceClass: string;
+  /** Kernels (nodes) to tune and tuned so far. */
+  kernels: number;
+  kernelsDone: number;
+  /** Candidates tried, swapped in, and rejected (their output differed, or they failed or hung). */
+  tried: number;
+  swapped: number;
+  rejected: { node: string; option: number; why: string }[];
+  /** The page's time tuning took, in ms. */
+  spentMs: number;
+  /** The run's estimated speed-up over the start of tuning. */
+  speedup: number;
+  /** Choices applied at load (kept from an earlier visit, or records of this device class). */
+  fromStart: number;
+  error: string | null;
 }
 
 /** What an input takes: float32 values for a float32 input; integers (or booleans) for int32 and bool ones. */
@@ -46,7 +80,19 @@ export class Runner {
    * kernel names start with their node's position in the descriptor's `nodes` (`n12_...`); WebGL's layout
    * conversions start with `c`. */
   profile(options?: { runs?: number }): Promise<{ kernel: string; ms: number }[]>;
-  /** Release the backend's buffers and workers. */
+  /** The program file that loaded, without .json (e.g. "wasm-2t", "webgl-4"). */
+  readonly variant: string;
+  /** The threads a run uses (wasm; 1 elsewhere). */
+  readonly threads: number;
+  /** This device's class for the backend, as tuning records name it. */
+  readonly deviceClass: string | null;
+  /** Where tuning on this device stands. */
+  readonly tuning: TuningProgress | null;
+  /** Tune now (as the `tune` load option does after the first output); resolves to the final progress. */
+  tune(options?: { budgetMs?: number; sliceMs?: number; callback?: (progress: TuningProgress) => void }): Promise<TuningProgress>;
+  /** What tuning measured here, as JSON lines that `kgen records import` takes. */
+  exportTuning(): string;
+  /** Release the backend's buffers and workers (tuning stops at its next step). */
   destroy(): void;
 }
 

@@ -8,6 +8,8 @@ import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
 import { readModel, readProgram } from "./model/descriptor.js";
 import { createRunner, Runner, TensorView } from "./model/runner.js";
+import { startingChoices, Tuner } from "./model/tuning.js";
+import { deviceClass, fingerprint } from "./device.js";
 import { loadWeights } from "./model/weights.js";
 import * as Image from "./image.js";
 import * as KMath from "./math.js";
@@ -62,11 +64,12 @@ function backendList(order) {
 }
 
 /**
- * Why a program variant cannot run on this launcher (null: it can): a wasm variant's threads and relaxed SIMD, a
- * WebGL variant's render targets.
- * @param {string} backend @param {any} launcher @returns {(variant: any) => string | null}
+ * Why a program variant cannot run on this launcher (null: it can): a wasm variant's threads (or other than the
+ * `threads` asked for) and relaxed SIMD, a WebGL variant's render targets.
+ * @param {string} backend @param {any} launcher @param {number | undefined} threads
+ * @returns {(variant: any) => string | null}
  */
-function whyNot(backend, launcher) {
+function whyNot(backend, launcher, threads) {
   if (backend === "webgl") {
     return (v) =>
       (v.draw_buffers ?? 1) > launcher.maxDrawBuffers
@@ -75,6 +78,7 @@ function whyNot(backend, launcher) {
   }
   if (backend !== "wasm") return () => null;
   return (v) => {
+    if (threads !== undefined && (v.threads ?? 1) !== threads) return `${v.threads ?? 1} threads, not the ${threads} asked for`;
     if ((v.threads ?? 1) > launcher.maxThreads) {
       return `${v.threads} threads; this page can run ${launcher.maxThreads} (cross-origin isolation and cores)`;
     }
@@ -83,13 +87,51 @@ function whyNot(backend, launcher) {
 }
 
 /**
+ * The `tune` option checked: "off", "cached" (the default) or {budgetMs, sliceMs}.
+ * @param {any} tune @returns {"off" | "cached" | {budgetMs: number, sliceMs?: number}}
+ */
+function tuneMode(tune) {
+  if (tune === undefined || tune === "cached" || tune === "off") return tune ?? "cached";
+  if (typeof tune === "object" && tune !== null && tune.budgetMs > 0 && (tune.sliceMs === undefined || tune.sliceMs > 0)) return tune;
+  throw new Error(`kgen.load: tune must be "off", "cached" or {budgetMs: a positive number}, not ${JSON.stringify(tune)}`);
+}
+
+/**
+ * A runner of `descriptor` on `backend`, starting from the choices this device made before (or the descriptor's
+ * records of its class), and tuning after its first output where `tune` asks.
+ * @param {string} base @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
+ * @param {Promise<Map<string, Float32Array>>} weights @param {any} options
+ */
+async function start(base, backend, launcher, descriptor, model, weights, options) {
+  const mode = tuneMode(options.tune);
+  const device = deviceClass(backend, launcher);
+  let choices = null;
+  let problem = null;
+  if (mode !== "off") {
+    // a candidates file that cannot be read leaves the shipped kernels, and says why in runner.tuning.error
+    choices = await startingChoices(base, descriptor, device, true).catch((err) => ((problem = err.message), null));
+  }
+  const runner = await createRunner(backend, launcher, descriptor, model, weights);
+  runner.tuner = new Tuner(runner, base, device, fingerprint(backend, launcher), choices);
+  runner.tuner.state.error = problem;
+  if (typeof mode === "object") runner.afterFirstOutput = () => void runner.tune({ ...mode, callback: options.tuningCallback });
+  return runner;
+}
+
+/**
  * Load a converted model folder on the first backend of `backendOrder` that works here.
  * @param {string} dir the folder `kgen convert` wrote (a URL relative to the page, or absolute)
- * @param {{backendOrder?: string | string[], progressCallback?: (loaded: number, total: number) => void}} [options]
+ * @param {{backendOrder?: string | string[], progressCallback?: (loaded: number, total: number) => void,
+ *   threads?: number, tune?: "off" | "cached" | {budgetMs: number, sliceMs?: number},
+ *   tuningCallback?: (progress: any) => void}} [options]
  * @returns {Promise<Runner>}
  */
 export async function load(dir, options = {}) {
   if (typeof dir !== "string" || dir === "") throw new Error("kgen.load: the model folder must be a URL string");
+  tuneMode(options.tune);
+  if (options.threads !== undefined && !(Number.isSafeInteger(options.threads) && options.threads > 0)) {
+    throw new Error(`kgen.load: threads must be a positive integer, not ${JSON.stringify(options.threads)}`);
+  }
   const base = dir.replace(/\/+$/, "");
   const model = await readModel(base);
   const order = backendList(options.backendOrder).filter((b) => b in model.backends);
@@ -105,8 +147,8 @@ export async function load(dir, options = {}) {
     let launcher = null;
     try {
       launcher = await launcherFor(backend);
-      const descriptor = await readProgram(base, model, backend, whyNot(backend, launcher));
-      const runner = await createRunner(backend, launcher, descriptor, model, weights);
+      const descriptor = await readProgram(base, model, backend, whyNot(backend, launcher, options.threads));
+      const runner = await start(base, backend, launcher, descriptor, model, weights, options);
       runner.fallbackReasons = reasons;
       return runner;
     } catch (err) {

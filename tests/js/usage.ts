@@ -21,3 +21,10 @@ export async function embed(ids: number[]): Promise<Float32Array> {
   const out = await runner.run({ input_ids: Int32Array.from(ids), attention_mask: mask });
   return out[runner.outputs[0].name];
 }
+
+export async function tuned(): Promise<string> {
+  const runner = await kgen.load("./mobilenet", { backendOrder: ["webgpu", "wasm"], threads: 1, tune: { budgetMs: 10000 }, tuningCallback: (p) => p.speedup });
+  await runner.run();
+  const progress: kgen.TuningProgress = await runner.tune({ budgetMs: 100 });
+  return `${runner.variant} ${runner.threads} ${runner.deviceClass} ${progress.kernelsDone} ${runner.exportTuning()}`;
+}

@@ -193,8 +193,13 @@ export class WasmLauncher {
     for (const w of pool.workers) w.terminate();
   }
 
-  destroy(compiled) {
+  // Stop the workers of a bound program (one whose kernels were replaced, or a piece the tuner timed).
+  unbind(compiled) {
     if (compiled.pool) this.#stop(compiled.pool);
     compiled.pool = null;
+  }
+
+  destroy(compiled) {
+    this.unbind(compiled);
   }
 }

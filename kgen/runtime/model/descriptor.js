@@ -204,8 +204,41 @@ export async function readProgram(dir, model, backend, whyNot = () => null) {
     return !why;
   });
   if (!entry) throw new Error(`no ${backend} variant can run here (${reasons.join("; ")})`);
-  if (typeof entry.file !== "string" || entry.file.includes("/") || !isCount(entry.bytes)) {
-    throw fail(where, `backends.${backend}: a variant must name a file in the folder and its bytes`);
+  const { doc, file } = await readEntry(dir, entry, `backends.${backend}: a variant`);
+  if (doc.backend !== backend) throw fail(file, `is a ${doc.backend} program, not ${backend}`);
+  if (backend === "wasm" && ((doc.program?.threads ?? 1) !== entry.threads || Boolean(doc.program?.relaxed_simd) !== Boolean(entry.relaxed_simd))) {
+    throw fail(file, "its threads or relaxed SIMD differ from model.json's entry");
+  }
+  checkProgram(doc, model, backend, file);
+  doc.variant = entry; // its entry in model.json: the file, its digest, its candidates
+  return doc;
+}
+
+/**
+ * Each kernel has a name, its code (a wasm kernel its module, the others their text) and a grid, and binds only
+ * buffers that exist.
+ * @param {any[]} kernels @param {Map<string, any>} buffers @param {string} backend @param {string} where
+ */
+export function checkKernels(kernels, buffers, backend, where) {
+  const code = backend === "wasm" ? "binary" : "source";
+  kernels.forEach((/** @type {any} */ k, /** @type {number} */ i) => {
+    if (typeof k?.name !== "string" || typeof k[code] !== "string" || !Array.isArray(k.grid) || !k.grid.every(isCount)) {
+      throw fail(where, `kernel ${i} needs a name, a ${code} and a grid`);
+    }
+    for (const b of k.bindings ?? []) {
+      if (!buffers.has(b?.buffer)) throw fail(where, `kernel ${k.name} binds buffer ${JSON.stringify(b?.buffer)}, which does not exist`);
+    }
+  });
+}
+
+/**
+ * A file named by an entry of model.json ({file, bytes, sha256}), fetched and checked against its size and digest,
+ * then parsed.
+ * @param {string} dir @param {any} entry @param {string} what
+ */
+export async function readEntry(dir, entry, what) {
+  if (typeof entry?.file !== "string" || entry.file.includes("/") || !isCount(entry.bytes)) {
+    throw fail(`${dir}/model.json`, `${what} must name a file in the folder and its bytes`);
   }
   const file = `${dir}/${entry.file}`;
   const bytes = await fetchBytes(file);
@@ -214,12 +247,7 @@ export async function readProgram(dir, model, backend, whyNot = () => null) {
   if (digest !== null && digest !== entry.sha256) throw fail(file, "corrupted: its SHA-256 differs from model.json's");
   const doc = parseJSON(bytes, file);
   if (doc.schema_version !== SCHEMA_VERSION) throw fail(file, `schema_version ${JSON.stringify(doc.schema_version)} is not supported`);
-  if (doc.backend !== backend) throw fail(file, `is a ${doc.backend} program, not ${backend}`);
-  if (backend === "wasm" && ((doc.program?.threads ?? 1) !== entry.threads || Boolean(doc.program?.relaxed_simd) !== Boolean(entry.relaxed_simd))) {
-    throw fail(file, "its threads or relaxed SIMD differ from model.json's entry");
-  }
-  checkProgram(doc, model, backend, file);
-  return doc;
+  return { doc, file };
 }
 
 /** @param {any} doc @param {any} model @param {string} backend @param {string} where */
@@ -248,15 +276,7 @@ function checkProgram(doc, model, backend, where) {
     buffers.set(b.name, b);
   }
   if (!isCount(p.prepare) || p.prepare > p.kernels.length) throw fail(where, "program.prepare must count kernels");
-  p.kernels.forEach((/** @type {any} */ k, /** @type {number} */ i) => {
-    const code = backend === "wasm" ? "binary" : "source"; // a wasm kernel ships its module, the others their text
-    if (typeof k?.name !== "string" || typeof k[code] !== "string" || !Array.isArray(k.grid) || !k.grid.every(isCount)) {
-      throw fail(where, `kernel ${i} needs a name, a ${code} and a grid`);
-    }
-    for (const b of k.bindings ?? []) {
-      if (!buffers.has(b?.buffer)) throw fail(where, `kernel ${k.name} binds buffer ${JSON.stringify(b?.buffer)}, which does not exist`);
-    }
-  });
+  checkKernels(p.kernels, buffers, backend, where);
   /**
    * Each entry names a tensor of `declared` (every one of them in order, with `all`) with its shape and a buffer
    * that holds it.

@@ -139,6 +139,72 @@ export class Runner {
     this.gathers = gathers;
     /** Why each backend tried before this one did not load. @type {string[]} */
     this.fallbackReasons = [];
+    /** The program file that loaded, without .json (e.g. wasm-2t). */
+    this.variant = String(descriptor.variant?.file ?? backendName).replace(/\.json$/, "");
+    /** The threads a run uses (wasm; 1 elsewhere). */
+    this.threads = descriptor.program.threads ?? 1;
+    /** @type {import("./tuning.js").Tuner | null} */
+    this.tuner = null;
+    /** Called once the first run has its output (a load's `tune` starts there). @type {(() => void) | null} */
+    this.afterFirstOutput = null;
+    this.destroyed = false;
+    /** The end of the last operation that launches kernels (runs, profiles, tuning steps): each waits for it. */
+    this.queue = Promise.resolve();
+  }
+
+  /**
+   * `fn` once every launch before it is done, and before any after it: a run and the tuning's steps do not
+   * interleave their kernels over the same buffers.
+   * @template T @param {() => Promise<T>} fn @returns {Promise<T>}
+   */
+  exclusive(fn) {
+    const done = this.queue.then(fn);
+    this.queue = done.then(
+      () => {},
+      () => {},
+    );
+    return done;
+  }
+
+  /**
+   * Run `kernels` in place of the program's kernels[first..end - 1] from the next run on (compiled and bound
+   * first; the prepare kernels and buffers stay).
+   * @param {number} first @param {number} end @param {any[]} kernels
+   */
+  async replaceKernels(first, end, kernels) {
+    const old = this.descriptor.program;
+    const program = { ...old, kernels: [...old.kernels.slice(0, first), ...kernels, ...old.kernels.slice(end)] };
+    const compiled = await this.launcher.compile(program);
+    const bound = await this.launcher.bind(compiled, this.buffers);
+    this.launcher.unbind?.(this.compiled);
+    this.descriptor.program = program;
+    this.compiled = compiled;
+    this.bound = bound;
+  }
+
+  /** The device class this runner's backend runs on, as tuning records name it (e.g. google-swiftshader). */
+  get deviceClass() {
+    return this.tuner?.device ?? null;
+  }
+
+  /** Where tuning on this device stands (null where the program has no candidates and nothing was tuned). */
+  get tuning() {
+    return this.tuner?.progress ?? null;
+  }
+
+  /**
+   * Try the program's candidate kernels on this device for at most `budgetMs` of the page's time, in idle time
+   * and in tasks of about `sliceMs` at most; faster ones are swapped in between runs and kept for the next visit.
+   * @param {{budgetMs?: number, sliceMs?: number, callback?: (progress: any) => void}} [options]
+   */
+  tune(options = {}) {
+    if (!this.tuner) throw new Error(`kgen: ${this.variant} cannot be tuned here`);
+    return this.tuner.tune(options);
+  }
+
+  /** What tuning measured on this device, as JSON lines that `kgen records import` takes. */
+  exportTuning() {
+    return this.tuner?.exportTuning() ?? "";
   }
 
   /** What the load compiled, and what it took from programs this page had compiled before. */
@@ -184,16 +250,21 @@ export class Runner {
     this.running = true;
     try {
       const d = this.descriptor;
-      for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
       const first = !this.prepared;
-      await this.launcher.run(this.compiled, this.bound, first ? 0 : d.program.prepare);
-      this.prepared = true;
-      for (let i = 0; i < d.outputs.length; i++) {
-        const t = d.outputs[i];
-        const values = await this.launcher.read(this.buffers[t.buffer], { size: this.outputs[i].length });
-        this.outputs[i].data.set(values.subarray(0, this.outputs[i].length));
+      await this.exclusive(async () => {
+        for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
+        await this.launcher.run(this.compiled, this.bound, this.prepared ? d.program.prepare : 0);
+        this.prepared = true;
+        for (let i = 0; i < d.outputs.length; i++) {
+          const t = d.outputs[i];
+          const values = await this.launcher.read(this.buffers[t.buffer], { size: this.outputs[i].length });
+          this.outputs[i].data.set(values.subarray(0, this.outputs[i].length));
+        }
+      });
+      if (first) {
+        keepFetched(); // the weights go into the cache once the page has its first output
+        this.afterFirstOutput?.();
       }
-      if (first) keepFetched(); // the weights go into the cache once the page has its first output
     } catch (err) {
       const e = /** @type {Error} */ (err);
       throw new Error(`kgen: ${this.backendName}: run failed: ${e.message}`);
@@ -219,13 +290,15 @@ export class Runner {
     const times = kernels.map(() => []);
     this.running = true;
     try {
-      for (let r = 0; r < runs; r++) {
-        for (let i = first; i < kernels.length; i++) {
-          const t0 = performance.now();
-          await this.launcher.run(this.compiled, this.bound, i, i + 1);
-          times[i].push(performance.now() - t0);
+      await this.exclusive(async () => {
+        for (let r = 0; r < runs; r++) {
+          for (let i = first; i < kernels.length; i++) {
+            const t0 = performance.now();
+            await this.launcher.run(this.compiled, this.bound, i, i + 1);
+            times[i].push(performance.now() - t0);
+          }
         }
-      }
+      });
     } catch (err) {
       throw new Error(`kgen: ${this.backendName}: profile failed: ${/** @type {Error} */ (err).message}`);
     } finally {
@@ -235,8 +308,9 @@ export class Runner {
     return kernels.slice(first).map((/** @type {any} */ k, /** @type {number} */ j) => ({ kernel: k.name, ms: median(times[first + j]) }));
   }
 
-  /** Release the backend's buffers and workers. */
+  /** Release the backend's buffers and workers (tuning stops at its next step). */
   destroy() {
+    this.destroyed = true;
     this.launcher.destroy(this.compiled, this.buffers);
   }
 }

@@ -1,0 +1,394 @@
+// @ts-check
+// Tuning on the visitor's device. `kgen convert --candidates K` ships, beside a program, other configs of each
+// node's kernels that run over the same storage (<variant>.candidates.json). Here the page
+// - uses, from the first run, the candidates that are records of its own device class, and the choices it made
+//   on an earlier visit (kept per program and device class in the Cache API; a changed program is a new key);
+// - with `tune: {budgetMs}`, tries the others after its first output, in idle time and in tasks of at most about
+//   a slice each: the nodes that take most of a run first; each candidate's output checked against the current
+//   kernel's on the same input (a wrong one is dropped and reported), then both timed in interleaved rounds; a
+//   faster one swapped in between runs. What it measured exports as tuning records (`kgen records import`).
+import { checkKernels, fail, readEntry } from "./descriptor.js";
+
+const STORE = "kgen-tuning-v1";
+const ROUNDS = 5; // interleaved timing rounds per node
+const GAIN = 0.97; // a candidate replaces the current kernel only where its median is at most this share of it
+const CHECK_TIMEOUT_MS = 2000; // a candidate whose check run takes longer is abandoned
+
+/**
+ * The candidates file of a program (`descriptor.variant.candidates`), checked against the program: each node's
+ * kernels lie among its run kernels, its output buffer exists, each option has as many kernels binding existing
+ * buffers.
+ * @param {string} dir @param {any} descriptor
+ */
+export async function readCandidates(dir, descriptor) {
+  const entry = descriptor.variant?.candidates;
+  const { doc, file } = await readEntry(dir, entry, "a variant's candidates");
+  const p = descriptor.program;
+  const buffers = new Map(p.buffers.map((/** @type {any} */ b) => [b.name, b]));
+  const tolerance = doc.tolerance;
+  if (!Array.isArray(doc.nodes) || !Array.isArray(tolerance) || tolerance.length !== 2 || !tolerance.every((t) => t >= 0)) {
+    throw fail(file, "must list nodes and a tolerance [rtol, atol]");
+  }
+  for (const n of doc.nodes) {
+    const inside = Number.isSafeInteger(n?.first) && n.first >= p.prepare && n.end > n.first && n.end <= p.kernels.length;
+    const out = buffers.get(n?.output);
+    if (!inside || !out || !(Number.isSafeInteger(n.output_size) && n.output_size > 0 && n.output_size <= out.size)) {
+      throw fail(file, `node ${JSON.stringify(n?.name)}: its kernels or its output do not lie in the program`);
+    }
+    if (!Array.isArray(n.options)) throw fail(file, `node ${n.name}: options must be a list`);
+    n.options.forEach((/** @type {any} */ o, /** @type {number} */ i) => {
+      if (!Array.isArray(o?.kernels) || o.kernels.length !== n.end - n.first) {
+        throw fail(file, `node ${n.name}: option ${i} must have ${n.end - n.first} kernels`);
+      }
+      checkKernels(o.kernels, buffers, descriptor.backend, `${file}: node ${n.name}, option ${i}`);
+    });
+  }
+  return doc;
+}
+
+/** Where the choices of a program on a device class are kept. @param {any} descriptor @param {string} device */
+function storeKey(descriptor, device) {
+  const v = descriptor.variant;
+  return new URL(`/.kgen-tuning/${v.sha256}/${v.candidates?.sha256}/${encodeURIComponent(device)}`, location.href).href;
+}
+
+/** The kept choices ({node index: option index}), or null. @param {string} key */
+async function loadChoices(key) {
+  try {
+    const cache = await caches.open(STORE);
+    const hit = await cache.match(key);
+    return hit ? await hit.json() : null;
+  } catch {
+    return null; // no Cache API here (an insecure origin): every visit starts from the shipped choice
+  }
+}
+
+/** @param {string} key @param {Record<string, number>} choices */
+async function saveChoices(key, choices) {
+  try {
+    const cache = await caches.open(STORE);
+    await cache.put(key, new Response(JSON.stringify(choices), { headers: { "content-type": "application/json" } }));
+  } catch {
+    // as in loadChoices: nothing kept
+  }
+}
+
+/**
+ * The program's kernels with each node's chosen option in place of its shipped kernels.
+ * @param {any[]} kernels @param {any} doc @param {Record<string, number>} choices
+ */
+function withChoices(kernels, doc, choices) {
+  const out = [...kernels];
+  for (const n of doc.nodes) {
+    const option = n.options[choices[n.node]];
+    if (option) out.splice(n.first, n.end - n.first, ...option.kernels);
+  }
+  return out;
+}
+
+/** @param {number[]} values */
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** @param {number[]} values */
+function iqr(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor((3 * (s.length - 1)) / 4)] - s[Math.floor((s.length - 1) / 4)];
+}
+
+/** Wait for the page to be idle (or for a macrotask where it cannot say). */
+function idle() {
+  return new Promise((resolve) =>
+    typeof requestIdleCallback === "function" ? requestIdleCallback(() => resolve(undefined), { timeout: 100 }) : setTimeout(resolve, 0),
+  );
+}
+
+/** @template T @param {Promise<T>} promise @param {number} ms @param {string} what @returns {Promise<T>} */
+function within(promise, ms, what) {
+  /** @type {any} */
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([promise, late]).finally(() => clearTimeout(timer)));
+}
+
+/**
+ * Whether `got` matches `want` within the tolerance ([rtol, atol], rtol of the largest magnitude of `want`); a NaN
+ * must be a NaN in both.
+ * @param {Float32Array} got @param {Float32Array} want @param {number[]} tolerance
+ */
+function agrees(got, want, tolerance) {
+  const [rtol, atol] = tolerance;
+  let scale = 0;
+  for (const v of want) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i]) ? !Number.isNaN(got[i]) : !(Math.abs(got[i] - want[i]) <= atol + rtol * scale)) return false;
+  }
+  return true;
+}
+
+/**
+ * The choices a load starts with: those kept from an earlier visit, else for each node the option that is a
+ * record of this device class (where the descriptor has one). Null where there is nothing to apply.
+ * @param {string} dir @param {any} descriptor @param {string} device @param {boolean} cached
+ * @returns {Promise<{doc: any, choices: Record<string, number>} | null>}
+ */
+export async function startingChoices(dir, descriptor, device, cached) {
+  const entry = descriptor.variant?.candidates;
+  if (!entry) return null;
+  const kept = cached ? await loadChoices(storeKey(descriptor, device)) : null;
+  if (!kept && !(entry.devices ?? []).includes(device)) return null;
+  const doc = await readCandidates(dir, descriptor);
+  /** @type {Record<string, number>} */
+  const choices = {};
+  for (const n of doc.nodes) {
+    const ours = n.options.findIndex((/** @type {any} */ o) => o.device === device);
+    if (kept && n.node in kept) choices[n.node] = kept[n.node];
+    else if (ours >= 0) choices[n.node] = ours;
+  }
+  descriptor.program.kernels = withChoices(descriptor.program.kernels, doc, choices);
+  return { doc, choices };
+}
+
+/**
+ * A runner's tuning: its state (`runner.tuning`), the measurements, and the search itself.
+ */
+export class Tuner {
+  /**
+   * @param {any} runner @param {string} dir @param {string} device the page's device class
+   * @param {Record<string, any>} fingerprint @param {{doc: any, choices: Record<string, number>} | null} start
+   */
+  constructor(runner, dir, device, fingerprint, start) {
+    this.runner = runner;
+    this.dir = dir;
+    this.device = device;
+    this.fingerprint = fingerprint;
+    this.doc = start?.doc ?? null;
+    /** node index -> option index (absent: the shipped kernel) @type {Record<string, number>} */
+    this.choices = { ...(start?.choices ?? {}) };
+    /** @type {any[]} */
+    this.records = [];
+    /** @type {Promise<any> | null} */
+    this.running = null;
+    this.state = {
+      state: "idle",
+      deviceClass: device,
+      kernels: 0,
+      kernelsDone: 0,
+      tried: 0,
+      swapped: 0,
+      /** @type {{node: string, option: number, why: string}[]} */
+      rejected: [],
+      spentMs: 0,
+      speedup: 1,
+      /** @type {string | null} */
+      error: null,
+      fromStart: Object.keys(this.choices).length,
+    };
+  }
+
+  /** A copy of the state, for `runner.tuning` and the callback. */
+  get progress() {
+    return { ...this.state, rejected: [...this.state.rejected] };
+  }
+
+  /**
+   * Tune for at most `budgetMs` of the page's time, in tasks of about `sliceMs` at most; resolves to the final
+   * progress. A second call while one runs returns the same promise.
+   * @param {{budgetMs?: number, sliceMs?: number, callback?: (progress: any) => void}} options
+   */
+  tune({ budgetMs = 10000, sliceMs = 50, callback } = {}) {
+    if (!(budgetMs > 0) || !(sliceMs > 0)) throw new Error(`kgen: tune(): budgetMs and sliceMs must be positive (${budgetMs}, ${sliceMs})`);
+    if (this.running) return this.running;
+    this.running = this.#search(budgetMs, sliceMs, callback).catch((err) => {
+      this.state.state = "failed";
+      this.state.error = /** @type {Error} */ (err).message;
+      return this.progress;
+    });
+    return this.running;
+  }
+
+  /** @param {number} budgetMs @param {number} sliceMs @param {((progress: any) => void) | undefined} callback */
+  async #search(budgetMs, sliceMs, callback) {
+    const r = this.runner;
+    if (!r.descriptor.variant?.candidates) throw new Error(`kgen: ${r.variant} has no candidates (convert with --candidates K)`);
+    this.state.state = "tuning";
+    this.doc ??= await readCandidates(this.dir, r.descriptor);
+    if (!r.prepared) await r.run();
+    const budget = { left: budgetMs, sliceMs };
+    const times = await this.#kernelTimes(budget);
+    const total = times.reduce((a, b) => a + b, 0);
+    let saved = 0;
+    const nodes = this.doc.nodes.filter((/** @type {any} */ n) => !(n.node in this.choices));
+    const cost = (/** @type {any} */ n) => times.slice(n.first, n.end).reduce((a, b) => a + b, 0);
+    nodes.sort((/** @type {any} */ a, /** @type {any} */ b) => cost(b) - cost(a));
+    this.state.kernels = nodes.length;
+    for (const n of nodes) {
+      if (budget.left <= 0) break;
+      saved += await this.#tuneNode(n, budget, cost(n));
+      this.state.kernelsDone++;
+      this.state.speedup = total > 0 ? total / Math.max(total - saved, 1e-9) : 1;
+      callback?.(this.progress);
+    }
+    await saveChoices(storeKey(r.descriptor, this.device), this.choices);
+    this.state.state = budget.left <= 0 && this.state.kernelsDone < nodes.length ? "budget spent" : "done";
+    callback?.(this.progress);
+    return this.progress;
+  }
+
+  /**
+   * `fn` in a task of its own once the page is idle, its time taken from the budget.
+   * @template T @param {{left: number}} budget @param {() => Promise<T> | T} fn @returns {Promise<T>}
+   */
+  async #task(budget, fn) {
+    await idle();
+    if (this.runner.destroyed) throw new Error("the runner was destroyed");
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      const ms = performance.now() - t0;
+      budget.left -= ms;
+      this.state.spentMs += ms;
+    }
+  }
+
+  /** Each run kernel's time alone (median of 3), launched in tasks of about a slice. @param {{left: number, sliceMs: number}} budget */
+  async #kernelTimes(budget) {
+    const r = this.runner;
+    const kernels = r.descriptor.program.kernels;
+    /** @type {number[][]} */
+    const samples = kernels.map(() => []);
+    for (let round = 0; round < 3; round++) {
+      for (let i = r.descriptor.program.prepare; i < kernels.length; ) {
+        await this.#task(budget, () =>
+          r.exclusive(async () => {
+            const start = performance.now();
+            while (i < kernels.length && performance.now() - start < budget.sliceMs / 2) {
+              const t0 = performance.now();
+              await r.launcher.run(r.compiled, r.bound, i, i + 1);
+              samples[i++].push(performance.now() - t0);
+            }
+          }),
+        );
+      }
+    }
+    return samples.map((s) => (s.length ? median(s) : 0));
+  }
+
+  /**
+   * A program of `kernels` alone over the runner's buffers, compiled and bound.
+   * @param {any[]} kernels
+   */
+  async #piece(kernels) {
+    const r = this.runner;
+    const compiled = await r.launcher.compile({ ...r.descriptor.program, kernels, prepare: 0 });
+    const bound = await r.launcher.bind(compiled, r.buffers);
+    return { compiled, bound };
+  }
+
+  /**
+   * Try node `n`'s options; swap in the fastest where it beats the current kernels. The time a run saves (ms).
+   * @param {any} n @param {{left: number, sliceMs: number}} budget @param {number} currentMs
+   */
+  async #tuneNode(n, budget, currentMs) {
+    const r = this.runner;
+    const launcher = r.launcher;
+    const current = await this.#task(budget, () => this.#piece(r.descriptor.program.kernels.slice(n.first, n.end)));
+    /** @type {{option: number, piece: any, ms: number[]}[]} */
+    const sides = [{ option: -1, piece: current, ms: [] }];
+    const reject = (/** @type {number} */ option, /** @type {string} */ why) => this.state.rejected.push({ node: n.name, option, why });
+    try {
+      // the node's inputs as a run leaves them: the kernels before it, then the current kernels' output
+      const want = await r.exclusive(async () => {
+        for (let i = r.descriptor.program.prepare; i < n.first; ) {
+          await this.#task(budget, async () => {
+            const start = performance.now();
+            while (i < n.first && performance.now() - start < budget.sliceMs / 2) await launcher.run(r.compiled, r.bound, i, ++i);
+          });
+        }
+        return this.#task(budget, async () => {
+          await launcher.run(current.compiled, current.bound);
+          return (await launcher.read(r.buffers[n.output], { size: n.output_size })).slice(0, n.output_size);
+        });
+      });
+      for (let o = 0; o < n.options.length; o++) {
+        if (budget.left <= 0) break;
+        this.state.tried++;
+        try {
+          const piece = await this.#task(budget, () => this.#piece(n.options[o].kernels));
+          const { got, ms } = await this.#task(budget, () =>
+            r.exclusive(async () => {
+              // the output starts as NaN: a candidate that leaves part of it unwritten cannot pass on the old values
+              launcher.write(r.buffers[n.output], new Float32Array(n.output_size).fill(NaN));
+              const t0 = performance.now();
+              await within(launcher.run(piece.compiled, piece.bound), CHECK_TIMEOUT_MS, "its check run");
+              const ms = performance.now() - t0;
+              return { got: await launcher.read(r.buffers[n.output], { size: n.output_size }), ms };
+            }),
+          );
+          if (!agrees(got.subarray(0, n.output_size), want, this.doc.tolerance)) {
+            launcher.unbind?.(piece.compiled);
+            reject(o, "its output differs from the current kernel's");
+            continue;
+          }
+          if (ms > Math.max(4 * currentMs, budget.sliceMs)) {
+            launcher.unbind?.(piece.compiled);
+            continue; // far slower: not worth timing
+          }
+          sides.push({ option: o, piece, ms: [] });
+        } catch (err) {
+          reject(o, /** @type {Error} */ (err).message);
+        }
+      }
+      if (sides.length === 1) return 0;
+      const repeat = Math.max(1, Math.min(50, Math.floor(Math.min(budget.sliceMs / 4, 8) / Math.max(currentMs, 0.01))));
+      for (let round = 0; round < ROUNDS && budget.left > 0; round++) {
+        for (const side of sides) {
+          const s = await this.#task(budget, () => r.exclusive(() => launcher.sample(side.piece.compiled, side.piece.bound, repeat)));
+          side.ms.push(s.gpu ?? s.wall);
+        }
+      }
+      const timed = sides.filter((s) => s.ms.length > 0);
+      for (const side of timed) this.#record(n, side.option, side.ms);
+      const best = timed.reduce((a, b) => (median(b.ms) < median(a.ms) ? b : a), timed[0]);
+      const base = median(sides[0].ms);
+      if (best.option < 0 || !(median(best.ms) < GAIN * base)) return 0;
+      await this.#task(budget, () => r.exclusive(() => r.replaceKernels(n.first, n.end, n.options[best.option].kernels)));
+      this.choices[n.node] = best.option;
+      this.state.swapped++;
+      return (base - median(best.ms)) * (currentMs / base);
+    } finally {
+      for (const side of sides) launcher.unbind?.(side.piece.compiled);
+    }
+  }
+
+  /** A measurement of node `n` with option `option` (-1: its shipped config), as a tuning record. @param {any} n @param {number} option @param {number[]} ms */
+  #record(n, option, ms) {
+    const o = n.options[option];
+    const m = median(ms);
+    this.records.push({
+      workload: n.workload,
+      key: n.key,
+      backend: this.runner.backendName,
+      device_class: this.device,
+      config: o ? o.config : n.config,
+      median_ms: m,
+      iqr_ms: iqr(ms),
+      samples: ms.length,
+      gflops: n.flops / m / 1e6,
+      digest: o ? o.digest : "",
+      fingerprint: this.fingerprint,
+      source: "kgen.load tune",
+      time: new Date().toISOString().replace(/\.\d+Z$/, "+00:00"),
+    });
+  }
+
+  /** What the page measured, as JSON lines that `kgen records import` takes. */
+  exportTuning() {
+    return this.records.map((rec) => JSON.stringify(rec)).join("\n") + (this.records.length ? "\n" : "");
+  }
+}

@@ -1,0 +1,139 @@
+"""Tuning on the visitor's device (kgen/runtime/model/tuning.js): a model converted with candidates is tuned in
+the page after its first output, in short tasks, computing what it computed before; the next load starts from
+the choices made; a candidate made wrong on purpose is rejected; what the page measured imports as records that
+a conversion then picks for that device class."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kgen.descriptor.assemble import Options
+from kgen.descriptor.convert import convert
+from kgen.graph import zoo
+from kgen.records.store import RecordStore
+
+pytestmark = pytest.mark.browser
+
+MODEL = "mobilenet_v3"
+BACKENDS = ("webgpu", "wasm")
+TUNE = """async ([dir, backend, feeds, tune]) => {
+  const kgen = await import('/kgen.js');
+  const longest = [];
+  const observer = new PerformanceObserver((list) => list.getEntries().forEach((e) => longest.push(e.duration)));
+  const runner = await kgen.load(dir, {backendOrder: backend, tune, threads: 1});
+  const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
+  const first = Array.from(Object.values(await runner.run(typed))[0]);
+  const start = runner.tuning;
+  let progress = start;
+  if (typeof tune === 'object') {
+    observer.observe({type: 'longtask'});
+    progress = await runner.tune();  // the tuning the load started after the first output
+    observer.disconnect();
+  }
+  const after = Array.from(Object.values(await runner.run(typed))[0]);
+  const result = {first, after, start, progress, longTasks: longest, variant: runner.variant,
+                  records: runner.exportTuning(), device: runner.deviceClass};
+  runner.destroy();
+  return result;
+}"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, browser):
+    root = tmp_path_factory.mktemp("tuning")
+    zoo.save(zoo.MODELS[MODEL](), root / "model.onnx")
+    options = Options(RecordStore("results/records.jsonl"), candidates=3)
+    convert(root / "model.onnx", root / "tuned", BACKENDS, options=options)
+    browser.server.mount("/tuning/", root)
+    return root
+
+
+def _feeds():
+    return {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS[MODEL](), 1).items()}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_page_tunes_after_its_first_output_and_the_next_load_starts_tuned(folder, browser, backend):
+    tuned = browser.evaluate(TUNE, ["/tuning/tuned", backend, _feeds(), {"budgetMs": 4000, "sliceMs": 50}])
+    progress = tuned["progress"]
+    assert tuned["start"]["fromStart"] == 0 and progress["state"] in ("done", "budget spent"), progress
+    assert progress["kernelsDone"] > 0 and progress["tried"] >= progress["kernelsDone"], progress
+    assert progress["rejected"] == [] and progress["error"] is None, progress
+    assert progress["spentMs"] < 4000 + 500 and progress["speedup"] >= 1
+    np.testing.assert_allclose(tuned["after"], tuned["first"], rtol=1e-3, atol=1e-4)
+    records = [json.loads(line) for line in tuned["records"].splitlines()]
+    assert records and {r["device_class"] for r in records} == {tuned["device"]}
+    assert all(r["backend"] == backend and r["median_ms"] > 0 for r in records)
+    # the next load in this profile starts from the choices made, measures nothing, and computes the same
+    again = browser.evaluate(TUNE, ["/tuning/tuned", backend, _feeds(), "cached"])
+    assert again["start"]["fromStart"] == progress["swapped"] and again["start"]["tried"] == 0
+    np.testing.assert_allclose(again["first"], tuned["after"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_pages_records_import_and_a_conversion_picks_them(folder, browser, tmp_path):
+    tuned = browser.evaluate(TUNE, ["/tuning/tuned", "wasm", _feeds(), {"budgetMs": 3000}])
+    (tmp_path / "page.jsonl").write_text(tuned["records"])
+    store = tmp_path / "records.jsonl"
+    imported = subprocess.run(
+        [sys.executable, "-m", "kgen.cli", "records", "import", str(tmp_path / "page.jsonl"), "--records", str(store)],
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    page_records = RecordStore(store).best()
+    assert page_records and {r.device_class for r in page_records} == {tuned["device"]}
+    convert(folder / "model.onnx", tmp_path / "again", ["wasm"], options=Options(RecordStore(store)))
+    nodes = json.loads((tmp_path / "again" / "wasm.json").read_text())["nodes"]
+    exact = {n["record"] for n in nodes if n["how"] == "exact"}
+    assert {r.key for r in page_records} <= exact
+
+
+def _rehash(folder):
+    model = json.loads((folder / "model.json").read_text())
+    for backend in model["backends"].values():
+        for entry in backend["variants"]:
+            for e in (entry, entry.get("candidates")):
+                if e:
+                    data = (folder / e["file"]).read_bytes()
+                    e["bytes"], e["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (folder / "model.json").write_text(json.dumps(model))
+
+
+def test_a_candidate_made_wrong_is_rejected_and_never_used(folder, browser):
+    """Each node's first candidate launches one tile (or workgroup) only: most of its output is left unwritten."""
+    wrong = folder / "wrong"
+    if not wrong.exists():
+        import shutil
+
+        shutil.copytree(folder / "tuned", wrong)
+        path = wrong / "wasm.candidates.json"
+        doc = json.loads(path.read_text())
+        for node in doc["nodes"]:
+            for kernel in node["options"][0]["kernels"]:
+                kernel["grid"] = [1, 1, 1]
+        path.write_text(json.dumps(doc))
+        _rehash(wrong)
+    tuned = browser.evaluate(TUNE, ["/tuning/wrong", "wasm", _feeds(), {"budgetMs": 4000}])
+    rejected = tuned["progress"]["rejected"]
+    assert rejected and {r["option"] for r in rejected} == {0}, rejected
+    assert all("differs" in r["why"] for r in rejected)
+    np.testing.assert_allclose(tuned["after"], tuned["first"], rtol=1e-3, atol=1e-4)
+
+
+def test_threads_pick_the_variant_and_a_count_without_one_is_an_error(folder, browser):
+    script = """async ([threads]) => {
+      const kgen = await import('/kgen.js');
+      try {
+        const runner = await kgen.load('/tuning/tuned', {backendOrder: 'wasm', threads});
+        const got = {variant: runner.variant, threads: runner.threads};
+        runner.destroy();
+        return got;
+      } catch (err) { return {error: err.message}; }
+    }"""
+    assert browser.evaluate(script, [1]) == {"variant": "wasm", "threads": 1}
+    error = browser.evaluate(script, [2])["error"]
+    assert "1 threads, not the 2 asked for" in error, error
