@@ -537,7 +537,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise KgenError(f"--input '{item}' is not like NAME=FILE.npy")
         try:
             feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise KgenError(f"--input {name}: cannot read {path} as a .npy array ({err})") from None
     if args.bench and args.runs < 1:
         raise KgenError(f"--runs {args.runs}: at least 1 timed run")
@@ -545,7 +545,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise KgenError(f"--profile {args.profile}: the rounds must be at least 1")
     if args.out and not args.out.endswith(".npz"):
         raise KgenError(f"--out {args.out}: the outputs are written as a .npz file")
-    result = run_model(args.dir, args.backend, feeds, bench=args.runs if args.bench else 0, profile=args.profile)
+    if args.tune is not None and args.tune <= 0:
+        raise KgenError(f"--tune {args.tune}: the budget must be a positive number of ms")
+    bench = args.runs if args.bench else 0
+    result = run_model(args.dir, args.backend, feeds, bench=bench, profile=args.profile, tune_ms=args.tune or 0)
+    records = result.pop("records")
+    if args.tune:
+        from kgen.atomic import write_text_atomic
+
+        write_text_atomic(args.tune_out, records)
     if args.out:
         import io
 
@@ -563,6 +571,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for reason in result["fallback"]:
         print(f"  not loaded: {reason}")
     print(f"load: {result['load_ms']:.1f} ms, first run: {result['first_run_ms']:.1f} ms")
+    if args.tune:
+        t = result["tuning"]
+        print(
+            f"tuning ({t['deviceClass']}): {t['state']}; {t['kernelsDone']} of {t['kernels']} kernels, "
+            f"{t['tried']} candidates tried, {t['swapped']} swapped in, {len(t['rejected'])} rejected; "
+            f"{t['spentMs']:.0f} ms, estimated speed-up {t['speedup']:.2f}x" + (f"; {t['error']}" if t["error"] else "")
+        )
+        print(f"records: {len(records.splitlines())} -> {args.tune_out} (kgen records import {args.tune_out})")
     if "median_ms" in result:
         print(f"run: median {result['median_ms']:.2f} ms, IQR {result['iqr_ms']:.2f} ms over {result['runs']} runs")
     for name, value in result["outputs"].items():
@@ -775,6 +791,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROUNDS",
         help="after a warm-up, time every node's kernels alone (median of ROUNDS rounds, default 10): a table, "
         "slowest first, with each node's share and GFLOP/s",
+    )
+    run.add_argument(
+        "--tune",
+        type=float,
+        metavar="BUDGET_MS",
+        help="tune in the page as kgen.load(dir, {tune: {budgetMs}}) does (a model converted with --candidates K): "
+        "after the first output, for at most BUDGET_MS of the page's time; the outputs and --bench are then the "
+        "tuned program's, and what the page measured is written as records (--tune-out)",
+    )
+    run.add_argument(
+        "--tune-out",
+        default="tuning.jsonl",
+        metavar="FILE",
+        help="with --tune: write the page's measurements here, as `kgen records import` takes them "
+        "(default tuning.jsonl)",
     )
     run.add_argument("--json", action="store_true", help="the summary as JSON")
     run.set_defaults(func=_cmd_run)

@@ -18,7 +18,7 @@ from kgen.errors import KgenError
 
 RUNTIME_PREFIX = "/kgen/"
 
-_RUN = """async ([dir, backend, feeds, bench, profile]) => {
+_RUN = """async ([dir, backend, feeds, bench, profile, tune]) => {
   const kgen = await import('/kgen/kgen.js');
   const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
   const decode = ([dtype, b64]) => (dtype === 'float32' ? new Float32Array(bytes(b64)) : new Int32Array(bytes(b64)));
@@ -29,11 +29,13 @@ _RUN = """async ([dir, backend, feeds, bench, profile]) => {
     return btoa(s);
   };
   const t0 = performance.now();
-  const runner = await kgen.load(dir, {backendOrder: backend});
+  const runner = await kgen.load(dir, {backendOrder: backend, tune: tune ? {budgetMs: tune} : 'cached'});
   const loaded = performance.now();
   const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, decode(v)]));
-  const outputs = await runner.run(inputs);
+  let outputs = await runner.run(inputs);
   const first = performance.now();
+  const tuning = tune ? await runner.tune() : runner.tuning;  // the tuning the first output started
+  if (tune) outputs = await runner.run(inputs);  // with the kernels tuning chose
   const times = [];
   if (bench || profile) {
     const until = performance.now() + 1000;  // warm-up: at least 1 s and 3 runs
@@ -48,7 +50,7 @@ _RUN = """async ([dir, backend, feeds, bench, profile]) => {
   }
   const result = {backend: runner.backendName, fallback: runner.fallbackReasons,
     outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, encode(v)])),
-    load_ms: loaded - t0, first_run_ms: first - loaded, times_ms: times,
+    load_ms: loaded - t0, first_run_ms: first - loaded, times_ms: times, tuning, records: runner.exportTuning(),
     profile: profile ? {kernels: await runner.profile({runs: profile}), nodes: runner.descriptor.nodes ?? []} : null};
   runner.destroy();
   return result;
@@ -74,11 +76,13 @@ def run_model(
     bench: int = 0,
     profile: int = 0,
     timeout_s: float = 600,
+    tune_ms: float = 0,
 ) -> dict[str, Any]:
     """Outputs by name (float32 arrays of the model's shapes), the backend that loaded and timings (ms):
     ``load_ms`` (load() with the files served locally), ``first_run_ms`` and, with ``bench`` runs after a warm-up,
     ``median_ms`` and the IQR. With ``profile`` rounds, ``profile``: each node's kernels timed alone
-    (``profile_nodes``)."""
+    (``profile_nodes``). With ``tune_ms``, the page tunes for that much of its time after the first output (the
+    outputs and timings are then the tuned program's): ``tuning`` (its progress) and ``records`` (JSON lines)."""
     from kgen.browser.session import BrowserSession
 
     folder = Path(folder).resolve()
@@ -97,7 +101,7 @@ def run_model(
             raise KgenError(f"input '{name}' needs shape {shape}, got {list(array.shape)}")
         payload[name] = [dtypes[name], base64.b64encode(_as(dtypes[name], name, array).tobytes()).decode()]
     with BrowserSession(job_timeout_s=timeout_s, mounts={"/model/": folder, RUNTIME_PREFIX: RUNTIME_DIR}) as session:
-        result = session.evaluate(_RUN, ["/model", backend, payload, bench, profile])
+        result = session.evaluate(_RUN, ["/model", backend, payload, bench, profile, tune_ms])
     shapes = {o["name"]: o["shape"] for o in model["outputs"]}
     result["outputs"] = {
         k: np.frombuffer(base64.b64decode(v), np.float32).reshape(shapes[k]) for k, v in result["outputs"].items()

@@ -35,8 +35,11 @@ export interface TuningProgress {
   tried: number;
   swapped: number;
   rejected: { node: string; option: number; why: string }[];
-  /** The page's time tuning took, in ms. */
+  /** The page's time tuning took, in ms, and when it started (performance.now()). */
   spentMs: number;
+  startedAt: number | null;
+  /** Its longest task (wall time, a GPU's wait included) and what it did. */
+  longestTask: { ms: number; what: string };
   /** The run's estimated speed-up over the start of tuning. */
   speedup: number;
   /** Choices applied at load (kept from an earlier visit, or records of this device class). */

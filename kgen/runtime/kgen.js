@@ -114,7 +114,10 @@ async function start(base, backend, launcher, descriptor, model, weights, option
   const runner = await createRunner(backend, launcher, descriptor, model, weights);
   runner.tuner = new Tuner(runner, base, device, fingerprint(backend, launcher), choices);
   runner.tuner.state.error = problem;
-  if (typeof mode === "object") runner.afterFirstOutput = () => void runner.tune({ ...mode, callback: options.tuningCallback });
+  if (typeof mode === "object") {
+    runner.tuner.defaults = { ...mode, callback: options.tuningCallback };
+    runner.afterFirstOutput = (kept) => void kept.then(() => runner.tune());
+  }
   return runner;
 }
 

@@ -145,7 +145,8 @@ export class Runner {
     this.threads = descriptor.program.threads ?? 1;
     /** @type {import("./tuning.js").Tuner | null} */
     this.tuner = null;
-    /** Called once the first run has its output (a load's `tune` starts there). @type {(() => void) | null} */
+    /** Called once the first run has its output, with the caching of the weights under way (a load's `tune`
+     * starts once they are kept). @type {((kept: Promise<void>) => void) | null} */
     this.afterFirstOutput = null;
     this.destroyed = false;
     /** The end of the last operation that launches kernels (runs, profiles, tuning steps): each waits for it. */
@@ -262,8 +263,8 @@ export class Runner {
         }
       });
       if (first) {
-        keepFetched(); // the weights go into the cache once the page has its first output
-        this.afterFirstOutput?.();
+        const kept = keepFetched(); // the weights go into the cache once the page has its first output
+        this.afterFirstOutput?.(kept);
       }
     } catch (err) {
       const e = /** @type {Error} */ (err);

@@ -98,10 +98,36 @@ function iqr(values) {
   return s[Math.floor((3 * (s.length - 1)) / 4)] - s[Math.floor((s.length - 1) / 4)];
 }
 
-/** Wait for the page to be idle (or for a macrotask where it cannot say). */
-function idle() {
-  return new Promise((resolve) =>
-    typeof requestIdleCallback === "function" ? requestIdleCallback(() => resolve(undefined), { timeout: 100 }) : setTimeout(resolve, 0),
+/** The idle period the page last granted (requestIdleCallback), or null. @type {IdleDeadline | null} */
+let granted = null;
+
+/** A task boundary: what the page queued meanwhile (input, rendering) runs first. */
+function nextTask() {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve(undefined);
+    channel.port2.postMessage(null);
+  });
+}
+
+/**
+ * Wait for a new task in which the page is idle: the rest of the idle period last granted where it has time left
+ * (one idle callback a period of up to 50 ms left a tuning step per 50 ms, ten times slower), else the next one.
+ */
+async function idle() {
+  if (typeof requestIdleCallback !== "function") return new Promise((resolve) => setTimeout(resolve, 0));
+  if (granted && granted.timeRemaining() > 1) {
+    await nextTask();
+    if (granted.timeRemaining() > 1) return;
+  }
+  await new Promise((resolve) =>
+    requestIdleCallback(
+      (deadline) => {
+        granted = deadline;
+        resolve(undefined);
+      },
+      { timeout: 100 },
+    ),
   );
 }
 
@@ -173,6 +199,9 @@ export class Tuner {
     this.records = [];
     /** @type {Promise<any> | null} */
     this.running = null;
+    /** What tune() does without options: the load's `tune` and `tuningCallback`.
+     * @type {{budgetMs?: number, sliceMs?: number, callback?: (progress: any) => void}} */
+    this.defaults = {};
     this.state = {
       state: "idle",
       deviceClass: device,
@@ -183,6 +212,10 @@ export class Tuner {
       /** @type {{node: string, option: number, why: string}[]} */
       rejected: [],
       spentMs: 0,
+      /** when it started (performance.now()), or null @type {number | null} */
+      startedAt: null,
+      /** the longest of its tasks (wall time, GPU waits included) and what it did */
+      longestTask: { ms: 0, what: "" },
       speedup: 1,
       /** @type {string | null} */
       error: null,
@@ -192,15 +225,17 @@ export class Tuner {
 
   /** A copy of the state, for `runner.tuning` and the callback. */
   get progress() {
-    return { ...this.state, rejected: [...this.state.rejected] };
+    return { ...this.state, rejected: [...this.state.rejected], longestTask: { ...this.state.longestTask } };
   }
 
   /**
-   * Tune for at most `budgetMs` of the page's time, in tasks of about `sliceMs` at most; resolves to the final
-   * progress. A second call while one runs returns the same promise.
+   * Tune for at most `budgetMs` of the page's time, in tasks of about `sliceMs` at most (without options, as the
+   * load's `tune` option said); resolves to the final progress. A second call while one runs returns the same
+   * promise.
    * @param {{budgetMs?: number, sliceMs?: number, callback?: (progress: any) => void}} options
    */
-  tune({ budgetMs = 10000, sliceMs = 50, callback } = {}) {
+  tune(options = {}) {
+    const { budgetMs = 10000, sliceMs = 50, callback } = { ...this.defaults, ...options };
     if (!(budgetMs > 0) || !(sliceMs > 0)) throw new Error(`kgen: tune(): budgetMs and sliceMs must be positive (${budgetMs}, ${sliceMs})`);
     if (this.running) return this.running;
     this.running = this.#search(budgetMs, sliceMs, callback).catch((err) => {
@@ -216,6 +251,7 @@ export class Tuner {
     const r = this.runner;
     if (!r.descriptor.variant?.candidates) throw new Error(`kgen: ${r.variant} has no candidates (convert with --candidates K)`);
     this.state.state = "tuning";
+    this.state.startedAt = performance.now();
     this.doc ??= await readCandidates(this.dir, r.descriptor);
     if (!r.prepared) await r.run();
     const budget = { left: budgetMs, sliceMs };
@@ -240,10 +276,11 @@ export class Tuner {
   }
 
   /**
-   * `fn` in a task of its own once the page is idle, its time taken from the budget.
-   * @template T @param {{left: number}} budget @param {() => Promise<T> | T} fn @returns {Promise<T>}
+   * `fn` in a task of its own once the page is idle, its time taken from the budget; the longest is reported.
+   * @template T @param {{left: number}} budget @param {string} what @param {() => Promise<T> | T} fn
+   * @returns {Promise<T>}
    */
-  async #task(budget, fn) {
+  async #task(budget, what, fn) {
     await idle();
     if (this.runner.destroyed) throw new Error("the runner was destroyed");
     const t0 = performance.now();
@@ -253,6 +290,7 @@ export class Tuner {
       const ms = performance.now() - t0;
       budget.left -= ms;
       this.state.spentMs += ms;
+      if (ms > this.state.longestTask.ms) this.state.longestTask = { ms, what };
     }
   }
 
@@ -264,7 +302,7 @@ export class Tuner {
     const samples = kernels.map(() => []);
     for (let round = 0; round < 3; round++) {
       for (let i = r.descriptor.program.prepare; i < kernels.length; ) {
-        await this.#task(budget, () =>
+        await this.#task(budget, "time the kernels", () =>
           r.exclusive(async () => {
             const start = performance.now();
             while (i < kernels.length && performance.now() - start < budget.sliceMs / 2) {
@@ -297,7 +335,7 @@ export class Tuner {
   async #tuneNode(n, budget, currentMs) {
     const r = this.runner;
     const launcher = r.launcher;
-    const current = await this.#task(budget, () => this.#piece(r.descriptor.program.kernels.slice(n.first, n.end)));
+    const current = await this.#task(budget, "compile", () => this.#piece(r.descriptor.program.kernels.slice(n.first, n.end)));
     /** @type {{option: number, piece: any, ms: number[]}[]} */
     const sides = [{ option: -1, piece: current, ms: [] }];
     const reject = (/** @type {number} */ option, /** @type {string} */ why) => this.state.rejected.push({ node: n.name, option, why });
@@ -305,12 +343,12 @@ export class Tuner {
       // the node's inputs as a run leaves them: the kernels before it, then the current kernels' output
       const want = await r.exclusive(async () => {
         for (let i = r.descriptor.program.prepare; i < n.first; ) {
-          await this.#task(budget, async () => {
+          await this.#task(budget, "run the kernels before", async () => {
             const start = performance.now();
             while (i < n.first && performance.now() - start < budget.sliceMs / 2) await launcher.run(r.compiled, r.bound, i, ++i);
           });
         }
-        return this.#task(budget, async () => {
+        return this.#task(budget, "reference", async () => {
           await launcher.run(current.compiled, current.bound);
           return (await launcher.read(r.buffers[n.output], { size: n.output_size })).slice(0, n.output_size);
         });
@@ -319,8 +357,8 @@ export class Tuner {
         if (budget.left <= 0) break;
         this.state.tried++;
         try {
-          const piece = await this.#task(budget, () => this.#piece(n.options[o].kernels));
-          const { got, ms } = await this.#task(budget, () =>
+          const piece = await this.#task(budget, "compile", () => this.#piece(n.options[o].kernels));
+          const { got, ms } = await this.#task(budget, "check", () =>
             r.exclusive(async () => {
               // the output starts as NaN: a candidate that leaves part of it unwritten cannot pass on the old values
               launcher.write(r.buffers[n.output], new Float32Array(n.output_size).fill(NaN));
@@ -348,7 +386,7 @@ export class Tuner {
       const repeat = Math.max(1, Math.min(50, Math.floor(Math.min(budget.sliceMs / 4, 8) / Math.max(currentMs, 0.01))));
       for (let round = 0; round < ROUNDS && budget.left > 0; round++) {
         for (const side of sides) {
-          const s = await this.#task(budget, () => r.exclusive(() => launcher.sample(side.piece.compiled, side.piece.bound, repeat)));
+          const s = await this.#task(budget, "time", () => r.exclusive(() => launcher.sample(side.piece.compiled, side.piece.bound, repeat)));
           side.ms.push(s.gpu ?? s.wall);
         }
       }
@@ -357,7 +395,7 @@ export class Tuner {
       const best = timed.reduce((a, b) => (median(b.ms) < median(a.ms) ? b : a), timed[0]);
       const base = median(sides[0].ms);
       if (best.option < 0 || !(median(best.ms) < GAIN * base)) return 0;
-      await this.#task(budget, () => r.exclusive(() => r.replaceKernels(n.first, n.end, n.options[best.option].kernels)));
+      await this.#task(budget, "swap in", () => r.exclusive(() => r.replaceKernels(n.first, n.end, n.options[best.option].kernels)));
       this.choices[n.node] = best.option;
       this.state.swapped++;
       return (base - median(best.ms)) * (currentMs / base);
