@@ -754,8 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="K",
         help="webgpu, wasm, js: up to K configs per kernel, the chosen one and others a page may try when it tunes "
-        "on the visitor's device (records of other device classes, the template default and seeds), in "
-        "<variant>.candidates.json, fetched only to tune (default 1: none; 4 costs about 3x the conversion time)",
+        "on the visitor's device (records of other device classes, the template default, its seeds, configs drawn "
+        "from its space), in <variant>.candidates.json, fetched only to tune (default 1: none; 4 costs about 3x the "
+        "conversion time)",
     )
     convert.add_argument(
         "--unfused",

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from kgen import backends
 from kgen.checking import compare_model
 from kgen.descriptor import weights as wt
 from kgen.descriptor.assemble import Options
@@ -73,6 +74,54 @@ def test_a_wasm_program_ships_its_modules_and_keeps_their_text_beside(onnx_dir, 
     assert all((tmp_path / "d" / f"{v}.wat").is_file() for v in variants) and not (tmp_path / "d" / "js.wat").exists()
     js = read_backend(tmp_path / "d", model, "js")["program"]["kernels"]
     assert all(k["source"] and "binary" not in k for k in js)
+
+
+def test_candidates_are_other_configs_over_the_same_storage_and_only_where_asked(onnx_dir, tmp_path):
+    """--candidates K: per flat-storage program a candidates file (size, digest and the device classes of its
+    records in model.json) of up to K-1 configs per node, each other than the node's own and than each other, with
+    as many run kernels binding only the program's buffers; a record of another device class is one of them."""
+    other = Record.measured(
+        Workload.create(
+            "conv_transpose2d", [[1, 128, 7, 7], [128, 64, 4, 4]], {"strides": [2, 2], "pads": [1, 1, 1, 1]}
+        ),
+        "wasm",
+        {"hardwareConcurrency": 16},
+        {"tile_b": 4, "tile_a": 2, "threads": 1},
+        1.0,
+        0.0,
+        7,
+        "",
+        "test",
+    )
+    gemm = Workload.create("gemm", [[1, 110], [110, 6272], [6272]], {})
+    own = Record.measured(gemm, "wasm", {"hardwareConcurrency": 2}, {"threads": 1}, 1.0, 0.0, 7, "", "test")
+    store = RecordStore(tmp_path / "records.jsonl")
+    store.add([other, own])  # the conversion takes wasm-2threads' records: wasm-16threads' is a candidate
+    options = Options(store, candidates=3)
+    convert(onnx_dir / "dcgan.onnx", tmp_path / "d", ["wasm", "js", "webgl"], options=options)
+    model = read_model(tmp_path / "d")
+    assert "candidates" not in model["backends"]["webgl"]["variants"][0]  # textures: not yet
+    for backend in ("wasm", "js"):
+        entry = model["backends"][backend]["variants"][0]["candidates"]
+        data = (tmp_path / "d" / entry["file"]).read_bytes()
+        assert entry["bytes"] == len(data) and entry["sha256"] == wt.digest(data)
+        doc = json.loads(data)
+        program = read_backend(tmp_path / "d", model, backend)["program"]
+        buffers = {b["name"] for b in program["buffers"]}
+        assert doc["nodes"] and doc["tolerance"] == list(backends.get(backend).tolerance)
+        for node in doc["nodes"]:
+            configs = [json.dumps(o["config"], sort_keys=True) for o in node["options"]]
+            assert 1 <= len(configs) <= 2 and len(set(configs)) == len(configs)
+            assert json.dumps(node["config"], sort_keys=True) not in configs
+            assert node["output"] in buffers and program["prepare"] <= node["first"] < node["end"]
+            for o in node["options"]:
+                assert len(o["kernels"]) == node["end"] - node["first"]
+                assert all(b["buffer"] in buffers for k in o["kernels"] for b in k["bindings"])
+    wasm = json.loads((tmp_path / "d" / "wasm.candidates.json").read_text())
+    assert model["backends"]["wasm"]["variants"][0]["candidates"]["devices"] == ["wasm-16threads"]
+    assert any(o["device"] == "wasm-16threads" for n in wasm["nodes"] for o in n["options"])
+    convert(onnx_dir / "dcgan.onnx", tmp_path / "plain", ["wasm"], options=Options(store))
+    assert not list((tmp_path / "plain").glob("*.candidates.json"))
 
 
 def test_resnet50_converts_for_every_flat_backend_and_matches_onnxruntime(onnx_dir, tmp_path):

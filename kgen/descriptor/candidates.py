@@ -7,7 +7,7 @@ page swaps it in between two runs with nothing else changed; a config that needs
 The candidates of a node, best first and distinct from the chosen config and from each other:
 - the records of the other device classes for its workload (exact, else the nearest shape): a visitor of that
   class runs them from the first run;
-- the template default, then the template's seed configs.
+- the template default, then the template's seed configs, then configs drawn from its space.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from kgen.errors import KgenError
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
 from kgen.scheduling.space import Limits
+
+SAMPLED = 16  # configs drawn from a template's space, the last source of candidates
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,11 @@ def _choices(
         if choice.record is not None:
             yield choice, other
     yield Choice(dict(fixed), "default"), None
-    for seed in space(graph.workload(np_.node), backend).seed_configs(limits):
+    sp = space(graph.workload(np_.node), backend)
+    for seed in sp.seed_configs(limits):
         yield Choice({**seed, **fixed}, "seed"), None
+    for config in sp.sample(SAMPLED, seed=0, limits=limits):  # where the seeds run out (WebGPU's convs have none)
+        yield Choice({**config, **fixed}, "sampled"), None
 
 
 def _same_storage(a: NodeProgram, b: NodeProgram) -> bool:

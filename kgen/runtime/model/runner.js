@@ -149,6 +149,8 @@ export class Runner {
      * starts once they are kept). @type {((kept: Promise<void>) => void) | null} */
     this.afterFirstOutput = null;
     this.destroyed = false;
+    /** Runs so far (tuning starts its pass through the model over where a run came in between). */
+    this.runs = 0;
     /** The end of the last operation that launches kernels (runs, profiles, tuning steps): each waits for it. */
     this.queue = Promise.resolve();
   }
@@ -256,6 +258,7 @@ export class Runner {
         for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
         await this.launcher.run(this.compiled, this.bound, this.prepared ? d.program.prepare : 0);
         this.prepared = true;
+        this.runs++;
         for (let i = 0; i < d.outputs.length; i++) {
           const t = d.outputs[i];
           const values = await this.launcher.read(this.buffers[t.buffer], { size: this.outputs[i].length });
