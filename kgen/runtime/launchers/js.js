@@ -55,6 +55,16 @@ export class JSLauncher {
     this.#dispatch(compiled, heap, first, end);
   }
 
+  // The tiles of kernels[i], which runTiles runs in ranges.
+  tiles(compiled, i) {
+    return compiled.kernels[i].tiles;
+  }
+
+  // Tiles begin .. end - 1 of kernels[i] (a long kernel run over several tasks, so that none blocks the page).
+  runTiles(compiled, heap, i, begin, end) {
+    compiled.kernels[i].fn(heap, begin, end);
+  }
+
   // One sample: `k` back-to-back runs, timed by the wall clock.
   async sample(compiled, heap, k) {
     const t0 = performance.now();

@@ -161,6 +161,18 @@ export class WasmLauncher {
     this.#dispatch(compiled, await bound, first, end);
   }
 
+  // The tiles of kernels[i] that runTiles can run in ranges on the page's thread alone (0: it cannot, the
+  // kernel's launch is split between the workers).
+  tiles(compiled, i) {
+    const k = compiled.kernels[i];
+    return compiled.threads === 1 || k.alone ? k.tiles : 0;
+  }
+
+  // Tiles begin .. end - 1 of kernels[i] (a long kernel run over several tasks, so that none blocks the page).
+  runTiles(compiled, bound, i, begin, end) {
+    bound.runs[i](begin, end);
+  }
+
   // One sample: `k` back-to-back runs, timed by the wall clock.
   async sample(compiled, bound, k) {
     const b = await bound;

@@ -9,6 +9,9 @@
 //   faster one swapped in between runs. What it measured exports as tuning records (`kgen records import`).
 import { checkKernels, fail, readEntry } from "./descriptor.js";
 
+/** @typedef {{option: number, piece: any, ms: number[], checkMs: number}} Side a node's current kernels (option
+ * -1) or a candidate, compiled and bound, with its timed samples and the time of its check run */
+
 const STORE = "kgen-tuning-v1";
 const ROUNDS = 5; // interleaved timing rounds per node
 const GAIN = 0.97; // a candidate replaces the current kernel only where its median is at most this share of it
@@ -276,7 +279,7 @@ export class Tuner {
     let saved = 0;
     for (let b = 0; b < worth.length && budget.left > 0; b += BATCH) {
       const batch = worth.slice(b, b + BATCH);
-      /** @type {Map<any, {option: number, piece: any, ms: number[]}[]>} */
+      /** @type {Map<any, Side[]>} */
       const checked = new Map();
       const at = { kernel: r.descriptor.program.prepare, runs: r.runs };
       try {
@@ -321,7 +324,7 @@ export class Tuner {
     }
   }
 
-  /** Each run kernel's time alone (median of 3), launched in tasks of about a slice. @param {{left: number, sliceMs: number}} budget */
+  /** Each run kernel's time alone (median of 3 rounds). @param {{left: number, sliceMs: number}} budget */
   async #kernelTimes(budget) {
     const r = this.runner;
     const kernels = r.descriptor.program.kernels;
@@ -330,20 +333,50 @@ export class Tuner {
     // three rounds, or fewer where one takes a tenth of the budget (ResNet-50 on SwiftShader: 11 s a run)
     const start = budget.left;
     for (let round = 0; round < 3 && (round === 0 || start - budget.left < 0.1 * start); round++) {
-      for (let i = r.descriptor.program.prepare; i < kernels.length; ) {
-        await this.#task(budget, "time the kernels", () =>
-          r.exclusive(async () => {
-            const start = performance.now();
-            while (i < kernels.length && performance.now() - start < budget.sliceMs / 2) {
-              const t0 = performance.now();
-              await r.launcher.run(r.compiled, r.bound, i, i + 1);
-              samples[i++].push(performance.now() - t0);
-            }
-          }),
-        );
+      for (let i = r.descriptor.program.prepare; i < kernels.length && budget.left > 0; i++) {
+        samples[i].push(await r.exclusive(() => this.#launch(budget, "time the kernels", r.compiled, r.bound, i, i + 1)));
       }
     }
     return samples.map((s) => (s.length ? median(s) : 0));
+  }
+
+  /**
+   * Run kernels [first, end) of a bound program in tasks of about half a slice at most; the time they took (the
+   * sum of their launches, not the waits between tasks). A long kernel whose launcher runs ranges of its tiles
+   * (wasm on one thread, js) runs a range at a time, sized from the time its first tile took: ResNet-50's
+   * template-default convs ran up to 246 ms in one task.
+   * @param {{left: number, sliceMs: number}} budget @param {string} what @param {any} compiled @param {any} bound
+   * @param {number} [first] @param {number} [end]
+   */
+  async #launch(budget, what, compiled, bound, first = 0, end = compiled.kernels.length) {
+    const launcher = this.runner.launcher;
+    const half = budget.sliceMs / 2;
+    let ms = 0;
+    let i = first;
+    let tile = 0;
+    let perTile = 0; // ms a tile of kernel i took so far (0: not run yet)
+    while (i < end) {
+      await this.#task(budget, what, async () => {
+        const start = performance.now();
+        while (i < end && performance.now() - start < half) {
+          const tiles = launcher.tiles?.(compiled, i) ?? 0;
+          const t0 = performance.now();
+          if (tiles === 0) {
+            await launcher.run(compiled, bound, i, i + 1);
+            i++;
+          } else {
+            const count = perTile > 0 ? Math.max(1, Math.floor(half / 2 / perTile)) : 1;
+            const to = Math.min(tiles, tile + count);
+            launcher.runTiles(compiled, bound, i, tile, to);
+            perTile = (performance.now() - t0) / (to - tile);
+            tile = to;
+            if (tile >= tiles) [i, tile, perTile] = [i + 1, 0, 0];
+          }
+          ms += performance.now() - t0;
+        }
+      });
+    }
+    return ms;
   }
 
   /**
@@ -369,48 +402,36 @@ export class Tuner {
     const r = this.runner;
     const launcher = r.launcher;
     const current = await this.#task(budget, "compile", () => this.#piece(r.descriptor.program.kernels.slice(n.first, n.end)));
-    /** @type {{option: number, piece: any, ms: number[]}[]} */
-    const sides = [{ option: -1, piece: current, ms: [] }];
+    /** @type {Side[]} */
+    const sides = [{ option: -1, piece: current, ms: [], checkMs: currentMs }];
     const reject = (/** @type {number} */ option, /** @type {string} */ why) => this.state.rejected.push({ node: n.name, option, why });
     await r.exclusive(async () => {
       if (at.runs !== r.runs || at.kernel > n.first) at.kernel = r.descriptor.program.prepare;
-      while (at.kernel < n.first) {
-        await this.#task(budget, "run the kernels before", async () => {
-          const start = performance.now();
-          while (at.kernel < n.first && performance.now() - start < budget.sliceMs / 2) {
-            await launcher.run(r.compiled, r.bound, at.kernel, ++at.kernel);
-          }
-        });
-      }
-      const want = await this.#task(budget, "reference", async () => {
-        await launcher.run(current.compiled, current.bound);
-        return (await launcher.read(r.buffers[n.output], { size: n.output_size })).slice(0, n.output_size);
-      });
+      if (at.kernel < n.first) await this.#launch(budget, "run the kernels before", r.compiled, r.bound, at.kernel, n.first);
+      at.kernel = n.first;
+      sides[0].checkMs = await this.#launch(budget, "reference", current.compiled, current.bound);
+      const want = (await launcher.read(r.buffers[n.output], { size: n.output_size })).slice(0, n.output_size);
       for (let o = 0; o < n.options.length && budget.left > 0; o++) {
         this.state.tried++;
         try {
           const piece = await this.#task(budget, "compile", () => this.#piece(n.options[o].kernels));
-          const { got, ms } = await this.#task(budget, "check", async () => {
-            // the output starts as NaN: a candidate that leaves part of it unwritten cannot pass on the old values
-            launcher.write(r.buffers[n.output], new Float32Array(n.output_size).fill(NaN));
-            const t0 = performance.now();
-            await within(launcher.run(piece.compiled, piece.bound), CHECK_TIMEOUT_MS, "its check run");
-            const ms = performance.now() - t0;
-            return { got: await launcher.read(r.buffers[n.output], { size: n.output_size }), ms };
-          });
+          // the output starts as NaN: a candidate that leaves part of it unwritten cannot pass on the old values
+          launcher.write(r.buffers[n.output], new Float32Array(n.output_size).fill(NaN));
+          const ms = await within(this.#launch(budget, "check", piece.compiled, piece.bound), CHECK_TIMEOUT_MS, "its check run");
+          const got = await launcher.read(r.buffers[n.output], { size: n.output_size });
           if (!agrees(got.subarray(0, n.output_size), want, this.doc.tolerance)) {
             launcher.unbind?.(piece.compiled);
             reject(o, "its output differs from the current kernel's");
           } else if (ms > Math.max(4 * currentMs, budget.sliceMs)) {
             launcher.unbind?.(piece.compiled); // far slower: not worth timing
           } else {
-            sides.push({ option: o, piece, ms: [] });
+            sides.push({ option: o, piece, ms: [], checkMs: ms });
           }
         } catch (err) {
           reject(o, /** @type {Error} */ (err).message);
         }
       }
-      await this.#task(budget, "reference", () => launcher.run(current.compiled, current.bound));
+      await this.#launch(budget, "reference", current.compiled, current.bound);
       at.kernel = n.end;
       at.runs = r.runs;
     });
@@ -420,16 +441,22 @@ export class Tuner {
   /**
    * Time node `n`'s current kernels and its checked options in interleaved rounds; swap in the fastest where it
    * beats the current kernels. The time a run saves (ms).
-   * @param {any} n @param {{option: number, piece: any, ms: number[]}[]} sides @param {{left: number, sliceMs: number}} budget
+   * @param {any} n @param {Side[]} sides @param {{left: number, sliceMs: number}} budget
    * @param {number} currentMs
    */
   async #time(n, sides, budget, currentMs) {
     const r = this.runner;
     if (sides.length === 1) return 0;
-    const repeat = Math.max(1, Math.min(50, Math.floor(Math.min(budget.sliceMs / 4, 8) / Math.max(currentMs, 0.01))));
+    const short = Math.min(budget.sliceMs / 4, 8); // a side that runs this long or less is sampled in one task
     for (let round = 0; round < ROUNDS && budget.left > 0; round++) {
       for (const side of sides) {
-        const s = await this.#task(budget, "time", () => r.exclusive(() => r.launcher.sample(side.piece.compiled, side.piece.bound, repeat)));
+        const { compiled, bound } = side.piece;
+        if (side.checkMs > short) {
+          side.ms.push(await r.exclusive(() => this.#launch(budget, "time", compiled, bound)));
+          continue;
+        }
+        const repeat = Math.max(1, Math.min(50, Math.floor(short / Math.max(side.checkMs, 0.01))));
+        const s = await this.#task(budget, "time", () => r.exclusive(() => r.launcher.sample(compiled, bound, repeat)));
         side.ms.push(s.gpu ?? s.wall);
       }
     }
