@@ -141,3 +141,59 @@ def test_threads_pick_the_variant_and_a_count_without_one_is_an_error(folder, br
     assert browser.evaluate(script, [1]) == {"variant": "wasm", "threads": 1}
     error = browser.evaluate(script, [2])["error"]
     assert "1 threads, not the 2 asked for" in error, error
+
+
+def test_a_page_loads_a_model_from_bytes_or_its_own_fetch(folder, browser):
+    """`files` (name -> bytes, as a page that keeps models in IndexedDB has them) and `fetch` (the page's own) load
+    the same model as the server does; a file missing from the map is an Error naming it."""
+    script = """async ([feeds]) => {
+      const kgen = await import('/kgen.js');
+      const get = async (n) => new Uint8Array(await (await fetch(`/tuning/tuned/${n}`)).arrayBuffer());
+      const shards = (await (await fetch('/tuning/tuned/model.json')).json()).weights.shards.map((s) => s.file);
+      const names = ['model.json', 'wasm.json', 'wasm.candidates.json', ...shards];
+      const files = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await get(n)])));
+      const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
+      const out = async (dir, options) => {
+        const runner = await kgen.load(dir, {backendOrder: 'wasm', threads: 1, tune: 'off', ...options});
+        const values = Array.from(Object.values(await runner.run(typed))[0]);
+        runner.destroy();
+        return values;
+      };
+      const asked = [];
+      const own = (url) => { asked.push(url); return fetch(url.replace('memory://model', '/tuning/tuned')); };
+      const { 'wasm.json': _, ...without } = files;
+      let missing = null;
+      try { await out('memory://model', {files: without}); } catch (err) { missing = err.message; }
+      return {bytes: await out('memory://model', {files}), fetched: await out('memory://model', {fetch: own}),
+              served: await out('/tuning/tuned', {}), asked, missing};
+    }"""
+    got = browser.evaluate(script, [_feeds()])
+    assert got["bytes"] == got["served"] and got["fetched"] == got["served"]
+    assert "memory://model/model.json" in got["asked"]
+    assert "wasm.json" in got["missing"] and "not in files" in got["missing"], got["missing"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fifty_loads_and_destroys_keep_one_device_and_the_page_working(folder, browser, backend):
+    script = """async ([backend, feeds]) => {
+      const kgen = await import('/kgen.js');
+      let devices = 0;
+      const request = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = function (...args) { devices++; return request.apply(this, args); };
+      const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
+      const outs = [];
+      let compiled = 0;
+      try {
+        for (let k = 0; k < 50; k++) {
+          const runner = await kgen.load('/tuning/tuned', {backendOrder: backend, threads: 1, tune: 'off'});
+          outs.push(Array.from(Object.values(await runner.run(typed))[0]));
+          if (k > 0) compiled += runner.compileCounts.compiled;
+          runner.destroy();
+        }
+      } finally {
+        GPUAdapter.prototype.requestDevice = request;
+      }
+      return {same: outs.every((o) => o.join() === outs[0].join()), devices, compiled};
+    }"""
+    got = browser.evaluate(script, [backend, _feeds()])
+    assert got == {"same": True, "devices": got["devices"], "compiled": 0} and got["devices"] <= 1, got

@@ -21,6 +21,11 @@ export interface LoadOptions {
   tune?: "off" | "cached" | { budgetMs: number; sliceMs?: number };
   /** Called as tuning goes, with `runner.tuning`. */
   tuningCallback?: (progress: TuningProgress) => void;
+  /** Fetch the folder's files this way (URLs under `dir`): for models kept in IndexedDB, bundled, or behind
+   * authentication. */
+  fetch?: (url: string) => Promise<Response>;
+  /** Or the folder's files themselves, by name within it (model.json, webgpu.json, weights/000.bin, ...). */
+  files?: Record<string, ArrayBuffer | ArrayBufferView | string> | Map<string, ArrayBuffer | ArrayBufferView | string>;
 }
 
 export interface TuningProgress {

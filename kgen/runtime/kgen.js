@@ -6,7 +6,7 @@ import { JSLauncher } from "./launchers/js.js";
 import { WasmLauncher } from "./launchers/wasm.js";
 import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
-import { readModel, readProgram } from "./model/descriptor.js";
+import { fetchFolderWith, readModel, readProgram } from "./model/descriptor.js";
 import { createRunner, Runner, TensorView } from "./model/runner.js";
 import { startingChoices, Tuner } from "./model/tuning.js";
 import { deviceClass, fingerprint } from "./device.js";
@@ -97,6 +97,31 @@ function tuneMode(tune) {
 }
 
 /**
+ * How the folder's files are fetched: the page's `fetch` (for models kept in IndexedDB, bundled, or behind
+ * authentication), or a map of file name to bytes, or null (the browser's fetch).
+ * @param {string} base @param {any} options @returns {((url: string) => Promise<Response>) | null}
+ */
+function folderFetch(base, options) {
+  if (options.fetch !== undefined && options.files !== undefined) throw new Error("kgen.load: give fetch or files, not both");
+  if (options.fetch !== undefined) {
+    if (typeof options.fetch !== "function") throw new Error("kgen.load: fetch must be a function (url) => Promise<Response>");
+    return options.fetch;
+  }
+  if (options.files === undefined) return null;
+  const files = options.files instanceof Map ? Object.fromEntries(options.files) : options.files;
+  if (typeof files !== "object" || files === null) throw new Error("kgen.load: files must map file names to bytes");
+  return async (url) => {
+    const name = url.slice(base.length + 1);
+    const bytes = files[name];
+    if (bytes === undefined) return new Response(null, { status: 404, statusText: `not in files (${name})` });
+    if (!(bytes instanceof ArrayBuffer || ArrayBuffer.isView(bytes) || typeof bytes === "string")) {
+      throw new Error(`kgen.load: files["${name}"] must be an ArrayBuffer, a typed array or a string`);
+    }
+    return new Response(/** @type {BodyInit} */ (bytes));
+  };
+}
+
+/**
  * A runner of `descriptor` on `backend`, starting from the choices this device made before (or the descriptor's
  * records of its class), and tuning after its first output where `tune` asks.
  * @param {string} base @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
@@ -126,7 +151,8 @@ async function start(base, backend, launcher, descriptor, model, weights, option
  * @param {string} dir the folder `kgen convert` wrote (a URL relative to the page, or absolute)
  * @param {{backendOrder?: string | string[], progressCallback?: (loaded: number, total: number) => void,
  *   threads?: number, tune?: "off" | "cached" | {budgetMs: number, sliceMs?: number},
- *   tuningCallback?: (progress: any) => void}} [options]
+ *   tuningCallback?: (progress: any) => void, fetch?: (url: string) => Promise<Response>,
+ *   files?: Record<string, ArrayBuffer | ArrayBufferView | string> | Map<string, ArrayBuffer | ArrayBufferView | string>}} [options]
  * @returns {Promise<Runner>}
  */
 export async function load(dir, options = {}) {
@@ -136,6 +162,7 @@ export async function load(dir, options = {}) {
     throw new Error(`kgen.load: threads must be a positive integer, not ${JSON.stringify(options.threads)}`);
   }
   const base = dir.replace(/\/+$/, "");
+  fetchFolderWith(base, folderFetch(base, options));
   const model = await readModel(base);
   const order = backendList(options.backendOrder).filter((b) => b in model.backends);
   if (order.length === 0) {

@@ -15,6 +15,11 @@ export function fail(where, what) {
   return new Error(`kgen: ${where}: ${what}`);
 }
 
+/** @param {any} v */
+function kindOf(v) {
+  return v === null ? "null" : v?.constructor?.name ?? typeof v;
+}
+
 /** @param {unknown} v */
 function isCount(v) {
   return Number.isSafeInteger(v) && /** @type {number} */ (v) >= 0;
@@ -38,6 +43,27 @@ export function encodedBytes(size, encoding, block) {
 }
 
 /**
+ * How the files of a folder are fetched where its page said (`kgen.load(dir, {fetch})` or `{files}`), by folder.
+ * @type {Map<string, (url: string) => Promise<Response>>}
+ */
+const fetchers = new Map();
+
+/**
+ * Fetch the files of folder `dir` with `fetcher` (null: the browser's fetch).
+ * @param {string} dir @param {((url: string) => Promise<Response>) | null} fetcher
+ */
+export function fetchFolderWith(dir, fetcher) {
+  if (fetcher) fetchers.set(dir, fetcher);
+  else fetchers.delete(dir);
+}
+
+/** @param {string} url */
+function fetcherFor(url) {
+  for (const [dir, fetcher] of fetchers) if (url.startsWith(`${dir}/`)) return fetcher;
+  return (/** @type {string} */ u) => fetch(u);
+}
+
+/**
  * A file's bytes; with `onBytes`, read as a stream that reports each chunk's length (weights' progress); with
  * `into`, read into that array (a window of the weight stream: no copy of its own to join), and a file longer
  * than it is an error. Errors name the URL and, with `what`, the kind of file.
@@ -48,7 +74,8 @@ export function encodedBytes(size, encoding, block) {
 export async function fetchBytes(url, onBytes = null, what = "", into = null) {
   let response;
   try {
-    response = await fetch(url);
+    response = await fetcherFor(url)(url);
+    if (!(response instanceof Response)) throw new Error(`the page's fetch gave ${kindOf(response)}, not a Response`);
   } catch (err) {
     throw fail(url, `${what}could not be fetched (${/** @type {Error} */ (err).message})`);
   }
