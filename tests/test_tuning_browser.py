@@ -197,3 +197,54 @@ def test_fifty_loads_and_destroys_keep_one_device_and_the_page_working(folder, b
     }"""
     got = browser.evaluate(script, [backend, _feeds()])
     assert got == {"same": True, "devices": got["devices"], "compiled": 0} and got["devices"] <= 1, got
+
+
+BUSY = """async ([dir, feeds, runs]) => {
+  const kgen = await import('/kgen.js');
+  const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
+  window.__runners ??= {};
+  const time = async (runner, n) => {
+    const ms = [];
+    for (let k = 0; k < n; k++) {
+      const t0 = performance.now();
+      await runner.run(typed);
+      ms.push(performance.now() - t0);
+    }
+    return ms.sort((a, b) => a - b)[Math.floor(ms.length / 2)];
+  };
+  window.__runners.chosen ??= await kgen.load(dir, {backendOrder: 'wasm', tune: 'off'});
+  window.__runners.one ??= await kgen.load(dir, {backendOrder: 'wasm', tune: 'off', threads: 1});
+  window.__runners.two ??= await kgen.load(dir, {backendOrder: 'wasm', tune: 'off', threads: 2});
+  const {chosen, one, two} = window.__runners;
+  await time(chosen, runs);  // the runs the choice is made on
+  return {chosen: await time(chosen, 15), one: await time(one, 15), two: await time(two, 15),
+          threads: chosen.threads, comparisons: chosen.threadChoice.comparisons};
+}"""
+
+
+def test_the_thread_count_is_chosen_on_the_pages_runs_and_again_when_a_core_is_taken(tmp_path, browser):
+    """The DCGAN generator's 2-thread program, idle: the page keeps 2 threads where they beat its 1-thread program.
+    With a process spinning on one of the two cores, the workers wait for it: the runs slow down, the page
+    compares again and runs no slower than 1.15x the 1-thread program."""
+    zoo.save(zoo.MODELS["dcgan"](), tmp_path / "dcgan.onnx")
+    convert(
+        tmp_path / "dcgan.onnx",
+        tmp_path / "dcgan",
+        ["wasm"],
+        options=Options(RecordStore("results/records.jsonl")),
+        wasm_threads=[1, 2],
+    )
+    browser.server.mount("/threads/", tmp_path)
+    feeds = {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS["dcgan"](), 1).items()}
+    idle = browser.evaluate(BUSY, ["/threads/dcgan", feeds, 20])
+    assert idle["comparisons"] >= 1, idle
+    if idle["two"] < idle["one"] / 1.3:  # where 2 threads are clearly faster, the page runs 2
+        assert idle["threads"] == 2, idle
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        loaded = browser.evaluate(BUSY, ["/threads/dcgan", feeds, 40])
+    finally:
+        busy.kill()
+        busy.wait()
+    browser.evaluate("() => { Object.values(window.__runners).forEach((r) => r.destroy()); window.__runners = {}; }")
+    assert loaded["chosen"] <= 1.15 * loaded["one"], (idle, loaded)

@@ -8,8 +8,9 @@ export interface LoadOptions {
   backendOrder?: BackendName | "webassembly" | "fallback" | Array<BackendName | "webassembly" | "fallback">;
   /** Called as weight bytes arrive: (loaded, total). */
   progressCallback?: (loaded: number, total: number) => void;
-  /** wasm: load the program variant of this many threads (an Error lists the variants where none has it).
-   * Default: the most threads this page can run. */
+  /** wasm: load the program variant of this many threads and run it on that many (an Error lists the variants
+   * where none has it). Default: the variant of the most threads this page can run, run on as many as are faster
+   * (`runner.threads`). */
   threads?: number;
   /** Tuning on this device, for a model converted with `--candidates K`:
    * - "off": the shipped kernels;
@@ -90,7 +91,9 @@ export class Runner {
   profile(options?: { runs?: number }): Promise<{ kernel: string; ms: number }[]>;
   /** The program file that loaded, without .json (e.g. "wasm-2t", "webgl-4"). */
   readonly variant: string;
-  /** The threads a run uses (wasm; 1 elsewhere). */
+  /** The threads a run uses (wasm; 1 elsewhere). Where the program has several and the load gave no `threads`,
+   * the page chooses on its own runs: a few with each count, then the faster, and again when runs slow down (a
+   * busy core makes the workers wait). */
   readonly threads: number;
   /** This device's class for the backend, as tuning records name it. */
   readonly deviceClass: string | null;

@@ -8,6 +8,7 @@ import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
 import { fetchFolderWith, readModel, readProgram } from "./model/descriptor.js";
 import { createRunner, Runner, TensorView } from "./model/runner.js";
+import { ThreadChoice } from "./model/threads.js";
 import { startingChoices, Tuner } from "./model/tuning.js";
 import { deviceClass, fingerprint } from "./device.js";
 import { loadWeights } from "./model/weights.js";
@@ -137,6 +138,8 @@ async function start(base, backend, launcher, descriptor, model, weights, option
     choices = await startingChoices(base, descriptor, device, true).catch((err) => ((problem = err.message), null));
   }
   const runner = await createRunner(backend, launcher, descriptor, model, weights);
+  // the thread count is the page's choice, measured on its runs, unless the page gave one
+  if ((descriptor.program.threads ?? 1) > 1 && options.threads === undefined) runner.threadChoice = new ThreadChoice(descriptor.program.threads);
   runner.tuner = new Tuner(runner, base, device, fingerprint(backend, launcher), choices);
   runner.tuner.state.error = problem;
   if (typeof mode === "object") {

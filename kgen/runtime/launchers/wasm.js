@@ -119,7 +119,8 @@ export class WasmLauncher {
   // Launch kernels[first..end - 1]: a run launches all of them, a timed sample skips the prepare kernels (they
   // pack weights once per set of inputs), a profile launches one at a time.
   #dispatch(compiled, bound, first = 0, end = compiled.kernels.length) {
-    const { runs, pool } = bound;
+    const { runs } = bound;
+    const pool = compiled.active === 1 ? null : bound.pool; // `active` 1: every tile on the page's thread
     compiled.kernels.forEach((k, i) => {
       if (i < first || i >= end) return;
       if (!pool || k.alone) {

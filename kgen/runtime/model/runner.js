@@ -4,6 +4,7 @@
 // writes the inputs, launches every kernel (the prepare kernels on the first run only: they pack weights and
 // fill padding borders) and reads the outputs back.
 import { elements, fail } from "./descriptor.js";
+import { ThreadChoice } from "./threads.js";
 import { keepFetched } from "./weights.js";
 
 const EXACT = 2 ** 24; // the largest integer a float32 holds exactly: kernels carry integers in float32
@@ -141,8 +142,8 @@ export class Runner {
     this.fallbackReasons = [];
     /** The program file that loaded, without .json (e.g. wasm-2t). */
     this.variant = String(descriptor.variant?.file ?? backendName).replace(/\.json$/, "");
-    /** The threads a run uses (wasm; 1 elsewhere). */
-    this.threads = descriptor.program.threads ?? 1;
+    /** A threaded wasm program's thread count, chosen on the page's runs (null: fixed). @type {ThreadChoice | null} */
+    this.threadChoice = null;
     /** @type {import("./tuning.js").Tuner | null} */
     this.tuner = null;
     /** Called once the first run has its output, with the caching of the weights under way (a load's `tune`
@@ -183,6 +184,11 @@ export class Runner {
     this.descriptor.program = program;
     this.compiled = compiled;
     this.bound = bound;
+  }
+
+  /** The threads a run uses (wasm; 1 elsewhere): the program's, or where the runner chooses, its choice. */
+  get threads() {
+    return this.threadChoice ? this.threadChoice.chosen : (this.descriptor.program.threads ?? 1);
   }
 
   /** The device class this runner's backend runs on, as tuning records name it (e.g. google-swiftshader). */
@@ -256,7 +262,13 @@ export class Runner {
       const first = !this.prepared;
       await this.exclusive(async () => {
         for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
+        const choice = this.prepared ? this.threadChoice : null; // the first run, with its prepare kernels, is no sample
+        const threads = choice?.next();
+        this.compiled.active = threads;
+        const t0 = performance.now();
         await this.launcher.run(this.compiled, this.bound, this.prepared ? d.program.prepare : 0);
+        if (choice && threads) choice.observe(threads, performance.now() - t0);
+        this.compiled.active = this.threads;
         this.prepared = true;
         this.runs++;
         for (let i = 0; i < d.outputs.length; i++) {
