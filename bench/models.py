@@ -55,7 +55,7 @@ MODELS = ("resnet50", "mobilenet_v2", "dcgan")
 #: their graphs, so TF.js is not among their peers
 TRANSFORMERS = ("minilm", "deit_small", "mobilenet_v3_large")
 
-KGEN = """async ([dir, backend, feeds, options]) => {
+KGEN = """async ([dir, backend, threads, feeds, options]) => {
   const memory = await import('/peers/memory.js');
   memory.track();
   const kgen = await import('/kgen.js');
@@ -63,7 +63,8 @@ KGEN = """async ([dir, backend, feeds, options]) => {
   const typed = (v) => (v.dtype === 'float32' ? Float32Array.from(v.values) : Int32Array.from(v.values));
   const inputs = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, typed(v)]));
   const t0 = performance.now();
-  const runner = await kgen.load(dir, {backendOrder: backend});
+  // the row's thread count, not the page's choice between it and one
+  const runner = await kgen.load(dir, {backendOrder: backend, ...(backend === 'wasm' ? {threads} : {})});
   await runner.run(inputs);
   const coldMs = performance.now() - t0;
   const timed = await timeRuns(() => runner.run(inputs), options);
@@ -178,7 +179,7 @@ def run(
                     loads.append(protocol.wait_idle())
                     if runtime == "kgen":
                         folder = f"/bench/{name}_{threads}t"
-                        result = session.evaluate(KGEN, [folder, backend, plain, options])
+                        result = session.evaluate(KGEN, [folder, backend, threads, plain, options])
                         if backend == "wasm":  # the ceiling, in the same page right after
                             result["ceilingGflops"] = peak.probe_wasm(session, "madd", threads, protocol.WARMUP_MS)
                     elif runtime == "ort":
