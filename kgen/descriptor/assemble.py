@@ -22,7 +22,7 @@ from typing import Any
 from kgen import backends
 from kgen.codegen import memory as codegen_memory
 from kgen.codegen.program import CompiledKernel, CompiledProgram, RenderOptions
-from kgen.descriptor.candidates import Candidate, candidates, offered
+from kgen.descriptor.candidates import Candidate, candidates, offered, own_temps
 from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
 from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, program_for
 from kgen.descriptor.webgl import assemble_webgl
@@ -184,16 +184,24 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     persistent: set[str] = set()
     steps: list[tuple[list[str], list[str]]] = []
     mapping: list[dict[str, str]] = []
-    for k, (np_, _) in enumerate(lowered):
+    alt_mapping: list[list[dict[str, str]]] = []  # per node, each candidate's buffer -> storage
+    for k, (np_, alts) in enumerate(lowered):
         names = _buffer_names(np_, roots, f"n{k}")
         mapping.append(names)
-        p = np_.program
-        for b in (*p.inputs, *p.temps, p.output):
-            sizes[names[b.name]] = max(sizes.get(names[b.name], 0), b.size)
-        persistent |= {names[b.name] for b in p.temps if b.name.startswith(PERSISTENT_PREFIXES)}
-        persistent |= {names[b.name] for b, t in zip(p.inputs, np_.tensors, strict=True) if t in graph.constants}
-        reads = [names[b.name] for b in p.inputs]
-        writes = [names[b.name] for b in (*p.temps, p.output)]
+        # a candidate shares the node's inputs, output and same-named temporaries; the rest is its own storage
+        alt_names = [{**names, **{t: f"n{k}.alt.{t}.{n}" for t, n in own_temps(np_, c.program).items()}} for c in alts]
+        alt_mapping.append(alt_names)
+        reads: list[str] = []
+        writes: list[str] = []
+        for program, tensors, m in [(np_.program, np_.tensors, names)] + [
+            (c.program.program, np_.tensors, a) for c, a in zip(alts, alt_names, strict=True)
+        ]:
+            for b in (*program.inputs, *program.temps, program.output):
+                sizes[m[b.name]] = max(sizes.get(m[b.name], 0), b.size)
+            persistent |= {m[b.name] for b in program.temps if b.name.startswith(PERSISTENT_PREFIXES)}
+            persistent |= {m[b.name] for b, t in zip(program.inputs, tensors, strict=True) if t in graph.constants}
+            reads += [m[b.name] for b in program.inputs]
+            writes += [m[b.name] for b in (*program.temps, program.output)]
         steps.append((reads, writes))
     for name in [*(v.name for v in graph.kernel_inputs), *graph.outputs]:
         sizes.setdefault(roots[name], math.prod(graph.shape(name)))
@@ -221,9 +229,9 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             return replace(compiled, kernels=tuple(kernels))
     else:
         every = [
-            (c.program if c else np_, names)
-            for (np_, alts), names in zip(lowered, mapping, strict=True)
-            for c in (None, *alts)
+            (c.program if c else np_, m)
+            for (np_, alts), names, alt_names in zip(lowered, mapping, alt_mapping, strict=True)
+            for c, m in [(None, names), *zip(alts, alt_names, strict=True)]
         ]
         offsets, spans, activation_peak = _place_flat(tenants, persistent, every, sizes)
         placed, end = codegen_memory.fit(offsets, spans)
@@ -249,7 +257,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     kernels_run: list[CompiledKernel] = []
     kernel_threads: dict[str, int] = {}  # wasm: the threads each kernel's node was configured with
     offers: list[dict[str, Any]] = []
-    for k, ((np_, alts), names) in enumerate(zip(lowered, mapping, strict=True)):
+    for k, ((np_, alts), names, alt_names) in enumerate(zip(lowered, mapping, alt_mapping, strict=True)):
         named = render(k, np_, names).kernels
         n_prepare = len(np_.program.prepare)
         kernels_prepare += named[:n_prepare]
@@ -257,8 +265,8 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         kernels_run += named[n_prepare:]
         kernel_threads.update(dict.fromkeys((kernel.name for kernel in named), np_.config.get("threads")))
         output = buffer_of[names[np_.program.output.name]]
-        rendered = [(c, render(k, c.program, names)) for c in alts]
-        offer = offered(graph, k, np_, first, output, rendered, named[:n_prepare])
+        rendered = [(c, render(k, c.program, m)) for c, m in zip(alts, alt_names, strict=True)]
+        offer = offered(graph, k, np_, first, output, rendered)
         if offer:
             offers.append(offer)
     if spec.threads:
@@ -272,7 +280,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
             entry["threads"] = kernel_threads[entry["name"]]
         for offer in offers:
             for option in offer["options"]:
-                for entry in option["kernels"]:
+                for entry in (*option["prepare"], *option["kernels"]):
                     entry["threads"] = option["config"].get("threads")
     for offer in offers:  # their kernels' places in the program, after its prepare kernels
         offer["first"] += len(kernels_prepare)

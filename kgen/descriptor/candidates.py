@@ -1,8 +1,10 @@
 """Other configs of a node's kernel, shipped beside its program for the page to try (``kgen convert --candidates``).
 
-A candidate runs in place of the chosen kernel over the same storage: it reads the node's inputs and writes its
-output and the same temporaries, and its prepare kernels (packed weights, padding) are the chosen one's. So a
-page swaps it in between two runs with nothing else changed; a config that needs other storage is left out.
+A candidate runs in place of the chosen kernels: it reads the node's inputs and writes its output. A temporary of
+the chosen config's name and size is shared; any other is storage the node's candidates share in the memory plan
+(by name and size), and a candidate's prepare kernels (packing weights, filling a padded image's border) ship
+with it, to run when it is swapped in. A candidate whose storage of its own would hold more than twice the node's
+output (a weight packed for a small layer) is left out: the plan would grow by the model's weights.
 
 The candidates of a node, best first and distinct from the chosen config and from each other:
 - the records of the other device classes for its workload (exact, else the nearest shape): a visitor of that
@@ -13,12 +15,12 @@ The candidates of a node, best first and distinct from the chosen config and fro
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kgen.build import space
-from kgen.codegen.program import CompiledKernel, CompiledProgram
+from kgen.codegen.program import CompiledProgram
 from kgen.descriptor.entries import kernel_json
 from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, kernel_name
 from kgen.errors import KgenError
@@ -62,11 +64,16 @@ def _choices(
         yield Choice({**config, **fixed}, "sampled"), None
 
 
-def _same_storage(a: NodeProgram, b: NodeProgram) -> bool:
-    """Whether ``b`` reads and writes what ``a`` does: the same temporaries and prepare kernels' shapes."""
-    pa, pb = a.program, b.program
-    temps = [(t.name, t.size) for t in pa.temps] == [(t.name, t.size) for t in pb.temps]
-    return temps and len(pa.prepare) == len(pb.prepare)
+def own_temps(chosen: NodeProgram, alt: NodeProgram) -> dict[str, int]:
+    """The temporaries of ``alt`` (name: elements) that the chosen program has none of the same name and size for:
+    storage that the node's candidates share by name and size (one is in use at a time, and a page runs a
+    candidate's prepare kernels again when it swaps it in)."""
+    shared = {(t.name, t.size) for t in chosen.program.temps}
+    return {t.name: t.size for t in alt.program.temps if (t.name, t.size) not in shared}
+
+
+def _affordable(chosen: NodeProgram, alt: NodeProgram) -> bool:
+    return sum(own_temps(chosen, alt).values()) <= 2 * chosen.program.output.size
 
 
 def candidates(
@@ -80,7 +87,8 @@ def candidates(
     cache: NodeCache,
     count: int,
 ) -> list[Candidate]:
-    """Up to ``count`` configs of ``np_``'s node other than its own that run over the same storage."""
+    """Up to ``count`` configs of ``np_``'s node other than its own, each with storage of its own of at most twice
+    the node's output."""
     if count <= 0:
         return []
     seen = {json.dumps(np_.config, sort_keys=True)}
@@ -95,7 +103,7 @@ def candidates(
             continue  # a record of another shape, or a seed, that cannot serve this node
         key = json.dumps(config, sort_keys=True)
         alt = NodeProgram(np_.node, np_.tensors, program, config, choice, np_.flops)
-        if key in seen or not _same_storage(np_, alt):
+        if key in seen or not _affordable(np_, alt):
             continue
         seen.add(key)
         out.append(Candidate(alt, other))
@@ -109,24 +117,22 @@ def offered(
     first: int,
     output: str,
     rendered: list[tuple[Candidate, CompiledProgram]],
-    prepare: Sequence[CompiledKernel],
 ) -> dict[str, Any] | None:
-    """Node ``k``'s entry in the candidates file, or None where no ``rendered`` candidate has the chosen config's
-    prepare kernels and as many run kernels: which run kernels it replaces (``first`` .. ``end``, counted among the
-    run kernels), the buffer its output is read from to check a candidate against the chosen kernel, the workload a
-    measurement is a record of, and each candidate's config, where it came from and kernels."""
+    """Node ``k``'s entry in the candidates file (None without candidates): which run kernels its options replace
+    (``first`` .. ``end``, counted among the run kernels), the buffer its output is read from to check a candidate
+    against the chosen kernels, the workload a measurement is a record of, and each candidate's config, where it
+    came from, and kernels: the ones it runs once before it is used (``prepare``) and the ones every run."""
     options = []
     for c, compiled in rendered:
-        same_prepare = [x.source for x in compiled.kernels[: len(prepare)]] == [x.source for x in prepare]
-        if not same_prepare or len(compiled.kernels) != len(prepare) + len(np_.program.kernels):
-            continue  # a page swaps a node's run kernels one for one
+        n_prepare = len(c.program.program.prepare)
         options.append(
             {
                 "config": c.program.config,
                 "how": c.program.choice.how,
                 "device": c.device,
                 "digest": compiled.digest,
-                "kernels": [kernel_json(x) for x in compiled.kernels[len(prepare) :]],
+                "prepare": [kernel_json(x) for x in compiled.kernels[:n_prepare]],
+                "kernels": [kernel_json(x) for x in compiled.kernels[n_prepare:]],
             }
         )
     if not options:

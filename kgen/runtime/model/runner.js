@@ -171,13 +171,12 @@ export class Runner {
   }
 
   /**
-   * Run `kernels` in place of the program's kernels[first..end - 1] from the next run on (compiled and bound
-   * first; the prepare kernels and buffers stay).
-   * @param {number} first @param {number} end @param {any[]} kernels
+   * Run `kernels` from the next run on, the first `prepare` of them the program's prepare kernels (compiled and
+   * bound first; the buffers stay, and so does what the prepare kernels filled: a new one has been run already).
+   * @param {any[]} kernels @param {number} prepare
    */
-  async replaceKernels(first, end, kernels) {
-    const old = this.descriptor.program;
-    const program = { ...old, kernels: [...old.kernels.slice(0, first), ...kernels, ...old.kernels.slice(end)] };
+  async setKernels(kernels, prepare) {
+    const program = { ...this.descriptor.program, kernels, prepare };
     const compiled = await this.launcher.compile(program);
     const bound = await this.launcher.bind(compiled, this.buffers);
     this.launcher.unbind?.(this.compiled);

@@ -42,10 +42,11 @@ export async function readCandidates(dir, descriptor) {
     }
     if (!Array.isArray(n.options)) throw fail(file, `node ${n.name}: options must be a list`);
     n.options.forEach((/** @type {any} */ o, /** @type {number} */ i) => {
-      if (!Array.isArray(o?.kernels) || o.kernels.length !== n.end - n.first) {
-        throw fail(file, `node ${n.name}: option ${i} must have ${n.end - n.first} kernels`);
+      o.prepare ??= [];
+      if (!Array.isArray(o?.kernels) || o.kernels.length === 0 || !Array.isArray(o.prepare)) {
+        throw fail(file, `node ${n.name}: option ${i} must list its kernels (and its prepare kernels)`);
       }
-      checkKernels(o.kernels, buffers, descriptor.backend, `${file}: node ${n.name}, option ${i}`);
+      checkKernels([...o.prepare, ...o.kernels], buffers, descriptor.backend, `${file}: node ${n.name}, option ${i}`);
     });
   }
   return doc;
@@ -79,16 +80,31 @@ async function saveChoices(key, choices) {
 }
 
 /**
- * The program's kernels with each node's chosen option in place of its shipped kernels.
- * @param {any[]} kernels @param {any} doc @param {Record<string, number>} choices
+ * The program with each node's chosen option in place of its shipped kernels: the shipped prepare kernels, then
+ * the chosen options' (they fill storage of their own once), then the run kernels; and where each node's run
+ * kernels now lie.
+ * @param {{kernels: any[], prepare: number}} base the shipped program @param {any} doc
+ * @param {Record<string, number>} choices
+ * @returns {{kernels: any[], prepare: number, ranges: Map<number, {first: number, end: number}>}}
  */
-function withChoices(kernels, doc, choices) {
-  const out = [...kernels];
-  for (const n of doc.nodes) {
+export function compose(base, doc, choices) {
+  const prepare = base.kernels.slice(0, base.prepare);
+  const run = [];
+  /** @type {Map<number, {first: number, end: number}>} */
+  const spans = new Map();
+  let at = base.prepare;
+  for (const n of [...doc.nodes].sort((a, b) => a.first - b.first)) {
+    run.push(...base.kernels.slice(at, n.first));
     const option = n.options[choices[n.node]];
-    if (option) out.splice(n.first, n.end - n.first, ...option.kernels);
+    const first = run.length;
+    if (option) prepare.push(...option.prepare);
+    run.push(...(option ? option.kernels : base.kernels.slice(n.first, n.end)));
+    spans.set(n.node, { first, end: run.length });
+    at = n.end;
   }
-  return out;
+  run.push(...base.kernels.slice(at));
+  const ranges = new Map([...spans].map(([k, r]) => [k, { first: r.first + prepare.length, end: r.end + prepare.length }]));
+  return { kernels: [...prepare, ...run], prepare: prepare.length, ranges };
 }
 
 /** @param {number[]} values */
@@ -165,7 +181,7 @@ function agrees(got, want, tolerance) {
  * The choices a load starts with: those kept from an earlier visit, else for each node the option that is a
  * record of this device class (where the descriptor has one). Null where there is nothing to apply.
  * @param {string} dir @param {any} descriptor @param {string} device @param {boolean} cached
- * @returns {Promise<{doc: any, choices: Record<string, number>} | null>}
+ * @returns {Promise<{doc: any, choices: Record<string, number>, base: {kernels: any[], prepare: number}} | null>}
  */
 export async function startingChoices(dir, descriptor, device, cached) {
   const entry = descriptor.variant?.candidates;
@@ -180,8 +196,11 @@ export async function startingChoices(dir, descriptor, device, cached) {
     if (kept && n.node in kept) choices[n.node] = kept[n.node];
     else if (ours >= 0) choices[n.node] = ours;
   }
-  descriptor.program.kernels = withChoices(descriptor.program.kernels, doc, choices);
-  return { doc, choices };
+  const base = { kernels: descriptor.program.kernels, prepare: descriptor.program.prepare };
+  const composed = compose(base, doc, choices);
+  descriptor.program.kernels = composed.kernels;
+  descriptor.program.prepare = composed.prepare;
+  return { doc, choices, base };
 }
 
 /**
@@ -190,7 +209,8 @@ export async function startingChoices(dir, descriptor, device, cached) {
 export class Tuner {
   /**
    * @param {any} runner @param {string} dir @param {string} device the page's device class
-   * @param {Record<string, any>} fingerprint @param {{doc: any, choices: Record<string, number>} | null} start
+   * @param {Record<string, any>} fingerprint
+   * @param {{doc: any, choices: Record<string, number>, base: {kernels: any[], prepare: number}} | null} start
    */
   constructor(runner, dir, device, fingerprint, start) {
     this.runner = runner;
@@ -198,6 +218,8 @@ export class Tuner {
     this.device = device;
     this.fingerprint = fingerprint;
     this.doc = start?.doc ?? null;
+    /** the program as shipped, before any choice @type {{kernels: any[], prepare: number}} */
+    this.base = start?.base ?? { kernels: runner.descriptor.program.kernels, prepare: runner.descriptor.program.prepare };
     /** node index -> option index (absent: the shipped kernel) @type {Record<string, number>} */
     this.choices = { ...(start?.choices ?? {}) };
     /** @type {any[]} */
@@ -258,11 +280,13 @@ export class Tuner {
     this.state.state = "tuning";
     this.state.startedAt = performance.now();
     this.doc ??= await readCandidates(this.dir, r.descriptor);
+    let ranges = compose(this.base, this.doc, this.choices).ranges;
+    const span = (/** @type {any} */ n) => /** @type {{first: number, end: number}} */ (ranges.get(n.node));
     if (!r.prepared) await r.run();
     const budget = { left: budgetMs, sliceMs };
     const times = await this.#kernelTimes(budget);
     const total = times.reduce((a, b) => a + b, 0);
-    const cost = (/** @type {any} */ n) => times.slice(n.first, n.end).reduce((a, b) => a + b, 0);
+    const cost = (/** @type {any} */ n) => times.slice(span(n).first, span(n).end).reduce((a, b) => a + b, 0);
     // the nodes that take most of a run, until 97% of it: the rest is not worth the page's time
     const nodes = this.doc.nodes.filter((/** @type {any} */ n) => !(n.node in this.choices));
     nodes.sort((/** @type {any} */ a, /** @type {any} */ b) => cost(b) - cost(a));
@@ -283,14 +307,16 @@ export class Tuner {
       const checked = new Map();
       const at = { kernel: r.descriptor.program.prepare, runs: r.runs };
       try {
-        for (const n of [...batch].sort((x, y) => x.first - y.first)) {
+        const costs = new Map(batch.map((n) => [n, cost(n)])); // the times of the program before this batch's swaps
+        for (const n of [...batch].sort((x, y) => span(x).first - span(y).first)) {
           if (budget.left <= 0) break;
-          checked.set(n, await this.#check(n, budget, cost(n), at));
+          checked.set(n, await this.#check(n, span(n), budget, cost(n), at));
         }
         for (const n of batch) {
           const sides = checked.get(n);
           if (!sides || budget.left <= 0) continue;
-          saved += await this.#time(n, sides, budget, cost(n));
+          saved += await this.#time(n, sides, budget, /** @type {number} */ (costs.get(n)));
+          ranges = compose(this.base, this.doc, this.choices).ranges;
           this.state.kernelsDone++;
           this.state.speedup = total > 0 ? total / Math.max(total - saved, 1e-9) : 1;
           callback?.(this.progress);
@@ -390,31 +416,44 @@ export class Tuner {
     return { compiled, bound };
   }
 
+  /** Run a candidate's prepare kernels (packed weights, a padded image's border) over the runner's buffers.
+   * @param {{left: number, sliceMs: number}} budget @param {any} option */
+  async #prepare(budget, option) {
+    const piece = await this.#task(budget, "compile", () => this.#piece(option.prepare));
+    try {
+      await this.#launch(budget, "prepare", piece.compiled, piece.bound);
+    } finally {
+      this.runner.launcher.unbind?.(piece.compiled);
+    }
+  }
+
   /**
    * Node `n`'s options that compute what its current kernels compute, each compiled and bound, after the current
    * kernels (option -1). The kernels before the node run first where `at` (the kernel the model's state has
    * reached, and the runner's run count then) is not there: a run of the page's in between started it over.
    * After the check the current kernels run again, so the next node's inputs are as a run leaves them.
-   * @param {any} n @param {{left: number, sliceMs: number}} budget @param {number} currentMs
-   * @param {{kernel: number, runs: number}} at
+   * @param {any} n @param {{first: number, end: number}} span where its kernels lie in the program now
+   * @param {{left: number, sliceMs: number}} budget @param {number} currentMs @param {{kernel: number, runs: number}} at
    */
-  async #check(n, budget, currentMs, at) {
+  async #check(n, { first, end }, budget, currentMs, at) {
     const r = this.runner;
     const launcher = r.launcher;
-    const current = await this.#task(budget, "compile", () => this.#piece(r.descriptor.program.kernels.slice(n.first, n.end)));
+    const current = await this.#task(budget, "compile", () => this.#piece(r.descriptor.program.kernels.slice(first, end)));
     /** @type {Side[]} */
     const sides = [{ option: -1, piece: current, ms: [], checkMs: currentMs }];
     const reject = (/** @type {number} */ option, /** @type {string} */ why) => this.state.rejected.push({ node: n.name, option, why });
     await r.exclusive(async () => {
-      if (at.runs !== r.runs || at.kernel > n.first) at.kernel = r.descriptor.program.prepare;
-      if (at.kernel < n.first) await this.#launch(budget, "run the kernels before", r.compiled, r.bound, at.kernel, n.first);
-      at.kernel = n.first;
+      if (at.runs !== r.runs || at.kernel > first) at.kernel = r.descriptor.program.prepare;
+      if (at.kernel < first) await this.#launch(budget, "run the kernels before", r.compiled, r.bound, at.kernel, first);
+      at.kernel = first;
       sides[0].checkMs = await this.#launch(budget, "reference", current.compiled, current.bound);
       const want = (await launcher.read(r.buffers[n.output], { size: n.output_size })).slice(0, n.output_size);
       for (let o = 0; o < n.options.length && budget.left > 0; o++) {
         this.state.tried++;
         try {
-          const piece = await this.#task(budget, "compile", () => this.#piece(n.options[o].kernels));
+          const option = n.options[o];
+          const piece = await this.#task(budget, "compile", () => this.#piece(option.kernels));
+          if (option.prepare.length) await this.#prepare(budget, option);
           // the output starts as NaN: a candidate that leaves part of it unwritten cannot pass on the old values
           launcher.write(r.buffers[n.output], new Float32Array(n.output_size).fill(NaN));
           const ms = await within(this.#launch(budget, "check", piece.compiled, piece.bound), CHECK_TIMEOUT_MS, "its check run");
@@ -432,7 +471,7 @@ export class Tuner {
         }
       }
       await this.#launch(budget, "reference", current.compiled, current.bound);
-      at.kernel = n.end;
+      at.kernel = end;
       at.runs = r.runs;
     });
     return sides;
@@ -465,8 +504,15 @@ export class Tuner {
     const best = timed.reduce((a, b) => (median(b.ms) < median(a.ms) ? b : a), timed[0]);
     const base = median(sides[0].ms);
     if (!best || best.option < 0 || !(median(best.ms) < GAIN * base)) return 0;
-    await this.#task(budget, "swap in", () => r.exclusive(() => r.replaceKernels(n.first, n.end, n.options[best.option].kernels)));
-    this.choices[n.node] = best.option;
+    const option = n.options[best.option];
+    const choices = { ...this.choices, [n.node]: best.option };
+    const { kernels, prepare } = compose(this.base, this.doc, choices);
+    await r.exclusive(async () => {
+      // its storage of its own (shared with the node's other candidates) filled for it, then the program swapped
+      if (option.prepare.length) await this.#prepare(budget, option);
+      await this.#task(budget, "swap in", () => r.setKernels(kernels, prepare));
+    });
+    this.choices = choices;
     this.state.swapped++;
     return (base - median(best.ms)) * (currentMs / base);
   }
