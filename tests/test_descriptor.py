@@ -76,7 +76,7 @@ def test_a_wasm_program_ships_its_modules_and_keeps_their_text_beside(onnx_dir, 
     assert all(k["source"] and "binary" not in k for k in js)
 
 
-def test_candidates_are_other_configs_over_the_same_storage_and_only_where_asked(onnx_dir, tmp_path):
+def test_candidates_are_other_configs_with_their_prepare_kernels_and_only_where_asked(onnx_dir, tmp_path):
     """--candidates K: per flat-storage program a candidates file (size, digest and the device classes of its
     records in model.json) of up to K-1 configs per node, each other than the node's own and than each other, whose
     kernels (and prepare kernels) bind only the program's buffers; a record of another device class is one."""

@@ -1,6 +1,6 @@
 // @ts-check
 // Tuning on the visitor's device. `kgen convert --candidates K` ships, beside a program, other configs of each
-// node's kernels that run over the same storage (<variant>.candidates.json). Here the page
+// node's kernels, with their prepare kernels and storage (<variant>.candidates.json). Here the page
 // - uses, from the first run, the candidates that are records of its own device class, and the choices it made
 //   on an earlier visit (kept per program and device class in the Cache API; a changed program is a new key);
 // - with `tune: {budgetMs}`, tries the others after its first output, in idle time and in tasks of at most about
