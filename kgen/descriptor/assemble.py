@@ -22,7 +22,7 @@ from typing import Any
 from kgen import backends
 from kgen.codegen import memory as codegen_memory
 from kgen.codegen.program import CompiledKernel, CompiledProgram, RenderOptions
-from kgen.descriptor.candidates import Candidate, candidates, offered, own_temps
+from kgen.descriptor.candidates import Candidate, candidates, offered, other_devices, own_temps
 from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
 from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, program_for
 from kgen.descriptor.webgl import assemble_webgl
@@ -109,6 +109,7 @@ def lower_nodes(
     device = _device(options, backend)
     limits = _limits(backend, options)
     flat = backends.get(backend).storage != "textures"
+    others = other_devices(options.records, backend, device) if options.candidates > 1 else []
     out = []
     for node in graph.nodes:
         if flat and node.is_view:
@@ -116,7 +117,7 @@ def lower_nodes(
         # a record is checked with relaxed SIMD: _adapt makes its fused multiply-adds mul + add where it is off
         choice, fixed = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
         np_ = program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed)
-        alts = candidates(graph, np_, backend, options.records, device, fixed, limits, cache, options.candidates - 1)
+        alts = candidates(graph, np_, backend, options.records, others, fixed, limits, cache, options.candidates - 1)
         out.append((np_, alts))
     return out
 

@@ -37,7 +37,8 @@ class Candidate:
     device: str | None  # the device class whose record this is, or None (a template default or seed)
 
 
-def _device_classes(store: RecordStore | None, backend: str, chosen: str | None) -> list[str]:
+def other_devices(store: RecordStore | None, backend: str, chosen: str | None) -> list[str]:
+    """The device classes with records for ``backend`` other than the one whose records a conversion takes."""
     if store is None:
         return []
     return sorted({r.device_class for r in store.best() if r.backend == backend and r.device_class != chosen})
@@ -48,11 +49,11 @@ def _choices(
     np_: NodeProgram,
     backend: str,
     store: RecordStore | None,
-    device: str | None,
+    others: list[str],
     fixed: Mapping[str, Any],
     limits: Limits,
 ) -> Iterator[tuple[Choice, str | None]]:
-    for other in _device_classes(store, backend, device):
+    for other in others:
         choice = choose(graph, np_.node, backend, store, other, fixed, limits)
         if choice.record is not None:
             yield choice, other
@@ -81,20 +82,20 @@ def candidates(
     np_: NodeProgram,
     backend: str,
     store: RecordStore | None,
-    device: str | None,
+    others: list[str],
     fixed: Mapping[str, Any],
     limits: Limits,
     cache: NodeCache,
     count: int,
 ) -> list[Candidate]:
     """Up to ``count`` configs of ``np_``'s node other than its own, each with storage of its own of at most twice
-    the node's output."""
+    the node's output; the first from the records of the device classes ``others``."""
     if count <= 0:
         return []
     seen = {json.dumps(np_.config, sort_keys=True)}
     out: list[Candidate] = []
     name = kernel_name(np_.node)
-    for choice, other in _choices(graph, np_, backend, store, device, fixed, limits):
+    for choice, other in _choices(graph, np_, backend, store, others, fixed, limits):
         if len(out) >= count:
             break
         try:

@@ -15,8 +15,8 @@ export function fail(where, what) {
   return new Error(`kgen: ${where}: ${what}`);
 }
 
-/** @param {any} v */
-function kindOf(v) {
+/** What a value is, for an error: its class's name, or its type. @param {any} v */
+export function kindOf(v) {
   return v === null ? "null" : v?.constructor?.name ?? typeof v;
 }
 

@@ -3,19 +3,14 @@
 // measured every kernel with), the weights written once, tensors kept on the device between kernels. A run
 // writes the inputs, launches every kernel (the prepare kernels on the first run only: they pack weights and
 // fill padding borders) and reads the outputs back.
-import { elements, fail } from "./descriptor.js";
-import { ThreadChoice } from "./threads.js";
+import { elements, fail, kindOf } from "./descriptor.js";
+import { median } from "./stats.js";
 import { keepFetched } from "./weights.js";
 
 const EXACT = 2 ** 24; // the largest integer a float32 holds exactly: kernels carry integers in float32
 const INT32 = 2 ** 31;
 const FLOATS = [Float32Array, Float64Array];
 const INTEGERS = [Int32Array, BigInt64Array, Int16Array, Int8Array, Uint8Array, Uint16Array, Uint32Array];
-
-/** @param {any} array */
-function kindOf(array) {
-  return array === null ? "null" : array?.constructor?.name ?? typeof array;
-}
 
 /**
  * A tensor the page sets (an input) or reads (an output), as WebDNN's views: set(array), toActual(). An int32 or
@@ -142,7 +137,7 @@ export class Runner {
     this.fallbackReasons = [];
     /** The program file that loaded, without .json (e.g. wasm-2t). */
     this.variant = String(descriptor.variant?.file ?? backendName).replace(/\.json$/, "");
-    /** A threaded wasm program's thread count, chosen on the page's runs (null: fixed). @type {ThreadChoice | null} */
+    /** A threaded wasm program's thread count, chosen on the page's runs (null: fixed). @type {import("./threads.js").ThreadChoice | null} */
     this.threadChoice = null;
     /** @type {import("./tuning.js").Tuner | null} */
     this.tuner = null;
@@ -179,6 +174,7 @@ export class Runner {
     const program = { ...this.descriptor.program, kernels, prepare };
     const compiled = await this.launcher.compile(program);
     const bound = await this.launcher.bind(compiled, this.buffers);
+    compiled.active = this.compiled.active; // the thread count chosen (wasm) holds for the new program too
     this.launcher.unbind?.(this.compiled);
     this.descriptor.program = program;
     this.compiled = compiled;
@@ -319,7 +315,6 @@ export class Runner {
     } finally {
       this.running = false;
     }
-    const median = (/** @type {number[]} */ t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)];
     return kernels.slice(first).map((/** @type {any} */ k, /** @type {number} */ j) => ({ kernel: k.name, ms: median(times[first + j]) }));
   }
 

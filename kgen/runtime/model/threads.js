@@ -5,17 +5,13 @@
 // takes a core and the workers wait for it (the MobileNet-like net ran 102.5 ms on 2 threads against 17.1 ms on
 // one with a core busy).
 
+import { median } from "./stats.js";
+
 const WARM = 3; // runs after the first that are no sample (the engine's optimizing tier is still compiling)
 const EXPLORE = 8; // runs comparing the counts: a block of half of them with each
 const MARGIN = 0.95; // the other count replaces the chosen one where its median is at most this share of it
 const SLOWER = 1.3; // a run this much slower than the chosen count's median is a sign the machine changed
 const STRIKES = 3; // ... and this many in a row start a new comparison
-
-/** @param {number[]} values */
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 export class ThreadChoice {
   /** @param {number} most the program's threads */

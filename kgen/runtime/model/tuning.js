@@ -8,6 +8,7 @@
 //   kernel's on the same input (a wrong one is dropped and reported), then both timed in interleaved rounds; a
 //   faster one swapped in between runs. What it measured exports as tuning records (`kgen records import`).
 import { checkKernels, fail, readEntry } from "./descriptor.js";
+import { iqr, median } from "./stats.js";
 
 /** @typedef {{option: number, piece: any, ms: number[], checkMs: number}} Side a node's current kernels (option
  * -1) or a candidate, compiled and bound, with its timed samples and the time of its check run */
@@ -21,8 +22,8 @@ const BATCH = 4; // nodes checked in one pass through the model, then timed (Swi
 
 /**
  * The candidates file of a program (`descriptor.variant.candidates`), checked against the program: each node's
- * kernels lie among its run kernels, its output buffer exists, each option has as many kernels binding existing
- * buffers.
+ * kernels lie among its run kernels, its output buffer exists, each option has kernels (and a list of prepare
+ * kernels) that bind only existing buffers.
  * @param {string} dir @param {any} descriptor
  */
 export async function readCandidates(dir, descriptor) {
@@ -105,18 +106,6 @@ export function compose(base, doc, choices) {
   run.push(...base.kernels.slice(at));
   const ranges = new Map([...spans].map(([k, r]) => [k, { first: r.first + prepare.length, end: r.end + prepare.length }]));
   return { kernels: [...prepare, ...run], prepare: prepare.length, ranges };
-}
-
-/** @param {number[]} values */
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/** @param {number[]} values */
-function iqr(values) {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor((3 * (s.length - 1)) / 4)] - s[Math.floor((s.length - 1) / 4)];
 }
 
 /** The idle period the page last granted (requestIdleCallback), or null. @type {IdleDeadline | null} */
