@@ -550,6 +550,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bench = args.runs if args.bench else 0
     result = run_model(args.dir, args.backend, feeds, bench=bench, profile=args.profile, tune_ms=args.tune or 0)
     records = result.pop("records")
+    if args.tune and result["tuning"]["state"] == "failed":  # nothing written: the tuning asked for did not happen
+        raise KgenError(f"--tune: {result['tuning']['error']}")
     if args.tune:
         from kgen.atomic import write_text_atomic
 

@@ -115,6 +115,24 @@ def test_bad_models_are_one_line_errors_leaving_nothing(onnx_files, tmp_path):
 
 
 @pytest.mark.browser
+def test_run_tune_writes_the_pages_records_and_is_an_error_without_candidates(onnx_files, tmp_path):
+    z = tmp_path / "z.npy"
+    np.save(z, np.random.default_rng(0).standard_normal((1, 110)).astype(np.float32))
+    for name, k in (("plain", "1"), ("tunable", "3")):
+        args = ["--out", str(tmp_path / name), "--backend", "wasm", "--records", "none", "--candidates", k]
+        assert kgen("convert", str(onnx_files / "dcgan.onnx"), *args).returncode == 0
+    run = ["--backend", "wasm", "--input", f"z={z}", "--tune", "2000", "--out", str(tmp_path / "o.npz")]
+    out = kgen("run", str(tmp_path / "tunable"), *run, "--tune-out", str(tmp_path / "page.jsonl"))
+    assert out.returncode == 0, out.stderr
+    assert "tuning (wasm-" in out.stdout and "candidates tried" in out.stdout
+    records = [json.loads(line) for line in (tmp_path / "page.jsonl").read_text().splitlines()]
+    assert records and all(r["backend"] == "wasm" and r["median_ms"] > 0 for r in records)
+    (tmp_path / "o.npz").unlink()
+    none = kgen("run", str(tmp_path / "plain"), *run, "--tune-out", str(tmp_path / "none.jsonl"))
+    assert none.returncode == 2 and "--tune: kgen: wasm has no candidates" in none.stderr, none.stderr
+    assert not (tmp_path / "none.jsonl").exists() and not (tmp_path / "o.npz").exists()
+
+
 def test_run_writes_outputs_and_times_runs(onnx_files, tmp_path):
     folder = tmp_path / "d"
     assert kgen("convert", str(onnx_files / "dcgan.onnx"), "--out", str(folder), "--backend", "wasm").returncode == 0
