@@ -18,7 +18,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +423,7 @@ def benchmarks_markdown(rows: Sequence[dict]) -> str:
                 cells = [_fmt(t.get(f"{p}_ms")) for p in peers]
                 ratio = f"{t['ratio']:.2f}x" if t["ratio"] else ""
                 lines.append(f"| {t['workload']} | {variant} | {_fmt(t['kgen_ms'])} | {' | '.join(cells)} | {ratio} |")
+        lines += run_summary(table, run_rows)
         for r in peaks:
             variant = variant_name(r["backend"], r["threads"])
             lines.append(f"- peak: {r['workload']} on {variant}: {_fmt(r.get('gflops'), 1)} GFLOP/s")
@@ -434,6 +435,57 @@ def benchmarks_markdown(rows: Sequence[dict]) -> str:
                     f"{r['peak_share_high']:.0%} over the rounds; peak {r['peak_gflops']:.1f} GFLOP/s)"
                 )
     return "\n".join(lines) + "\n"
+
+
+def run_summary(table: Sequence[dict], run_rows: Sequence[dict]) -> list[str]:
+    """A run's figures that a reader cites: per backend variant over several workloads, the geomean of the
+    speed ratios and of kgen's share of the peak timed beside each kernel; per model, kgen's cold start and peak
+    memory against each peer's."""
+    lines = []
+    variants: dict[str, list[dict]] = {}
+    for t in table:
+        variants.setdefault(variant_name(t["backend"], t["threads"]), []).append(t)
+    for variant, entries in variants.items():
+        ratios = [t["ratio"] for t in entries if t["ratio"]]
+        shares = [
+            r["peak_share"]
+            for r in run_rows
+            if r.get("side") == "kgen"
+            and r.get("kind") != "model"
+            and r.get("peak_share")
+            and variant_name(r["backend"], r["threads"]) == variant
+        ]
+        if len(ratios) > 1:
+            share = f"; {geomean(shares):.0%} of the relaxed-SIMD peak timed beside each kernel" if shares else ""
+            lines.append(
+                f"- {variant}: {geomean(ratios):.2f}x the faster peer's speed, geomean over {len(ratios)} workloads "
+                f"({min(ratios):.2f}x to {max(ratios):.2f}x){share}"
+            )
+    sides: dict[tuple, dict[str, dict]] = {}
+    for r in run_rows:
+        if r.get("kind") == "model" and r.get("cold_ms"):
+            sides.setdefault((r["workload"], variant_name(r["backend"], r["threads"])), {})[r["side"]] = r
+    for (workload, variant), by_side in sides.items():
+        kgen = by_side.get("kgen")
+        for side, peer in by_side.items():
+            if kgen is None or side == "kgen":
+                continue
+            memory = ""
+            if _memory_bytes(kgen) and _memory_bytes(peer):
+                memory = (
+                    f"; peak memory {_memory_bytes(kgen) / 2**20:.0f} MiB against {_memory_bytes(peer) / 2**20:.0f} "
+                    f"({_memory_bytes(kgen) / _memory_bytes(peer):.2f}x)"
+                )
+            lines.append(
+                f"- {workload} on {variant}: cold start {kgen['cold_ms']:.0f} ms against {side}'s "
+                f"{peer['cold_ms']:.0f} ({kgen['cold_ms'] / peer['cold_ms']:.2f}x){memory}"
+            )
+    return lines
+
+
+def _memory_bytes(row: Mapping[str, Any]) -> float:
+    """A side's peak memory: its wasm memory, GPU buffers and textures at their peaks (0: not measured)."""
+    return sum((row.get("peak_memory") or {}).values())
 
 
 def build(rows: list[dict], out: Path, storage: str | None, latex: bool) -> None:

@@ -227,3 +227,32 @@ def test_benchmarks_markdown_lists_every_run_newest_first_with_its_ratios():
     assert text.index("run `new`") < text.index("run `old`")
     assert "| matmul 256³ | wasm 1t | 1.00 | 1.50 | 1.50x |" in text
     assert "| matmul 256³ | wasm 1t | 1.00 | 2.00 | 2.00x |" in text
+
+
+def test_benchmarks_markdown_sums_a_run_up_in_the_figures_a_reader_cites():
+    from bench.report import benchmarks_markdown
+
+    rows = [
+        row("k", 1.0, peak_share=0.8),
+        row("k", 2.0, side="ort"),
+        row("k", 4.0, workload="matmul 512³", peak_share=0.5),
+        row("k", 2.0, workload="matmul 512³", side="ort"),
+    ]
+    memory = {"wasmBytes": 2**20, "gpuBufferPeakBytes": 0, "texturePeakBytes": 0}
+    rows += [
+        row("m", 10.0, workload="minilm", kind="model", cold_ms=300.0, peak_memory=memory),
+        row(
+            "m",
+            15.0,
+            workload="minilm",
+            kind="model",
+            side="ort",
+            cold_ms=600.0,
+            peak_memory=memory | {"wasmBytes": 4 * 2**20},
+        ),
+    ]
+    text = benchmarks_markdown(rows)
+    assert "- wasm 1t: 1.00x the faster peer's speed, geomean over 2 workloads (0.50x to 2.00x); 63% of the" in text
+    assert (
+        "- minilm on wasm 1t: cold start 300 ms against ort's 600 (0.50x); peak memory 1 MiB against 4 (0.25x)" in text
+    )

@@ -1,13 +1,16 @@
 """The built wheel, installed into a fresh virtualenv and run outside the checkout, works on its own: it holds the
-JS runtime and the shipped tuning records, converts a model and runs it on wasm and WebGPU, and checks a WebGL
-kernel. Its dependencies come from this environment's site-packages (a .pth line: nothing is downloaded), never
-kgen itself."""
+JS runtime and the shipped tuning records, tunes a kernel, converts a model, runs it on wasm and WebGPU and serves
+it, and checks a WebGL kernel. Its dependencies come from this environment's site-packages (a .pth line: nothing
+is downloaded), never kgen itself."""
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 import venv
 import zipfile
 from pathlib import Path
@@ -39,10 +42,13 @@ def installed(tmp_path_factory):
 
 def kgen(installed, *args):
     _, env, tmp = installed
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KGEN_RECORDS")}
     return subprocess.run(
-        [str(env / "bin" / "kgen"), *args], cwd=tmp, env=clean, capture_output=True, text=True, timeout=600
+        [str(env / "bin" / "kgen"), *args], cwd=tmp, env=_clean(), capture_output=True, text=True, timeout=600
     )
+
+
+def _clean() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KGEN_RECORDS")}
 
 
 def test_the_wheel_holds_the_runtime_and_the_records_and_not_the_benchmarks(installed):
@@ -81,3 +87,41 @@ def test_the_installed_kgen_converts_runs_and_checks_outside_the_checkout(instal
     assert checked.returncode == 0 and "ok" in checked.stdout, checked.stdout + checked.stderr
     bench = kgen(installed, "bench", "--suite", "peak")
     assert bench.returncode != 0 and "run from a kgen checkout" in bench.stderr
+
+
+def test_the_installed_kgen_tunes_a_kernel_into_its_records(installed):
+    _, _, tmp = installed
+    tuned = kgen(installed, "tune", "matmul", "--backend", "wasm", "--trials", "5", "--json")
+    assert tuned.returncode == 0, tuned.stderr
+    summary = json.loads(tuned.stdout)
+    assert summary["best_ms"] > 0 and summary["backend"] == "wasm"
+    (record,) = [json.loads(line) for line in (tmp / "results" / "records.jsonl").read_text().splitlines()]
+    assert record["backend"] == "wasm" and record["config"] == summary["best_config"]
+
+
+def test_the_installed_kgen_serves_a_model_and_the_runtime(installed):
+    _, env, tmp = installed
+    model = tmp / "served"
+    model.mkdir()
+    (model / "model.json").write_text('{"a": 1}')
+    server = subprocess.Popen(
+        [str(env / "bin" / "kgen"), "serve", str(model), "--port", "0"],
+        cwd=tmp,
+        env=_clean(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/) ", first)
+        assert url, first + server.stderr.read() if server.poll() is not None else first
+        with urllib.request.urlopen(url[1] + "model.json", timeout=10) as got:
+            assert json.loads(got.read()) == {"a": 1}
+            assert got.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        with urllib.request.urlopen(url[1] + "kgen/kgen.js", timeout=10) as got:
+            assert b"export async function load" in got.read()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)

@@ -80,8 +80,7 @@ class Harness:
         """``warmup_ms``: run each candidate this long before timing it (benchmarks beside peers; the tuner
         leaves it at one run). ``settle``: on a fresh page (the first candidate, or after a restart) wait for the
         machine to go idle before timing (``idle.wait_idle``): a browser just launched is still busy starting up,
-        and the first candidates a tuner times, the template's seeds, ran up to 40% slow (depthwise 512ch 14² in
-        2x16 tiles: 0.089 ms first, 0.064 after)."""
+        and the first candidates a tuner times, the template's seeds, ran up to 40% slow."""
         self.session = session
         self.arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
         self.want = want

@@ -143,10 +143,10 @@ window.kgenHarness = {
   // k comes from the fastest of 3 single runs; if the samples still come out shorter (a noisy estimate), k is
   // recomputed from their median and the samples are taken again. A candidate slower than `budgetMs` (a tuner's
   // "far slower than the best so far") is not timed further: flagged estimate. Single runs of a threaded wasm
-  // kernel each pay a sleeping worker's wake-up (1 to 3.5 ms on a VM, for a 0.05 ms kernel), which wrote good
+  // kernel each pay a sleeping worker's wake-up (up to 3.5 ms on a VM, for a 0.05 ms kernel), which wrote good
   // 2-thread candidates off: a candidate whose fastest single run is over budget gets back-to-back runs, in
   // doubling batches (each pays the wake-up once), until a batch comes in under budget or the batches have taken
-  // 4 samples' time (the wake-up grew to 2.2 ms on a loaded VM: one sample's time stopped at 4 runs a batch).
+  // 4 samples' time.
   startTime(id, { samples = 7, minSampleMs = 1, maxK = 1000, budgetMs = null, warmupMs = 0 } = {}) {
     return start(async () => {
       const c = state.candidates.get(id);

@@ -128,7 +128,7 @@ def subsample_knobs(stage: Stage) -> list[Knob]:
 def unaligned(stage: Stage) -> bool:
     """Whether the compact copy's rows (its last dimension, when strided) are not a whole number of 4-wide
     vectors long: a 1x1 conv of stride 2 from 14x14 to 7x7 (``align`` pads them to 8), or a 3x3 one from 28x28
-    to 14x14 (rows of 15 per phase, read at taps 0 and 1 from their start; conv 256->256 12.8 -> 10.6 ms here)."""
+    to 14x14 (rows of 15 per phase, read at taps 0 and 1 from their start)."""
     s = find(stage)
     return s is not None and s.dims[-1] is not None and aligned_length(s.shape[-1]) != s.shape[-1]
 

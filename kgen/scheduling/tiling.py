@@ -367,9 +367,8 @@ class TileLowering:
         it (a padded conv's rows): the first tile, the last, and those between, each with the tile coordinate
         (or its range) known, so that its rows' guards are settled when the kernel is made: no lane masks, and no
         multiply-adds of a padding row. Without it, a depthwise conv on 14x14 in tiles of 7 rows has no interior
-        tile, and every tile masks the reads of its first and last rows at run time: 512ch 14x14 in streamed 7x16
-        tiles went 0.048 -> 0.040 ms, and 32ch 112x112 in 8x8 ones 0.183 -> 0.167 ms (1 thread of the Zen 4 VM,
-        medians of 15 rounds side by side)."""
+        tile, and every tile masks the reads of its first and last rows at run time (a depthwise 512ch 14x14 conv
+        in streamed 7x16 tiles took 17% less time with the classes)."""
         tile = self._tile(coords)
         if self.clamp or self.config.get("tile_a", 1) == 1:
             return tile
@@ -402,13 +401,9 @@ class TileLowering:
         whole): the updates then go column by column of the tile (a column: one vector's 4 pixels wide) and down
         each in the order in which they read along the tile axis (a depthwise conv's input rows), and each
         accumulator is stored right after its last update, so that a tall tile keeps about three accumulators
-        live, not all of them: in a 7x16 tile of a depthwise 3x3 conv, row by row across the tile's 4 columns
-        kept 12 live beside the 9 weights, and TurboFan spilled 464 times for 504 multiply-adds; column by column,
-        93 times (512ch 14x14: 0.080 -> 0.074 ms, medians of 7 rounds side by side in a slow phase of the VM).
-        Within an input row the updates go by the window's innermost step (a 3x3 window's column), so that the
-        three updates of one read come together and the read is dead after them: 93 spills -> 32, and none in
-        an 8x8 tile of 112x112 (37 before): 0.188 -> 0.183 and 0.0496 -> 0.0486 ms, medians of 15 rounds side by
-        side."""
+        live, not all of them (in a 7x16 tile of a depthwise 3x3 conv, row by row, TurboFan spilled 464 times
+        for 504 multiply-adds). Within an input row the updates go by the window's innermost step (a 3x3 window's
+        column), so that the three updates of one read come together and the read is dead after them."""
         reduce = self.stage.reduce
         assert reduce is not None
         looped, split, unrolled = _reduce_plan(self.stage, self.config)

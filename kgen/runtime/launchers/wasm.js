@@ -185,7 +185,7 @@ export class WasmLauncher {
   // V8 runs a module's code first in its baseline tier and tiers a function up after enough calls and loop
   // iterations, so a model's first run was 4x slower than the next. Calling every kernel after `first` on one
   // tile, round after round, for at most `budgetMs` (or `rounds` rounds), has the optimizing tier compile them
-  // before the first real run (ResNet-50: first run 820 -> 260 ms for 70 ms of this). The tiles' results are
+  // before the first real run (ResNet-50's first run: 3x faster for 70 ms of this). The tiles' results are
   // garbage that the real run overwrites; the memory plan keeps every read of them in memory.
   async warmUp(compiled, bound, first = 0, { rounds = 256, budgetMs = 100 } = {}) {
     const { runs } = await bound;

@@ -2,8 +2,8 @@
 // The number of wasm threads as a choice the page makes while it runs. A threaded program's kernels also run on
 // the page's thread alone (every tile, no workers), so the runner can try both counts on the page's own runs:
 // a few runs with each, then the faster count; and again when runs slow down, as when another tab or process
-// takes a core and the workers wait for it (the MobileNet-like net ran 102.5 ms on 2 threads against 17.1 ms on
-// one with a core busy).
+// takes a core and the workers wait for it (with a core busy, the MobileNet-like net ran 6x slower on 2 threads
+// than on one).
 
 import { median } from "./stats.js";
 

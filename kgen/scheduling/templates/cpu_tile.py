@@ -54,9 +54,8 @@ SHORT_AXIS = 16  # a tile axis this short may be tiled whole or in two halves
 
 def _whole_axis_tiles(stage: Stage, candidates: tuple[str, ...]) -> tuple[int, ...]:
     """More ``tile_a`` values for a short tile axis: the axis whole, or half of it, where TILE_A lacks them, so
-    that its tiles need not overhang: a 14x14 image's rows in tiles of 7 or 14, not in 8 and an overhanging 6. A
-    depthwise conv on 14x14 ran 0.061 -> 0.054 ms in streamed 7x16 tiles (two per channel) on 1 thread of the
-    Zen 4 VM, side by side with the best 2x16 ones."""
+    that its tiles need not overhang: a 14x14 image's rows in tiles of 7 or 14, not in 8 and an overhanging 6
+    (a streamed depthwise conv on 14x14 took 11% less time in 7x16 tiles than in the best 2x16 ones)."""
     extents = {ax.extent for ax in stage.axes if ax.name in candidates and ax.extent <= 2 * SHORT_AXIS}
     sizes = {size for e in extents for size in (e, e // 2 if e % 2 == 0 else e) if size <= SHORT_AXIS}
     return tuple(sorted(sizes - set(TILE_A)))
@@ -157,18 +156,18 @@ class CpuTile(Template):
     def _seeds(self, stage: Stage, names: set[str]) -> tuple[dict[str, Any], ...]:
         """Micro-kernel shapes that are usually good (the tuner tries them first; invalid ones are skipped): 6x8
         and 4x8 tiles (12 and 8 of the 16 vector registers hold accumulators), and first, on rows of 9 to 16
-        outputs, 2x16 and 3x16 (a whole row per tile: a depthwise conv on 14x14 ran 0.076 -> 0.064 ms in 2x16 tiles
-        on 1 thread of the Zen 4 VM, side by side), along either of the two best tile axes (a conv's output
-        channels or rows), either tile order, pixels merged or not, with the reduction's
+        outputs, 2x16 and 3x16 (a whole row per tile, not a row and an overhanging part), along either of the two
+        best tile axes (a conv's output channels or rows), either tile order, pixels merged or not, with the
+        reduction's
         innermost window axes unrolled (two, or one where two make too large a block, as a 7x7 window does) or
         split by 4. Unmerged tiles read a padded input padded (``pad``: no guards); merged ones read it as it is,
         since a padded image's rows are longer than the output's and a merged tile's reads would no longer be
         contiguous. Whole-row tiles also read it as it is: the lanes past a row's ends are known when the kernel is
-        made, so those reads are masked vectors, and no copy is made (depthwise 14x14 in 2x16 tiles: 0.064 ms
-        padded, 0.063 unpadded, side by side). A strided input is read through its compact copy (``subsample``),
+        made, so those reads are masked vectors, and no copy is made. A strided input is read through its compact
+        copy (``subsample``),
         which is padded instead. Where ``stream`` applies, streamed tall tiles come first: of one vector (8x4), and
         on a short image (14x14) of half the image in whole rows (7x16); where ``wrap`` does, wrapped 6x8 tiles
-        (a 128->128 conv on 28x28 went 4.75 -> 4.39 ms on 1 thread of the Zen 4 VM, side by side)."""
+        (a 128->128 conv on 28x28 ran 8% faster)."""
         candidates = tile_axis_candidates(stage)
         if not candidates:
             return ()
@@ -206,8 +205,8 @@ class CpuTile(Template):
     def helper_config(self, stage: Stage) -> dict[str, Any]:
         """The config of a stage that is not tuned (the copy into a padded, aligned or compact buffer made on every
         run, a packed weight, a softmax's max): the default, with SIMD tiles as long as a row up to 16 floats. A
-        copy does little per tile, so the tile loop's own work set its speed: the interior copy of a depthwise conv's
-        14x14 image took 57 us in 8-float tiles, as long as the conv, and 26 us in tiles of a whole row."""
+        copy does little per tile, so the tile loop's own work sets its speed: the interior copy of a depthwise
+        conv's 14x14 image took as long as the conv in 8-float tiles, and half that in tiles of a whole row."""
         space = self.space(stage)
         config = space.default()
         if self.simd:

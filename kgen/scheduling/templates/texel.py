@@ -61,9 +61,9 @@ def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dic
     constant channels) looped innermost (``outer_inner``), or with the window unrolled (and not split, where no
     axis is left to split: a depthwise conv); or the output and the image 4 columns a texel (a depthwise conv,
     whose output channels each read their own input channel); 8, 4, 2 or 1 output texels per fragment
-    (``planes``: 8 where the device has 8 render targets, +24% on matmul 512^3 in SwiftShader);
-    or the output and the image in 2x2 pixel blocks with the window unrolled (a conv with few input channels,
-    which packing channels would waste: 3.45 GFLOP/s against 1.93 on conv 3->64 k7 s2 in SwiftShader); a padded
+    (``planes``: 8 where the device has 8 render targets); or the output and the image in 2x2 pixel blocks with
+    the window unrolled (a conv with few input channels, which packing channels would waste: 1.8x as fast on
+    conv 3->64 k7 s2 in SwiftShader); a padded
     input read from a padded copy (``pad``)."""
 
     def four(t: Tensor) -> str:
