@@ -336,8 +336,9 @@ def _lower_whole(
     full = whole.space(output.op.pattern).complete(config, limits)
     buffers = {id(t): ir.Buffer(f"in{k}", t.dtype, math.prod(t.shape)) for k, t in enumerate(inputs)}
     out = ir.Buffer("out", output.dtype, math.prod(output.shape))
-    kernel = whole.program(inputs, output, full, {**buffers, id(output): out}, name)
-    return ir.Program(tuple(buffers[id(t)] for t in inputs), out, (), (kernel,)), full
+    temps = whole.temps(output.op.pattern, full)
+    kernel = whole.program(inputs, output, full, {**buffers, id(output): out}, name, temps)
+    return ir.Program(tuple(buffers[id(t)] for t in inputs), out, temps, (kernel,)), full
 
 
 def main_stage(workload: Workload) -> Stage:

@@ -7,6 +7,11 @@ reach memory, and each key's K column and V row are read once per tile. Keys pas
 a time. On WebAssembly (SIMD) a block's scores are f32x4 vectors of 4 neighbouring keys (K's rows run along the
 keys) and the accumulators are f32x4 vectors along V's columns; on WebGPU a thread is a tile (vec4 accumulators
 where V's rows are whole vec4s) and ``wg`` tiles a workgroup.
+
+On the CPU, ``softmax="tile"`` keeps the tile's scores for every key in a scratch instead (a temporary of the
+program, a slot per tile): the scores in register blocks of ``rows`` x ``keys``, then one softmax per row over them,
+then the product with V in passes of ``cols`` vectors of its columns. The online form holds ``rows`` x Dv/4
+accumulators across every block, which spill at Dv = 32; here a pass holds ``rows`` x ``cols``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ def _max(a: Expr, b: Expr) -> Expr:
 
 
 class AttentionTile:
-    """``kind``: "simd" (WebAssembly) or "gpu" (WebGPU)."""
+    """``kind``: "simd" (WebAssembly), "scalar" (plain JavaScript: ``softmax="tile"`` always; online, its per-key
+    bookkeeping in scalars cost more than the chain's passes) or "gpu" (WebGPU)."""
 
     name = "attention"
 
@@ -47,7 +53,8 @@ class AttentionTile:
             choice(
                 "keys",
                 (8, 4, 16, 32) if self.kind == "simd" else (4, 1, 2, 8, 16),
-                "keys per block: one maximum and one rescale of the accumulators per block",
+                "keys per block: one maximum and one rescale of the accumulators per block (softmax=tile: the "
+                "scores' register block is rows x keys)",
             ),
             choice("split", (1, 2, 4), "tiles that share out V's columns (each computes the scores again)"),
         ]
@@ -57,12 +64,15 @@ class AttentionTile:
                 lambda c, _: (dv // self.value_lanes(dv)) % c["split"] == 0,
             ),
             Constraint(
-                "more than 64 accumulators per tile",
-                lambda c, _: c["rows"] * dv // c["split"] // self.value_lanes(dv) <= 64,
+                "more than 64 accumulators per tile (the online softmax)",
+                lambda c, _: self.materialized(c) or c["rows"] * dv // c["split"] // self.value_lanes(dv) <= 64,
             ),
             Constraint(
                 f"a block's unrolled update over {MAX_BLOCK} multiply-adds (rows x keys x accumulators)",
-                lambda c, _: c["rows"] * c["keys"] * dv // c["split"] // self.value_lanes(dv) <= MAX_BLOCK,
+                lambda c, _: (
+                    self.materialized(c)
+                    or c["rows"] * c["keys"] * dv // c["split"] // self.value_lanes(dv) <= MAX_BLOCK
+                ),
             ),
         ]
         if self.kind == "gpu":
@@ -70,17 +80,63 @@ class AttentionTile:
             constraints.append(
                 Constraint("wg over the device's workgroup size", lambda c, lim: c["wg"] <= lim["max_workgroup_size_x"])
             )
+        unroll = choice("unroll", (4, 1, 2, 8), "with softmax=tile: steps of the dot products' loops unrolled")
+        if self.kind == "scalar":
+            knobs += [choice("cols", (1, 2, 4, 8), "V's columns per pass over the keys"), unroll]
         if self.kind == "simd":
             knobs += [
+                choice(
+                    "softmax",
+                    ("online", "tile"),
+                    "online: a running maximum over blocks of keys, the accumulators rescaled per block; tile: the "
+                    "tile's scores for every key kept in a scratch, one softmax, then the product with V in passes",
+                ),
+                choice("cols", (2, 1, 3, 4), "with softmax=tile: vectors of V's columns per pass over the keys"),
+                unroll,
                 choice("vector", ("f32x4", "f32x4_fma"), "f32x4 SIMD, or with relaxed-SIMD fused multiply-adds"),
                 choice("threads", (1, 2, 4), "threads that split the tiles (workers on shared memory)"),
             ]
-            constraints += WASM_LIMITS
+            constraints += [
+                Constraint(
+                    "cols or unroll without softmax=tile",
+                    lambda c, _: c["softmax"] == "tile" or (c["cols"], c["unroll"]) == (2, 4),
+                ),
+                *WASM_LIMITS,
+            ]
+        if self.kind != "gpu":
+            constraints += [
+                Constraint(
+                    "cols does not divide a tile's accumulators of V's columns",
+                    lambda c, _: (
+                        not self.materialized(c) or (dv // self.value_lanes(dv) // c["split"]) % c["cols"] == 0
+                    ),
+                ),
+                Constraint(
+                    "more than 16 accumulators in a pass (rows x cols)",
+                    lambda c, _: not self.materialized(c) or c["rows"] * c["cols"] <= 16,
+                ),
+            ]
         return Space(tuple(knobs), tuple(constraints), ())
 
     def value_lanes(self, dv: int) -> int:
-        """Lanes of an accumulator: 4 of V's columns where its rows are whole vectors, else 1."""
-        return LANES if dv % LANES == 0 else 1
+        """Lanes of an accumulator: 4 of V's columns where its rows are whole vectors (not in scalars), else 1."""
+        return LANES if dv % LANES == 0 and self.kind != "scalar" else 1
+
+    def key_lanes(self) -> int:
+        """Keys per score value: 4 in SIMD (neighbouring keys), else 1."""
+        return LANES if self.kind == "simd" else 1
+
+    def materialized(self, config: Mapping[str, Any]) -> bool:
+        """Whether the config keeps the tile's scores in a scratch (``softmax="tile"``)."""
+        return self.kind == "scalar" or config.get("softmax") == "tile"
+
+    def temps(self, pattern: AttentionPattern, config: Mapping[str, Any]) -> tuple[ir.Buffer, ...]:
+        """With ``softmax="tile"``, the scratch: each tile's rows of scores, whole score values long."""
+        if not self.materialized(config):
+            return ()
+        s, t, _, _ = pattern.sizes
+        tiles = math.prod(pattern.batch) * -(-s // config["rows"]) * config["split"]
+        return (ir.Buffer("tmp0", "float32", tiles * config["rows"] * _whole(t, self.key_lanes())),)
 
     def program(
         self,
@@ -89,9 +145,17 @@ class AttentionTile:
         config: Mapping[str, Any],
         buffers: Mapping[int, ir.Buffer],
         name: str,
+        temps: tuple[ir.Buffer, ...] = (),
     ) -> ir.Kernel:
         pattern: AttentionPattern = output.op.pattern  # type: ignore[union-attr]
+        if temps:
+            return _Materialized(self, pattern, config, buffers, output, name, temps[0]).kernel()
         return _Lowering(self, pattern, config, buffers, output, name).kernel()
+
+
+def _whole(n: int, lanes: int) -> int:
+    """``n`` rounded up to whole values of ``lanes``."""
+    return -(-n // lanes) * lanes
 
 
 class _Lowering:
@@ -102,7 +166,7 @@ class _Lowering:
         self.rows, self.split = config["rows"], config["split"]
         self.vl = tile.value_lanes(self.dv)
         self.cols = self.dv // self.vl // self.split  # accumulators per row
-        self.kl = LANES if tile.kind == "simd" else 1  # keys per score value
+        self.kl = tile.key_lanes()
         self.keys = config["keys"]
         self.gpu = tile.kind == "gpu"
         self.q, self.k, self.v = (buffers[id(x)] for x in (p.q, p.k, p.v))
@@ -278,6 +342,176 @@ class _Lowering:
             guard = ix.simplify(i < self.s, self.ranges)
             code.append(ir.seq(*stores) if guard is sympy.true else ir.If(guard, ir.seq(*stores)))
         return code
+
+
+class _Materialized(_Lowering):
+    """``softmax="tile"`` (SIMD): the tile's scores in its slot of the scratch, then a softmax per row, then the
+    product with V, ``cols`` vectors of its columns per pass over the keys."""
+
+    def __init__(self, tile, p, config, buffers, output, name, scratch: ir.Buffer) -> None:
+        super().__init__(tile, p, config, buffers, output, name)
+        self.scratch = scratch
+        self.row_length = _whole(self.t, self.kl)
+
+    def slot(self, r: int, j: sympy.Expr) -> sympy.Expr:
+        return (self.tid * self.rows + r) * self.row_length + j
+
+    def kernel(self) -> ir.Kernel:
+        rest = ix.floordiv(self.tid, self.split)
+        lets = [
+            ir.Let(self.b, ix.floordiv(rest, self.row_blocks)),
+            ir.Let(self.i0, ix.floormod(rest, self.row_blocks) * self.rows),
+            ir.Let(self.e0, ix.floormod(self.tid, self.split) * (self.dv // self.split)),
+        ]
+        body = ir.seq(*lets, *self.scores(), *self.softmax(), *self.products())
+        return ir.Kernel(
+            self.name,
+            tuple(b for b in (self.q, self.k, self.v, self.mask, self.scratch, self.out) if b is not None),
+            body,
+            (self.tiles,),
+            (1,),
+            (self.tid,),
+            ranges=dict(self.ranges),
+            fused_multiply_add=self.config.get("vector") == "f32x4_fma",
+        )
+
+    def loop(self, name: str, extent: int, body) -> list[ir.Stmt]:
+        """``body(var)`` in a loop of ``extent`` (none where 0, the body alone where 1)."""
+        if extent == 0:
+            return []
+        if extent == 1:
+            return [body(sympy.Integer(0))]
+        var = ix.index_var(name)
+        self.ranges[var] = (0, extent - 1)
+        return [ir.For(var, extent, body(var))]
+
+    def unrolled(self, name: str, extent: int, body) -> list[ir.Stmt]:
+        """``body(index, k)`` for each index below ``extent``: ``unroll`` of them (k = 0, 1, ...) per step of a
+        loop, then the rest (k = unroll, ...)."""
+        step = self.config["unroll"]
+        whole, rest = divmod(extent, step)
+        code = self.loop(name, whole, lambda var: ir.seq(*(body(var * step + k, k) for k in range(step))))
+        return code + [body(sympy.Integer(whole * step + k), step + k) for k in range(rest)]  # names of their own
+
+    def scores(self) -> list[ir.Stmt]:
+        """Every key's score for the tile's rows, scaled and masked, into the scratch; lanes past the last key
+        hold the lowest float."""
+        kl = self.kl
+        blocks, rest = divmod(self.t // kl, self.keys // kl)
+        whole = blocks * self.keys
+        code = self.loop("jb", blocks, lambda jb: self.score_block(jb * self.keys, self.keys // kl, kl, "b"))
+        code += self.loop("jv", rest, lambda jv: self.score_block(whole + jv * kl, 1, kl, "v"))
+        tail = self.t % kl
+        code += self.loop("jt", tail, lambda jt: self.score_block(self.t - tail + jt, 1, 1, "t"))
+        for r in range(self.rows):
+            code += [ir.Store(self.scratch, self.slot(r, j), Const(LOWEST)) for j in range(self.t, self.row_length)]
+        return code
+
+    def score_block(self, j0: sympy.Expr, groups: int, width: int, tag: str) -> ir.Stmt:
+        score = {(r, g): f"s{tag}{r}_{g}" for r in range(self.rows) for g in range(groups)}
+        code: list[ir.Stmt] = [ir.Decl(n, "float32", Const(0.0), width) for n in score.values()]
+
+        def dots(d: sympy.Expr, u: int) -> ir.Stmt:
+            stmts: list[ir.Stmt] = []
+            for g in range(groups):
+                read = ir.BufLoad(self.k, (self.b * self.d + d) * self.t + j0 + g * width, width)
+                stmts.append(ir.Decl(f"k{tag}{g}_{u}", "float32", read, width, const=True))
+            for r in range(self.rows):
+                read = ir.BufLoad(self.q, (self.b * self.s + self.row(r)) * self.d + d)
+                stmts.append(ir.Decl(f"q{tag}{r}_{u}", "float32", read, const=True))
+                for g in range(groups):
+                    product = self.local(f"q{tag}{r}_{u}", 1) * self.local(f"k{tag}{g}_{u}", width)
+                    stmts.append(ir.Assign(score[r, g], self.local(score[r, g], width) + product))
+            return ir.seq(*stmts)
+
+        code += self.unrolled(f"d{tag}", self.d, dots)
+        for (r, g), name in score.items():
+            value: Expr = self.local(name, width) * Const(self.p.scale)
+            if self.mask is not None:
+                value = value + self.mask_read(r, j0 + g * width, width)
+            code.append(ir.Store(self.scratch, self.slot(r, j0 + g * width), value, width))
+        return ir.seq(*code)
+
+    def softmax(self) -> list[ir.Stmt]:
+        """Per row: the maximum, then exp(score - maximum) in place and its sum's inverse (``inv{r}``)."""
+        vectors = self.row_length // self.kl
+        code: list[ir.Stmt] = []
+        for r in range(self.rows):
+            code.append(ir.Decl(f"mv{r}", "float32", Const(LOWEST), self.kl))
+            code.append(ir.Decl(f"lv{r}", "float32", Const(0.0), self.kl))
+
+        def top(jv: sympy.Expr) -> ir.Stmt:
+            return ir.seq(
+                *(
+                    ir.Assign(f"mv{r}", _max(self.local(f"mv{r}", self.kl), self.read(r, jv * self.kl)))
+                    for r in range(self.rows)
+                )
+            )
+
+        def exps(jv: sympy.Expr) -> ir.Stmt:
+            stmts: list[ir.Stmt] = []
+            for r in range(self.rows):
+                e = Unary("exp", self.read(r, jv * self.kl) - self.local(f"mx{r}", 1))
+                stmts += [ir.Decl(f"e{r}", "float32", e, self.kl, const=True)]
+                stmts += [ir.Store(self.scratch, self.slot(r, jv * self.kl), self.local(f"e{r}", self.kl), self.kl)]
+                stmts += [ir.Assign(f"lv{r}", self.local(f"lv{r}", self.kl) + self.local(f"e{r}", self.kl))]
+            return ir.seq(*stmts)
+
+        code += self.loop("jm", vectors, top)
+        for r in range(self.rows):
+            code.append(ir.Decl(f"mx{r}", "float32", _fold(_max, self.lanes_of(f"mv{r}", self.kl)), const=True))
+        code += self.loop("je", vectors, exps)
+        for r in range(self.rows):
+            total = _fold(_add, self.lanes_of(f"lv{r}", self.kl))
+            for j in range(self.t, self.row_length):  # 0, or 1 in a row whose every key is masked
+                total = total - ir.BufLoad(self.scratch, self.slot(r, sympy.Integer(j)))
+            code.append(ir.Decl(f"inv{r}", "float32", Const(1.0) / total, const=True))
+        return code
+
+    def read(self, r: int, j: sympy.Expr) -> Expr:
+        return ir.BufLoad(self.scratch, self.slot(r, j), self.kl)
+
+    def products(self) -> list[ir.Stmt]:
+        """The probabilities times V, ``cols`` accumulator columns per pass over the keys, stored scaled."""
+        cols = self.config["cols"]
+
+        def column(cp: sympy.Expr, c: int) -> sympy.Expr:
+            return self.e0 + (cp * cols + c) * self.vl
+
+        def one_pass(cp: sympy.Expr) -> ir.Stmt:
+            acc = {(r, c): f"acc{r}_{c}" for r in range(self.rows) for c in range(cols)}
+            code: list[ir.Stmt] = [ir.Decl(n, "float32", Const(0.0), self.vl) for n in acc.values()]
+
+            def update(j: sympy.Expr, u: int) -> ir.Stmt:
+                stmts: list[ir.Stmt] = []
+                for c in range(cols):
+                    read = ir.BufLoad(self.v, (self.b * self.t + j) * self.dv + column(cp, c), self.vl)
+                    stmts.append(ir.Decl(f"v{c}_{u}", "float32", read, self.vl, const=True))
+                for r in range(self.rows):
+                    read = ir.BufLoad(self.scratch, self.slot(r, j))
+                    stmts.append(ir.Decl(f"p{r}_{u}", "float32", read, const=True))
+                    for c in range(cols):
+                        product = self.local(f"p{r}_{u}", 1) * self.local(f"v{c}_{u}", self.vl)
+                        stmts.append(ir.Assign(acc[r, c], self.local(acc[r, c], self.vl) + product))
+                return ir.seq(*stmts)
+
+            code += self.unrolled("j", self.t, update)
+            for r in range(self.rows):
+                i = self.i0 + r
+                stores = [
+                    ir.Store(
+                        self.out,
+                        (self.b * self.s + i) * self.dv + column(cp, c),
+                        self.local(acc[r, c], self.vl) * self.local(f"inv{r}", 1),
+                        self.vl,
+                    )
+                    for c in range(cols)
+                ]
+                guard = ix.simplify(i < self.s, self.ranges)
+                code.append(ir.seq(*stores) if guard is sympy.true else ir.If(guard, ir.seq(*stores)))
+            return ir.seq(*code)
+
+        return self.loop("cp", self.cols // cols, one_pass)
 
 
 def _add(a: Expr, b: Expr) -> Expr:

@@ -71,9 +71,7 @@ class CpuTile(Template):
 
     def __init__(self, simd: bool) -> None:
         self.simd = simd
-        # plain JavaScript runs attention as its chain: in scalars the fused kernel's per-key bookkeeping (the running
-        # maximum, a rescale per block) costs more than the chain's passes (MiniLM's layer: 12.7 against 8.8 ms)
-        self.patterns = {AttentionPattern: AttentionTile("simd")} if simd else {}
+        self.patterns = {AttentionPattern: AttentionTile("simd" if simd else "scalar")}
 
     def space(self, stage: Stage) -> Space:
         # defaults: a 4x8 register tile in f32x4 (valid for any shape: tiles overhang, lanes past the end are
