@@ -24,7 +24,7 @@ import sympy
 
 from kgen.ops.attention import LOWEST, AttentionPattern
 from kgen.scheduling import ir
-from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice
+from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice, distinct
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Unary
 from kgen.te.tensor import Tensor
@@ -116,7 +116,20 @@ class AttentionTile:
                     lambda c, _: not self.materialized(c) or c["rows"] * c["cols"] <= 16,
                 ),
             ]
-        return Space(tuple(knobs), tuple(constraints), ())
+        return Space(tuple(knobs), tuple(constraints), self.seeds({k.name for k in knobs}))
+
+    def seeds(self, names: set[str]) -> tuple[dict[str, Any], ...]:
+        """Tile forms that are usually good on the CPU (the tuner tries them first; invalid ones are skipped): a
+        register block of 4 or 6 rows x 8 keys (two f32x4 vectors) and passes of 2 vectors, or tall tiles of
+        8 rows in passes of 1; in scalars, 2 or 4 rows in passes of 4 columns."""
+        if self.kind == "gpu":
+            return ()
+        if self.kind == "scalar":
+            shapes = [(2, 8, 4, 1), (4, 2, 4, 2), (2, 4, 4, 4)]
+        else:
+            shapes = [(4, 8, 2, 8), (6, 8, 2, 4), (8, 4, 1, 4), (4, 8, 2, 4)]
+        tiles = [{"rows": r, "keys": k, "cols": c, "unroll": u} for r, k, c, u in shapes]
+        return distinct([{**t, "softmax": "tile", "vector": "f32x4_fma"} for t in tiles], names)
 
     def value_lanes(self, dv: int) -> int:
         """Lanes of an accumulator: 4 of V's columns where its rows are whole vectors (not in scalars), else 1."""
