@@ -611,6 +611,73 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fleet_serve(args: argparse.Namespace) -> int:
+    from kgen.cli_args import workload_from_args
+    from kgen.records.store import RecordStore
+    from kgen.tune.fleet import Fleet, serve
+
+    workload = workload_from_args(args)
+    names = [b.strip() for b in args.backend.split(",") if b.strip()]
+    for name in names:
+        backends.get(name)
+    if args.trials < 1:
+        raise KgenError(f"--trials {args.trials}: at least 1")
+    records = RecordStore(args.records)
+    records.check_writable()
+    say = (
+        (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
+    )
+    fleet = Fleet(
+        workload,
+        names,
+        args.trials,
+        args.storage,
+        records,
+        job_timeout_s=args.job_timeout,
+        max_strikes=args.max_strikes,
+        sampler=args.sampler,
+        progress=say,
+    )
+    status = serve(fleet, args.host, args.port, args.token, args.classes, args.timeout, announce=say)
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        _print_fleet(status)
+    return 0
+
+
+def _cmd_fleet_status(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = args.url.rstrip("/") + "/api/status"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            status = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        raise KgenError(f"{args.url}: HTTP {err.code} ({'a wrong token' if err.code == 403 else err.reason})") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise KgenError(f"{args.url}: no fleet answers there ({getattr(err, 'reason', err)})") from None
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        _print_fleet(status)
+    return 0
+
+
+def _print_fleet(status: dict[str, Any]) -> None:
+    print(f"fleet: {status['workload']}; {status['jobs_per_minute']} jobs per minute, {status['in_flight']} in flight")
+    for w in status["workers"]:
+        dropped = f", dropped: {w['dropped']}" if w["dropped"] else ""
+        print(
+            f"  worker {w['id']}: {', '.join(w['classes'].values())}; {w['jobs']} jobs, {w['rejected']} rejected, "
+            f"{w['lost']} unanswered{dropped}"
+        )
+    for s in status["studies"]:
+        best = "no result yet" if s["best_ms"] is None else f"best {s['best_ms']:.3f} ms {json.dumps(s['best_config'])}"
+        print(f"  {s['backend']} {s['device_class']}: {s['finished']}/{s['trials']} trials, {best}")
+
+
 def _checkout_tool(module: str):
     """A module of bench/, the repository's benchmark tool, which is not installed: imported from the checkout the
     command runs in, with the ``bench`` extra's packages."""
@@ -876,6 +943,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="every run's figures as Markdown, written here ('none': not written)",
     )
     report.set_defaults(func=_cmd_report)
+
+    fleet = sub.add_parser(
+        "fleet",
+        help="tune on many devices: serve a workload's candidates to browsers that open the worker page",
+        description="kgen fleet serve: a server that hands out one workload's candidates to any browser that opens "
+        "its worker page (a phone, a laptop, a desktop GPU). Each device class is a study of its own; its best "
+        "becomes that class's record. kgen fleet status: the workers, their classes, jobs per minute and the best "
+        "so far per class.",
+    )
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
+    fleet_serve = fleet_sub.add_parser(
+        "serve",
+        help="serve the workload's candidates to worker pages until every class has its trials",
+        description="Serve OP's candidates to the worker pages that open the printed URL, on 127.0.0.1 unless "
+        "--host says otherwise. Every path carries the token (given with --token, or generated and printed): a "
+        "request without it gets 403. A device's page checks each candidate's output against the reference before "
+        "timing it, and the server checks the output again; a job not answered within --job-timeout fails its "
+        "trial. At the end (--classes, --timeout, or Ctrl-C) each class's best is written to the records.",
+    )
+    add_workload_args(fleet_serve)
+    fleet_serve.add_argument(
+        "--backend", default="wasm", help="comma-separated backends the workers measure (default wasm)"
+    )
+    fleet_serve.add_argument("--trials", type=int, default=30, help="trials measured per device class (default 30)")
+    fleet_serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    fleet_serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    fleet_serve.add_argument("--token", help="the token every path carries (default: a random one, printed)")
+    fleet_serve.add_argument(
+        "--classes", type=int, default=0, help="stop once this many device classes have every trial (default 0: never)"
+    )
+    fleet_serve.add_argument("--timeout", type=float, help="stop after this many seconds")
+    fleet_serve.add_argument(
+        "--job-timeout", type=float, default=120.0, help="seconds a worker has to answer a job (default 120)"
+    )
+    fleet_serve.add_argument(
+        "--max-strikes", type=int, default=3, help="rejected or unanswered jobs before a worker is dropped (default 3)"
+    )
+    fleet_serve.add_argument(
+        "--storage", default="sqlite:///results/kgen.db", help="Optuna storage URL (sqlite, postgresql)"
+    )
+    fleet_serve.add_argument("--records", default="results/records.jsonl", help="the tuning records file")
+    fleet_serve.add_argument("--sampler", choices=("tpe", "random", "cmaes", "gp"), default="tpe")
+    fleet_serve.add_argument("--json", action="store_true", help="the final status as JSON on stdout")
+    fleet_serve.set_defaults(func=_cmd_fleet_serve)
+    fleet_status = fleet_sub.add_parser("status", help="a running fleet's workers, classes, pace and best per class")
+    fleet_status.add_argument("url", help="the fleet's URL with its token, as `kgen fleet serve` prints it")
+    fleet_status.add_argument("--json", action="store_true", help="machine-readable output")
+    fleet_status.set_defaults(func=_cmd_fleet_status)
 
     doctor = sub.add_parser(
         "doctor",

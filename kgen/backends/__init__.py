@@ -51,6 +51,15 @@ class Backend:
     native: tuple[str, str] | None = None
     #: (samples, minimum ms per sample) when the browser times a kernel
     timing: tuple[int, float] = (7, 1.0)
+    #: the harness fingerprint's entry that says whether a browser has this backend's launcher (None: always)
+    fingerprint_entry: str | None = None
+
+    def available(self, fingerprint: Fingerprint) -> bool:
+        """Whether the browser of a harness fingerprint can run this backend's kernels."""
+        if self.fingerprint_entry is None:
+            return True
+        entry = fingerprint.get(self.fingerprint_entry) or {}
+        return bool(entry.get("available")) and entry.get("launcher", True) is not False
 
     def native_runner(self) -> Any:
         """The module that runs this backend's programs outside the browser."""

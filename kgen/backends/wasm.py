@@ -21,4 +21,5 @@ BACKEND = Backend(
     # timings on these VMs show bursts up to 3.5x slower for about half a second (docs/browser.md): more and
     # longer samples keep the median out of them
     timing=(15, 5.0),
+    fingerprint_entry="wasm",
 )

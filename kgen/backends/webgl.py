@@ -25,6 +25,7 @@ BACKEND = Backend(
     storage="textures",
     device_parts=_device_parts,
     gpu=True,
+    fingerprint_entry="webgl2",
 )
 
 

@@ -20,4 +20,5 @@ BACKEND = Backend(
     device_parts=_device_parts,
     gpu=True,
     native=("kgen.native.wgpu_runner", "wgpu-py"),
+    fingerprint_entry="webgpu",
 )

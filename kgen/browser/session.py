@@ -86,6 +86,40 @@ def _new_profile() -> str:
     return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=PROFILES)
 
 
+def software_rasterizer(fp: Mapping[str, Any]) -> bool:
+    """Whether a harness fingerprint's GPU is a software rasterizer (SwiftShader) standing in for a device."""
+    return bool(
+        (fp["webgpu"].get("architecture") or "").lower() == "swiftshader"
+        or fp["webgpu"].get("isFallbackAdapter")
+        or "swiftshader" in (fp["webgl2"].get("renderer") or "").lower()
+    )
+
+
+def limits_of(fp: Mapping[str, Any]) -> dict[str, int]:
+    """The limits of the device a harness fingerprint describes, under the names knob constraints use
+    (``kgen.scheduling.space``)."""
+    gpu = fp["webgpu"]
+    limits = dict(DEFAULT_LIMITS)
+    if fp["webgl2"].get("available"):
+        limits["max_texture_size"] = int(fp["webgl2"]["maxTextureSize"])
+        limits["max_draw_buffers"] = int(fp["webgl2"]["maxDrawBuffers"])
+    if fp["wasm"].get("available"):
+        limits["max_threads"] = int(fp["wasm"]["maxThreads"])
+        limits["relaxed_simd"] = int(bool(fp["wasm"]["relaxedSimd"]))
+    if not gpu["available"]:
+        return limits
+    names = {
+        "max_workgroup_invocations": "maxComputeInvocationsPerWorkgroup",
+        "max_workgroup_size_x": "maxComputeWorkgroupSizeX",
+        "max_workgroup_size_y": "maxComputeWorkgroupSizeY",
+        "max_workgroup_storage_bytes": "maxComputeWorkgroupStorageSize",
+        "max_storage_buffers_per_stage": "maxStorageBuffersPerShaderStage",
+        "max_workgroups_per_dimension": "maxComputeWorkgroupsPerDimension",
+        "max_storage_buffer_binding_size": "maxStorageBufferBindingSize",
+    }
+    return limits | {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
+
+
 class _Chromium:
     """The browser process, with its own profile directory and process group."""
 
@@ -208,37 +242,13 @@ class BrowserSession:
         if self._fingerprint is None:
             fp = self.evaluate("() => window.kgenHarness.fingerprint()")
             fp["browser"] = self._browser.version
-            fp["software"] = bool(
-                (fp["webgpu"].get("architecture") or "").lower() == "swiftshader"
-                or fp["webgpu"].get("isFallbackAdapter")
-                or "swiftshader" in (fp["webgl2"].get("renderer") or "").lower()
-            )
+            fp["software"] = software_rasterizer(fp)
             self._fingerprint = fp
         return self._fingerprint
 
     def limits(self) -> dict[str, int]:
         """The device's limits, under the names knob constraints use (``kgen.scheduling.space``)."""
-        fp = self.fingerprint()
-        gpu = fp["webgpu"]
-        limits = dict(DEFAULT_LIMITS)
-        if fp["webgl2"].get("available"):
-            limits["max_texture_size"] = int(fp["webgl2"]["maxTextureSize"])
-            limits["max_draw_buffers"] = int(fp["webgl2"]["maxDrawBuffers"])
-        if fp["wasm"].get("available"):
-            limits["max_threads"] = int(fp["wasm"]["maxThreads"])
-            limits["relaxed_simd"] = int(bool(fp["wasm"]["relaxedSimd"]))
-        if not gpu["available"]:
-            return limits
-        names = {
-            "max_workgroup_invocations": "maxComputeInvocationsPerWorkgroup",
-            "max_workgroup_size_x": "maxComputeWorkgroupSizeX",
-            "max_workgroup_size_y": "maxComputeWorkgroupSizeY",
-            "max_workgroup_storage_bytes": "maxComputeWorkgroupStorageSize",
-            "max_storage_buffers_per_stage": "maxStorageBuffersPerShaderStage",
-            "max_workgroups_per_dimension": "maxComputeWorkgroupsPerDimension",
-            "max_storage_buffer_binding_size": "maxStorageBufferBindingSize",
-        }
-        return limits | {ours: int(gpu["limits"][theirs]) for ours, theirs in names.items()}
+        return limits_of(self.fingerprint())
 
     def evaluate(self, script: str, arg: Any = None) -> Any:
         """Run ``script`` (a JavaScript function of ``arg``) in the page, under the watchdog; its result."""

@@ -243,6 +243,40 @@ def _wait_for(study, number: int):
         return None if died else t
 
 
+def open_study(
+    workload: Workload,
+    backend: str,
+    device: str,
+    sp: Space,
+    limits: Mapping[str, int],
+    storage,
+    sampler: str,
+    seed: int | None,
+    records: RecordStore,
+    fixed: Mapping[str, Any] | None = None,
+):
+    """The study of ``workload`` on one device class (made, or joined where it exists), and its name. A new
+    study first gets the template default (the baseline of the speedup), then the nearest tuned shapes' bests,
+    then the template's rules of thumb."""
+    import optuna
+
+    name = study_name(workload.key, backend, device, sp.knobs, fixed)
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction="minimize", sampler=make_sampler(sampler, seed), load_if_exists=True
+    )
+    study.set_user_attr("workload", workload.to_json())
+    join(study)
+    fail_dead_workers_trials(study, storage)
+    if not study.trials:
+        study.enqueue_trial(sp.default(), skip_if_exists=True)
+        valid = lambda c: not sp.violations(c, limits)  # noqa: E731
+        for r in records.nearest(workload, backend, device, valid):
+            study.enqueue_trial(r.config, skip_if_exists=True)
+        for config in sp.seed_configs(limits):
+            study.enqueue_trial(config, skip_if_exists=True)
+    return name, study
+
+
 def tune(
     workload: Workload,
     backend: str,
@@ -273,26 +307,7 @@ def tune(
         fp = session.fingerprint()
         device = device_class(fp, backend)
         limits = session.limits()
-        name = study_name(workload.key, backend, device, sp.knobs, fixed)
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction="minimize",
-            sampler=make_sampler(sampler, seed),
-            load_if_exists=True,
-        )
-        study.set_user_attr("workload", workload.to_json())
-        join(study)
-        fail_dead_workers_trials(study, storage)
-        if not study.trials:
-            # the template default first (the baseline of the speedup), then the nearest tuned shapes' bests,
-            # then the template's rules of thumb
-            study.enqueue_trial(sp.default(), skip_if_exists=True)
-            valid = lambda c: not sp.violations(c, limits)  # noqa: E731
-            for r in records.nearest(workload, backend, device, valid):
-                study.enqueue_trial(r.config, skip_if_exists=True)
-            for config in sp.seed_configs(limits):
-                study.enqueue_trial(config, skip_if_exists=True)
+        name, study = open_study(workload, backend, device, sp, limits, storage, sampler, seed, records, fixed)
         harness = Harness(session, arrays, want, backend, timeout_s=candidate_timeout_s, settle=True)
         failures: Counter[str] = Counter()
         pruned = reused = done = 0

@@ -1,0 +1,185 @@
+"""A fleet of browsers tunes one workload (`kgen fleet serve`): the protocol with simulated workers (a wrong token,
+a result for a job another worker holds, a wrong output, a worker that stops answering), then real headless
+Chromium workers of two device classes tuning to the end."""
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import optuna
+import pytest
+
+from kgen.ops import Workload
+from kgen.records.store import RecordStore
+from kgen.tune.fleet import Fleet, FleetServer, Refused
+
+WORKLOAD = Workload.create("matmul", [(8, 12), (12, 8)], {})
+
+
+def fingerprint(threads: int = 2) -> dict:
+    return {
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
+        "hardwareConcurrency": threads,
+        "crossOriginIsolated": True,
+        "webgpu": {"available": False},
+        "webgl2": {"available": False},
+        "wasm": {"available": True, "maxThreads": threads, "relaxedSimd": True, "sharedArrayBuffer": True},
+    }
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    return Fleet(WORKLOAD, ["wasm"], 3, f"sqlite:///{tmp_path}/f.db", RecordStore(tmp_path / "records.jsonl"))
+
+
+def right(fleet: Fleet) -> str:
+    return base64.b64encode(fleet.want.astype(np.float32).tobytes()).decode()
+
+
+def answer(fleet: Fleet, worker: str, output: str, median_ms: float = 0.5) -> dict:
+    job = fleet.job(worker)["job"]
+    return fleet.result(worker, {"job": job["id"], "status": "ok", "output": output, "median_ms": median_ms})
+
+
+def test_a_class_tunes_to_its_record_and_every_trial_is_accounted_for(fleet, tmp_path):
+    hello = fleet.hello(fingerprint())
+    assert hello["classes"] == {"wasm": "wasm-2threads"} and hello["inputs"]["want"] == right(fleet)
+    for k in range(3):
+        assert answer(fleet, hello["worker"], right(fleet), 0.5 - 0.1 * k)["accepted"]
+    assert fleet.job(hello["worker"]) == {"done": True}
+    (record,) = RecordStore(tmp_path / "records.jsonl").all()
+    assert record.device_class == "wasm-2threads" and record.median_ms == pytest.approx(0.3)
+    assert record.fingerprint["cpu"].startswith("a fleet worker")  # not the server's CPU
+    (study,) = fleet.status()["studies"]
+    assert study["finished"] == 3 and study["recorded"]
+    trials = fleet.studies["wasm", "wasm-2threads"].optuna.trials
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]  # none left half-measured
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+
+
+def test_a_wrong_output_is_rejected_and_a_worker_past_its_strikes_is_dropped(fleet):
+    worker = fleet.hello(fingerprint())["worker"]
+    wrong = base64.b64encode(np.zeros(64, np.float32).tobytes()).decode()
+    got = answer(fleet, worker, wrong)
+    assert got["status"] == "rejected" and "the server's check failed" in got["reason"]
+    fleet.max_strikes = 2
+    answer(fleet, worker, base64.b64encode(b"not floats").decode())
+    with pytest.raises(Refused, match="dropped: 2 rejected") as refused:
+        fleet.job(worker)
+    assert refused.value.status == 403
+    failed = [t for t in fleet.studies["wasm", "wasm-2threads"].optuna.trials if t.state.name == "FAIL"]
+    assert [t.user_attrs["status"] for t in failed] == ["rejected", "rejected"]
+
+
+def test_a_result_for_a_job_another_worker_holds_is_refused(fleet):
+    one, two = fleet.hello(fingerprint())["worker"], fleet.hello(fingerprint())["worker"]
+    job = fleet.job(one)["job"]
+    with pytest.raises(Refused, match="was not given to worker") as refused:
+        fleet.result(two, {"job": job["id"], "status": "ok", "output": right(fleet), "median_ms": 0.1})
+    assert refused.value.status == 409
+    with pytest.raises(Refused, match="unknown worker"):
+        fleet.job("w99")
+    assert fleet.result(one, {"job": job["id"], "status": "ok", "output": right(fleet), "median_ms": 0.1})["accepted"]
+
+
+def test_a_worker_that_stops_answering_costs_its_trial_only(fleet):
+    fleet.job_timeout_s = 0.2
+    gone, alive = fleet.hello(fingerprint())["worker"], fleet.hello(fingerprint())["worker"]
+    lost = fleet.job(gone)["job"]
+    time.sleep(0.3)
+    assert answer(fleet, alive, right(fleet))["accepted"]  # the expired job failed when this one was asked for
+    study = fleet.studies["wasm", "wasm-2threads"]
+    (failed,) = [t for t in study.optuna.trials if t.state.name == "FAIL"]
+    assert failed.user_attrs["status"] == "worker_lost" and "did not answer within 0.2 s" in failed.user_attrs["reason"]
+    assert study.finished == 2 and fleet.workers[gone].lost == 1
+    with pytest.raises(Refused, match="was not given"):  # too late: it expired
+        fleet.result(gone, {"job": lost["id"], "status": "ok", "output": right(fleet), "median_ms": 0.1})
+
+
+def test_every_path_needs_the_token(fleet):
+    with FleetServer(fleet, token="s3cret") as server:
+        assert server.url.endswith("/t/s3cret/")
+        origin = server.url.split("/t/")[0]
+        for path in ("/api/status", "/t/wrong/api/status", "/t/wrong/fleet/", "/t/s3cret"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(origin + path, timeout=5)
+            assert err.value.code in (403, 404) and (err.value.code == 403 or path == "/t/s3cret")
+        with urllib.request.urlopen(server.url + "api/status", timeout=5) as got:
+            assert json.loads(got.read())["workload"] == WORKLOAD.key
+        with urllib.request.urlopen(server.url + "fleet/", timeout=5) as got:
+            assert b"worker.js" in got.read() and got.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        with urllib.request.urlopen(server.url + "plain/kgen/harness.js", timeout=5) as got:
+            assert got.headers["Cross-Origin-Embedder-Policy"] is None  # a page without threads
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + "kgen/../../../etc/passwd", timeout=5)
+        assert err.value.code == 404
+        status = subprocess.run(
+            [sys.executable, "-m", "kgen.cli", "fleet", "status", server.url, "--json"], capture_output=True, text=True
+        )
+        assert status.returncode == 0 and json.loads(status.stdout)["workers"] == []
+        wrong = subprocess.run(
+            [sys.executable, "-m", "kgen.cli", "fleet", "status", origin + "/t/nope/"], capture_output=True, text=True
+        )
+        assert wrong.returncode == 2 and "HTTP 403 (a wrong token)" in wrong.stderr
+        request = urllib.request.Request(server.url + "api/job", data=b"[1]", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code == 400
+
+
+@pytest.mark.browser
+def test_two_browsers_of_two_device_classes_tune_to_the_end(tmp_path):
+    """`kgen fleet serve` on 127.0.0.1 with a token, and two headless Chromium processes opening the worker page,
+    one of them reporting 1 core: two device classes, each with its study and its record."""
+    from playwright.sync_api import sync_playwright
+
+    from kgen.browser.session import _Chromium
+
+    records = tmp_path / "records.jsonl"
+    serve = ["fleet", "serve", "matmul", "--shape", "16x24,24x16", "--backend", "wasm", "--trials", "4"]
+    serve += ["--port", "0", "--token", "tok3n", "--classes", "2", "--json", "--timeout", "240"]
+    serve += ["--storage", f"sqlite:///{tmp_path}/fleet.db", "--records", str(records)]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kgen.cli", *serve],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    browsers = []
+    try:
+        assert server.stderr is not None
+        first = server.stderr.readline()
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/t/tok3n/)fleet/", first)
+        assert url, first
+        with sync_playwright() as pw:
+            pages = []
+            for cores in (2, 1):
+                chromium = _Chromium()
+                browsers.append(chromium)
+                page = pw.chromium.connect_over_cdp(chromium.ws_url).contexts[0].new_page()
+                if cores == 1:
+                    page.add_init_script("Object.defineProperty(navigator, 'hardwareConcurrency', {get: () => 1})")
+                page.goto(url[1] + "fleet/")
+                pages.append(page)
+            for page in pages:
+                page.wait_for_function("() => window.kgenFleetDone || window.kgenFleetError", timeout=240_000)
+                assert page.evaluate("() => window.kgenFleetError") is None
+        out, err = server.communicate(timeout=60)
+    finally:
+        for chromium in browsers:
+            chromium.kill()
+        server.kill()
+    assert server.returncode == 0, err
+    status = json.loads(out)
+    by_class = {s["device_class"]: s for s in status["studies"]}
+    assert set(by_class) == {"wasm-2threads", "wasm-1threads"}
+    for s in by_class.values():
+        assert s["finished"] == 4 and s["in_flight"] == 0 and s["recorded"] and s["best_ms"] > 0
+    assert {r.device_class for r in RecordStore(records).all()} == {"wasm-2threads", "wasm-1threads"}
+    assert all(w["jobs"] > 0 for w in status["workers"])
