@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import history, store
+from kgen.errors import KgenError
 
 BACKENDS = ("wasm", "webgl", "webgpu")
 PEERS = ("ort", "tfjs")
@@ -119,6 +120,10 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
     from bench import models
 
     names = {"resnet50": ["resnet50"], "transformers": list(models.TRANSFORMERS)}.get(args.suite, list(models.MODELS))
+    if args.only:
+        names = [n for n in names if args.only in n]
+        if not names:
+            raise KgenError(f"--only {args.only}: no model of the {args.suite} suite has it in its name")
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
     report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list)
     rows = []
@@ -180,8 +185,6 @@ def print_summary(rows: Sequence[dict]) -> None:
 
 
 def main(args) -> int:
-    from kgen.errors import KgenError
-
     if args.samples < 5:
         raise KgenError(f"--samples {args.samples}: at least 5 samples per side (the measurement protocol)")
     for given in args.records or ():
