@@ -460,10 +460,16 @@ class _Handler(BaseHTTPRequestHandler):
                     return
         self._json(404, {"error": "not found"}, isolated)
 
-    def do_GET(self) -> None:
+    def _authorized(self) -> tuple[bool, str] | None:
+        """The route of a request that carries the token; None, and a 403 answered, for one that does not."""
         route = self._route()
         if route is None:
             self._json(403, {"error": "a kgen fleet path needs its token: /t/<token>/..."})
+        return route
+
+    def do_GET(self) -> None:
+        route = self._authorized()
+        if route is None:
             return
         isolated, rest = route
         if rest == "api/status":
@@ -474,9 +480,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
-        route = self._route()
+        route = self._authorized()
         if route is None:
-            self._json(403, {"error": "a kgen fleet path needs its token: /t/<token>/..."})
             return
         isolated, rest = route
         try:

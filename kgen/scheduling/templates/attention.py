@@ -219,13 +219,17 @@ class _Lowering:
         return ir.BufLoad(self.mask, index, lanes)
 
     # -- code ----------------------------------------------------------------------------------------------
-    def kernel(self) -> ir.Kernel:
+    def tile_lets(self) -> list[ir.Stmt]:
+        """The tile's batch entry (head), first query row and first column of V."""
         rest = ix.floordiv(self.tid, self.split)
-        lets = [
+        return [
             ir.Let(self.b, ix.floordiv(rest, self.row_blocks)),
             ir.Let(self.i0, ix.floormod(rest, self.row_blocks) * self.rows),
             ir.Let(self.e0, ix.floormod(self.tid, self.split) * (self.dv // self.split)),
         ]
+
+    def kernel(self) -> ir.Kernel:
+        lets = self.tile_lets()
         state: list[ir.Stmt] = []
         for r in range(self.rows):
             state += [ir.Decl(f"m{r}", "float32", Const(LOWEST)), ir.Decl(f"l{r}", "float32", Const(0.0))]
@@ -370,13 +374,7 @@ class _Materialized(_Lowering):
         return (self.tid * self.rows + r) * self.row_length + j
 
     def kernel(self) -> ir.Kernel:
-        rest = ix.floordiv(self.tid, self.split)
-        lets = [
-            ir.Let(self.b, ix.floordiv(rest, self.row_blocks)),
-            ir.Let(self.i0, ix.floormod(rest, self.row_blocks) * self.rows),
-            ir.Let(self.e0, ix.floormod(self.tid, self.split) * (self.dv // self.split)),
-        ]
-        body = ir.seq(*lets, *self.scores(), *self.softmax(), *self.products())
+        body = ir.seq(*self.tile_lets(), *self.scores(), *self.softmax(), *self.products())
         return ir.Kernel(
             self.name,
             tuple(b for b in (self.q, self.k, self.v, self.mask, self.scratch, self.out) if b is not None),
