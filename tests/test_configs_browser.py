@@ -19,7 +19,7 @@ from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs, with_infini
 
 pytestmark = pytest.mark.browser
 
-EXAMPLES = int(os.environ.get("KGEN_CONFIG_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("KGEN_CONFIG_EXAMPLES", "8"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,

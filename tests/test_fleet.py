@@ -133,47 +133,59 @@ def test_every_path_needs_the_token(fleet):
         assert err.value.code == 400
 
 
+# two Chromium processes on the worker page, the second reporting 1 core; in a process of its own, since the
+# suite's browser holds Playwright's sync API in this one
+WORKERS = """
+import sys
+from playwright.sync_api import sync_playwright
+from kgen.browser.session import _Chromium
+
+url = sys.argv[1]
+browsers = [_Chromium(), _Chromium()]
+try:
+    with sync_playwright() as pw:
+        pages = []
+        for chromium, cores in zip(browsers, (2, 1)):
+            page = pw.chromium.connect_over_cdp(chromium.ws_url).contexts[0].new_page()
+            if cores == 1:
+                page.add_init_script("Object.defineProperty(navigator, 'hardwareConcurrency', {get: () => 1})")
+            page.goto(url)
+            pages.append(page)
+        for page in pages:
+            page.wait_for_function("() => window.kgenFleetDone || window.kgenFleetError", timeout=240_000)
+            print(page.evaluate("() => window.kgenFleetError || 'done'"))
+finally:
+    for chromium in browsers:
+        chromium.kill()
+"""
+
+
 @pytest.mark.browser
 def test_two_browsers_of_two_device_classes_tune_to_the_end(tmp_path):
     """`kgen fleet serve` on 127.0.0.1 with a token, and two headless Chromium processes opening the worker page,
     one of them reporting 1 core: two device classes, each with its study and its record."""
-    from playwright.sync_api import sync_playwright
-
-    from kgen.browser.session import _Chromium
-
     records = tmp_path / "records.jsonl"
     serve = ["fleet", "serve", "matmul", "--shape", "16x24,24x16", "--backend", "wasm", "--trials", "4"]
     serve += ["--port", "0", "--token", "tok3n", "--classes", "2", "--json", "--timeout", "240"]
     serve += ["--storage", f"sqlite:///{tmp_path}/fleet.db", "--records", str(records)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "kgen.cli", *serve],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "kgen.cli", *serve], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    browsers = []
     try:
         assert server.stderr is not None
         first = server.stderr.readline()
-        url = re.search(r"open (http://127\.0\.0\.1:\d+/t/tok3n/)fleet/", first)
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/t/tok3n/fleet/)", first)
         assert url, first
-        with sync_playwright() as pw:
-            pages = []
-            for cores in (2, 1):
-                chromium = _Chromium()
-                browsers.append(chromium)
-                page = pw.chromium.connect_over_cdp(chromium.ws_url).contexts[0].new_page()
-                if cores == 1:
-                    page.add_init_script("Object.defineProperty(navigator, 'hardwareConcurrency', {get: () => 1})")
-                page.goto(url[1] + "fleet/")
-                pages.append(page)
-            for page in pages:
-                page.wait_for_function("() => window.kgenFleetDone || window.kgenFleetError", timeout=240_000)
-                assert page.evaluate("() => window.kgenFleetError") is None
+        workers = subprocess.run(
+            [sys.executable, "-c", WORKERS, url[1]],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        assert workers.returncode == 0 and workers.stdout.split() == ["done", "done"], workers.stdout + workers.stderr
         out, err = server.communicate(timeout=60)
     finally:
-        for chromium in browsers:
-            chromium.kill()
         server.kill()
     assert server.returncode == 0, err
     status = json.loads(out)

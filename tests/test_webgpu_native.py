@@ -18,7 +18,7 @@ SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.filter_too_m
 
 
 @pytest.mark.parametrize("op", OTHER_OPS)
-@settings(max_examples=15, **SETTINGS)
+@settings(max_examples=10, **SETTINGS)
 @given(data=st.data())
 def test_webgpu_kernel_matches_reference(op, data):
     check_drawn(op, data)

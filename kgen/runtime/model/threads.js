@@ -3,12 +3,14 @@
 // the page's thread alone (every tile, no workers), so the runner can try both counts on the page's own runs:
 // a few runs with each, then the faster count; and again when runs slow down, as when another tab or process
 // takes a core and the workers wait for it (with a core busy, the MobileNet-like net ran 6x slower on 2 threads
-// than on one).
+// than on one); and again after a while, since a comparison of a few runs of a small model may have caught a
+// hiccup.
 
 import { median } from "./stats.js";
 
 const WARM = 3; // runs after the first that are no sample (the engine's optimizing tier is still compiling)
-const EXPLORE = 8; // runs comparing the counts: a block of half of them with each
+const EXPLORE = 12; // runs comparing the counts: a block of half of them with each (5 samples a count)
+const RECHECK = 100; // runs after a comparison before the next one, doubling each time (a noisy one is not final)
 const MARGIN = 0.95; // the other count replaces the chosen one where its median is at most this share of it
 const SLOWER = 1.3; // a run this much slower than the chosen count's median is a sign the machine changed
 const STRIKES = 3; // ... and this many in a row start a new comparison
@@ -25,6 +27,8 @@ export class ThreadChoice {
     this.warming = WARM;
     this.typical = Infinity;
     this.strikes = 0;
+    /** runs until the next comparison */
+    this.countdown = Infinity;
     /** comparisons made so far */
     this.comparisons = 0;
   }
@@ -51,10 +55,11 @@ export class ThreadChoice {
       if (medians[other] < MARGIN * medians[this.chosen]) this.chosen = other; // a noisy round does not flip it
       this.typical = medians[this.chosen];
       this.comparisons++;
+      this.countdown = RECHECK * 2 ** Math.min(this.comparisons - 1, 6);
       return;
     }
     this.strikes = ms > SLOWER * this.typical ? this.strikes + 1 : 0;
-    if (this.strikes >= STRIKES) {
+    if (this.strikes >= STRIKES || --this.countdown <= 0) {
       this.samples = { 1: [], [this.most]: [] };
       this.exploring = EXPLORE;
       this.strikes = 0;
