@@ -618,8 +618,6 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
 
     workload = workload_from_args(args)
     names = [b.strip() for b in args.backend.split(",") if b.strip()]
-    for name in names:
-        backends.get(name)
     if args.trials < 1:
         raise KgenError(f"--trials {args.trials}: at least 1")
     records = RecordStore(args.records)

@@ -108,8 +108,10 @@ class Record:
         samples: int,
         digest: str,
         source: str,
+        cpu: str | None = None,
     ) -> Record:
-        """The record of ``config`` measured at ``median_ms`` on the device ``fingerprint`` describes, now."""
+        """The record of ``config`` measured at ``median_ms`` on the device ``fingerprint`` describes, now; on a CPU
+        backend, ``cpu`` names the CPU it ran on (default: this machine's)."""
         from kgen.scheduling.lower import main_stage
 
         return cls(
@@ -124,7 +126,7 @@ class Record:
             gflops=main_stage(workload).flops / median_ms / 1e6,
             digest=digest,
             fingerprint={k: fingerprint[k] for k in FINGERPRINT_KEYS if k in fingerprint}
-            | ({} if backends.get(backend).gpu else {"cpu": host_cpu()}),
+            | ({} if backends.get(backend).gpu else {"cpu": cpu or host_cpu()}),
             source=source,
             time=datetime.now(UTC).isoformat(timespec="seconds"),
         )

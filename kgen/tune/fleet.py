@@ -20,7 +20,6 @@ Every path is under ``/t/<token>/``; a request without the token gets 403:
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hmac
 import json
 import re
@@ -278,18 +277,15 @@ class Fleet:
                 self.workload,
                 study.backend,
                 study.fingerprint,
-                {k: best.params[k] for k in best.params},
+                dict(best.params),
                 best.value,
                 best.user_attrs.get("iqr_ms", 0.0),
                 best.user_attrs.get("samples", 0),
                 best.user_attrs.get("digest", ""),
                 f"kgen fleet, study {study.name}",
+                # the worker's CPU, which a page cannot name; not the server's
+                cpu=f"a fleet worker: {study.fingerprint.get('userAgent', '')}",
             )
-            if "cpu" in record.fingerprint:  # the worker's CPU, which a page cannot name; not the server's
-                platform = str(study.fingerprint.get("userAgent", ""))
-                record = dataclasses.replace(
-                    record, fingerprint={**record.fingerprint, "cpu": f"a fleet worker: {platform}"}
-                )
             self.records.add([record])
             self.progress(f"{study.device}: record {best.value:.3f} ms written to {self.records.path}")
             return record
