@@ -28,7 +28,7 @@ from kgen.graph.onnx import from_model
 from kgen.graph.passes import optimize
 from kgen.records.store import RecordStore, host_cpu
 
-BACKENDS = ("wasm", "js", "webgpu")  # the backends with a fused kernel; WebGL runs the chain either way
+BACKENDS = ("wasm", "js", "webgpu", "webgl")
 SOFTWARE = ("webgpu", "webgl")
 
 

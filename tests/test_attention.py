@@ -7,9 +7,11 @@ import pytest
 from kgen import backends
 from kgen.build import build
 from kgen.checking import compare
+from kgen.errors import KgenError
 from kgen.native import wasm_runner, wgpu_runner
 from kgen.ops import Workload
 from kgen.scheduling.lower import lower_workload
+from kgen.scheduling.space import DEFAULT_LIMITS
 
 # 2 heads of 7 queries and 11 keys: no block of keys nor tile of rows divides them
 SHAPES = [(2, 7, 5), (2, 5, 11), (2, 11, 8), (7, 11)]
@@ -19,6 +21,18 @@ SHAPES = [(2, 7, 5), (2, 5, 11), (2, 11, 8), (7, 11)]
 def test_attention_is_one_kernel_where_the_backend_has_the_fused_template(backend, kernels):
     program, _ = lower_workload(Workload.create("attention", SHAPES, {"scale": 0.5}), backends.get(backend).template)
     assert len(program.kernels) == kernels
+
+
+def test_webgl_fuses_attention_where_the_rows_of_q_and_v_are_whole_texels():
+    """A fragment writes 2 of the 4 texels of a row of V's columns, one per render target (D = 5 above: the chain
+    of kernels)."""
+    shapes = [(2, 7, 8), (2, 8, 11), (2, 11, 16), (7, 11)]
+    limits = {**DEFAULT_LIMITS, "max_draw_buffers": 8}
+    program, full = build(Workload.create("attention", shapes, {"scale": 0.5}), "webgl", {"planes": 2}, limits)
+    assert full == {"planes": 2, "keys": 8} and len(program.kernels) == 1
+    assert program.output.layout["planes"] == [2, 2] and "layout(location = 1) out vec4" in program.kernels[0].source
+    with pytest.raises(KgenError, match="planes do not divide"):
+        build(Workload.create("attention", shapes, {"scale": 0.5}), "webgl", {"planes": 8}, limits)
 
 
 @pytest.mark.parametrize(

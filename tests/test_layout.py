@@ -1,5 +1,9 @@
 """Texture layouts: the symbolic storage index agrees with numpy packing, packing round-trips, textures fit."""
 
+import json
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,7 +20,8 @@ shapes = st.lists(st.integers(1, 9), min_size=1, max_size=4).map(tuple)
 def layouts(draw):
     shape = draw(shapes)
     layout = Layout.named(draw(st.sampled_from(Layout.valid_names(len(shape)))), shape)
-    return layout.with_planes(draw(st.sampled_from(PLANES))) if layout.plane_axis is not None else layout
+    axis = draw(st.sampled_from([layout.plane_axis, *range(len(shape))]))  # a packed axis too: its texels split
+    return layout.with_planes(draw(st.sampled_from(PLANES)), axis) if axis is not None else layout
 
 
 @settings(max_examples=60, deadline=None)
@@ -40,6 +45,37 @@ def test_planes_split_the_last_axis_a_layout_does_not_pack():
     assert Layout.named("rgba_last", (6, 8)).with_planes(2).planes == (0, 2)  # rows, where columns are packed
     with pytest.raises(KgenError, match="no axis left for 2 planes"):
         Layout.named("rgba_2x2", (6, 8)).with_planes(2)
+
+
+def test_planes_of_a_packed_axis_split_its_texels():
+    """Planes along the packed last axis: one fragment writes 8 texels of 4 neighbouring columns each, a row of 32
+    columns (the fused attention's output on WebGL)."""
+    layout = Layout.named("rgba_last", (2, 3, 32)).with_planes(8, 2)
+    assert layout.packed_shape == (2, 3, 1) and layout.texels == 6
+    assert ix.evaluate_index(layout.storage_index((1, 2, 13)), {}) == (3 * 6 + 5) * 4 + 1  # texel 3 of row 5: plane 3
+
+
+LAYOUTS_IN_JS = [
+    Layout.named("rgba_last", (2, 3, 32)).with_planes(8, 2),
+    Layout.named("rgba_last", (3, 10)).with_planes(2, 1),
+    Layout.named("rgba_c", (1, 8, 3, 10)).with_planes(4),
+    Layout.named("rgba_2x2", (5, 7)),
+    Layout.named("r", (4, 3)).with_planes(2),
+]
+
+
+def test_the_runtime_places_every_element_where_python_does():
+    """The WebGL launcher's storageIndices (in node) against the layout's, planes of a packed axis included."""
+    launcher = Path(__file__).parents[1] / "kgen" / "runtime" / "launchers" / "webgl.js"
+    script = (
+        f"const {{ storageIndices }} = await import({json.dumps(launcher.as_uri())});"
+        f"const layouts = {json.dumps([layout.to_json() for layout in LAYOUTS_IN_JS])};"
+        "console.log(JSON.stringify(layouts.map((l) => Array.from(storageIndices(l)))));"
+    )
+    done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for layout, got in zip(LAYOUTS_IN_JS, json.loads(done.stdout), strict=True):
+        assert got == layout._storage_indices().tolist(), layout
 
 
 def test_named_layouts():

@@ -35,14 +35,15 @@ def conversion(
     target: str,
     planes: int = 1,
     limits: Limits = DEFAULT_LIMITS,
-    source_planes: int = 1,
+    source_planes: tuple[int, int] | None = None,
 ) -> CompiledProgram:
     """A program that copies a tensor from one texture layout into another (``source`` and ``target`` are layout
-    names, ``planes`` the target's render targets and ``source_planes`` the planes its producer wrote), for a
+    names, ``planes`` the target's render targets and ``source_planes`` the (axis, count) planes its producer
+    wrote), for a
     consumer that reads another layout than its producer writes: a copy through the texel template, whose layout
     knobs do the packing."""
     x = placeholder(shape, name="input")
     y = compute(shape, lambda *i: x[i], name="convert")
     config = {"layout_input": source, "layout_out": target, "planes": planes}
-    program, _ = lower([x], y, BACKEND.template, config, "convert", limits, {0: source_planes})
+    program, _ = lower([x], y, BACKEND.template, config, "convert", limits, {0: source_planes} if source_planes else {})
     return render(program)

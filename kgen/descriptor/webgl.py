@@ -105,7 +105,8 @@ def assemble_webgl(
     def convert(tensor: str, source: str, layout: dict[str, Any], texture: tuple[int, int]) -> str:
         src = storage.info[source]
         shape = tuple(graph.shape(tensor))
-        source_planes = _plane_count(src["layout"])
+        planes = src["layout"].get("planes")
+        source_planes = None if planes is None else (planes[0], planes[1])
         key = (shape, _layout_name(src["layout"]), _layout_name(layout), source_planes)
         if key not in conversions:
             conversions[key] = conversion(shape, key[1], key[2], limits=limits, source_planes=source_planes)

@@ -11,10 +11,10 @@ tensor too large for one row continues on the next (a row holds whole trailing a
 The storage index ``texel * channels + channel`` is what loads and stores in the IR use, so the same index
 simplifier folds the packing math, and 4-lane reads of one texel become one ``texelFetch``.
 
-An output may also be split into ``planes``: (axis, count) puts element ``a`` of that axis in plane ``a % count``
-at ``a // count``, each plane a texture of its own, so one fragment writes ``count`` texels (multiple render
-targets: a fragment's tile is ``count`` times larger). Storage indices run plane by plane:
-``plane * texels * channels + texel * channels + channel``.
+An output may also be split into ``planes``: (axis, count) puts texel ``a`` along that axis (element ``a`` where
+the axis is not packed) in plane ``a % count`` at ``a // count``, each plane a texture of its own, so one fragment
+writes ``count`` texels (multiple render targets: a fragment's tile is ``count`` times larger). Storage indices run
+plane by plane: ``plane * texels * channels + texel * channels + channel``.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ class Layout:
             raise KgenError(f"layout '{name}' needs a tensor of higher rank than {rank}")
         return cls(shape, packings[name])
 
-    def with_planes(self, count: int) -> Layout:
-        """This layout split into ``count`` planes along the last axis it does not pack (rows where it packs the
-        last axis); ``count`` 1 is the layout itself."""
+    def with_planes(self, count: int, axis: int | None = None) -> Layout:
+        """This layout split into ``count`` planes along ``axis``, by default the last axis it does not pack (rows
+        where it packs the last axis); ``count`` 1 is the layout itself."""
         if count == 1:
             return self
-        axis = self.plane_axis
+        axis = self.plane_axis if axis is None else axis
         if axis is None:
             raise KgenError(f"layout of shape {self.shape} packs every axis: no axis left for {count} planes")
         return Layout(self.shape, self.packing, (axis, count))
@@ -117,14 +117,14 @@ class Layout:
     def storage_index(self, indices: Sequence[Any]) -> sympy.Expr:
         """The storage index ((plane * texels + texel) * channels + channel) of the element at ``indices``."""
         outer = [ix.as_index(i) for i in indices]
-        plane = sympy.Integer(0)
-        if self.planes is not None:
-            axis, count = self.planes
-            plane, outer[axis] = ix.floormod(outer[axis], count), ix.floordiv(outer[axis], count)
         channel = sympy.Integer(0)
         for axis, factor in self.packing:
             channel = channel * factor + ix.floormod(outer[axis], factor)
             outer[axis] = ix.floordiv(outer[axis], factor)
+        plane = sympy.Integer(0)
+        if self.planes is not None:
+            axis, count = self.planes
+            plane, outer[axis] = ix.floormod(outer[axis], count), ix.floordiv(outer[axis], count)
         texel = sympy.Integer(0)
         for i, extent in zip(outer, self.packed_shape, strict=True):
             texel = texel * extent + i
@@ -134,14 +134,14 @@ class Layout:
         """The storage index of every element, in row-major element order."""
         grids = np.indices(self.shape).reshape(len(self.shape), -1) if self.shape else np.zeros((0, 1), int)
         outer = [g.copy() for g in grids]
-        plane = np.zeros(grids.shape[1], dtype=np.int64)
-        if self.planes is not None:
-            axis, count = self.planes
-            plane, outer[axis] = outer[axis] % count, outer[axis] // count
         channel = np.zeros(grids.shape[1], dtype=np.int64)
         for axis, factor in self.packing:
             channel = channel * factor + outer[axis] % factor
             outer[axis] = outer[axis] // factor
+        plane = np.zeros(grids.shape[1], dtype=np.int64)
+        if self.planes is not None:
+            axis, count = self.planes
+            plane, outer[axis] = outer[axis] % count, outer[axis] // count
         texel = np.zeros(grids.shape[1], dtype=np.int64)
         for i, extent in zip(outer, self.packed_shape, strict=True):
             texel = texel * extent + i

@@ -216,7 +216,7 @@ def lower(
     config: Mapping[str, Any] | None,
     name: str,
     limits: Limits = DEFAULT_LIMITS,
-    input_planes: Mapping[int, int] | None = None,
+    input_planes: Mapping[int, tuple[int, int]] | None = None,
 ) -> tuple[ir.Program, dict[str, Any]]:
     """The program computing ``output`` from ``inputs`` (any TE graph: an op, or ops fused by a graph pass).
 
@@ -227,7 +227,7 @@ def lower(
     """
     whole = pattern_template(template, output)
     if whole is not None:
-        return _lower_whole(whole, inputs, output, config, name, limits)
+        return _lower_whole(whole, template, inputs, output, config, name, limits)
     stages = partition(output)
     main = _main_index(stages)
     full = template.space(stages[main]).complete(config, limits)
@@ -274,21 +274,15 @@ def lower(
     layouts: dict[int, Layout] = {}
     if template.textures:
         layouts = {id(t): lay for t, lay in template.layouts(full, inputs, output, limits)}
-        for k, count in (input_planes or {}).items():
-            layouts[id(inputs[k])] = layouts[id(inputs[k])].with_planes(count)
+        for k, (axis, count) in (input_planes or {}).items():
+            layouts[id(inputs[k])] = layouts[id(inputs[k])].with_planes(count, axis)
         layouts.update({id(s.out): Layout(s.out.shape) for s in stages[:-1]})
         if padding is not None:  # the padded copy packs as its input does
             layouts[id(padded)] = Layout(padded.shape, layouts[id(padding.tensor)].packing)
     max_width = limits.get("max_texture_size", DEFAULT_LIMITS["max_texture_size"])
 
     def buffer(name: str, t: Tensor) -> ir.Buffer:
-        layout = layouts.get(id(t))
-        if layout is None:
-            return ir.Buffer(name, t.dtype, math.prod(t.shape))
-        texture = layout.texture(max_width)
-        return ir.Buffer(
-            name, t.dtype, layout.size, channels=layout.channels, texture=texture, planes=layout.plane_count
-        )
+        return _buffer(name, t, layouts.get(id(t)), max_width)
 
     buffers: dict[int, ir.Buffer] = {}
     for k, t in enumerate(inputs):
@@ -327,18 +321,37 @@ def lower(
 def pattern_template(template: Template, output: Tensor) -> Any:
     """The template that lowers ``output``'s whole graph as one kernel, or None (stage by stage)."""
     pattern = output.op.pattern if isinstance(output.op, ComputeOp) else None
-    return None if pattern is None else template.patterns.get(type(pattern))
+    whole = None if pattern is None else template.patterns.get(type(pattern))
+    return whole if whole is not None and whole.handles(pattern) else None
+
+
+def _buffer(name: str, t: Tensor, layout: Layout | None, max_width: int) -> ir.Buffer:
+    """The buffer of ``t``: flat, or a texture (of at most ``max_width`` texels a side) in ``layout``."""
+    if layout is None:
+        return ir.Buffer(name, t.dtype, math.prod(t.shape))
+    texture = layout.texture(max_width)
+    return ir.Buffer(name, t.dtype, layout.size, channels=layout.channels, texture=texture, planes=layout.plane_count)
 
 
 def _lower_whole(
-    whole: Any, inputs: list[Tensor], output: Tensor, config: Mapping[str, Any] | None, name: str, limits: Limits
+    whole: Any,
+    template: Template,
+    inputs: list[Tensor],
+    output: Tensor,
+    config: Mapping[str, Any] | None,
+    name: str,
+    limits: Limits,
 ) -> tuple[ir.Program, dict[str, Any]]:
-    full = whole.space(output.op.pattern).complete(config, limits)
-    buffers = {id(t): ir.Buffer(f"in{k}", t.dtype, math.prod(t.shape)) for k, t in enumerate(inputs)}
-    out = ir.Buffer("out", output.dtype, math.prod(output.shape))
-    temps = whole.temps(output.op.pattern, full)
-    kernel = whole.program(inputs, output, full, {**buffers, id(output): out}, name, temps)
-    return ir.Program(tuple(buffers[id(t)] for t in inputs), out, temps, (kernel,)), full
+    pattern = output.op.pattern
+    full = whole.space(pattern).complete(config, limits)
+    layouts = whole.layouts(pattern, full, output) if template.textures else {}
+    max_width = limits.get("max_texture_size", DEFAULT_LIMITS["max_texture_size"])
+    buffers = {id(t): _buffer(f"in{k}", t, layouts.get(id(t)), max_width) for k, t in enumerate(inputs)}
+    buffers[id(output)] = out = _buffer("out", output, layouts.get(id(output)), max_width)
+    temps = whole.temps(pattern, full)
+    kernel = whole.program(inputs, output, full, buffers, name, temps, layouts)
+    named = {buffers[key].name: layout for key, layout in layouts.items()}
+    return ir.Program(tuple(buffers[id(t)] for t in inputs), out, temps, (kernel,), layouts=named), full
 
 
 def main_stage(workload: Workload) -> Stage:

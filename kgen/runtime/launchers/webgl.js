@@ -21,22 +21,27 @@ export function storageIndices(layout) {
   if (layoutCache.has(key)) return layoutCache.get(key);
   const { shape, packing, channels } = layout;
   const [planeAxis, planes] = layout.planes || [-1, 1];
-  const packed = shape.slice();
   const factor = shape.map(() => 1);
-  for (const [axis, f] of [...packing, ...(planes > 1 ? [[planeAxis, planes]] : [])]) {
-    packed[axis] = Math.ceil(shape[axis] / f);
-    factor[axis] = f;
-  }
+  for (const [axis, f] of packing) factor[axis] = f;
+  // a plane axis that is packed too splits its texels among the planes
+  const packed = shape.map((n, d) => Math.ceil(n / factor[d] / (d === planeAxis ? planes : 1)));
   const texels = Math.max(1, packed.reduce((a, b) => a * b, 1));
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Int32Array(n);
   const idx = new Array(shape.length).fill(0);
   for (let e = 0; e < n; e++) {
     let texel = 0;
-    for (let d = 0; d < shape.length; d++) texel = texel * packed[d] + Math.floor(idx[d] / factor[d]);
+    let plane = 0;
+    for (let d = 0; d < shape.length; d++) {
+      let at = Math.floor(idx[d] / factor[d]);
+      if (d === planeAxis) {
+        plane = at % planes;
+        at = Math.floor(at / planes);
+      }
+      texel = texel * packed[d] + at;
+    }
     let channel = 0;
     for (const [axis, f] of packing) channel = channel * f + (idx[axis] % f);
-    const plane = planes > 1 ? idx[planeAxis] % planes : 0;
     out[e] = (plane * texels + texel) * channels + channel;
     for (let d = shape.length - 1; d >= 0; d--) {
       if (++idx[d] < shape[d]) break;

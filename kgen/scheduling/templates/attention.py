@@ -6,7 +6,8 @@ so far by exp(old max - new max), and adds exp(score - max) · V's rows into its
 reach memory, and each key's K column and V row are read once per tile. Keys past the last whole block go one at
 a time. On WebAssembly (SIMD) a block's scores are f32x4 vectors of 4 neighbouring keys (K's rows run along the
 keys) and the accumulators are f32x4 vectors along V's columns; on WebGPU a thread is a tile (vec4 accumulators
-where V's rows are whole vec4s) and ``wg`` tiles a workgroup.
+where V's rows are whole vec4s) and ``wg`` tiles a workgroup; on WebGL a fragment is one query row whose output
+texels go to ``planes`` render targets (``_TexelLowering``).
 
 On the CPU, ``softmax="tile"`` keeps the tile's scores for every key in a scratch instead (a temporary of the
 program, a slot per tile): the scores in register blocks of ``rows`` x ``keys``, then one softmax per row over them,
@@ -24,7 +25,9 @@ import sympy
 
 from kgen.ops.attention import LOWEST, AttentionPattern
 from kgen.scheduling import ir
-from kgen.scheduling.space import WASM_LIMITS, Constraint, Space, choice, distinct
+from kgen.scheduling.layout import PLANES, Layout
+from kgen.scheduling.lower import Buffers, flat_index
+from kgen.scheduling.space import DEFAULT_LIMITS, WASM_LIMITS, Constraint, Space, choice, distinct
 from kgen.te import index as ix
 from kgen.te.expr import Binary, Const, Expr, Unary
 from kgen.te.tensor import Tensor
@@ -39,15 +42,31 @@ def _max(a: Expr, b: Expr) -> Expr:
 
 class AttentionTile:
     """``kind``: "simd" (WebAssembly), "scalar" (plain JavaScript: ``softmax="tile"`` always; online, its per-key
-    bookkeeping in scalars cost more than the chain's passes) or "gpu" (WebGPU)."""
+    bookkeeping in scalars cost more than the chain's passes), "gpu" (WebGPU) or "texel" (WebGL)."""
 
     name = "attention"
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
+    def handles(self, pattern: AttentionPattern) -> bool:
+        """Whether this kernel computes ``pattern`` (else its chain of kernels does): on WebGL, where Q's and V's
+        rows are whole texels."""
+        _, _, d, dv = pattern.sizes
+        return self.kind != "texel" or (d % LANES == 0 and dv % LANES == 0)
+
+    def layouts(self, pattern: AttentionPattern, config: Mapping[str, Any], output: Tensor) -> dict[int, Layout]:
+        """WebGL: every operand 4 neighbouring columns a texel (K's rows run along the keys), the output's rows
+        split into ``planes`` render targets, so that a fragment writes ``planes`` texels of one query's row."""
+        operands = [t for t in (pattern.q, pattern.k, pattern.v, pattern.mask) if t is not None]
+        out = {id(t): Layout.named("rgba_last", t.shape) for t in operands}
+        out[id(output)] = Layout.named("rgba_last", output.shape).with_planes(config["planes"], output.ndim - 1)
+        return out
+
     def space(self, pattern: AttentionPattern) -> Space:
         dv = pattern.sizes[3]
+        if self.kind == "texel":
+            return _texel_space(dv)
         knobs = [
             choice("rows", (2, 1, 3, 4, 6, 8), "queries per tile (their scores share each K column read)"),
             choice(
@@ -159,8 +178,12 @@ class AttentionTile:
         buffers: Mapping[int, ir.Buffer],
         name: str,
         temps: tuple[ir.Buffer, ...] = (),
+        layouts: Mapping[int, Layout] | None = None,
     ) -> ir.Kernel:
         pattern: AttentionPattern = output.op.pattern  # type: ignore[union-attr]
+        if self.kind == "texel":
+            assert layouts is not None
+            return _TexelLowering(self, pattern, config, buffers, output, name, layouts).kernel()
         if temps:
             return _Materialized(self, pattern, config, buffers, output, name, temps[0]).kernel()
         return _Lowering(self, pattern, config, buffers, output, name).kernel()
@@ -185,6 +208,7 @@ class _Lowering:
         self.q, self.k, self.v = (buffers[id(x)] for x in (p.q, p.k, p.v))
         self.mask = buffers[id(p.mask)] if p.mask is not None else None
         self.out = buffers[id(output)]
+        self.output = output
         self.row_blocks = -(-self.s // self.rows)
         self.tiles = self.nb * self.row_blocks * self.split
         self.tid, self.b, self.i0, self.e0 = (ix.index_var(n) for n in ("t", "b", "i0", "e0"))
@@ -196,25 +220,36 @@ class _Lowering:
         }
 
     # -- indices -------------------------------------------------------------------------------------------
+    def at(self, t: Tensor, row: sympy.Expr, col: sympy.Expr) -> sympy.Expr:
+        """Where element (row, col) of operand ``t``'s matrix of the tile's batch entry lives in its buffer."""
+        rows, cols = t.shape[-2:]
+        return (self.b * rows + row) * cols + col
+
     def row(self, r: int) -> sympy.Expr:
         """Query row r of the tile, clamped into Q (rows past the end compute what the last does, unstored)."""
         i = self.i0 + r
         return i if (self.row_blocks * self.rows <= self.s) else sympy.Min(i, self.s - 1)
 
+    def batch_indices(self) -> list[sympy.Expr]:
+        """The tile's batch entry as one index per batch axis."""
+        out, rest = [], self.b
+        for n in reversed(self.p.batch):
+            out.insert(0, ix.floormod(rest, n))
+            rest = ix.floordiv(rest, n)
+        return out
+
+    def element(self, t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
+        """Where ``t[indices]`` lives in its buffer."""
+        return flat_index(t, indices)
+
     def mask_read(self, r: int, j: sympy.Expr, lanes: int) -> Expr:
         assert self.mask is not None and self.p.mask is not None
-        full = (*self.p.batch, self.s, self.t)
-        shape = (1,) * (len(full) - self.p.mask.ndim) + self.p.mask.shape
-        strides, stride = [], 1
-        for n in reversed(shape):
-            strides.insert(0, stride if n > 1 else 0)
-            stride *= n
-        batch_index, rest = [], self.b
-        for n in reversed(self.p.batch):
-            batch_index.insert(0, ix.floormod(rest, n))
-            rest = ix.floordiv(rest, n)
-        index = sum((i * st for i, st in zip((*batch_index, self.row(r), j), strides, strict=True)), sympy.Integer(0))
-        if strides[-1] == 0:
+        full = (*self.batch_indices(), self.row(r), j)
+        shape = self.p.mask.shape
+        aligned = zip(full[len(full) - len(shape) :], shape, strict=True)  # the mask's axes are the last ones
+        indices = tuple(i if n > 1 else sympy.Integer(0) for i, n in aligned)
+        index = self.element(self.p.mask, indices)
+        if shape[-1] == 1:
             return ir.BufLoad(self.mask, index)  # one value for every key of the block: splat
         return ir.BufLoad(self.mask, index, lanes)
 
@@ -234,17 +269,7 @@ class _Lowering:
         for r in range(self.rows):
             state += [ir.Decl(f"m{r}", "float32", Const(LOWEST)), ir.Decl(f"l{r}", "float32", Const(0.0))]
             state += [ir.Decl(self.acc(r, c), "float32", Const(0.0), self.vl) for c in range(self.cols)]
-        whole, tail = divmod(self.t, self.keys)
-        blocks: list[ir.Stmt] = []
-        if whole:
-            jb = ix.index_var("jb")
-            self.ranges[jb] = (0, whole - 1)
-            blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, self.kl, "b")))
-        if tail:
-            jt = ix.index_var("jt")
-            self.ranges[jt] = (0, tail - 1)
-            blocks.append(ir.For(jt, tail, self.block(jt + whole * self.keys, 1, 1, "t")))
-        body = ir.seq(*lets, *state, *blocks, *self.stores())
+        body = ir.seq(*lets, *state, *self.blocks(), *self.stores())
         return ir.Kernel(
             self.name,
             tuple(dict.fromkeys(b for b in (self.q, self.k, self.v, self.mask, self.out) if b is not None)),
@@ -256,6 +281,20 @@ class _Lowering:
             fused_multiply_add=self.config.get("vector") == "f32x4_fma",
         )
 
+    def blocks(self) -> list[ir.Stmt]:
+        """Every key in blocks of ``keys``, then the keys past the last whole block one at a time."""
+        whole, tail = divmod(self.t, self.keys)
+        blocks: list[ir.Stmt] = []
+        if whole:
+            jb = ix.index_var("jb")
+            self.ranges[jb] = (0, whole - 1)
+            blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, self.kl, "b")))
+        if tail:
+            jt = ix.index_var("jt")
+            self.ranges[jt] = (0, tail - 1)
+            blocks.append(ir.For(jt, tail, self.block(jt + whole * self.keys, 1, 1, "t")))
+        return blocks
+
     def acc(self, r: int, c: int) -> str:
         return f"acc{r}_{c}"
 
@@ -265,37 +304,31 @@ class _Lowering:
     def lanes_of(self, name: str, lanes: int) -> list[Expr]:
         return [self.local(name, lanes, k) for k in range(lanes)] if lanes > 1 else [self.local(name, 1)]
 
-    def block(self, j0: sympy.Expr, keys: int, width: int, tag: str) -> ir.Stmt:
-        """One block of ``keys`` keys from ``j0``, scored ``width`` keys per value; its locals' names end in ``tag``."""
-        groups = range(keys // width)
-        score = {(r, g): f"s{tag}{r}_{g}" for r in range(self.rows) for g in groups}
-        code: list[ir.Stmt] = [ir.Decl(n, "float32", Const(0.0), width) for n in score.values()]
+    def dots(self, j0: sympy.Expr, width: int, tag: str, score: dict[tuple[int, int], str]) -> ir.Stmt:
+        """The loop over D that sums the block's scores (``score[row, group]``, ``width`` keys a value)."""
         d = ix.index_var(f"d{tag}")
         self.ranges[d] = (0, self.d - 1)
-        b = self.b
+        groups = sorted({g for _, g in score})
         dots: list[ir.Stmt] = []
         for g in groups:
-            dots.append(
-                ir.Decl(
-                    f"k{tag}{g}",
-                    "float32",
-                    ir.BufLoad(self.k, (b * self.d + d) * self.t + j0 + g * width, width),
-                    width,
-                    const=True,
-                )
-            )
+            read = ir.BufLoad(self.k, self.at(self.p.k, d, j0 + g * width), width)
+            dots.append(ir.Decl(f"k{tag}{g}", "float32", read, width, const=True))
         for r in range(self.rows):
-            dots.append(
-                ir.Decl(
-                    f"q{tag}{r}", "float32", ir.BufLoad(self.q, (b * self.s + self.row(r)) * self.d + d), const=True
-                )
-            )
+            read = ir.BufLoad(self.q, self.at(self.p.q, self.row(r), d))
+            dots.append(ir.Decl(f"q{tag}{r}", "float32", read, const=True))
             for g in groups:
                 s = score[r, g]
                 dots.append(
                     ir.Assign(s, self.local(s, width) + self.local(f"q{tag}{r}", 1) * self.local(f"k{tag}{g}", width))
                 )
-        code.append(ir.For(d, self.d, ir.seq(*dots)))
+        return ir.For(d, self.d, ir.seq(*dots))
+
+    def block(self, j0: sympy.Expr, keys: int, width: int, tag: str) -> ir.Stmt:
+        """One block of ``keys`` keys from ``j0``, scored ``width`` keys per value; its locals' names end in ``tag``."""
+        groups = range(keys // width)
+        score = {(r, g): f"s{tag}{r}_{g}" for r in range(self.rows) for g in groups}
+        code: list[ir.Stmt] = [ir.Decl(n, "float32", Const(0.0), width) for n in score.values()]
+        code.append(self.dots(j0, width, tag, score))
         for r in range(self.rows):
             for g in groups:
                 s = score[r, g]
@@ -332,7 +365,7 @@ class _Lowering:
             for g in groups:
                 for lane in range(width):
                     j = j0 + g * width + lane
-                    index = (b * self.t + j) * self.dv + self.e0 + c * self.vl
+                    index = self.at(self.p.v, j, self.e0 + c * self.vl)
                     code.append(
                         ir.Decl(
                             f"v{tag}{g}_{lane}_{c}", "float32", ir.BufLoad(self.v, index, self.vl), self.vl, const=True
@@ -353,7 +386,7 @@ class _Lowering:
             inverse = f"inv{r}"
             stores: list[ir.Stmt] = [ir.Decl(inverse, "float32", Const(1.0) / self.local(f"l{r}", 1), const=True)]
             for c in range(self.cols):
-                index = (self.b * self.s + i) * self.dv + self.e0 + c * self.vl
+                index = self.at(self.output, i, self.e0 + c * self.vl)
                 value = self.local(self.acc(r, c), self.vl) * self.local(inverse, 1)
                 stores.append(ir.Store(self.out, index, value, self.vl))
             guard = ix.simplify(i < self.s, self.ranges)
@@ -425,10 +458,10 @@ class _Materialized(_Lowering):
         def dots(d: sympy.Expr, u: int) -> ir.Stmt:
             stmts: list[ir.Stmt] = []
             for g in range(groups):
-                read = ir.BufLoad(self.k, (self.b * self.d + d) * self.t + j0 + g * width, width)
+                read = ir.BufLoad(self.k, self.at(self.p.k, d, j0 + g * width), width)
                 stmts.append(ir.Decl(f"k{tag}{g}_{u}", "float32", read, width, const=True))
             for r in range(self.rows):
-                read = ir.BufLoad(self.q, (self.b * self.s + self.row(r)) * self.d + d)
+                read = ir.BufLoad(self.q, self.at(self.p.q, self.row(r), d))
                 stmts.append(ir.Decl(f"q{tag}{r}_{u}", "float32", read, const=True))
                 for g in range(groups):
                     product = self.local(f"q{tag}{r}_{u}", 1) * self.local(f"k{tag}{g}_{u}", width)
@@ -496,7 +529,7 @@ class _Materialized(_Lowering):
             def update(j: sympy.Expr, u: int) -> ir.Stmt:
                 stmts: list[ir.Stmt] = []
                 for c in range(cols):
-                    read = ir.BufLoad(self.v, (self.b * self.t + j) * self.dv + column(cp, c), self.vl)
+                    read = ir.BufLoad(self.v, self.at(self.p.v, j, column(cp, c)), self.vl)
                     stmts.append(ir.Decl(f"v{c}_{u}", "float32", read, self.vl, const=True))
                 for r in range(self.rows):
                     read = ir.BufLoad(self.scratch, self.slot(r, j))
@@ -512,7 +545,7 @@ class _Materialized(_Lowering):
                 stores = [
                     ir.Store(
                         self.out,
-                        (self.b * self.s + i) * self.dv + column(cp, c),
+                        self.at(self.output, i, column(cp, c)),
                         self.local(acc[r, c], self.vl) * self.local(f"inv{r}", 1),
                         self.vl,
                     )
@@ -534,3 +567,89 @@ def _fold(fn: Callable[[Expr, Expr], Expr], values: list[Expr]) -> Expr:
     while len(values) > 1:
         values = [fn(values[k], values[k + 1]) if k + 1 < len(values) else values[k] for k in range(0, len(values), 2)]
     return values[0]
+
+
+def _texel_space(dv: int) -> Space:
+    """WebGL's knobs: a fragment is one query row x ``planes`` texels of V's columns."""
+    texels = dv // LANES
+    # the default: the most render targets WebGL2 guarantees (4) that divide the row; 8 is tried first
+    planes = sorted(PLANES, key=lambda p: (p > 4 or texels % p != 0, -p))
+    knobs = (
+        choice(
+            "planes",
+            planes,
+            "render targets: texels of 4 of V's columns per fragment (the row's other columns go to other fragments, "
+            "which compute the scores again)",
+        ),
+        choice("keys", (8, 4, 16), "keys per block: one maximum and one rescale of the accumulators per block"),
+    )
+    constraints = (
+        Constraint("planes do not divide V's columns into whole texels", lambda c, _: texels % c["planes"] == 0),
+        Constraint(
+            "more planes than the device's render targets (max_draw_buffers)",
+            lambda c, lim: c["planes"] <= lim.get("max_draw_buffers", DEFAULT_LIMITS["max_draw_buffers"]),
+        ),
+    )
+    seeds = [{"planes": p, "keys": k} for p in (8, 4) for k in (8, 16) if texels % p == 0]
+    return Space(knobs, constraints, tuple(seeds))
+
+
+class _TexelLowering(_Lowering):
+    """WebGL: a fragment computes one query's row of ``planes`` texels of V's columns, one texel per render
+    target. A block's scores are vec4s of 4 neighbouring keys (one texel of K); Q's row is read a texel of 4 of
+    its columns at a time."""
+
+    def __init__(self, tile, p, config, buffers, output: Tensor, name: str, layouts: Mapping[int, Layout]) -> None:
+        split = p.sizes[3] // LANES // config["planes"]
+        super().__init__(tile, p, {**config, "rows": 1, "split": split}, buffers, output, name)
+        self.kl = LANES
+        self.views = Buffers(dict(buffers), dict(layouts))
+        self.h = ix.index_var("h")  # the tile's share of the row: e0 a multiple of whole texels
+        self.ranges[self.h] = (0, self.split - 1)
+        self.e0 = self.h * (self.dv // self.split)
+
+    def tile_lets(self) -> list[ir.Stmt]:
+        rest = ix.floordiv(self.tid, self.split)
+        return [
+            ir.Let(self.b, ix.floordiv(rest, self.row_blocks)),
+            ir.Let(self.i0, ix.floormod(rest, self.row_blocks)),
+            ir.Let(self.h, ix.floormod(self.tid, self.split)),
+        ]
+
+    def element(self, t: Tensor, indices: tuple[sympy.Expr, ...]) -> sympy.Expr:
+        return self.views.index(t, indices)
+
+    def at(self, t: Tensor, row: sympy.Expr, col: sympy.Expr) -> sympy.Expr:
+        return self.element(t, (*self.batch_indices(), row, col))
+
+    def blocks(self) -> list[ir.Stmt]:
+        """Blocks of ``keys``; the rest in one block of whole texels of keys, then the last keys one at a time
+        (their K values each a known channel of a texel)."""
+        whole, rest = divmod(self.t, self.keys)
+        blocks: list[ir.Stmt] = []
+        if whole:
+            jb = ix.index_var("jb")
+            self.ranges[jb] = (0, whole - 1)
+            blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, LANES, "b")))
+        texels, tail = divmod(rest, LANES)
+        if texels:
+            blocks.append(self.block(sympy.Integer(whole * self.keys), texels * LANES, LANES, "v"))
+        if tail:
+            blocks.append(self.block(sympy.Integer(self.t - tail), tail, 1, "t"))
+        return blocks
+
+    def dots(self, j0: sympy.Expr, width: int, tag: str, score: dict[tuple[int, int], str]) -> ir.Stmt:
+        d4 = ix.index_var(f"d{tag}")
+        self.ranges[d4] = (0, self.d // LANES - 1)
+        q = f"q{tag}"
+        code: list[ir.Stmt] = [
+            ir.Decl(q, "float32", ir.BufLoad(self.q, self.at(self.p.q, self.i0, d4 * LANES), LANES), LANES, const=True)
+        ]
+        for u in range(LANES):
+            for (_, g), s in score.items():
+                k = f"k{tag}{g}_{u}"
+                read = ir.BufLoad(self.k, self.at(self.p.k, d4 * LANES + u, j0 + g * width), width)
+                code.append(ir.Decl(k, "float32", read, width, const=True))
+                product = self.local(q, LANES, u) * self.local(k, width)
+                code.append(ir.Assign(s, self.local(s, width) + product))
+        return ir.For(d4, self.d // LANES, ir.seq(*code))

@@ -21,12 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from kgen.ops.attention import AttentionPattern
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES, Layout
 from kgen.scheduling.lower import Buffers, Template, VectorViews
 from kgen.scheduling.padding import Padding, pad_knobs, requested
 from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Constraint, Limits, Space, choice, distinct, flag
+from kgen.scheduling.templates.attention import AttentionTile
 from kgen.scheduling.tiling import (
     MAX_BLOCK,
     TileLowering,
@@ -96,7 +98,7 @@ def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dic
 class TexelTile(Template):
     name = "texel"
     textures = True
-    patterns: ClassVar[dict[type, Any]] = {}  # attention runs as its chain of kernels
+    patterns: ClassVar[dict[type, Any]] = {AttentionPattern: AttentionTile("texel")}
 
     def space(self, stage: Stage) -> Space:
         inputs = _inputs_read(stage)
