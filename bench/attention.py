@@ -5,8 +5,9 @@
 Each zoo model is converted twice, as shipped and with ``--unfused attention``. In each round, on each backend,
 both are run side by side in fresh pages: every node's kernels timed alone (``kgen run --profile``) and the whole
 model (``kgen run --bench``). Attention's time is the attention nodes' in the first, and the nodes they replace
-(scores, softmax, product with V) in the second. Both conversions take the same tuning records. WebGPU runs on
-SwiftShader here: software figures. Run it on a quiet machine."""
+(scores, softmax, product with V) in the second. Both conversions take the same tuning records. WebGPU and WebGL
+run on SwiftShader here: software figures. The rows measured replace those of the same model and backend in
+--out; each row names its date, CPU and commit. Run it on a quiet machine."""
 
 from __future__ import annotations
 
@@ -92,16 +93,24 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['fused_model_median_ms']:.1f} against {row['unfused_model_median_ms']:.1f} ms",
                     flush=True,
                 )
-    result = {
-        "date": time.strftime("%Y-%m-%d"),
-        "cpu": host_cpu(),
-        **code_version(),
-        "rounds": args.rounds,
-        "rows": rows,
-    }
-    write_text_atomic(Path(args.out), json.dumps(result, indent=2) + "\n")
+    stamp = {"date": time.strftime("%Y-%m-%d"), "cpu": host_cpu(), **code_version(), "rounds": args.rounds}
+    out = Path(args.out)
+    write_text_atomic(out, json.dumps(merged(out, [{**stamp, **r} for r in rows]), indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+STAMP = ("date", "cpu", "commit", "dirty", "rounds")
+
+
+def merged(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``rows`` in place of the rows of the same model and backend in ``path``, whose other rows are kept: each row
+    names its own date, CPU and commit (a file of the older form, with them once at the top, gives them to its rows)."""
+    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    top = {k: old[k] for k in STAMP if k in old}
+    measured = {(r["model"], r["backend"]) for r in rows}
+    kept = [{**top, **r} for r in old["rows"] if (r["model"], r["backend"]) not in measured]
+    return {"rows": kept + rows}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The fair benchmark protocol's rules (bench/protocol.py): spreads over rounds, when rounds disagree, the idle
 wait."""
 
+import json
 import time
 
 from bench import protocol
@@ -72,3 +73,19 @@ def test_a_settling_harness_waits_for_an_idle_machine_once_per_fresh_page(monkey
     assert len(waits) == 2
     measure.Harness(session, [np.zeros(4)], np.zeros(4), "wasm")._ensure_page()
     assert len(waits) == 2
+
+
+def test_attention_rows_replace_their_own_and_keep_the_rest_with_their_stamp(tmp_path):
+    from bench.attention import merged
+
+    path = tmp_path / "attention.json"
+    old = {"date": "2026-12-01", "cpu": "Xeon", "commit": "a", "rounds": 2, "rows": []}
+    old["rows"] = [{"model": "minilm", "backend": b, "attention_gain": 1.0} for b in ("wasm", "webgl")]
+    path.write_text(json.dumps(old))
+    new = [{"model": "minilm", "backend": "webgl", "date": "2026-12-06", "cpu": "EPYC", "attention_gain": 4.7}]
+    rows = merged(path, new)["rows"]
+    assert [(r["backend"], r["cpu"], r["attention_gain"]) for r in rows] == [
+        ("wasm", "Xeon", 1.0),
+        ("webgl", "EPYC", 4.7),
+    ]
+    assert rows[0]["date"] == "2026-12-01" and merged(tmp_path / "none.json", new)["rows"] == new
