@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -53,43 +57,58 @@ def samples(folder: Path, force: bool, names: tuple[str, ...] = SAMPLES) -> None
             tmp.replace(path)
 
 
-def converted(
-    model: Path,
-    out: Path,
-    options: Options,
-    force: bool,
-    encoding: str = "fp32",
-    shape: tuple[int, ...] | None = None,
-    threads: tuple[int, ...] = THREADS,
-) -> None:
-    """``model`` converted into ``out`` for every backend; ``shape`` fixes its one input's dynamic dimensions."""
-    if (out / "model.json").exists() and not force:
-        print(f"examples: {out} is there (--force rebuilds it)")
-        return
+@dataclass(frozen=True)
+class Job:
+    """One model to convert into ``out`` for every backend; ``shape`` fixes its one input's dynamic dimensions."""
+
+    model: Path
+    out: Path
+    encoding: str = "fp32"
+    shape: tuple[int, ...] | None = None
+
+
+def converted(job: Job, records: Path, force: bool, threads: tuple[int, ...] = THREADS) -> str:
+    """Convert ``job`` (unless it is there); what happened, in a line."""
+    if (job.out / "model.json").exists() and not force:
+        return f"examples: {job.out} is there (--force rebuilds it)"
     started = time.perf_counter()
     shapes = None
-    if shape is not None:
-        shapes = {onnx.load(model, load_external_data=False).graph.input[0].name: shape}
-    summary = convert(model, out, BACKENDS, encoding, options, shapes, force=True, wasm_threads=threads)
+    if job.shape is not None:
+        shapes = {onnx.load(job.model, load_external_data=False).graph.input[0].name: job.shape}
+    options = Options(RecordStore(records) if records.is_file() else None)
+    summary = convert(job.model, job.out, BACKENDS, job.encoding, options, shapes, force=True, wasm_threads=threads)
     if summary["failed"]:
-        raise KgenError(f"{model}: conversion failed for {', '.join(summary['failed'])}")
-    print(f"examples: {model.name} -> {out} ({encoding}, {time.perf_counter() - started:.0f} s)")
+        raise KgenError(f"{job.model}: conversion failed for {', '.join(summary['failed'])}")
+    return f"examples: {job.model.name} -> {job.out} ({job.encoding}, {time.perf_counter() - started:.0f} s)"
 
 
 def build(root: Path = HERE, force: bool = False, records: Path = RECORDS, threads: tuple[int, ...] = THREADS) -> None:
-    """Everything the pages load, into ``root``; ``threads``: the wasm variants' thread counts."""
+    """Everything the pages load, into ``root``; ``threads``: the wasm variants' thread counts. The models convert
+    in parallel, one process a core (converting is Python, one core each)."""
     generator = root / "dcgan" / "generator.onnx"
     if not generator.exists():
         raise KgenError(f"{generator}: missing (it is in git; python -m examples.dcgan.train makes it anew)")
-    options = Options(RecordStore(records) if records.is_file() else None)
     samples(root / "resnet50" / "samples", force)
     resnet = root / "resnet50" / "resnet50.onnx"
     if force or not resnet.exists():
         zoo.save(zoo.resnet50(), resnet)  # seeded weights: none can be downloaded here
-    converted(resnet, root / "resnet50" / "model", options, force, threads=threads)
-    converted(generator, root / "dcgan" / "model", options, force, threads=threads)
-    converted(generator, root / "dcgan" / "model-eightbit", options, force, "eightbit", threads=threads)
-    ocr(root / "ocr", options, force, threads)
+    ocr(root / "ocr", force)
+    jobs = [  # the longest first
+        *(Job(ocr_model(name), root / "ocr" / out, shape=shape) for out, (name, shape) in OCR_MODELS.items()),
+        Job(resnet, root / "resnet50" / "model"),
+        Job(generator, root / "dcgan" / "model"),
+        Job(generator, root / "dcgan" / "model-eightbit", "eightbit"),
+    ]
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers == 1:
+        for job in jobs:
+            print(converted(job, records, force, threads), flush=True)
+        return
+    # spawned, not forked: the caller may hold threads (a test's browser)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = [pool.submit(converted, job, records, force, threads) for job in jobs]
+        for future in as_completed(done):
+            print(future.result(), flush=True)
 
 
 def ocr_model(name: str) -> Path:
@@ -104,11 +123,9 @@ def ocr_model(name: str) -> Path:
     return path
 
 
-def ocr(folder: Path, options: Options, force: bool, threads: tuple[int, ...] = THREADS) -> None:
-    """The OCR page's sample photos, converted models, and the recognizer's characters (in its ONNX metadata)."""
+def ocr(folder: Path, force: bool) -> None:
+    """The OCR page's sample photos and the recognizer's characters (in its ONNX metadata)."""
     samples(folder / "samples", force, OCR_SAMPLES)
-    for out, (name, shape) in OCR_MODELS.items():
-        converted(ocr_model(name), folder / out, options, force, shape=shape, threads=threads)
     characters = folder / "characters.json"
     if force or not characters.exists():
         dictionary = pipeline.characters(ocr_model(OCR_MODELS["rec"][0]))[1:-1]  # without blank and space

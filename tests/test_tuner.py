@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -360,6 +361,18 @@ def test_model_scheduler_spends_trials_where_the_model_gains_most():
     result = tune_model(graph, "wasm", budget, "memory", RecordStore("/nonexistent"), 8, tune_fn=fake_tune)
     assert calls[: len(tasks)] == [t.workload.key for t in tasks] and all(t.best_ms is not None for t in result)
     assert all(spent[t.workload.key] >= 1 for t in tasks) and sum(spent.values()) == budget
+    # a timeout is the whole model's: each allocation gets what is left, none starts after it
+    clock = iter(range(0, 1000, 10))
+    lefts: list[float] = []
+
+    def timed_tune(workload, backend, trials, timeout_s, **kwargs):
+        lefts.append(timeout_s)
+        return fake_tune(workload, backend, trials)
+
+    with mock.patch("kgen.tune.model.time") as fake_time:
+        fake_time.monotonic = lambda: next(clock)
+        tune_model(graph, "wasm", 1000, "memory", RecordStore("/nonexistent"), 8, tune_fn=timed_tune, timeout_s=35)
+    assert lefts == [25, 15, 5]
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

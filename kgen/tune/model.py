@@ -15,6 +15,7 @@ same storage, so a killed run resumes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,14 +89,22 @@ def tune_model(
     tune_fn: Callable[..., TuneSummary] = tune,
     **tune_args: Any,
 ) -> list[Task]:
-    """Spend ``trials`` trials over the model's workloads; each allocation appends its best to ``records``."""
+    """Spend ``trials`` trials over the model's workloads; each allocation appends its best to ``records``. A
+    ``timeout_s`` is the whole model's: no allocation starts after it, and the last gets what is left of it."""
     tasks = tasks_of(graph)
     warmup = warmup_trials(trials, len(tasks), chunk)
+    timeout_s = tune_args.pop("timeout_s", None)
+    start = time.monotonic()
     spent = 0
     while spent < trials:
+        left = None if timeout_s is None else timeout_s - (time.monotonic() - start)
+        if left is not None and left <= 0:
+            break
         task = pick(tasks)
         n = min(warmup if not task.summaries else chunk, trials - spent)
-        summary = tune_fn(task.workload, backend, trials=n, storage_url=storage_url, records=records, **tune_args)
+        summary = tune_fn(
+            task.workload, backend, trials=n, storage_url=storage_url, records=records, timeout_s=left, **tune_args
+        )
         spent += n
         task.trials += n
         task.summaries.append(summary)
