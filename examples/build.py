@@ -11,12 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import multiprocessing
-import os
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -24,7 +19,7 @@ import onnx
 from examples.ocr import pipeline
 from kgen.atomic import write_text_atomic
 from kgen.descriptor.assemble import Options
-from kgen.descriptor.convert import convert
+from kgen.descriptor.convert import convert_many
 from kgen.errors import KgenError
 from kgen.graph import zoo
 from kgen.records.store import RecordStore
@@ -57,34 +52,9 @@ def samples(folder: Path, force: bool, names: tuple[str, ...] = SAMPLES) -> None
             tmp.replace(path)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One model to convert into ``out`` for every backend; ``shape`` fixes its one input's dynamic dimensions."""
-
-    model: Path
-    out: Path
-    encoding: str = "fp32"
-    shape: tuple[int, ...] | None = None
-
-
-def converted(job: Job, records: Path, force: bool, threads: tuple[int, ...] = THREADS) -> str:
-    """Convert ``job`` (unless it is there); what happened, in a line."""
-    if (job.out / "model.json").exists() and not force:
-        return f"examples: {job.out} is there (--force rebuilds it)"
-    started = time.perf_counter()
-    shapes = None
-    if job.shape is not None:
-        shapes = {onnx.load(job.model, load_external_data=False).graph.input[0].name: job.shape}
-    options = Options(RecordStore(records) if records.is_file() else None)
-    summary = convert(job.model, job.out, BACKENDS, job.encoding, options, shapes, force=True, wasm_threads=threads)
-    if summary["failed"]:
-        raise KgenError(f"{job.model}: conversion failed for {', '.join(summary['failed'])}")
-    return f"examples: {job.model.name} -> {job.out} ({job.encoding}, {time.perf_counter() - started:.0f} s)"
-
-
 def build(root: Path = HERE, force: bool = False, records: Path = RECORDS, threads: tuple[int, ...] = THREADS) -> None:
     """Everything the pages load, into ``root``; ``threads``: the wasm variants' thread counts. The models convert
-    in parallel, one process a core (converting is Python, one core each)."""
+    side by side, a process a core."""
     generator = root / "dcgan" / "generator.onnx"
     if not generator.exists():
         raise KgenError(f"{generator}: missing (it is in git; python -m examples.dcgan.train makes it anew)")
@@ -93,22 +63,27 @@ def build(root: Path = HERE, force: bool = False, records: Path = RECORDS, threa
     if force or not resnet.exists():
         zoo.save(zoo.resnet50(), resnet)  # seeded weights: none can be downloaded here
     ocr(root / "ocr", force)
-    jobs = [  # the longest first
-        *(Job(ocr_model(name), root / "ocr" / out, shape=shape) for out, (name, shape) in OCR_MODELS.items()),
-        Job(resnet, root / "resnet50" / "model"),
-        Job(generator, root / "dcgan" / "model"),
-        Job(generator, root / "dcgan" / "model-eightbit", "eightbit"),
+    options = Options(RecordStore(records) if records.is_file() else None)
+    wanted = [  # (model, folder, encoding, the shape of its one input): the longest first
+        *((ocr_model(name), root / "ocr" / out, "fp32", shape) for out, (name, shape) in OCR_MODELS.items()),
+        (resnet, root / "resnet50" / "model", "fp32", None),
+        (generator, root / "dcgan" / "model", "fp32", None),
+        (generator, root / "dcgan" / "model-eightbit", "eightbit", None),
     ]
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers == 1:
-        for job in jobs:
-            print(converted(job, records, force, threads), flush=True)
-        return
-    # spawned, not forked: the caller may hold threads (a test's browser)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = [pool.submit(converted, job, records, force, threads) for job in jobs]
-        for future in as_completed(done):
-            print(future.result(), flush=True)
+    jobs = []
+    for model, out, encoding, shape in wanted:
+        if (out / "model.json").exists() and not force:
+            print(f"examples: {out} is there (--force rebuilds it)")
+            continue
+        shapes = None if shape is None else {onnx.load(model, load_external_data=False).graph.input[0].name: shape}
+        jobs.append(
+            {"model": model, "out": out, "backends": BACKENDS, "encoding": encoding, "options": options}
+            | {"input_shapes": shapes, "force": True, "wasm_threads": threads}
+        )
+    for job, summary in zip(jobs, convert_many(jobs), strict=True):
+        if summary["failed"]:
+            raise KgenError(f"{job['model']}: conversion failed for {', '.join(summary['failed'])}")
+        print(f"examples: {job['model'].name} -> {job['out']} ({job['encoding']}, {summary['seconds']:.0f} s)")
 
 
 def ocr_model(name: str) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from kgen.checking import compare_model
 from kgen.descriptor.assemble import Options
-from kgen.descriptor.convert import convert
+from kgen.descriptor.convert import convert, convert_many
 from kgen.graph import zoo
 from kgen.records.store import RecordStore
 
@@ -45,10 +45,13 @@ RUN = """async ([dir, backend, feeds]) => {
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
+    jobs = []
     for name, backends in MODELS.items():
         zoo.save(zoo.MODELS[name](), root / f"{name}.onnx")
-        convert(root / f"{name}.onnx", root / name, backends)
-    convert(root / "resnet50.onnx", root / "resnet50_eightbit", ["wasm"], encoding="eightbit")
+        jobs.append({"model": root / f"{name}.onnx", "out": root / name, "backends": backends})
+    jobs.append({"model": root / "resnet50.onnx", "out": root / "resnet50_eightbit", "backends": ["wasm"]})
+    jobs[-1]["encoding"] = "eightbit"
+    convert_many(jobs)
     return root
 
 

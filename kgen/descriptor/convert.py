@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +170,20 @@ def convert(
     summary["seconds"] = round(time.perf_counter() - started, 2)
     say(f"wrote {out} in {summary['seconds']:.1f} s")
     return summary
+
+
+def convert_many(jobs: Sequence[Mapping[str, Any]], workers: int | None = None) -> list[dict[str, Any]]:
+    """``convert(**job)`` for each job, a process a core (converting is Python, on one core): the summaries in the
+    jobs' order. The processes are spawned, not forked, since a caller may hold threads (a browser's)."""
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        return [convert(**job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_convert_job, jobs))
+
+
+def _convert_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    return convert(**job)
 
 
 def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encoded, assemblies) -> None:
