@@ -39,9 +39,8 @@ def conversion(
 ) -> CompiledProgram:
     """A program that copies a tensor from one texture layout into another (``source`` and ``target`` are layout
     names, ``planes`` the target's render targets and ``source_planes`` the (axis, count) planes its producer
-    wrote), for a
-    consumer that reads another layout than its producer writes: a copy through the texel template, whose layout
-    knobs do the packing."""
+    wrote), for a consumer that reads another layout than its producer writes: a copy through the texel template,
+    whose layout knobs do the packing."""
     x = placeholder(shape, name="input")
     y = compute(shape, lambda *i: x[i], name="convert")
     config = {"layout_input": source, "layout_out": target, "planes": planes}

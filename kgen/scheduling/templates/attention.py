@@ -155,8 +155,8 @@ class AttentionTile:
         return LANES if dv % LANES == 0 and self.kind != "scalar" else 1
 
     def key_lanes(self) -> int:
-        """Keys per score value: 4 in SIMD (neighbouring keys), else 1."""
-        return LANES if self.kind == "simd" else 1
+        """Keys per score value: 4 in SIMD and on WebGL (neighbouring keys: one texel of K), else 1."""
+        return LANES if self.kind in ("simd", "texel") else 1
 
     def materialized(self, config: Mapping[str, Any]) -> bool:
         """Whether the config keeps the tile's scores in a scratch (``softmax="tile"``)."""
@@ -282,18 +282,20 @@ class _Lowering:
         )
 
     def blocks(self) -> list[ir.Stmt]:
-        """Every key in blocks of ``keys``, then the keys past the last whole block one at a time."""
-        whole, tail = divmod(self.t, self.keys)
+        """Every key in blocks of ``keys``, then the keys past the last whole block (``tail``)."""
+        whole, rest = divmod(self.t, self.keys)
         blocks: list[ir.Stmt] = []
         if whole:
             jb = ix.index_var("jb")
             self.ranges[jb] = (0, whole - 1)
             blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, self.kl, "b")))
-        if tail:
-            jt = ix.index_var("jt")
-            self.ranges[jt] = (0, tail - 1)
-            blocks.append(ir.For(jt, tail, self.block(jt + whole * self.keys, 1, 1, "t")))
-        return blocks
+        return blocks + self.tail(whole * self.keys, rest) if rest else blocks
+
+    def tail(self, j0: int, keys: int) -> list[ir.Stmt]:
+        """The ``keys`` keys from ``j0`` past the last whole block: one at a time."""
+        jt = ix.index_var("jt")
+        self.ranges[jt] = (0, keys - 1)
+        return [ir.For(jt, keys, self.block(jt + j0, 1, 1, "t"))]
 
     def acc(self, r: int, c: int) -> str:
         return f"acc{r}_{c}"
@@ -602,7 +604,6 @@ class _TexelLowering(_Lowering):
     def __init__(self, tile, p, config, buffers, output: Tensor, name: str, layouts: Mapping[int, Layout]) -> None:
         split = p.sizes[3] // LANES // config["planes"]
         super().__init__(tile, p, {**config, "rows": 1, "split": split}, buffers, output, name)
-        self.kl = LANES
         self.views = Buffers(dict(buffers), dict(layouts))
         self.h = ix.index_var("h")  # the tile's share of the row: e0 a multiple of whole texels
         self.ranges[self.h] = (0, self.split - 1)
@@ -622,21 +623,12 @@ class _TexelLowering(_Lowering):
     def at(self, t: Tensor, row: sympy.Expr, col: sympy.Expr) -> sympy.Expr:
         return self.element(t, (*self.batch_indices(), row, col))
 
-    def blocks(self) -> list[ir.Stmt]:
-        """Blocks of ``keys``; the rest in one block of whole texels of keys, then the last keys one at a time
-        (their K values each a known channel of a texel)."""
-        whole, rest = divmod(self.t, self.keys)
-        blocks: list[ir.Stmt] = []
-        if whole:
-            jb = ix.index_var("jb")
-            self.ranges[jb] = (0, whole - 1)
-            blocks.append(ir.For(jb, whole, self.block(jb * self.keys, self.keys, LANES, "b")))
-        texels, tail = divmod(rest, LANES)
-        if texels:
-            blocks.append(self.block(sympy.Integer(whole * self.keys), texels * LANES, LANES, "v"))
-        if tail:
-            blocks.append(self.block(sympy.Integer(self.t - tail), tail, 1, "t"))
-        return blocks
+    def tail(self, j0: int, keys: int) -> list[ir.Stmt]:
+        """One block of the whole texels of keys, then one of the last keys, unrolled (their K values each a
+        known channel of a texel)."""
+        texels, single = divmod(keys, LANES)
+        blocks = [self.block(sympy.Integer(j0), texels * LANES, LANES, "v")] if texels else []
+        return blocks + ([self.block(sympy.Integer(self.t - single), single, 1, "t")] if single else [])
 
     def dots(self, j0: sympy.Expr, width: int, tag: str, score: dict[tuple[int, int], str]) -> ir.Stmt:
         d4 = ix.index_var(f"d{tag}")
