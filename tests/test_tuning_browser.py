@@ -236,7 +236,7 @@ def test_the_thread_count_is_chosen_on_the_pages_runs_and_again_when_a_core_is_t
     )
     browser.server.mount("/threads/", tmp_path)
     feeds = {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS["dcgan"](), 1).items()}
-    idle = browser.evaluate(BUSY, ["/threads/dcgan", feeds, 20])
+    idle = browser.evaluate(BUSY, ["/threads/dcgan", feeds, 60])
     assert idle["comparisons"] >= 1, idle
     if idle["two"] < idle["one"] / 1.3:  # where 2 threads are clearly faster, the page runs 2
         assert idle["threads"] == 2, idle
