@@ -6,6 +6,9 @@ error), the conversion time, and per backend whether it loads and matches.
     pip install -e '.[census]'          # torch, torchvision, timm, transformers: never needed by make test
     python -m bench.architectures [--backend wasm ...] [--only resnet18,bert] [--out results/architectures.json]
 
+The rows measured replace those of the same architectures in --out, whose other rows are kept; each row names its
+date and commit.
+
 Transformers are built from their configs with 2 layers (the ops are those of the full depth); images are 224²
 (Inception-v3 299²), token sequences 32. A refusal is a row of the census, not a failure of the run; the run
 exits 1 when a model that converts gives a wrong answer."""
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.store import code_version, replace_rows
 from kgen.atomic import write_text_atomic
 from kgen.checking import compare_model
 from kgen.descriptor.convert import convert
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown architecture {unknown[0]} (known: {', '.join(ARCHITECTURES)})")
     backends = args.backend or ["wasm"]
+    stamp = {"date": time.strftime("%Y-%m-%d"), **code_version()}
     rows = []
     with tempfile.TemporaryDirectory(prefix="kgen-architectures-") as tmp:
         for name in names:
@@ -193,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                 row = census_row(name, backends, Path(tmp))
             except Exception:  # a crash of the census itself: recorded, and the census goes on
                 row = {"architecture": name, "crash": traceback.format_exc(limit=3)[-600:]}
-            rows.append(row)
+            rows.append({**stamp, **row})
             print(_line(row, backends), flush=True)
+    rows = replace_rows(args.out, rows, key=lambda r: r["architecture"])
+    backends = [b for b in BACKENDS if any(b in r.get("backends", {}) for r in rows)]
     converted = [r for r in rows if "backends" in r]
     wrong = [r["architecture"] for r in converted for b in r["backends"].values() if b.get("ran") and not b["matches"]]
     summary = {
@@ -208,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
             for r in converted
         ),
         "wrong": wrong,
-        "date": time.strftime("%Y-%m-%d"),
         "rows": rows,
     }
     write_text_atomic(args.out, json.dumps(summary, indent=1) + "\n")

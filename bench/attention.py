@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.store import code_version
+from bench.store import code_version, replace_rows
 from kgen.atomic import write_text_atomic
 from kgen.browser.model_run import run_model
 from kgen.descriptor.assemble import Options
@@ -95,22 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
     stamp = {"date": time.strftime("%Y-%m-%d"), "cpu": host_cpu(), **code_version(), "rounds": args.rounds}
     out = Path(args.out)
-    write_text_atomic(out, json.dumps(merged(out, [{**stamp, **r} for r in rows]), indent=2) + "\n")
+    merged = replace_rows(out, [{**stamp, **r} for r in rows], key=lambda r: (r["model"], r["backend"]))
+    write_text_atomic(out, json.dumps({"rows": merged}, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
-
-
-STAMP = ("date", "cpu", "commit", "dirty", "rounds")
-
-
-def merged(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """``rows`` in place of the rows of the same model and backend in ``path``, whose other rows are kept: each row
-    names its own date, CPU and commit (a file of the older form, with them once at the top, gives them to its rows)."""
-    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    top = {k: old[k] for k in STAMP if k in old}
-    measured = {(r["model"], r["backend"]) for r in rows}
-    kept = [{**top, **r} for r in old["rows"] if (r["model"], r["backend"]) not in measured]
-    return {"rows": kept + rows}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import os
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,17 @@ def code_version() -> dict[str, Any]:
     commit = _git("rev-parse", "HEAD") or "unknown"
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {"commit": commit, "dirty": dirty}
+
+
+def replace_rows(path: Path, rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:
+    """The rows of the JSON file ``path`` (``{"rows": [...]}``) with ``rows`` in place of those of the same key, in
+    the file's order, new keys after: a benchmark that measured a few of a file's rows rewrites only those. A file of
+    the older form, with its date, CPU and commit once at the top, gives them to its rows."""
+    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    top = {k: old[k] for k in ("date", "cpu", "commit", "dirty", "rounds") if k in old}
+    new = {key(r): r for r in rows}
+    kept = [new.pop(key(r), {**top, **r}) for r in old["rows"]]
+    return kept + list(new.values())
 
 
 def new_run(suite: str) -> dict[str, Any]:

@@ -39,17 +39,22 @@ def test_webgl_fuses_attention_where_the_rows_of_q_and_v_are_whole_texels():
     ("backend", "run", "softmax"),
     [("wasm", wasm_runner.run, {}), ("wasm", wasm_runner.run, {"softmax": "tile"}), ("webgpu", wgpu_runner.run, {})],
 )
-def test_a_row_whose_every_key_is_masked_weighs_them_all_equally(backend, run, softmax):
+def test_a_row_whose_every_key_is_masked_weighs_them_all_equally_or_is_zero_where_the_mask_is_infinite(
+    backend, run, softmax
+):
     """As onnxruntime does: a mask of the lowest float32 on every key of a row leaves equal scores there (and
-    with ``softmax="tile"``, the scratch's lanes past the 11th key count for nothing)."""
+    with ``softmax="tile"``, the scratch's lanes past the 11th key count for nothing). A row masked with -inf
+    everywhere gives zeros, as torch's exporter guards it (NaN in a bare chain)."""
     workload = Workload.create("attention", SHAPES, {"scale": 0.5})
     arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
     arrays[3][2] = -3.4028234663852886e38
+    arrays[3][4] = -np.inf
     want = workload.opdef.reference(arrays, workload.attr_dict)
     program, _ = build(workload, backend, {"rows": 3, "keys": 4, **softmax})
     got = run(program, arrays).reshape(want.shape)
     assert compare(got, want, backend).ok
     np.testing.assert_allclose(got[:, 2], arrays[2].mean(axis=1), rtol=1e-4, atol=1e-5)
+    assert np.all(got[:, 4] == 0) and np.all(want[:, 4] == 0)
 
 
 @pytest.mark.parametrize(

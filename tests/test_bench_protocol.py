@@ -75,17 +75,21 @@ def test_a_settling_harness_waits_for_an_idle_machine_once_per_fresh_page(monkey
     assert len(waits) == 2
 
 
-def test_attention_rows_replace_their_own_and_keep_the_rest_with_their_stamp(tmp_path):
-    from bench.attention import merged
+def test_measured_rows_replace_their_own_in_place_and_keep_the_rest_with_their_stamp(tmp_path):
+    from bench.store import replace_rows
 
     path = tmp_path / "attention.json"
     old = {"date": "2026-12-01", "cpu": "Xeon", "commit": "a", "rounds": 2, "rows": []}
-    old["rows"] = [{"model": "minilm", "backend": b, "attention_gain": 1.0} for b in ("wasm", "webgl")]
+    old["rows"] = [{"model": "minilm", "backend": b, "attention_gain": 1.0} for b in ("webgl", "wasm")]
     path.write_text(json.dumps(old))
-    new = [{"model": "minilm", "backend": "webgl", "date": "2026-12-06", "cpu": "EPYC", "attention_gain": 4.7}]
-    rows = merged(path, new)["rows"]
-    assert [(r["backend"], r["cpu"], r["attention_gain"]) for r in rows] == [
-        ("wasm", "Xeon", 1.0),
-        ("webgl", "EPYC", 4.7),
+    new = [
+        {"model": "deit", "backend": "js", "date": "2026-12-06", "cpu": "EPYC", "attention_gain": 1.2},
+        {"model": "minilm", "backend": "webgl", "date": "2026-12-06", "cpu": "EPYC", "attention_gain": 4.7},
     ]
-    assert rows[0]["date"] == "2026-12-01" and merged(tmp_path / "none.json", new)["rows"] == new
+    rows = replace_rows(path, new, key=lambda r: (r["model"], r["backend"]))
+    assert [(r["model"], r["backend"], r["cpu"], r["attention_gain"]) for r in rows] == [
+        ("minilm", "webgl", "EPYC", 4.7),
+        ("minilm", "wasm", "Xeon", 1.0),
+        ("deit", "js", "EPYC", 1.2),
+    ]
+    assert rows[1]["date"] == "2026-12-01" and replace_rows(tmp_path / "none.json", new, key=str) == new

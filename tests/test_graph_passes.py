@@ -197,8 +197,9 @@ def test_a_pattern_whose_inner_value_is_read_elsewhere_stays_as_written():
     assert "layer_norm" not in _recognized(_chain(mean_over_a_middle_axis))
 
 
-def _attention(b, x, scale="div", mask="add", scores_read_twice=False):
-    """softmax(x · xᵀ (scaled) + mask) · x over a (2, 3, 8) input: 2 heads of 3 tokens, 8 values each."""
+def _attention(b, x, scale="div", mask="add", scores_read_twice=False, guard=False):
+    """softmax(x · xᵀ (scaled) + mask) · x over a (2, 3, 8) input: 2 heads of 3 tokens, 8 values each. ``guard``:
+    Where(IsNaN(p), 0, p) on the probabilities, as torch's exporter writes it, with the mask's first row all -inf."""
     scores = b.node("MatMul", [x, b.node("Transpose", [x], perm=[0, 2, 1])])
     if scale == "div":
         scores = b.node("Div", [scores, b.scalar(8**0.5)])
@@ -209,13 +210,22 @@ def _attention(b, x, scale="div", mask="add", scores_read_twice=False):
         scores = b.node("Add", [b.const("mask", np.where(causal, 0, -1e4).astype(np.float32)), scores])
     elif mask == "where":
         scores = b.node("Where", [b.const("causal", causal), scores, b.scalar(-3.4028234663852886e38)])
-    out = b.node("MatMul", [b.node("Softmax", [scores], axis=-1), x])
+    elif mask == "-inf":  # the first query sees no key
+        scores = b.node("Add", [scores, b.const("mask", np.where(causal & (np.arange(3) > 0)[:, None], 0, -np.inf))])
+    probs = b.node("Softmax", [scores], axis=-1)
+    if guard:
+        probs = b.node("Where", [b.node("IsNaN", [probs]), b.scalar(0.0), probs])
+    out = b.node("MatMul", [probs, x])
     return b.node("Add", [out, b.node("MatMul", [scores, x])]) if scores_read_twice else out
 
 
-@pytest.mark.parametrize(("scale", "mask"), [("div", "add"), ("mul", "where"), (None, None), ("div", None)])
-def test_attention_as_exporters_write_it_is_one_op(scale, mask):
-    ops = _recognized(_chain(lambda b, x: _attention(b, x, scale, mask)))
+@pytest.mark.parametrize(
+    ("scale", "mask", "guard"),
+    [("div", "add", False), ("mul", "where", False), (None, None, False), ("div", None, False), ("mul", "-inf", True)],
+)
+def test_attention_as_exporters_write_it_is_one_op(scale, mask, guard):
+    """With torch's guard, a query that sees no key gives zeros in the op as in the chain (same_outputs)."""
+    ops = _recognized(_chain(lambda b, x: _attention(b, x, scale, mask, guard=guard)))
     assert ops == ["transpose", "attention"]
 
 

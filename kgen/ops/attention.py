@@ -20,11 +20,7 @@ from kgen import te
 from kgen.errors import OpError
 from kgen.ops.matmul import _matmul
 from kgen.ops.registry import Attr, Input, OpDef, register
-from kgen.ops.softmax import _softmax
-
-#: the lowest float32: what a masked score is, and what the fused kernel's running maximum starts at (finite, so
-#: that exp(old max - new max) is 0, not NaN, before the first key)
-LOWEST = -3.4028234663852886e38
+from kgen.ops.softmax import LOWEST, TINIEST, _softmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +73,7 @@ def _attention(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
         s = scores[idx] * scale
         return s if mask is None else s + mask[te.broadcast_indices(mask.shape, idx)]
 
-    probs = _softmax([te.compute(scores.shape, biased, name="attention_scores")], {"axis": -1})
+    probs = _softmax([te.compute(scores.shape, biased, name="attention_scores")], {"axis": -1}, zero_masked_rows=True)
     probs = dataclasses.replace(probs, op=dataclasses.replace(probs.op, materialize=True))  # not one exp per column
     out = _matmul([probs, v], {})
     pattern = AttentionPattern(q, k, v, mask, scale)
@@ -89,8 +85,8 @@ def _attention_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.nda
     s = (q.astype(np.float64) @ k) * attrs["scale"]
     if len(arrays) > 3:
         s = s + arrays[3]
-    e = np.exp(s - s.max(axis=-1, keepdims=True))
-    return ((e / e.sum(axis=-1, keepdims=True)) @ v).astype(q.dtype)
+    e = np.exp(s - np.maximum(s.max(axis=-1, keepdims=True), LOWEST))  # a row of -inf scores gives zeros
+    return ((e / np.maximum(e.sum(axis=-1, keepdims=True), TINIEST)) @ v).astype(q.dtype)
 
 
 def flops(pattern: AttentionPattern) -> int:
@@ -103,10 +99,12 @@ register(
     OpDef(
         name="attention",
         family="attention",
-        doc="softmax(Q · K · scale + mask) · V over the last axis, K given transposed ([..., D, T]).",
+        doc="softmax(Q · K · scale + mask) · V over the last axis, K given transposed ([..., D, T]); a row whose "
+        "every score is -inf gives zeros.",
         inputs=(Input("Q"), Input("K"), Input("V"), Input("mask", optional=True)),
         attrs=(Attr("scale", "float", 1.0, "the factor of the dot products (1 / sqrt(D) in most models)"),),
         builder=_attention,
         reference_fn=_attention_ref,
+        domains=(("mask", "attention mask"),),
     )
 )

@@ -56,7 +56,8 @@ class OpDef:
     builder: Builder
     reference_fn: Reference
     #: input name -> where random test data must stay: "positive" (a variance), "nonzero" (a divisor), "integer"
-    #: (small whole numbers, so that comparisons meet equal values), "nonzero integer", "boolean" (0 or 1)
+    #: (small whole numbers, so that comparisons meet equal values), "nonzero integer", "boolean" (0 or 1),
+    #: "attention mask" (a query that sees no key)
     domains: tuple[tuple[str, str], ...] = ()
 
     def check_arity(self, count: int) -> None:
@@ -133,6 +134,9 @@ class OpDef:
                 data = rng.integers(-3, 4, shape)
             elif domain == "nonzero integer":
                 data = rng.integers(1, 4, shape) * rng.choice([-1, 1], shape)
+            elif domain == "attention mask":  # -inf on every key of the first query (or the first key of each)
+                data = rng.standard_normal(shape)
+                data[(..., 0, slice(None)) if len(shape) > 1 and shape[-2] > 1 else (..., 0)] = -np.inf
             else:
                 data = rng.uniform(0.5, 2.0, shape)
                 if domain == "nonzero":

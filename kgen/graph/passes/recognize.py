@@ -8,7 +8,8 @@ kernel that fuses into its producer and is tuned as one:
 - LayerNorm as opsets before 17 write it (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by the
   scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal);
 - scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant, an additive mask (Add) or a constant
-  boolean one (Where against a constant), Softmax over the keys, MatMul with V.
+  boolean one (Where against a constant), Softmax over the keys, MatMul with V; between the last two, the guard
+  that torch's exporter writes, Where(IsNaN(p), 0, p) (the op gives zeros where every key is masked with -inf).
 
 A match needs every intermediate result to be read by the pattern alone."""
 
@@ -252,13 +253,26 @@ def _mask(m: _Matcher, node: Node, scores_shape: tuple[int, ...]) -> tuple[str, 
     return None
 
 
+def _nan_guard(m: _Matcher, name: str) -> tuple[str, list[Node]] | None:
+    """``name`` = Where(Not(Equal(p, p)), 0, p), IsNaN(p) as the frontend writes it: p and the nodes."""
+    where = m.node(name, "where")
+    negated = where and m.node(where.inputs[0], "not")
+    equal = negated and m.node(negated.inputs[0], "equal")
+    if not equal or equal.inputs[0] != equal.inputs[1] or where.inputs[2] != equal.inputs[0]:
+        return None
+    return (equal.inputs[0], [where, negated, equal]) if m.value(where.inputs[1]) == 0.0 else None
+
+
 def _attention(m: _Matcher, last: Node) -> _Match | None:
     """last = MatMul(Softmax(scores · c + mask), V), where scores = MatMul(Q, Kᵀ), over the last axis."""
     probs, v = last.inputs
-    softmax = m.node(probs, "softmax")
+    guard = _nan_guard(m, probs)
+    probs, consumed = guard or (probs, [])
+    softmax = m.node(probs, "softmax", uses=3 if guard else 1)  # the guard reads p three times
     if softmax is None or softmax.attrs["axis"] % len(m.graph.shape(probs)) != len(m.graph.shape(probs)) - 1:
         return None
-    name, consumed, mask, scale = softmax.inputs[0], [softmax], None, 1.0
+    name, mask, scale = softmax.inputs[0], None, 1.0
+    consumed.append(softmax)
     shape = m.graph.shape(name)
     step = m.node(name, "add") or m.node(name, "where")
     found = step and _mask(m, step, shape)

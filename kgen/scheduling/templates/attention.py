@@ -23,7 +23,8 @@ from typing import Any
 
 import sympy
 
-from kgen.ops.attention import LOWEST, AttentionPattern
+from kgen.ops.attention import AttentionPattern
+from kgen.ops.softmax import LOWEST, TINIEST
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES, Layout
 from kgen.scheduling.lower import Buffers, flat_index
@@ -38,6 +39,11 @@ MAX_BLOCK = 2048
 
 def _max(a: Expr, b: Expr) -> Expr:
     return Binary("max", a, b)
+
+
+def _inverse(total: Expr) -> Expr:
+    """1 / a row's sum of exponentials; 0 where they are all 0 (every key masked with -inf): the op's rule."""
+    return Const(1.0) / _max(total, Const(TINIEST))
 
 
 class AttentionTile:
@@ -386,7 +392,7 @@ class _Lowering:
         for r in range(self.rows):
             i = self.i0 + r
             inverse = f"inv{r}"
-            stores: list[ir.Stmt] = [ir.Decl(inverse, "float32", Const(1.0) / self.local(f"l{r}", 1), const=True)]
+            stores: list[ir.Stmt] = [ir.Decl(inverse, "float32", _inverse(self.local(f"l{r}", 1)), const=True)]
             for c in range(self.cols):
                 index = self.at(self.output, i, self.e0 + c * self.vl)
                 value = self.local(self.acc(r, c), self.vl) * self.local(inverse, 1)
@@ -511,7 +517,7 @@ class _Materialized(_Lowering):
             total = _fold(_add, self.lanes_of(f"lv{r}", self.kl))
             for j in range(self.t, self.row_length):  # 0, or 1 in a row whose every key is masked
                 total = total - ir.BufLoad(self.scratch, self.slot(r, sympy.Integer(j)))
-            code.append(ir.Decl(f"inv{r}", "float32", Const(1.0) / total, const=True))
+            code.append(ir.Decl(f"inv{r}", "float32", _inverse(total), const=True))
         return code
 
     def read(self, r: int, j: sympy.Expr) -> Expr:
