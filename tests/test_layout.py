@@ -108,3 +108,24 @@ def test_rows_hold_whole_trailing_axes():
     assert Layout.named("rgba_c", (1, 256, 14, 14)).with_planes(4).texture(4096) == (56, 64)  # not (3584, 1)
     assert Layout.named("r", (1, 3, 224, 224)).texture(4096) == (224, 672)
     assert Layout.named("r", (5000, 3)).texture(128) == (128, 118)  # whole rows would be 5000 tall: wrap
+
+
+def test_a_transposed_convs_phases_take_the_layout_main_knob_and_a_final_stage_has_none():
+    """The phases (a temporary that a copy interleaves) packed 4 output channels a texel: a quarter of the
+    fragments, each with 4 accumulators fed by vec4s of the weight. A conv's one stage writes the output: no knob."""
+    from kgen.build import build, space
+    from kgen.ops import Workload
+
+    workload = Workload.create("conv_transpose2d", [(1, 16, 5, 5), (16, 8, 4, 4)], {"strides": (2, 2)})
+    config = {"layout_input": "rgba_c", "layout_weight": "rgba_c", "layout_out": "rgba_c", "unroll": 2, "k_unroll": 4}
+    kernels = {}
+    for main in ("r", "rgba_c"):
+        program, _ = build(workload, "webgl", {**config, "layout_main": main, "pad": 0})
+        kernels[main] = next(k for k in program.kernels if "acc0" in k.source)
+        phases = next(b for b in program.buffers if b.name == "tmp0")
+        assert phases.layout["shape"] == [1, 8, 2, 2, 6, 6]
+        assert phases.layout["packing"] == ([[1, 4]] if main == "rgba_c" else [])
+    assert kernels["r"].grid[0] * kernels["r"].grid[1] == 4 * kernels["rgba_c"].grid[0] * kernels["rgba_c"].grid[1]
+    assert "acc3" in kernels["rgba_c"].source and "acc1" not in kernels["r"].source
+    conv = Workload.create("conv2d", [(1, 16, 5, 5), (8, 16, 3, 3)], {})
+    assert "layout_main" not in {k.name for k in space(conv, "webgl").knobs}

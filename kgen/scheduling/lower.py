@@ -56,6 +56,10 @@ class Template:
         """Each program input's and the output's layout under the main stage's config (temporaries are R)."""
         return []
 
+    def main_layout(self, stage: Stage, config: Mapping[str, Any]) -> Layout | None:
+        """The layout of the main stage's output where it is a temporary that a later stage reads (else R)."""
+        return None
+
     def packing(self, stage: Stage, config: Mapping[str, Any]) -> Packing | None:
         """The weights packing the config asks for."""
         return None
@@ -277,6 +281,8 @@ def lower(
         for k, (axis, count) in (input_planes or {}).items():
             layouts[id(inputs[k])] = layouts[id(inputs[k])].with_planes(count, axis)
         layouts.update({id(s.out): Layout(s.out.shape) for s in stages[:-1]})
+        if main != len(stages) - 1 and (chosen := template.main_layout(stages[main], full)) is not None:
+            layouts[id(stages[main].out)] = chosen
         if padding is not None:  # the padded copy packs as its input does
             layouts[id(padded)] = Layout(padded.shape, layouts[id(padding.tensor)].packing)
     max_width = limits.get("max_texture_size", DEFAULT_LIMITS["max_texture_size"])

@@ -27,12 +27,14 @@ class Acc(Expr):
 
 @dataclass(frozen=True, eq=False)
 class Stage:
-    """One kernel's worth of work: for every index over ``axes``, store ``epilogue`` into ``out``."""
+    """One kernel's worth of work: for every index over ``axes``, store ``epilogue`` into ``out``; ``final``: the
+    stage that writes the graph's output (the others write temporaries that a later stage reads)."""
 
     out: Tensor
     axes: tuple[IterVar, ...]
     reduce: Reduce | None
     epilogue: Expr
+    final: bool = False
 
     @property
     def reduce_axes(self) -> tuple[IterVar, ...]:
@@ -142,11 +144,11 @@ def partition(output: Tensor) -> list[Stage]:
             out_op: ComputeOp = output.op  # type: ignore[assignment]
             mapping = {a.var: b.var for a, b in zip(out_op.axes, anchor_op.axes, strict=True)}
             epilogue = _replace_reads(substitute(bodies[id(output)], mapping), fused)
-            stages.append(Stage(output, anchor_op.axes, bodies[id(fused)], epilogue))
+            stages.append(Stage(output, anchor_op.axes, bodies[id(fused)], epilogue, final=True))
         elif is_reduce[id(t)]:
-            stages.append(Stage(t, t.op.axes, bodies[id(t)], Acc(t.dtype)))
+            stages.append(Stage(t, t.op.axes, bodies[id(t)], Acc(t.dtype), final=t is output))
         else:
-            stages.append(Stage(t, t.op.axes, None, bodies[id(t)]))
+            stages.append(Stage(t, t.op.axes, None, bodies[id(t)], final=t is output))
     return stages
 
 

@@ -13,7 +13,9 @@ with that tile, no workgroups and no shared memory; reads of several channels of
 Knobs besides the layouts and ``planes``: ``unroll`` (innermost reduction axes fully unrolled) and ``k_unroll``
 (the next reduction axis split and its inner part unrolled), as in the GPU tile template; ``outer_inner`` (the
 outermost reduction axis looped innermost: a conv's channels, split by texel with ``k_unroll`` 4 while the window
-is looped); ``pad`` (a padded image read from a copy padded on every run, ``kgen.scheduling.padding``).
+is looped); ``pad`` (a padded image read from a copy padded on every run, ``kgen.scheduling.padding``);
+``layout_main`` where the tuned stage writes a temporary that a later stage reads (a transposed conv's phases,
+which a copy interleaves): that temporary's layout, and so the fragment's tile.
 """
 
 from __future__ import annotations
@@ -59,19 +61,20 @@ def _output_layout(name: str, planes: int, shape: Sequence[int]) -> Layout:
 
 def _seeds(stage: Stage, inputs: Sequence[Tensor], names: set[str]) -> tuple[dict[str, Any], ...]:
     """Configs that are usually good (the tuner tries them first; invalid ones are skipped): every tensor 4 values
-    a texel (channels, else the last axis), so one fetch serves 4 steps of a reduction split by 4 (``k_unroll``:
-    constant channels) looped innermost (``outer_inner``), or with the window unrolled (and not split, where no
-    axis is left to split: a depthwise conv); or the output and the image 4 columns a texel (a depthwise conv,
-    whose output channels each read their own input channel); 8, 4, 2 or 1 output texels per fragment
-    (``planes``: 8 where the device has 8 render targets); or the output and the image in 2x2 pixel blocks with
-    the window unrolled (a conv with few input channels, which packing channels would waste: 1.8x as fast on
-    conv 3->64 k7 s2 in SwiftShader); a padded
+    a texel (channels, else the last axis; the main stage's output too, where a later stage reads it), so one
+    fetch serves 4 steps of a reduction split by 4 (``k_unroll``: constant channels) looped innermost
+    (``outer_inner``), or with the window unrolled (and not split, where no axis is left to split: a depthwise
+    conv); or the output and the image 4 columns a texel (a depthwise conv, whose output channels each read their
+    own input channel); 8, 4, 2 or 1 output texels per fragment (``planes``: 8 where the device has 8 render
+    targets); or the output and the image in 2x2 pixel blocks with the window unrolled (a conv with few input
+    channels, which packing channels would waste: 1.8x as fast on conv 3->64 k7 s2 in SwiftShader); a padded
     input read from a padded copy (``pad``)."""
 
     def four(t: Tensor) -> str:
         return "rgba_c" if len(t.shape) >= 3 else "rgba_last"
 
-    channels = {"layout_out": four(stage.out), "pad": 1, **{f"layout_{t.name}": four(t) for t in inputs}}
+    channels = {"layout_out": four(stage.out), "layout_main": four(stage.out), "pad": 1}
+    channels.update({f"layout_{t.name}": four(t) for t in inputs})
     columns = {**channels, "layout_out": "rgba_last", f"layout_{inputs[0].name}": "rgba_last"} if inputs else {}
     blocks = {
         "pad": 1,
@@ -107,6 +110,9 @@ class TexelTile(Template):
             choice("planes", PLANES, "render targets: output texels per fragment (along an axis not packed)"),
         ]
         knobs += [choice(f"layout_{t.name}", Layout.valid_names(len(t.shape)), f"{t.name}'s layout") for t in inputs]
+        if not stage.final:
+            names = Layout.valid_names(len(stage.out.shape))
+            knobs.append(choice("layout_main", names, "this stage's output layout, read by the stage after it"))
         knobs += reduction_knobs(stage)
         if len(real_reduce_axes(stage)) > 1:
             knobs.append(flag("outer_inner", "loop the outermost reduction axis innermost (conv: channels, by texel)"))
@@ -115,8 +121,11 @@ class TexelTile(Template):
         def out_layout(c: Mapping[str, Any]) -> Layout:
             return _output_layout(c["layout_out"], c["planes"], stage.out.shape)
 
+        def tile_layout(c: Mapping[str, Any]) -> Layout:
+            return out_layout(c) if stage.final else Layout.named(c["layout_main"], stage.out.shape)
+
         def block_ok(c: Mapping[str, Any], _: Limits) -> bool:
-            layout = out_layout(c)
+            layout = tile_layout(c)
             return layout.channels * layout.plane_count * unrolled_steps(stage, c) <= MAX_BLOCK
 
         def planes_ok(c: Mapping[str, Any], _: Limits) -> bool:
@@ -126,7 +135,7 @@ class TexelTile(Template):
             return c["planes"] <= limits.get("max_draw_buffers", DEFAULT_LIMITS["max_draw_buffers"])
 
         def textures_fit(c: Mapping[str, Any], limits: Limits) -> bool:
-            layouts = [out_layout(c), *(Layout.named(c[f"layout_{t.name}"], t.shape) for t in inputs)]
+            layouts = [tile_layout(c), *(Layout.named(c[f"layout_{t.name}"], t.shape) for t in inputs)]
             return all(_fits(layout, limits) for layout in layouts)
 
         constraints = (
@@ -147,6 +156,11 @@ class TexelTile(Template):
         if out_name not in Layout.valid_names(len(output.shape)):
             out_name, planes = "r", 1  # the main stage's output has another rank than the program's
         return [*chosen, (output, _output_layout(out_name, planes, output.shape))]
+
+    def main_layout(self, stage: Stage, config: Mapping[str, Any]) -> Layout | None:
+        """``layout_main``: a transposed conv's phases 4 output channels a texel, so that a fragment computes 4
+        of them from vec4s of the weight."""
+        return Layout.named(config["layout_main"], stage.out.shape) if "layout_main" in config else None
 
     def padding(self, stage: Stage, config: Mapping[str, Any]) -> Padding | None:
         """With ``pad``: the input padded so that the reduction reads it without guards."""
