@@ -83,7 +83,16 @@ class NodeCache:
         self.programs: dict[str, tuple[ir.Program, dict[str, Any]]] = {}
         self.hits = 0
 
-    def lower(self, graph: Graph, node: Node, backend: str, config: Mapping[str, Any], name: str, limits: Limits):
+    def lower(
+        self,
+        graph: Graph,
+        node: Node,
+        backend: str,
+        config: Mapping[str, Any],
+        name: str,
+        limits: Limits,
+        input_planes: Mapping[int, tuple[int, int]] | None = None,
+    ):
         signature = json.dumps(
             {
                 "op": node.op,
@@ -96,6 +105,7 @@ class NodeCache:
                 "backend": backend,
                 "name": name,
                 "limits": dict(limits),
+                "input_planes": sorted((input_planes or {}).items()),
             },
             sort_keys=True,
             default=str,
@@ -105,7 +115,7 @@ class NodeCache:
             self.hits += 1
             return self.programs[key]
         inputs, out, _ = node_te(graph, node)
-        result = lower(inputs, out, backends.get(backend).template, config, name, limits)
+        result = lower(inputs, out, backends.get(backend).template, config, name, limits, input_planes)
         self.programs[key] = result
         return result
 
@@ -163,10 +173,12 @@ def program_for(
     limits: Limits,
     cache: NodeCache,
     fixed: Mapping[str, Any],
+    input_planes: Mapping[int, tuple[int, int]] | None = None,
 ) -> NodeProgram:
     """The node lowered under ``choice``. A record's config that is not valid for this node (its epilogue, this
     device's limits) falls back to the template default; a default that cannot run here (a weight too large for a
-    texture in the default layout) to the template's first seed that can. The choice says so."""
+    texture in the default layout) to the template's first seed that can. The choice says so. ``input_planes``:
+    see ``kgen.scheduling.lower.lower``."""
     name = kernel_name(node)
     errors: list[KgenError] = []
 
@@ -182,7 +194,7 @@ def program_for(
 
     for attempt in attempts():
         try:
-            program, config = cache.lower(graph, node, backend, attempt.config, name, limits)
+            program, config = cache.lower(graph, node, backend, attempt.config, name, limits, input_planes)
             break
         except KgenError as err:
             errors.append(err)

@@ -5,7 +5,8 @@ lives in the layout its producer writes; a consumer that reads another layout ge
 (``kgen.backends.webgl.conversion``) before it, shared by every later consumer of that layout. A weight is
 written by the page into each layout a consumer reads it in; a graph input into its first consumer's. An output
 split into planes (render targets, as its record chose: a fragment computes that many texels) is a 2D array
-texture, which a conversion kernel reads into its consumer's layout. Textures of one layout and size are pooled
+texture, which a consumer that reads that layout reads itself (its kernel samples the array's layers), and a
+conversion kernel into any other consumer's layout. Textures of one layout and size are pooled
 by liveness. A matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``),
 each a range of the weight's values that the page uploads into a texture of its own.
 """
@@ -16,17 +17,21 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from kgen import backends
 from kgen.backends.webgl import conversion
 from kgen.codegen.glsl.renderer import render
 from kgen.codegen.program import CompiledKernel, CompiledProgram
 from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
-from kgen.descriptor.nodes import Choice, NodeCache, choose, program_for
+from kgen.descriptor.nodes import Choice, NodeCache, choose, node_te, program_for
+from kgen.errors import KgenError
 from kgen.graph import memory
-from kgen.graph.ir import Graph
+from kgen.graph.ir import Graph, Node
 from kgen.graph.passes.split_weights import split_wide_weights
 from kgen.records.store import RecordStore
 from kgen.scheduling.layout import NAMES, PLANES, Layout
-from kgen.scheduling.space import DEFAULT_LIMITS
+from kgen.scheduling.lower import main_stage_of
+from kgen.scheduling.space import DEFAULT_LIMITS, Limits
+from kgen.te.expr import Load, walk
 
 
 def _layout_name(layout: dict[str, Any]) -> str:
@@ -70,6 +75,54 @@ def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[
             b["uniform"] = f"u_{b['buffer']}"
         b["buffer"] = names[b["buffer"]]
     return entry
+
+
+def _as_produced(graph: Graph, node: Node, choice: Choice, storage: _Storage, limits: Limits) -> Choice:
+    """``choice`` with each computed input whose layout its config leaves to the default (a fused residual, which
+    the bare op's records do not name) read in the layout its producer wrote: no conversion kernel before it,
+    and one fetch for the 4 values of a texel. Unchanged where that config would not be valid."""
+    inputs, out, names = node_te(graph, node)
+    produced = {}
+    for t, tensor in zip(inputs, names, strict=True):
+        knob, have = f"layout_{t.name}", storage.where.get(tensor)
+        if knob not in choice.config and have and tensor not in graph.constants:
+            produced[knob] = _layout_name(storage.info[next(iter(have.values()))]["layout"])
+    if not produced:
+        return choice
+    config = {**choice.config, **produced}
+    try:
+        backends.get("webgl").template.space(main_stage_of(out)).complete(config, limits)
+    except KgenError:
+        return choice
+    return replace(choice, config=config)
+
+
+def _read_once(graph: Graph, node: Node) -> set[int]:
+    """The positions of the inputs that the node's main stage reads outside its reduction (an epilogue's residual,
+    an elementwise op's operands): once per output value."""
+    inputs, out, _ = node_te(graph, node)
+    stage = main_stage_of(out)
+    reduced = {id(n.tensor) for n in walk(stage.reduce.body) if isinstance(n, Load)} if stage.reduce else set()
+    return {k for k, t in enumerate(inputs) if id(t) not in reduced}
+
+
+def _read_in_planes(
+    compiled: CompiledProgram, tensors: list[str], storage: _Storage, once: set[int]
+) -> dict[int, tuple[int, int]]:
+    """The inputs (by position, among those read ``once`` a value) that their producer wrote in planes, in the
+    layout this kernel reads them in, and those planes: the kernel reads the producer's 2D array texture, with no
+    conversion kernel before it. (An input that a reduction reads many times is converted: a 1x1 conv reading
+    its image from the layers ran up to 1.5x slower on SwiftShader, more than the conversion costs.)"""
+    planes: dict[int, tuple[int, int]] = {}
+    for k, (b, tensor) in enumerate(zip(compiled.inputs, tensors, strict=True)):
+        if k not in once:
+            continue
+        for name in storage.where.get(tensor, {}).values():
+            layout = dict(storage.info[name]["layout"])
+            split = layout.pop("planes", None)
+            if split is not None and layout == b.layout:
+                planes[k] = (split[0], split[1])
+    return planes
 
 
 def _within(choice: Choice, draw_buffers: int) -> Choice:
@@ -119,8 +172,18 @@ def assemble_webgl(
 
     for index, node in enumerate(graph.nodes):
         choice = _within(choose(graph, node, "webgl", records, device, {}, limits), draw_buffers)
+        choice = _as_produced(graph, node, choice, storage, limits)
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)
+        planes = _read_in_planes(compiled, np_.tensors, storage, _read_once(graph, node))
+        if planes:  # read the producers' 2D array textures themselves, where this kernel can
+            in_planes = program_for(graph, node, "webgl", choice, limits, cache, {}, planes)
+            rendered = render(in_planes.program)
+            if all(
+                _key(rendered.inputs[k].layout, rendered.inputs[k].texture) in storage.where[np_.tensors[k]]
+                for k in planes
+            ):
+                np_, compiled = in_planes, rendered
         names: dict[str, str] = {}
         for b, tensor in zip(compiled.inputs, np_.tensors, strict=True):
             assert b.layout is not None and b.texture is not None
