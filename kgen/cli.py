@@ -636,7 +636,8 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         progress=say,
     )
-    status = serve(fleet, args.host, args.port, args.token, args.classes, args.timeout, announce=say)
+    qr = sys.stdout.isatty() and not args.json if args.qr is None else args.qr
+    status = serve(fleet, args.host, args.port, args.token, args.classes, args.timeout, announce=say, qr=qr)
     if args.json:
         print(json.dumps(status, indent=2))
     else:
@@ -968,7 +969,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fleet_serve.add_argument("--trials", type=int, default=30, help="trials measured per device class (default 30)")
     fleet_serve.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: every device on the network, "
+        "which the printed URL and QR code then name by this machine's address)",
     )
     fleet_serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
     fleet_serve.add_argument("--token", help="the token every path carries (default: a random one, printed)")
@@ -988,6 +992,11 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_serve.add_argument("--records", default="results/records.jsonl", help="the tuning records file")
     fleet_serve.add_argument("--sampler", choices=("tpe", "random", "cmaes", "gp"), default="tpe")
     fleet_serve.add_argument("--json", action="store_true", help="the final status as JSON on stdout")
+    fleet_serve.add_argument(
+        "--qr",
+        action=argparse.BooleanOptionalAction,
+        help="print the worker page's URL as a QR code for a phone's camera (default: on a terminal)",
+    )
     fleet_serve.set_defaults(func=_cmd_fleet_serve)
     fleet_status = fleet_sub.add_parser("status", help="a running fleet's workers, classes, pace and best per class")
     fleet_status.add_argument("url", help="the fleet's URL with its token, as `kgen fleet serve` prints it")

@@ -17,7 +17,7 @@ import pytest
 
 from kgen.ops import Workload
 from kgen.records.store import RecordStore
-from kgen.tune.fleet import Fleet, FleetServer, Refused
+from kgen.tune.fleet import Fleet, FleetServer, Refused, serve
 
 WORKLOAD = Workload.create("matmul", [(8, 12), (12, 8)], {})
 
@@ -131,6 +131,25 @@ def test_every_path_needs_the_token(fleet):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
         assert err.value.code == 400
+
+
+def test_bound_to_every_address_the_url_names_this_machine_and_its_qr_code_is_printed(fleet):
+    """A phone cannot open 0.0.0.0: the announced URL names this machine's network address, which answers, and
+    the worker page's URL follows as a QR code in block characters."""
+    lines: list[str] = []
+    reached: list[dict] = []
+
+    def announce(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 1:
+            url = re.search(r"open (\S+)fleet/ ", line)[1]
+            with urllib.request.urlopen(url + "api/status", timeout=5) as got:
+                reached.append(json.loads(got.read()))
+
+    serve(fleet, "0.0.0.0", 0, "tok", 0, 0.5, announce=announce, qr=True)
+    assert "0.0.0.0" not in lines[0] and reached[0]["workload"] == WORKLOAD.key
+    code = lines[1].splitlines()
+    assert len(code) >= 12 and len({len(row) for row in code}) == 1 and set("".join(code)) <= set("█▀▄\xa0")
 
 
 # two Chromium processes on the worker page, the second reporting 1 core; in a process of its own, since the

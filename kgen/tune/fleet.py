@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import base64
 import hmac
+import io
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import Counter
@@ -518,8 +520,12 @@ class FleetServer:
 
     @property
     def url(self) -> str:
+        """The server's URL with its token; bound to every address (0.0.0.0), this machine's address on its
+        network, which another device can open."""
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/t/{self.token}/"
+        if host in ("0.0.0.0", "::"):
+            host = _network_address()
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/t/{self.token}/"
 
     def __enter__(self) -> FleetServer:
         self.thread.start()
@@ -530,6 +536,29 @@ class FleetServer:
         self.httpd.server_close()
 
 
+def _network_address() -> str:
+    """The address of the interface that reaches other machines (a UDP socket's connect sends nothing), else
+    127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.254.254.254", 1))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def qr_code(text: str) -> str:
+    """``text`` as a QR code in block characters, for a phone's camera to read off a terminal."""
+    import qrcode
+
+    code = qrcode.QRCode(border=1)
+    code.add_data(text)
+    code.make(fit=True)
+    out = io.StringIO()
+    code.print_ascii(out=out, invert=True)
+    return out.getvalue().rstrip("\n")
+
+
 def serve(
     fleet: Fleet,
     host: str,
@@ -538,11 +567,14 @@ def serve(
     classes: int,
     timeout_s: float | None,
     announce=print,
+    qr: bool = False,
 ) -> dict[str, Any]:
     """Serve until ``classes`` device classes have every trial measured (0: until Ctrl-C or the timeout); then
-    the records, and the final status."""
+    the records, and the final status. ``qr``: the worker page's URL as a QR code too."""
     with FleetServer(fleet, host, port, token) as server:
         announce(f"kgen fleet: open {server.url}fleet/ on each device ({server.url}plain/fleet/ without threads)")
+        if qr:
+            announce(qr_code(f"{server.url}fleet/"))
         announce(f"kgen fleet: status with `kgen fleet status {server.url}`; Ctrl-C writes the records and stops")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
