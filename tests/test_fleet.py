@@ -152,22 +152,20 @@ def test_bound_to_every_address_the_url_names_this_machine_and_its_qr_code_is_pr
     assert len(code) >= 12 and len({len(row) for row in code}) == 1 and set("".join(code)) <= set("█▀▄\xa0")
 
 
-# two Chromium processes on the worker page, the second reporting 1 core; in a process of its own, since the
-# suite's browser holds Playwright's sync API in this one
+# two Chromium processes on the worker page, the second on its copy without cross-origin isolation (no wasm
+# threads); in a process of its own, since the suite's browser holds Playwright's sync API in this one
 WORKERS = """
 import sys
 from playwright.sync_api import sync_playwright
 from kgen.browser.session import _Chromium
 
-url = sys.argv[1]
+urls = sys.argv[1:]
 browsers = [_Chromium(), _Chromium()]
 try:
     with sync_playwright() as pw:
         pages = []
-        for chromium, cores in zip(browsers, (2, 1)):
+        for chromium, url in zip(browsers, urls):
             page = pw.chromium.connect_over_cdp(chromium.ws_url).contexts[0].new_page()
-            if cores == 1:
-                page.add_init_script("Object.defineProperty(navigator, 'hardwareConcurrency', {get: () => 1})")
             page.goto(url)
             pages.append(page)
         for page in pages:
@@ -182,7 +180,8 @@ finally:
 @pytest.mark.browser
 def test_two_browsers_of_two_device_classes_tune_to_the_end(tmp_path):
     """`kgen fleet serve` on 127.0.0.1 with a token, and two headless Chromium processes opening the worker page,
-    one of them reporting 1 core: two device classes, each with its study and its record."""
+    one of them without cross-origin isolation (1 wasm thread on 2 cores): two device classes, each with its study
+    and its record."""
     records = tmp_path / "records.jsonl"
     serve = ["fleet", "serve", "matmul", "--shape", "16x24,24x16", "--backend", "wasm", "--trials", "4"]
     serve += ["--port", "0", "--token", "tok3n", "--classes", "2", "--json", "--timeout", "240"]
@@ -196,7 +195,7 @@ def test_two_browsers_of_two_device_classes_tune_to_the_end(tmp_path):
         url = re.search(r"open (http://127\.0\.0\.1:\d+/t/tok3n/fleet/)", first)
         assert url, first
         workers = subprocess.run(
-            [sys.executable, "-c", WORKERS, url[1]],
+            [sys.executable, "-c", WORKERS, url[1], url[1].replace("/fleet/", "/plain/fleet/")],
             capture_output=True,
             text=True,
             timeout=300,

@@ -59,9 +59,12 @@ def test_lookup_falls_back_from_exact_to_nearest_to_default(tmp_path):
     assert (skipped.how, skipped.config) == ("nearest", {"tile_b": 8})
 
 
-def test_device_class_names_the_adapter():
-    fp = {"webgpu": {"vendor": "Google", "architecture": "SwiftShader"}, "hardwareConcurrency": 2}
+def test_device_class_names_the_adapter_or_the_threads_a_page_may_run():
+    fp = {"webgpu": {"vendor": "Google", "architecture": "SwiftShader"}, "hardwareConcurrency": 8}
     assert device_class(fp, "webgpu") == "google-swiftshader"
+    isolated, plain = ({**fp, "wasm": {"maxThreads": n}} for n in (8, 1))  # without cross-origin isolation: 1
+    assert [device_class(f, "wasm") for f in (isolated, plain)] == ["wasm-8threads", "wasm-1threads"]
+    assert device_class(plain, "js") == "js-8threads"
 
 
 def test_a_line_that_is_not_a_record_is_skipped_with_a_warning_naming_it(tmp_path, capsys):

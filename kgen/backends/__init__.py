@@ -68,9 +68,15 @@ class Backend:
         return importlib.import_module(self.native[0])
 
 
-def cpu_parts(name: str) -> Callable[[Fingerprint], list[str]]:
-    """A CPU backend's device class: the backend and the cores the page may use."""
-    return lambda fingerprint: [name, f"{fingerprint.get('hardwareConcurrency', 0)}threads"]
+def cpu_parts(name: str, threaded: bool = False) -> Callable[[Fingerprint], list[str]]:
+    """A CPU backend's device class: the backend and the cores of the machine, or with ``threaded`` the threads
+    the page may run (a page without cross-origin isolation runs one, whatever the cores: its own class)."""
+
+    def parts(fingerprint: Fingerprint) -> list[str]:
+        cores = fingerprint.get("hardwareConcurrency", 0)
+        return [name, f"{(fingerprint.get(name) or {}).get('maxThreads', cores) if threaded else cores}threads"]
+
+    return parts
 
 
 #: every backend: each is the module of that name here, whose ``BACKEND`` it is

@@ -13,7 +13,7 @@ BACKEND = Backend(
     # in wasm (a few ulp; tanh within 2.5e-7 of the true value)
     tolerance=(1e-4, 1e-4),
     storage="linear",
-    device_parts=cpu_parts("wasm"),
+    device_parts=cpu_parts("wasm", threaded=True),
     prepare=True,
     threads=True,
     max_memory_bytes=4 * 2**30,  # the most linear memory a wasm32 module can address

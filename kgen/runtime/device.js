@@ -19,7 +19,8 @@ function parts(backend, launcher) {
     const name = renderer(launcher.gl).toLowerCase() || "unknown";
     return ["webgl", name.includes("swiftshader") ? "swiftshader" : name.replace(/[^a-z0-9]+/g, "_").slice(0, 48)];
   }
-  return [backend, `${navigator.hardwareConcurrency ?? 0}threads`];
+  // wasm: the threads this page may run (1 without cross-origin isolation, whatever the cores)
+  return [backend, `${backend === "wasm" ? launcher.maxThreads : (navigator.hardwareConcurrency ?? 0)}threads`];
 }
 
 /** This page's device class for `backend`, e.g. `google-swiftshader` or `wasm-8threads`. @param {string} backend @param {any} launcher */
