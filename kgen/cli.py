@@ -616,7 +616,19 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     from kgen.records.store import RecordStore
     from kgen.tune.fleet import Fleet, serve
 
-    workload = workload_from_args(args)
+    if args.model:
+        if args.op or args.shape:
+            raise KgenError("--model tunes the model's own workloads: give no OP or --shape with it")
+        from kgen.graph import onnx as onnx_frontend
+        from kgen.graph.passes import optimize
+        from kgen.tune.model import tasks_of
+
+        graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
+        workloads = [task.workload for task in tasks_of(graph)]
+    elif not args.op:
+        raise KgenError("give an OP to tune (see `kgen ops`), or --model model.onnx")
+    else:
+        workloads = [workload_from_args(args)]
     names = [b.strip() for b in args.backend.split(",") if b.strip()]
     if args.trials < 1:
         raise KgenError(f"--trials {args.trials}: at least 1")
@@ -626,7 +638,7 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
         (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
     )
     fleet = Fleet(
-        workload,
+        workloads,
         names,
         args.trials,
         args.storage,
@@ -665,7 +677,8 @@ def _cmd_fleet_status(args: argparse.Namespace) -> int:
 
 
 def _print_fleet(status: dict[str, Any]) -> None:
-    print(f"fleet: {status['workload']}; {status['jobs_per_minute']} jobs per minute, {status['in_flight']} in flight")
+    shown = status["workloads"][0] if len(status["workloads"]) == 1 else f"{len(status['workloads'])} workloads"
+    print(f"fleet: {shown}; {status['jobs_per_minute']} jobs per minute, {status['in_flight']} in flight")
     for w in status["workers"]:
         dropped = f", dropped: {w['dropped']}" if w["dropped"] else ""
         print(
@@ -674,7 +687,7 @@ def _print_fleet(status: dict[str, Any]) -> None:
         )
     for s in status["studies"]:
         best = "no result yet" if s["best_ms"] is None else f"best {s['best_ms']:.3f} ms {json.dumps(s['best_config'])}"
-        print(f"  {s['backend']} {s['device_class']}: {s['finished']}/{s['trials']} trials, {best}")
+        print(f"  {s['backend']} {s['device_class']} {s['workload']}: {s['finished']}/{s['trials']} trials, {best}")
 
 
 def _checkout_tool(module: str):
@@ -963,11 +976,21 @@ def build_parser() -> argparse.ArgumentParser:
         "timing it, and the server checks the output again; a job not answered within --job-timeout fails its "
         "trial. At the end (--classes, --timeout, or Ctrl-C) each class's best is written to the records.",
     )
-    add_workload_args(fleet_serve)
+    add_workload_args(fleet_serve, op_required=False)
+    fleet_serve.add_argument(
+        "--model",
+        metavar="MODEL.onnx",
+        help="tune the model's distinct workloads (after the passes), heaviest first, --trials each",
+    )
+    fleet_serve.add_argument(
+        "--input-shape", action="append", metavar="NAME=SHAPE", help="with --model: see `kgen convert`"
+    )
     fleet_serve.add_argument(
         "--backend", default="wasm", help="comma-separated backends the workers measure (default wasm)"
     )
-    fleet_serve.add_argument("--trials", type=int, default=30, help="trials measured per device class (default 30)")
+    fleet_serve.add_argument(
+        "--trials", type=int, default=30, help="trials measured per workload and device class (default 30)"
+    )
     fleet_serve.add_argument(
         "--host",
         default="127.0.0.1",

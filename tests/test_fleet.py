@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pytest
 
+from kgen.graph import zoo
 from kgen.ops import Workload
 from kgen.records.store import RecordStore
 from kgen.tune.fleet import Fleet, FleetServer, Refused, serve
@@ -35,11 +36,11 @@ def fingerprint(threads: int = 2) -> dict:
 
 @pytest.fixture
 def fleet(tmp_path):
-    return Fleet(WORKLOAD, ["wasm"], 3, f"sqlite:///{tmp_path}/f.db", RecordStore(tmp_path / "records.jsonl"))
+    return Fleet([WORKLOAD], ["wasm"], 3, f"sqlite:///{tmp_path}/f.db", RecordStore(tmp_path / "records.jsonl"))
 
 
 def right(fleet: Fleet) -> str:
-    return base64.b64encode(fleet.want.astype(np.float32).tobytes()).decode()
+    return base64.b64encode(fleet.targets[0].want.astype(np.float32).tobytes()).decode()
 
 
 def answer(fleet: Fleet, worker: str, output: str, median_ms: float = 0.5) -> dict:
@@ -49,8 +50,11 @@ def answer(fleet: Fleet, worker: str, output: str, median_ms: float = 0.5) -> di
 
 def test_a_class_tunes_to_its_record_and_every_trial_is_accounted_for(fleet, tmp_path):
     hello = fleet.hello(fingerprint())
-    assert hello["classes"] == {"wasm": "wasm-2threads"} and hello["inputs"]["want"] == right(fleet)
-    for k in range(3):
+    assert hello["classes"] == {"wasm": "wasm-2threads"}
+    first = fleet.job(hello["worker"])["job"]  # the worker's first job of the workload carries its inputs
+    assert first["inputs"]["want"] == right(fleet) and first["inputs_key"] == first["inputs"]["key"]
+    fleet.result(hello["worker"], {"job": first["id"], "status": "ok", "output": right(fleet), "median_ms": 0.5})
+    for k in range(1, 3):
         assert answer(fleet, hello["worker"], right(fleet), 0.5 - 0.1 * k)["accepted"]
     assert fleet.job(hello["worker"]) == {"done": True}
     (record,) = RecordStore(tmp_path / "records.jsonl").all()
@@ -58,9 +62,29 @@ def test_a_class_tunes_to_its_record_and_every_trial_is_accounted_for(fleet, tmp
     assert record.fingerprint["cpu"].startswith("a fleet worker")  # not the server's CPU
     (study,) = fleet.status()["studies"]
     assert study["finished"] == 3 and study["recorded"]
-    trials = fleet.studies["wasm", "wasm-2threads"].optuna.trials
+    trials = fleet.studies[WORKLOAD.key, "wasm", "wasm-2threads"].optuna.trials
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]  # none left half-measured
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+
+
+def test_a_models_workloads_are_tuned_in_turn_each_to_its_own_record(tmp_path):
+    """Two workloads: a worker gets the first's jobs until its trials are measured, then the second's, whose first
+    job carries its own inputs; each workload of the class gets its record, and the class is complete only then."""
+    other = Workload.create("relu", [(4, 8)], {})
+    fleet = Fleet([WORKLOAD, other], ["wasm"], 2, f"sqlite:///{tmp_path}/f.db", RecordStore(tmp_path / "r.jsonl"))
+    worker = fleet.hello(fingerprint())["worker"]
+    seen = []
+    while "job" in (next_job := fleet.job(worker)):
+        job = next_job["job"]
+        seen.append((job["workload"], "inputs" in job))
+        target = next(t for t in fleet.targets if t.workload.key == job["workload"])
+        assert fleet.complete_classes() == 0
+        output = base64.b64encode(target.want.astype(np.float32).tobytes()).decode()
+        fleet.result(worker, {"job": job["id"], "status": "ok", "output": output, "median_ms": 0.2})
+    assert seen == [(WORKLOAD.key, True), (WORKLOAD.key, False), (other.key, True), (other.key, False)]
+    assert fleet.complete_classes() == 1
+    records = RecordStore(tmp_path / "r.jsonl").all()
+    assert sorted(r.key for r in records) == sorted([WORKLOAD.key, other.key])
 
 
 def test_a_wrong_output_is_rejected_and_a_worker_past_its_strikes_is_dropped(fleet):
@@ -73,7 +97,7 @@ def test_a_wrong_output_is_rejected_and_a_worker_past_its_strikes_is_dropped(fle
     with pytest.raises(Refused, match="dropped: 2 rejected") as refused:
         fleet.job(worker)
     assert refused.value.status == 403
-    failed = [t for t in fleet.studies["wasm", "wasm-2threads"].optuna.trials if t.state.name == "FAIL"]
+    failed = [t for t in fleet.studies[WORKLOAD.key, "wasm", "wasm-2threads"].optuna.trials if t.state.name == "FAIL"]
     assert [t.user_attrs["status"] for t in failed] == ["rejected", "rejected"]
 
 
@@ -94,7 +118,7 @@ def test_a_worker_that_stops_answering_costs_its_trial_only(fleet):
     lost = fleet.job(gone)["job"]
     time.sleep(0.3)
     assert answer(fleet, alive, right(fleet))["accepted"]  # the expired job failed when this one was asked for
-    study = fleet.studies["wasm", "wasm-2threads"]
+    study = fleet.studies[WORKLOAD.key, "wasm", "wasm-2threads"]
     (failed,) = [t for t in study.optuna.trials if t.state.name == "FAIL"]
     assert failed.user_attrs["status"] == "worker_lost" and "did not answer within 0.2 s" in failed.user_attrs["reason"]
     assert study.finished == 2 and fleet.workers[gone].lost == 1
@@ -111,7 +135,7 @@ def test_every_path_needs_the_token(fleet):
                 urllib.request.urlopen(origin + path, timeout=5)
             assert err.value.code in (403, 404) and (err.value.code == 403 or path == "/t/s3cret")
         with urllib.request.urlopen(server.url + "api/status", timeout=5) as got:
-            assert json.loads(got.read())["workload"] == WORKLOAD.key
+            assert json.loads(got.read())["workloads"] == [WORKLOAD.key]
         with urllib.request.urlopen(server.url + "fleet/", timeout=5) as got:
             assert b"worker.js" in got.read() and got.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
         with urllib.request.urlopen(server.url + "plain/kgen/harness.js", timeout=5) as got:
@@ -147,28 +171,42 @@ def test_bound_to_every_address_the_url_names_this_machine_and_its_qr_code_is_pr
                 reached.append(json.loads(got.read()))
 
     serve(fleet, "0.0.0.0", 0, "tok", 0, 0.5, announce=announce, qr=True)
-    assert "0.0.0.0" not in lines[0] and reached[0]["workload"] == WORKLOAD.key
+    assert "0.0.0.0" not in lines[0] and reached[0]["workloads"] == [WORKLOAD.key]
     code = lines[1].splitlines()
     assert len(code) >= 12 and len({len(row) for row in code}) == 1 and set("".join(code)) <= set("█▀▄\xa0")
 
 
 # two Chromium processes on the worker page, the second on its copy without cross-origin isolation (no wasm
-# threads); in a process of its own, since the suite's browser holds Playwright's sync API in this one
+# threads), and a third of the first one's class that takes a job and is killed before it answers; in a process
+# of its own, since the suite's browser holds Playwright's sync API in this one
 WORKERS = """
 import sys
 from playwright.sync_api import sync_playwright
 from kgen.browser.session import _Chromium
 
-urls = sys.argv[1:]
-browsers = [_Chromium(), _Chromium()]
+isolated, plain = sys.argv[1:]
+# the doomed worker's page keeps the first job it gets and never answers it
+HANG = '''
+const fetched = window.fetch.bind(window);
+window.fetch = async (url, options) => {
+  const response = await fetched(url, options);
+  if (String(url).endsWith("api/job") && (await response.clone().json()).job) {
+    window.kgenJobs = (window.kgenJobs || 0) + 1;
+    return new Promise(() => {});
+  }
+  return response;
+};'''
+browsers = [_Chromium(), _Chromium(), _Chromium()]
 try:
     with sync_playwright() as pw:
-        pages = []
-        for chromium, url in zip(browsers, urls):
-            page = pw.chromium.connect_over_cdp(chromium.ws_url).contexts[0].new_page()
+        pages = [pw.chromium.connect_over_cdp(b.ws_url).contexts[0].new_page() for b in browsers]
+        pages[2].add_init_script(HANG)
+        pages[2].goto(isolated)
+        pages[2].wait_for_function("() => window.kgenJobs >= 1", timeout=60_000)
+        browsers[2].kill()
+        for page, url in zip(pages, (isolated, plain)):
             page.goto(url)
-            pages.append(page)
-        for page in pages:
+        for page in pages[:2]:
             page.wait_for_function("() => window.kgenFleetDone || window.kgenFleetError", timeout=240_000)
             print(page.evaluate("() => window.kgenFleetError || 'done'"))
 finally:
@@ -178,13 +216,15 @@ finally:
 
 
 @pytest.mark.browser
-def test_two_browsers_of_two_device_classes_tune_to_the_end(tmp_path):
-    """`kgen fleet serve` on 127.0.0.1 with a token, and two headless Chromium processes opening the worker page,
-    one of them without cross-origin isolation (1 wasm thread on 2 cores): two device classes, each with its study
-    and its record."""
+def test_two_browsers_of_two_device_classes_tune_a_model_to_the_end_and_a_killed_one_costs_its_trial(tmp_path):
+    """`kgen fleet serve --model` on 127.0.0.1 with a token; two headless Chromium processes open the worker page,
+    one of them without cross-origin isolation (1 wasm thread on 2 cores): two device classes, each with a study
+    and a record per workload of the model. A third worker of the first class is killed holding a job: that trial
+    fails with the reason when its time is up, and nothing else is lost."""
     records = tmp_path / "records.jsonl"
-    serve = ["fleet", "serve", "matmul", "--shape", "16x24,24x16", "--backend", "wasm", "--trials", "4"]
-    serve += ["--port", "0", "--token", "tok3n", "--classes", "2", "--json", "--timeout", "240"]
+    zoo.save(zoo.MODELS["mlp"](), tmp_path / "mlp.onnx")
+    serve = ["fleet", "serve", "--model", str(tmp_path / "mlp.onnx"), "--backend", "wasm", "--trials", "2"]
+    serve += ["--port", "0", "--token", "tok3n", "--classes", "2", "--json", "--timeout", "240", "--job-timeout", "4"]
     serve += ["--storage", f"sqlite:///{tmp_path}/fleet.db", "--records", str(records)]
     server = subprocess.Popen(
         [sys.executable, "-m", "kgen.cli", *serve], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -207,9 +247,14 @@ def test_two_browsers_of_two_device_classes_tune_to_the_end(tmp_path):
         server.kill()
     assert server.returncode == 0, err
     status = json.loads(out)
-    by_class = {s["device_class"]: s for s in status["studies"]}
-    assert set(by_class) == {"wasm-2threads", "wasm-1threads"}
-    for s in by_class.values():
-        assert s["finished"] == 4 and s["in_flight"] == 0 and s["recorded"] and s["best_ms"] > 0
-    assert {r.device_class for r in RecordStore(records).all()} == {"wasm-2threads", "wasm-1threads"}
-    assert all(w["jobs"] > 0 for w in status["workers"])
+    assert len(status["workloads"]) == 4  # the MLP's three gemms and its softmax
+    studies = status["studies"]
+    assert {(s["device_class"], s["workload"]) for s in studies} == {
+        (c, w) for c in ("wasm-2threads", "wasm-1threads") for w in status["workloads"]
+    }
+    for s in studies:
+        assert s["finished"] == 2 and s["in_flight"] == 0 and s["recorded"] and s["best_ms"] > 0
+    assert sum(s["failures"].get("worker_lost", 0) for s in studies) == 1  # the killed worker's job, no other
+    assert [w["lost"] for w in status["workers"]] == [1, 0, 0]
+    stored = RecordStore(records).all()
+    assert {(r.device_class, r.key) for r in stored} == {(s["device_class"], s["workload"]) for s in studies}

@@ -1,10 +1,12 @@
-"""A fleet of browsers tunes one workload: ``kgen fleet serve`` hands out candidates, any browser that opens its
-worker page measures them.
+"""A fleet of browsers tunes workloads (an op's, or a model's distinct ones): ``kgen fleet serve`` hands out
+candidates, any browser that opens its worker page measures them.
 
-Each device class (``kgen.records.store.device_class`` of the worker's fingerprint, per backend) is a study of its
-own: workers of one class share it, and its best becomes that class's record. The server proposes a config (as
-``kgen tune`` does: the template default, the nearest records, the seeds, then the sampler), builds its program
-and sends it as a job; the page checks the output against the reference sent at hello, times it with the local
+Each device class (``kgen.records.store.device_class`` of the worker's fingerprint, per backend) has a study of
+its own per workload: workers of one class share it, and its best becomes that class's record of the workload. A
+worker gets the workloads in turn, heaviest first (a model's: occurrences times FLOPs). The server proposes a
+config (as ``kgen tune`` does: the template default, the nearest records, the seeds, then the sampler), builds its
+program and sends it as a job, with the workload's inputs and reference output where it is the worker's first job
+of that workload; the page checks the output against that reference, times it with the local
 tuner's harness and launchers, and posts its output with the timing. The server checks that output again, so a
 result counts only if it is right, only for the job's own worker and only for that worker's class. A job not
 answered in time costs its trial (FAIL, with the reason); a worker with too many rejected or lost jobs is
@@ -29,6 +31,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -72,12 +75,31 @@ class Worker:
     rejected: int = 0
     lost: int = 0
     dropped: str = ""
+    sent: set[str] = field(default_factory=set)  # the inputs' keys its jobs carried
+
+
+@dataclass
+class Target:
+    """A workload the fleet tunes, with the inputs and the reference output its candidates are checked on."""
+
+    workload: Workload
+    flops: int
+    want: np.ndarray
+    inputs: dict[str, Any]  # their key, and the arrays and the reference in base64: sent with a worker's first job
+
+    @classmethod
+    def of(cls, workload: Workload) -> Target:
+        arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
+        want = workload.opdef.reference(arrays, workload.attr_dict)
+        inputs = {"key": inputs_key(arrays), "arrays": [_b64(a) for a in arrays], "want": _b64(want)}
+        return cls(workload, main_stage(workload).flops, want, inputs)
 
 
 @dataclass
 class Study:
-    """One device class's study of the workload on one backend."""
+    """One device class's study of one workload on one backend."""
 
+    target: Target
     backend: str
     device: str
     name: str
@@ -112,7 +134,7 @@ class Fleet:
 
     def __init__(
         self,
-        workload: Workload,
+        workloads: Sequence[Workload],
         backend_names: list[str],
         trials: int,
         storage_url: str,
@@ -125,25 +147,24 @@ class Fleet:
     ) -> None:
         for name in backend_names:
             backends.get(name)
-        self.workload, self.backend_names, self.trials = workload, backend_names, trials
+        if not workloads:
+            raise KgenError("a fleet needs a workload to tune")
+        self.targets = [Target.of(w) for w in workloads]
+        self.backend_names, self.trials = backend_names, trials
         self.storage_url, self.storage = storage_url, open_storage(storage_url)
         self.records, self.sampler, self.seed = records, sampler, seed
         self.job_timeout_s, self.max_strikes = job_timeout_s, max_strikes
         self.progress = progress or (lambda line: None)
-        self.flops = main_stage(workload).flops
-        arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
-        self.want = workload.opdef.reference(arrays, workload.attr_dict)
-        self.inputs = {"key": inputs_key(arrays), "arrays": [_b64(a) for a in arrays], "want": _b64(self.want)}
         self.lock = threading.RLock()
         self.workers: dict[str, Worker] = {}
-        self.studies: dict[tuple[str, str], Study] = {}
+        self.studies: dict[tuple[str, str, str], Study] = {}  # (workload key, backend, device class)
         self.jobs: dict[str, Job] = {}
         self.started = time.monotonic()
         self.changed = threading.Condition(self.lock)
 
     # -- the protocol --------------------------------------------------------------------------------------
     def hello(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
-        """A new worker: its id, its device class per backend it has, and the workload's inputs and reference."""
+        """A new worker: its id and its device class per backend it has."""
         if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("wasm"), dict):
             raise Refused(400, "hello needs the harness fingerprint")
         fp = dict(fingerprint)
@@ -158,7 +179,7 @@ class Fleet:
             self.workers[worker.id] = worker
             self.progress(f"worker {worker.id} joined: {', '.join(classes.values())}")
             self.changed.notify_all()
-            return {"worker": worker.id, "classes": classes, "inputs": self.inputs}
+            return {"worker": worker.id, "classes": classes}
 
     def job(self, worker_id: str) -> dict[str, Any]:
         """The next candidate for this worker: ``{job}``, or ``{wait_ms}`` while its classes' trials are all in
@@ -169,16 +190,17 @@ class Fleet:
             worker.seen = time.monotonic()
             waiting = False
             for backend, device in worker.classes.items():
-                study = self._study(backend, device, worker.fingerprint)
-                if study.complete:
-                    continue
-                if study.finished + study.in_flight >= study.trials:
-                    waiting = True
-                    continue
-                issued = self._issue(study, worker)
-                if issued is not None:
-                    return {"job": issued}
-                waiting = waiting or study.in_flight > 0
+                for target in self.targets:
+                    study = self._study(target, backend, device, worker.fingerprint)
+                    if study.complete:
+                        continue
+                    if study.finished + study.in_flight >= study.trials:
+                        waiting = True
+                        continue
+                    issued = self._issue(study, worker)
+                    if issued is not None:
+                        return {"job": issued}
+                    waiting = waiting or study.in_flight > 0
             return {"wait_ms": WAIT_MS} if waiting else {"done": True}
 
     def result(self, worker_id: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +217,7 @@ class Fleet:
             study.in_flight -= 1
             worker.seen = time.monotonic()
             m = self._measurement(job, payload)
-            _record_measurement(job.trial, m, self.flops)
+            _record_measurement(job.trial, m, study.target.flops)
             job.trial.set_user_attr("fleet_worker", worker.id)
             if m.ok:
                 study.optuna.tell(job.trial, m.median_ms)
@@ -221,7 +243,7 @@ class Fleet:
             minutes = max((time.monotonic() - self.started) / 60.0, 1e-9)
             done = sum(s.finished for s in self.studies.values())
             return {
-                "workload": self.workload.key,
+                "workloads": [t.workload.key for t in self.targets],
                 "workers": [
                     {
                         "id": w.id,
@@ -263,8 +285,18 @@ class Fleet:
             self.changed.notify_all()
 
     def complete_classes(self) -> int:
+        """Device classes with every trial of every workload measured."""
         with self.lock:
-            return sum(s.complete and s.in_flight == 0 for s in self.studies.values())
+            classes = {(backend, device) for _, backend, device in self.studies}
+            return sum(
+                all(
+                    (s := self.studies.get((t.workload.key, backend, device))) is not None
+                    and s.complete
+                    and s.in_flight == 0
+                    for t in self.targets
+                )
+                for backend, device in classes
+            )
 
     def record(self, study: Study) -> Record | None:
         """The study's best as its device class's record (once; None without a measured trial)."""
@@ -276,7 +308,7 @@ class Fleet:
             if best is None:
                 return None
             record = Record.measured(
-                self.workload,
+                study.target.workload,
                 study.backend,
                 study.fingerprint,
                 dict(best.params),
@@ -312,15 +344,15 @@ class Fleet:
             worker.dropped = f"{worker.rejected} rejected and {worker.lost} unanswered jobs"
             self.progress(f"worker {worker.id} dropped: {worker.dropped}")
 
-    def _study(self, backend: str, device: str, fingerprint: dict[str, Any]) -> Study:
-        key = (backend, device)
+    def _study(self, target: Target, backend: str, device: str, fingerprint: dict[str, Any]) -> Study:
+        key = (target.workload.key, backend, device)
         if key not in self.studies:
             limits = limits_of(fingerprint)
-            sp = space(self.workload, backend)
+            sp = space(target.workload, backend)
             name, study = open_study(
-                self.workload, backend, device, sp, limits, self.storage, self.sampler, self.seed, self.records
+                target.workload, backend, device, sp, limits, self.storage, self.sampler, self.seed, self.records
             )
-            self.studies[key] = Study(backend, device, name, study, sp, limits, fingerprint, self.trials)
+            self.studies[key] = Study(target, backend, device, name, study, sp, limits, fingerprint, self.trials)
         return self.studies[key]
 
     def _issue(self, study: Study, worker: Worker) -> dict[str, Any] | None:
@@ -330,7 +362,8 @@ class Fleet:
             if config is None:
                 study.pruned += 1
                 continue
-            program, _ = _build_or_prune(study.optuna, trial, self.workload, study.backend, config, study.limits)
+            workload = study.target.workload
+            program, _ = _build_or_prune(study.optuna, trial, workload, study.backend, config, study.limits)
             if program is None:
                 study.pruned += 1
                 continue
@@ -342,10 +375,16 @@ class Fleet:
             study.in_flight += 1
             samples, min_sample_ms = backends.get(study.backend).timing
             rtol, atol = backends.get(study.backend).tolerance
+            inputs = study.target.inputs
+            first = inputs["key"] not in worker.sent
+            worker.sent.add(inputs["key"])
             return {
                 "id": job.id,
                 "backend": study.backend,
                 "device": study.device,
+                "workload": study.target.workload.key,
+                "inputs_key": inputs["key"],
+                **({"inputs": inputs} if first else {}),
                 "program": program.to_json(),
                 "tolerance": {"rtol": rtol, "atol": atol},
                 "timing": {
@@ -366,11 +405,12 @@ class Fleet:
             got = np.frombuffer(base64.b64decode(str(payload.get("output", "")), validate=True), dtype=np.float32)
         except ValueError:
             got = np.zeros(0, np.float32)
-        if got.size != self.want.size:
-            check_reason = f"its output has {got.size} values, expected {self.want.size}"
+        want = job.study.target.want
+        if got.size != want.size:
+            check_reason = f"its output has {got.size} values, expected {want.size}"
             ok = False
         else:
-            check = compare(got.reshape(self.want.shape), self.want, job.study.backend)
+            check = compare(got.reshape(want.shape), want, job.study.backend)
             check_reason, ok = check.reason, check.ok
         if status == "wrong":  # the page found it wrong itself: a failed candidate, not a lying worker
             return Measurement("wrong", job.digest, message or check_reason)
@@ -398,6 +438,7 @@ class Fleet:
         best = _best_value(s.optuna)
         params = s.optuna.best_trial.params if best is not None else None
         return {
+            "workload": s.target.workload.key,
             "backend": s.backend,
             "device_class": s.device,
             "study": s.name,
@@ -414,7 +455,8 @@ class Fleet:
     def _line(self, s: Study) -> str:
         best = _best_value(s.optuna)
         shown = "no result yet" if best is None else f"best {best:.3f} ms"
-        return f"{s.device}: {s.finished}/{s.trials} trials, {shown}, {len(self.workers)} workers"
+        where = f"{s.device} {s.target.workload.op}"
+        return f"{where}: {s.finished}/{s.trials} trials, {shown}, {len(self.workers)} workers"
 
 
 class _Handler(BaseHTTPRequestHandler):

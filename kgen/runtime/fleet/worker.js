@@ -108,10 +108,12 @@ async function main() {
   while (!harness()?.ready) await sleep(20);
   const fingerprint = await harness().fingerprint();
   const hello = await post("hello", { fingerprint });
-  const { worker, inputs } = hello;
-  harness().setInputs(inputs.key, inputs.arrays);
-  const want = decode(inputs.want);
+  const { worker } = hello;
   show(`worker ${worker}: ${Object.values(hello.classes).join(", ")}`);
+  /** each workload's inputs (base64) and reference, by key: a job carries them where it is the first of its workload
+   * @type {Map<string, {arrays: string[], want: Float32Array}>} */
+  const inputs = new Map();
+  let current = "";
   let done = 0;
   for (;;) {
     const next = await post("job", { worker });
@@ -120,10 +122,16 @@ async function main() {
       await sleep(next.wait_ms);
       continue;
     }
-    const result = await measure(next.job, inputs.key, want);
-    await post("result", { worker, job: next.job.id, ...result });
+    const { job } = next;
+    if (job.inputs) inputs.set(job.inputs.key, { arrays: job.inputs.arrays, want: decode(job.inputs.want) });
+    const set = inputs.get(job.inputs_key);
+    if (!set) throw new Error(`job ${job.id}: the server sent no inputs for workload ${job.workload}`);
+    if (current !== job.inputs_key) harness().setInputs(job.inputs_key, set.arrays);
+    current = job.inputs_key;
+    const result = await measure(job, job.inputs_key, set.want);
+    await post("result", { worker, job: job.id, ...result });
     done++;
-    show(`worker ${worker}: ${done} candidates measured (${next.job.device})`);
+    show(`worker ${worker}: ${done} candidates measured (${job.device}, ${job.workload})`);
   }
   show(`worker ${worker}: done, ${done} candidates measured`);
   /** @type {any} */ (window).kgenFleetDone = { worker, measured: done };
