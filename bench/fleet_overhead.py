@@ -5,10 +5,11 @@ workload, on the same machine, one after the other, in rounds.
         [--trials 24] [--rounds 2] [--out results/fleet_overhead.json]
 
 Both write their trials into Optuna storage of their own (a fresh SQLite file each), and both rates come from it
-the same way: trials finished (measured, failed or pruned) over the time from the first trial's start to the last
-one's end, so neither side's browser start counts. The fleet's worker is one headless Chromium on the worker page
-(``kgen fleet serve`` on 127.0.0.1): its candidates are built by the server, sent over HTTP, checked in the page
-and posted back. Run it on a quiet machine; the issue's target is at least 0.8x the local rate.
+the same way: candidates measured (trials complete or failed, not proposals pruned before a build) over the time
+from the first trial's start to the last one's end, so neither side's browser start counts. The fleet's worker is
+one headless Chromium on the worker page (``kgen fleet serve`` on 127.0.0.1): its candidates are built by the
+server, sent over HTTP, checked in the page and posted back. Run it on a quiet machine; the issue's target is at
+least 0.8x the local rate.
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ from kgen.records.store import host_cpu
 
 
 def rate(storage: str) -> tuple[int, float]:
-    """(trials finished, per minute) over every study in ``storage``, from the first start to the last end."""
+    """(candidates measured, per minute) over every study in ``storage``: trials that ran (complete or failed; not
+    the proposals pruned before a build), from the first trial's start to the last one's end."""
     trials = [
         t
         for summary in optuna.get_all_study_summaries(storage)
         for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials
         if t.datetime_start is not None and t.datetime_complete is not None
     ]
-    if len(trials) < 2:
-        raise SystemExit(f"{storage}: {len(trials)} finished trials, too few for a rate")
+    ran = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)]
+    if len(ran) < 2:
+        raise SystemExit(f"{storage}: {len(ran)} candidates measured, too few for a rate")
     span = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
-    return len(trials), len(trials) / (span.total_seconds() / 60.0)
+    return len(ran), len(ran) / (span.total_seconds() / 60.0)
 
 
 def local(args: argparse.Namespace, folder: Path) -> tuple[int, float]:
