@@ -1,7 +1,8 @@
 """One study on a real PostgreSQL, tuned by two `kgen tune` workers at once, as a fleet of machines tunes it: one
 worker is killed with SIGKILL and resumed. The trials add up, no kernel is measured twice, no completed trial is
-lost and none is left RUNNING. The server is Debian's postgresql (make setup installs it), initialised in a
-temporary folder and started on 127.0.0.1 by the test."""
+lost and none is left RUNNING. Two `kgen fleet serve` servers share one device class's study there too. The
+server is Debian's postgresql (make setup installs it), initialised in a temporary folder and started on
+127.0.0.1 by the test."""
 
 import contextlib
 import glob
@@ -35,7 +36,7 @@ def run(*cmd):
     assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr or done.stdout}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def postgres():
     (initdb,) = glob.glob("/usr/lib/postgresql/*/bin/initdb")[-1:] or [None]
     assert initdb, "Debian's postgresql is not installed (make setup installs it)"
@@ -120,3 +121,38 @@ def test_two_workers_on_postgresql_one_killed_and_resumed(postgres, tmp_path):
     assert len(measured(trials)) == len(measured(trials, killed_tag)) + summaries[0]["trials"] + summaries[1]["trials"]
     digests = [t.user_attrs["digest"] for t in measured(trials) if "reused_from" not in t.user_attrs]
     assert len(digests) == len(set(digests))  # no kernel measured twice
+
+
+def test_two_fleet_servers_share_a_device_class_study_on_postgresql(postgres, tmp_path):
+    """Two fleets (servers on two machines, say), each with a simulated worker of one class: one study in the
+    storage holds both fleets' trials, and each server writes the class's record from it."""
+    import base64
+
+    from kgen.ops import Workload
+    from kgen.records.store import RecordStore
+    from kgen.tune.fleet import Fleet
+
+    workload = Workload.create("relu", [(4, 8)], {})
+    fingerprint = {
+        "userAgent": "Chrome/156.0.0.0",
+        "hardwareConcurrency": 2,
+        "crossOriginIsolated": True,
+        "webgpu": {"available": False},
+        "webgl2": {"available": False},
+        "wasm": {"available": True, "maxThreads": 2, "relaxedSimd": True, "sharedArrayBuffer": True},
+    }
+    fleets = [Fleet([workload], ["wasm"], 2, postgres, RecordStore(tmp_path / f"r{k}.jsonl")) for k in (1, 2)]
+    for k, fleet in enumerate(fleets):
+        worker = fleet.hello(fingerprint)["worker"]
+        output = base64.b64encode(fleet.targets[0].want.tobytes()).decode()
+        while "job" in (got := fleet.job(worker)):
+            answer = {"job": got["job"]["id"], "status": "ok", "output": output, "median_ms": 0.1 + k}
+            assert fleet.result(worker, answer)["accepted"]
+    (one,), (two,) = (fleet.studies.values() for fleet in fleets)
+    assert one.name == two.name  # the same study, opened by both servers
+    complete = [t for t in one.optuna.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4  # 2 trials from each server
+    assert sorted(t.value for t in complete) == pytest.approx([0.1, 0.1, 1.1, 1.1])
+    for k in (1, 2):  # each server's record is the study's best: the first fleet's 0.1 ms
+        (record,) = RecordStore(tmp_path / f"r{k}.jsonl").all()
+        assert record.device_class == "wasm-2threads" and record.median_ms == pytest.approx(0.1)
