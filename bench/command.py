@@ -121,7 +121,7 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
 
     names = {"resnet50": ["resnet50"], "transformers": list(models.TRANSFORMERS)}.get(args.suite, list(models.MODELS))
     if args.only:
-        names = [n for n in names if args.only in n]
+        names = [n for n in names if any(part in n for part in args.only.split(","))]
         if not names:
             raise KgenError(f"--only {args.only}: no model of the {args.suite} suite has it in its name")
     records = args.records[0] if args.records else "none"  # kgen converts with one records file

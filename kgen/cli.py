@@ -921,7 +921,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", default="1,2", help="wasm: the thread counts compared (default 1,2)")
     bench.add_argument("--peers", default="ort,tfjs", help="comma-separated peers: ort, tfjs (none: kgen alone)")
     bench.add_argument(
-        "--only", help="only the workloads (kernels) or models whose name contains this, e.g. 'conv 64' or 'minilm'"
+        "--only",
+        help="only the workloads (kernels) or models whose name contains this, e.g. 'conv 64' or 'minilm' (models: "
+        "comma-separated names, e.g. 'dcgan,mobilenet')",
     )
     bench.add_argument("--rounds", type=int, default=3, help="fresh pages per backend (at least 3; median taken)")
     bench.add_argument("--samples", type=int, default=15, help="timed samples per side and round (at least 5)")
