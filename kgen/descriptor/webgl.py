@@ -5,9 +5,9 @@ lives in the layout its producer writes; a consumer that reads another layout ge
 (``kgen.backends.webgl.conversion``) before it, shared by every later consumer of that layout. A weight is
 written by the page into each layout a consumer reads it in; a graph input into its first consumer's. An output
 split into planes (render targets, as its record chose: a fragment computes that many texels) is a 2D array
-texture, which a consumer that reads that layout reads itself (its kernel samples the array's layers), and a
-conversion kernel into any other consumer's layout. Textures of one layout and size are pooled
-by liveness. A matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``),
+texture: a kernel that reads it once a value in that layout (a fused residual) samples the array's layers itself,
+and a conversion kernel reads it into any other consumer's layout. Textures of one layout and size are pooled by
+liveness. A matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``),
 each a range of the weight's values that the page uploads into a texture of its own.
 """
 
