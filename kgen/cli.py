@@ -248,13 +248,11 @@ def _interrupted_exit(name: str) -> int:
 
 
 def _tune_model(args: argparse.Namespace) -> int:
-    from kgen.graph import onnx as onnx_frontend
-    from kgen.graph.passes import optimize
     from kgen.records.store import RecordStore
     from kgen.tune.model import estimated_ms, interrupted, summary_rows, tasks_of, tune_model
     from kgen.tune.study import make_sampler, open_storage
 
-    graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
+    graph = _model_graph(args)
     make_sampler(args.sampler, args.seed)
     store = RecordStore(args.records)
     store.check_writable()
@@ -433,6 +431,14 @@ def _parse_backends(text: str) -> list[str]:
     if not names:
         raise KgenError("--backend names no backend")
     return list(dict.fromkeys(names))
+
+
+def _model_graph(args: argparse.Namespace):
+    """``--model``'s graph after the passes, at ``--input-shape``'s sizes: the one whose workloads are tuned."""
+    from kgen.graph import onnx as onnx_frontend
+    from kgen.graph.passes import optimize
+
+    return optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
 
 
 def _parse_input_shapes(items: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
@@ -619,12 +625,9 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
     if args.model:
         if args.op or args.shape:
             raise KgenError("--model tunes the model's own workloads: give no OP or --shape with it")
-        from kgen.graph import onnx as onnx_frontend
-        from kgen.graph.passes import optimize
         from kgen.tune.model import tasks_of
 
-        graph = optimize(onnx_frontend.load(args.model, _parse_input_shapes(args.input_shape)))
-        workloads = [task.workload for task in tasks_of(graph)]
+        workloads = [task.workload for task in tasks_of(_model_graph(args))]
     elif not args.op:
         raise KgenError("give an OP to tune (see `kgen ops`), or --model model.onnx")
     else:

@@ -25,13 +25,15 @@ from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_j
 from kgen.descriptor.nodes import Choice, NodeCache, choose, node_te, program_for
 from kgen.errors import KgenError
 from kgen.graph import memory
-from kgen.graph.ir import Graph, Node
+from kgen.graph.ir import Graph
 from kgen.graph.passes.split_weights import split_wide_weights
 from kgen.records.store import RecordStore
 from kgen.scheduling.layout import NAMES, PLANES, Layout
 from kgen.scheduling.lower import main_stage_of
+from kgen.scheduling.partition import Stage
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits
 from kgen.te.expr import Load, walk
+from kgen.te.tensor import Tensor
 
 
 def _layout_name(layout: dict[str, Any]) -> str:
@@ -77,11 +79,15 @@ def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[
     return entry
 
 
-def _as_produced(graph: Graph, node: Node, choice: Choice, storage: _Storage, limits: Limits) -> Choice:
+#: a node's program inputs (placeholders), its main stage and the graph tensor of each input
+_NodeTe = tuple[list[Tensor], Stage, tuple[str, ...]]
+
+
+def _as_produced(graph: Graph, te: _NodeTe, choice: Choice, storage: _Storage, limits: Limits) -> Choice:
     """``choice`` with each computed input whose layout its config leaves to the default (a fused residual, which
     the bare op's records do not name) read in the layout its producer wrote: no conversion kernel before it,
     and one fetch for the 4 values of a texel. Unchanged where that config would not be valid."""
-    inputs, out, names = node_te(graph, node)
+    inputs, stage, names = te
     produced = {}
     for t, tensor in zip(inputs, names, strict=True):
         knob, have = f"layout_{t.name}", storage.where.get(tensor)
@@ -91,17 +97,16 @@ def _as_produced(graph: Graph, node: Node, choice: Choice, storage: _Storage, li
         return choice
     config = {**choice.config, **produced}
     try:
-        backends.get("webgl").template.space(main_stage_of(out)).complete(config, limits)
+        backends.get("webgl").template.space(stage).complete(config, limits)
     except KgenError:
         return choice
     return replace(choice, config=config)
 
 
-def _read_once(graph: Graph, node: Node) -> set[int]:
+def _read_once(te: _NodeTe) -> set[int]:
     """The positions of the inputs that the node's main stage reads outside its reduction (an epilogue's residual,
     an elementwise op's operands): once per output value."""
-    inputs, out, _ = node_te(graph, node)
-    stage = main_stage_of(out)
+    inputs, stage, _ = te
     reduced = {id(n.tensor) for n in walk(stage.reduce.body) if isinstance(n, Load)} if stage.reduce else set()
     return {k for k, t in enumerate(inputs) if id(t) not in reduced}
 
@@ -172,10 +177,12 @@ def assemble_webgl(
 
     for index, node in enumerate(graph.nodes):
         choice = _within(choose(graph, node, "webgl", records, device, {}, limits), draw_buffers)
-        choice = _as_produced(graph, node, choice, storage, limits)
+        inputs, out, names = node_te(graph, node)
+        te = (inputs, main_stage_of(out), names)
+        choice = _as_produced(graph, te, choice, storage, limits)
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)
-        planes = _read_in_planes(compiled, np_.tensors, storage, _read_once(graph, node))
+        planes = _read_in_planes(compiled, np_.tensors, storage, _read_once(te))
         if planes:  # read the producers' 2D array textures themselves, where this kernel can
             in_planes = program_for(graph, node, "webgl", choice, limits, cache, {}, planes)
             rendered = render(in_planes.program)

@@ -122,7 +122,7 @@ class TexelTile(Template):
             return _output_layout(c["layout_out"], c["planes"], stage.out.shape)
 
         def tile_layout(c: Mapping[str, Any]) -> Layout:
-            return out_layout(c) if stage.final else Layout.named(c["layout_main"], stage.out.shape)
+            return self.main_layout(stage, c) or out_layout(c)
 
         def block_ok(c: Mapping[str, Any], _: Limits) -> bool:
             layout = tile_layout(c)
