@@ -627,25 +627,31 @@ def _cmd_fleet_serve(args: argparse.Namespace) -> int:
             raise KgenError("--model tunes the model's own workloads: give no OP or --shape with it")
         from kgen.tune.model import tasks_of
 
-        workloads = [task.workload for task in tasks_of(_model_graph(args))]
+        tasks = tasks_of(_model_graph(args))
+        workloads = [task.workload for task in tasks]
+        counts = {task.workload.key: task.count for task in tasks}
     elif not args.op:
         raise KgenError("give an OP to tune (see `kgen ops`), or --model model.onnx")
     else:
-        workloads = [workload_from_args(args)]
+        workloads, counts = [workload_from_args(args)], {}
     names = [b.strip() for b in args.backend.split(",") if b.strip()]
-    if args.trials < 1:
-        raise KgenError(f"--trials {args.trials}: at least 1")
+    if args.trials < 1 or args.chunk < 1:
+        raise KgenError(f"--trials {args.trials} --chunk {args.chunk}: each at least 1")
     records = RecordStore(args.records)
     records.check_writable()
     say = (
         (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
     )
+    if args.trials < len(workloads):
+        say(f"note: --trials {args.trials} is fewer than the model's {len(workloads)} workloads: the lightest get none")
     fleet = Fleet(
         workloads,
         names,
         args.trials,
         args.storage,
         records,
+        counts=counts,
+        chunk=args.chunk,
         job_timeout_s=args.job_timeout,
         max_strikes=args.max_strikes,
         sampler=args.sampler,
@@ -688,6 +694,9 @@ def _print_fleet(status: dict[str, Any]) -> None:
             f"  worker {w['id']}: {', '.join(w['classes'].values())}; {w['jobs']} jobs, {w['rejected']} rejected, "
             f"{w['lost']} unanswered{dropped}"
         )
+    for c in status["classes"]:
+        model = f", model ~{c['estimated_ms']:.2f} ms" if c["estimated_ms"] and len(status["workloads"]) > 1 else ""
+        print(f"  {c['backend']} {c['device_class']}: {c['finished']}/{c['trials']} trials{model}")
     for s in status["studies"]:
         best = "no result yet" if s["best_ms"] is None else f"best {s['best_ms']:.3f} ms {json.dumps(s['best_config'])}"
         print(f"  {s['backend']} {s['device_class']} {s['workload']}: {s['finished']}/{s['trials']} trials, {best}")
@@ -966,10 +975,10 @@ def build_parser() -> argparse.ArgumentParser:
     fleet = sub.add_parser(
         "fleet",
         help="tune on many devices: serve a workload's candidates to browsers that open the worker page",
-        description="kgen fleet serve: a server that hands out one workload's candidates to any browser that opens "
-        "its worker page (a phone, a laptop, a desktop GPU). Each device class is a study of its own; its best "
-        "becomes that class's record. kgen fleet status: the workers, their classes, jobs per minute and the best "
-        "so far per class.",
+        description="kgen fleet serve: a server that hands out a workload's (or a model's) candidates to any "
+        "browser that opens its worker page (a phone, a laptop, a desktop GPU). Each device class has a study of its "
+        "own per workload; its best becomes that class's record. kgen fleet status: the workers, their classes, "
+        "jobs per minute and the best so far per class.",
     )
     fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
     fleet_serve = fleet_sub.add_parser(
@@ -985,7 +994,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_serve.add_argument(
         "--model",
         metavar="MODEL.onnx",
-        help="tune the model's distinct workloads (after the passes), heaviest first, --trials each",
+        help="tune the model's distinct workloads (after the passes): --trials per class spread over them as "
+        "`kgen tune --model` does, where the model gains most",
     )
     fleet_serve.add_argument(
         "--input-shape", action="append", metavar="NAME=SHAPE", help="with --model: see `kgen convert`"
@@ -993,8 +1003,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_serve.add_argument(
         "--backend", default="wasm", help="comma-separated backends the workers measure (default wasm)"
     )
+    fleet_serve.add_argument("--trials", type=int, default=30, help="trials measured per device class (default 30)")
     fleet_serve.add_argument(
-        "--trials", type=int, default=30, help="trials measured per workload and device class (default 30)"
+        "--chunk", type=int, default=8, help="with --model: trials per allocation to one workload (default 8)"
     )
     fleet_serve.add_argument(
         "--host",

@@ -346,7 +346,7 @@ def test_model_scheduler_spends_trials_where_the_model_gains_most():
     improving = {k for k in spent if k.startswith("conv2d/") and "pads=1,1,1,1" in k}
     assert sum(calls.count(k) > 1 for k in improving) >= 3  # the improving workloads got more trials
     # the next allocation: the workload whose weighted best improves most, a small floor for the others
-    a, b, c = (Task(tasks[0].workload, 1, 1) for _ in range(3))
+    a, b, c = (Task(tasks[0].workload, 1, 1, trials=8) for _ in range(3))
     a.best_ms, a.gain = 10.0, 0.5
     b.best_ms, b.gain = 10.0, 0.0
     c.best_ms, c.gain = 100.0, 0.0

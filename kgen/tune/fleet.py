@@ -12,6 +12,11 @@ result counts only if it is right, only for the job's own worker and only for th
 answered in time costs its trial (FAIL, with the reason); a worker with too many rejected or lost jobs is
 dropped. The server runs nothing a worker sends.
 
+A class's ``trials`` are spread over its workloads by ``kgen tune --model``'s task scheduler
+(``kgen.tune.model``): a warm-up allocation for each, heaviest first, then allocations of ``chunk`` to the workload
+whose weighted best improves fastest. Workers of one class share its allocations; a new one is picked only among
+workloads with no job in flight, whose last allocation has told its gain.
+
 Every path is under ``/t/<token>/``; a request without the token gets 403:
 - ``fleet/``: the worker page (``plain/fleet/``: the same without cross-origin isolation, so without threads);
 - ``kgen/``: the runtime the page imports (the harness and the launchers);
@@ -31,7 +36,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,8 +55,17 @@ from kgen.ops.workload import Workload
 from kgen.records.store import Record, RecordStore, device_class
 from kgen.scheduling.lower import main_stage
 from kgen.scheduling.space import Space
+from kgen.tune.model import Task, allocation, estimated_ms, pick, warmup_trials
 from kgen.tune.study import open_storage
-from kgen.tune.tune import MAX_PROPOSALS, _best_value, _build_or_prune, _record_measurement, open_study, propose
+from kgen.tune.tune import (
+    MAX_PROPOSALS,
+    _best_value,
+    _build_or_prune,
+    _record_measurement,
+    default_ms,
+    open_study,
+    propose,
+)
 
 MAX_BODY = 64 << 20  # a result's output, base64
 WAIT_MS = 500  # what a worker is told to wait when its class has every trial in flight
@@ -83,16 +97,17 @@ class Target:
     """A workload the fleet tunes, with the inputs and the reference output its candidates are checked on."""
 
     workload: Workload
+    count: int  # its nodes in the model
     flops: int
     want: np.ndarray
     inputs: dict[str, Any]  # their key, and the arrays and the reference in base64: sent with a worker's first job
 
     @classmethod
-    def of(cls, workload: Workload) -> Target:
+    def of(cls, workload: Workload, count: int = 1) -> Target:
         arrays = workload.opdef.random_inputs(workload.shapes, np.random.default_rng(0))
         want = workload.opdef.reference(arrays, workload.attr_dict)
         inputs = {"key": inputs_key(arrays), "arrays": [_b64(a) for a in arrays], "want": _b64(want)}
-        return cls(workload, main_stage(workload).flops, want, inputs)
+        return cls(workload, count, main_stage(workload).flops, want, inputs)
 
 
 @dataclass
@@ -107,7 +122,7 @@ class Study:
     space: Space
     limits: dict[str, int]
     fingerprint: dict[str, Any]  # the first worker's of the class: its record's
-    trials: int  # to measure in this run
+    task: Task  # the scheduler's view: the trials allocated to it in this run, its best and last gain
     finished: int = 0  # measured (or failed) in this run
     in_flight: int = 0
     pruned: int = 0
@@ -115,8 +130,43 @@ class Study:
     recorded: bool = False
 
     @property
+    def trials(self) -> int:
+        return self.task.trials
+
+    @property
+    def idle(self) -> bool:
+        """Its allocations are measured, none in flight."""
+        return self.finished >= self.trials and self.in_flight == 0
+
+
+@dataclass
+class DeviceClass:
+    """One device class on one backend: its studies (heaviest workload first) and their share of ``trials``."""
+
+    studies: list[Study]
+    trials: int
+    warmup: int
+    chunk: int
+
+    @property
+    def allocated(self) -> int:
+        return sum(s.trials for s in self.studies)
+
+    @property
     def complete(self) -> bool:
-        return self.finished >= self.trials
+        return self.allocated >= self.trials and all(s.idle for s in self.studies)
+
+    def next_study(self) -> Study | None:
+        """The study to issue a job of: one with allocated trials not yet issued, else a new allocation to the
+        scheduler's pick among the studies with nothing in flight; None while there is neither."""
+        study = next((s for s in self.studies if s.finished + s.in_flight < s.trials), None)
+        left = self.trials - self.allocated
+        ready = [s for s in self.studies if s.in_flight == 0]
+        if study is None and left > 0 and ready:
+            task = pick([s.task for s in ready])
+            study = next(s for s in ready if s.task is task)
+            task.trials += allocation(task, self.warmup, self.chunk, left)
+        return study
 
 
 @dataclass
@@ -139,6 +189,8 @@ class Fleet:
         trials: int,
         storage_url: str,
         records: RecordStore,
+        counts: Mapping[str, int] | None = None,
+        chunk: int = 8,
         job_timeout_s: float = 120.0,
         max_strikes: int = 3,
         sampler: str = "tpe",
@@ -149,8 +201,8 @@ class Fleet:
             backends.get(name)
         if not workloads:
             raise KgenError("a fleet needs a workload to tune")
-        self.targets = [Target.of(w) for w in workloads]
-        self.backend_names, self.trials = backend_names, trials
+        self.targets = [Target.of(w, (counts or {}).get(w.key, 1)) for w in workloads]
+        self.backend_names, self.trials, self.chunk = backend_names, trials, chunk
         self.storage_url, self.storage = storage_url, open_storage(storage_url)
         self.records, self.sampler, self.seed = records, sampler, seed
         self.job_timeout_s, self.max_strikes = job_timeout_s, max_strikes
@@ -158,6 +210,7 @@ class Fleet:
         self.lock = threading.RLock()
         self.workers: dict[str, Worker] = {}
         self.studies: dict[tuple[str, str, str], Study] = {}  # (workload key, backend, device class)
+        self.classes: dict[tuple[str, str], DeviceClass] = {}  # (backend, device class)
         self.jobs: dict[str, Job] = {}
         self.started = time.monotonic()
         self.changed = threading.Condition(self.lock)
@@ -190,17 +243,14 @@ class Fleet:
             worker.seen = time.monotonic()
             waiting = False
             for backend, device in worker.classes.items():
-                for target in self.targets:
-                    study = self._study(target, backend, device, worker.fingerprint)
-                    if study.complete:
-                        continue
-                    if study.finished + study.in_flight >= study.trials:
-                        waiting = True
-                        continue
+                group = self._class(backend, device, worker.fingerprint)
+                while (study := group.next_study()) is not None:
                     issued = self._issue(study, worker)
                     if issued is not None:
                         return {"job": issued}
-                    waiting = waiting or study.in_flight > 0
+                    self.progress(f"{device} {study.target.workload.op}: no candidate builds; its allocation is spent")
+                    self._ended(study, study.trials - study.in_flight - study.finished)
+                waiting = waiting or not group.complete
             return {"wait_ms": WAIT_MS} if waiting else {"done": True}
 
     def result(self, worker_id: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -229,11 +279,9 @@ class Fleet:
                 if m.status == "rejected":
                     worker.rejected += 1
                     self._strike(worker)
-            study.finished += 1
             worker.jobs += 1
+            self._ended(study)
             self.progress(self._line(study))
-            if study.complete and study.in_flight == 0:
-                self.record(study)
             self.changed.notify_all()
             return {"accepted": m.ok, "status": m.status, "reason": m.reason}
 
@@ -256,6 +304,17 @@ class Fleet:
                     }
                     for w in self.workers.values()
                 ],
+                "classes": [
+                    {
+                        "backend": backend,
+                        "device_class": device,
+                        "trials": group.trials,
+                        "allocated": group.allocated,
+                        "finished": sum(s.finished for s in group.studies),
+                        "estimated_ms": estimated_ms([s.task for s in group.studies]),
+                    }
+                    for (backend, device), group in self.classes.items()
+                ],
                 "studies": [self._summary(s) for s in self.studies.values()],
                 "jobs_per_minute": round(done / minutes, 2),
                 "in_flight": len(self.jobs),
@@ -274,29 +333,21 @@ class Fleet:
             job.trial.set_user_attr("reason", reason)
             job.study.optuna.tell(job.trial, state=optuna.trial.TrialState.FAIL)
             job.study.in_flight -= 1
-            job.study.finished += 1
             job.study.failures["worker_lost"] += 1
             worker = self.workers[job.worker]
             worker.lost += 1
             self._strike(worker)
-            self.progress(f"{reason}: trial {job.trial.number} failed")
-            if job.study.complete and job.study.in_flight == 0:
-                self.record(job.study)
+            self.progress(f"{reason}: trial {job.trial.number} failed; another takes its place")
+            # a closed tab costs the budget nothing: its allocation, and the class's budget, get the trial again
+            job.study.task.trials += 1
+            self.classes[job.study.backend, job.study.device].trials += 1
+            self._ended(job.study)
             self.changed.notify_all()
 
     def complete_classes(self) -> int:
-        """Device classes with every trial of every workload measured."""
+        """Device classes with every trial of their budget measured."""
         with self.lock:
-            classes = {(backend, device) for _, backend, device in self.studies}
-            return sum(
-                all(
-                    (s := self.studies.get((t.workload.key, backend, device))) is not None
-                    and s.complete
-                    and s.in_flight == 0
-                    for t in self.targets
-                )
-                for backend, device in classes
-            )
+            return sum(group.complete for group in self.classes.values())
 
     def record(self, study: Study) -> Record | None:
         """The study's best as its device class's record (once; None without a measured trial)."""
@@ -344,16 +395,33 @@ class Fleet:
             worker.dropped = f"{worker.rejected} rejected and {worker.lost} unanswered jobs"
             self.progress(f"worker {worker.id} dropped: {worker.dropped}")
 
-    def _study(self, target: Target, backend: str, device: str, fingerprint: dict[str, Any]) -> Study:
-        key = (target.workload.key, backend, device)
-        if key not in self.studies:
+    def _class(self, backend: str, device: str, fingerprint: dict[str, Any]) -> DeviceClass:
+        """The device class's studies, opened when its first worker asks for a job."""
+        if (backend, device) not in self.classes:
             limits = limits_of(fingerprint)
-            sp = space(target.workload, backend)
-            name, study = open_study(
-                target.workload, backend, device, sp, limits, self.storage, self.sampler, self.seed, self.records
-            )
-            self.studies[key] = Study(target, backend, device, name, study, sp, limits, fingerprint, self.trials)
-        return self.studies[key]
+            studies = []
+            for target in self.targets:
+                sp = space(target.workload, backend)
+                name, study = open_study(
+                    target.workload, backend, device, sp, limits, self.storage, self.sampler, self.seed, self.records
+                )
+                task = Task(target.workload, target.count, target.flops)
+                studies.append(Study(target, backend, device, name, study, sp, limits, fingerprint, task))
+                self.studies[target.workload.key, backend, device] = studies[-1]
+            warmup = warmup_trials(self.trials, len(studies), self.chunk)
+            self.classes[backend, device] = DeviceClass(studies, self.trials, warmup, self.chunk)
+        return self.classes[backend, device]
+
+    def _ended(self, study: Study, trials: int = 1) -> None:
+        """``trials`` of ``study`` measured or failed: where that ends its allocation, the scheduler hears its
+        gain; where it completes its class, the class's bests go to the records."""
+        study.finished += trials
+        if study.idle:
+            study.task.observe(_best_value(study.optuna), default_ms(study.optuna, study.space))
+            group = self.classes[study.backend, study.device]
+            if group.complete:
+                for s in group.studies:
+                    self.record(s)
 
     def _issue(self, study: Study, worker: Worker) -> dict[str, Any] | None:
         """Propose configs until one builds (the invalid ones pruned with their reasons); that one as a job."""
@@ -456,7 +524,13 @@ class Fleet:
         best = _best_value(s.optuna)
         shown = "no result yet" if best is None else f"best {best:.3f} ms"
         where = f"{s.device} {s.target.workload.op}"
-        return f"{where}: {s.finished}/{s.trials} trials, {shown}, {len(self.workers)} workers"
+        group = self.classes[s.backend, s.device]
+        done = sum(x.finished for x in group.studies)
+        model = estimated_ms([x.task for x in group.studies])
+        whole = f"; class {done}/{group.trials}"
+        if model and len(self.targets) > 1:
+            whole += f", model ~{model:.2f} ms"
+        return f"{where}: {s.finished}/{s.trials} trials, {shown}{whole}, {len(self.workers)} workers"
 
 
 class _Handler(BaseHTTPRequestHandler):

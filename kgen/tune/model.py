@@ -49,6 +49,16 @@ class Task:
             return float("inf")
         return self.weighted_ms * (max(self.gain, 0.0) + EXPLORE)
 
+    def observe(self, best_ms: float | None, default_ms: float | None) -> None:
+        """An allocation ended with ``best_ms`` (None: nothing valid measured): its gain over the last best, or on a
+        first allocation over the template default."""
+        if best_ms is None:
+            self.gain = 0.0
+            return
+        old = self.best_ms if self.best_ms is not None else default_ms
+        self.gain = 1.0 if not old else (old - best_ms) / old
+        self.best_ms = best_ms if self.best_ms is None else min(self.best_ms, best_ms)
+
 
 def tasks_of(graph: Graph) -> list[Task]:
     """The model's distinct kernel workloads (views launch nothing on most backends and are not tuned)."""
@@ -66,7 +76,7 @@ def tasks_of(graph: Graph) -> list[Task]:
 
 def pick(tasks: list[Task]) -> Task:
     """The next task to tune: one never measured (heaviest first), else the one of highest priority."""
-    fresh = [t for t in tasks if t.best_ms is None and not t.summaries]
+    fresh = [t for t in tasks if t.trials == 0]
     if fresh:
         return fresh[0]
     return max(tasks, key=lambda t: (t.priority, -t.trials))
@@ -76,6 +86,11 @@ def warmup_trials(trials: int, tasks: int, chunk: int) -> int:
     """Trials of each workload's first allocation: ``chunk``, or fewer (at least 1) where ``chunk`` for every
     workload would spend more than half of ``trials``."""
     return max(1, min(chunk, trials // (2 * max(tasks, 1))))
+
+
+def allocation(task: Task, warmup: int, chunk: int, left: int) -> int:
+    """The size of ``task``'s next allocation, with ``left`` trials of the budget unspent."""
+    return min(warmup if task.trials == 0 else chunk, left)
 
 
 def tune_model(
@@ -101,20 +116,14 @@ def tune_model(
         if left is not None and left <= 0:
             break
         task = pick(tasks)
-        n = min(warmup if not task.summaries else chunk, trials - spent)
+        n = allocation(task, warmup, chunk, trials - spent)
         summary = tune_fn(
             task.workload, backend, trials=n, storage_url=storage_url, records=records, timeout_s=left, **tune_args
         )
         spent += n
         task.trials += n
         task.summaries.append(summary)
-        if summary.best_ms is not None:
-            # the gain of this allocation: over the last best, or on a first one over the template default
-            old = task.best_ms if task.best_ms is not None else summary.default_ms
-            task.gain = 1.0 if not old else (old - summary.best_ms) / old
-            task.best_ms = summary.best_ms if task.best_ms is None else min(task.best_ms, summary.best_ms)
-        else:
-            task.gain = 0.0
+        task.observe(summary.best_ms, summary.default_ms)
         if progress:
             progress(_line(tasks, task, spent, trials))
         if summary.interrupted:

@@ -411,8 +411,6 @@ def _progress_line(study, done: int, total: int, failures: Counter, pruned: int,
 def _summarize(
     study, best, sp: Space, flops, workload, backend, device, fp, storage_url, done, failures, pruned, reused
 ) -> TuneSummary:
-    import optuna
-
     summary = TuneSummary(
         study=study.study_name,
         storage=storage_url,
@@ -435,9 +433,15 @@ def _summarize(
         summary.best_ms = best.value
         summary.best_iqr_ms = best.user_attrs.get("iqr_ms")
         summary.best_gflops = flops / best.value / 1e6
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        baseline = [t for t in complete if t.params == sp.default()]
-        if baseline:
-            summary.default_ms = baseline[0].value
+        summary.default_ms = default_ms(study, sp)
+        if summary.default_ms is not None:
             summary.speedup = summary.default_ms / summary.best_ms
     return summary
+
+
+def default_ms(study, sp: Space) -> float | None:
+    """The template default's measured time in ``study`` (the baseline of a speedup), if it was measured."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return next((t.value for t in complete if t.params == sp.default()), None)
