@@ -127,30 +127,40 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
     report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list)
     rows = []
+
+    def side_row(name: str, side: str, **fields: Any) -> dict:
+        runtime, backend, *threads = side.split()
+        return {
+            **run,
+            **store.device_fields(report["fingerprint"], backend),
+            "workload": name,
+            "kind": "model",
+            "backend": backend,
+            "threads": int(threads[0].rstrip("t")) if threads else 1,
+            "side": runtime,
+            **fields,
+        }
+
     for name, entry in report["models"].items():
         for side, v in entry["sides"].items():
-            runtime, backend, *threads = side.split()
             rows.append(
-                {
-                    **run,
-                    **store.device_fields(report["fingerprint"], backend),
-                    "workload": name,
-                    "kind": "model",
-                    "backend": backend,
-                    "threads": int(threads[0].rstrip("t")) if threads else 1,
-                    "side": "kgen" if runtime == "kgen" else runtime,
-                    "median_ms": v["median_ms"],
-                    "low_ms": v["spread_ms"][0] if v["spread_ms"] else None,
-                    "high_ms": v["spread_ms"][1] if v["spread_ms"] else None,
-                    "cold_ms": v["cold_ms"],
-                    "n": report["rounds"] * report["samples"],
-                    "rounds": report["rounds"],
-                    "ok": v["all_ok"],
-                    "peak_memory": v["peak_memory"],
-                    "versions": {runtime: v["version"]} if v.get("version") else {},
+                side_row(
+                    name,
+                    side,
+                    median_ms=v["median_ms"],
+                    low_ms=v["spread_ms"][0] if v["spread_ms"] else None,
+                    high_ms=v["spread_ms"][1] if v["spread_ms"] else None,
+                    cold_ms=v["cold_ms"],
+                    n=report["rounds"] * report["samples"],
+                    rounds=report["rounds"],
+                    ok=v["all_ok"],
+                    peak_memory=v["peak_memory"],
+                    versions={side.split()[0]: v["version"]} if v.get("version") else {},
                     **{k: v[k] for k in SHARE_FIELDS if k in v},
-                }
+                )
             )
+        for side, reason in entry.get("refused", {}).items():  # a peer that cannot run the network, and why
+            rows.append(side_row(name, side, median_ms=None, ok=False, refused=reason))
     return rows
 
 

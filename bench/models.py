@@ -7,8 +7,10 @@ TensorFlow.js on the same network with the same weights, built from `tf` ops (be
 
 The models are kgen.graph.zoo's, seeded (ResNet-50 v1 with BN unfolded, the MobileNet-v2-like net, the DCGAN
 generator), batch 1. kgen converts each for wasm on 1 and 2 threads (and WebGL, WebGPU when asked) with the
-records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and WebGPU); TF.js runs
-the network on its wasm backend (1 thread: it runs at most hardwareConcurrency / 2), WebGL and WebGPU backends.
+records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and its WebGL and WebGPU
+EPs); TF.js runs the network on its wasm backend (1 thread: it runs at most hardwareConcurrency / 2), WebGL and
+WebGPU backends. A peer that cannot run a network (ORT's WebGL EP has no Erf, LayerNormalization or HardSigmoid,
+for one) is left out of that cell, and the report says why.
 
 Protocol, the same for every side: a fresh page per (round, model, side), sides interleaved within a round;
 the machine is let go idle (bench.protocol.wait_idle), then cold start (from fetching the model's files from the
@@ -96,7 +98,7 @@ TFJS = """async ([url, backend, values, options]) => {
 
 BACKENDS = ("wasm", "webgl", "webgpu")
 #: the peers that run a backend of each name; TF.js's wasm backend runs at most hardwareConcurrency / 2 threads
-PEERS_OF = {"wasm": ("ort", "tfjs"), "webgl": ("tfjs",), "webgpu": ("ort", "tfjs")}
+PEERS_OF = {"wasm": ("ort", "tfjs"), "webgl": ("ort", "tfjs"), "webgpu": ("ort", "tfjs")}
 
 
 def sides(backends: Sequence[str], peers: Sequence[str] = ("ort", "tfjs")) -> list[tuple[str, str, str, int]]:
@@ -166,6 +168,7 @@ def run(
         print(f"bench.models: converted {name}", file=sys.stderr)
     options = {"samples": samples, "minSampleMs": 0, "warmupMs": 1000}
     rows: dict[tuple[str, str], list[dict]] = {}
+    refused: dict[tuple[str, str], str] = {}  # a peer that cannot run a network: its reason
     loads = []
     with BrowserSession(job_timeout_s=900, mounts={"/peers/": PEERS, "/bench/": work}) as session:
         fingerprint = session.fingerprint()
@@ -173,7 +176,7 @@ def run(
             for name in models:
                 plain = {k: _plain(v) for k, v in feeds[name].items()}
                 for side, runtime, backend, threads in side_list:
-                    if runtime == "tfjs" and name not in nets:
+                    if (runtime == "tfjs" and name not in nets) or (name, side) in refused:
                         continue
                     session.restart()  # a fresh page (and browser): no state carried from the side before
                     loads.append(protocol.wait_idle())
@@ -189,6 +192,10 @@ def run(
                         values = tfjs_network.tfjs_input(nets[name], x).ravel().tolist()
                         result = session.evaluate(TFJS, [f"/bench/{name}.tfjs", backend, values, options])
                         result["output"] = tfjs_network.onnx_output(nets[name], result["output"]).ravel().tolist()
+                    if "error" in result:
+                        refused[name, side] = result["error"]
+                        print(f"round {r + 1} {name:<13} {side:<13} cannot run it: {result['error']}")
+                        continue
                     got = np.array(result.pop("output"), np.float32).reshape(want[name].shape)
                     check = compare_model(got, want[name], backend)
                     result["ok"] = check.ok
@@ -197,6 +204,8 @@ def run(
                     figures = f"{result['medianMs']:9.2f} ms  cold {result['coldMs']:8.1f} ms"
                     print(f"round {r + 1} {name:<13} {side:<13} {figures}{mark}")
     report = summarize(rows, models, side_list, flops)
+    for (name, side), reason in refused.items():
+        report["models"][name].setdefault("refused", {})[side] = reason
     report.update(
         fingerprint=fingerprint,
         software_gpu=bool(fingerprint.get("software")),
@@ -286,6 +295,8 @@ def print_table(report: dict) -> None:
             share = f"  {v['peak_share']:.0%} of the peak beside it" if v.get("peak_share") else ""
             figures = f"{v['median_ms']:9.2f}  ({lo:.2f} .. {hi:.2f})  {v['cold_ms']:9.1f}  {peak}"
             print(f"{name:<14} {side:<15} {figures}{share}")
+        for side, reason in entry.get("refused", {}).items():
+            print(f"{name:<14} {side:<15} cannot run it: {reason}")
         for variant, r in entry["ratios"].items():
             print(f"{name:<14} {variant:<15} kgen / {r['best_peer']} (faster peer) = {r['latency_ratio']:.2f}x latency")
 

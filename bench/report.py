@@ -480,6 +480,10 @@ def run_summary(table: Sequence[dict], run_rows: Sequence[dict]) -> list[str]:
                 f"- {workload} on {variant}: cold start {kgen['cold_ms']:.0f} ms against {side}'s "
                 f"{peer['cold_ms']:.0f} ({kgen['cold_ms'] / peer['cold_ms']:.2f}x){memory}"
             )
+    for r in run_rows:
+        if r.get("refused"):
+            variant = variant_name(r["backend"], r["threads"])
+            lines.append(f"- {r['workload']} on {variant}: {r['side']} cannot run it ({r['refused']})")
     return lines
 
 

@@ -253,6 +253,9 @@ def test_benchmarks_markdown_sums_a_run_up_in_the_figures_a_reader_cites():
     ]
     text = benchmarks_markdown(rows)
     assert "- wasm 1t: 1.00x the faster peer's speed, geomean over 2 workloads (0.50x to 2.00x); 63% of the" in text
+    refused = row("m", 1.0, workload="minilm", kind="model", side="ort", backend="webgl", refused="no Erf")
+    text = benchmarks_markdown([*rows, refused | {"median_ms": None, "low_ms": None, "high_ms": None, "gflops": None}])
     assert (
         "- minilm on wasm 1t: cold start 300 ms against ort's 600 (0.50x); peak memory 1 MiB against 4 (0.25x)" in text
     )
+    assert "- minilm on webgl: ort cannot run it (no Erf)" in text  # a peer that cannot run it, and why
