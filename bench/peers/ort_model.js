@@ -32,6 +32,7 @@ export async function timeModel(url, feeds, ep, options) {
     session = await ort.InferenceSession.create(bytes, { executionProviders: [ep] });
     await session.run(tensors);
   } catch (err) {
+    await session?.release().catch(() => {}); // created, but its first run failed
     return { error: String(err?.message ?? err).split("\n")[0].slice(0, 300) };
   }
   const coldMs = performance.now() - t0;

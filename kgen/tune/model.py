@@ -75,7 +75,8 @@ def tasks_of(graph: Graph) -> list[Task]:
 
 
 def pick(tasks: list[Task]) -> Task:
-    """The next task to tune: one never measured (heaviest first), else the one of highest priority."""
+    """The next task to tune: one with no trials allocated yet (heaviest first), else the one of highest
+    priority."""
     fresh = [t for t in tasks if t.trials == 0]
     if fresh:
         return fresh[0]
