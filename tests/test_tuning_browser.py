@@ -222,19 +222,66 @@ BUSY = """async ([dir, feeds, runs]) => {
 }"""
 
 
-def test_the_thread_count_is_chosen_on_the_pages_runs_and_again_when_a_core_is_taken(tmp_path, browser):
+@pytest.fixture(scope="module")
+def dcgan_threads(tmp_path_factory, browser):
+    """The DCGAN generator converted for 2 threads and 1, with the shipped records (some of its nodes have records
+    on one thread whose configs differ from their 2-thread ones)."""
+    root = tmp_path_factory.mktemp("threads")
+    zoo.save(zoo.MODELS["dcgan"](), root / "dcgan.onnx")
+    options = Options(RecordStore("results/records.jsonl"))
+    convert(root / "dcgan.onnx", root / "dcgan", ["wasm"], options=options, wasm_threads=[1, 2])
+    browser.server.mount("/threads/", root)
+    return root / "dcgan"
+
+
+ALONE = """async ([dir, feeds, corrupt]) => {
+  const kgen = await import('/kgen.js');
+  const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
+  const runner = await kgen.load(dir, {backendOrder: 'wasm', tune: 'off'});
+  const one = await kgen.load(dir, {backendOrder: 'wasm', tune: 'off', threads: 1});
+  const two = Array.from(Object.values(await runner.run(typed))[0]);
+  if (corrupt) runner.descriptor.variant.single = {...runner.descriptor.variant.single, sha256: '00'};
+  Object.assign(runner.threadChoice, {chosen: 1, warming: null, exploring: 0, countdown: Infinity});
+  const alone = Array.from(Object.values(await runner.run(typed))[0]);
+  const single = await runner.alone();
+  const profiled = (await runner.profile({runs: 1})).map((p) => p.kernel);
+  const result = {two, alone, one: Array.from(Object.values(await one.run(typed))[0]), threads: runner.threads,
+                  kernels: single && single.compiled.program.kernels.map((k) => k.name), profiled,
+                  problem: runner.singleProblem};
+  runner.destroy();
+  one.destroy();
+  return result;
+}"""
+
+
+def test_one_thread_of_a_threaded_program_runs_the_nodes_tuned_on_one_thread(dcgan_threads, browser):
+    """Where the page chooses one thread, a threaded program runs each node's kernels of its record on one thread
+    (``wasm-2t.single.json``) in place of its 2-thread kernels, with the same output; a single file that cannot be
+    read leaves the threaded kernels, and says why."""
+    model = json.loads((dcgan_threads / "model.json").read_text())
+    entry = model["backends"]["wasm"]["variants"][0]
+    assert entry["threads"] == 2 and entry["single"]["file"] == "wasm-2t.single.json", entry
+    nodes = json.loads((dcgan_threads / "wasm-2t.single.json").read_text())["nodes"]
+    program = json.loads((dcgan_threads / "wasm-2t.json").read_text())
+    assert nodes and all(n["config"]["threads"] == 1 for n in nodes)
+    for n in nodes:  # a config of its own, not the 2-thread one on one thread
+        assert {**n["config"], "threads": 0} != {**program["nodes"][n["node"]]["config"], "threads": 0}, n
+    feeds = {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS["dcgan"](), 1).items()}
+    got = browser.evaluate(ALONE, ["/threads/dcgan", feeds, False])
+    assert got["threads"] == 1 and got["problem"] is None, got["problem"]
+    ours = {k["name"] for n in nodes for k in n["kernels"]}
+    assert ours and ours <= set(got["kernels"]) and ours <= set(got["profiled"])
+    np.testing.assert_allclose(got["alone"], got["one"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["alone"], got["two"], rtol=1e-4, atol=1e-5)
+    corrupt = browser.evaluate(ALONE, ["/threads/dcgan", feeds, True])
+    assert corrupt["kernels"] is None and "wasm-2t.single.json: corrupted" in corrupt["problem"], corrupt["problem"]
+    np.testing.assert_allclose(corrupt["alone"], got["two"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_thread_count_is_chosen_on_the_pages_runs_and_again_when_a_core_is_taken(dcgan_threads, browser):
     """The DCGAN generator's 2-thread program, idle: the page keeps 2 threads where they beat its 1-thread program.
     With a process spinning on one of the two cores, the workers wait for it: the runs slow down, the page
     compares again and runs no slower than 1.15x the 1-thread program."""
-    zoo.save(zoo.MODELS["dcgan"](), tmp_path / "dcgan.onnx")
-    convert(
-        tmp_path / "dcgan.onnx",
-        tmp_path / "dcgan",
-        ["wasm"],
-        options=Options(RecordStore("results/records.jsonl")),
-        wasm_threads=[1, 2],
-    )
-    browser.server.mount("/threads/", tmp_path)
     feeds = {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS["dcgan"](), 1).items()}
     idle = browser.evaluate(BUSY, ["/threads/dcgan", feeds, 60])
     assert idle["comparisons"] >= 1, idle

@@ -23,7 +23,7 @@ from kgen import backends
 from kgen.codegen import memory as codegen_memory
 from kgen.codegen.program import CompiledKernel, CompiledProgram, RenderOptions
 from kgen.descriptor.candidates import Candidate, candidates, offered, other_devices, own_temps
-from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json
+from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_json, single_entry
 from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, program_for
 from kgen.descriptor.webgl import assemble_webgl
 from kgen.graph import memory
@@ -47,6 +47,7 @@ class Assembly:
     reused: int = 0
     text: str = ""  # the text of every kernel that ships a binary (wasm modules), in launch order
     candidates: list[dict[str, Any]] = field(default_factory=list)  # other configs per node (``offered``)
+    singles: list[dict[str, Any]] = field(default_factory=list)  # threaded wasm: nodes' 1-thread kernels
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,9 +104,9 @@ def _fixed(backend: str, options: Options) -> dict[str, Any]:
 
 def lower_nodes(
     graph: Graph, backend: str, options: Options, cache: NodeCache
-) -> list[tuple[NodeProgram, list[Candidate]]]:
+) -> list[tuple[NodeProgram, list[Candidate], NodeProgram | None]]:
     """Every kernel node of ``graph`` lowered for ``backend`` (view nodes are left out on flat storage), with up to
-    ``options.candidates - 1`` other configs of it."""
+    ``options.candidates - 1`` other configs of it, and on a threaded program its config on one thread (``_alone``)."""
     device = _device(options, backend)
     limits = _limits(backend, options)
     flat = backends.get(backend).storage != "textures"
@@ -115,23 +116,29 @@ def lower_nodes(
         if flat and node.is_view:
             continue
         # a record is checked with relaxed SIMD: _adapt makes its fused multiply-adds mul + add where it is off
-        choice, fixed = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
+        choice, fixed, one = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
         np_ = program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed)
         alts = candidates(graph, np_, backend, options.records, others, fixed, limits, cache, options.candidates - 1)
-        out.append((np_, alts))
+        alone = None
+        if one is not None:
+            alone = program_for(graph, node, backend, _adapt(backend, options, one), limits, cache, {"threads": 1})
+            if alone.choice.record is None or not _affordable_alone(graph, np_, alone):
+                alone = None
+        out.append((np_, alts, alone))
     return out
 
 
 def _choose(
     graph: Graph, node, backend: str, options: Options, device: str | None, limits: Limits
-) -> tuple[Choice, dict[str, Any]]:
-    """The node's config and the knobs held for it. On a threaded wasm program, a node whose exact record on one
-    thread is faster than its exact record on the program's threads runs on one (a short kernel loses more to the
+) -> tuple[Choice, dict[str, Any], Choice | None]:
+    """The node's config and the knobs held for it; on a threaded wasm program also its record on one thread where
+    that config differs (the page runs it while it chooses one thread). A node whose exact record on one thread
+    is faster than its exact record on the program's threads runs on one (a short kernel loses more to the
     workers' start than it gains)."""
     fixed = _fixed(backend, options)
     choice = choose(graph, node, backend, options.records, device, fixed, limits)
     if not backends.get(backend).threads or options.threads == 1:
-        return choice, fixed
+        return choice, fixed, None
     alone = {"threads": 1}
     single = choose(graph, node, backend, options.records, device, alone, limits)
 
@@ -141,8 +148,25 @@ def _choose(
 
     many, one = exact_ms(choice, options.threads), exact_ms(single, 1)
     if one is not None and many is not None and one < many:  # both measured: an untuned count is no evidence
-        return single, alone
-    return choice, fixed
+        return single, alone, None
+    measured_alone = single.record is not None and single.record.config.get("threads") == 1
+    same = {**single.config, "threads": 0} == {**choice.config, "threads": 0}
+    return choice, fixed, single if measured_alone and not same else None
+
+
+def _alone_temps(k: int, np_: NodeProgram, alone: NodeProgram) -> dict[str, str]:
+    """The storage of a node's 1-thread kernels that is their own (buffer name -> storage): every prepared copy
+    (the page runs both programs in turn, so a packed weight of one layout must not overwrite the other's), and
+    scratch where the chosen kernels have none of that name and size."""
+    scratch = {(t.name, t.size) for t in np_.program.temps if not t.name.startswith(PERSISTENT_PREFIXES)}
+    return {t.name: f"n{k}.one.{t.name}" for t in alone.program.temps if (t.name, t.size) not in scratch}
+
+
+def _affordable_alone(graph: Graph, np_: NodeProgram, alone: NodeProgram) -> bool:
+    """At most a copy of the node's weights and twice its output of storage of their own."""
+    weights = sum(math.prod(graph.shape(t)) for t in np_.tensors if t in graph.constants)
+    own = sum(t.size for t in alone.program.temps if t.name in _alone_temps(0, np_, alone))
+    return own <= weights + 2 * np_.program.output.size
 
 
 def storage_roots(graph: Graph, backend: str) -> dict[str, str]:
@@ -186,17 +210,22 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     steps: list[tuple[list[str], list[str]]] = []
     mapping: list[dict[str, str]] = []
     alt_mapping: list[list[dict[str, str]]] = []  # per node, each candidate's buffer -> storage
-    for k, (np_, alts) in enumerate(lowered):
+    alone_mapping: list[dict[str, str] | None] = []  # per node, its 1-thread kernels' buffer -> storage
+    for k, (np_, alts, alone) in enumerate(lowered):
         names = _buffer_names(np_, roots, f"n{k}")
         mapping.append(names)
         # a candidate shares the node's inputs, output and same-named temporaries; the rest is its own storage
         alt_names = [{**names, **{t: f"n{k}.alt.{t}.{n}" for t, n in own_temps(np_, c.program).items()}} for c in alts]
         alt_mapping.append(alt_names)
+        alone_names = {**names, **_alone_temps(k, np_, alone)} if alone else None
+        alone_mapping.append(alone_names)
         reads: list[str] = []
         writes: list[str] = []
-        for program, tensors, m in [(np_.program, np_.tensors, names)] + [
-            (c.program.program, np_.tensors, a) for c, a in zip(alts, alt_names, strict=True)
-        ]:
+        others = [(c.program.program, a) for c, a in zip(alts, alt_names, strict=True)]
+        if alone is not None and alone_names is not None:
+            others.append((alone.program, alone_names))
+        for program, m in [(np_.program, names), *others]:
+            tensors = np_.tensors
             for b in (*program.inputs, *program.temps, program.output):
                 sizes[m[b.name]] = max(sizes.get(m[b.name], 0), b.size)
             persistent |= {m[b.name] for b in program.temps if b.name.startswith(PERSISTENT_PREFIXES)}
@@ -231,9 +260,11 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     else:
         every = [
             (c.program if c else np_, m)
-            for (np_, alts), names, alt_names in zip(lowered, mapping, alt_mapping, strict=True)
+            for (np_, alts, _), names, alt_names in zip(lowered, mapping, alt_mapping, strict=True)
             for c, m in [(None, names), *zip(alts, alt_names, strict=True)]
         ]
+        alones = zip((alone for _, _, alone in lowered), alone_mapping, strict=True)
+        every += [(alone, m) for alone, m in alones if alone is not None and m is not None]
         offsets, spans, activation_peak = _place_flat(tenants, persistent, every, sizes)
         placed, end = codegen_memory.fit(offsets, spans)
         pages = max(1, -(-end // codegen_memory.PAGE))
@@ -258,7 +289,8 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
     kernels_run: list[CompiledKernel] = []
     kernel_threads: dict[str, int] = {}  # wasm: the threads each kernel's node was configured with
     offers: list[dict[str, Any]] = []
-    for k, ((np_, alts), names, alt_names) in enumerate(zip(lowered, mapping, alt_mapping, strict=True)):
+    singles: list[dict[str, Any]] = []
+    for k, ((np_, alts, alone), names, alt_names) in enumerate(zip(lowered, mapping, alt_mapping, strict=True)):
         named = render(k, np_, names).kernels
         n_prepare = len(np_.program.prepare)
         kernels_prepare += named[:n_prepare]
@@ -270,6 +302,9 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         offer = offered(graph, k, np_, first, output, rendered)
         if offer:
             offers.append(offer)
+        alone_names = alone_mapping[k]
+        if alone is not None and alone_names is not None:
+            singles.append(single_entry(k, alone, render(k, alone, alone_names)))
     if spec.threads:
         program["threads"] = options.threads
         program["relaxed_simd"] = any("relaxed_madd" in k.source for k in kernels_run + kernels_prepare)
@@ -294,11 +329,12 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         outputs=[io_entry(graph, o, buffer_of[roots[o]]) for o in graph.outputs],
         weights=[
             {"tensor": name, "buffer": buffer_of[roots[name]], "shape": list(graph.shape(name))}
-            for name in sorted({t for np_, _ in lowered for t in np_.tensors if t in graph.constants})
+            for name in sorted({t for np_, _, _ in lowered for t in np_.tensors if t in graph.constants})
         ],
-        nodes=[node_json(np_) for np_, _ in lowered],
+        nodes=[node_json(np_) for np_, _, _ in lowered],
         memory=report,
         candidates=offers,
+        singles=singles,
         reused=cache.hits - hits,
         text="".join(f";; kernel {k.name}\n{k.source}\n" for k in kernels if k.binary is not None),
     )

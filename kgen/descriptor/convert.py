@@ -5,6 +5,8 @@ DIR/model.json          the descriptor (schema ``SCHEMA_VERSION``, see ``kgen/de
 DIR/<backend>.json      that backend's program: buffers (the memory plan), kernels in run order, which buffer
                         holds each input, output and weight, and how each node's kernel was chosen
 DIR/<backend>.candidates.json  other configs of its nodes' kernels, which a page may try (``--candidates``)
+DIR/wasm-Nt.single.json  a threaded program's nodes on one thread, where records on one thread differ: the page
+                        runs them while it chooses one thread
 DIR/weights/NNN.bin     the weights, in shards of at most 4 MiB
 
 The folder is written under a temporary name beside DIR and renamed at the end: a failed conversion leaves
@@ -207,6 +209,8 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
                 entry.update({k: a.program[k] for k in VARIANT_KEYS if k in a.program})
                 if a.candidates:
                     entry["candidates"] = _write_candidates(tmp, variant, backend, a.candidates)
+                if a.singles:  # fetched where the page chooses one thread
+                    entry["single"] = _write_side(tmp, f"{variant}.single.json", {"nodes": a.singles})
                 entries.append(entry)
             descriptor["backends"][backend] = {"variants": entries}
         (tmp / "model.json").write_text(json.dumps(descriptor, indent=1))
@@ -220,15 +224,19 @@ def _write(out: Path, force: bool, descriptor: dict[str, Any], encoded: wt.Encod
         raise
 
 
+def _write_side(folder: Path, name: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """A file beside a program that the page fetches only when it needs it; its entry in model.json."""
+    data = json.dumps({"schema_version": SCHEMA_VERSION, **doc}, separators=(",", ":")).encode()
+    (folder / name).write_bytes(data)
+    return {"file": name, "bytes": len(data), "sha256": wt.digest(data)}
+
+
 def _write_candidates(folder: Path, variant: str, backend: str, offers: list[dict[str, Any]]) -> dict[str, Any]:
     """``<variant>.candidates.json``, which a page fetches only to tune or where it holds a record of the page's
     device class; its entry in model.json, naming those device classes."""
-    doc = {"schema_version": SCHEMA_VERSION, "tolerance": list(backends.get(backend).tolerance), "nodes": offers}
-    data = json.dumps(doc, separators=(",", ":")).encode()
-    name = f"{variant}.candidates.json"
-    (folder / name).write_bytes(data)
+    doc = {"tolerance": list(backends.get(backend).tolerance), "nodes": offers}
     devices = sorted({o["device"] for n in offers for o in n["options"] if o["device"]})
-    return {"file": name, "bytes": len(data), "sha256": wt.digest(data), "devices": devices}
+    return {**_write_side(folder, f"{variant}.candidates.json", doc), "devices": devices}
 
 
 def _variants(graph: Graph, backend: str, options: Options, cache: NodeCache, wasm_threads) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kgen.codegen.program import Binding, CompiledKernel
+from kgen.codegen.program import Binding, CompiledKernel, CompiledProgram
 from kgen.descriptor.nodes import NodeProgram
 from kgen.graph.ir import Graph
 
@@ -58,4 +58,18 @@ def node_json(np_: NodeProgram) -> dict[str, Any]:
         "gflops": round(c.record.gflops, 3) if c.record else None,
         "note": c.note,
         "config": np_.config,
+    }
+
+
+def single_entry(k: int, alone: NodeProgram, compiled: CompiledProgram) -> dict[str, Any]:
+    """Node ``k``'s kernels on one thread, in a threaded program's ``<variant>.single.json``: its config, the
+    kernels it runs once before it is used (``prepare``: its own packed weights) and the ones every run, which
+    take the place of the node's run kernels (named ``n<k>_...``) while the page runs one thread."""
+    n_prepare = len(alone.program.prepare)
+    return {
+        "node": k,
+        "name": alone.node.name,
+        "config": alone.config,
+        "prepare": [kernel_json(x) for x in compiled.kernels[:n_prepare]],
+        "kernels": [kernel_json(x) for x in compiled.kernels[n_prepare:]],
     }

@@ -16,6 +16,9 @@ model.json (``schema_version`` 1):
 | ``weights.shards`` | ``[{file, bytes, sha256}]``: joined in order, they are one stream of ``total_bytes`` |
 | ``weights.tensors`` | ``[{name, shape, offset, bytes}]``: each tensor's encoded bytes in that stream |
 | ``backends`` | ``{backend: {variants: [{file, bytes, sha256, threads?, relaxed_simd?, draw_buffers?}]}}``: best first|
+| | a variant may name side files (``{file, bytes, sha256}``): ``candidates`` (other configs per node, to tune |
+| | in the page) and, on a threaded wasm variant, ``single`` (nodes' kernels on one thread, where a record |
+| | measured on one thread differs: run in place of theirs while the page chooses one thread) |
 | ``summary`` | what ``kgen convert`` reported (informational) |
 
 A page loads the first variant it can run: wasm ``threads`` and ``relaxed_simd``, WebGL ``draw_buffers`` (the

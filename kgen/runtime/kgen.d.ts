@@ -95,6 +95,9 @@ export class Runner {
    * the page chooses on its own runs: a few with each count, then the faster, and again when runs slow down (a
    * busy core makes the workers wait). */
   readonly threads: number;
+  /** Why a threaded program's kernels tuned on one thread (`<variant>.single.json`) could not be made: runs on one
+   * thread then run the threaded kernels alone. Null while they could. */
+  readonly singleProblem: string | null;
   /** This device's class for the backend, as tuning records name it. */
   readonly deviceClass: string | null;
   /** Where tuning on this device stands. */

@@ -137,7 +137,7 @@ async function start(base, backend, launcher, descriptor, model, weights, option
     // a candidates file that cannot be read leaves the shipped kernels, and says why in runner.tuning.error
     choices = await startingChoices(base, descriptor, device, true).catch((err) => ((problem = err.message), null));
   }
-  const runner = await createRunner(backend, launcher, descriptor, model, weights);
+  const runner = await createRunner(base, backend, launcher, descriptor, model, weights);
   // the thread count is the page's choice, measured on its runs, unless the page gave one
   if ((descriptor.program.threads ?? 1) > 1 && options.threads === undefined) runner.threadChoice = new ThreadChoice(descriptor.program.threads);
   runner.tuner = new Tuner(runner, base, device, fingerprint(backend, launcher), choices);

@@ -3,7 +3,7 @@
 // measured every kernel with), the weights written once, tensors kept on the device between kernels. A run
 // writes the inputs, launches every kernel (the prepare kernels on the first run only: they pack weights and
 // fill padding borders) and reads the outputs back.
-import { elements, fail, kindOf } from "./descriptor.js";
+import { checkKernels, elements, fail, kindOf, readEntry } from "./descriptor.js";
 import { median } from "./stats.js";
 import { keepFetched } from "./weights.js";
 
@@ -115,10 +115,12 @@ class HostGather {
 
 export class Runner {
   /**
-   * @param {string} backendName @param {any} launcher @param {any} descriptor @param {any} compiled
-   * @param {Record<string, any>} buffers @param {any} bound @param {any} model @param {HostGather[]} gathers
+   * @param {string} dir @param {string} backendName @param {any} launcher @param {any} descriptor
+   * @param {any} compiled @param {Record<string, any>} buffers @param {any} bound @param {any} model
+   * @param {HostGather[]} gathers
    */
-  constructor(backendName, launcher, descriptor, compiled, buffers, bound, model, gathers) {
+  constructor(dir, backendName, launcher, descriptor, compiled, buffers, bound, model, gathers) {
+    this.dir = dir;
     this.backendName = backendName;
     this.launcher = launcher;
     this.descriptor = descriptor;
@@ -139,6 +141,11 @@ export class Runner {
     this.variant = String(descriptor.variant?.file ?? backendName).replace(/\.json$/, "");
     /** A threaded wasm program's thread count, chosen on the page's runs (null: fixed). @type {import("./threads.js").ThreadChoice | null} */
     this.threadChoice = null;
+    /** What a run on one thread runs, once made (`alone`). @type {Promise<{compiled: any, bound: any, prepare: number} | null> | null} */
+    this.single = null;
+    /** Why the program's kernels on one thread could not be made (runs on one thread then run the threaded
+     * program's kernels alone). @type {string | null} */
+    this.singleProblem = null;
     /** @type {import("./tuning.js").Tuner | null} */
     this.tuner = null;
     /** Called once the first run has its output, with the caching of the weights under way (a load's `tune`
@@ -179,6 +186,21 @@ export class Runner {
     this.descriptor.program = program;
     this.compiled = compiled;
     this.bound = bound;
+    this.single = null; // made again from the new kernels where a run needs it
+  }
+
+  /**
+   * What a run on one thread of a threaded program runs: the program with each node of `<variant>.single.json`
+   * (its config tuned on one thread: the DCGAN generator's threaded kernels, run alone, took 1.3x the time) in place of the node's
+   * kernels, their own packed weights prepared once. Made when a run first needs it; null where the variant has
+   * none or it could not be made (`singleProblem` says why).
+   */
+  alone() {
+    this.single ??= singleProgram(this).catch((err) => {
+      this.singleProblem = /** @type {Error} */ (err).message;
+      return null;
+    });
+    return this.single;
   }
 
   /** The threads a run uses (wasm; 1 elsewhere): the program's, or where the runner chooses, its choice. */
@@ -256,12 +278,14 @@ export class Runner {
       const d = this.descriptor;
       const first = !this.prepared;
       await this.exclusive(async () => {
-        for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
         const choice = this.prepared ? this.threadChoice : null; // the first run, with its prepare kernels, is no sample
         const threads = choice?.next();
         this.compiled.active = threads;
+        const single = threads === 1 ? await this.alone() : null; // made (and warmed up) before the inputs are written
+        for (const t of d.inputs) this.launcher.write(this.buffers[t.buffer], sources.get(t.name));
         const t0 = performance.now();
-        await this.launcher.run(this.compiled, this.bound, this.prepared ? d.program.prepare : 0);
+        if (single) await this.launcher.run(single.compiled, single.bound, single.prepare);
+        else await this.launcher.run(this.compiled, this.bound, this.prepared ? d.program.prepare : 0);
         if (choice && threads) choice.observe(threads, performance.now() - t0);
         this.compiled.active = this.threads;
         this.prepared = true;
@@ -295,8 +319,11 @@ export class Runner {
     if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`kgen: profile(): runs must be a positive integer, not ${runs}`);
     if (!this.prepared) await this.run();
     if (this.running) throw new Error("kgen: profile() called while a run of this runner is in progress");
-    const kernels = this.descriptor.program.kernels;
-    const first = this.descriptor.program.prepare ?? 0;
+    // what a run runs: on one thread of a threaded program, its kernels on one thread where it has them
+    const single = this.threadChoice && this.threads === 1 ? await this.alone() : null;
+    const { compiled, bound } = single ?? this;
+    const kernels = single ? single.compiled.program.kernels : this.descriptor.program.kernels;
+    const first = single ? single.prepare : (this.descriptor.program.prepare ?? 0);
     /** @type {number[][]} */
     const times = kernels.map(() => []);
     this.running = true;
@@ -305,7 +332,7 @@ export class Runner {
         for (let r = 0; r < runs; r++) {
           for (let i = first; i < kernels.length; i++) {
             const t0 = performance.now();
-            await this.launcher.run(this.compiled, this.bound, i, i + 1);
+            await this.launcher.run(compiled, bound, i, i + 1);
             times[i].push(performance.now() - t0);
           }
         }
@@ -328,10 +355,10 @@ export class Runner {
 /**
  * Build a runner: compile (while the weights may still be arriving), create the planned buffers, write the
  * weights, bind.
- * @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
+ * @param {string} dir the model's folder @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
  * @param {Promise<Map<string, Float32Array>>} weightsLoaded
  */
-export async function createRunner(backend, launcher, descriptor, model, weightsLoaded) {
+export async function createRunner(dir, backend, launcher, descriptor, model, weightsLoaded) {
   const program = descriptor.program;
   const compiled = await launcher.compile(program);
   const buffers = launcher.createBuffers(program);
@@ -352,5 +379,41 @@ export async function createRunner(backend, launcher, descriptor, model, weights
     if (!values) throw fail(backend, `weight ${g.table} was not decoded`);
     return new HostGather(g, tables.get(g.table), values);
   });
-  return new Runner(backend, launcher, descriptor, compiled, buffers, bound, model, gathers);
+  return new Runner(dir, backend, launcher, descriptor, compiled, buffers, bound, model, gathers);
+}
+
+/**
+ * A threaded program's kernels on one thread: each node of the variant's `single` file in place of the run kernels
+ * named after it (`n<k>_`), its prepare kernels run once here; compiled, bound and warmed up. Null where the
+ * variant has no such file.
+ * @param {Runner} runner
+ */
+async function singleProgram(runner) {
+  const entry = runner.descriptor.variant?.single;
+  if (!entry) return null;
+  const { doc, file } = await readEntry(runner.dir, entry, "a variant's kernels on one thread");
+  const p = runner.descriptor.program;
+  if (!Array.isArray(doc.nodes)) throw fail(file, "must list nodes");
+  const buffers = new Map(p.buffers.map((/** @type {any} */ b) => [b.name, b]));
+  /** @type {any[]} */
+  const prepare = [];
+  let run = p.kernels.slice(p.prepare);
+  for (const n of doc.nodes) {
+    const ok = Number.isSafeInteger(n?.node) && Array.isArray(n.prepare) && Array.isArray(n.kernels) && n.kernels.length > 0;
+    if (!ok) throw fail(file, `node ${JSON.stringify(n?.name)} must name its node and list its kernels`);
+    checkKernels([...n.prepare, ...n.kernels], buffers, runner.backendName, `${file}: node ${n.name}`);
+    const ours = (/** @type {any} */ k) => k.name.startsWith(`n${n.node}_`);
+    const first = run.findIndex(ours);
+    if (first < 0) throw fail(file, `node ${n.name}: the program has no kernels of node ${n.node}`);
+    const after = run.slice(first).findIndex((/** @type {any} */ k) => !ours(k));
+    run = [...run.slice(0, first), ...n.kernels, ...(after < 0 ? [] : run.slice(first + after))];
+    prepare.push(...n.prepare);
+  }
+  const program = { ...p, threads: 1, kernels: [...prepare, ...run], prepare: prepare.length };
+  const { launcher } = runner;
+  const compiled = await launcher.compile(program);
+  const bound = await launcher.bind(compiled, runner.buffers);
+  await launcher.run(compiled, bound, 0, prepare.length);
+  if (launcher.warmUp) await launcher.warmUp(compiled, bound, prepare.length);
+  return { compiled, bound, prepare: prepare.length };
 }
