@@ -103,12 +103,6 @@ def test_weights_larger_than_a_texture_are_uploaded_in_blocks_of_rows(models, pa
     blocks = [w for w in weights if "offset" in w]
     shapes = sorted((w["shape"], w["offset"]) for w in blocks if len(w["shape"]) == 2)
     assert shapes == [([32, 128], 0), ([32, 128], 4096), ([64, 64], 0), ([64, 64], 4096)]
-    feeds = feeds_for("mlp")
-    (want,) = zoo.onnxruntime_outputs(zoo.MODELS["mlp"](), feeds)
-    result = run_in_page(page, "mlp_blocks", "webgl", feeds)
-    assert result["backend"] == "webgl"
-    (got,) = result["outputs"].values()
-    assert compare_model(np.array(got, np.float32).reshape(want.shape), want, "webgl").ok
     error = page.evaluate(
         """async () => {
           const get = WebGL2RenderingContext.prototype.getParameter;
@@ -122,6 +116,12 @@ def test_weights_larger_than_a_texture_are_uploaded_in_blocks_of_rows(models, pa
     )
     page.restart()  # the page with the small textures stays behind
     assert "texture is larger than this device's 16" in error, error
+    feeds = feeds_for("mlp")
+    (want,) = zoo.onnxruntime_outputs(zoo.MODELS["mlp"](), feeds)
+    result = run_in_page(page, "mlp_blocks", "webgl", feeds)
+    assert result["backend"] == "webgl"
+    (got,) = result["outputs"].values()
+    assert compare_model(np.array(got, np.float32).reshape(want.shape), want, "webgl").ok
 
 
 def test_a_page_without_webgpu_loads_the_next_backend(page):
@@ -567,23 +567,38 @@ def test_a_bundled_page_imports_the_runtime_as_a_package(models, page, tmp_path)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_second_load_compiles_nothing_again(models, page, backend):
+def test_a_second_load_compiles_nothing_and_one_after_a_destroy_takes_its_state_over(models, page, backend):
     """A page keeps what it compiled by source (WebGL programs, WebGPU pipelines, wasm modules, JS functions): a
-    second load of a model takes every kernel from the first, compiles none, and computes the same."""
-    script = """async ([dir, backend, feeds]) => {
+    second load of a model, beside the first, takes every kernel from it, compiles none, and computes the same.
+    Once a runner is destroyed, the next load of the same model takes over its buffers (weights written and
+    prepared) and bound kernels; a load of another model releases them first."""
+    script = """async ([dir, other, backend, feeds]) => {
       const kgen = await import('/kgen.js');
-      const loads = [];
-      for (let k = 0; k < 2; k++) {
-        const runner = await kgen.load(dir, {backendOrder: backend});
-        const typed = Object.fromEntries(Object.entries(feeds).map(([n, v]) => [n, Float32Array.from(v)]));
-        const out = await runner.run(typed);
-        loads.push({counts: runner.compileCounts, out: Array.from(Object.values(out)[0])});
-        runner.destroy();
-      }
-      return loads;
+      const typed = Object.fromEntries(Object.entries(feeds).map(([n, v]) => [n, Float32Array.from(v)]));
+      const load = (d) => kgen.load(d, {backendOrder: backend});
+      const out = async (r) => Array.from(Object.values(await r.run(typed))[0]);
+      const a = await load(dir);
+      const first = {counts: a.compileCounts, out: await out(a)};
+      const b = await load(dir);
+      const own = b.buffers !== a.buffers && !b.prepared;
+      const beside = {counts: b.compileCounts, out: await out(b), own};
+      b.destroy();
+      const c = await load(dir);
+      const took = {prepared: c.prepared, same: c.buffers === b.buffers};
+      took.out = await out(c);
+      c.destroy();
+      (await load(other)).destroy();
+      const d = await load(dir);
+      const after = {same: d.buffers === c.buffers, out: await out(d)};
+      a.destroy();
+      d.destroy();
+      return {first, beside, took, after};
     }"""
     feeds = {k: v.ravel().tolist() for k, v in feeds_for("dcgan").items()}
-    first, second = page.evaluate(script, ["/models/dcgan", backend, feeds])
+    got = page.evaluate(script, ["/models/dcgan", "/models/mlp", backend, feeds])
+    first, beside = got["first"], got["beside"]
     kernels = first["counts"]["compiled"] + first["counts"]["reused"]
-    assert kernels > 0 and second["counts"] == {"compiled": 0, "reused": kernels}
-    assert second["out"] == first["out"]
+    assert kernels > 0 and beside["counts"] == {"compiled": 0, "reused": kernels} and beside["own"]
+    assert got["took"]["prepared"] and got["took"]["same"]
+    assert not got["after"]["same"]  # the other model's load released what the destroyed runner left
+    assert beside["out"] == first["out"] == got["took"]["out"] == got["after"]["out"]

@@ -106,7 +106,8 @@ export class Runner {
   tune(options?: { budgetMs?: number; sliceMs?: number; callback?: (progress: TuningProgress) => void }): Promise<TuningProgress>;
   /** What tuning measured here, as JSON lines that `kgen records import` takes. */
   exportTuning(): string;
-  /** Release the backend's buffers and workers (tuning stops at its next step). */
+  /** Release the backend's buffers and workers (tuning stops at its next step). An idle runner's are kept for
+   * 5 s for a load of the same model, which takes them over; a load of another model releases them first. */
   destroy(): void;
 }
 

@@ -7,7 +7,8 @@ import { WasmLauncher } from "./launchers/wasm.js";
 import { WebGLLauncher } from "./launchers/webgl.js";
 import { WebGPULauncher } from "./launchers/webgpu.js";
 import { fetchFolderWith, readModel, readProgram } from "./model/descriptor.js";
-import { createRunner, Runner, TensorView } from "./model/runner.js";
+import { parkedHolds, parkingKey, releaseParked, takeParked } from "./model/parked.js";
+import { createRunner, resumeRunner, Runner, TensorView } from "./model/runner.js";
 import { ThreadChoice } from "./model/threads.js";
 import { startingChoices, Tuner } from "./model/tuning.js";
 import { deviceClass, fingerprint } from "./device.js";
@@ -124,9 +125,10 @@ function folderFetch(base, options) {
 
 /**
  * A runner of `descriptor` on `backend`, starting from the choices this device made before (or the descriptor's
- * records of its class), and tuning after its first output where `tune` asks.
+ * records of its class), and tuning after its first output where `tune` asks; on what a destroyed runner of the
+ * same program left, where it is parked.
  * @param {string} base @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
- * @param {Promise<Map<string, Float32Array>>} weights @param {any} options
+ * @param {() => Promise<Map<string, Float32Array>>} weights @param {any} options
  */
 async function start(base, backend, launcher, descriptor, model, weights, options) {
   const mode = tuneMode(options.tune);
@@ -137,7 +139,13 @@ async function start(base, backend, launcher, descriptor, model, weights, option
     // a candidates file that cannot be read leaves the shipped kernels, and says why in runner.tuning.error
     choices = await startingChoices(base, descriptor, device, true).catch((err) => ((problem = err.message), null));
   }
-  const runner = await createRunner(base, backend, launcher, descriptor, model, weights);
+  const key = parkingKey(backend, descriptor, model);
+  const parked = takeParked(key, launcher, descriptor.program);
+  if (parked) options.progressCallback?.(model.weights.total_bytes, model.weights.total_bytes);
+  const runner = parked
+    ? resumeRunner(base, backend, launcher, descriptor, model, parked)
+    : await createRunner(base, backend, launcher, descriptor, model, weights());
+  runner.parkingKey = key;
   // the thread count is the page's choice, measured on its runs, unless the page gave one
   if ((descriptor.program.threads ?? 1) > 1 && options.threads === undefined) runner.threadChoice = new ThreadChoice(descriptor.program.threads);
   runner.tuner = new Tuner(runner, base, device, fingerprint(backend, launcher), choices);
@@ -173,9 +181,19 @@ export async function load(dir, options = {}) {
   }
   /** @type {string[]} */
   const reasons = [];
-  // the weights are fetched while the backend starts and compiles its kernels (one fetch for every backend tried)
-  const weights = loadWeights(base, model, options.progressCallback);
-  weights.catch(() => {}); // its failure is reported where it is awaited, not as an unhandled rejection
+  releaseParked(model); // what a destroyed runner of another model left goes before this one allocates
+  /** @type {Promise<Map<string, Float32Array>> | null} */
+  let loading = null;
+  const weights = () => {
+    if (!loading) {
+      loading = loadWeights(base, model, options.progressCallback);
+      loading.catch(() => {}); // its failure is reported where it is awaited, not as an unhandled rejection
+    }
+    return loading;
+  };
+  // fetched while the backend starts and compiles its kernels (one fetch for every backend tried), unless a
+  // destroyed runner left them written
+  if (!parkedHolds(model)) weights();
   for (const backend of order) {
     let launcher = null;
     try {

@@ -5,6 +5,7 @@
 // fill padding borders) and reads the outputs back.
 import { checkKernels, elements, fail, kindOf, readEntry } from "./descriptor.js";
 import { median } from "./stats.js";
+import { park } from "./parked.js";
 import { keepFetched } from "./weights.js";
 
 const EXACT = 2 ** 24; // the largest integer a float32 holds exactly: kernels carry integers in float32
@@ -156,6 +157,11 @@ export class Runner {
     this.runs = 0;
     /** The end of the last operation that launches kernels (runs, profiles, tuning steps): each waits for it. */
     this.queue = Promise.resolve();
+    /** Operations queued or under way. */
+    this.pending = 0;
+    /** What a load of the same program must match to take this runner's state over once it is destroyed
+     * (parked.js; null: it is released). @type {string | null} */
+    this.parkingKey = null;
   }
 
   /**
@@ -164,10 +170,11 @@ export class Runner {
    * @template T @param {() => Promise<T>} fn @returns {Promise<T>}
    */
   exclusive(fn) {
+    this.pending++;
     const done = this.queue.then(fn);
     this.queue = done.then(
-      () => {},
-      () => {},
+      () => void this.pending--,
+      () => void this.pending--,
     );
     return done;
   }
@@ -299,6 +306,9 @@ export class Runner {
       if (first) {
         const kept = keepFetched(); // the weights go into the cache once the page has its first output
         this.afterFirstOutput?.(kept);
+        // the kernels on one thread are made before the runs the thread count is chosen on: the engine's
+        // background compiles of them, beside the comparison's 2-thread runs, made 1 thread look faster
+        if (this.threadChoice && this.descriptor.variant?.single) void this.exclusive(() => this.alone());
       }
     } catch (err) {
       const e = /** @type {Error} */ (err);
@@ -345,10 +355,14 @@ export class Runner {
     return kernels.slice(first).map((/** @type {any} */ k, /** @type {number} */ j) => ({ kernel: k.name, ms: median(times[first + j]) }));
   }
 
-  /** Release the backend's buffers and workers (tuning stops at its next step). */
+  /** Release the backend's buffers and workers (tuning stops at its next step); an idle runner's are kept for the
+   * page's next load of the same model, and released by a load of anything else or after a few seconds. */
   destroy() {
+    if (this.destroyed) return;
     this.destroyed = true;
-    this.launcher.destroy(this.compiled, this.buffers);
+    const { compiled, buffers, bound, gathers, single } = this;
+    if (this.parkingKey && this.prepared && this.pending === 0) park(this.parkingKey, this.launcher, { compiled, buffers, bound, gathers, single });
+    else this.launcher.destroy(compiled, buffers);
   }
 }
 
@@ -380,6 +394,22 @@ export async function createRunner(dir, backend, launcher, descriptor, model, we
     return new HostGather(g, tables.get(g.table), values);
   });
   return new Runner(dir, backend, launcher, descriptor, compiled, buffers, bound, model, gathers);
+}
+
+/**
+ * A runner on the state a destroyed runner of the same program left (parked.js): its buffers hold the weights,
+ * prepared, and its kernels are bound.
+ * @param {string} dir @param {string} backend @param {any} launcher @param {any} descriptor @param {any} model
+ * @param {any} state
+ */
+export function resumeRunner(dir, backend, launcher, descriptor, model, state) {
+  const { compiled, buffers, bound, gathers, single } = state;
+  compiled.counts = { compiled: 0, reused: compiled.kernels.length };
+  compiled.active = undefined;
+  const runner = new Runner(dir, backend, launcher, descriptor, compiled, buffers, bound, model, gathers);
+  runner.prepared = true;
+  runner.single = single;
+  return runner;
 }
 
 /**
