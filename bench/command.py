@@ -77,7 +77,9 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     records = [Path(r) for r in args.records]
     chosen = {v: kernel_suite.choose_configs(names, v, fingerprint, limits, records) for v in variants}
     try:
-        got, versions = kernel_suite.compare(chosen, names, args.peer_list, rounds, args.samples, progress=progress)
+        got, versions = kernel_suite.compare(
+            chosen, names, args.peer_list, rounds, args.samples, progress=progress, warmup_ms=args.warmup_ms
+        )
     finally:
         progress.close()
     rows = []
@@ -125,7 +127,7 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
         if not names:
             raise KgenError(f"--only {args.only}: no model of the {args.suite} suite has it in its name")
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
-    report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list)
+    report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list, args.warmup_ms)
     rows = []
 
     def side_row(name: str, side: str, **fields: Any) -> dict:
@@ -197,6 +199,8 @@ def print_summary(rows: Sequence[dict]) -> None:
 def main(args) -> int:
     if args.samples < 5:
         raise KgenError(f"--samples {args.samples}: at least 5 samples per side (the measurement protocol)")
+    if args.warmup_ms < 100:
+        raise KgenError(f"--warmup-ms {args.warmup_ms}: at least 100 ms of warm-up per side")
     for given in args.records or ():
         if not Path(given).is_file():
             raise KgenError(f"--records {given}: no such records file")
@@ -204,7 +208,7 @@ def main(args) -> int:
     args.backends = _parse_list(args.backend, BACKENDS, "backend")
     args.peer_list = _parse_list(args.peers, PEERS, "peer") if args.peers != "none" else []
     store.check_writable(args.out)  # before a run of many minutes, not after it
-    run = store.new_run(args.suite)
+    run = {**store.new_run(args.suite), "warmup_ms": args.warmup_ms}  # every row says the warm-up it had
     runners = {
         "kernels": run_kernels,
         "peak": run_peak,

@@ -186,11 +186,12 @@ def measure_round(
     peers: Sequence[str],
     samples: int,
     inputs: Inputs,
+    warmup_ms: int = protocol.WARMUP_MS,
 ) -> dict[str, Any]:
     """One fresh page, the sides interleaved per workload, each after the machine went idle: {"times": {name:
     {side: Timing}}, "load": {name: {side: busy share just before}}, "peak": {name: GFLOP/s of the peak loop
     right after kgen's kernel (wasm only)}, "versions": {peer: v}}."""
-    timing = {"warmupMs": protocol.WARMUP_MS, "samples": samples, "minSampleMs": protocol.MIN_SAMPLE_MS}
+    timing = {"warmupMs": warmup_ms, "samples": samples, "minSampleMs": protocol.MIN_SAMPLE_MS}
     versions: dict[str, str] = {}
     times: dict[str, dict[str, Timing]] = {name: {} for name in names}
     load: dict[str, dict[str, float]] = {name: {} for name in names}
@@ -215,7 +216,7 @@ def measure_round(
             arrays, want = inputs[name]
             workload = SUITE[name][0]
             harness = Harness(
-                session, arrays, want, variant.backend, samples, protocol.MIN_SAMPLE_MS, TIMEOUT_S, protocol.WARMUP_MS
+                session, arrays, want, variant.backend, samples, protocol.MIN_SAMPLE_MS, TIMEOUT_S, warmup_ms
             )
             m = harness.measure(build(workload, variant.backend, configs[name].config, limits)[0])
             if not m.ok:
@@ -245,7 +246,7 @@ def measure_round(
                 times[name][side] = timers[side](name)
                 if side == "kgen" and variant.backend == "wasm":
                     protocol.wait_idle()
-                    ceiling[name] = peak.probe_wasm(session, "madd", variant.threads, protocol.WARMUP_MS)
+                    ceiling[name] = peak.probe_wasm(session, "madd", variant.threads, warmup_ms)
     return {"times": times, "load": load, "peak": ceiling, "versions": versions}
 
 
@@ -284,6 +285,7 @@ def compare(
     samples: int = protocol.SAMPLES,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    warmup_ms: int = protocol.WARMUP_MS,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Per variant (with kgen's config of each workload there), workload and side, the protocol's figures over
     ``rounds`` (at least ``protocol.ROUNDS``) fresh pages, re-measured where the rounds disagree: (rows, the
@@ -301,7 +303,7 @@ def compare(
     def measure(selected: Mapping[Variant, Sequence[str]], label: str) -> None:
         for r in range(rounds):
             for variant, todo in selected.items():
-                got = measure_round(variant, todo, chosen[variant], peers, samples, inputs)
+                got = measure_round(variant, todo, chosen[variant], peers, samples, inputs, warmup_ms)
                 say(f"{variant.name}: {label} {r + 1}/{rounds} done ({len(todo)} workloads)")
                 versions.update(got["versions"])
                 for name in todo:

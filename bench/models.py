@@ -18,14 +18,15 @@ local server to the first output: kgen's ``load()`` and first run; ORT's fetch o
 first run; TF.js's backend made ready (its wasm module compiled, its GL context or GPU device made: kgen's load()
 and ORT's session creation include theirs) beside the fetch of the network's description and weights, the weights
 made tensors and first run; each side's library code is loaded before),
-then a warm-up of >= 1 s and 3 runs, then ``--samples`` runs timed one by one (a run: input set, model, outputs
-read back); the figure is the median, and the medians' spread over the rounds is reported. Every side's output is
-checked against onnxruntime (CPU) before its figure counts. The CPU busy share seen before each side is recorded:
-a figure taken beside other work is not a figure. Peak memory is counted the same way for every side, by hooks
-installed before the library loads (bench/peers/memory.js): the WebAssembly memories' bytes, and the peak bytes
-of live WebGPU buffers and WebGL textures. On wasm, kgen's page then times the relaxed-SIMD peak loop on as many
-threads (bench.peak): kgen's share of the physical limit is the model's FLOPs (its nodes' in the descriptor) per
-second over that peak, per round, from two figures taken seconds apart in one page.
+then a warm-up of at least ``warmup_ms`` (1 s unless ``--warmup-ms`` says) and 3 runs, then ``--samples`` runs
+timed one by one (a run: input set, model, outputs read back); the figure is the median, and the medians' spread
+over the rounds is reported. Every side's output is checked against onnxruntime (CPU) before its figure counts. The
+CPU busy share seen before each side is recorded: a figure taken beside other work is not a figure. Peak memory is
+counted the same way for every side, by hooks installed before the library loads (bench/peers/memory.js): the
+WebAssembly memories' bytes, and the peak bytes of live WebGPU buffers and WebGL textures. On wasm, kgen's page
+then times the relaxed-SIMD peak loop on as many threads (bench.peak): kgen's share of the physical limit is the
+model's FLOPs (its nodes' in the descriptor) per second over that peak, per round, from two figures taken seconds
+apart in one page.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def run(
     backends: Sequence[str],
     records: str,
     peers: Sequence[str] = ("ort", "tfjs"),
+    warmup_ms: int = protocol.WARMUP_MS,
 ) -> dict:
     """Convert and measure ``models`` on ``backends`` against ``peers`` (the protocol above); the report
     ``summarize`` makes, with the fingerprint, the records used, the rounds, samples and busy shares."""
@@ -166,7 +168,7 @@ def run(
         program = json.loads((work / f"{name}_1t" / "wasm.json").read_text())
         flops[name] = sum(node["flops"] or 0 for node in program["nodes"])
         print(f"bench.models: converted {name}", file=sys.stderr)
-    options = {"samples": samples, "minSampleMs": 0, "warmupMs": 1000}
+    options = {"samples": samples, "minSampleMs": 0, "warmupMs": warmup_ms}
     rows: dict[tuple[str, str], list[dict]] = {}
     refused: dict[tuple[str, str], str] = {}  # a peer that cannot run a network: its reason
     loads = []
@@ -184,7 +186,7 @@ def run(
                         folder = f"/bench/{name}_{threads}t"
                         result = session.evaluate(KGEN, [folder, backend, threads, plain, options])
                         if backend == "wasm":  # the ceiling, in the same page right after
-                            result["ceilingGflops"] = peak.probe_wasm(session, "madd", threads, protocol.WARMUP_MS)
+                            result["ceilingGflops"] = peak.probe_wasm(session, "madd", threads, warmup_ms)
                     elif runtime == "ort":
                         result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, threads, plain, options])
                     else:

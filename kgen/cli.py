@@ -940,6 +940,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=3, help="fresh pages per backend (at least 3; median taken)")
     bench.add_argument("--samples", type=int, default=15, help="timed samples per side and round (at least 5)")
     bench.add_argument(
+        "--warmup-ms",
+        type=int,
+        default=1000,
+        help="warm-up of every side, and of the peak loop timed beside kgen on wasm, before its samples (at least "
+        "100; default 1000: engines compile their optimized code meanwhile)",
+    )
+    bench.add_argument(
         "--records",
         action="append",
         help="tuning records kgen's kernels come from (repeatable; default: the shipped ones under results/)",

@@ -28,7 +28,8 @@ SLOW = {**FAST, "tile_a": 1, "tile_b": 4, "k_unroll": 1, "vector": "scalar"}  # 
 
 def bench(records: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "kgen.cli", "bench", "--backend", "wasm", "--threads", "1", "--peers", "none"]
-    cmd += ["--only", WORKLOAD, "--samples", "5", "--records", str(records), "--out", str(out), "--quiet", *extra]
+    cmd += ["--only", WORKLOAD, "--samples", "5", "--warmup-ms", "200", "--records", str(records), "--out", str(out)]
+    cmd += ["--quiet", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode in (0, 1), done.stderr
     return done
@@ -59,6 +60,7 @@ def test_runs_of_one_config_are_not_a_regression_and_a_slowed_one_is(history_fil
     assert len(kgen) == 4 and len({r["run"] for r in kgen}) == 4
     assert all(r["config"] == FAST for r in kgen[:2]) and all(r["config"] == SLOW for r in kgen[2:])
     assert all(r["config_source"] == "record" and r["n"] >= 15 and r["busy"] < 1 for r in kgen)
+    assert all(r["warmup_ms"] == 200 for r in kgen)
     assert all(len(r["commit"]) == 40 and r["device"].startswith("wasm-") and not r["software"] for r in kgen)
     # the relaxed-madd loop timed beside each kernel: the vectorized tile a fair share of it, the scalar one far less
     assert all(r["peak_gflops"] > 1 and r["peak_share_low"] <= r["peak_share"] <= r["peak_share_high"] for r in kgen)

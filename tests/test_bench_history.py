@@ -132,9 +132,11 @@ def test_report_of_an_empty_store_is_a_one_line_error(tmp_path):
     assert "results store is empty" in done.stderr and not (tmp_path / "r").exists()
 
 
-def test_bench_refuses_too_few_samples_and_unknown_backends():
+def test_bench_refuses_too_few_samples_a_short_warm_up_and_unknown_backends():
     done = kgen("bench", "--samples", "3")
     assert done.returncode == 2 and "at least 5 samples" in done.stderr
+    done = kgen("bench", "--warmup-ms", "10")
+    assert done.returncode == 2 and "--warmup-ms 10: at least 100 ms" in done.stderr
     done = kgen("bench", "--backend", "wasm,cuda", "--peers", "none")
     assert done.returncode != 0 and "unknown backend 'cuda'" in done.stderr
     done = kgen("bench", "--threads", "two", "--peers", "none")

@@ -23,9 +23,11 @@ from bench import models
 from kgen.graph import zoo
 zoo.MODELS["resnet50_32"] = lambda: zoo.resnet50(size=32)
 zoo.MODELS["mobilenet_v2_32"] = lambda: zoo.mobilenet_v2(size=32)
-report = models.run(["dcgan"], rounds=1, samples=5, backends=["wasm"], records="none")["models"]
+report = models.run(["dcgan"], rounds=1, samples=5, backends=["wasm"], records="none", warmup_ms=200)["models"]
 nets = ["resnet50_32", "mobilenet_v2_32"]  # only TF.js beside kgen: they check its network
-report |= models.run(nets, rounds=1, samples=5, backends=["wasm"], records="none", peers=["tfjs"])["models"]
+report |= models.run(nets, rounds=1, samples=5, backends=["wasm"], records="none", peers=["tfjs"], warmup_ms=200)[
+    "models"
+]
 sys.stdout.write("REPORT " + json.dumps(report))
 """
 
