@@ -29,6 +29,7 @@ from kgen.descriptor.webgl import assemble_webgl
 from kgen.graph import memory
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
+from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits
 
@@ -154,19 +155,18 @@ def _choose(
     return choice, fixed, single if measured_alone and not same else None
 
 
-def _alone_temps(k: int, np_: NodeProgram, alone: NodeProgram) -> dict[str, str]:
-    """The storage of a node's 1-thread kernels that is their own (buffer name -> storage): every prepared copy
-    (the page runs both programs in turn, so a packed weight of one layout must not overwrite the other's), and
-    scratch where the chosen kernels have none of that name and size."""
+def _alone_own(np_: NodeProgram, alone: NodeProgram) -> list[ir.Buffer]:
+    """The temporaries of a node's 1-thread kernels that are storage of their own: every prepared copy (the page
+    runs both programs in turn, so a packed weight of one layout must not overwrite the other's), and scratch where
+    the chosen kernels have none of that name and size."""
     scratch = {(t.name, t.size) for t in np_.program.temps if not t.name.startswith(PERSISTENT_PREFIXES)}
-    return {t.name: f"n{k}.one.{t.name}" for t in alone.program.temps if (t.name, t.size) not in scratch}
+    return [t for t in alone.program.temps if (t.name, t.size) not in scratch]
 
 
 def _affordable_alone(graph: Graph, np_: NodeProgram, alone: NodeProgram) -> bool:
     """At most a copy of the node's weights and twice its output of storage of their own."""
     weights = sum(math.prod(graph.shape(t)) for t in np_.tensors if t in graph.constants)
-    own = sum(t.size for t in alone.program.temps if t.name in _alone_temps(0, np_, alone))
-    return own <= weights + 2 * np_.program.output.size
+    return sum(t.size for t in _alone_own(np_, alone)) <= weights + 2 * np_.program.output.size
 
 
 def storage_roots(graph: Graph, backend: str) -> dict[str, str]:
@@ -217,7 +217,8 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         # a candidate shares the node's inputs, output and same-named temporaries; the rest is its own storage
         alt_names = [{**names, **{t: f"n{k}.alt.{t}.{n}" for t, n in own_temps(np_, c.program).items()}} for c in alts]
         alt_mapping.append(alt_names)
-        alone_names = {**names, **_alone_temps(k, np_, alone)} if alone else None
+        own = {t.name: f"n{k}.one.{t.name}" for t in _alone_own(np_, alone)} if alone is not None else None
+        alone_names = {**names, **own} if own is not None else None
         alone_mapping.append(alone_names)
         reads: list[str] = []
         writes: list[str] = []
@@ -225,11 +226,10 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         if alone is not None and alone_names is not None:
             others.append((alone.program, alone_names))
         for program, m in [(np_.program, names), *others]:
-            tensors = np_.tensors
             for b in (*program.inputs, *program.temps, program.output):
                 sizes[m[b.name]] = max(sizes.get(m[b.name], 0), b.size)
             persistent |= {m[b.name] for b in program.temps if b.name.startswith(PERSISTENT_PREFIXES)}
-            persistent |= {m[b.name] for b, t in zip(program.inputs, tensors, strict=True) if t in graph.constants}
+            persistent |= {m[b.name] for b, t in zip(program.inputs, np_.tensors, strict=True) if t in graph.constants}
             reads += [m[b.name] for b in program.inputs]
             writes += [m[b.name] for b in (*program.temps, program.output)]
         steps.append((reads, writes))
