@@ -11,15 +11,20 @@ const KEEP_MS = 5000;
 /** @type {{key: string, launcher: any, state: any, timer: any} | null} */
 let parked = null;
 
+/** The model's weights: its shards' digests. @param {any} model @returns {string[]} */
+function shardDigests(model) {
+  return model.weights.shards.map((/** @type {any} */ s) => s.sha256);
+}
+
 /** What a program's takeover must match: the backend, its file and the weights. @param {string} backend
  * @param {any} descriptor @param {any} model */
 export function parkingKey(backend, descriptor, model) {
-  return [backend, descriptor.variant?.sha256, ...model.weights.shards.map((/** @type {any} */ s) => s.sha256)].join(" ");
+  return [backend, descriptor.variant?.sha256, ...shardDigests(model)].join(" ");
 }
 
 /** Whether what is parked holds `model`'s weights (its load need not fetch them). @param {any} model */
 export function parkedHolds(model) {
-  return parked !== null && parked.key.endsWith(` ${model.weights.shards.map((/** @type {any} */ s) => s.sha256).join(" ")}`);
+  return parked !== null && parked.key.endsWith(` ${shardDigests(model).join(" ")}`);
 }
 
 /** Release what is parked, unless it holds `model`'s weights. @param {any} [model] */
