@@ -298,6 +298,34 @@ def test_a_live_workers_trial_still_in_ask_is_waited_for_not_failed(tmp_path):
     assert [t.state.name for t in study.get_trials()] == ["RUNNING"]
 
 
+def test_twins_that_read_each_other_out_of_order_measure_their_kernel_once(tmp_path):
+    """Two workers start the same kernel at once: the later trial reads the study before the earlier one
+    announced its digest, so it finds no twin. The earlier trial then sees it and waits for its decision instead of
+    measuring too."""
+    import optuna
+
+    from kgen.tune.study import open_storage
+    from kgen.tune.tune import WORKER, _claim
+
+    study = optuna.create_study(study_name="s", storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}"))
+    first, second = study.ask(), study.ask()
+    for t in (first, second):
+        t.set_user_attr("worker", WORKER)
+    second.set_user_attr("digest", "d")
+    assert _claim(study, "d", second.number) == second.number  # nothing announced below it: it measures
+    first.set_user_attr("digest", "d")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        claim = pool.submit(_claim, study, "d", first.number)
+        time.sleep(1.5)
+        assert not claim.done(), "decided before the twin above it did"
+        second.set_user_attr("source", second.number)
+        assert claim.result(timeout=10) == second.number
+    third = study.ask()
+    third.set_user_attr("worker", WORKER)
+    third.set_user_attr("digest", "d")
+    assert _claim(study, "d", third.number) == second.number  # a later twin follows the decision
+
+
 def test_a_changed_search_space_gets_its_own_study():
     """Optuna cannot go on with a study whose categorical choices changed (a new planes value, say), so the knobs
     are part of the study's name; the same knobs give the same name."""

@@ -3,8 +3,8 @@
 Per trial (Optuna's ask/tell, so nothing a candidate does can crash the loop):
 - the config comes from the template's space, one categorical parameter per knob (the Optuna params are the
   config); one that breaks a constraint is pruned with its reason, before anything is built or measured;
-- the kernel's digest is claimed in the trial; if an earlier trial of the study (from any worker) has the same
-  kernel text, its result is reused instead of measuring again;
+- the kernel's digest is claimed in the trial; where another trial of the study (from any worker) has the same
+  kernel text, one of them measures it and the others reuse its result (``_claim``);
 - the candidate is checked against numpy and timed; a failure (compile error, wrong answer, timeout, browser
   crash) is a FAIL trial whose ``reason`` says why, and the next trial goes on, in a new browser if needed.
 
@@ -215,18 +215,44 @@ def _build_or_prune(study, trial, workload: Workload, backend: str, config: dict
         return None, [reason]
 
 
-def _earlier_twin(study, digest: str, number: int):
-    """The first other trial with the same kernel text, if it came before this one."""
+def _source(t) -> int | None:
+    """The trial whose measurement ``t`` takes (its own number where it measures it), None while undecided."""
+    if "source" in t.user_attrs:
+        return t.user_attrs["source"]
+    if t.state.is_finished():
+        return t.user_attrs.get("reused_from", t.number)
+    return None
+
+
+def _claim(study, digest: str, number: int) -> int:
+    """The trial that measures the kernel ``digest`` for trial ``number``: its own number, or a twin's (another
+    trial with the same kernel text, from any worker).
+
+    Every trial announces its digest, then reads its twins and writes its decision (``source``) once. A twin's
+    decision is followed; otherwise the lowest undecided twin below this one is taken; otherwise this trial waits
+    for the decisions of the undecided twins above it. Of two twins, at least one reads the other's announcement,
+    and a trial that saw none below it decides only after those above it did, so no two of them both measure.
+    The waits point from lower numbers to higher ones only, so they cannot wait on each other; a dead worker's
+    twin is passed over."""
     import optuna
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
-    twins = [
-        t
-        for t in study.get_trials(deepcopy=False, states=states)
-        if t.user_attrs.get("digest") == digest and t.number != number and "reused_from" not in t.user_attrs
-    ]
-    earlier = [t for t in twins if t.number < number]
-    return min(earlier, key=lambda t: t.number) if earlier else None
+    while True:
+        twins = [
+            t
+            for t in study.get_trials(deepcopy=False, states=states)
+            if t.user_attrs.get("digest") == digest and t.number != number
+        ]
+        decided = [(t.number, s) for t in twins if (s := _source(t)) is not None]
+        if decided:
+            return min(decided)[1]
+        undecided = [t.number for t in twins if _alive(t.user_attrs.get("worker", WORKER))]
+        below = [n for n in undecided if n < number]
+        if below:
+            return min(below)
+        if not undecided:
+            return number
+        time.sleep(POLL_S)
 
 
 def _wait_for(study, number: int):
@@ -328,11 +354,12 @@ def tune(
             else:
                 done += 1
                 trial.set_user_attr("digest", program.digest)
-                twin = _earlier_twin(study, program.digest, trial.number)
-                finished = _wait_for(study, twin.number) if twin is not None else None
+                source = _claim(study, program.digest, trial.number)
+                trial.set_user_attr("source", source)
+                finished = _wait_for(study, source) if source != trial.number else None
                 if finished is not None:
                     for k, v in finished.user_attrs.items():
-                        if k not in ("worker", "digest"):
+                        if k not in ("worker", "digest", "source"):
                             trial.set_user_attr(k, v)
                     trial.set_user_attr("reused_from", finished.number)
                     reused += 1
