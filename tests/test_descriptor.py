@@ -17,7 +17,7 @@ from kgen.errors import KgenError
 from kgen.graph import zoo
 from kgen.graph.ir import Graph, Node, Value
 from kgen.native import model as native
-from kgen.ops import Workload
+from kgen.ops import Workload, get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling.space import DEFAULT_LIMITS
 
@@ -259,3 +259,26 @@ def test_a_nearer_record_whose_config_does_not_fit_the_node_gives_way_to_the_nex
     limits = {**DEFAULT_LIMITS, "max_threads": 1, "relaxed_simd": 1}
     choice = choose(graph, node, "wasm", store, "wasm-2threads", {"threads": 1}, limits)
     assert choice.how == "nearest" and choice.record is not None and "112x112" in choice.record.key
+
+
+def test_variants_share_the_programs_that_the_smaller_limit_allows_and_refuse_the_others():
+    """A node lowered for 8 render targets serves the 4-target variant only where its config fits 4 planes: the
+    shared program is the one a fresh lowering gives, and an 8-plane config is refused under 4, as a fresh
+    lowering refuses it."""
+    from kgen.codegen.glsl.renderer import render
+    from kgen.descriptor.nodes import NodeCache
+
+    values = {"x": Value("x", (1, 16, 8, 8)), "w": Value("w", (16, 16, 1, 1)), "y": Value("y", (1, 16, 8, 8))}
+    node = Node("c", "conv2d", ["x", "w"], "y", get_op("conv2d").normalize_attrs({}))
+    graph = Graph([values["x"]], ["y"], values, {"w": np.zeros((16, 16, 1, 1), np.float32)}, [node])
+    eight, four = {**DEFAULT_LIMITS, "max_draw_buffers": 8}, {**DEFAULT_LIMITS, "max_draw_buffers": 4}
+    shared = NodeCache()
+    for planes in (1, 8):
+        shared.lower(graph, node, "webgl", {"planes": planes}, "c", eight)
+    program, config = shared.lower(graph, node, "webgl", {"planes": 1}, "c", four)
+    assert shared.hits == 1
+    fresh = NodeCache().lower(graph, node, "webgl", {"planes": 1}, "c", four)
+    assert (render(program), config) == (render(fresh[0]), fresh[1])
+    for cache in (shared, NodeCache()):
+        with pytest.raises(KgenError, match="max_draw_buffers"):
+            cache.lower(graph, node, "webgl", {"planes": 8}, "c", four)

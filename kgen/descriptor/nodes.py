@@ -2,7 +2,7 @@
 records (the exact workload, else the nearest tuned shape, else the template default) and its lowered IR.
 
 Generating is deterministic, so equal (node TE, config) pairs are lowered once per conversion (``NodeCache``):
-ResNet-50's repeated blocks cost one lowering each.
+ResNet-50's repeated blocks cost one lowering each, and a model's variants share the programs they have in common.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from kgen.ops import Workload, get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling import ir
 from kgen.scheduling.lower import lower, main_stage
-from kgen.scheduling.space import Limits
+from kgen.scheduling.space import CONSTRAINT_ONLY_LIMITS, Limits
 from kgen.te.tensor import Tensor, placeholder
 
 
@@ -104,7 +104,7 @@ class NodeCache:
                 "config": dict(config),
                 "backend": backend,
                 "name": name,
-                "limits": dict(limits),
+                "limits": {k: v for k, v in limits.items() if k not in CONSTRAINT_ONLY_LIMITS},
                 "input_planes": sorted((input_planes or {}).items()),
             },
             sort_keys=True,
@@ -112,8 +112,12 @@ class NodeCache:
         )
         key = hashlib.sha256(signature.encode()).hexdigest()
         if key in self.programs:
+            program, full = self.programs[key]
+            sp = space(graph.workload(node), backend)  # the op's knobs: an epilogue's layouts are not in it
+            if broken := sp.violations({**sp.default(), **{k: v for k, v in full.items() if k in sp.names}}, limits):
+                raise KgenError(f"invalid config {json.dumps(dict(config), sort_keys=True)}: {'; '.join(broken)}")
             self.hits += 1
-            return self.programs[key]
+            return program, full
         inputs, out, _ = node_te(graph, node)
         result = lower(inputs, out, backends.get(backend).template, config, name, limits, input_planes)
         self.programs[key] = result

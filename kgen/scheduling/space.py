@@ -35,6 +35,9 @@ DEFAULT_LIMITS: dict[str, int] = {
     "max_threads": 1,  # WebAssembly threads: more only on a cross-origin isolated page (SharedArrayBuffer)
     "relaxed_simd": 1,  # whether WebAssembly's relaxed SIMD validates (Chromium and Firefox: yes; Safari: no)
 }
+#: the limits that a lowering reads only through its space's constraints: a config valid under two of them lowers
+#: to the same program under both (so ``webgl`` and ``webgl-4``, ``wasm`` and ``wasm-simd128`` share programs)
+CONSTRAINT_ONLY_LIMITS = ("max_draw_buffers", "max_threads", "relaxed_simd")
 
 
 @dataclass(frozen=True)
