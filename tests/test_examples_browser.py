@@ -5,6 +5,7 @@ on the inputs the page fed, and bad input shown in the page, which keeps working
 
 Screenshots go to $KGEN_SCREENSHOTS (`make screenshots` sets results/examples), else to a temporary folder."""
 
+import base64
 import json
 import os
 import shutil
@@ -35,10 +36,48 @@ SEEDED_RANDOM = """(() => {  // Math.random from a seeded generator (mulberry32)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 })();"""
-CANVAS = """() => {
+BASE64 = """const base64 = (bytes) => {  // chunks: a spread of every byte at once overflows the stack
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+};"""
+CANVAS = f"""() => {{
+  {BASE64}
   const c = document.getElementById('canvas');
-  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
-}"""
+  return base64(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+}}"""
+DEMO = f"""() => {{  // window.kgenDemo, its long number arrays as float32 bytes: JSON of 10^5 numbers takes seconds
+  {BASE64}
+  const pack = (v) => {{
+    if (Array.isArray(v) && v.length >= 512 && v.every((x) => typeof x === 'number')) {{
+      return {{ float32: base64(new Uint8Array(new Float32Array(v).buffer)) }};
+    }}
+    if (Array.isArray(v)) return v.map(pack);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, pack(x)]));
+    return v;
+  }};
+  return pack(window.kgenDemo);
+}}"""
+
+
+def demo_state(page):
+    """The page's ``window.kgenDemo``, its long number arrays as float32 numpy arrays."""
+
+    def unpack(v):
+        if isinstance(v, dict) and set(v) == {"float32"}:
+            return np.frombuffer(base64.b64decode(v["float32"]), np.float32)
+        if isinstance(v, list):
+            return [unpack(x) for x in v]
+        if isinstance(v, dict):
+            return {k: unpack(x) for k, x in v.items()}
+        return v
+
+    return unpack(page.evaluate(DEMO))
+
+
+def canvas(page):
+    """The canvas's RGBA bytes."""
+    return np.frombuffer(base64.b64decode(page.evaluate(CANVAS)), np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +155,7 @@ def onnxruntime(model, x):
 def test_resnet50_page_top5_matches_onnxruntime(page, site, shots, backend):
     open_sample_and_run(page, "resnet50", backend, "chelsea")
     assert wait_for_message(page, "classified on") == f"classified on {backend}"
-    demo = page.evaluate("() => window.kgenDemo")
+    demo = demo_state(page)
     assert demo["backend"] == backend
     assert page.text_content("#backend").startswith(f"{backend} (loaded in")
     first, warm = float(page.text_content("#first-ms")), float(page.text_content("#warm-ms"))
@@ -180,14 +219,14 @@ def test_digits_page_draws_the_generators_output(page, site, shots, backend):
     page.fill("#digit", "7")
     page.click("#generate")
     assert wait_for_message(page, "drew a") == "drew a 7"
-    demo = page.evaluate("() => window.kgenDemo")
+    demo = demo_state(page)
     assert demo["backend"] == backend
     (z,) = demo["inputs"]
     assert z[107] == 1 and sum(z[100:]) == 1
     (want,) = generator_images(site, demo["inputs"])
     got = np.array(demo["outputs"][0], np.float32).reshape(28, 28)
     assert compare_model(got, want, backend).ok
-    drawn = canvas_cells(page.evaluate(CANVAS), 280, 1)
+    drawn = canvas_cells(canvas(page), 280, 1)
     assert drawn.std() > 20  # not blank
     assert np.abs(drawn - np.clip(want * 127.5 + 127.5, 0, 255)).max() <= 2.0
     page.screenshot(path=shots / f"dcgan-{backend}.png", full_page=True)
@@ -198,13 +237,13 @@ def test_digits_page_grid_and_eightbit_weights(page, site, shots):
     page.select_option("#encoding", "model-eightbit")
     page.click("#grid")
     wait_for_message(page, "drew every digit")
-    demo = page.evaluate("() => window.kgenDemo")
+    demo = demo_state(page)
     assert demo["digits"] == [d for d in range(10) for _ in range(10)]
     assert all(z[100 + d] == 1 for z, d in zip(demo["inputs"], demo["digits"], strict=True))
     want = generator_images(site, demo["inputs"])
     got = np.array(demo["outputs"], np.float32).reshape(want.shape)
     assert compare_model(got, want, "wasm", "eightbit").ok
-    drawn = canvas_cells(page.evaluate(CANVAS), 280, 10)
+    drawn = canvas_cells(canvas(page), 280, 10)
     tiles = np.clip(want * 127.5 + 127.5, 0, 255).reshape(10, 10, 28, 28).transpose(0, 2, 1, 3).reshape(280, 280)
     assert np.abs(drawn - tiles).mean() < 3.0
     page.screenshot(path=shots / "dcgan-grid.png", full_page=True)
@@ -232,7 +271,7 @@ def test_digits_page_reports_bad_input_and_a_broken_model(page, site):
 def test_ocr_page_reads_the_text_as_onnxruntime_does(page, site, shots, backend):
     open_sample_and_run(page, "ocr", backend, "page")
     demo_lines = wait_for_message(page, "read ")
-    demo = page.evaluate("() => window.kgenDemo")
+    demo = demo_state(page)
     assert demo_lines == f"read {len(demo['texts'])} lines on {backend}" and demo["backend"] == backend
     (det_name, (_, _, h, w)), (rec_name, rec_shape) = ((n, s) for n, s in OCR_MODELS.values())
     x = np.array(demo["detInput"], np.float32).reshape(1, 3, h, w)
@@ -252,7 +291,7 @@ def test_ocr_page_reads_the_text_as_onnxruntime_does(page, site, shots, backend)
     assert "Region-based segmentation" in wants  # the page's title line, read
     rows = [[td.text_content() for td in tr.query_selector_all("td")] for tr in page.query_selector_all("#lines tr")]
     assert [r[1] for r in rows] == wants
-    drawn = np.array(page.evaluate(CANVAS), np.uint8).reshape(-1, 4)
+    drawn = canvas(page).reshape(-1, 4)
     assert ((drawn[:, 0] > 200) & (drawn[:, 1] < 40)).sum() > 500  # the boxes, drawn in red on a grey page
     page.screenshot(path=shots / f"ocr-{backend}.png", full_page=True)
 
