@@ -31,9 +31,8 @@ from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
 from kgen.scheduling import ir
 from kgen.scheduling.layout import PLANES
+from kgen.scheduling.lower import PREPARED_PREFIXES
 from kgen.scheduling.space import DEFAULT_LIMITS, Limits
-
-PERSISTENT_PREFIXES = ("pack", "pad")  # a template's prepared copies: written once, read on every run
 
 
 @dataclass
@@ -159,7 +158,7 @@ def _alone_own(np_: NodeProgram, alone: NodeProgram) -> list[ir.Buffer]:
     """The temporaries of a node's 1-thread kernels that are storage of their own: every prepared copy (the page
     runs both programs in turn, so a packed weight of one layout must not overwrite the other's), and scratch where
     the chosen kernels have none of that name and size."""
-    scratch = {(t.name, t.size) for t in np_.program.temps if not t.name.startswith(PERSISTENT_PREFIXES)}
+    scratch = {(t.name, t.size) for t in np_.program.temps if not t.name.startswith(PREPARED_PREFIXES)}
     return [t for t in alone.program.temps if (t.name, t.size) not in scratch]
 
 
@@ -228,7 +227,7 @@ def assemble(graph: Graph, backend: str, options: Options, cache: NodeCache | No
         for program, m in [(np_.program, names), *others]:
             for b in (*program.inputs, *program.temps, program.output):
                 sizes[m[b.name]] = max(sizes.get(m[b.name], 0), b.size)
-            persistent |= {m[b.name] for b in program.temps if b.name.startswith(PERSISTENT_PREFIXES)}
+            persistent |= {m[b.name] for b in program.temps if b.name.startswith(PREPARED_PREFIXES)}
             persistent |= {m[b.name] for b, t in zip(program.inputs, np_.tensors, strict=True) if t in graph.constants}
             reads += [m[b.name] for b in program.inputs]
             writes += [m[b.name] for b in (*program.temps, program.output)]

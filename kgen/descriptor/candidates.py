@@ -4,7 +4,8 @@ A candidate runs in place of the chosen kernels: it reads the node's inputs and 
 the chosen config's name and size is shared; any other is storage the node's candidates share in the memory plan
 (by name and size), and a candidate's prepare kernels (packing weights, filling a padded image's border) ship
 with it, to run when it is swapped in. A candidate whose storage of its own would hold more than twice the node's
-output (a weight packed for a small layer) is left out: the plan would grow by the model's weights.
+output (a weight packed for a small layer: the plan would grow by the model's weights), or where it is scratch,
+more than that and the node's input, is left out.
 
 The candidates of a node, best first and distinct from the chosen config and from each other:
 - the records of the other device classes for its workload (exact, else the nearest shape): a visitor of that
@@ -26,6 +27,7 @@ from kgen.descriptor.nodes import Choice, NodeCache, NodeProgram, choose, kernel
 from kgen.errors import KgenError
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
+from kgen.scheduling.lower import PREPARED_PREFIXES
 from kgen.scheduling.space import Limits
 
 SAMPLED = 16  # configs drawn from a template's space, the last source of candidates
@@ -73,8 +75,15 @@ def own_temps(chosen: NodeProgram, alt: NodeProgram) -> dict[str, int]:
     return {t.name: t.size for t in alt.program.temps if (t.name, t.size) not in shared}
 
 
-def _affordable(chosen: NodeProgram, alt: NodeProgram) -> bool:
-    return sum(own_temps(chosen, alt).values()) <= 2 * chosen.program.output.size
+def _affordable(graph: Graph, chosen: NodeProgram, alt: NodeProgram) -> bool:
+    """Storage of its own of at most twice the node's output, and where it is scratch, which lives only while the
+    node runs (a strided conv's compact copy of its input), the size of the node's input besides: prepared copies
+    live as long as the model."""
+    own = own_temps(chosen, alt)
+    prepared = sum(n for t, n in own.items() if t.startswith(PREPARED_PREFIXES))
+    p = chosen.program
+    image = max((b.size for b, t in zip(p.inputs, chosen.tensors, strict=True) if t not in graph.constants), default=0)
+    return prepared <= 2 * p.output.size and sum(own.values()) <= 2 * p.output.size + image
 
 
 def candidates(
@@ -104,7 +113,7 @@ def candidates(
             continue  # a record of another shape, or a seed, that cannot serve this node
         key = json.dumps(config, sort_keys=True)
         alt = NodeProgram(np_.node, np_.tensors, program, config, choice, np_.flops)
-        if key in seen or not _affordable(np_, alt):
+        if key in seen or not _affordable(graph, np_, alt):
             continue
         seen.add(key)
         out.append(Candidate(alt, other))

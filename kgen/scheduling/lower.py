@@ -28,6 +28,9 @@ from kgen.te import index as ix
 from kgen.te.expr import Const, Expr, IndexCond, Load, map_children
 from kgen.te.tensor import ComputeOp, Tensor
 
+#: the name prefixes of a program's prepared copies (packed weights, padded images' borders): written once by its
+#: prepare kernels, read on every run, so their storage lives as long as the model
+PREPARED_PREFIXES = ("pack", "pad")
 Ranges = dict[sympy.Symbol, tuple[int, int]]
 
 
@@ -240,7 +243,7 @@ def lower(
     if packing is not None:
         packed = packed_tensor(packing)
         stages[main] = read_packed(stages[main], packing, packed)
-        prepare += [("pack", s) for s in partition(packed)]
+        prepare += [(PREPARED_PREFIXES[0], s) for s in partition(packed)]
     strided = template.subsampling(stages[main], full)
     if strided is not None:  # the strided pixels copied compact (and padded) on every run, then read at stride 1
         compact = compact_tensor(strided)
@@ -254,7 +257,7 @@ def lower(
         """The padded tensor, its border filled once (a prepare kernel), and the stages that copy the interior
         into it, a window of its buffer, on every run."""
         padded, interior = padded_tensors(p)
-        prepare.extend(("pad", s) for s in partition(padded))
+        prepare.extend((PREPARED_PREFIXES[1], s) for s in partition(padded))
         windows[id(interior)] = (padded, p.before)
         return padded, partition(interior)
 
