@@ -2,10 +2,13 @@
 descriptor holds (sizes, memory plan, encodings); a failed conversion leaves nothing behind."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import kgen
 from kgen import backends
 from kgen.checking import compare_model
 from kgen.descriptor import weights as wt
@@ -298,3 +301,31 @@ def test_a_strided_convs_candidates_include_reading_its_input_through_a_compact_
     ((chosen, alts, _),) = lower_nodes(graph, "wasm", Options(None, candidates=6), NodeCache())
     assert chosen.config.get("subsample") == 0
     assert any(c.program.config.get("subsample") == 1 for c in alts)
+
+
+@pytest.mark.parametrize(("one_ms", "many_ms", "threads"), [(0.3, 0.4, 1), (0.8, 0.9, 2), (0.5, 0.4, 2)])
+def test_a_node_runs_on_one_thread_only_while_the_workers_spin(tmp_path, one_ms, many_ms, threads):
+    """A node faster on 1 thread than on 2 runs on one only where its record ends within the workers' spin
+    (MobileNet-v2's depthwise convs, re-tuned on 1 thread, were faster alone and made the 2-thread model slower)."""
+    from kgen.descriptor.assemble import lower_nodes
+    from kgen.descriptor.nodes import NodeCache
+
+    values = {"x": Value("x", (1, 8, 28, 28)), "w": Value("w", (8, 8, 3, 3)), "y": Value("y", (1, 8, 28, 28))}
+    attrs = get_op("conv2d").normalize_attrs({"pads": (1, 1, 1, 1)})
+    node = Node("c", "conv2d", ["x", "w"], "y", attrs)
+    graph = Graph([values["x"]], ["y"], values, {"w": np.zeros((8, 8, 3, 3), np.float32)}, [node])
+    workload = Workload.create("conv2d", [(1, 8, 28, 28), (8, 8, 3, 3)], attrs)
+    config = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "unroll": 2, "vector": "f32x4_fma", "pad": 1}
+    store = RecordStore(tmp_path / "records.jsonl")
+    fingerprint = {"hardwareConcurrency": 2, "wasm": {"maxThreads": 2}}
+    for t, ms in ((1, one_ms), (2, many_ms)):
+        store.add([Record.measured(workload, "wasm", fingerprint, {**config, "threads": t}, ms, 0.0, 5, "d", "test")])
+    ((chosen, _, _),) = lower_nodes(graph, "wasm", Options(store, threads=2), NodeCache())
+    assert chosen.choice.how == "exact" and chosen.config["threads"] == threads
+
+
+def test_the_converters_spin_is_the_wasm_workers():
+    """The converter's rule reads the workers' spin from the backend; the runtime's worker spins that long."""
+    worker = Path(kgen.__file__).parent / "runtime" / "launchers" / "wasm_worker.js"
+    (spin,) = re.findall(r"const SPIN_MS = ([0-9.]+);", worker.read_text())
+    assert float(spin) == backends.get("wasm").worker_spin_ms

@@ -44,6 +44,9 @@ class Backend:
     prepare: bool = False
     #: threads and relaxed SIMD: a model gets a variant per thread count, each also without relaxed SIMD
     threads: bool = False
+    #: threads: how long a worker spins after a launch before it sleeps (``SPIN_MS`` in the runtime's worker); a
+    #: node run on one thread for longer lets them sleep, and the next node pays their wake-up
+    worker_spin_ms: float = 0.0
     #: the most bytes of memory a program may plan (wasm32's 4 GiB), or None
     max_memory_bytes: int | None = None
     #: (module, tool) of the runner outside the browser (``run(program, arrays)`` for a kernel, ``run_model`` for a

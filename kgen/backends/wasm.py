@@ -16,6 +16,7 @@ BACKEND = Backend(
     device_parts=cpu_parts("wasm", threaded=True),
     prepare=True,
     threads=True,
+    worker_spin_ms=0.5,
     max_memory_bytes=4 * 2**30,  # the most linear memory a wasm32 module can address
     native=("kgen.native.wasm_runner", "wasmtime"),
     # timings on these VMs show bursts up to 3.5x slower for about half a second (docs/browser.md): more and

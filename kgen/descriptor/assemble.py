@@ -134,7 +134,8 @@ def _choose(
     """The node's config and the knobs held for it; on a threaded wasm program also its record on one thread where
     that config differs (the page runs it while it chooses one thread). A node whose exact record on one thread
     is faster than its exact record on the program's threads runs on one (a short kernel loses more to the
-    workers' start than it gains)."""
+    workers' start than it gains), where that record is short enough that the workers still spin when it ends:
+    after a longer one they sleep, and their wake-up costs the next node more than the node gained."""
     fixed = _fixed(backend, options)
     choice = choose(graph, node, backend, options.records, device, fixed, limits)
     if not backends.get(backend).threads or options.threads == 1:
@@ -147,7 +148,8 @@ def _choose(
         return c.record.median_ms if ok else None  # type: ignore[union-attr]
 
     many, one = exact_ms(choice, options.threads), exact_ms(single, 1)
-    if one is not None and many is not None and one < many:  # both measured: an untuned count is no evidence
+    spin = backends.get(backend).worker_spin_ms
+    if one is not None and many is not None and one < many and one <= spin:  # both measured, and the workers spin
         return single, alone, None
     measured_alone = single.record is not None and single.record.config.get("threads") == 1
     same = {**single.config, "threads": 0} == {**choice.config, "threads": 0}
