@@ -12,7 +12,7 @@ export const MATH = { exp: Math.exp, log: Math.log, tanh: Math.tanh, pow: Math.p
 // the control block shared with the workers: generation, kernel, tiles, error flag, then one slot per worker
 // thread t at ack + t - 1 where it stores the generation it has finished. Acknowledgements by generation, not a
 // shared done count: a worker that is late or wakes twice cannot make a launch look finished, or unfinished.
-export const CTRL = { generation: 0, kernel: 1, tiles: 2, failed: 3, ack: 4 };
+export const CTRL = { generation: 0, kernel: 1, first: 2, tiles: 3, failed: 4, ack: 5 };
 
 export function share(thread, threads, tiles) {
   return [Math.floor((thread * tiles) / threads), Math.floor(((thread + 1) * tiles) / threads)];
@@ -119,42 +119,45 @@ export class WasmLauncher {
   // Launch kernels[first..end - 1]: a run launches all of them, a timed sample skips the prepare kernels (they
   // pack weights once per set of inputs), a profile launches one at a time.
   #dispatch(compiled, bound, first = 0, end = compiled.kernels.length) {
-    const { runs } = bound;
+    for (let i = first; i < end; i++) this.#launch(compiled, bound, i, 0, compiled.kernels[i].tiles);
+  }
+
+  // Tiles begin .. end - 1 of kernels[i], split between the page's thread and the workers.
+  #launch(compiled, bound, i, begin, end) {
+    const k = compiled.kernels[i];
     const pool = compiled.active === 1 ? null : bound.pool; // `active` 1: every tile on the page's thread
-    compiled.kernels.forEach((k, i) => {
-      if (i < first || i >= end) return;
-      if (!pool || k.alone) {
-        runs[i](0, k.tiles);
-        return;
+    if (!pool || k.alone) {
+      bound.runs[i](begin, end);
+      return;
+    }
+    const ctrl = pool.ctrl;
+    Atomics.store(ctrl, CTRL.kernel, i);
+    Atomics.store(ctrl, CTRL.first, begin);
+    Atomics.store(ctrl, CTRL.tiles, end - begin);
+    Atomics.store(ctrl, CTRL.failed, 0);
+    const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
+    Atomics.notify(ctrl, CTRL.generation);
+    const [from, to] = share(0, compiled.threads, end - begin);
+    let trap = null;
+    try {
+      bound.runs[i](begin + from, begin + to);
+    } catch (err) {
+      trap = err; // the workers finish their shares before it is thrown: the next launch cannot overlap them
+    }
+    const since = performance.now();
+    for (let t = 1, spins = 1; t < compiled.threads; spins++) {
+      if (Atomics.load(ctrl, CTRL.ack + t - 1) === generation) {
+        t++;
+      } else if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
+        const acks = Array.from({ length: compiled.threads - 1 }, (_, w) => Atomics.load(ctrl, CTRL.ack + w));
+        throw new KernelError(
+          "runtime_error",
+          `${k.name}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (launch ${generation}, finished ${acks.join(", ")})`,
+        );
       }
-      const ctrl = pool.ctrl;
-      Atomics.store(ctrl, CTRL.kernel, i);
-      Atomics.store(ctrl, CTRL.tiles, k.tiles);
-      Atomics.store(ctrl, CTRL.failed, 0);
-      const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
-      Atomics.notify(ctrl, CTRL.generation);
-      const [from, to] = share(0, compiled.threads, k.tiles);
-      let trap = null;
-      try {
-        runs[i](from, to);
-      } catch (err) {
-        trap = err; // the workers finish their shares before it is thrown: the next launch cannot overlap them
-      }
-      const since = performance.now();
-      for (let t = 1, spins = 1; t < compiled.threads; spins++) {
-        if (Atomics.load(ctrl, CTRL.ack + t - 1) === generation) {
-          t++;
-        } else if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
-          const acks = Array.from({ length: compiled.threads - 1 }, (_, w) => Atomics.load(ctrl, CTRL.ack + w));
-          throw new KernelError(
-            "runtime_error",
-            `${k.name}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (launch ${generation}, finished ${acks.join(", ")})`,
-          );
-        }
-      }
-      if (trap) throw trap;
-      if (Atomics.load(ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);
-    });
+    }
+    if (trap) throw trap;
+    if (Atomics.load(ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);
   }
 
   // Launch kernels[first..end - 1] (a model's later runs skip its prepare kernels; a profile launches one).
@@ -162,16 +165,15 @@ export class WasmLauncher {
     this.#dispatch(compiled, await bound, first, end);
   }
 
-  // The tiles of kernels[i] that runTiles can run in ranges on the page's thread alone (0: it cannot, the
-  // kernel's launch is split between the workers).
+  // The tiles of kernels[i], which runTiles runs in ranges.
   tiles(compiled, i) {
-    const k = compiled.kernels[i];
-    return compiled.threads === 1 || k.alone ? k.tiles : 0;
+    return compiled.kernels[i].tiles;
   }
 
-  // Tiles begin .. end - 1 of kernels[i] (a long kernel run over several tasks, so that none blocks the page).
+  // Tiles begin .. end - 1 of kernels[i], split as a launch splits them (a long kernel run over several tasks,
+  // so that none blocks the page).
   runTiles(compiled, bound, i, begin, end) {
-    bound.runs[i](begin, end);
+    this.#launch(compiled, bound, i, begin, end);
   }
 
   // One sample: `k` back-to-back runs, timed by the wall clock.

@@ -32,9 +32,10 @@ self.onmessage = ({ data: { modules, memory, ctrl, thread, threads } }) => {
   for (;;) {
     seen = nextLaunch(ctrl, seen);
     if (seen < 0) return;
+    const first = Atomics.load(ctrl, CTRL.first);
     const [begin, end] = share(thread, threads, Atomics.load(ctrl, CTRL.tiles));
     try {
-      runs[Atomics.load(ctrl, CTRL.kernel)](begin, end);
+      runs[Atomics.load(ctrl, CTRL.kernel)](first + begin, first + end);
     } catch {
       Atomics.store(ctrl, CTRL.failed, 1);
     }

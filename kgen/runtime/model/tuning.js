@@ -358,8 +358,8 @@ export class Tuner {
   /**
    * Run kernels [first, end) of a bound program in tasks of about half a slice at most; the time they took (the
    * sum of their launches, not the waits between tasks). A long kernel whose launcher runs ranges of its tiles
-   * (wasm on one thread, js) runs a range at a time, sized from the time its first tile took: ResNet-50's
-   * template-default convs ran up to 246 ms in one task.
+   * (wasm, each range split between its threads as a launch is; js) runs a range at a time, sized from the time
+   * its first tile took: ResNet-50's template-default convs ran up to 246 ms in one task.
    * @param {{left: number, sliceMs: number}} budget @param {string} what @param {any} compiled @param {any} bound
    * @param {number} [first] @param {number} [end]
    */
