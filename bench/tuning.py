@@ -2,7 +2,7 @@
 model converted with this device's own records, and how long it takes.
 
     python -m bench.tuning [--model mobilenet_v2 --model resnet50] [--backend wasm --backend webgpu]
-        [--candidates 6] [--budget-ms 10000] [--rounds 5] [--out results/tuning.json]
+        [--candidates 6] [--budget-ms 10000] [--rounds 5] [--threads 1] [--out results/tuning.json]
 
 Each zoo model is converted twice: with this machine's records (``results/records.jsonl``), and with another
 device class's only, with ``--candidates K``: on WebGPU the H100's best configs of the peer suite
@@ -10,7 +10,8 @@ device class's only, with ``--candidates K``: on WebGPU the H100's best configs 
 and seeds). In one page the second is loaded with ``tune: {budgetMs}``, run once and tuned (the progress after
 each kernel is kept, and the long tasks a PerformanceObserver saw once it started). Then three runners are timed
 side by side in interleaved rounds: own records, foreign untuned (``tune: "off"``) and foreign tuned (the choices
-the page kept). One thread on wasm. WebGPU runs on SwiftShader here: software figures. Run it on a quiet machine."""
+the page kept). Wasm runs on ``--threads`` threads (default 1). WebGPU runs on SwiftShader here: software
+figures. Run it on a quiet machine."""
 
 from __future__ import annotations
 
@@ -34,14 +35,14 @@ from kgen.scheduling.lower import main_stage
 
 H100 = Path("results/bench/webgpu_native_h100.json")
 
-PAGE = """async ([own, foreign, backend, feeds, budgetMs, rounds, runs]) => {
+PAGE = """async ([own, foreign, backend, feeds, budgetMs, rounds, runs, threads]) => {
   const kgen = await import('/kgen.js');
   const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
   const timeline = [];
   const longTasks = [];
   const seen = (list) => list.getEntries().forEach((e) => longTasks.push([e.startTime, e.duration]));
   const observer = new PerformanceObserver(seen);
-  const options = (tune) => ({backendOrder: backend, threads: 1, tune});
+  const options = (tune) => ({backendOrder: backend, threads, tune});
   const tuningCallback = (p) => timeline.push([p.spentMs, p.speedup]);
   const tuning = await kgen.load(foreign, {...options({budgetMs}), tuningCallback});
   await tuning.run(typed);
@@ -108,25 +109,27 @@ def measure(model: str, backend: str, args, work: Path) -> dict[str, Any]:
     if not onnx_path.exists():
         zoo.save(zoo.MODELS[model](), onnx_path)
     own, foreign = work / f"{model}-{backend}-own", work / f"{model}-{backend}-foreign"
-    convert(onnx_path, own, [backend], options=Options(RecordStore(args.records)), force=True)
+    threads = (args.threads,) if backend == "wasm" else None
+    convert(onnx_path, own, [backend], options=Options(RecordStore(args.records)), force=True, wasm_threads=threads)
     store = RecordStore(work / "foreign.jsonl")
     if backend == "webgpu" and not store.path.exists():
         store.add(h100_records(H100))
     records = store if backend == "webgpu" else None
     t0 = time.perf_counter()
-    convert(onnx_path, foreign, [backend], options=Options(records, candidates=args.candidates), force=True)
+    options = Options(records, candidates=args.candidates)
+    convert(onnx_path, foreign, [backend], options=options, force=True, wasm_threads=threads)
     convert_s = time.perf_counter() - t0
     feeds = {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS[model](), 1).items()}
     budget = args.budget_ms or (30000 if model == "resnet50" else 10000)
     with BrowserSession(job_timeout_s=900, mounts={"/work/": work}) as session:
-        got = session.evaluate(
-            PAGE, [f"/work/{own.name}", f"/work/{foreign.name}", backend, feeds, budget, args.rounds, args.runs]
-        )
+        dirs = [f"/work/{own.name}", f"/work/{foreign.name}"]
+        got = session.evaluate(PAGE, [*dirs, backend, feeds, budget, args.rounds, args.runs, args.threads])
     med = {k: statistics.median(v) for k, v in got["ms"].items()}
     p = got["progress"]
     row = {
         "model": model,
         "backend": backend,
+        "threads": args.threads if backend == "wasm" else None,
         "software": backend == "webgpu",
         "foreign": "h100" if backend == "webgpu" else "none (template defaults and seeds)",
         "candidates": args.candidates,
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-ms", type=float, help="tuning budget (default 10 s; ResNet-50 30 s)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per side and round")
+    parser.add_argument("--threads", type=int, default=1, help="wasm threads of both programs (default 1)")
     parser.add_argument("--records", default="results/records.jsonl", help="this machine's records")
     parser.add_argument("--out", default="results/tuning.json")
     args = parser.parse_args(argv)
