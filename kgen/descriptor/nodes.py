@@ -81,6 +81,8 @@ class NodeCache:
 
     def __init__(self) -> None:
         self.programs: dict[str, tuple[ir.Program, dict[str, Any]]] = {}
+        #: per program, the constraint-only limits it is known to be valid under (those it was lowered under first)
+        self.valid_under: dict[str, set[tuple[Any, ...]]] = {}
         self.hits = 0
 
     def lower(
@@ -111,16 +113,21 @@ class NodeCache:
             default=str,
         )
         key = hashlib.sha256(signature.encode()).hexdigest()
+        checked = tuple(limits.get(k) for k in CONSTRAINT_ONLY_LIMITS)
         if key in self.programs:
             program, full = self.programs[key]
-            sp = space(graph.workload(node), backend)  # the op's knobs: an epilogue's layouts are not in it
-            if broken := sp.violations({**sp.default(), **{k: v for k, v in full.items() if k in sp.names}}, limits):
-                raise KgenError(f"invalid config {json.dumps(dict(config), sort_keys=True)}: {'; '.join(broken)}")
+            if checked not in self.valid_under[key]:  # another variant's limits: its constraints, checked once
+                sp = space(graph.workload(node), backend)  # the op's knobs: an epilogue's layouts are not in it
+                own = {k: v for k, v in full.items() if k in sp.names}
+                if broken := sp.violations({**sp.default(), **own}, limits):
+                    raise KgenError(f"invalid config {json.dumps(dict(config), sort_keys=True)}: {'; '.join(broken)}")
+                self.valid_under[key].add(checked)
             self.hits += 1
             return program, full
         inputs, out, _ = node_te(graph, node)
         result = lower(inputs, out, backends.get(backend).template, config, name, limits, input_planes)
         self.programs[key] = result
+        self.valid_under[key] = {checked}
         return result
 
 

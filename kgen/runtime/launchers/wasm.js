@@ -9,9 +9,9 @@ import { Kept } from "./kept.js";
 const PAGE = 65536;
 const WORKER_TIMEOUT_MS = 10000; // a worker that has not finished its share by then is lost: an error, not a hang
 export const MATH = { exp: Math.exp, log: Math.log, tanh: Math.tanh, pow: Math.pow };
-// the control block shared with the workers: generation, kernel, tiles, error flag, then one slot per worker
-// thread t at ack + t - 1 where it stores the generation it has finished. Acknowledgements by generation, not a
-// shared done count: a worker that is late or wakes twice cannot make a launch look finished, or unfinished.
+// the control block shared with the workers: generation, kernel, the launch's first tile and tile count, error
+// flag, then one slot per worker thread t at ack + t - 1 where it stores the generation it has finished.
+// Acknowledgements by generation, not a shared done count: a worker that is late or wakes twice cannot make a launch look finished, or unfinished.
 export const CTRL = { generation: 0, kernel: 1, first: 2, tiles: 3, failed: 4, ack: 5 };
 
 export function share(thread, threads, tiles) {
