@@ -237,10 +237,10 @@ BUSY = """async ([dir, feeds, runs]) => {
 @pytest.fixture(scope="module")
 def dcgan_threads(tmp_path_factory, browser):
     """The DCGAN generator converted for 2 threads and 1, with the shipped records (some of its nodes have records
-    on one thread whose configs differ from their 2-thread ones)."""
+    on one thread whose configs differ from their 2-thread ones) and candidates."""
     root = tmp_path_factory.mktemp("threads")
     zoo.save(zoo.MODELS["dcgan"](), root / "dcgan.onnx")
-    options = Options(RecordStore("results/records.jsonl"))
+    options = Options(RecordStore("results/records.jsonl"), candidates=3)
     convert(root / "dcgan.onnx", root / "dcgan", ["wasm"], options=options, wasm_threads=[1, 2])
     browser.server.mount("/threads/", root)
     return root / "dcgan"
@@ -319,6 +319,43 @@ def test_a_threaded_kernel_runs_in_ranges_of_its_tiles_split_between_the_threads
     got = browser.evaluate(RANGES, ["/threads/dcgan", feeds])
     assert got["threads"] == 2 and len(got["split"]) >= 2, got["split"]
     np.testing.assert_allclose(got["got"], got["want"], rtol=1e-6, atol=1e-6)
+
+
+POOL = """async ([dir, feeds]) => {
+  const Original = window.Worker;
+  let started = 0;
+  window.Worker = class extends Original {
+    constructor(...args) {
+      super(...args);
+      started++;
+    }
+  };
+  try {
+    const kgen = await import('/kgen.js');
+    const r = await kgen.load(dir, {backendOrder: 'wasm', threads: 2, tune: 'off'});
+    const typed = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, Float32Array.from(v)]));
+    const before = Array.from(Object.values(await r.run(typed))[0]);
+    const progress = await r.tune({budgetMs: 4000});
+    const after = Array.from(Object.values(await r.run(typed))[0]);
+    const result = {before, after, progress, started, threads: r.threads};
+    r.destroy();
+    return result;
+  } finally {
+    window.Worker = Original;
+  }
+}"""
+
+
+def test_a_threaded_programs_candidates_and_swaps_share_its_workers(dcgan_threads, browser):
+    """In-page tuning on 2 threads binds each candidate over the runner's memory: they join the memory's one pool
+    of workers, so a runner starts one worker at most however many candidates it tries (it started one per candidate,
+    whose spin after a launch took a core from the next candidate's) and computes what it computed before."""
+    feeds = {k: v.ravel().tolist() for k, v in zoo.seeded_inputs(zoo.MODELS["dcgan"](), 1).items()}
+    got = browser.evaluate(POOL, ["/threads/dcgan", feeds])
+    progress = got["progress"]
+    assert got["threads"] == 2 and progress["error"] is None and progress["tried"] >= 3, progress
+    assert got["started"] <= 1, got["started"]  # none where the load took over a parked runner's
+    np.testing.assert_allclose(got["after"], got["before"], rtol=1e-4, atol=1e-5)
 
 
 def test_the_thread_count_is_chosen_on_the_pages_runs_and_again_when_a_core_is_taken(dcgan_threads, browser):

@@ -1,7 +1,7 @@
 // The WebAssembly launcher: takes a kgen program (one module per kernel, each exporting run(begin, end) over a
 // range of its tiles, all importing one linear memory in which every buffer has a fixed offset) and runs it.
-// With `program.threads` > 1 the memory is shared and a pool of workers (wasm_worker.js) runs the other
-// threads' ranges; that needs a cross-origin isolated page (SharedArrayBuffer). The main thread runs range 0
+// With `program.threads` > 1 the memory is shared and a pool of workers (wasm_worker.js), one per memory, runs
+// the other threads' ranges; that needs a cross-origin isolated page (SharedArrayBuffer). The main thread runs range 0
 // and then spins until the workers are done (a page's main thread may not Atomics.wait).
 import { KernelError } from "./errors.js";
 import { Kept } from "./kept.js";
@@ -35,6 +35,8 @@ export class WasmLauncher {
     if (typeof WebAssembly !== "object") throw new Error("WebAssembly is not available in this browser");
     return new WasmLauncher(keep ? new Kept() : null);
   }
+
+  #pools = new Map(); // a shared memory -> the pool of workers of the programs bound over it
 
   constructor(kept = null) {
     this.kept = kept;
@@ -84,36 +86,99 @@ export class WasmLauncher {
     new Float32Array(buffer.memory.buffer, buffer.offset, buffer.size).set(array);
   }
 
-  // Instances on the main thread, and a started worker pool when threaded; resolves when all are ready.
+  // Instances on the main thread, and when threaded the memory's worker pool, with the program's modules added;
+  // resolves when the workers have them.
   async bind(compiled, buffers) {
     const memory = Object.values(buffers)[0].memory;
     const imports = { env: { memory }, math: MATH };
     const runs = compiled.kernels.map((k) => new WebAssembly.Instance(k.module, imports).exports.run);
-    if (compiled.threads === 1) return { runs, pool: null };
-    const ctrl = new Int32Array(new SharedArrayBuffer(4 * (CTRL.ack + compiled.threads - 1)));
-    const modules = compiled.kernels.map((k) => k.module);
-    const workers = [];
-    const ready = [];
-    for (let t = 1; t < compiled.threads; t++) {
-      const worker = new Worker(new URL("./wasm_worker.js", import.meta.url), { type: "module" });
-      ready.push(
-        new Promise((resolve, reject) => {
-          worker.onmessage = (e) => (e.data.ok ? resolve() : reject(new KernelError("runtime_error", e.data.message)));
-          worker.onerror = (e) => reject(new KernelError("runtime_error", `worker: ${e.message}`));
-        }),
-      );
-      worker.postMessage({ modules, memory, ctrl, thread: t, threads: compiled.threads });
-      workers.push(worker);
+    if (compiled.threads === 1) return { runs, pool: null, index: null };
+    if (compiled.pool) throw new Error("kgen: a wasm program is bound once");
+    const pool = this.#pools.get(memory) ?? this.#startPool(memory, compiled.threads);
+    if (pool.threads !== compiled.threads) {
+      throw new KernelError("runtime_error", `a memory's workers run ${pool.threads} threads, not ${compiled.threads}`);
     }
-    const pool = { ctrl, workers };
+    pool.users++;
     compiled.pool = pool;
     try {
-      await Promise.all(ready);
+      await this.#add(pool, compiled.kernels.map((k) => k.module));
     } catch (err) {
-      this.#stop(pool);
+      this.unbind(compiled);
       throw err;
     }
-    return { runs, pool };
+    return { runs, pool, index: compiled.kernels.map((k) => pool.index.get(k.module)) };
+  }
+
+  // The workers that run the other threads' ranges of every program bound over `memory`: the runner's, the
+  // candidates in-page tuning binds, the program a swap makes. One pool per program started workers for each
+  // candidate the tuner bound, and their spin after a launch took a core from the next candidate's.
+  #startPool(memory, threads) {
+    const ctrl = new Int32Array(new SharedArrayBuffer(4 * (CTRL.ack + threads - 1)));
+    const workers = [];
+    for (let t = 1; t < threads; t++) {
+      const worker = new Worker(new URL("./wasm_worker.js", import.meta.url), { type: "module" });
+      worker.replies = [];
+      const answer = (reply) => worker.replies.shift()?.(reply);
+      worker.onmessage = (e) => answer(e.data.ok ? null : new KernelError("runtime_error", e.data.message));
+      worker.onerror = (e) => answer(new KernelError("runtime_error", `worker: ${e.message}`));
+      workers.push(worker);
+    }
+    const pool = { memory, ctrl, threads, workers, users: 0, index: new Map(), adding: null };
+    this.#pools.set(memory, pool);
+    return pool;
+  }
+
+  // Give the pool's workers the modules they lack (each keeps them at the index `pool.index` gives), one addition
+  // after another. The first comes with the memory and the control block; for a later one the workers leave
+  // their wait for launches (a launch of kernel -1) to read it.
+  #add(pool, modules) {
+    const fresh = [...new Set(modules)].filter((m) => !pool.index.has(m));
+    if (fresh.length === 0) return pool.adding;
+    for (const m of fresh) pool.index.set(m, pool.index.size);
+    const later = pool.adding !== null;
+    const added = (pool.adding ?? Promise.resolve()).then(async () => {
+      const replies = pool.workers.map((w) => new Promise((resolve) => w.replies.push(resolve)));
+      const { memory, ctrl, threads } = pool;
+      pool.workers.forEach((w, t) => w.postMessage(later ? { modules: fresh } : { memory, ctrl, thread: t + 1, threads, modules: fresh }));
+      if (later) this.#finish(pool, this.#start(pool, -1, 0, 0), "adding modules");
+      const failed = (await Promise.all(replies)).find((err) => err);
+      if (failed) {
+        for (const m of fresh) pool.index.delete(m); // a later bind adds them again, at new indices
+        throw failed;
+      }
+    });
+    pool.adding = added.catch(() => {});
+    return added;
+  }
+
+  // Start launch `kernel` (-1: read the messages) of tiles first .. first + tiles - 1 on the pool's workers; its
+  // generation.
+  #start(pool, kernel, first, tiles) {
+    const ctrl = pool.ctrl;
+    Atomics.store(ctrl, CTRL.kernel, kernel);
+    Atomics.store(ctrl, CTRL.first, first);
+    Atomics.store(ctrl, CTRL.tiles, tiles);
+    Atomics.store(ctrl, CTRL.failed, 0);
+    const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
+    Atomics.notify(ctrl, CTRL.generation);
+    return generation;
+  }
+
+  // Spin until every worker has acknowledged `generation` (a page's main thread may not Atomics.wait).
+  #finish(pool, generation, what) {
+    const ctrl = pool.ctrl;
+    const since = performance.now();
+    for (let t = 1, spins = 1; t < pool.threads; spins++) {
+      if (Atomics.load(ctrl, CTRL.ack + t - 1) === generation) {
+        t++;
+      } else if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
+        const acks = Array.from({ length: pool.threads - 1 }, (_, w) => Atomics.load(ctrl, CTRL.ack + w));
+        throw new KernelError(
+          "runtime_error",
+          `${what}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (launch ${generation}, finished ${acks.join(", ")})`,
+        );
+      }
+    }
   }
 
   // Launch kernels[first..end - 1]: a run launches all of them, a timed sample skips the prepare kernels (they
@@ -130,13 +195,7 @@ export class WasmLauncher {
       bound.runs[i](begin, end);
       return;
     }
-    const ctrl = pool.ctrl;
-    Atomics.store(ctrl, CTRL.kernel, i);
-    Atomics.store(ctrl, CTRL.first, begin);
-    Atomics.store(ctrl, CTRL.tiles, end - begin);
-    Atomics.store(ctrl, CTRL.failed, 0);
-    const generation = Atomics.add(ctrl, CTRL.generation, 1) + 1;
-    Atomics.notify(ctrl, CTRL.generation);
+    const generation = this.#start(pool, bound.index[i], begin, end - begin);
     const [from, to] = share(0, compiled.threads, end - begin);
     let trap = null;
     try {
@@ -144,20 +203,9 @@ export class WasmLauncher {
     } catch (err) {
       trap = err; // the workers finish their shares before it is thrown: the next launch cannot overlap them
     }
-    const since = performance.now();
-    for (let t = 1, spins = 1; t < compiled.threads; spins++) {
-      if (Atomics.load(ctrl, CTRL.ack + t - 1) === generation) {
-        t++;
-      } else if (spins % 4096 === 0 && performance.now() - since > WORKER_TIMEOUT_MS) {
-        const acks = Array.from({ length: compiled.threads - 1 }, (_, w) => Atomics.load(ctrl, CTRL.ack + w));
-        throw new KernelError(
-          "runtime_error",
-          `${k.name}: workers did not finish within ${WORKER_TIMEOUT_MS} ms (launch ${generation}, finished ${acks.join(", ")})`,
-        );
-      }
-    }
+    this.#finish(pool, generation, k.name);
     if (trap) throw trap;
-    if (Atomics.load(ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);
+    if (Atomics.load(pool.ctrl, CTRL.failed)) throw new KernelError("runtime_error", `${k.name}: a worker trapped`);
   }
 
   // Launch kernels[first..end - 1] (a model's later runs skip its prepare kernels; a profile launches one).
@@ -202,16 +250,19 @@ export class WasmLauncher {
     return new Float32Array(buffer.memory.buffer, buffer.offset, buffer.size).slice();
   }
 
-  #stop(pool) {
+  // Leave the memory's pool (a program whose kernels were replaced, or a piece the tuner timed); the last to leave
+  // stops its workers.
+  unbind(compiled) {
+    const pool = compiled.pool;
+    compiled.pool = null;
+    if (!pool || --pool.users > 0) return;
+    this.#pools.delete(pool.memory);
     Atomics.store(pool.ctrl, CTRL.generation, -1);
     Atomics.notify(pool.ctrl, CTRL.generation);
-    for (const w of pool.workers) w.terminate();
-  }
-
-  // Stop the workers of a bound program (one whose kernels were replaced, or a piece the tuner timed).
-  unbind(compiled) {
-    if (compiled.pool) this.#stop(compiled.pool);
-    compiled.pool = null;
+    for (const w of pool.workers) {
+      w.terminate();
+      for (const reply of w.replies.splice(0)) reply(new KernelError("runtime_error", "the workers were stopped"));
+    }
   }
 
   destroy(compiled) {

@@ -19,26 +19,40 @@ function nextLaunch(ctrl, seen) {
   }
 }
 
-self.onmessage = ({ data: { modules, memory, ctrl, thread, threads } }) => {
-  let runs;
-  try {
-    runs = modules.map((m) => new WebAssembly.Instance(m, { env: { memory }, math: MATH }).exports.run);
-  } catch (err) {
-    self.postMessage({ ok: false, message: `worker ${thread}: ${err.message}` });
-    return;
-  }
-  let seen = Atomics.load(ctrl, CTRL.generation); // before "ready": no launch can start earlier
-  self.postMessage({ ok: true });
+// Launches until a stop (generation -1) or a launch of kernel -1: the launcher has posted modules to add.
+function serve(s) {
+  const { ctrl, thread, threads } = s;
   for (;;) {
-    seen = nextLaunch(ctrl, seen);
-    if (seen < 0) return;
-    const first = Atomics.load(ctrl, CTRL.first);
-    const [begin, end] = share(thread, threads, Atomics.load(ctrl, CTRL.tiles));
-    try {
-      runs[Atomics.load(ctrl, CTRL.kernel)](first + begin, first + end);
-    } catch {
-      Atomics.store(ctrl, CTRL.failed, 1);
+    s.seen = nextLaunch(ctrl, s.seen);
+    if (s.seen < 0) return;
+    const kernel = Atomics.load(ctrl, CTRL.kernel);
+    if (kernel >= 0) {
+      const first = Atomics.load(ctrl, CTRL.first);
+      const [begin, end] = share(thread, threads, Atomics.load(ctrl, CTRL.tiles));
+      try {
+        s.runs[kernel](first + begin, first + end);
+      } catch {
+        Atomics.store(ctrl, CTRL.failed, 1);
+      }
     }
-    Atomics.store(ctrl, CTRL.ack + thread - 1, seen);
+    Atomics.store(ctrl, CTRL.ack + thread - 1, s.seen);
+    if (kernel < 0) return;
   }
+}
+
+let state = null; // the memory, the control block, this thread, the instances' run functions, the last launch seen
+
+// The first message brings the memory and the control block, every message modules to instantiate (kept at the
+// indices the launcher gave them; one that fails leaves null there and is reported).
+self.onmessage = ({ data }) => {
+  if (data.ctrl) state = { ...data, runs: [], seen: Atomics.load(data.ctrl, CTRL.generation) }; // before "ready": no launch can start earlier
+  const imports = { env: { memory: state.memory }, math: MATH };
+  try {
+    state.runs.push(...data.modules.map((m) => new WebAssembly.Instance(m, imports).exports.run));
+    self.postMessage({ ok: true });
+  } catch (err) {
+    state.runs.push(...data.modules.map(() => null));
+    self.postMessage({ ok: false, message: `worker ${state.thread}: ${err.message}` });
+  }
+  serve(state);
 };
