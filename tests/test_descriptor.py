@@ -303,6 +303,28 @@ def test_a_strided_convs_candidates_include_reading_its_input_through_a_compact_
     assert any(c.program.config.get("subsample") == 1 for c in alts)
 
 
+def test_a_nodes_few_candidates_spread_over_its_templates_seeds():
+    """A 1x1 conv's first candidates tile along both of its best axes (the seeds vary the axis last: the first five
+    were all along rows, and MobileNet-v2's 1x1 convs on 112x112, best tiled along channels, had no such one), and
+    each next one differs from the nearest one before it in as many knobs as any later one does."""
+    from kgen.descriptor.assemble import lower_nodes
+    from kgen.descriptor.candidates import spread
+    from kgen.descriptor.nodes import NodeCache
+
+    values = {"x": Value("x", (1, 16, 56, 56)), "w": Value("w", (32, 16, 1, 1)), "y": Value("y", (1, 32, 56, 56))}
+    node = Node("c", "conv2d", ["x", "w"], "y", get_op("conv2d").normalize_attrs({}))
+    graph = Graph([values["x"]], ["y"], values, {"w": np.zeros((32, 16, 1, 1), np.float32)}, [node])
+    ((_, alts, _),) = lower_nodes(graph, "wasm", Options(None, candidates=5), NodeCache())
+    assert {c.program.config["tile_axis"] for c in alts} == {"h", "m"}, [c.program.config for c in alts]
+    configs = [{"a": a, "b": b, "c": c} for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    order = list(spread(configs, [configs[0]]))
+    assert sorted(map(str, order)) == sorted(map(str, configs)) and order[0] == {"a": 1, "b": 1, "c": 1}
+    differ = lambda x, y: sum(x[k] != y[k] for k in x)  # noqa: E731
+    for i in range(len(order)):
+        nearest = [min(differ(d, t) for t in [configs[0], *order[:i]]) for d in order[i:]]
+        assert nearest[0] == max(nearest), (i, order)
+
+
 @pytest.mark.parametrize(("one_ms", "many_ms", "threads"), [(0.3, 0.4, 1), (0.8, 0.9, 2), (0.5, 0.4, 2)])
 def test_a_node_runs_on_one_thread_only_while_the_workers_spin(tmp_path, one_ms, many_ms, threads):
     """A node faster on 1 thread than on 2 runs on one only where its record ends within the workers' spin

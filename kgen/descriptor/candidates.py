@@ -10,7 +10,8 @@ more than that and the node's input, is left out.
 The candidates of a node, best first and distinct from the chosen config and from each other:
 - the records of the other device classes for its workload (exact, else the nearest shape): a visitor of that
   class runs them from the first run;
-- the template default, then the template's seed configs, then configs drawn from its space.
+- the template default, then the template's seed configs, spread (each next one the seed that differs in most knobs
+  from those before it), then configs drawn from its space.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from kgen.errors import KgenError
 from kgen.graph.ir import Graph
 from kgen.records.store import RecordStore
 from kgen.scheduling.lower import PREPARED_PREFIXES
-from kgen.scheduling.space import Limits
+from kgen.scheduling.space import Config, Limits
 
 SAMPLED = 16  # configs drawn from a template's space, the last source of candidates
 
@@ -61,10 +62,27 @@ def _choices(
             yield choice, other
     yield Choice(dict(fixed), "default"), None
     sp = space(graph.workload(np_.node), backend)
-    for seed in sp.seed_configs(limits):
+    for seed in spread(sp.seed_configs(limits), [np_.config, {**sp.default(), **fixed}]):
         yield Choice({**seed, **fixed}, "seed"), None
     for config in sp.sample(SAMPLED, seed=0, limits=limits):  # where the seeds run out (WebGPU's convs have none)
         yield Choice({**config, **fixed}, "sampled"), None
+
+
+def _differ(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    return sum(a.get(k) != b.get(k) for k in a.keys() | b.keys())
+
+
+def spread(configs: list[Config], taken: list[Config]) -> Iterator[Config]:
+    """``configs`` in the order that takes next the one differing in most knobs from the nearest of ``taken`` and
+    of those before it (ties in their order): a template's seeds vary the tile axis last, so the first few were
+    all on one axis, and MobileNet-v2's 1x1 convs on 112x112, tiled best along channels, had no such candidate."""
+    taken = list(taken)
+    left = list(configs)
+    while left:
+        nearest = [min(_differ(c, t) for t in taken) for c in left]
+        i = max(range(len(left)), key=lambda j: (nearest[j], -j))
+        taken.append(left.pop(i))
+        yield taken[-1]
 
 
 def own_temps(chosen: NodeProgram, alt: NodeProgram) -> dict[str, int]:
