@@ -2,8 +2,8 @@
 with their attributes, and the weights in TF.js's layouts (conv filters HWIO, depthwise [kH, kW, C, 1], transposed
 conv [kH, kW, out, in]), so TF.js runs the same network with the same weights as kgen and ONNX Runtime, in the
 form TF.js's converter would give it (batch norms after convs folded, ReLU / ReLU6 fused into ``tf.fused.conv2d``).
-Covers the ops of kgen.graph.zoo's ResNet-50, MobileNet-v2-like net and DCGAN generator; another op is a clear
-error."""
+Covers the ops of kgen.graph.zoo's ResNet-50, MobileNet-v2-like net and DCGAN generator, and of its BERT-like
+encoders (MiniLM: token ids in, op for op in ONNX's own layouts); another op is a clear error."""
 
 from __future__ import annotations
 
@@ -11,33 +11,54 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from kgen.errors import KgenError
 
 PASS_THROUGH = {"Relu", "Tanh", "Add", "GlobalAveragePool", "Flatten", "BatchNormalization"}
+#: a token model's ops that take their operands as they are (numpy broadcasting, as tf's ops)
+ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "MatMul"}
+
+
+class _Weights:
+    """The weights of a description: each once, with its dims, dtype and offset (in values) in one float32 row."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict] = {}
+        self.blobs: list[bytes] = []
+        self.offset = 0
+
+    def add(self, name: str, array: np.ndarray) -> str:
+        if name not in self.entries:
+            dtype = "int32" if np.issubdtype(array.dtype, np.integer) else "float32"
+            a = np.ascontiguousarray(array, dtype=np.float32)  # ids and axes are small: exact as floats
+            self.entries[name] = {"dims": list(a.shape), "offset": self.offset, "dtype": dtype}
+            self.blobs.append(a.tobytes())
+            self.offset += a.size
+        return name
+
+
+def describe(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
+    """``network`` for a model of one float image, ``sequence_network`` for one of token ids."""
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if all(i.type.tensor_type.elem_type == TensorProto.FLOAT for i in inputs):
+        return network(model)
+    return sequence_network(model)
 
 
 def network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
-    """(the description, the weights' bytes): {"input": {name, dims (NHWC for an image)}, "output": name,
+    """(the description, the weights' bytes): {"inputs": [{name, dims (NHWC for an image), dtype}], "output": name,
     "output_nchw": the ONNX output shape when the network's output is NHWC (else None), "nodes": [{op, inputs,
-    output, attrs}], "weights": {name: {dims, offset (in floats)}}}, and every weight's float32 values in a row."""
+    output, attrs}], "weights": {name: {dims, offset (in values), dtype}}}, and every weight's values in a row of
+    float32."""
     graph = model.graph
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     (inp,) = [i for i in graph.input if i.name not in inits]
     dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-    weights: dict[str, dict] = {}
-    blobs: list[bytes] = []
-    offset = 0
+    store = _Weights()
+    weight = store.add
     nodes = []
-
-    def weight(name: str, array: np.ndarray) -> str:
-        nonlocal offset
-        a = np.ascontiguousarray(array, dtype=np.float32)
-        weights[name] = {"dims": list(a.shape), "offset": offset}
-        blobs.append(a.tobytes())
-        offset += a.size
-        return name
 
     folded, fused = _conv_fusions(graph, inits)
     skipped = {name for names in fused.values() for name in names[1:]}
@@ -97,7 +118,7 @@ def network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
             shape = [int(v) for v in inits[ins[1]]]
             if len(shape) != 4:
                 raise KgenError(f"{where}: only a reshape to an NCHW image has a tf translation here")
-            out, ins = {"shape": shape}, ins[:1]
+            out, ins = {"shape": shape, "image": True}, ins[:1]
         elif op not in PASS_THROUGH:
             raise KgenError(f"{where}: no tf translation of ONNX op {op}")
         nodes.append({"op": op, "inputs": ins, "output": node.output[0], "attrs": out})
@@ -105,13 +126,58 @@ def network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
     out_dims = [d.dim_value for d in output.type.tensor_type.shape.dim]
     image = len(dims) == 4
     description = {
-        "input": {"name": inp.name, "dims": [dims[0], dims[2], dims[3], dims[1]] if image else dims},
+        "inputs": [
+            {"name": inp.name, "dims": [dims[0], dims[2], dims[3], dims[1]] if image else dims, "dtype": "float32"}
+        ],
         "output": renamed.get(output.name, output.name),
         "output_nchw": out_dims if len(out_dims) == 4 else None,
         "nodes": nodes,
-        "weights": weights,
+        "weights": store.entries,
     }
-    return description, b"".join(blobs)
+    return description, b"".join(store.blobs)
+
+
+def sequence_network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
+    """The description of a model of token ids (int64 ids and masks in, as int32), op for op in ONNX's own
+    layouts: a reshape or unsqueeze to its output's shape (ONNX's shape inference), the other ops with their
+    attributes, a constant operand a weight."""
+    graph = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inferred = shape_inference.infer_shapes(model).graph
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.value_info, *inferred.output, *inferred.input]
+    }
+    store = _Weights()
+    nodes = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        op, ins, where = node.op_type, list(node.input), f"node {node.name or node.output[0]} ({node.op_type})"
+        out: dict[str, Any] = {}
+        if op in ("Reshape", "Unsqueeze"):
+            op, ins, out = "Reshape", ins[:1], {"shape": shapes[node.output[0]]}
+        elif op == "Transpose":
+            out = {"perm": list(attrs["perm"])}
+        elif op == "ReduceMean":
+            out = {"axes": list(attrs["axes"]), "keepdims": bool(attrs.get("keepdims", 1))}
+        elif op == "Softmax":
+            out = {"axis": int(attrs.get("axis", -1))}
+        elif op == "Cast":
+            out = {"dtype": "float32" if attrs["to"] == TensorProto.FLOAT else "int32"}
+        elif op == "Gather":
+            out = {"axis": int(attrs.get("axis", 0))}
+        elif op not in ELEMENTWISE:
+            raise KgenError(f"{where}: no tf translation of ONNX op {op}")
+        ins = [store.add(i, inits[i]) if i in inits else i for i in ins]
+        nodes.append({"op": op, "inputs": ins, "output": node.output[0], "attrs": out})
+    (output,) = graph.output
+    inputs = [
+        {"name": i.name, "dims": shapes[i.name], "dtype": "float32" if i.type.tensor_type.elem_type == 1 else "int32"}
+        for i in graph.input
+        if i.name not in inits
+    ]
+    description = {"inputs": inputs, "output": output.name, "output_nchw": None, "nodes": nodes}
+    return description | {"weights": store.entries}, b"".join(store.blobs)
 
 
 def _consumers(graph) -> dict[str, list]:
@@ -166,9 +232,13 @@ def fused_activation(chain: list[str], graph) -> str:
     return {"Relu": "relu", "Clip": "relu6"}.get(last, "linear")
 
 
-def tfjs_input(net: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """The model's input in the network's layout (NHWC for an image)."""
-    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+def tfjs_inputs(net: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict[str, list]:
+    """The model's inputs in the network's layouts (NHWC for an image), as flat lists."""
+    return {
+        i["name"]: (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).ravel().tolist()
+        for i in net["inputs"]
+        for x in [feeds[i["name"]]]
+    }
 
 
 def onnx_output(net: dict[str, Any], values: list[float]) -> np.ndarray:

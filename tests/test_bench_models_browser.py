@@ -1,6 +1,6 @@
 """bench.models on the DCGAN generator: kgen, ONNX Runtime Web and TF.js (the network rebuilt from tf ops with the
 same weights by bench/tfjs_network.py) all compute onnxruntime's output, and each side's peak memory is counted
-by the same hooks (bench/peers/memory.js)."""
+by the same hooks (bench/peers/memory.js). TF.js builds the image nets and a BERT-like encoder of token ids too."""
 
 import json
 import math
@@ -10,7 +10,7 @@ from subprocess import DEVNULL
 
 import pytest
 
-from bench.tfjs_network import network
+from bench.tfjs_network import describe, network
 from kgen.errors import KgenError
 from kgen.graph import zoo
 
@@ -23,8 +23,9 @@ from bench import models
 from kgen.graph import zoo
 zoo.MODELS["resnet50_32"] = lambda: zoo.resnet50(size=32)
 zoo.MODELS["mobilenet_v2_32"] = lambda: zoo.mobilenet_v2(size=32)
+zoo.MODELS["bert_small"] = lambda: zoo.bert()
 report = models.run(["dcgan"], rounds=1, samples=5, backends=["wasm"], records="none", warmup_ms=200)["models"]
-nets = ["resnet50_32", "mobilenet_v2_32"]  # only TF.js beside kgen: they check its network
+nets = ["resnet50_32", "mobilenet_v2_32", "bert_small"]  # only TF.js beside kgen: they check its network
 report |= models.run(nets, rounds=1, samples=5, backends=["wasm"], records="none", peers=["tfjs"], warmup_ms=200)[
     "models"
 ]
@@ -34,15 +35,15 @@ sys.stdout.write("REPORT " + json.dumps(report))
 
 @pytest.fixture(scope="module")
 def report():
-    """The DCGAN generator, and ResNet-50 and the MobileNet-v2-like net on 32x32 images (every op and fusion of
-    the TF.js network at a small cost); in a process of its own, since the suite's browser holds Playwright's
-    sync API in this one."""
+    """The DCGAN generator, and ResNet-50 and the MobileNet-v2-like net on 32x32 images and a 2-layer BERT-like
+    encoder (every op and fusion of the TF.js networks at a small cost); in a process of its own, since the
+    suite's browser holds Playwright's sync API in this one."""
     done = subprocess.run([sys.executable, "-c", RUN], capture_output=True, text=True, timeout=600, stdin=DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"models": json.loads(done.stdout.split("REPORT ", 1)[1])}
 
 
-@pytest.mark.parametrize("model", ["resnet50_32", "mobilenet_v2_32"])
+@pytest.mark.parametrize("model", ["resnet50_32", "mobilenet_v2_32", "bert_small"])
 def test_tfjs_builds_the_same_network_from_tf_ops(report, model):
     sides = report["models"][model]["sides"]
     assert all(v["all_ok"] for v in sides.values()), {s: v["all_ok"] for s, v in sides.items()}
@@ -67,7 +68,8 @@ def test_every_side_matches_onnxruntime_and_has_its_memory_counted(report):
 
 def test_the_tf_network_keeps_every_weight_once_in_tfjs_layouts():
     desc, blob = network(zoo.resnet50())
-    assert desc["input"]["dims"] == [1, 224, 224, 3] and desc["output_nchw"] is None
+    assert desc["inputs"] == [{"name": "input", "dims": [1, 224, 224, 3], "dtype": "float32"}]
+    assert desc["output_nchw"] is None
     assert len(blob) == 4 * sum(math.prod(w["dims"]) for w in desc["weights"].values())
     first = next(n for n in desc["nodes"] if n["op"] == "Conv")
     assert desc["weights"][first["inputs"][1]]["dims"] == [7, 7, 3, 64]  # HWIO
@@ -75,3 +77,19 @@ def test_the_tf_network_keeps_every_weight_once_in_tfjs_layouts():
     assert desc["output_nchw"] == [1, 1, 28, 28]
     with pytest.raises(KgenError, match=r"node .*\(Softmax\): no tf translation"):
         network(zoo.mlp())
+
+
+def test_a_token_models_tf_network_takes_int32_ids_and_reshapes_to_static_shapes():
+    """BERT's int64 ids and mask go in as int32, its constant position ids are an int32 weight, and a reshape or
+    unsqueeze is to its output's shape as ONNX's shape inference gives it; an op without a translation is refused
+    naming its node."""
+    desc, blob = describe(zoo.bert(tokens=16, dim=32, heads=4))
+    assert [(i["name"], i["dims"], i["dtype"]) for i in desc["inputs"]] == [
+        (name, [1, 16], "int32") for name in ("input_ids", "token_type_ids", "attention_mask")
+    ]
+    assert len(blob) == 4 * sum(math.prod(w["dims"]) for w in desc["weights"].values())
+    assert {w["dtype"] for w in desc["weights"].values()} == {"float32", "int32"}
+    heads = [n["attrs"]["shape"] for n in desc["nodes"] if n["op"] == "Reshape"]
+    assert [1, 16, 4, 8] in heads and [1, 1, 1, 16] in heads and all(-1 not in s and 0 not in s for s in heads)
+    with pytest.raises(KgenError, match=r"node equal_7 \(Equal\): no tf translation of ONNX op Equal"):
+        describe(zoo.roberta())

@@ -45,16 +45,49 @@ function apply(node, env, weights) {
       const y = tf.matMul(arg(0), arg(1), false, Boolean(a.transB));
       return node.inputs.length > 2 ? tf.add(y, arg(2)) : y;
     }
-    case "Reshape": // to ONNX's NCHW shape, then to NHWC
-      return tf.transpose(tf.reshape(arg(0), a.shape), [0, 2, 3, 1]);
+    case "Reshape": // an image: to ONNX's NCHW shape, then to NHWC
+      return a.image ? tf.transpose(tf.reshape(arg(0), a.shape), [0, 2, 3, 1]) : tf.reshape(arg(0), a.shape);
+    case "Sub":
+      return tf.sub(arg(0), arg(1));
+    case "Mul":
+      return tf.mul(arg(0), arg(1));
+    case "Div":
+      return tf.div(arg(0), arg(1));
+    case "Pow":
+      return tf.pow(arg(0), arg(1));
+    case "Sqrt":
+      return tf.sqrt(arg(0));
+    case "Erf":
+      return tf.erf(arg(0));
+    case "MatMul": {
+      // a projection by a weight matrix as TF.js's converter gives it (a Dense): the rows of x by the matrix
+      const [x, w] = [arg(0), arg(1)];
+      if (w.rank !== 2 || x.rank === 2) return tf.matMul(x, w);
+      const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]]), w);
+      return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]]);
+    }
+    case "Transpose":
+      return tf.transpose(arg(0), a.perm);
+    case "ReduceMean":
+      return tf.mean(arg(0), a.axes, a.keepdims);
+    case "Softmax": {
+      const x = arg(0);
+      const axis = a.axis < 0 ? a.axis + x.rank : a.axis;
+      if (axis === x.rank - 1) return tf.softmax(x);
+      throw new Error(`tfjs_model.js: Softmax on axis ${a.axis} of a rank-${x.rank} tensor (node ${node.output})`);
+    }
+    case "Cast":
+      return tf.cast(arg(0), a.dtype);
+    case "Gather":
+      return tf.gather(arg(0), arg(1), a.axis);
     default:
       throw new Error(`tfjs_model.js: no tf translation of ONNX op ${node.op} (node ${node.output})`);
   }
 }
 
-function forward(network, weights, input) {
+function forward(network, weights, inputs) {
   return tf.tidy(() => {
-    const env = new Map([[network.input.name, input]]);
+    const env = new Map(inputs);
     for (const node of network.nodes) env.set(node.output, apply(node, env, weights));
     return env.get(network.output);
   });
@@ -66,6 +99,7 @@ function forward(network, weights, input) {
 // then runs timed as timing.js says (a run: the input tensor made from the host array, the network, the output
 // read back with data(), which waits for the GPU).
 export async function timeNetwork(url, inputValues, options, initBackend) {
+  // inputValues: each input's values by name, in the network's layout
   const t0 = performance.now();
   const [network, bytes, info] = await Promise.all([
     fetch(`${url}.json`).then((r) => r.json()),
@@ -75,14 +109,14 @@ export async function timeNetwork(url, inputValues, options, initBackend) {
   const floats = new Float32Array(bytes);
   const size = (dims) => dims.reduce((a, b) => a * b, 1);
   const weights = new Map(
-    Object.entries(network.weights).map(([k, t]) => [k, tf.tensor(floats.subarray(t.offset, t.offset + size(t.dims)), t.dims)]),
+    Object.entries(network.weights).map(([k, t]) => [k, tf.tensor(floats.subarray(t.offset, t.offset + size(t.dims)), t.dims, t.dtype)]),
   );
-  const input = Float32Array.from(inputValues);
+  const typed = network.inputs.map((i) => [i, (i.dtype === "int32" ? Int32Array : Float32Array).from(inputValues[i.name])]);
   const run = async () => {
-    const x = tf.tensor(input, network.input.dims);
-    const y = forward(network, weights, x);
+    const xs = typed.map(([i, values]) => [i.name, tf.tensor(values, i.dims, i.dtype)]);
+    const y = forward(network, weights, xs);
     const out = await y.data();
-    x.dispose();
+    xs.forEach(([, x]) => x.dispose());
     y.dispose();
     return out;
   };
