@@ -2,7 +2,7 @@
 with their attributes, and the weights in TF.js's layouts (conv filters HWIO, depthwise [kH, kW, C, 1], transposed
 conv [kH, kW, out, in]), so TF.js runs the same network with the same weights as kgen and ONNX Runtime, in the
 form TF.js's converter would give it (batch norms after convs folded, ReLU / ReLU6 fused into ``tf.fused.conv2d``).
-Covers the ops of kgen.graph.zoo's ResNet-50, MobileNet-v2-like net and DCGAN generator, and of its BERT-like
+Covers the ops of kgen.graph.zoo's ResNet-50, MobileNet-v2 and v3-like nets and DCGAN generator, and of its BERT-like
 encoders (MiniLM: token ids in, op for op in ONNX's own layouts); another op is a clear error."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from kgen.errors import KgenError
 
-PASS_THROUGH = {"Relu", "Tanh", "Add", "GlobalAveragePool", "Flatten", "BatchNormalization"}
+PASS_THROUGH = {"Relu", "Tanh", "HardSwish", "GlobalAveragePool", "Flatten", "BatchNormalization"}
 #: a token model's ops that take their operands as they are (numpy broadcasting, as tf's ops)
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "MatMul"}
 
@@ -31,7 +31,7 @@ class _Weights:
     def add(self, name: str, array: np.ndarray) -> str:
         if name not in self.entries:
             dtype = "int32" if np.issubdtype(array.dtype, np.integer) else "float32"
-            a = np.ascontiguousarray(array, dtype=np.float32)  # ids and axes are small: exact as floats
+            a = np.array(array, dtype=np.float32, order="C")  # ids are small: exact as floats; a scalar stays one
             self.entries[name] = {"dims": list(a.shape), "offset": self.offset, "dtype": dtype}
             self.blobs.append(a.tobytes())
             self.offset += a.size
@@ -39,10 +39,12 @@ class _Weights:
 
 
 def describe(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
-    """``network`` for a model of one float image, ``sequence_network`` for one of token ids."""
+    """``network`` for a convolutional net of one float image, ``sequence_network`` for a transformer (token ids
+    in, or matmuls on a sequence of patches)."""
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
-    if all(i.type.tensor_type.elem_type == TensorProto.FLOAT for i in inputs):
+    images = all(i.type.tensor_type.elem_type == TensorProto.FLOAT for i in inputs)
+    if images and not any(n.op_type in ("MatMul", "LayerNormalization") for n in model.graph.node):
         return network(model)
     return sequence_network(model)
 
@@ -119,6 +121,16 @@ def network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
             if len(shape) != 4:
                 raise KgenError(f"{where}: only a reshape to an NCHW image has a tf translation here")
             out, ins = {"shape": shape, "image": True}, ins[:1]
+        elif op in ("Add", "Sub", "Mul", "Div"):  # an image and a scalar, or two images (NHWC both)
+            for i, name in enumerate(ins):
+                if name in inits and inits[name].size != 1:
+                    raise KgenError(f"{where}: only a scalar constant operand has a tf translation here")
+                if name in inits:
+                    ins[i] = weight(name, inits[name].reshape(()))
+        elif op == "HardSigmoid":
+            out = {"alpha": float(attrs.get("alpha", 0.2)), "beta": float(attrs.get("beta", 0.5))}
+        elif op == "Dropout":  # inference: the identity
+            ins = ins[:1]
         elif op not in PASS_THROUGH:
             raise KgenError(f"{where}: no tf translation of ONNX op {op}")
         nodes.append({"op": op, "inputs": ins, "output": node.output[0], "attrs": out})
@@ -166,6 +178,24 @@ def sequence_network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
             out = {"dtype": "float32" if attrs["to"] == TensorProto.FLOAT else "int32"}
         elif op == "Gather":
             out = {"axis": int(attrs.get("axis", 0))}
+        elif op == "Conv":  # a ViT's patches: NCHW in and out, the filter HWIO
+            if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+                raise KgenError(f"{where}: only plain convs have a tf translation here")
+            out = {"nchw": True, "strides": list(attrs.get("strides", [1, 1]))}
+            out["pads"] = list(attrs.get("pads", [0] * 4))
+            ins[1] = store.add(ins[1], inits[ins[1]].transpose(2, 3, 1, 0))
+        elif op == "Concat":
+            out = {"axis": int(attrs["axis"])}
+        elif op == "LayerNormalization":
+            if attrs.get("axis", -1) != -1:
+                raise KgenError(f"{where}: only a LayerNormalization over the last axis has a tf translation here")
+            out = {"epsilon": float(attrs.get("epsilon", 1e-5))}
+        elif op == "Gemm":
+            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+                raise KgenError(f"{where}: only Gemm with alpha = beta = 1 and no transA")
+            out = {"transB": int(attrs.get("transB", 0))}
+        elif op in ("Dropout", "Identity"):  # inference: the identity
+            op, ins = "Dropout", ins[:1]
         elif op not in ELEMENTWISE:
             raise KgenError(f"{where}: no tf translation of ONNX op {op}")
         ins = [store.add(i, inits[i]) if i in inits else i for i in ins]
@@ -235,7 +265,7 @@ def fused_activation(chain: list[str], graph) -> str:
 def tfjs_inputs(net: dict[str, Any], feeds: dict[str, np.ndarray]) -> dict[str, list]:
     """The model's inputs in the network's layouts (NHWC for an image), as flat lists."""
     return {
-        i["name"]: (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).ravel().tolist()
+        i["name"]: (x.transpose(0, 2, 3, 1) if x.ndim == 4 and list(x.shape) != i["dims"] else x).ravel().tolist()
         for i in net["inputs"]
         for x in [feeds[i["name"]]]
     }

@@ -24,8 +24,9 @@ from kgen.graph import zoo
 zoo.MODELS["resnet50_32"] = lambda: zoo.resnet50(size=32)
 zoo.MODELS["mobilenet_v2_32"] = lambda: zoo.mobilenet_v2(size=32)
 zoo.MODELS["bert_small"] = lambda: zoo.bert()
+zoo.MODELS["mobilenet_v3_large_32"] = lambda: zoo.mobilenet_v3(size=32, large=True)
 report = models.run(["dcgan"], rounds=1, samples=5, backends=["wasm"], records="none", warmup_ms=200)["models"]
-nets = ["resnet50_32", "mobilenet_v2_32", "bert_small"]  # only TF.js beside kgen: they check its network
+nets = ["resnet50_32", "mobilenet_v2_32", "mobilenet_v3_large_32", "bert_small", "vit"]  # TF.js's networks
 report |= models.run(nets, rounds=1, samples=5, backends=["wasm"], records="none", peers=["tfjs"], warmup_ms=200)[
     "models"
 ]
@@ -35,15 +36,15 @@ sys.stdout.write("REPORT " + json.dumps(report))
 
 @pytest.fixture(scope="module")
 def report():
-    """The DCGAN generator, and ResNet-50 and the MobileNet-v2-like net on 32x32 images and a 2-layer BERT-like
-    encoder (every op and fusion of the TF.js networks at a small cost); in a process of its own, since the
-    suite's browser holds Playwright's sync API in this one."""
+    """The DCGAN generator, and ResNet-50, the MobileNet-v2 and v3-large-like nets and a ViT on 32x32 images and a
+    2-layer BERT-like encoder (every op and fusion of the TF.js networks at a small cost); in a process of its
+    own, since the suite's browser holds Playwright's sync API in this one."""
     done = subprocess.run([sys.executable, "-c", RUN], capture_output=True, text=True, timeout=600, stdin=DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"models": json.loads(done.stdout.split("REPORT ", 1)[1])}
 
 
-@pytest.mark.parametrize("model", ["resnet50_32", "mobilenet_v2_32", "bert_small"])
+@pytest.mark.parametrize("model", ["resnet50_32", "mobilenet_v2_32", "mobilenet_v3_large_32", "bert_small", "vit"])
 def test_tfjs_builds_the_same_network_from_tf_ops(report, model):
     sides = report["models"][model]["sides"]
     assert all(v["all_ok"] for v in sides.values()), {s: v["all_ok"] for s, v in sides.items()}

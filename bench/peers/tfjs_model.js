@@ -12,10 +12,20 @@ function apply(node, env, weights) {
   const a = node.attrs;
   switch (node.op) {
     case "Conv": {
-      // batch norm folded and ReLU / ReLU6 fused by bench/tfjs_network.py, as TF.js's converter does
-      const conv = { x: arg(0), filter: arg(1), strides: a.strides, pad: explicit(a.pads), activation: a.activation };
+      // batch norm folded and ReLU / ReLU6 fused by bench/tfjs_network.py, as TF.js's converter does; `nchw`: a
+      // ViT's patches, in and out in ONNX's layout
+      const x = a.nchw ? tf.transpose(arg(0), [0, 2, 3, 1]) : arg(0);
+      const conv = { x, filter: arg(1), strides: a.strides, pad: explicit(a.pads), activation: a.activation };
       if (node.inputs.length > 2) conv.bias = arg(2);
-      return a.depthwise ? tf.fused.depthwiseConv2d(conv) : tf.fused.conv2d(conv);
+      const y = a.depthwise ? tf.fused.depthwiseConv2d(conv) : tf.fused.conv2d(conv);
+      return a.nchw ? tf.transpose(y, [0, 3, 1, 2]) : y;
+    }
+    case "Concat":
+      return tf.concat(node.inputs.map((_, i) => arg(i)), a.axis);
+    case "LayerNormalization": {
+      const x = arg(0);
+      const { mean, variance } = tf.moments(x, -1, true);
+      return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, a.epsilon))), arg(1)), arg(2));
     }
     case "ConvTranspose": {
       const x = arg(0);
@@ -47,6 +57,12 @@ function apply(node, env, weights) {
     }
     case "Reshape": // an image: to ONNX's NCHW shape, then to NHWC
       return a.image ? tf.transpose(tf.reshape(arg(0), a.shape), [0, 2, 3, 1]) : tf.reshape(arg(0), a.shape);
+    case "HardSigmoid":
+      return tf.clipByValue(tf.add(tf.mul(arg(0), a.alpha), a.beta), 0, 1);
+    case "HardSwish":
+      return tf.mul(arg(0), tf.div(tf.relu6(tf.add(arg(0), 3)), 6));
+    case "Dropout":
+      return arg(0);
     case "Sub":
       return tf.sub(arg(0), arg(1));
     case "Mul":
@@ -78,8 +94,12 @@ function apply(node, env, weights) {
     }
     case "Cast":
       return tf.cast(arg(0), a.dtype);
-    case "Gather":
-      return tf.gather(arg(0), arg(1), a.axis);
+    case "Gather": {
+      // a scalar index drops the axis, as in ONNX (tf.gather keeps it as one of length 1)
+      const [x, index] = [arg(0), arg(1)];
+      const axis = a.axis < 0 ? a.axis + x.rank : a.axis;
+      return index.rank === 0 ? tf.squeeze(tf.gather(x, tf.reshape(index, [1]), axis), [axis]) : tf.gather(x, index, axis);
+    }
     default:
       throw new Error(`tfjs_model.js: no tf translation of ONNX op ${node.op} (node ${node.output})`);
   }
