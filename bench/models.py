@@ -55,8 +55,7 @@ from kgen.records.store import RecordStore
 PEERS = Path(__file__).resolve().parent / "peers"
 MODELS = ("resnet50", "mobilenet_v2", "dcgan")
 #: the transformers suite: a MiniLM-L6-like sentence encoder (int64 token ids and mask at sequence 128), a
-#: DeiT-small-like ViT and a MobileNet-v3-large-like net, at 224²; TF.js is a peer of the encoder only (its ops
-#: have tf translations in bench/tfjs_network.py, the ViT's and MobileNet-v3's not yet)
+#: DeiT-small-like ViT and a MobileNet-v3-large-like net, at 224², each built by TF.js too (bench/tfjs_network.py)
 TRANSFORMERS = ("minilm", "deit_small", "mobilenet_v3_large")
 
 KGEN = """async ([dir, backend, threads, feeds, options]) => {
