@@ -1,5 +1,5 @@
-// A thread of the WebAssembly launcher's pool: instantiates the program's modules on the shared memory, then
-// waits on the control block for each launch, runs its share of the kernel's tiles and acknowledges that launch.
+// A thread of the WebAssembly launcher's pool: instantiates the modules of the programs bound over its shared
+// memory as the launcher adds them, then waits on the control block for each launch, runs its share of the kernel's tiles and acknowledges that launch.
 // After a launch it spins for SPIN_MS before it sleeps in Atomics.wait: a model's next kernel comes within
 // microseconds, and waking a sleeping thread takes tens of them, which on a 0.1 ms kernel is most of the gain of
 // a second thread (the main thread ran its share and then waited for the late one).
