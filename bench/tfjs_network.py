@@ -110,12 +110,10 @@ def network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
             out = {"kernel": list(attrs["kernel_shape"]), "strides": list(attrs.get("strides", [1, 1]))}
             out["pads"] = list(attrs.get("pads", [0] * 4))
         elif op == "Gemm":
-            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-                raise KgenError(f"{where}: only Gemm with alpha = beta = 1 and no transA")
+            out = _gemm(attrs, where)
             ins[1] = weight(ins[1], inits[ins[1]])
             if len(ins) > 2:
                 ins[2] = weight(ins[2], inits[ins[2]])
-            out = {"transB": int(attrs.get("transB", 0))}
         elif op == "Reshape":
             shape = [int(v) for v in inits[ins[1]]]
             if len(shape) != 4:
@@ -175,7 +173,7 @@ def sequence_network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
         elif op == "Softmax":
             out = {"axis": int(attrs.get("axis", -1))}
         elif op == "Cast":
-            out = {"dtype": "float32" if attrs["to"] == TensorProto.FLOAT else "int32"}
+            out = {"dtype": _dtype(attrs["to"])}
         elif op == "Gather":
             out = {"axis": int(attrs.get("axis", 0))}
         elif op == "Conv":  # a ViT's patches: NCHW in and out, the filter HWIO
@@ -191,9 +189,7 @@ def sequence_network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
                 raise KgenError(f"{where}: only a LayerNormalization over the last axis has a tf translation here")
             out = {"epsilon": float(attrs.get("epsilon", 1e-5))}
         elif op == "Gemm":
-            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-                raise KgenError(f"{where}: only Gemm with alpha = beta = 1 and no transA")
-            out = {"transB": int(attrs.get("transB", 0))}
+            out = _gemm(attrs, where)
         elif op in ("Dropout", "Identity"):  # inference: the identity
             op, ins = "Dropout", ins[:1]
         elif op not in ELEMENTWISE:
@@ -202,12 +198,25 @@ def sequence_network(model: onnx.ModelProto) -> tuple[dict[str, Any], bytes]:
         nodes.append({"op": op, "inputs": ins, "output": node.output[0], "attrs": out})
     (output,) = graph.output
     inputs = [
-        {"name": i.name, "dims": shapes[i.name], "dtype": "float32" if i.type.tensor_type.elem_type == 1 else "int32"}
+        {"name": i.name, "dims": shapes[i.name], "dtype": _dtype(i.type.tensor_type.elem_type)}
         for i in graph.input
         if i.name not in inits
     ]
     description = {"inputs": inputs, "output": output.name, "output_nchw": None, "nodes": nodes}
-    return description | {"weights": store.entries}, b"".join(store.blobs)
+    description["weights"] = store.entries
+    return description, b"".join(store.blobs)
+
+
+def _dtype(elem_type: int) -> str:
+    """TF.js's dtype of an ONNX tensor type: float32, else int32 (ids, masks, indices)."""
+    return "float32" if elem_type == TensorProto.FLOAT else "int32"
+
+
+def _gemm(attrs: dict[str, Any], where: str) -> dict[str, Any]:
+    """A Gemm's attributes as tf.matMul takes them; one that it cannot compute is refused."""
+    if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+        raise KgenError(f"{where}: only Gemm with alpha = beta = 1 and no transA")
+    return {"transB": int(attrs.get("transB", 0))}
 
 
 def _consumers(graph) -> dict[str, list]:

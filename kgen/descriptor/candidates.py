@@ -76,13 +76,14 @@ def spread(configs: list[Config], taken: list[Config]) -> Iterator[Config]:
     """``configs`` in the order that takes next the one differing in most knobs from the nearest of ``taken`` and
     of those before it (ties in their order): a template's seeds vary the tile axis last, so the first few were
     all on one axis, and MobileNet-v2's 1x1 convs on 112x112, tiled best along channels, had no such candidate."""
-    taken = list(taken)
     left = list(configs)
+    nearest = [min(_differ(c, t) for t in taken) for c in left]  # kept as each next one is taken
     while left:
-        nearest = [min(_differ(c, t) for t in taken) for c in left]
         i = max(range(len(left)), key=lambda j: (nearest[j], -j))
-        taken.append(left.pop(i))
-        yield taken[-1]
+        chosen = left.pop(i)
+        del nearest[i]
+        nearest = [min(d, _differ(c, chosen)) for d, c in zip(nearest, left, strict=True)]
+        yield chosen
 
 
 def own_temps(chosen: NodeProgram, alt: NodeProgram) -> dict[str, int]:

@@ -106,7 +106,13 @@ export class WasmLauncher {
       this.unbind(compiled);
       throw err;
     }
-    return { runs, pool, index: compiled.kernels.map((k) => pool.index.get(k.module)) };
+    const index = compiled.kernels.map((k) => pool.index.get(k.module));
+    if (index.includes(undefined)) {
+      // another bind's addition of these modules, which this one waited for, failed
+      this.unbind(compiled);
+      throw new KernelError("runtime_error", "the workers could not instantiate the program's modules");
+    }
+    return { runs, pool, index };
   }
 
   // The workers that run the other threads' ranges of every program bound over `memory`: the runner's, the
@@ -123,18 +129,19 @@ export class WasmLauncher {
       worker.onerror = (e) => answer(new KernelError("runtime_error", `worker: ${e.message}`));
       workers.push(worker);
     }
-    const pool = { memory, ctrl, threads, workers, users: 0, index: new Map(), adding: null };
+    const pool = { memory, ctrl, threads, workers, users: 0, index: new Map(), slots: 0, adding: null };
     this.#pools.set(memory, pool);
     return pool;
   }
 
-  // Give the pool's workers the modules they lack (each keeps them at the index `pool.index` gives), one addition
-  // after another. The first comes with the memory and the control block; for a later one the workers leave
-  // their wait for launches (a launch of kernel -1) to read it.
+  // Give the pool's workers the modules they lack (each keeps them at the index `pool.index` gives: the next of
+  // `pool.slots`, since a worker keeps a slot for a module it failed to instantiate), one addition after another.
+  // The first comes with the memory and the control block; for a later one the workers leave their wait for
+  // launches (a launch of kernel -1) to read it.
   #add(pool, modules) {
     const fresh = [...new Set(modules)].filter((m) => !pool.index.has(m));
     if (fresh.length === 0) return pool.adding;
-    for (const m of fresh) pool.index.set(m, pool.index.size);
+    for (const m of fresh) pool.index.set(m, pool.slots++);
     const later = pool.adding !== null;
     const added = (pool.adding ?? Promise.resolve()).then(async () => {
       const replies = pool.workers.map((w) => new Promise((resolve) => w.replies.push(resolve)));

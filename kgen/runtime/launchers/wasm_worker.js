@@ -1,5 +1,6 @@
 // A thread of the WebAssembly launcher's pool: instantiates the modules of the programs bound over its shared
-// memory as the launcher adds them, then waits on the control block for each launch, runs its share of the kernel's tiles and acknowledges that launch.
+// memory as the launcher adds them, then waits on the control block for each launch, runs its share of the
+// kernel's tiles and acknowledges that launch.
 // After a launch it spins for SPIN_MS before it sleeps in Atomics.wait: a model's next kernel comes within
 // microseconds, and waking a sleeping thread takes tens of them, which on a 0.1 ms kernel is most of the gain of
 // a second thread (the main thread ran its share and then waited for the late one).
@@ -45,7 +46,10 @@ let state = null; // the memory, the control block, this thread, the instances' 
 // The first message brings the memory and the control block, every message modules to instantiate (kept at the
 // indices the launcher gave them; one that fails leaves null there and is reported).
 self.onmessage = ({ data }) => {
-  if (data.ctrl) state = { ...data, runs: [], seen: Atomics.load(data.ctrl, CTRL.generation) }; // before "ready": no launch can start earlier
+  if (data.ctrl) {
+    const { memory, ctrl, thread, threads } = data;
+    state = { memory, ctrl, thread, threads, runs: [], seen: Atomics.load(ctrl, CTRL.generation) }; // before "ready": no launch can start earlier
+  }
   const imports = { env: { memory: state.memory }, math: MATH };
   try {
     state.runs.push(...data.modules.map((m) => new WebAssembly.Instance(m, imports).exports.run));
