@@ -51,12 +51,28 @@ def test_lookup_falls_back_from_exact_to_nearest_to_default(tmp_path):
     other_device = store.lookup(Workload.create("conv2d", SMALL, attrs), "webgpu", "nvidia-ampere")
     assert (other_device.how, other_device.config) == ("default", None)
     other_attrs = store.lookup(Workload.create("conv2d", SMALL, {"strides": (2, 2)}), "webgpu", "google-swiftshader")
-    assert other_attrs.how == "default"
+    assert (other_attrs.how, other_attrs.config) == ("nearest", {"tile_b": 4})
     # a record whose config cannot run on this workload is skipped
     skipped = store.lookup(
         Workload.create("conv2d", SMALL, attrs), "webgpu", "google-swiftshader", valid=lambda c: c["tile_b"] != 4
     )
     assert (skipped.how, skipped.config) == ("nearest", {"tile_b": 8})
+
+
+def test_records_of_the_same_attributes_come_first_and_a_depthwise_convs_group_is_its_width(tmp_path):
+    store = RecordStore(tmp_path / "r.jsonl")
+    dense = record([(1, 32, 28, 28), (32, 32, 5, 5)], 1.0, {"tile_b": 1}, {"pads": (2, 2, 2, 2)})
+    same_pads = record([(1, 8, 112, 112), (8, 8, 3, 3)], 1.0, {"tile_b": 2})
+    depthwise = record([(1, 16, 56, 56), (16, 1, 3, 3)], 1.0, {"tile_b": 3}, {"pads": (1, 1, 1, 1), "group": 16})
+    store.add([dense, same_pads, depthwise])
+    # fewer differing attributes beat a closer shape: the 3x3 conv of the same pads, not the 5x5 of other pads
+    near = store.lookup(Workload.create("conv2d", SMALL, {"pads": (1, 1, 1, 1)}), "webgpu", "google-swiftshader")
+    assert near.config == {"tile_b": 2}
+    # a 5x5 depthwise conv of 120 channels: the 3x3 depthwise conv's record (only its pads differ), not the
+    # dense 5x5 one (whose group differs)
+    wide = Workload.create("conv2d", [(1, 120, 28, 28), (120, 1, 5, 5)], {"pads": (2, 2, 2, 2), "group": 120})
+    assert wide.relative_attrs["group"] == "channels"
+    assert store.lookup(wide, "webgpu", "google-swiftshader").config == {"tile_b": 3}
 
 
 def test_device_class_names_the_adapter_or_the_threads_a_page_may_run():

@@ -17,8 +17,14 @@ WINDOW_ATTRS = (
     Attr("strides", "ints", (1, 1), "step of the window along H and W"),
     Attr("pads", "ints", (0, 0, 0, 0), "padding [top, left, bottom, right] (ONNX order: begins, then ends)"),
     Attr("dilations", "ints", (1, 1), "spacing between kernel taps along H and W"),
-    Attr("group", "int", 1, "number of channel groups (group = channels gives a depthwise conv)"),
+    Attr("group", "int", 1, "number of channel groups (group = channels gives a depthwise conv)", kind_of_kernel=True),
 )
+
+
+def _relative_group(shapes: tuple[tuple[int, ...], ...], attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A group of one channel each (depthwise) as "channels", whatever the channel count."""
+    depthwise = attrs["group"] > 1 and attrs["group"] == shapes[0][1]
+    return {**attrs, "group": "channels"} if depthwise else dict(attrs)
 
 
 def _check_window_attrs(op: str, attrs: Mapping[str, Any]) -> None:
@@ -109,6 +115,7 @@ register(
         attrs=(*WINDOW_ATTRS, Attr("kernel_shape", "ints?", None, "optional; must match the weight")),
         builder=_conv2d,
         reference_fn=_conv2d_ref,
+        relative_attrs=_relative_group,
     )
 )
 
@@ -224,5 +231,6 @@ register(
         ),
         builder=_conv_transpose2d,
         reference_fn=_conv_transpose2d_ref,
+        relative_attrs=_relative_group,
     )
 )

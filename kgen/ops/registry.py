@@ -27,6 +27,9 @@ class Attr:
     default: Any = REQUIRED
     doc: str = ""
     choices: tuple[Any, ...] = ()
+    #: a record of another value of it (as ``OpDef.relative_attrs`` gives it) never serves: it makes another
+    #: kind of kernel (a conv's group: dense, grouped or depthwise)
+    kind_of_kernel: bool = False
 
     @property
     def required(self) -> bool:
@@ -44,6 +47,7 @@ class Input:
 
 Builder = Callable[[list[te.Tensor], Mapping[str, Any]], te.Tensor]
 Reference = Callable[[list[np.ndarray], Mapping[str, Any]], np.ndarray]
+Relative = Callable[[tuple[tuple[int, ...], ...], Mapping[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class OpDef:
     #: (small whole numbers, so that comparisons meet equal values), "nonzero integer", "boolean" (0 or 1),
     #: "attention mask" (a query that sees no key)
     domains: tuple[tuple[str, str], ...] = ()
+    #: the attributes as a record of another shape compares them (default: as they are); a depthwise conv's
+    #: group, which is its channel count, is "channels", so that its records serve depthwise convs of any width
+    relative_attrs: Relative | None = None
 
     def check_arity(self, count: int) -> None:
         names = ", ".join(i.name + ("..." if i.variadic else "") for i in self.inputs)

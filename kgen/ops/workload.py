@@ -43,6 +43,12 @@ class Workload:
     def attr_dict(self) -> dict[str, Any]:
         return dict(self.attrs)
 
+    @property
+    def relative_attrs(self) -> dict[str, Any]:
+        """The attributes as records of other shapes compare them (``OpDef.relative_attrs``)."""
+        relative = self.opdef.relative_attrs
+        return relative(self.shapes, self.attr_dict) if relative else self.attr_dict
+
     def build(self):
         """Placeholders and the TE output of this workload."""
         return self.opdef.build(self.shapes, self.attr_dict, self.dtype)
