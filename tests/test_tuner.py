@@ -212,8 +212,8 @@ def test_new_study_warm_starts_from_the_nearest_tuned_shape_and_journal_storage_
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(f"{tmp_path}/journal.log"))
     study = optuna.load_study(study_name=summary["study"], storage=storage)
-    assert study.trials[0].params == space(tuned, "webgpu").default()
-    assert study.trials[1].params == config  # right after the default: the nearest tuned shape's best config
+    assert study.trials[0].params == config  # first the nearest tuned shape's best, which a conversion would run
+    assert study.trials[1].params == space(tuned, "webgpu").default()
 
 
 def test_tune_on_webgl_writes_a_record_with_layouts(tmp_path):

@@ -4,13 +4,13 @@ candidates, any browser that opens its worker page measures them.
 Each device class (``kgen.records.store.device_class`` of the worker's fingerprint, per backend) has a study of
 its own per workload: workers of one class share it, and its best becomes that class's record of the workload. A
 worker gets the workloads in turn, heaviest first (a model's: occurrences times FLOPs). The server proposes a
-config (as ``kgen tune`` does: the template default, the nearest records, the seeds, then the sampler), builds its
-program and sends it as a job, with the workload's inputs and reference output where it is the worker's first job
-of that workload; the page checks the output against that reference, times it with the local
-tuner's harness and launchers, and posts its output with the timing. The server checks that output again, so a
-result counts only if it is right, only for the job's own worker and only for that worker's class. A job not
-answered in time costs its trial (FAIL, with the reason); a worker with too many rejected or lost jobs is
-dropped. The server runs nothing a worker sends.
+config (as ``kgen tune`` does: the nearest record, the template default, the other nearest, the seeds, then the
+sampler), builds its program and sends it as a job, with the workload's inputs and reference output where it is
+the worker's first job of that workload; the page checks the output against that reference, times it with the
+local tuner's harness and launchers, and posts its output with the timing. The server checks that output again, so
+a result counts only if it is right, only for the job's own worker and only for that worker's class. A job not
+answered in time costs its trial (FAIL, with the reason); a worker with too many rejected or lost jobs is dropped.
+The server runs nothing a worker sends.
 
 A class's ``trials`` are spread over its workloads by ``kgen tune --model``'s task scheduler
 (``kgen.tune.model``): a warm-up allocation for each, heaviest first, then allocations of ``chunk`` to the workload

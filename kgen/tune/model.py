@@ -1,16 +1,16 @@
 """Tuning a whole model: its distinct workloads, with trials going where the model gains most.
 
 After the passes, each kernel node of the model is one workload (the op with its shapes and attributes; a fused
-epilogue is served by the op's records). The task scheduler follows Ansor's idea: a workload weighs how often
-it occurs times its current best latency, so the model's estimated time is the sum of the weighted bests. Every
-workload first gets a warm-up allocation (its default, the nearest records and the template's seeds), heaviest
-first, of at most half the budget over all of them (``warmup_trials``): every workload is measured before any gets
-more, since FLOPs say little of an untuned kernel's time (MobileNet's depthwise convs on WebGL, few FLOPs and
-half its time at their defaults, were never reached when 150 trials went 8 at a time to 18 of its 32
-workloads). Its gain is then its best over the template default. Each next allocation of ``chunk`` trials goes to
-the workload whose weighted best improves fastest (its weighted best times the gain of its last allocation,
-plus a small floor so that a heavy workload is looked at again). Each allocation is an ordinary ``tune`` on the
-same storage, so a killed run resumes.
+epilogue is served by the op's records). The task scheduler follows Ansor's idea: a workload weighs how often it
+occurs times its current best latency, so the model's estimated time is the sum of the weighted bests. Every
+workload first gets a warm-up allocation (the nearest record's config, its default, the other nearest records and
+the template's seeds), heaviest first, of at most half the budget over all of them (``warmup_trials``): every
+workload is measured before any gets more, since FLOPs say little of an untuned kernel's time (MobileNet's
+depthwise convs on WebGL, few FLOPs and half its time at their defaults, were never reached when 150 trials went 8
+at a time to 18 of its 32 workloads). Its gain is then its best over the template default. Each next allocation of
+``chunk`` trials goes to the workload whose weighted best improves fastest (its weighted best times the gain of
+its last allocation, plus a small floor so that a heavy workload is looked at again). Each allocation is an
+ordinary ``tune`` on the same storage, so a killed run resumes.
 """
 
 from __future__ import annotations

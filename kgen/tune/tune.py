@@ -282,8 +282,9 @@ def open_study(
     fixed: Mapping[str, Any] | None = None,
 ):
     """The study of ``workload`` on one device class (made, or joined where it exists), and its name. A new
-    study first gets the template default (the baseline of the speedup), then the nearest tuned shapes' bests,
-    then the template's rules of thumb."""
+    study first gets the nearest tuned shape's best, which a conversion runs where this workload has no record of
+    its own (so that a study of one trial never records worse), then the template default (the baseline of the
+    speedup), the other nearest tuned shapes' bests and the template's rules of thumb."""
     import optuna
 
     name = study_name(workload.key, backend, device, sp.knobs, fixed)
@@ -294,10 +295,10 @@ def open_study(
     join(study)
     fail_dead_workers_trials(study, storage)
     if not study.trials:
-        study.enqueue_trial(sp.default(), skip_if_exists=True)
         valid = lambda c: not sp.violations(c, limits)  # noqa: E731
-        for r in records.nearest(workload, backend, device, valid):
-            study.enqueue_trial(r.config, skip_if_exists=True)
+        near = [r.config for r in records.nearest(workload, backend, device, valid)]
+        for config in [*near[:1], sp.default(), *near[1:]]:
+            study.enqueue_trial(config, skip_if_exists=True)
         for config in sp.seed_configs(limits):
             study.enqueue_trial(config, skip_if_exists=True)
     return name, study
