@@ -264,6 +264,29 @@ def test_a_nearer_record_whose_config_does_not_fit_the_node_gives_way_to_the_nex
     assert choice.how == "nearest" and choice.record is not None and "112x112" in choice.record.key
 
 
+def test_the_bare_convs_record_of_the_same_attributes_beats_a_biased_convs_of_other_attributes(tmp_path):
+    """DeiT's patch conv (16x16, stride 16, with bias): the bare conv's own record serves it, not the nearest
+    biased conv of another stride and padding, which lookup takes only where no record of the same attributes
+    is there."""
+    values = {"x": Value("x", (1, 3, 32, 32)), "w": Value("w", (8, 3, 4, 4)), "b": Value("b", (8,))}
+    values["y"] = Value("y", (1, 8, 8, 8))
+    attrs = {"strides": (4, 4)}
+    node = Node("c", "conv2d", ["x", "w", "b"], "y", attrs)
+    weights = {"w": np.zeros((8, 3, 4, 4), np.float32), "b": np.zeros(8, np.float32)}
+    graph = Graph([values["x"]], ["y"], values, weights, [node])
+    base = {"tile_axis": "m", "tile_a": 4, "tile_b": 8, "unroll": 2, "vector": "f32x4_fma", "threads": 1}
+    store = RecordStore(tmp_path / "records.jsonl")
+    biased = Workload.create("conv2d", [(1, 3, 32, 32), (8, 3, 3, 3), (8,)], {"pads": (1, 1, 1, 1)})
+    bare = Workload.create("conv2d", [(1, 3, 32, 32), (8, 3, 4, 4)], attrs)
+    fingerprint = {"hardwareConcurrency": 2}
+    for workload, unroll in ((biased, 1), (bare, 2)):
+        config = {**base, "unroll": unroll}
+        store.add([Record.measured(workload, "wasm", fingerprint, config, 1.0, 0.0, 5, "d", "test")])
+    limits = {**DEFAULT_LIMITS, "max_threads": 1, "relaxed_simd": 1}
+    choice = choose(graph, node, "wasm", store, "wasm-2threads", {"threads": 1}, limits)
+    assert (choice.how, choice.config["unroll"]) == ("exact", 2)
+
+
 def test_variants_share_the_programs_that_the_smaller_limit_allows_and_refuse_the_others():
     """A node lowered for 8 render targets serves the 4-target variant only where its config fits 4 planes: the
     shared program is the one a fresh lowering gives, and an 8-plane config is refused under 4, as a fresh

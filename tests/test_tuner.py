@@ -459,3 +459,28 @@ def test_a_fix_that_no_config_satisfies_names_the_broken_constraint(tmp_path):
     assert out.returncode == 1
     assert "no valid candidate: every proposal broke a constraint, most often 'more than 32 accumulators" in out.stdout
     assert "(20 of 20)" in out.stdout and not (tmp_path / "records.jsonl").exists()
+
+
+def test_a_new_study_of_a_conv_with_bias_starts_from_the_bare_convs_nearest_record(tmp_path):
+    """What a conversion would run comes first, so a study of one trial never records worse than it: the bare
+    conv's record (completed with the bias layout's default), then the template default."""
+    from kgen.descriptor.nodes import space
+    from kgen.ops import Workload
+    from kgen.records.store import Record, RecordStore
+    from kgen.scheduling.space import DEFAULT_LIMITS
+    from kgen.tune.study import open_storage
+    from kgen.tune.tune import open_study
+
+    bare = Workload.create("conv2d", [(1, 16, 28, 28), (16, 16, 3, 3)], {"pads": (1, 1, 1, 1)})
+    config = next(c for c in space(bare, "webgl").seed_configs() if c != space(bare, "webgl").default())
+    store = RecordStore(tmp_path / "records.jsonl")
+    fields = {"median_ms": 1.0, "iqr_ms": 0.0, "samples": 7, "gflops": 1.0, "digest": "", "source": "test"}
+    workload = json.loads(bare.to_json())
+    store.add([Record(workload, bare.key, "webgl", "webgl-test", config, **fields)])
+    own = Workload.create("conv2d", [(1, 32, 28, 28), (32, 32, 3, 3), (32,)], {"pads": (1, 1, 1, 1)})
+    sp = space(own, "webgl")
+    storage = open_storage(f"sqlite:///{tmp_path}/study.db")
+    _, study = open_study(own, "webgl", "webgl-test", sp, DEFAULT_LIMITS, storage, "tpe", 0, store)
+    queued = [t.system_attrs["fixed_params"] for t in study.trials]
+    assert queued[0] == {**sp.default(), **config}
+    assert queued[1] == sp.default()

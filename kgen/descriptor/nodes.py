@@ -150,6 +150,7 @@ def choose(
     ``wrap`` or a ``tile_a`` of half a short image, are not): else the next nearest, not the template default."""
     if store is None or device is None:
         return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
+    found: list[tuple[bool, Choice]] = []  # (whose attributes differ, the choice), own workload first
     for workload in _record_workloads(graph, node):
         sp = space(workload, backend)
         default = sp.default()
@@ -159,21 +160,19 @@ def choose(
 
         for match in (fixed, None):
             lookup = store.lookup(workload, backend, device, valid=valid, fixed=match)
-            if lookup.config is not None:
-                return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
-    return Choice(dict(fixed), "default")
+            if lookup.record is not None:
+                differ = lookup.record.relative_attrs != workload.relative_attrs
+                found.append((differ, Choice({**lookup.config, **fixed}, lookup.how, lookup.record)))
+                break
+    # a record of the same attributes first: the bare conv's before a biased conv's of another stride
+    return min(found, key=lambda f: f[0])[1] if found else Choice(dict(fixed), "default")
 
 
 def _record_workloads(graph: Graph, node: Node) -> list[Workload]:
     """The workloads whose records serve ``node``: its own, then the bare op without its optional inputs (a
     conv's bias: the records of the bare op serve the fused node)."""
     own = graph.workload(node)
-    opdef = get_op(node.op)
-    required = sum(not i.optional and not i.variadic for i in opdef.inputs)
-    if len(node.inputs) > required and not any(i.variadic for i in opdef.inputs):
-        bare = Workload.create(node.op, [graph.shape(i) for i in node.inputs[:required]], node.attrs)
-        return [own, bare]
-    return [own]
+    return [own] if own.bare is None else [own, own.bare]
 
 
 def program_for(

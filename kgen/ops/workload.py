@@ -44,6 +44,16 @@ class Workload:
         return dict(self.attrs)
 
     @property
+    def bare(self) -> Workload | None:
+        """This workload without its optional inputs (a conv's bias), whose records serve it too; None where it
+        has none."""
+        inputs = self.opdef.inputs
+        required = sum(not i.optional and not i.variadic for i in inputs)
+        if len(self.shapes) > required and not any(i.variadic for i in inputs):
+            return Workload.create(self.op, self.shapes[:required], self.attr_dict, self.dtype)
+        return None
+
+    @property
     def relative_attrs(self) -> dict[str, Any]:
         """The attributes as records of other shapes compare them (``OpDef.relative_attrs``)."""
         relative = self.opdef.relative_attrs

@@ -295,9 +295,19 @@ def open_study(
     join(study)
     fail_dead_workers_trials(study, storage)
     if not study.trials:
-        valid = lambda c: not sp.violations(c, limits)  # noqa: E731
-        near = [r.config for r in records.nearest(workload, backend, device, valid)]
-        for config in [*near[:1], sp.default(), *near[1:]]:
+        default = sp.default()
+
+        def completed(config: Mapping[str, Any]) -> dict[str, Any]:
+            """A record's config with the template default's values for the knobs it lacks, as a conversion runs
+            it (a conv's bias layout, where the record is the bare conv's)."""
+            return {k: v for k, v in {**default, **config}.items() if k in sp.names}
+
+        valid = lambda c: not sp.violations(completed(c), limits)  # noqa: E731
+        found = records.nearest(workload, backend, device, valid)
+        if not found and workload.bare is not None:  # as a conversion does: the bare op's records serve it
+            found = records.nearest(workload.bare, backend, device, valid)
+        near = [completed(r.config) for r in found]
+        for config in [*near[:1], default, *near[1:]]:
             study.enqueue_trial(config, skip_if_exists=True)
         for config in sp.seed_configs(limits):
             study.enqueue_trial(config, skip_if_exists=True)
