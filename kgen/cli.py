@@ -258,7 +258,7 @@ def _tune_model(args: argparse.Namespace) -> int:
     store.check_writable()
     open_storage(args.storage)
     if not args.json:
-        tasks = tasks_of(graph)
+        tasks = tasks_of(graph, args.backend)
         print(
             f"{args.model}: {len(graph.nodes)} nodes, {len(tasks)} distinct workloads; {args.trials} trials on "
             f"{args.backend}, where the model gains most",
