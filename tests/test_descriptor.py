@@ -287,6 +287,26 @@ def test_the_bare_convs_record_of_the_same_attributes_beats_a_biased_convs_of_ot
     assert (choice.how, choice.config["unroll"]) == ("exact", 2)
 
 
+def test_a_reshape_on_webgl_writes_the_layout_its_consumer_reads_so_no_conversion_follows(tmp_path):
+    """A view is a copy on WebGL: written in the layout the matmul after it reads (its record's), it replaces the
+    conversion kernel that a reshape in its own default layout needs before the matmul."""
+    from kgen.descriptor.nodes import NodeCache, space
+    from kgen.descriptor.webgl import assemble_webgl
+
+    values = {"x": Value("x", (1, 8, 32)), "w": Value("w", (32, 16)), "r": Value("r", (8, 32))}
+    values["y"] = Value("y", (8, 16))
+    nodes = [Node("v", "reshape", ["x"], "r", {"shape": (8, 32)}), Node("m", "matmul", ["r", "w"], "y", {})]
+    graph = Graph([values["x"]], ["y"], values, {"w": np.ones((32, 16), np.float32)}, nodes)
+    matmul = Workload.create("matmul", [(8, 32), (32, 16)])
+    config = {**space(matmul, "webgl").default(), "layout_A": "rgba_last"}
+    store = RecordStore(tmp_path / "records.jsonl")
+    fields = {"median_ms": 1.0, "iqr_ms": 0.0, "samples": 7, "gflops": 1.0, "digest": "", "source": "test"}
+    store.add([Record(json.loads(matmul.to_json()), matmul.key, "webgl", "webgl-test", config, **fields)])
+    program, *_, nodes_json, _ = assemble_webgl(graph, store, "webgl-test", NodeCache(), 8)
+    assert [k["name"].split("_")[0] for k in program["kernels"]] == ["n0", "n1"]  # no conversion between them
+    assert nodes_json[0]["config"]["layout_out"] == "rgba_last"
+
+
 def test_variants_share_the_programs_that_the_smaller_limit_allows_and_refuse_the_others():
     """A node lowered for 8 render targets serves the 4-target variant only where its config fits 4 planes: the
     shared program is the one a fresh lowering gives, and an 8-plane config is refused under 4, as a fresh

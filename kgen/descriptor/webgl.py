@@ -25,7 +25,7 @@ from kgen.descriptor.entries import io_entry, kernel_json, memory_report, node_j
 from kgen.descriptor.nodes import Choice, NodeCache, choose, node_te, program_for
 from kgen.errors import KgenError
 from kgen.graph import memory
-from kgen.graph.ir import Graph
+from kgen.graph.ir import Graph, Node
 from kgen.graph.passes.split_weights import split_wide_weights
 from kgen.records.store import RecordStore
 from kgen.scheduling.layout import NAMES, PLANES, Layout
@@ -98,6 +98,30 @@ def _as_produced(graph: Graph, te: _NodeTe, choice: Choice, storage: _Storage, l
     config = {**choice.config, **produced}
     try:
         backends.get("webgl").template.space(stage).complete(config, limits)
+    except KgenError:
+        return choice
+    return replace(choice, config=config)
+
+
+def _for_consumers(
+    graph: Graph, node: Node, choice: Choice, records: RecordStore | None, device: str | None, limits: Limits
+) -> Choice:
+    """A view's (a reshape's) choice with its output in the layout that all its consumers' configs read it in:
+    the copy that a view is here then does the conversion a kernel after it would do. Unchanged where they
+    disagree or that config is not valid."""
+    if not node.is_view:
+        return choice
+    wanted = set()
+    for consumer in graph.consumers().get(node.output, []):
+        inputs, _, names = node_te(graph, consumer)
+        config = choose(graph, consumer, "webgl", records, device, {}, limits).config
+        wanted |= {config.get(f"layout_{t.name}") for t, name in zip(inputs, names, strict=True) if name == node.output}
+    if len(wanted) != 1 or None in wanted:
+        return choice
+    config = {**choice.config, "layout_out": wanted.pop(), "planes": 1}
+    inputs, out, _ = node_te(graph, node)
+    try:
+        backends.get("webgl").template.space(main_stage_of(out)).complete(config, limits)
     except KgenError:
         return choice
     return replace(choice, config=config)
@@ -176,7 +200,8 @@ def assemble_webgl(
         return target
 
     for index, node in enumerate(graph.nodes):
-        choice = _within(choose(graph, node, "webgl", records, device, {}, limits), draw_buffers)
+        choice = choose(graph, node, "webgl", records, device, {}, limits)
+        choice = _within(_for_consumers(graph, node, choice, records, device, limits), draw_buffers)
         inputs, out, names = node_te(graph, node)
         te = (inputs, main_stage_of(out), names)
         choice = _as_produced(graph, te, choice, storage, limits)
