@@ -18,7 +18,7 @@ from kgen import backends
 from kgen.build import space
 from kgen.errors import KgenError
 from kgen.graph.ir import Graph, Node
-from kgen.ops import Workload, get_op
+from kgen.ops import get_op
 from kgen.records.store import Record, RecordStore
 from kgen.scheduling import ir
 from kgen.scheduling.lower import lower, main_stage
@@ -150,29 +150,18 @@ def choose(
     ``wrap`` or a ``tile_a`` of half a short image, are not): else the next nearest, not the template default."""
     if store is None or device is None:
         return Choice(dict(fixed), "default", note="no records given" if store is None else "no records here")
-    found: list[tuple[bool, Choice]] = []  # (whose attributes differ, the choice), own workload first
-    for workload in _record_workloads(graph, node):
-        sp = space(workload, backend)
-        default = sp.default()
+    workload = graph.workload(node)
+    sp = space(workload, backend)
+    default = sp.default()
 
-        def valid(config: Mapping[str, Any], sp=sp, default=default) -> bool:
-            return not sp.violations({**default, **config, **fixed}, limits)
+    def valid(config: Mapping[str, Any]) -> bool:
+        return not sp.violations({**default, **config, **fixed}, limits)
 
-        for match in (fixed, None):
-            lookup = store.lookup(workload, backend, device, valid=valid, fixed=match)
-            if lookup.record is not None:
-                differ = lookup.record.relative_attrs != workload.relative_attrs
-                found.append((differ, Choice({**lookup.config, **fixed}, lookup.how, lookup.record)))
-                break
-    # a record of the same attributes first: the bare conv's before a biased conv's of another stride
-    return min(found, key=lambda f: f[0])[1] if found else Choice(dict(fixed), "default")
-
-
-def _record_workloads(graph: Graph, node: Node) -> list[Workload]:
-    """The workloads whose records serve ``node``: its own, then the bare op without its optional inputs (a
-    conv's bias: the records of the bare op serve the fused node)."""
-    own = graph.workload(node)
-    return [own] if own.bare is None else [own, own.bare]
+    for match in (fixed, None):
+        lookup = store.lookup(workload, backend, device, valid=valid, fixed=match)
+        if lookup.config is not None:
+            return Choice({**lookup.config, **fixed}, lookup.how, lookup.record)
+    return Choice(dict(fixed), "default")
 
 
 def program_for(

@@ -266,12 +266,28 @@ class RecordStore:
             candidates.append(((differing, distance), r.key, r))
         return [r for _, _, r in sorted(candidates, key=lambda c: (c[0], c[1]))[:limit]]
 
+    def serving(
+        self, workload: Workload, backend: str, device: str, valid=None, limit: int = 3, fixed=None
+    ) -> list[Record]:
+        """The nearest records that serve ``workload``: its own op's, or its bare op's (a conv's without its bias,
+        ``Workload.bare``) where there are none of those or only the bare op's nearest has its attributes."""
+        own = self.nearest(workload, backend, device, valid, limit, fixed)
+        if workload.bare is None:
+            return own
+        bare = self.nearest(workload.bare, backend, device, valid, limit, fixed)
+
+        def alike(records: list[Record]) -> bool:
+            return bool(records) and records[0].relative_attrs == workload.relative_attrs
+
+        return bare if not own or (alike(bare) and not alike(own)) else own
+
     def lookup(self, workload: Workload, backend: str, device: str, valid=None, fixed=None) -> Lookup:
-        near = self.nearest(workload, backend, device, valid, limit=1, fixed=fixed)
+        near = self.serving(workload, backend, device, valid, limit=1, fixed=fixed)
         if not near:
             return Lookup(None, "default")
         record = near[0]
-        return Lookup(record.config, "exact" if record.key == workload.key else "nearest", record)
+        exact = record.key in (workload.key, workload.bare and workload.bare.key)
+        return Lookup(record.config, "exact" if exact else "nearest", record)
 
 
 def _keep_better(kept: dict[tuple[str, str, str, str, Any], Record], r: Record) -> bool:

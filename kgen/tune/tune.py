@@ -303,10 +303,7 @@ def open_study(
             return {k: v for k, v in {**default, **config}.items() if k in sp.names}
 
         valid = lambda c: not sp.violations(completed(c), limits)  # noqa: E731
-        found = records.nearest(workload, backend, device, valid)
-        if not found and workload.bare is not None:  # as a conversion does: the bare op's records serve it
-            found = records.nearest(workload.bare, backend, device, valid)
-        near = [completed(r.config) for r in found]
+        near = [completed(r.config) for r in records.serving(workload, backend, device, valid)]
         for config in [*near[:1], default, *near[1:]]:
             study.enqueue_trial(config, skip_if_exists=True)
         for config in sp.seed_configs(limits):
