@@ -104,24 +104,30 @@ def _as_produced(graph: Graph, te: _NodeTe, choice: Choice, storage: _Storage, l
 
 
 def _for_consumers(
-    graph: Graph, node: Node, choice: Choice, records: RecordStore | None, device: str | None, limits: Limits
+    graph: Graph,
+    node: Node,
+    stage: Stage,
+    choice: Choice,
+    consumers: list[Node],
+    records: RecordStore | None,
+    device: str | None,
+    limits: Limits,
 ) -> Choice:
-    """A view's (a reshape's) choice with its output in the layout that all its consumers' configs read it in:
-    the copy that a view is here then does the conversion a kernel after it would do. Unchanged where they
-    disagree or that config is not valid."""
+    """A view's (a reshape's, whose main stage is ``stage``) choice with its output in the layout that all its
+    ``consumers``' configs read it in: the copy that a view is here then does the conversion a kernel after it would
+    do. Unchanged where they disagree or that config is not valid."""
     if not node.is_view:
         return choice
     wanted = set()
-    for consumer in graph.consumers().get(node.output, []):
+    for consumer in consumers:
         inputs, _, names = node_te(graph, consumer)
         config = choose(graph, consumer, "webgl", records, device, {}, limits).config
         wanted |= {config.get(f"layout_{t.name}") for t, name in zip(inputs, names, strict=True) if name == node.output}
     if len(wanted) != 1 or None in wanted:
         return choice
     config = {**choice.config, "layout_out": wanted.pop(), "planes": 1}
-    inputs, out, _ = node_te(graph, node)
     try:
-        backends.get("webgl").template.space(main_stage_of(out)).complete(config, limits)
+        backends.get("webgl").template.space(stage).complete(config, limits)
     except KgenError:
         return choice
     return replace(choice, config=config)
@@ -199,11 +205,14 @@ def assemble_webgl(
         steps.append(([source], [target]))
         return target
 
+    consumers = graph.consumers()
     for index, node in enumerate(graph.nodes):
-        choice = choose(graph, node, "webgl", records, device, {}, limits)
-        choice = _within(_for_consumers(graph, node, choice, records, device, limits), draw_buffers)
         inputs, out, names = node_te(graph, node)
         te = (inputs, main_stage_of(out), names)
+        choice = choose(graph, node, "webgl", records, device, {}, limits)
+        readers = consumers.get(node.output, [])
+        choice = _for_consumers(graph, node, te[1], choice, readers, records, device, limits)
+        choice = _within(choice, draw_buffers)
         choice = _as_produced(graph, te, choice, storage, limits)
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)

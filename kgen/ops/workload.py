@@ -43,7 +43,7 @@ class Workload:
     def attr_dict(self) -> dict[str, Any]:
         return dict(self.attrs)
 
-    @property
+    @functools.cached_property
     def bare(self) -> Workload | None:
         """This workload without its optional inputs (a conv's bias), whose records serve it too; None where it
         has none."""
