@@ -53,6 +53,17 @@ def _parse_list(value: str, allowed: Sequence[str], what: str) -> list[str]:
     return items
 
 
+def _threads(args) -> list[int]:
+    """The wasm thread counts of ``--threads``."""
+    try:
+        threads = sorted({int(t) for t in args.threads.split(",")})
+    except ValueError:
+        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts, comma-separated, e.g. 1,2") from None
+    if not threads or threads[0] < 1:
+        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts are at least 1")
+    return threads
+
+
 def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     from bench import kernel_suite, protocol
     from bench.suite import SUITE
@@ -61,13 +72,7 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     names = [n for n in SUITE if not args.only or args.only in n]
     if not names:
         raise SystemExit(f"kgen bench: no workload of the suite matches --only '{args.only}'")
-    try:
-        threads = sorted({int(t) for t in args.threads.split(",")})
-    except ValueError:
-        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts, comma-separated, e.g. 1,2") from None
-    if not threads or threads[0] < 1:
-        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts are at least 1")
-    variants = kernel_suite.variants(args.backends, threads)
+    variants = kernel_suite.variants(args.backends, _threads(args))
     for v in variants:
         kernel_suite.check_installed(v, args.peer_list)
     with BrowserSession(job_timeout_s=60) as session:
@@ -127,7 +132,9 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
         if not names:
             raise KgenError(f"--only {args.only}: no model of the {args.suite} suite has it in its name")
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
-    report = models.run(names, args.rounds, args.samples, args.backends, records, args.peer_list, args.warmup_ms)
+    report = models.run(
+        names, args.rounds, args.samples, args.backends, records, args.peer_list, args.warmup_ms, _threads(args)
+    )
     rows = []
 
     def side_row(name: str, side: str, **fields: Any) -> dict:

@@ -3,10 +3,10 @@ TensorFlow.js on the same network with the same weights, built from `tf` ops (be
 
     make peers   # once: onnxruntime-web and TF.js from the npm registry into bench/peers/node_modules
     .venv/bin/python -m bench.models [--records results/records.jsonl] [--rounds 3] [--webgl] [--webgpu] \\
-        [--peers ort,tfjs] [--out results/bench/models.json]
+        [--peers ort,tfjs] [--threads 1,2] [--out results/bench/models.json]
 
 The models are kgen.graph.zoo's, seeded (ResNet-50 v1 with BN unfolded, the MobileNet-v2-like net, the DCGAN
-generator), batch 1. kgen converts each for wasm on 1 and 2 threads (and WebGL, WebGPU when asked) with the
+generator), batch 1. kgen converts each for wasm on 1 and 2 threads (--threads; and WebGL, WebGPU when asked) with the
 records given; ONNX Runtime Web runs the same .onnx on its wasm EP with 1 and 2 threads (and its WebGL and WebGPU
 EPs); TF.js runs the network on its wasm backend (1 thread: it runs at most hardwareConcurrency / 2), WebGL and
 WebGPU backends. A peer that cannot run a network (ORT's WebGL EP has no Erf, LayerNormalization or HardSigmoid,
@@ -102,16 +102,19 @@ BACKENDS = ("wasm", "webgl", "webgpu")
 PEERS_OF = {"wasm": ("ort", "tfjs"), "webgl": ("ort", "tfjs"), "webgpu": ("ort", "tfjs")}
 
 
-def sides(backends: Sequence[str], peers: Sequence[str] = ("ort", "tfjs")) -> list[tuple[str, str, str, int]]:
-    """(name, runtime, backend, threads): wasm on 1 and 2 threads (TF.js on 1), then the GPU backends asked for."""
+def sides(
+    backends: Sequence[str], peers: Sequence[str] = ("ort", "tfjs"), threads: Sequence[int] = (1, 2)
+) -> list[tuple[str, str, str, int]]:
+    """(name, runtime, backend, threads): wasm on each count of ``threads`` (TF.js on 1 only), then the GPU
+    backends asked for."""
     out = []
     for backend in (b for b in BACKENDS if b in backends):
-        for threads in (1, 2) if backend == "wasm" else (1,):
-            variant = variant_name(backend, threads)
-            out.append((f"kgen {variant}", "kgen", backend, threads))
+        for count in threads if backend == "wasm" else (1,):
+            variant = variant_name(backend, count)
+            out.append((f"kgen {variant}", "kgen", backend, count))
             for peer in PEERS_OF[backend]:
-                if peer in peers and not (peer == "tfjs" and threads > 1):
-                    out.append((f"{peer} {variant}", peer, backend, threads))
+                if peer in peers and not (peer == "tfjs" and count > 1):
+                    out.append((f"{peer} {variant}", peer, backend, count))
     return out
 
 
@@ -124,10 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webgpu", action="store_true", help="also WebGPU (SwiftShader here: slow, software)")
     parser.add_argument("--webgl", action="store_true", help="also WebGL (SwiftShader here: slow, software)")
     parser.add_argument("--peers", default="ort,tfjs", help="comma-separated: ort, tfjs")
+    parser.add_argument("--threads", default="1,2", help="wasm: the thread counts compared (default 1,2)")
     parser.add_argument("--out", default="results/bench/models.json")
     args = parser.parse_args(argv)
     backends = ["wasm"] + ["webgl"] * args.webgl + ["webgpu"] * args.webgpu
-    report = run(args.models.split(","), args.rounds, args.samples, backends, args.records, args.peers.split(","))
+    threads = [int(t) for t in args.threads.split(",")]
+    report = run(
+        args.models.split(","),
+        args.rounds,
+        args.samples,
+        backends,
+        args.records,
+        args.peers.split(","),
+        threads=threads,
+    )
     write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
     print_table(report)
     return 0
@@ -141,10 +154,12 @@ def run(
     records: str,
     peers: Sequence[str] = ("ort", "tfjs"),
     warmup_ms: int = protocol.WARMUP_MS,
+    threads: Sequence[int] = (1, 2),
 ) -> dict:
-    """Convert and measure ``models`` on ``backends`` against ``peers`` (the protocol above); the report
-    ``summarize`` makes, with the fingerprint, the records used, the rounds, samples and busy shares."""
-    side_list = sides(backends, peers)
+    """Convert and measure ``models`` on ``backends`` against ``peers`` (the protocol above), wasm on each count
+    of ``threads``; the report ``summarize`` makes, with the fingerprint, the records used, the rounds, samples
+    and busy shares."""
+    side_list = sides(backends, peers, threads)
     for package in ("onnxruntime-web", "@tensorflow/tfjs-core", *(f"@tensorflow/tfjs-backend-{b}" for b in backends)):
         if not (PEERS / "node_modules" / package).is_dir():
             raise SystemExit(f"bench.models: {package} is missing: run `make peers` (from the npm registry)")
@@ -164,12 +179,15 @@ def run(
                 (work / f"{name}.tfjs.bin").write_bytes(blob)
             except KgenError as err:
                 untranslated[name] = f"no tf translation: {err}"
-        for threads in (1, 2):
-            converted = ["wasm"] + ([b for b in backends if b != "wasm"] if threads == 1 else [])
-            convert(
-                work / f"{name}.onnx", work / f"{name}_{threads}t", converted, options=Options(store, threads=threads)
+        for count in sorted({*threads, 1}):  # the other backends' programs are in the 1-thread folder
+            converted = (["wasm"] if count in threads else []) + (
+                [b for b in backends if b != "wasm"] if count == 1 else []
             )
-        program = json.loads((work / f"{name}_1t" / "wasm.json").read_text())
+            if converted:
+                convert(
+                    work / f"{name}.onnx", work / f"{name}_{count}t", converted, options=Options(store, threads=count)
+                )
+        program = json.loads((work / f"{name}_{min(threads)}t" / "wasm.json").read_text())
         flops[name] = sum(node["flops"] or 0 for node in program["nodes"])
         print(f"bench.models: converted {name}", file=sys.stderr)
     options = {"samples": samples, "minSampleMs": 0, "warmupMs": warmup_ms}
@@ -181,18 +199,18 @@ def run(
         for r in range(rounds):
             for name in models:
                 plain = {k: _plain(v) for k, v in feeds[name].items()}
-                for side, runtime, backend, threads in side_list:
+                for side, runtime, backend, count in side_list:
                     if (runtime == "tfjs" and name not in nets) or (name, side) in refused:
                         continue
                     session.restart()  # a fresh page (and browser): no state carried from the side before
                     loads.append(protocol.wait_idle())
                     if runtime == "kgen":
-                        folder = f"/bench/{name}_{threads}t"
-                        result = session.evaluate(KGEN, [folder, backend, threads, plain, options])
+                        folder = f"/bench/{name}_{count}t"
+                        result = session.evaluate(KGEN, [folder, backend, count, plain, options])
                         if backend == "wasm":  # the ceiling, in the same page right after
-                            result["ceilingGflops"] = peak.probe_wasm(session, "madd", threads, warmup_ms)
+                            result["ceilingGflops"] = peak.probe_wasm(session, "madd", count, warmup_ms)
                     elif runtime == "ort":
-                        result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, threads, plain, options])
+                        result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, count, plain, options])
                     else:
                         values = tfjs_network.tfjs_inputs(nets[name], feeds[name])
                         result = session.evaluate(TFJS, [f"/bench/{name}.tfjs", backend, values, options])

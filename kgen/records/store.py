@@ -172,6 +172,7 @@ class RecordStore:
     def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
         self.path = Path(path)
         self._read: tuple[tuple[int, int], list[Record]] | None = None
+        self._best: dict[str, list[Record]] = {}  # best(fixed) by fixed, for the version of the file read
 
     def all(self) -> list[Record]:
         """Every record, parsed and validated once per version of the file (a model's conversion looks records
@@ -191,6 +192,7 @@ class RecordStore:
                 except KgenError as err:
                     print(f"kgen: warning: skipped {err}", file=sys.stderr)
             self._read = (version, records)
+            self._best = {}
         return list(self._read[1])
 
     def _lines(self) -> list[str]:
@@ -205,15 +207,20 @@ class RecordStore:
 
     def best(self, fixed: Mapping[str, Any] | None = None) -> list[Record]:
         """The best record of each (workload, backend, device class); with ``fixed``, among the records whose
-        config has those knob values (a model's wasm kernels all run on its thread count)."""
-        winners: dict[tuple[str, str, str], Record] = {}
-        for r in self.all():
-            if fixed and any(r.config.get(k) != v for k, v in fixed.items()):
-                continue
-            k = (r.key, r.backend, r.device_class)
-            if k not in winners or preference(r) < preference(winners[k]):
-                winners[k] = r
-        return sorted(winners.values(), key=lambda r: (r.backend, r.device_class, r.key))
+        config has those knob values (a model's wasm kernels all run on its thread count). Computed once per
+        version of the file and ``fixed``: a conversion asks for every node."""
+        records = self.all()
+        memo = json.dumps(fixed or {}, sort_keys=True, default=str)
+        if memo not in self._best:
+            winners: dict[tuple[str, str, str], Record] = {}
+            for r in records:
+                if fixed and any(r.config.get(k) != v for k, v in fixed.items()):
+                    continue
+                k = (r.key, r.backend, r.device_class)
+                if k not in winners or preference(r) < preference(winners[k]):
+                    winners[k] = r
+            self._best[memo] = sorted(winners.values(), key=lambda r: (r.backend, r.device_class, r.key))
+        return list(self._best[memo])
 
     def add(self, records: Iterable[Record]) -> int:
         """Add records: one per (workload, backend, device class, config, and CPU on the CPU backends), the better
