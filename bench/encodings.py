@@ -32,35 +32,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", default="results/records.jsonl")
     parser.add_argument("--out", default="results/bench/encodings.json")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="kgen-bench-encodings-"))
-    model = zoo.resnet50()
-    path = zoo.save(model, work / "resnet50.onnx")
-    store = RecordStore(args.records) if Path(args.records).is_file() else None
-    feeds = [zoo.seeded_inputs(model, seed) for seed in range(args.inputs)]
-    want = [zoo.onnxruntime_outputs(path, f)[0].ravel() for f in feeds]
-    report = {"model": "resnet50 (kgen.graph.zoo, seeded)", "inputs": args.inputs, "encodings": {}}
-    for encoding in ("fp32", "fp16", "eightbit"):
-        summary = convert(path, work / encoding, ["wasm"], encoding=encoding, options=Options(store))
-        same, cosines = 0, []
-        for f, w in zip(feeds, want, strict=True):
-            (got,) = native.run(work / encoding, "wasm", f).values()
-            got = got.ravel().astype(np.float64)
-            same += int(got.argmax() == w.argmax())
-            cosines.append(float(got @ w / (np.linalg.norm(got) * np.linalg.norm(w))))
-        row = {
-            "weight_bytes": summary["weight_bytes"],
-            "ratio_to_fp32": summary["weight_ratio"],
-            "top1_same": same,
-            "min_cosine": min(cosines),
-        }
-        report["encodings"][encoding] = row
-        print(
-            f"{encoding:<9} {row['weight_bytes'] / 1e6:7.2f} MB ({row['ratio_to_fp32']:.3f}x)  top-1 same "
-            f"{same}/{args.inputs}  lowest cosine {row['min_cosine']:.5f}",
-            flush=True,
-        )
-    write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="kgen-bench-encodings-") as tmp:  # removed however the run ends
+        work = Path(tmp)
+        model = zoo.resnet50()
+        path = zoo.save(model, work / "resnet50.onnx")
+        store = RecordStore(args.records) if Path(args.records).is_file() else None
+        feeds = [zoo.seeded_inputs(model, seed) for seed in range(args.inputs)]
+        want = [zoo.onnxruntime_outputs(path, f)[0].ravel() for f in feeds]
+        report = {"model": "resnet50 (kgen.graph.zoo, seeded)", "inputs": args.inputs, "encodings": {}}
+        for encoding in ("fp32", "fp16", "eightbit"):
+            summary = convert(path, work / encoding, ["wasm"], encoding=encoding, options=Options(store))
+            same, cosines = 0, []
+            for f, w in zip(feeds, want, strict=True):
+                (got,) = native.run(work / encoding, "wasm", f).values()
+                got = got.ravel().astype(np.float64)
+                same += int(got.argmax() == w.argmax())
+                cosines.append(float(got @ w / (np.linalg.norm(got) * np.linalg.norm(w))))
+            row = {
+                "weight_bytes": summary["weight_bytes"],
+                "ratio_to_fp32": summary["weight_ratio"],
+                "top1_same": same,
+                "min_cosine": min(cosines),
+            }
+            report["encodings"][encoding] = row
+            print(
+                f"{encoding:<9} {row['weight_bytes'] / 1e6:7.2f} MB ({row['ratio_to_fp32']:.3f}x)  top-1 same "
+                f"{same}/{args.inputs}  lowest cosine {row['min_cosine']:.5f}",
+                flush=True,
+            )
+        write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
+        return 0
 
 
 if __name__ == "__main__":

@@ -164,83 +164,87 @@ def run(
         if not (PEERS / "node_modules" / package).is_dir():
             raise SystemExit(f"bench.models: {package} is missing: run `make peers` (from the npm registry)")
     store = RecordStore(records) if Path(records).is_file() else None
-    work = Path(tempfile.mkdtemp(prefix="kgen-bench-models-"))
-    feeds, want, nets, flops = {}, {}, {}, {}
-    untranslated: dict[str, str] = {}  # a model that TF.js cannot be given: why
-    for name in models:
-        model = zoo.MODELS[name]()
-        zoo.save(model, work / f"{name}.onnx")
-        feeds[name] = zoo.seeded_inputs(model, seed=7)
-        (want[name],) = zoo.onnxruntime_outputs(model, feeds[name])
-        if "tfjs" in peers:
-            try:
-                nets[name], blob = tfjs_network.describe(model)
-                (work / f"{name}.tfjs.json").write_text(json.dumps(nets[name]))
-                (work / f"{name}.tfjs.bin").write_bytes(blob)
-            except KgenError as err:
-                untranslated[name] = f"no tf translation: {err}"
-        for count in sorted({*threads, 1}):  # the other backends' programs are in the 1-thread folder
-            converted = (["wasm"] if count in threads else []) + (
-                [b for b in backends if b != "wasm"] if count == 1 else []
-            )
-            if converted:
-                convert(
-                    work / f"{name}.onnx", work / f"{name}_{count}t", converted, options=Options(store, threads=count)
+    with tempfile.TemporaryDirectory(prefix="kgen-bench-models-") as tmp:  # removed however the run ends
+        work = Path(tmp)
+        feeds, want, nets, flops = {}, {}, {}, {}
+        untranslated: dict[str, str] = {}  # a model that TF.js cannot be given: why
+        for name in models:
+            model = zoo.MODELS[name]()
+            zoo.save(model, work / f"{name}.onnx")
+            feeds[name] = zoo.seeded_inputs(model, seed=7)
+            (want[name],) = zoo.onnxruntime_outputs(model, feeds[name])
+            if "tfjs" in peers:
+                try:
+                    nets[name], blob = tfjs_network.describe(model)
+                    (work / f"{name}.tfjs.json").write_text(json.dumps(nets[name]))
+                    (work / f"{name}.tfjs.bin").write_bytes(blob)
+                except KgenError as err:
+                    untranslated[name] = f"no tf translation: {err}"
+            for count in sorted({*threads, 1}):  # the other backends' programs are in the 1-thread folder
+                converted = (["wasm"] if count in threads else []) + (
+                    [b for b in backends if b != "wasm"] if count == 1 else []
                 )
-        program = json.loads((work / f"{name}_{min(threads)}t" / "wasm.json").read_text())
-        flops[name] = sum(node["flops"] or 0 for node in program["nodes"])
-        print(f"bench.models: converted {name}", file=sys.stderr)
-    options = {"samples": samples, "minSampleMs": 0, "warmupMs": warmup_ms}
-    rows: dict[tuple[str, str], list[dict]] = {}
-    refused: dict[tuple[str, str], str] = {}  # a peer that cannot run a network: its reason
-    loads = []
-    with BrowserSession(job_timeout_s=900, mounts={"/peers/": PEERS, "/bench/": work}) as session:
-        fingerprint = session.fingerprint()
-        for r in range(rounds):
-            for name in models:
-                plain = {k: _plain(v) for k, v in feeds[name].items()}
-                for side, runtime, backend, count in side_list:
-                    if (runtime == "tfjs" and name not in nets) or (name, side) in refused:
-                        continue
-                    session.restart()  # a fresh page (and browser): no state carried from the side before
-                    loads.append(protocol.wait_idle())
-                    if runtime == "kgen":
-                        folder = f"/bench/{name}_{count}t"
-                        result = session.evaluate(KGEN, [folder, backend, count, plain, options])
-                        if backend == "wasm":  # the ceiling, in the same page right after
-                            result["ceilingGflops"] = peak.probe_wasm(session, "madd", count, warmup_ms)
-                    elif runtime == "ort":
-                        result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, count, plain, options])
-                    else:
-                        values = tfjs_network.tfjs_inputs(nets[name], feeds[name])
-                        result = session.evaluate(TFJS, [f"/bench/{name}.tfjs", backend, values, options])
-                        result["output"] = tfjs_network.onnx_output(nets[name], result["output"]).ravel().tolist()
-                    if "error" in result:
-                        refused[name, side] = result["error"]
-                        print(f"round {r + 1} {name:<13} {side:<13} cannot run it: {result['error']}")
-                        continue
-                    got = np.array(result.pop("output"), np.float32).reshape(want[name].shape)
-                    check = compare_model(got, want[name], backend)
-                    result["ok"] = check.ok
-                    rows.setdefault((name, side), []).append(result)
-                    mark = "" if check.ok else f"  WRONG: {check}"
-                    figures = f"{result['medianMs']:9.2f} ms  cold {result['coldMs']:8.1f} ms"
-                    print(f"round {r + 1} {name:<13} {side:<13} {figures}{mark}")
-    report = summarize(rows, models, side_list, flops)
-    tfjs_sides = [side for side, runtime, *_ in side_list if runtime == "tfjs"]
-    refused |= {(name, side): why for name, why in untranslated.items() for side in tfjs_sides}
-    for (name, side), reason in refused.items():
-        report["models"][name].setdefault("refused", {})[side] = reason
-    report.update(
-        fingerprint=fingerprint,
-        software_gpu=bool(fingerprint.get("software")),
-        records=records if store else None,
-        rounds=rounds,
-        samples=samples,
-        busy_before=[round(x, 3) for x in loads],
-        protocol=__doc__.split("Protocol, ")[1].strip(),
-    )
-    return report
+                if converted:
+                    convert(
+                        work / f"{name}.onnx",
+                        work / f"{name}_{count}t",
+                        converted,
+                        options=Options(store, threads=count),
+                    )
+            program = json.loads((work / f"{name}_{min(threads)}t" / "wasm.json").read_text())
+            flops[name] = sum(node["flops"] or 0 for node in program["nodes"])
+            print(f"bench.models: converted {name}", file=sys.stderr)
+        options = {"samples": samples, "minSampleMs": 0, "warmupMs": warmup_ms}
+        rows: dict[tuple[str, str], list[dict]] = {}
+        refused: dict[tuple[str, str], str] = {}  # a peer that cannot run a network: its reason
+        loads = []
+        with BrowserSession(job_timeout_s=900, mounts={"/peers/": PEERS, "/bench/": work}) as session:
+            fingerprint = session.fingerprint()
+            for r in range(rounds):
+                for name in models:
+                    plain = {k: _plain(v) for k, v in feeds[name].items()}
+                    for side, runtime, backend, count in side_list:
+                        if (runtime == "tfjs" and name not in nets) or (name, side) in refused:
+                            continue
+                        session.restart()  # a fresh page (and browser): no state carried from the side before
+                        loads.append(protocol.wait_idle())
+                        if runtime == "kgen":
+                            folder = f"/bench/{name}_{count}t"
+                            result = session.evaluate(KGEN, [folder, backend, count, plain, options])
+                            if backend == "wasm":  # the ceiling, in the same page right after
+                                result["ceilingGflops"] = peak.probe_wasm(session, "madd", count, warmup_ms)
+                        elif runtime == "ort":
+                            result = session.evaluate(ORT, [f"/bench/{name}.onnx", backend, count, plain, options])
+                        else:
+                            values = tfjs_network.tfjs_inputs(nets[name], feeds[name])
+                            result = session.evaluate(TFJS, [f"/bench/{name}.tfjs", backend, values, options])
+                            result["output"] = tfjs_network.onnx_output(nets[name], result["output"]).ravel().tolist()
+                        if "error" in result:
+                            refused[name, side] = result["error"]
+                            print(f"round {r + 1} {name:<13} {side:<13} cannot run it: {result['error']}")
+                            continue
+                        got = np.array(result.pop("output"), np.float32).reshape(want[name].shape)
+                        check = compare_model(got, want[name], backend)
+                        result["ok"] = check.ok
+                        rows.setdefault((name, side), []).append(result)
+                        mark = "" if check.ok else f"  WRONG: {check}"
+                        figures = f"{result['medianMs']:9.2f} ms  cold {result['coldMs']:8.1f} ms"
+                        print(f"round {r + 1} {name:<13} {side:<13} {figures}{mark}")
+        report = summarize(rows, models, side_list, flops)
+        tfjs_sides = [side for side, runtime, *_ in side_list if runtime == "tfjs"]
+        refused |= {(name, side): why for name, why in untranslated.items() for side in tfjs_sides}
+        for (name, side), reason in refused.items():
+            report["models"][name].setdefault("refused", {})[side] = reason
+        report.update(
+            fingerprint=fingerprint,
+            software_gpu=bool(fingerprint.get("software")),
+            records=records if store else None,
+            rounds=rounds,
+            samples=samples,
+            busy_before=[round(x, 3) for x in loads],
+            protocol=__doc__.split("Protocol, ")[1].strip(),
+        )
+        return report
 
 
 def _plain(array: np.ndarray) -> dict:
