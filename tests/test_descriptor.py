@@ -307,6 +307,34 @@ def test_a_reshape_on_webgl_writes_the_layout_its_consumer_reads_so_no_conversio
     assert nodes_json[0]["config"]["layout_out"] == "rgba_last"
 
 
+def test_a_transpose_on_webgl_reads_as_produced_and_writes_what_attention_reads_so_no_conversion_is_around_it(
+    tmp_path,
+):
+    """A transpose only moves values: whatever layouts its record names, it reads its input in the layout its
+    producer wrote and writes the one its consumer's program reads (attention's, which has no layout knob), so
+    neither needs a conversion kernel (MiniLM on WebGL: 62 -> 32 conversions)."""
+    from kgen.descriptor.nodes import NodeCache, space
+    from kgen.descriptor.webgl import assemble_webgl
+
+    shape, moved = (1, 8, 4, 8), (1, 4, 8, 8)
+    values = {n: Value(n, shape) for n in ("x", "s")} | {n: Value(n, moved) for n in ("q", "k", "v", "y")}
+    nodes = [
+        Node("a", "add", ["x", "x"], "s", {}),
+        Node("t", "transpose", ["s"], "q", {"perm": (0, 2, 1, 3)}),
+        Node("att", "attention", ["q", "k", "v"], "y", {"scale": 0.5}),
+    ]
+    constants = {n: np.ones(moved, np.float32) for n in ("k", "v")}
+    graph = Graph([values["x"]], ["y"], values, constants, nodes)
+    transpose = Workload.create("transpose", [shape], {"perm": (0, 2, 1, 3)})
+    config = {**space(transpose, "webgl").default(), "layout_X": "rgba_2x2", "layout_out": "rgba_c", "planes": 4}
+    store = RecordStore(tmp_path / "records.jsonl")
+    fields = {"median_ms": 1.0, "iqr_ms": 0.0, "samples": 7, "gflops": 1.0, "digest": "", "source": "test"}
+    store.add([Record(json.loads(transpose.to_json()), transpose.key, "webgl", "webgl-test", config, **fields)])
+    program, *_, nodes_json, _ = assemble_webgl(graph, store, "webgl-test", NodeCache(), 8)
+    assert [k["name"].split("_")[0] for k in program["kernels"]] == ["n0", "n1", "n2"]  # no conversion
+    assert nodes_json[1]["how"] == "exact" and nodes_json[1]["config"]["planes"] == 1
+
+
 def test_variants_share_the_programs_that_the_smaller_limit_allows_and_refuse_the_others():
     """A node lowered for 8 render targets serves the 4-target variant only where its config fits 4 planes: the
     shared program is the one a fresh lowering gives, and an 8-plane config is refused under 4, as a fresh

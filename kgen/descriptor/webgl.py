@@ -2,7 +2,8 @@
 
 Each node's config chooses the layouts its kernel reads and writes (``layout_<input>``, ``layout_out``). A tensor
 lives in the layout its producer writes; a consumer that reads another layout gets a conversion kernel
-(``kgen.backends.webgl.conversion``) before it, shared by every later consumer of that layout. A weight is
+(``kgen.backends.webgl.conversion``) before it, shared by every later consumer of that layout; a copy (a
+reshape, a transpose) reads its input as produced and writes the layout its consumers read instead. A weight is
 written by the page into each layout a consumer reads it in; a graph input into its first consumer's. An output
 split into planes (render targets, as its record chose: a fragment computes that many texels) is a 2D array
 texture: a kernel that reads it once a value in that layout (a fused residual) samples the array's layers itself,
@@ -83,15 +84,18 @@ def _kernel(kernel: CompiledKernel, names: dict[str, str], prefix: str) -> dict[
 _NodeTe = tuple[list[Tensor], Stage, tuple[str, ...]]
 
 
-def _as_produced(graph: Graph, te: _NodeTe, choice: Choice, storage: _Storage, limits: Limits) -> Choice:
+def _as_produced(
+    graph: Graph, te: _NodeTe, choice: Choice, storage: _Storage, limits: Limits, copy: bool = False
+) -> Choice:
     """``choice`` with each computed input whose layout its config leaves to the default (a fused residual, which
-    the bare op's records do not name) read in the layout its producer wrote: no conversion kernel before it,
-    and one fetch for the 4 values of a texel. Unchanged where that config would not be valid."""
+    the bare op's records do not name), or every computed input of a ``copy``, read in the layout its producer
+    wrote: no conversion kernel before it, and one fetch for the 4 values of a texel. Unchanged where that config
+    would not be valid."""
     inputs, stage, names = te
     produced = {}
     for t, tensor in zip(inputs, names, strict=True):
         knob, have = f"layout_{t.name}", storage.where.get(tensor)
-        if knob not in choice.config and have and tensor not in graph.constants:
+        if (copy or knob not in choice.config) and have and tensor not in graph.constants:
             produced[knob] = _layout_name(storage.info[next(iter(have.values()))]["layout"])
     if not produced:
         return choice
@@ -103,6 +107,15 @@ def _as_produced(graph: Graph, te: _NodeTe, choice: Choice, storage: _Storage, l
     return replace(choice, config=config)
 
 
+#: ops whose kernel on WebGL only moves values, as fast from and into one layout as another
+COPIES = ("transpose",)
+
+
+def _is_copy(node: Node) -> bool:
+    """Whether ``node``'s kernel only moves values: a view (a reshape, a copy here) or a transpose."""
+    return node.is_view or (node.op in COPIES and not node.epilogue)
+
+
 def _for_consumers(
     graph: Graph,
     node: Node,
@@ -112,18 +125,24 @@ def _for_consumers(
     records: RecordStore | None,
     device: str | None,
     limits: Limits,
+    cache: NodeCache,
 ) -> Choice:
-    """A view's (a reshape's, whose main stage is ``stage``) choice with its output in the layout that all its
-    ``consumers``' configs read it in: the copy that a view is here then does the conversion a kernel after it would
-    do. Unchanged where they disagree or that config is not valid."""
-    if not node.is_view:
+    """A copy's (``_is_copy``; its main stage is ``stage``) choice with its output in the layout that all its
+    ``consumers``' programs read it in: the copy then does the conversion a kernel after it would do. Unchanged
+    where they disagree or that config is not valid."""
+    if not _is_copy(node):
         return choice
     wanted = set()
     for consumer in consumers:
-        inputs, _, names = node_te(graph, consumer)
-        config = choose(graph, consumer, "webgl", records, device, {}, limits).config
-        wanted |= {config.get(f"layout_{t.name}") for t, name in zip(inputs, names, strict=True) if name == node.output}
-    if len(wanted) != 1 or None in wanted:
+        config = choose(graph, consumer, "webgl", records, device, {}, limits)
+        program = program_for(graph, consumer, "webgl", config, limits, cache, {})
+        compiled = render(program.program)
+        wanted |= {
+            _layout_name(b.layout)
+            for b, tensor in zip(compiled.inputs, program.tensors, strict=True)
+            if tensor == node.output and b.layout is not None
+        }
+    if len(wanted) != 1:
         return choice
     config = {**choice.config, "layout_out": wanted.pop(), "planes": 1}
     try:
@@ -211,9 +230,9 @@ def assemble_webgl(
         te = (inputs, main_stage_of(out), names)
         choice = choose(graph, node, "webgl", records, device, {}, limits)
         readers = consumers.get(node.output, [])
-        choice = _for_consumers(graph, node, te[1], choice, readers, records, device, limits)
+        choice = _for_consumers(graph, node, te[1], choice, readers, records, device, limits, cache)
         choice = _within(choice, draw_buffers)
-        choice = _as_produced(graph, te, choice, storage, limits)
+        choice = _as_produced(graph, te, choice, storage, limits, _is_copy(node))
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)
         planes = _read_in_planes(compiled, np_.tensors, storage, _read_once(te))
