@@ -53,17 +53,6 @@ def _parse_list(value: str, allowed: Sequence[str], what: str) -> list[str]:
     return items
 
 
-def _threads(args) -> list[int]:
-    """The wasm thread counts of ``--threads``."""
-    try:
-        threads = sorted({int(t) for t in args.threads.split(",")})
-    except ValueError:
-        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts, comma-separated, e.g. 1,2") from None
-    if not threads or threads[0] < 1:
-        raise SystemExit(f"kgen bench: --threads '{args.threads}': thread counts are at least 1")
-    return threads
-
-
 def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     from bench import kernel_suite, protocol
     from bench.suite import SUITE
@@ -72,7 +61,7 @@ def run_kernels(args, run: dict[str, Any]) -> list[dict]:
     names = [n for n in SUITE if not args.only or args.only in n]
     if not names:
         raise SystemExit(f"kgen bench: no workload of the suite matches --only '{args.only}'")
-    variants = kernel_suite.variants(args.backends, _threads(args))
+    variants = kernel_suite.variants(args.backends, protocol.thread_counts(args.threads, "kgen bench"))
     for v in variants:
         kernel_suite.check_installed(v, args.peer_list)
     with BrowserSession(job_timeout_s=60) as session:
@@ -124,7 +113,7 @@ SHARE_FIELDS = ("gflops", "peak_gflops", "peak_share", "peak_share_low", "peak_s
 
 
 def run_models(args, run: dict[str, Any]) -> list[dict]:
-    from bench import models
+    from bench import models, protocol
 
     names = {"resnet50": ["resnet50"], "transformers": list(models.TRANSFORMERS)}.get(args.suite, list(models.MODELS))
     if args.only:
@@ -133,7 +122,14 @@ def run_models(args, run: dict[str, Any]) -> list[dict]:
             raise KgenError(f"--only {args.only}: no model of the {args.suite} suite has it in its name")
     records = args.records[0] if args.records else "none"  # kgen converts with one records file
     report = models.run(
-        names, args.rounds, args.samples, args.backends, records, args.peer_list, args.warmup_ms, _threads(args)
+        names,
+        args.rounds,
+        args.samples,
+        args.backends,
+        records,
+        args.peer_list,
+        args.warmup_ms,
+        protocol.thread_counts(args.threads, "kgen bench"),
     )
     rows = []
 

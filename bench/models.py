@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/bench/models.json")
     args = parser.parse_args(argv)
     backends = ["wasm"] + ["webgl"] * args.webgl + ["webgpu"] * args.webgpu
-    threads = [int(t) for t in args.threads.split(",")]
+    threads = protocol.thread_counts(args.threads, "bench.models")
     report = run(
         args.models.split(","),
         args.rounds,

@@ -51,3 +51,15 @@ def disagrees(ratios: Sequence[float], side_spreads: Sequence[Spread]) -> bool:
     """Whether per-round ratios differ by more than the sides' own round-to-round spread (plus ``AGREEMENT``)."""
     allowed = sum(s.relative for s in side_spreads) + AGREEMENT
     return Spread.of(ratios).relative > allowed
+
+
+def thread_counts(text: str, prog: str) -> list[int]:
+    """The wasm thread counts of a ``--threads`` value such as ``1,2``, sorted; ``prog`` exits naming the option
+    where it is not one."""
+    try:
+        threads = sorted({int(t) for t in text.split(",")})
+    except ValueError:
+        raise SystemExit(f"{prog}: --threads '{text}': thread counts, comma-separated, e.g. 1,2") from None
+    if not threads or threads[0] < 1:
+        raise SystemExit(f"{prog}: --threads '{text}': thread counts are at least 1")
+    return threads

@@ -122,20 +122,18 @@ def _for_consumers(
     stage: Stage,
     choice: Choice,
     consumers: list[Node],
-    records: RecordStore | None,
-    device: str | None,
+    chosen: dict[str, Choice],
     limits: Limits,
     cache: NodeCache,
 ) -> Choice:
     """A copy's (``_is_copy``; its main stage is ``stage``) choice with its output in the layout that all its
-    ``consumers``' programs read it in: the copy then does the conversion a kernel after it would do. Unchanged
-    where they disagree or that config is not valid."""
+    ``consumers``' programs, under their records' choices (``chosen``, by output), read it in: the copy then does
+    the conversion a kernel after it would do. Unchanged where they disagree or that config is not valid."""
     if not _is_copy(node):
         return choice
     wanted = set()
     for consumer in consumers:
-        config = choose(graph, consumer, "webgl", records, device, {}, limits)
-        program = program_for(graph, consumer, "webgl", config, limits, cache, {})
+        program = program_for(graph, consumer, "webgl", chosen[consumer.output], limits, cache, {})
         compiled = render(program.program)
         wanted |= {
             _layout_name(b.layout)
@@ -225,12 +223,12 @@ def assemble_webgl(
         return target
 
     consumers = graph.consumers()
+    chosen = {node.output: choose(graph, node, "webgl", records, device, {}, limits) for node in graph.nodes}
     for index, node in enumerate(graph.nodes):
         inputs, out, names = node_te(graph, node)
         te = (inputs, main_stage_of(out), names)
-        choice = choose(graph, node, "webgl", records, device, {}, limits)
         readers = consumers.get(node.output, [])
-        choice = _for_consumers(graph, node, te[1], choice, readers, records, device, limits, cache)
+        choice = _for_consumers(graph, node, te[1], chosen[node.output], readers, chosen, limits, cache)
         choice = _within(choice, draw_buffers)
         choice = _as_produced(graph, te, choice, storage, limits, _is_copy(node))
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
