@@ -15,18 +15,40 @@ from kgen.ops.registry import Attr, Input, OpDef, register
 
 Elementwise = Callable[[te.Expr, Mapping[str, Any]], te.Expr]
 
-# Abramowitz and Stegun 7.1.26: |error| <= 1.5e-7 over the whole line, from exp alone (no backend has erf)
-_ERF_P = 0.3275911
-_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+# erf(x) = x·P(x²) / Q(x²), x clamped to ±4 (where float32's erf is ±1): a rational fit made for kgen (least
+# squares reweighted toward minimax), |error| < 4e-7 in float32. No exp: half the operations of the exponential
+# form it replaced, which made a transformer's MLP matmul with its GELU epilogue 14% slower than without on wasm.
+_ERF_P = (
+    1.128379225730896,
+    0.18471038341522217,
+    0.05433260276913643,
+    0.003839530749246478,
+    0.0003826924366876483,
+    4.78054471386713e-06,
+    -1.3666810794177309e-08,
+)
+_ERF_Q = (
+    1.0,
+    0.4970288574695587,
+    0.11382632702589035,
+    0.015453520230948925,
+    0.0013095795875415206,
+    6.40093203401193e-05,
+)
+
+
+def _polynomial(coefficients: tuple[float, ...], z: te.Expr) -> te.Expr:
+    """Σ coefficients[k] · z^k, by Horner's rule."""
+    result: te.Expr = te.const(coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result = result * z + c
+    return result
 
 
 def erf(v: te.Expr) -> te.Expr:
-    t = 1.0 / (1.0 + _ERF_P * te.unary("abs", v))
-    poly = te.const(_ERF_A[-1])
-    for a in reversed(_ERF_A[:-1]):
-        poly = poly * t + a
-    magnitude = 1.0 - poly * t * te.exp(-(v * v))
-    return te.select(v < 0.0, -magnitude, magnitude)
+    x = te.minimum(te.maximum(v, -4.0), 4.0)
+    z = x * x
+    return x * _polynomial(_ERF_P, z) / _polynomial(_ERF_Q, z)
 
 
 def _erf_ref(x: np.ndarray) -> np.ndarray:
