@@ -417,6 +417,36 @@ def test_a_node_runs_on_one_thread_only_while_the_workers_spin(tmp_path, one_ms,
     assert chosen.choice.how == "exact" and chosen.config["threads"] == threads
 
 
+def test_a_models_matmul_reads_its_weight_packed_whatever_its_record_says_and_a_conv_as_its_record_says(tmp_path):
+    """The tuner times a kernel with its weight in cache, where packing gains nothing; in a model the weight comes
+    from beyond the cache and MiniLM's projections ran 10% faster packed. Convolutions keep their records'."""
+    from kgen.descriptor.assemble import lower_nodes
+    from kgen.descriptor.nodes import NodeCache
+
+    values = {"x": Value("x", (1, 8, 6, 6)), "w": Value("w", (8, 8, 1, 1)), "c": Value("c", (1, 8, 6, 6))}
+    values |= {"r": Value("r", (1, 6, 48)), "b": Value("b", (48, 16)), "y": Value("y", (1, 6, 16))}
+    conv_attrs = get_op("conv2d").normalize_attrs({})
+    nodes = [
+        Node("conv", "conv2d", ["x", "w"], "c", conv_attrs),
+        Node("view", "reshape", ["c"], "r", {"shape": (1, 6, 48)}),
+        Node("mm", "matmul", ["r", "b"], "y", {}),
+    ]
+    weights = {"w": np.ones((8, 8, 1, 1), np.float32), "b": np.ones((48, 16), np.float32)}
+    graph = Graph([values["x"]], ["y"], values, weights, nodes)
+    store = RecordStore(tmp_path / "records.jsonl")
+    base = {"tile_a": 2, "tile_b": 8, "vector": "f32x4_fma", "threads": 1, "pack": 0}
+    conv = Workload.create("conv2d", [(1, 8, 6, 6), (8, 8, 1, 1)], conv_attrs)
+    matmul = Workload.create("matmul", [(1, 6, 48), (48, 16)])
+    for workload, axis in ((conv, "m"), (matmul, "i1")):
+        config = {**base, "tile_axis": axis}
+        store.add([Record.measured(workload, "wasm", {"hardwareConcurrency": 2}, config, 1.0, 0.0, 5, "d", "test")])
+    programs = {np_.node.name: np_ for np_, _, _ in lower_nodes(graph, "wasm", Options(store), NodeCache())}
+    assert programs["conv"].choice.how == "exact" and programs["conv"].config["pack"] == 0
+    assert programs["mm"].choice.how == "exact" and programs["mm"].config["pack"] == 1
+    assert [k.name for k in programs["mm"].program.prepare] == ["matmul_pack0"]
+    assert not any("pack" in k.name for k in programs["conv"].program.prepare)
+
+
 def test_the_converters_spin_is_the_wasm_workers():
     """The converter's rule reads the workers' spin from the backend; the runtime's worker spins that long."""
     worker = Path(kgen.__file__).parent / "runtime" / "launchers" / "wasm_worker.js"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kgen import backends
+from kgen.build import space
 from kgen.codegen import memory as codegen_memory
 from kgen.codegen.program import CompiledKernel, CompiledProgram, RenderOptions
 from kgen.descriptor.candidates import Candidate, candidates, offered, other_devices, own_temps
@@ -98,6 +99,21 @@ def _adapt(backend: str, options: Options, choice: Choice) -> Choice:
     return choice
 
 
+def _packed(graph: Graph, node, backend: str, choice: Choice, limits: Limits) -> Choice:
+    """A matmul reads its constant weight through the packed copy, whatever its record says. The tuner times a
+    kernel with its weight in the core's cache, where packing gains nothing; in a model the other weights have
+    evicted it since it was last read, and rows a whole weight row apart then load slower than one contiguous
+    panel (MiniLM's 384x384 projections on wasm: 0.98 -> 0.88 ms). Convolutions keep their records' choice: they
+    read their filters over far more rows, and ResNet-50 on wasm gained nothing."""
+    if node.op not in ("matmul", "gemm") or choice.config.get("pack") != 0:
+        return choice
+    packed = {**choice.config, "pack": 1}
+    knobs = space(graph.workload(node), backend)
+    if knobs.violations({**knobs.default(), **packed}, limits):
+        return choice
+    return replace(choice, config=packed, note="its weight packed, as a model reads it from beyond the cache")
+
+
 def _fixed(backend: str, options: Options) -> dict[str, Any]:
     return {"threads": options.threads} if backends.get(backend).threads else {}
 
@@ -117,11 +133,13 @@ def lower_nodes(
             continue
         # a record is checked with relaxed SIMD: _adapt makes its fused multiply-adds mul + add where it is off
         choice, fixed, one = _choose(graph, node, backend, options, device, {**limits, "relaxed_simd": 1})
-        np_ = program_for(graph, node, backend, _adapt(backend, options, choice), limits, cache, fixed)
+        choice = _packed(graph, node, backend, _adapt(backend, options, choice), limits)
+        np_ = program_for(graph, node, backend, choice, limits, cache, fixed)
         alts = candidates(graph, np_, backend, options.records, others, fixed, limits, cache, options.candidates - 1)
         alone = None
         if one is not None:
-            alone = program_for(graph, node, backend, _adapt(backend, options, one), limits, cache, {"threads": 1})
+            one = _packed(graph, node, backend, _adapt(backend, options, one), limits)
+            alone = program_for(graph, node, backend, one, limits, cache, {"threads": 1})
             if alone.choice.record is None or not _affordable_alone(graph, np_, alone):
                 alone = None
         out.append((np_, alts, alone))
