@@ -143,8 +143,8 @@ class _KernelPrinter:
 
     def once(self, value: Expr, pad: str) -> list[str]:
         """Sets of locals, before a statement, to the subexpressions that ``value`` repeats (V8 does not merge
-        them, a call least of all: GELU's erf selects between two copies of one polynomial and exp, each with its
-        division). ``value`` then reads those locals."""
+        them, a call least of all: GELU's erf reads its clamped argument three times and its square in two
+        polynomials). ``value`` then reads those locals."""
         self.memo, self.computed = {}, {}
         lines = []
         for node in ir.repeated(value, self.memo):
