@@ -224,6 +224,10 @@ class _Lowering:
             self.i0: (0, (self.row_blocks - 1) * self.rows),
             self.e0: (0, self.dv - self.dv // self.split),
         }
+        # rows of the last tile that fall past Q's end, each clamped once per tile (a Let), not at every read
+        last = (self.row_blocks - 1) * self.rows
+        self.clamped = {r: ix.index_var(f"qr{r}") for r in range(self.rows) if last + r >= self.s}
+        self.ranges.update({v: (0, self.s - 1) for v in self.clamped.values()})
 
     # -- indices -------------------------------------------------------------------------------------------
     def at(self, t: Tensor, row: sympy.Expr, col: sympy.Expr) -> sympy.Expr:
@@ -233,8 +237,7 @@ class _Lowering:
 
     def row(self, r: int) -> sympy.Expr:
         """Query row r of the tile, clamped into Q (rows past the end compute what the last does, unstored)."""
-        i = self.i0 + r
-        return i if (self.row_blocks * self.rows <= self.s) else sympy.Min(i, self.s - 1)
+        return self.clamped.get(r, self.i0 + r)
 
     def batch_indices(self) -> list[sympy.Expr]:
         """The tile's batch entry as one index per batch axis."""
@@ -267,6 +270,7 @@ class _Lowering:
             ir.Let(self.b, ix.floordiv(rest, self.row_blocks)),
             ir.Let(self.i0, ix.floormod(rest, self.row_blocks) * self.rows),
             ir.Let(self.e0, ix.floormod(self.tid, self.split) * (self.dv // self.split)),
+            *(ir.Let(v, sympy.Min(self.i0 + r, self.s - 1)) for r, v in self.clamped.items()),
         ]
 
     def kernel(self) -> ir.Kernel:
