@@ -119,16 +119,18 @@ def test_clip_against_constants_is_one_instruction_a_bound_and_keeps_nan():
     np.testing.assert_array_equal(wasm_runner.run(program, [y, x]).reshape(x.shape), np.maximum(y, x))
 
 
-@pytest.mark.parametrize("vector", ["f32x4", "scalar"])
+@pytest.mark.parametrize("vector", ["f32x4", "f32x4_fma", "scalar"])
 def test_exp_is_inline_and_right_at_its_edges(vector):
     """exp is printed inline, not called (a call clobbers every vector register: a matmul's accumulators were
-    spilled around each GELU of its epilogue), in vectors and scalars alike; it keeps NaN, is +inf past 88.72 and
-    0 below -87.34, and within 2 ulp elsewhere."""
+    spilled around each GELU of its epilogue), in vectors and scalars alike, its reduction and polynomial in fused
+    multiply-adds with relaxed SIMD; it keeps NaN, is +inf past 88.72 and 0 below -87.34, and within 2 ulp
+    elsewhere."""
     x = np.array([np.nan, -np.inf, np.inf, -0.0, -1e4, -87.4, -87.3, -20.5, -1.0, 0.0, 1e-8, 0.5, 3.0, 88.3, 88.8, 1e4])
     x = np.concatenate([x, np.linspace(-80, 80, 48)]).astype(np.float32).reshape(1, 4, 4, 4)
     workload = Workload.create("exp", [x.shape], {})
     program, _ = build(workload, "wasm", {"tile_b": 4, "vector": vector}, LIMITS)
     assert "call $exp" not in program.source and "f32x4.min" not in program.source
+    assert program.source.count("f32x4.relaxed_") == (8 if vector == "f32x4_fma" else 0)
     got = wasm_runner.run(program, [x]).reshape(x.shape)
     with np.errstate(over="ignore"):
         want = np.exp(x.astype(np.float64))

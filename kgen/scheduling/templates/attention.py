@@ -473,10 +473,10 @@ class _Materialized(_Lowering):
                 read = ir.BufLoad(self.k, self.at(self.p.k, d, j0 + g * width), width)
                 stmts.append(ir.Decl(f"k{tag}{g}_{u}", "float32", read, width, const=True))
             for r in range(self.rows):
-                read = ir.BufLoad(self.q, self.at(self.p.q, self.row(r), d))
-                stmts.append(ir.Decl(f"q{tag}{r}_{u}", "float32", read, const=True))
+                read = _splat(ir.BufLoad(self.q, self.at(self.p.q, self.row(r), d)), width)
+                stmts.append(ir.Decl(f"q{tag}{r}_{u}", "float32", read, width, const=True))
                 for g in range(groups):
-                    product = self.local(f"q{tag}{r}_{u}", 1) * self.local(f"k{tag}{g}_{u}", width)
+                    product = self.local(f"q{tag}{r}_{u}", width) * self.local(f"k{tag}{g}_{u}", width)
                     stmts.append(ir.Assign(score[r, g], self.local(score[r, g], width) + product))
             return ir.seq(*stmts)
 
@@ -544,10 +544,10 @@ class _Materialized(_Lowering):
                     read = ir.BufLoad(self.v, self.at(self.p.v, j, column(cp, c)), self.vl)
                     stmts.append(ir.Decl(f"v{c}_{u}", "float32", read, self.vl, const=True))
                 for r in range(self.rows):
-                    read = ir.BufLoad(self.scratch, self.slot(r, j))
-                    stmts.append(ir.Decl(f"p{r}_{u}", "float32", read, const=True))
+                    read = _splat(ir.BufLoad(self.scratch, self.slot(r, j)), self.vl)
+                    stmts.append(ir.Decl(f"p{r}_{u}", "float32", read, self.vl, const=True))
                     for c in range(cols):
-                        product = self.local(f"p{r}_{u}", 1) * self.local(f"v{c}_{u}", self.vl)
+                        product = self.local(f"p{r}_{u}", self.vl) * self.local(f"v{c}_{u}", self.vl)
                         stmts.append(ir.Assign(acc[r, c], self.local(acc[r, c], self.vl) + product))
                 return ir.seq(*stmts)
 
@@ -568,6 +568,11 @@ class _Materialized(_Lowering):
             return ir.seq(*code)
 
         return self.loop("cp", self.cols // cols, one_pass)
+
+
+def _splat(read: ir.BufLoad, lanes: int) -> Expr:
+    """One value read into every lane of a vector (on wasm, a load32_splat: no shuffle after the load)."""
+    return read if lanes == 1 else ir.Vector((read,) * lanes)
 
 
 def _add(a: Expr, b: Expr) -> Expr:
