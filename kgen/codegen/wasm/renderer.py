@@ -60,7 +60,7 @@ def _exp(arg: str, lanes: int, names: tuple[str, str, str, str], fused: bool = F
     under 1e-7 elsewhere. ``names`` are four locals (the argument, x, n, r), set by ``local.tee`` where they are
     first read in evaluation order. Inline, not a function: a call clobbers every vector register, so a matmul's
     accumulators were spilled around each GELU of its epilogue. ``fused`` (4 lanes, relaxed SIMD): the reduction
-    and the polynomial in fused multiply-adds, 17 operations where they took 25 (softmax's exps were a fifth of
+    and the polynomial in fused multiply-adds, 22 vector operations where they took 30 (softmax's exps were a fifth of
     DeiT-small's attention on wasm)."""
     v, i = ("f32x4", "i32x4") if lanes == 4 else ("f32", "i32")
     a, x, n, r = names
