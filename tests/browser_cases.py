@@ -81,6 +81,10 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "concat": [([(3, 5), (3, 2), (3, 1)], {"axis": 1}), ([(2, 4), (6, 4)], {"axis": 0})],
     "transpose": [([(3, 5, 7)], {"perm": (2, 0, 1)}), ([(4, 8)], {})],
     "reshape": [([(3, 5, 7)], {"shape": (7, -1)}), ([(4, 8)], {"shape": (2, 0, -1)})],
+    "permute": [  # attention's heads split from a matmul's output, and merged back
+        ([(1, 6, 20)], {"view": (1, 6, 4, 5), "perm": (0, 2, 1, 3), "shape": (1, 4, 6, 5)}),
+        ([(2, 3, 6, 4)], {"view": (2, 3, 6, 4), "perm": (0, 2, 1, 3), "shape": (2, 6, 12)}),
+    ],
     "flatten": [([(3, 5, 7)], {"axis": 2}), ([(2, 4, 8)], {"axis": 1})],
     "pad": [
         ([(3, 5, 7)], {"pads": (1, 0, 2, 0, 3, -1), "value": 1.5}),

@@ -244,10 +244,8 @@ def transpose_case(draw):
     return [shape], ({"perm": tuple(perm)} if perm is not None else {})
 
 
-@st.composite
-def reshape_case(draw):
-    shape = draw(shape_of())
-    total = math.prod(shape)
+def _regrouped(draw, total: int) -> list[int]:
+    """A shape of ``total`` values: up to 4 dimensions, drawn from its divisors."""
     target, left = [], total
     for _ in range(draw(st.integers(0, 3))):
         divisors = [d for d in range(1, left + 1) if left % d == 0]
@@ -255,13 +253,27 @@ def reshape_case(draw):
         target.append(d)
         left //= d
     target.append(left)
-    target = draw(st.permutations(target))
+    return draw(st.permutations(target))
+
+
+@st.composite
+def reshape_case(draw):
+    shape = draw(shape_of())
+    target = _regrouped(draw, math.prod(shape))
     target = [0 if k < len(shape) and d == shape[k] and draw(st.booleans()) else d for k, d in enumerate(target)]
     if draw(st.booleans()):
         free = [k for k, d in enumerate(target) if d != 0]
         if free:
             target[draw(st.sampled_from(free))] = -1
     return [shape], {"shape": tuple(target)}
+
+
+@st.composite
+def permute_case(draw):
+    shape = draw(shape_of())
+    view = tuple(_regrouped(draw, math.prod(shape)))
+    perm = tuple(draw(st.permutations(range(len(view)))))
+    return [shape], {"view": view, "perm": perm, "shape": tuple(_regrouped(draw, math.prod(shape)))}
 
 
 @st.composite
@@ -374,6 +386,7 @@ CASES = {
     "concat": concat_case(),
     "transpose": transpose_case(),
     "reshape": reshape_case(),
+    "permute": permute_case(),
     "flatten": flatten_case(),
     "pad": pad_case(),
     "slice": slice_case(),

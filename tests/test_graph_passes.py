@@ -13,6 +13,7 @@ from kgen.graph.execute import evaluate
 from kgen.graph.ir import Graph, Node, Value
 from kgen.graph.onnx import from_model
 from kgen.graph.passes import fold_batchnorm, fold_constants, fuse_epilogues, optimize, recognize
+from kgen.graph.passes.fold_views import fold_views_into_transposes
 from kgen.graph.passes.split_weights import split_wide_weights
 
 
@@ -264,3 +265,21 @@ def test_a_weight_larger_than_a_texture_is_split_into_row_blocks_that_are_views_
         ops = [n.op for n in split.nodes]
         assert (ops.count("concat"), ops.count("slice")) == ((2, 0) if joined else (0, 3 + 3))
         assert split_wide_weights(graph, 128 * 64)[1] == {}  # weights that fit stay whole
+
+
+def test_the_reshapes_around_attentions_transposes_fold_into_permutes_that_compute_the_same():
+    """BERT's heads are split from each projection by a reshape and a transpose, and merged back by a transpose
+    and a reshape: on textures each is a copy, so each transpose takes the reshapes beside it in (a permute); a
+    reshape read twice, or one beside no transpose, stays."""
+    model = zoo.bert()
+    graph = optimize(from_model(model))
+    folded = fold_views_into_transposes(graph)
+    feeds = zoo.seeded_inputs(model)
+    np.testing.assert_array_equal(evaluate(folded, feeds)[graph.outputs[0]], evaluate(graph, feeds)[graph.outputs[0]])
+    before, after = graph.summary(), folded.summary()
+    assert before.get("transpose", 0) >= 4 and "permute" not in before
+    assert after["permute"] == before["transpose"] and "transpose" not in after
+    assert after["reshape"] == before["reshape"] - before["transpose"] == 1  # the mask's unsqueeze stays
+    split = next(n for n in folded.nodes if n.op == "permute" and len(n.attrs["view"]) > len(graph.shape(n.inputs[0])))
+    assert split.attrs["perm"] == (0, 2, 1, 3) and graph.producer()[split.inputs[0]].op == "matmul"
+    assert fold_views_into_transposes(folded) is folded  # nothing left to fold

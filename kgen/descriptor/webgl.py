@@ -9,7 +9,8 @@ split into planes (render targets, as its record chose: a fragment computes that
 texture: a kernel that reads it once a value in that layout (a fused residual) samples the array's layers itself,
 and a conversion kernel reads it into any other consumer's layout. Textures of one layout and size are pooled by
 liveness. A matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``),
-each a range of the weight's values that the page uploads into a texture of its own.
+each a range of the weight's values that the page uploads into a texture of its own. The reshapes around a
+transpose are folded into it (``fold_views_into_transposes``): one copy where each was one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kgen.descriptor.nodes import Choice, NodeCache, choose, node_te, program_fo
 from kgen.errors import KgenError
 from kgen.graph import memory
 from kgen.graph.ir import Graph, Node
+from kgen.graph.passes.fold_views import fold_views_into_transposes
 from kgen.graph.passes.split_weights import split_wide_weights
 from kgen.records.store import RecordStore
 from kgen.scheduling.layout import NAMES, PLANES, Layout
@@ -108,7 +110,7 @@ def _as_produced(
 
 
 #: ops whose kernel on WebGL only moves values, as fast from and into one layout as another
-COPIES = ("transpose",)
+COPIES = ("transpose", "permute")
 
 
 def _is_copy(node: Node) -> bool:
@@ -198,7 +200,7 @@ def assemble_webgl(
     """(program, inputs, outputs, weights, nodes, memory report) of ``graph`` on WebGL2, its kernels writing at
     most ``draw_buffers`` render targets, in textures of at most ``max_texture_size`` texels a side."""
     limits = {**DEFAULT_LIMITS, "max_draw_buffers": draw_buffers, "max_texture_size": max_texture_size}
-    graph, views = split_wide_weights(graph, 4 * max_texture_size**2)  # RGBA: 4 values a texel
+    graph, views = split_wide_weights(fold_views_into_transposes(graph), 4 * max_texture_size**2)  # RGBA: 4 a texel
     storage = _Storage()
     weights: dict[str, str] = {}  # storage -> tensor
     persistent: set[str] = set()

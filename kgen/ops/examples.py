@@ -38,6 +38,7 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "concat": ([(1, 64, 28, 28), (1, 32, 28, 28)], {"axis": 1}),
     "transpose": ([(1, 64, 56, 56)], {"perm": (0, 2, 3, 1)}),
     "reshape": ([(1, 2048, 1, 1)], {"shape": (1, -1)}),
+    "permute": ([(1, 128, 384)], {"view": (1, 128, 12, 32), "perm": (0, 2, 1, 3), "shape": (1, 12, 128, 32)}),
     "flatten": ([(1, 2048, 7, 7)], {"axis": 1}),
     "pad": ([(1, 64, 56, 56)], {"pads": (0, 0, 1, 1, 0, 0, 1, 1)}),
     "slice": ([(1, 116, 28, 28)], {"starts": (58,), "ends": (116,), "axes": (1,)}),  # ShuffleNet-v2's split

@@ -1,5 +1,5 @@
 """Ops that move data without arithmetic: concat, transpose, reshape, flatten, pad, slice, expand, tile (ONNX
-semantics)."""
+semantics), and permute (a transpose with the reshapes around it, which the WebGL converter folds in)."""
 
 from __future__ import annotations
 
@@ -113,18 +113,24 @@ def reshape_target(op: str, in_shape: Sequence[int], target: Sequence[int]) -> t
     return tuple(dims)
 
 
+def _ravel(idx: Sequence[Any], shape: Sequence[int]) -> Any:
+    """The row-major position of ``idx`` in ``shape``."""
+    strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
+    return sum((i * s for i, s in zip(idx, strides, strict=True)), sympy.Integer(0))
+
+
+def _unravel(flat: Any, shape: Sequence[int]) -> tuple[Any, ...]:
+    """The index in ``shape`` of row-major position ``flat``."""
+    if not shape:
+        return ()
+    strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
+    rest = [te.floormod(te.floordiv(flat, s), d) for s, d in zip(strides[1:], shape[1:], strict=True)]
+    return (te.floordiv(flat, strides[0]), *rest)
+
+
 def reshape_compute(x: te.Tensor, shape: tuple[int, ...], name: str) -> te.Tensor:
     """Row-major reshape: flatten the output index, then unravel it in the input's shape."""
-    out_strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
-    in_strides = [math.prod(x.shape[k + 1 :]) for k in range(x.ndim)]
-
-    def body(*idx):
-        flat = sum((i * s for i, s in zip(idx, out_strides, strict=True)), sympy.Integer(0))
-        src = [te.floordiv(flat, in_strides[0])]
-        src += [te.floormod(te.floordiv(flat, s), d) for s, d in zip(in_strides[1:], x.shape[1:], strict=True)]
-        return x[tuple(src)]
-
-    return te.compute(shape, body, name=name)
+    return te.compute(shape, lambda *idx: x[_unravel(_ravel(idx, shape), x.shape)], name=name)
 
 
 def _reshape(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
@@ -142,6 +148,48 @@ register(
         builder=_reshape,
         reference_fn=lambda arrays, attrs: arrays[0].reshape(
             [arrays[0].shape[k] if d == 0 else d for k, d in enumerate(attrs["shape"])]
+        ),
+    )
+)
+
+
+def _permute(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
+    x = inputs[0]
+    view, perm, shape = attrs["view"], attrs["perm"], attrs["shape"]
+    for name, dims in (("view", view), ("shape", shape)):
+        if math.prod(dims) != math.prod(x.shape):
+            raise OpError(
+                "permute", f"attribute '{name}' {list(dims)} does not hold the input's {math.prod(x.shape)} values"
+            )
+    if sorted(perm) != list(range(len(view))):
+        raise OpError("permute", f"attribute 'perm' {list(perm)} is not a permutation of 0..{len(view) - 1}")
+    moved = tuple(view[p] for p in perm)
+
+    def body(*idx):
+        at = _unravel(_ravel(idx, shape), moved)
+        src = [sympy.Integer(0)] * len(view)
+        for out_axis, in_axis in enumerate(perm):
+            src[in_axis] = at[out_axis]
+        return x[_unravel(_ravel(src, view), x.shape)]
+
+    return te.compute(tuple(shape), body, name="permute")
+
+
+register(
+    OpDef(
+        name="permute",
+        family="layout",
+        doc="The input read in the shape 'view', its axes permuted (output axis i is axis perm[i]), the result in the "
+        "shape 'shape': a transpose with the reshapes before and after it, one copy where each is one on WebGL.",
+        inputs=(Input("X"),),
+        attrs=(
+            Attr("view", "ints", doc="the input's values read in this shape (required)"),
+            Attr("perm", "ints", doc="the permutation of the view's axes (required)"),
+            Attr("shape", "ints", doc="the permuted values in this shape (required)"),
+        ),
+        builder=_permute,
+        reference_fn=lambda arrays, attrs: np.transpose(arrays[0].reshape(attrs["view"]), attrs["perm"]).reshape(
+            attrs["shape"]
         ),
     )
 )

@@ -22,6 +22,7 @@ from typing import Any
 
 from kgen import backends
 from kgen.graph.ir import Graph
+from kgen.graph.passes.fold_views import fold_views_into_transposes
 from kgen.ops.workload import Workload
 from kgen.records.store import RecordStore
 from kgen.scheduling.lower import main_stage
@@ -65,6 +66,8 @@ def tasks_of(graph: Graph, backend: str | None = None) -> list[Task]:
     """The model's distinct kernel workloads on ``backend``: views (a reshape) too where they are kernels (WebGL's
     textures: MiniLM's 25 reshapes took 5% of its run at their default); elsewhere they launch nothing."""
     views = backend is not None and backends.get(backend).storage == "textures"
+    if views:  # as the WebGL converter does
+        graph = fold_views_into_transposes(graph)
     tasks: dict[str, Task] = {}
     for node in graph.nodes:
         if node.is_view and not views:
