@@ -129,3 +129,19 @@ def test_a_transposed_convs_phases_take_the_layout_main_knob_and_a_final_stage_h
     assert "acc3" in kernels["rgba_c"].source and "acc1" not in kernels["r"].source
     conv = Workload.create("conv2d", [(1, 16, 5, 5), (8, 16, 3, 3)], {})
     assert "layout_main" not in {k.name for k in space(conv, "webgl").knobs}
+
+
+def test_a_layer_norms_mean_is_packed_as_its_variance_is():
+    """The knob packs the tuned stage's output (a layer norm's variance); the mean beside it, a stage of the same
+    shape, is packed alike: a quarter of the fragments, 4 rows each and no lane picked out of a texel."""
+    from kgen.build import build
+    from kgen.ops import Workload
+
+    workload = Workload.create("layer_norm", [(1, 128, 384), (384,), (384,)], {})
+    for main, fragments in (("r", 128), ("rgba_c", 32)):
+        config = {"layout_X": "rgba_c", "layout_out": "rgba_c", "layout_main": main, "planes": 1}
+        program, _ = build(workload, "webgl", config)
+        mean, variance = program.kernels[:2]
+        assert mean.grid[0] * mean.grid[1] == variance.grid[0] * variance.grid[1] == fragments
+        body = mean.source.split("main()")[1]
+        assert ("acc3" in body) == (main == "rgba_c") and ("kgen_lane" in body) == (main == "r")

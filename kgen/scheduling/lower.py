@@ -285,7 +285,10 @@ def lower(
             layouts[id(inputs[k])] = layouts[id(inputs[k])].with_planes(count, axis)
         layouts.update({id(s.out): Layout(s.out.shape) for s in stages[:-1]})
         if main != len(stages) - 1 and (chosen := template.main_layout(stages[main], full)) is not None:
-            layouts[id(stages[main].out)] = chosen
+            # and every other intermediate stage of its shape (a layer norm's mean beside its variance): 4 rows a
+            # fragment, where one value a fragment took 128 fragments of 384 one-lane reads in MiniLM's
+            same = [s for s in stages[:-1] if s.out.shape == stages[main].out.shape]
+            layouts.update({id(s.out): chosen for s in same})
         if padding is not None:  # the padded copy packs as its input does
             layouts[id(padded)] = Layout(padded.shape, layouts[id(padding.tensor)].packing)
     max_width = limits.get("max_texture_size", DEFAULT_LIMITS["max_texture_size"])
