@@ -181,7 +181,7 @@ def census_row(name: str, backends: list[str], work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.architectures", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", action="append", choices=BACKENDS, help="backends to convert for (default wasm)")
+    parser.add_argument("--backend", action="append", choices=BACKENDS, help="backends to convert for (default all)")
     parser.add_argument("--only", help="comma-separated architectures (default: all)")
     parser.add_argument("--out", type=Path, default=Path("results/architectures.json"))
     args = parser.parse_args(argv)
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in ARCHITECTURES]
     if unknown:
         parser.error(f"unknown architecture {unknown[0]} (known: {', '.join(ARCHITECTURES)})")
-    backends = args.backend or ["wasm"]
+    backends = args.backend or list(BACKENDS)
     stamp = {"date": time.strftime("%Y-%m-%d"), **code_version()}
     rows = []
     with tempfile.TemporaryDirectory(prefix="kgen-architectures-") as tmp:
