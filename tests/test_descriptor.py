@@ -452,3 +452,36 @@ def test_the_converters_spin_is_the_wasm_workers():
     worker = Path(kgen.__file__).parent / "runtime" / "launchers" / "wasm_worker.js"
     (spin,) = re.findall(r"const SPIN_MS = ([0-9.]+);", worker.read_text())
     assert float(spin) == backends.get("wasm").worker_spin_ms
+
+
+def test_on_webgl_a_depthwise_conv_reads_its_producers_planes_and_a_pointwise_conv_reads_them_converted(tmp_path):
+    """A depthwise 3x3 conv reads each value of its image 9 times: it reads the 8 planes that the conv before it
+    wrote (a 2D array texture) itself, with no conversion kernel. A 1x1 conv reads each value once per output
+    channel (16 here): its image is converted out of the planes first."""
+    from kgen.descriptor.nodes import NodeCache, space
+    from kgen.descriptor.webgl import assemble_webgl
+
+    x, mid = (1, 8, 8, 8), (1, 16, 8, 8)
+    values = {"x": Value("x", x), "a": Value("a", mid), "d": Value("d", mid), "p": Value("p", mid)}
+    conv = get_op("conv2d").normalize_attrs
+    nodes = [
+        Node("pw", "conv2d", ["x", "w1"], "a", conv({})),
+        Node("dw", "conv2d", ["a", "w2"], "d", conv({"group": 16, "pads": (1, 1, 1, 1)})),
+        Node("pw2", "conv2d", ["a", "w3"], "p", conv({})),
+    ]
+    rng = np.random.default_rng(0)
+    constants = {
+        "w1": rng.standard_normal((16, 8, 1, 1)).astype(np.float32),
+        "w2": rng.standard_normal((16, 1, 3, 3)).astype(np.float32),
+        "w3": rng.standard_normal((16, 16, 1, 1)).astype(np.float32),
+    }
+    graph = Graph([values["x"]], ["d", "p"], values, constants, nodes)
+    producer = Workload.create("conv2d", [x, (16, 8, 1, 1)], {})
+    config = {**space(producer, "webgl").default(), "layout_out": "rgba_c", "planes": 8}
+    store = RecordStore(tmp_path / "records.jsonl")
+    fields = {"median_ms": 1.0, "iqr_ms": 0.0, "samples": 7, "gflops": 1.0, "digest": "", "source": "test"}
+    store.add([Record(json.loads(producer.to_json()), producer.key, "webgl", "webgl-test", config, **fields)])
+    program, *_ = assemble_webgl(graph, store, "webgl-test", NodeCache(), 8)
+    order = [k["name"].split("_")[0] for k in program["kernels"]]
+    assert order.index("n1") == order.index("n0") + 1  # the depthwise conv right after its producer
+    assert order[order.index("n2") - 1].startswith("c")  # a conversion before the pointwise conv

@@ -16,6 +16,7 @@ transpose are folded into it (``fold_views_into_transposes``): one copy where ea
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -152,24 +153,32 @@ def _for_consumers(
     return replace(choice, config=config)
 
 
-def _read_once(te: _NodeTe) -> set[int]:
-    """The positions of the inputs that the node's main stage reads outside its reduction (an epilogue's residual,
-    an elementwise op's operands): once per output value."""
+#: reads of each value of an input above which a kernel reads it converted out of its producer's planes, not from
+#: the planes themselves: a 1x1 conv (a value read once per output channel) reading its image from the layers ran up
+#: to 1.5x slower on SwiftShader, more than the conversion costs; a 3x3 depthwise conv (9 reads a value) gains
+#: (MobileNet-v2's WebGL program: 10 of 52 conversions go, 165.5 -> 160.4 ms)
+FEW_READS = 9
+
+
+def _read_few(te: _NodeTe) -> set[int]:
+    """The positions of the inputs whose every value the node's main stage reads at most ``FEW_READS`` times: those
+    it reads outside its reduction (an epilogue's residual, an elementwise op's operands) once per output value,
+    those of its reduction as many times as the stage's iterations over the input's size."""
     inputs, stage, _ = te
     reduced = {id(n.tensor) for n in walk(stage.reduce.body) if isinstance(n, Load)} if stage.reduce else set()
-    return {k for k, t in enumerate(inputs) if id(t) not in reduced}
+    steps = math.prod(ax.extent for ax in (*stage.axes, *stage.reduce_axes))
+    return {k for k, t in enumerate(inputs) if id(t) not in reduced or steps <= FEW_READS * math.prod(t.shape)}
 
 
 def _read_in_planes(
-    compiled: CompiledProgram, tensors: list[str], storage: _Storage, once: set[int]
+    compiled: CompiledProgram, tensors: list[str], storage: _Storage, few: set[int]
 ) -> dict[int, tuple[int, int]]:
-    """The inputs (by position, among those read ``once`` a value) that their producer wrote in planes, in the
+    """The inputs (by position, among those read ``few`` times a value) that their producer wrote in planes, in the
     layout this kernel reads them in, and those planes: the kernel reads the producer's 2D array texture, with no
-    conversion kernel before it. (An input that a reduction reads many times is converted: a 1x1 conv reading
-    its image from the layers ran up to 1.5x slower on SwiftShader, more than the conversion costs.)"""
+    conversion kernel before it."""
     planes: dict[int, tuple[int, int]] = {}
     for k, (b, tensor) in enumerate(zip(compiled.inputs, tensors, strict=True)):
-        if k not in once:
+        if k not in few:
             continue
         for name in storage.where.get(tensor, {}).values():
             layout = dict(storage.info[name]["layout"])
@@ -235,7 +244,7 @@ def assemble_webgl(
         choice = _as_produced(graph, te, choice, storage, limits, _is_copy(node))
         np_ = program_for(graph, node, "webgl", choice, limits, cache, {})
         compiled = render(np_.program)
-        planes = _read_in_planes(compiled, np_.tensors, storage, _read_once(te))
+        planes = _read_in_planes(compiled, np_.tensors, storage, _read_few(te))
         if planes:  # read the producers' 2D array textures themselves, where this kernel can
             in_planes = program_for(graph, node, "webgl", choice, limits, cache, {}, planes)
             rendered = render(in_planes.program)
