@@ -6,11 +6,12 @@ lives in the layout its producer writes; a consumer that reads another layout ge
 reshape, a transpose) reads its input as produced and writes the layout its consumers read instead. A weight is
 written by the page into each layout a consumer reads it in; a graph input into its first consumer's. An output
 split into planes (render targets, as its record chose: a fragment computes that many texels) is a 2D array
-texture: a kernel that reads it once a value in that layout (a fused residual) samples the array's layers itself,
-and a conversion kernel reads it into any other consumer's layout. Textures of one layout and size are pooled by
-liveness. A matmul's weight larger than one texture is split into blocks of rows (``split_wide_weights``),
-each a range of the weight's values that the page uploads into a texture of its own. The reshapes around a
-transpose are folded into it (``fold_views_into_transposes``): one copy where each was one.
+texture: a kernel that reads each value of it at most 9 times in that layout (a fused residual, a depthwise
+conv) samples the array's layers itself, and a conversion kernel reads it into any other consumer's layout.
+Textures of one layout and size are pooled by liveness. A matmul's weight larger than one texture is split into
+blocks of rows (``split_wide_weights``), each a range of the weight's values that the page uploads into a texture
+of its own. The reshapes around a transpose are folded into it (``fold_views_into_transposes``): one copy where
+each was one.
 """
 
 from __future__ import annotations
