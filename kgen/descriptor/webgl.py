@@ -157,7 +157,7 @@ def _for_consumers(
 #: reads of each value of an input above which a kernel reads it converted out of its producer's planes, not from
 #: the planes themselves: a 1x1 conv (a value read once per output channel) reading its image from the layers ran up
 #: to 1.5x slower on SwiftShader, more than the conversion costs; a 3x3 depthwise conv (9 reads a value) gains
-#: (MobileNet-v2's WebGL program: 10 of 52 conversions go, 165.5 -> 160.4 ms)
+#: (MobileNet-v2's WebGL program: 11 of 52 conversions go, 168 -> 159 ms)
 FEW_READS = 9
 
 
