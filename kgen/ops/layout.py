@@ -56,21 +56,26 @@ register(
 )
 
 
+def _check_permutation(op: str, perm: Sequence[int], rank: int) -> None:
+    if sorted(perm) != list(range(rank)):
+        raise OpError(op, f"attribute 'perm' {list(perm)} is not a permutation of 0..{rank - 1}")
+
+
+def _unpermuted(idx: Sequence[Any], perm: Sequence[int]) -> tuple[Any, ...]:
+    """The input index of output index ``idx`` when output axis i is input axis perm[i]."""
+    src: list[Any] = [None] * len(perm)
+    for out_axis, in_axis in enumerate(perm):
+        src[in_axis] = idx[out_axis]
+    return tuple(src)
+
+
 def _transpose(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
     x = inputs[0]
     perm = attrs["perm"]
     perm = tuple(reversed(range(x.ndim))) if perm is None else perm
-    if sorted(perm) != list(range(x.ndim)):
-        raise OpError("transpose", f"attribute 'perm' {list(perm)} is not a permutation of 0..{x.ndim - 1}")
+    _check_permutation("transpose", perm, x.ndim)
     shape = tuple(x.shape[p] for p in perm)
-
-    def body(*idx):
-        src = [None] * x.ndim
-        for out_axis, in_axis in enumerate(perm):
-            src[in_axis] = idx[out_axis]
-        return x[tuple(src)]
-
-    return te.compute(shape, body, name="transpose")
+    return te.compute(shape, lambda *idx: x[_unpermuted(idx, perm)], name="transpose")
 
 
 register(
@@ -161,15 +166,11 @@ def _permute(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
             raise OpError(
                 "permute", f"attribute '{name}' {list(dims)} does not hold the input's {math.prod(x.shape)} values"
             )
-    if sorted(perm) != list(range(len(view))):
-        raise OpError("permute", f"attribute 'perm' {list(perm)} is not a permutation of 0..{len(view) - 1}")
+    _check_permutation("permute", perm, len(view))
     moved = tuple(view[p] for p in perm)
 
     def body(*idx):
-        at = _unravel(_ravel(idx, shape), moved)
-        src = [sympy.Integer(0)] * len(view)
-        for out_axis, in_axis in enumerate(perm):
-            src[in_axis] = at[out_axis]
+        src = _unpermuted(_unravel(_ravel(idx, shape), moved), perm)
         return x[_unravel(_ravel(src, view), x.shape)]
 
     return te.compute(tuple(shape), body, name="permute")
