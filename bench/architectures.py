@@ -11,7 +11,8 @@ date and commit.
 
 Transformers are built from their configs with 2 layers (the ops are those of the full depth); images are 224²
 (Inception-v3 299²), token sequences 32. A refusal is a row of the census, not a failure of the run; the run
-exits 1 when a model that converts gives a wrong answer."""
+exits 1 when a model that converts gives a wrong answer, or when converting one crashes (an error that is not
+kgen's one-line refusal)."""
 
 from __future__ import annotations
 
@@ -55,22 +56,72 @@ def _vision(library: str, name: str, size: int = 224) -> Callable[[], tuple[Any,
     return build
 
 
+#: Hugging Face families: (config class, model class, config fields). Where the defaults are a large model (the
+#: decoders), a small one of the same structure: grouped-query attention where the family has it.
+TEXT: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "bert": ("BertConfig", "BertModel", {"num_hidden_layers": 2}),
+    "distilbert": ("DistilBertConfig", "DistilBertModel", {"n_layers": 2}),
+    "gpt2": ("GPT2Config", "GPT2Model", {"n_layer": 2}),
+    "roberta": ("RobertaConfig", "RobertaModel", {"num_hidden_layers": 2}),
+    "albert": ("AlbertConfig", "AlbertModel", {"num_hidden_layers": 2}),
+    "electra": ("ElectraConfig", "ElectraModel", {"num_hidden_layers": 2}),
+    "t5_encoder": ("T5Config", "T5EncoderModel", {"num_layers": 2, "vocab_size": 4096}),
+    "clip_text": ("CLIPTextConfig", "CLIPTextModel", {"num_hidden_layers": 2}),
+    "llama": (
+        "LlamaConfig",
+        "LlamaModel",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 512,
+            "intermediate_size": 1376,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "vocab_size": 4096,
+            "use_cache": False,
+        },
+    ),
+    "qwen2": (
+        "Qwen2Config",
+        "Qwen2Model",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 512,
+            "intermediate_size": 1376,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "vocab_size": 4096,
+            "use_cache": False,
+        },
+    ),
+    "vit_hf": ("ViTConfig", "ViTModel", {"num_hidden_layers": 2}),
+    "whisper_encoder": (
+        "WhisperConfig",
+        "WhisperModel",
+        {
+            "encoder_layers": 2,
+            "d_model": 384,
+            "encoder_attention_heads": 6,
+            "encoder_ffn_dim": 1536,
+            "max_source_positions": 200,
+        },
+    ),
+}
+
+
 def _text(family: str) -> Callable[[], tuple[Any, dict[str, Any]]]:
     def build():
         import torch
         import transformers
 
-        config_class, model_class = {
-            "bert": (transformers.BertConfig, transformers.BertModel),
-            "distilbert": (transformers.DistilBertConfig, transformers.DistilBertModel),
-            "gpt2": (transformers.GPT2Config, transformers.GPT2Model),
-            "roberta": (transformers.RobertaConfig, transformers.RobertaModel),
-            "vit_hf": (transformers.ViTConfig, transformers.ViTModel),
-        }[family]
-        layers = {"distilbert": "n_layers", "gpt2": "n_layer"}.get(family, "num_hidden_layers")
-        model = model_class(config_class(**{layers: 2}))
+        config_name, model_name, fields = TEXT[family]
+        config = getattr(transformers, config_name)(**fields)
+        model = getattr(transformers, model_name)(config)
         if family == "vit_hf":
             return model, {"pixel_values": torch.randn(1, 3, 224, 224)}
+        if family == "whisper_encoder":  # log-mel frames: twice the encoder's positions
+            return model.encoder, {
+                "input_features": torch.randn(1, config.num_mel_bins, 2 * config.max_source_positions)
+            }
         ids = torch.randint(0, 1000, (1, TOKENS))
         mask = torch.ones(1, TOKENS, dtype=torch.int64)
         mask[:, -TOKENS // 4 :] = 0
@@ -100,11 +151,18 @@ ARCHITECTURES: dict[str, Callable[[], tuple[Any, dict[str, Any]]]] = {
             "convnext_tiny",
             "vit_b_16",
             "swin_t",
+            "swin_v2_t",
+            "maxvit_t",
+            "efficientnet_v2_s",
+            "resnext50_32x4d",
+            "wide_resnet50_2",
+            "regnet_x_400mf",
+            "vgg11_bn",
         )
     },
     "inception_v3": _vision("torchvision", "inception_v3", 299),
     **{name: _vision("timm", name) for name in ("deit_tiny_patch16_224", "ghostnet_100", "mobilevit_s")},
-    **{name: _text(name) for name in ("bert", "distilbert", "roberta", "gpt2", "vit_hf")},
+    **{name: _text(name) for name in TEXT},
 }
 
 
@@ -215,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in converted
         ),
         "wrong": wrong,
+        "crashed": [r["architecture"] for r in rows if "crash" in r],
         "rows": rows,
     }
     write_text_atomic(args.out, json.dumps(summary, indent=1) + "\n")
@@ -222,13 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['converted']} of {summary['exported']} exported architectures convert, "
         f"{summary['matching_everywhere']} match onnxruntime on {', '.join(backends)}; wrote {args.out}"
     )
-    return 1 if wrong else 0
+    return 1 if wrong or summary["crashed"] else 0
 
 
 def _line(row: dict[str, Any], backends: list[str]) -> str:
     name = f"{row['architecture']:<24}"
-    if "export_error" in row or "crash" in row:
-        return f"{name} not exported: {row.get('export_error') or row['crash'].splitlines()[-1]}"
+    if "export_error" in row:
+        return f"{name} not exported: {row['export_error']}"
+    if "crash" in row:
+        return f"{name} CRASHED: {row['crash'].splitlines()[-1]}"
     if "refused" in row:
         return f"{name} refused: {row['refused']}"
     cells = []

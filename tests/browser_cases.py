@@ -26,6 +26,8 @@ UNARY = {
     "ceil": {},
     "trunc": {},
     "not": {},
+    "sin": {},
+    "cos": {},
 }
 BINARY = ("add", "sub", "mul", "div", "max", "min", "equal", "less", "less_or_equal", "greater", "greater_or_equal")
 BINARY += ("and", "or")
@@ -77,6 +79,9 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "reduce_mean": [([(3, 5, 7)], {"axes": (-1,)}), ([(4, 8)], {"axes": (0,), "keepdims": 0})],
     "reduce_max": [([(3, 5, 7)], {"axes": (1,)}), ([(4, 8)], {})],
     "reduce_min": [([(3, 5, 7)], {"axes": (0, 2)}), ([(4, 8)], {"keepdims": 0})],
+    "reduce_sum_square": [([(3, 5, 7)], {"axes": (1,)}), ([(4, 8)], {"keepdims": 0})],
+    "reduce_l1": [([(3, 5, 7)], {"axes": (0, 2)}), ([(4, 8)], {})],
+    "reduce_l2": [([(3, 5, 7)], {"axes": (-1,)}), ([(2, 4, 8)], {"axes": (1, 2), "keepdims": 0})],
     "cumsum": [([(3, 5, 7)], {"axis": 1}), ([(4, 9)], {"axis": -1, "exclusive": 1, "reverse": 1})],
     "concat": [([(3, 5), (3, 2), (3, 1)], {"axis": 1}), ([(2, 4), (6, 4)], {"axis": 0})],
     "transpose": [([(3, 5, 7)], {"perm": (2, 0, 1)}), ([(4, 8)], {})],

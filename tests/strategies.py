@@ -362,6 +362,7 @@ BINARY_OPS = (
 UNARY_OPS = (
     *("relu", "leaky_relu", "sigmoid", "tanh", "clip", "exp", "neg", "abs", "sqrt", "log", "reciprocal", "pow"),
     *("erf", "gelu", "hard_sigmoid", "hard_swish", "elu", "softplus", "silu", "floor", "ceil", "trunc", "not"),
+    *("sin", "cos"),
 )
 CASES = {
     "conv2d": conv2d_case(),
@@ -382,6 +383,7 @@ CASES = {
     "reduce_mean": reduce_case(),
     "reduce_max": reduce_case(),
     "reduce_min": reduce_case(),
+    **{op: reduce_case() for op in ("reduce_sum_square", "reduce_l1", "reduce_l2")},
     "cumsum": cumsum_case(),
     "concat": concat_case(),
     "transpose": transpose_case(),

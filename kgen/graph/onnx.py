@@ -20,7 +20,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from kgen.errors import KgenError
-from kgen.graph import recurrent
+from kgen.graph import einsum, recurrent
 from kgen.graph.ir import Gather, Graph, GraphError, Node, Value
 from kgen.ops import get_op
 from kgen.ops.attention import LOWEST
@@ -455,7 +455,7 @@ def _gather(f: _Frontend, attrs: dict[str, Any]) -> None:
     if ((flat < -shape[axis]) | (flat >= shape[axis])).any():
         raise f.fail(f"indices {flat.tolist()} fall outside axis {axis} of size {shape[axis]}")
     if x in f.const:
-        f.const[f.node.output[0]] = np.take(f.const[x], indices, axis=axis)
+        f.const[f.node.output[0]] = np.take(f.const[x], flat.reshape(np.shape(indices)), axis=axis)
         return
     flat %= shape[axis]
     target = (*shape[:axis], *np.shape(indices), *shape[axis + 1 :])
@@ -591,7 +591,7 @@ _UNARY = {
     **{"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Neg": "neg", "Abs": "abs"},
     **{"Sqrt": "sqrt", "Log": "log", "Reciprocal": "reciprocal", "Erf": "erf", "Softplus": "softplus"},
     **{"HardSwish": "hard_swish", "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Gelu": "gelu"},
-    **{"Floor": "floor", "Ceil": "ceil"},
+    **{"Floor": "floor", "Ceil": "ceil", "Sin": "sin", "Cos": "cos"},
 }
 _UNARY_ATTRS = {"hard_sigmoid": ("alpha", "beta"), "elu": ("alpha",), "gelu": ("approximate",)}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
@@ -903,6 +903,7 @@ def _matmul(f: _Frontend, attrs: dict[str, Any]) -> None:
 
 
 HANDLERS["LSTM"] = HANDLERS["GRU"] = recurrent.unroll
+HANDLERS["Einsum"] = einsum.einsum
 
 
 @handles("If")
@@ -1131,10 +1132,14 @@ def _pad(f: _Frontend, attrs: dict[str, Any]) -> None:
     f.emit("pad", [x], {"pads": tuple(pads), "mode": mode, "value": value}, f.node.output[0])
 
 
+_REDUCE = {
+    **{"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min"},
+    **{"ReduceSumSquare": "reduce_sum_square", "ReduceL1": "reduce_l1", "ReduceL2": "reduce_l2"},
+}
+
+
 def _reduce(f: _Frontend, attrs: dict[str, Any]) -> None:
-    op = {"ReduceMean": "reduce_mean", "ReduceSum": "reduce_sum", "ReduceMax": "reduce_max", "ReduceMin": "reduce_min"}[
-        f.node.op_type
-    ]
+    op = _REDUCE[f.node.op_type]
     since = 13 if f.node.op_type == "ReduceSum" else 18
     axes = _axes(f, attrs, since)
     if axes is not None and not axes:
@@ -1145,7 +1150,7 @@ def _reduce(f: _Frontend, attrs: dict[str, Any]) -> None:
     f.emit(op, f.inputs()[:1], {"axes": axes, "keepdims": attrs.get("keepdims", 1)}, f.node.output[0])
 
 
-for _t in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
+for _t in _REDUCE:
     HANDLERS[_t] = _reduce
 
 

@@ -51,6 +51,24 @@ def erf(v: te.Expr) -> te.Expr:
     return x * _polynomial(_ERF_P, z) / _polynomial(_ERF_Q, z)
 
 
+# sin(r) = r·S(r²) and cos(r) = C(r²) on [-π/2, π/2]: fits made for kgen, |error| < 1.5e-7 in float32. The argument
+# is reduced by the nearest multiple n of π (Cody–Waite: π in three parts, n·P1 and n·P2 exact for |n| < 4096), and
+# sin(x) = (-1)^n sin(r), cos(x) = (-1)^n cos(r).
+_SIN_S = (1.0, -0.16666658222675323, 0.008333050645887852, -0.00019809075456578285, 2.6052241537399823e-06)
+_COS_C = (1.0, -0.5, 0.04166664183139801, -0.00138884037733078, 2.476188456057571e-05, -2.607706903745566e-07)
+_PI_PARTS = (3.140625, 0.0009677410125732422, -8.742277657347586e-08)
+
+
+def _trigonometric(v: te.Expr, cosine: bool) -> te.Expr:
+    n = te.unary("floor", v * (1.0 / math.pi) + 0.5)
+    r = v
+    for part in _PI_PARTS:
+        r = r - n * part
+    z = r * r
+    sign = 1.0 - 2.0 * (n - 2.0 * te.unary("floor", n * 0.5))  # (-1)^n
+    return sign * (_polynomial(_COS_C, z) if cosine else r * _polynomial(_SIN_S, z))
+
+
 def _erf_ref(x: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
@@ -140,6 +158,8 @@ UNARY: dict[str, _Unary] = {
         domain="positive",
     ),
     "erf": _Unary(lambda v, a: erf(v), lambda x, a: _erf_ref(x), "the error function"),
+    "sin": _Unary(lambda v, a: _trigonometric(v, False), lambda x, a: np.sin(x), "sine (radians)"),
+    "cos": _Unary(lambda v, a: _trigonometric(v, True), lambda x, a: np.cos(x), "cosine (radians)"),
     "gelu": _Unary(
         _gelu,
         _gelu_ref,

@@ -34,6 +34,8 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     "reduce_mean": ([(1, 64, 56, 56)], {"axes": (2, 3)}),
     "reduce_max": ([(1, 64, 56, 56)], {"axes": (1,)}),
     "reduce_min": ([(1, 64, 56, 56)], {"axes": (1,)}),
+    **{op: ([(1, 64, 56, 56)], {"axes": (1,)}) for op in ("reduce_sum_square", "reduce_l1")},
+    "reduce_l2": ([(1, 3, 49, 32)], {"axes": (-1,)}),  # Swin-v2's cosine attention: each head's query norms
     "cumsum": ([(1, 128)], {"axis": 1}),  # RoBERTa's position ids, counted over the attention mask
     "concat": ([(1, 64, 28, 28), (1, 32, 28, 28)], {"axis": 1}),
     "transpose": ([(1, 64, 56, 56)], {"perm": (0, 2, 3, 1)}),
@@ -55,6 +57,7 @@ EXAMPLES: dict[str, tuple[list[tuple[int, ...]], dict[str, Any]]] = {
     # a causal mask choosing between attention scores and a large negative value (GPT-2's)
     "where": ([(1, 1, 128, 128), (1, 12, 128, 128), (1,)], {}),
     "pow": ([(1, 64, 56, 56)], {"exponent": 2.0}),
+    **{op: ([(1, 128, 64)], {}) for op in ("sin", "cos")},  # a rotary embedding's angles: positions x frequencies
     "gelu": ([(1, 197, 768)], {}),  # ViT-Base's MLP
     "prelu": ([(1, 64, 56, 56), (64, 1, 1)], {}),
     "leaky_relu": ([(1, 64, 56, 56)], {"alpha": 0.1}),
