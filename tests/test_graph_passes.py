@@ -166,6 +166,13 @@ def _rms_reciprocal(b, x):
     return b.node("Mul", [x, inverse])
 
 
+def _rms_rsqrt(b, x):
+    """Llama's: x · (1 / sqrt(mean(x²) + eps)) (torch's rsqrt), then the weight times it."""
+    mean_square = b.node("ReduceMean", [b.node("Pow", [x, b.scalar(2.0)])], axes=[-1])
+    inverse = b.node("Div", [b.scalar(1.0), b.node("Sqrt", [b.node("Add", [mean_square, b.scalar(1e-6)])])])
+    return b.node("Mul", [b.const("w", np.linspace(0.5, 1.5, 8, dtype=np.float32)), b.node("Mul", [x, inverse])])
+
+
 @pytest.mark.parametrize(
     ("build", "ops"),
     [
@@ -177,6 +184,7 @@ def _rms_reciprocal(b, x):
         (lambda b, x: b.layer_norm(x, 8, decomposed=True), ["layer_norm"]),
         (_rms_div, ["rms_norm"]),
         (_rms_reciprocal, ["rms_norm"]),
+        (_rms_rsqrt, ["rms_norm"]),
     ],
 )
 def test_decomposed_forms_become_one_op(build, ops):

@@ -6,7 +6,8 @@ kernel that fuses into its producer and is tuned as one:
 - hard-swish as PP-OCR writes it, x · relu6(x + 3) / 6;
 - SiLU, x · sigmoid(x);
 - LayerNorm as opsets before 17 write it (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by the
-  scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal);
+  scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal
+  or by 1 / root);
 - scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant, an additive mask (Add) or a constant
   boolean one (Where against a constant), Softmax over the keys, MatMul with V; between the last two, the guard
   that torch's exporter writes, Where(IsNaN(p), 0, p) (the op gives zeros where every key is masked with -inf).
@@ -172,15 +173,19 @@ def _squares(m: _Matcher, name: str, x: str) -> Node | None:
 
 
 def _inverse_root(m: _Matcher, normed: Node) -> tuple[str, Node, float, list[Node]] | None:
-    """``normed`` = v / sqrt(mean + eps), or v · reciprocal(sqrt(mean + eps)): v, the mean's node, eps and the
-    nodes between."""
+    """``normed`` = v / sqrt(mean + eps), or v · reciprocal(sqrt(mean + eps)), or v · (1 / sqrt(mean + eps)): v, the
+    mean's node, eps and the nodes between."""
     for v, denominator in _pairs(normed):
         chain: list[Node] = []
-        if normed.op == "mul":
+        if normed.op == "mul":  # by the root's Reciprocal, or by 1 / root (torch's rsqrt: Llama's RMSNorm)
             recip = m.node(denominator, "reciprocal")
-            if recip is None:
+            one_over = m.node(denominator, "div")
+            if recip is not None:
+                chain, denominator = [recip], recip.inputs[0]
+            elif one_over is not None and m.near(one_over.inputs[0], 1.0):
+                chain, denominator = [one_over], one_over.inputs[1]
+            else:
                 continue
-            chain, denominator = [recip], recip.inputs[0]
         elif v != normed.inputs[0]:
             continue  # a Div divides its first operand
         root = m.node(denominator, "sqrt")
