@@ -22,7 +22,7 @@ MODELS = {
     **dict.fromkeys(
         (
             *("mlp", "dcgan", "mobilenet_v2", "mobilenet_v3", "convnext"),
-            *("vit", "bert", "roberta", "gpt2", "rnn_classifier"),
+            *("vit", "bert", "roberta", "gpt2", "llama", "rnn_classifier"),
         ),
         BACKENDS,
     ),

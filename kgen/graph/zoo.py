@@ -489,6 +489,71 @@ def gpt2(seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads
     return b.model("gpt2", [("input_ids", [1, tokens])], logits, [1, tokens, vocab], opset=17)
 
 
+def llama(
+    seed: int = 0, vocab: int = 100, tokens: int = 16, dim: int = 32, heads: int = 4, kv_heads: int = 2, depth: int = 2
+):
+    """A Llama-like decoder without a key/value cache as Hugging Face exports it (opset 17), Qwen2 and Mistral
+    alike: int64 input_ids and position_ids; RMS norms with torch's rsqrt (1 / Sqrt) and a weight; rotary
+    embeddings computed from the position ids in the graph (Cast, times the inverse frequencies, Concat, Cos, Sin)
+    and applied to q and k with rotate_half (Slice, Neg, Concat); grouped-query attention, k and v repeated for
+    their heads by Unsqueeze, Expand and Reshape; an additive causal mask; a SiLU-gated MLP; no biases."""
+    b = _Builder(seed)
+    head_dim, group = dim // heads, heads // kv_heads
+
+    def proj(x: str, c_in: int, c_out: int) -> str:
+        w = b.rng.standard_normal((c_in, c_out)) * np.sqrt(1.0 / c_in)
+        return b.node("MatMul", [x, b.const("proj_w", w.astype(np.float32))])
+
+    def rms(x: str) -> str:
+        mean_square = b.node("ReduceMean", [b.node("Pow", [x, b.scalar(2.0)])], axes=[-1])
+        inverse = b.node("Div", [b.scalar(1.0), b.node("Sqrt", [b.node("Add", [mean_square, b.scalar(1e-6)])])])
+        weight = b.const("rms_w", b.rng.uniform(0.8, 1.2, dim).astype(np.float32))
+        return b.node("Mul", [weight, b.node("Mul", [x, inverse])])
+
+    def shape(*dims: int) -> str:
+        return b.const("shape", np.array(dims, np.int64))
+
+    def half(x: str, k: int) -> str:
+        starts, ends = (0, head_dim // 2) if k == 0 else (head_dim // 2, head_dim)
+        return b.node("Slice", [x, shape(starts), shape(ends), shape(-1)])
+
+    def rotary(x: str, cos: str, sin: str) -> str:
+        rotated = b.node("Concat", [b.node("Neg", [half(x, 1)]), half(x, 0)], axis=-1)
+        return b.node("Add", [b.node("Mul", [x, cos]), b.node("Mul", [rotated, sin])])
+
+    def split_heads(x: str, n: int) -> str:
+        return b.node("Transpose", [b.node("Reshape", [x, shape(1, tokens, n, head_dim)])], perm=[0, 2, 1, 3])
+
+    def repeated(x: str) -> str:
+        wide = b.node("Expand", [b.node("Unsqueeze", [x, shape(2)]), shape(1, kv_heads, group, tokens, head_dim)])
+        return b.node("Reshape", [wide, shape(1, heads, tokens, head_dim)])
+
+    inverse_frequencies = 10000.0 ** (-np.arange(0, head_dim, 2, dtype=np.float32) / head_dim)
+    positions = b.node("Unsqueeze", [b.node("Cast", ["position_ids"], to=TensorProto.FLOAT), shape(-1)])
+    angles = b.node("Mul", [positions, b.const("inv_freq", inverse_frequencies.astype(np.float32))])
+    angles = b.node("Unsqueeze", [b.node("Concat", [angles, angles], axis=-1), shape(1)])  # [1, 1, tokens, head]
+    cos, sin = b.node("Cos", [angles]), b.node("Sin", [angles])
+    future = np.triu(np.full((tokens, tokens), np.finfo(np.float32).min, np.float32), 1)
+    causal = b.const("causal", future.reshape(1, 1, tokens, tokens))
+    x = _embedding(b, "input_ids", vocab, dim)[0]
+    for _ in range(depth):
+        h = rms(x)
+        q = rotary(split_heads(proj(h, dim, dim), heads), cos, sin)
+        k = repeated(rotary(split_heads(proj(h, dim, kv_heads * head_dim), kv_heads), cos, sin))
+        v = repeated(split_heads(proj(h, dim, kv_heads * head_dim), kv_heads))
+        scores = b.node("MatMul", [q, b.node("Transpose", [k], perm=[0, 1, 3, 2])])
+        scores = b.node("Add", [b.node("Mul", [scores, b.scalar(head_dim**-0.5)]), causal])
+        attended = b.node("MatMul", [b.node("Softmax", [scores], axis=-1), v])
+        merged = b.node("Reshape", [b.node("Transpose", [attended], perm=[0, 2, 1, 3]), shape(1, tokens, dim)])
+        x = b.node("Add", [x, proj(merged, dim, dim)])
+        h = rms(x)
+        gate = proj(h, dim, 2 * dim)
+        gated = b.node("Mul", [b.node("Mul", [gate, b.node("Sigmoid", [gate])]), proj(h, dim, 2 * dim)])
+        x = b.node("Add", [x, proj(gated, 2 * dim, dim)])
+    inputs = [("input_ids", [1, tokens]), ("position_ids", [1, tokens])]
+    return b.model("llama", inputs, rms(x), [1, tokens, dim], opset=17)
+
+
 def rnn_classifier(seed: int = 0, vocab: int = 50, tokens: int = 12, dim: int = 16, classes: int = 4):
     """A recurrent text classifier as PyTorch exports it (opset 14): int64 input_ids, an embedding by Gather,
     sequence first by Transpose, a GRU (linear_before_reset, as PyTorch's), its outputs' direction axis squeezed, a
@@ -544,6 +609,7 @@ MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "deit_small": deit_small,
     "mobilenet_v3_large": mobilenet_v3_large,
     "gpt2": gpt2,
+    "llama": llama,
     "mobilenet_v3": mobilenet_v3,
     "convnext": convnext,
     "vit": vit,
@@ -564,8 +630,8 @@ def save(model: onnx.ModelProto, path: Path | str) -> Path:
 
 def seeded_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
     """Values for each graph input of ``model`` (not its initializers listed as inputs): standard-normal float32;
-    for an int64 input, ids within the rows of every table it picks from by Gather, else (a mask) 0 or 1 with the
-    last quarter 0, as padding."""
+    for an int64 input, ids within the rows of every table it picks from by Gather, consecutive position ids, else
+    (a mask) 0 or 1 with the last quarter 0, as padding."""
     rng = np.random.default_rng(seed)
     tables = {t.name: t.dims[0] for t in model.graph.initializer if t.dims}
     rows: dict[str, int] = {}
@@ -581,6 +647,8 @@ def seeded_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray
             feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
         elif i.name in rows:
             feeds[i.name] = rng.integers(0, rows[i.name], shape).astype(np.int64)
+        elif i.name == "position_ids":  # consecutive, after a seeded number of earlier tokens
+            feeds[i.name] = np.broadcast_to(rng.integers(0, 500) + np.arange(shape[-1]), shape).astype(np.int64)
         else:
             mask = np.ones(shape, np.int64)
             mask[..., shape[-1] - shape[-1] // 4 :] = 0
