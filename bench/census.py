@@ -2,7 +2,7 @@
 backend, in headless Chromium, each on the op's representative workload with the template default plus N sampled
 configs, every output against numpy. A config that does not pass is listed with its reason.
 
-    .venv/bin/python -m bench.census [--configs 12] [--seed 0] [--out results/census.json]
+    .venv/bin/python -m bench.census [--configs 12] [--seed 0] [--op OP ...] [--out results/census.json]
 
 It is the long form of the property tests in `make test` (tests/test_configs_browser.py and the native ones draw
 shapes, attributes and every knob too, with fewer examples). Exits 1 if any config is wrong, hangs or fails."""
@@ -39,21 +39,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=12, help="sampled configs per op and backend (plus the default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", action="append", choices=BACKENDS, help="only these backends (repeatable)")
+    parser.add_argument(
+        "--op", action="append", help="only these ops (repeatable); the other runs of --out are kept, not re-checked"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/census.json"))
     args = parser.parse_args(argv)
-    runs, bad = [], []
+    ops = sorted(o.name for o in all_ops())
+    unknown = [o for o in args.op or () if o not in ops]
+    if unknown:
+        parser.error(f"unknown op {unknown[0]} (see `kgen ops`)")
+    runs = []
     started = time.monotonic()
     for backend in args.backend or BACKENDS:
-        for op in sorted(o.name for o in all_ops()):
-            run = check(op, backend, args.configs, args.seed)
+        for op in args.op or ops:
+            run = {**check(op, backend, args.configs, args.seed), "op": op}
             runs.append(run)
             wrong = [r for r in run["results"] if r["status"] != "ok"]
-            bad += [{"op": op, "backend": backend, **r} for r in wrong]
             print(
                 f"{backend:<7} {op:<18} {len(run['results']) - len(wrong):>3}/{len(run['results'])} ok"
                 + (f"   {wrong[0]['status']}: {wrong[0]['reason'][:80]}" if wrong else ""),
                 flush=True,
             )
+    if args.op and args.out.exists():  # the runs of the other ops, and of these ops on other backends, stay
+        measured = {(r["op"], r["backend"]) for r in runs}
+        old = json.loads(args.out.read_text())["runs"]
+        runs = [r for r in old if (r.get("op", r["workload"].split("/")[0]), r["backend"]) not in measured] + runs
+    bad = [
+        {"op": r.get("op", r["workload"].split("/")[0]), "backend": r["backend"], **x}
+        for r in runs
+        for x in r["results"]
+        if x["status"] != "ok"
+    ]
     checked = sum(len(r["results"]) for r in runs)
     summary = {
         "configs": args.configs,
