@@ -93,7 +93,40 @@ TEXT: dict[str, tuple[str, str, dict[str, Any]]] = {
             "use_cache": False,
         },
     ),
+    "mpnet": ("MPNetConfig", "MPNetModel", {"num_hidden_layers": 2}),
+    "bart": ("BartConfig", "BartModel", {"encoder_layers": 2, "decoder_layers": 2, "vocab_size": 4096}),
+    "opt": ("OPTConfig", "OPTModel", {"num_hidden_layers": 2}),
+    "phi3": (
+        "Phi3Config",
+        "Phi3Model",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 512,
+            "intermediate_size": 1376,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+            "vocab_size": 4096,
+            "use_cache": False,
+            "pad_token_id": 0,
+        },
+    ),
+    "gemma": (
+        "GemmaConfig",
+        "GemmaModel",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 512,
+            "intermediate_size": 1376,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 1,
+            "head_dim": 64,
+            "vocab_size": 4096,
+            "use_cache": False,
+        },
+    ),
     "vit_hf": ("ViTConfig", "ViTModel", {"num_hidden_layers": 2}),
+    "dinov2": ("Dinov2Config", "Dinov2Model", {"num_hidden_layers": 2}),
+    "segformer": ("SegformerConfig", "SegformerModel", {}),
     "whisper_encoder": (
         "WhisperConfig",
         "WhisperModel",
@@ -116,7 +149,7 @@ def _text(family: str) -> Callable[[], tuple[Any, dict[str, Any]]]:
         config_name, model_name, fields = TEXT[family]
         config = getattr(transformers, config_name)(**fields)
         model = getattr(transformers, model_name)(config)
-        if family == "vit_hf":
+        if family in ("vit_hf", "dinov2", "segformer"):
             return model, {"pixel_values": torch.randn(1, 3, 224, 224)}
         if family == "whisper_encoder":  # log-mel frames: twice the encoder's positions
             return model.encoder, {

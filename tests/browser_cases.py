@@ -105,6 +105,7 @@ CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "lrn": [([(1, 7, 5, 3)], {"size": 3, "alpha": 0.1, "bias": 2.0}), ([(2, 8, 4, 4)], {"size": 4})],
     "resize": [
         ([(1, 3, 5, 7)], {"scales": (2, 3), "mode": "linear"}),
+        ([(1, 2, 7, 5)], {"scales": (3, 1), "divisors": (7, 2), "mode": "cubic"}),  # DINOv2's 37 -> 16, in small
         (
             [(2, 2, 7, 8)],
             {"scales": (8, 1), "divisors": (7, 2), "mode": "nearest", "coordinate_transformation_mode": "asymmetric"},

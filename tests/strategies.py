@@ -348,7 +348,7 @@ def resize_case(draw):
     attrs = {
         "scales": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
         "divisors": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-        "mode": draw(st.sampled_from(["nearest", "linear"])),
+        "mode": draw(st.sampled_from(["nearest", "linear", "cubic"])),
         "coordinate_transformation_mode": draw(st.sampled_from(COORDINATES)),
         "nearest_mode": draw(st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])),
     }

@@ -291,6 +291,26 @@ def test_a_rank_0_constant_operand_broadcasts_as_one_value():
     assert [n.op for n in check_matches_ort(model).nodes] == ["div"]
 
 
+def test_arithmetic_on_rank_0_constants_keeps_rank_0():
+    """DINOv2's patch grid: Pow(256, 0.5), cast and unsqueezed into a shape beside rank-1 constants (it came out
+    rank 1, and the Concat of the shape refused it)."""
+    nodes = [
+        helper.make_node("Pow", ["n", "half"], ["side"]),
+        helper.make_node("Cast", ["side"], ["side_i"], to=TensorProto.INT64),
+        helper.make_node("Unsqueeze", ["side_i", "axis"], ["side_1"]),
+        helper.make_node("Concat", ["lead", "side_1", "side_1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+    ]
+    consts = {
+        "n": np.array(16.0, np.float32),
+        "half": np.array(0.5, np.float32),
+        "axis": np.array([0], np.int64),
+        "lead": np.array([1, 2], np.int64),
+    }
+    graph = check_matches_ort(graph_of(nodes, [("x", [2, 16])], [("y", [1, 2, 4, 4])], consts, opset=13))
+    assert graph.values[graph.outputs[0]].shape == (1, 2, 4, 4)
+
+
 def test_normalizations_match_onnxruntime():
     x = ("x", [2, 6, 4, 5])
     per = {"g": RNG.uniform(0.5, 1.5, 5).astype(np.float32), "b": RNG.standard_normal(5).astype(np.float32)}
@@ -701,6 +721,8 @@ def test_lrn_resize_and_upsample():
         ((2, 3), {"mode": "linear", "coordinate_transformation_mode": "align_corners"}),
         ((1, 7), {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}),
         ((5, 2), {"mode": "nearest", "coordinate_transformation_mode": "align_corners"}),
+        ((7, 3), {"mode": "cubic"}),  # DINOv2's position embeddings, interpolated bicubically
+        ((6, 8), {"mode": "cubic", "cubic_coeff_a": -0.5, "coordinate_transformation_mode": "align_corners"}),
     ):
         sizes = {"roi": empty, "scales": empty, "sizes": np.array([1, 2, *out], np.int64)}
         check_matches_ort(one_node("Resize", [x], None, attrs, sizes, opset=13))
@@ -711,6 +733,8 @@ def test_lrn_resize_and_upsample():
     )
     with pytest.raises(GraphError, match=r"scales \[1, 2, 2, 2\] are not supported \(supported: 1 on N and C\)"):
         from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 2, 2, 2], np.float32)}))
+    with pytest.raises(GraphError, match=r"\(Resize\): exclude_outside 1 is not supported"):
+        from_model(one_node("Resize", [x], None, {"mode": "cubic", "exclude_outside": 1}, halves, opset=13))
     with pytest.raises(GraphError, match=r"scale 0.3001 on H is not a positive fraction with a denominator <= 64"):
         from_model(one_node("Resize", [x], None, {}, {"roi": empty, "scales": np.array([1, 1, 0.3001, 1], np.float32)}))
 

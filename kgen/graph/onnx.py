@@ -164,6 +164,7 @@ class _Frontend:
     def emit(self, op: str, inputs: list[str], attrs: dict[str, Any], output: str | None = None) -> str:
         """Append a kgen node; its output shape comes from the op's own validation."""
         output = output or self.fresh(self.node.output[0])
+        scalars = bool(inputs) and all(i in self.const and self.const[i].ndim == 0 for i in inputs)
         inputs = [self.float_operand(i) if i in self.const else i for i in inputs]
         shapes = [self.shape(i) for i in inputs]
         opdef = get_op(op)
@@ -173,7 +174,8 @@ class _Frontend:
         except KgenError as err:
             raise self.fail(str(err)) from None
         if all(i in self.const for i in inputs):  # arithmetic on constants (a scale of 1 / sqrt(64)) is folded
-            self.const[output] = opdef.reference([self.const[i] for i in inputs], norm)
+            value = opdef.reference([self.const[i] for i in inputs], norm)
+            self.const[output] = value.reshape(()) if scalars and value.size == 1 else value  # rank 0 stays rank 0
             return output
         name = self.node_name if not any(n.name == self.node_name for n in self.nodes) else self.fresh(self.node_name)
         self.nodes.append(Node(name, op, list(inputs), output, norm, self.node.op_type))
@@ -1226,8 +1228,10 @@ def _scales(f: _Frontend, x: str, scales: np.ndarray | None, sizes: np.ndarray |
 def _resize(f: _Frontend, attrs: dict[str, Any]) -> None:
     x = f.inputs()[0]
     mode = attrs.get("mode", "nearest")
-    if mode not in ("nearest", "linear", "bilinear"):
-        raise f.fail(f"mode '{mode}' is not supported (supported: nearest, linear)")
+    if mode not in ("nearest", "linear", "bilinear", "cubic"):
+        raise f.fail(f"mode '{mode}' is not supported (supported: nearest, linear, cubic)")
+    if attrs.get("exclude_outside", 0):
+        raise f.fail("exclude_outside 1 is not supported (the inputs past the edge are clamped to it)")
     if f.node.op_type == "Upsample" or f.opset < 11:  # Upsample, and Resize of opset 10: asymmetric, floor
         if f.node.op_type == "Upsample" and f.opset < 9:
             scales = np.asarray(attrs.get("scales", []), np.float32)
@@ -1251,5 +1255,6 @@ def _resize(f: _Frontend, attrs: dict[str, Any]) -> None:
         "mode": "linear" if mode == "bilinear" else mode,
         "coordinate_transformation_mode": coordinates,
         "nearest_mode": nearest,
+        "cubic_coeff_a": attrs.get("cubic_coeff_a", -0.75),
     }
     f.emit("resize", [x], resize_attrs, f.node.output[0])

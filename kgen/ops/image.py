@@ -108,11 +108,27 @@ def _source(y: int, size: int, factor: Fraction, coordinates: str) -> Fraction:
     return (y + Fraction(1, 2)) * step - Fraction(1, 2) if centred else y * step
 
 
-def _read(src: Fraction, mode: str, nearest: str) -> tuple[int, float]:
-    """The first input index read at ``src`` and (linear) the weight of the next one."""
-    if mode == "nearest":
-        return _nearest(src, nearest), 0.0
-    return math.floor(src), float(src - math.floor(src))
+def _cubic(t: float, a: float) -> list[float]:
+    """The weights of the 4 inputs around a source at fraction ``t`` past the second: ONNX's cubic convolution
+    with coefficient ``a`` (-0.75, as PyTorch's bicubic)."""
+
+    def near(d: float) -> float:  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d: float) -> float:  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return [far(1 + t), near(t), near(1 - t), far(2 - t)]
+
+
+def _read(src: Fraction, attrs: Mapping[str, Any]) -> tuple[int, list[float]]:
+    """The first input index read at ``src`` and the weights of it and the inputs after it."""
+    if attrs["mode"] == "nearest":
+        return _nearest(src, attrs["nearest_mode"]), [1.0]
+    low, t = math.floor(src), float(src - math.floor(src))
+    if attrs["mode"] == "linear":
+        return low, [1.0 - t, t]
+    return low - 1, _cubic(t, attrs["cubic_coeff_a"])
 
 
 def _by_phase(values: list[float], phase) -> te.Expr:
@@ -143,7 +159,7 @@ def _resize(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
     x = inputs[0]
     op = "resize"
     check_rank(op, "input", x.shape, rank=4)
-    mode, coordinates, nearest = attrs["mode"], attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
+    coordinates = attrs["coordinate_transformation_mode"]
     n, c, h, w = x.shape
     factors = _factors(op, attrs)
     axes = []
@@ -154,40 +170,53 @@ def _resize(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
         period, step = distance.denominator, distance.numerator
         if period > MAX_PERIOD:
             raise OpError(op, f"factor {factor} along {name} repeats every {period} outputs; at most {MAX_PERIOD}")
-        reads = [_read(_source(p, size, factor, coordinates), mode, nearest) for p in range(period)]
+        reads = [_read(_source(p, size, factor, coordinates), attrs) for p in range(period)]
         axes.append((size, period, step, [r[0] for r in reads], [r[1] for r in reads]))
 
-    def index(y, axis, k):
-        """Input index read for output ``y``, clamped into the tensor (ONNX clamps the source), and its weight."""
-        size, period, step, offsets, fracs = axis
+    def taps(y, axis) -> list[tuple[Any, te.Expr | None]]:
+        """Each input index read for output ``y``, clamped into the tensor (ONNX clamps the source), and its
+        weight (None for nearest's one read)."""
+        size, period, step, offsets, weights = axis
         q, p = te.floordiv(y, period), te.floormod(y, period)
-        return sympy.Min(sympy.Max(step * q + _offset(offsets, p, period) + k, 0), size - 1), _by_phase(fracs, p)
+        first = step * q + _offset(offsets, p, period)
+        count = len(weights[0])
+        return [
+            (
+                sympy.Min(sympy.Max(first + k, 0), size - 1),
+                None if count == 1 else _by_phase([w[k] for w in weights], p),
+            )
+            for k in range(count)
+        ]
 
     def body(b, ch, y, xx):
-        (r0, wy), (r1, _) = index(y, axes[0], 0), index(y, axes[0], 1)
-        (c0, wx), (c1, _) = index(xx, axes[1], 0), index(xx, axes[1], 1)
-        if mode == "nearest":
-            return x[b, ch, r0, c0]
-        top = x[b, ch, r0, c0] * (1.0 - wx) + x[b, ch, r0, c1] * wx
-        bottom = x[b, ch, r1, c0] * (1.0 - wx) + x[b, ch, r1, c1] * wx
-        return top * (1.0 - wy) + bottom * wy
+        rows, cols = taps(y, axes[0]), taps(xx, axes[1])
+        total: te.Expr | None = None
+        for r, wy in rows:
+            row: te.Expr | None = None
+            for col, wx in cols:
+                term = x[b, ch, r, col] if wx is None else x[b, ch, r, col] * wx
+                row = term if row is None else row + term
+            term = row if wy is None else row * wy
+            total = term if total is None else total + term
+        return total
 
     shape = (n, c, *(_length(size, f) for size, f in zip((h, w), factors, strict=True)))
     return te.compute(shape, body, name=op, axis_names="nchw")
 
 
 def _resize_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:
-    x = arrays[0]
-    mode, coordinates, nearest = attrs["mode"], attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
-    out = x
+    out = arrays[0]
+    coordinates = attrs["coordinate_transformation_mode"]
     for axis, factor in zip((2, 3), _factors("resize", attrs), strict=True):
         size = out.shape[axis]
-        reads = [_read(_source(y, size, factor, coordinates), mode, nearest) for y in range(_length(size, factor))]
-        low = np.array([r[0] for r in reads])
-        frac = np.array([r[1] for r in reads]).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
-        a = np.take(out, np.clip(low, 0, size - 1), axis=axis)
-        b = np.take(out, np.clip(low + 1, 0, size - 1), axis=axis)
-        out = a * (1 - frac) + b * frac if mode == "linear" else a
+        reads = [_read(_source(y, size, factor, coordinates), attrs) for y in range(_length(size, factor))]
+        first = np.array([r[0] for r in reads])
+        weights = np.array([r[1] for r in reads])
+        along = [-1 if a == axis else 1 for a in range(out.ndim)]
+        out = sum(
+            np.take(out, np.clip(first + k, 0, size - 1), axis=axis) * weights[:, k].reshape(along)
+            for k in range(weights.shape[1])
+        )
     return out
 
 
@@ -195,12 +224,12 @@ register(
     OpDef(
         name="resize",
         family="image",
-        doc="Resize H and W by rational factors, nearest or (bi)linear (ONNX Resize / Upsample).",
+        doc="Resize H and W by rational factors, nearest, (bi)linear or (bi)cubic (ONNX Resize / Upsample).",
         inputs=(Input("X"),),
         attrs=(
             Attr("scales", "ints", doc="numerators of the factors [sH, sW] (required)"),
             Attr("divisors", "ints", (1, 1), "denominators of the factors: H is resized by scales[0] / divisors[0]"),
-            Attr("mode", "string", "nearest", "nearest or linear", choices=("nearest", "linear")),
+            Attr("mode", "string", "nearest", "nearest, linear or cubic", choices=("nearest", "linear", "cubic")),
             Attr(
                 "coordinate_transformation_mode",
                 "string",
@@ -209,6 +238,7 @@ register(
                 choices=COORDINATES,
             ),
             Attr("nearest_mode", "string", "round_prefer_floor", "rounding of mode nearest", choices=NEAREST),
+            Attr("cubic_coeff_a", "float", -0.75, "the cubic convolution's coefficient (mode cubic)"),
         ),
         builder=_resize,
         reference_fn=_resize_ref,
