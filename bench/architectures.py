@@ -94,7 +94,20 @@ TEXT: dict[str, tuple[str, str, dict[str, Any]]] = {
         },
     ),
     "mpnet": ("MPNetConfig", "MPNetModel", {"num_hidden_layers": 2}),
-    "bart": ("BartConfig", "BartModel", {"encoder_layers": 2, "decoder_layers": 2, "vocab_size": 4096}),
+    "bart": (
+        "BartConfig",
+        "BartModel",
+        {
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "vocab_size": 4096,
+            "d_model": 512,
+            "encoder_ffn_dim": 2048,
+            "decoder_ffn_dim": 2048,
+            "encoder_attention_heads": 8,
+            "decoder_attention_heads": 8,
+        },
+    ),
     "opt": ("OPTConfig", "OPTModel", {"num_hidden_layers": 2}),
     "phi3": (
         "Phi3Config",

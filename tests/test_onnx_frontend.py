@@ -350,6 +350,23 @@ def test_slice_split_expand_tile_of_computed_tensors():
     check_matches_ort(one_node("Tile", [("x", [2, 3])], None, None, {"r": np.array([3, 2], np.int64)}))
 
 
+def test_an_empty_slice_of_a_computed_tensor_is_dropped_from_its_concat():
+    """Phi-3's rotary embedding covers the whole head: the pass-through part, x[..., 64:], has no elements and is
+    concatenated after the rotated part. Any other use of it is a one-line error."""
+    x = ("x", [1, 2, 4])
+    ends = {"s": np.array([4], np.int64), "e": np.array([2**63 - 1], np.int64), "a": np.array([-1], np.int64)}
+    nodes = [
+        helper.make_node("Neg", ["x"], ["rotated"]),
+        helper.make_node("Slice", ["x", "s", "e", "a"], ["rest"]),
+        helper.make_node("Concat", ["rotated", "rest"], ["y"], axis=-1),
+    ]
+    graph = check_matches_ort(graph_of(nodes, [x], [("y", [1, 2, 4])], ends))
+    assert [n.op for n in graph.nodes] == ["neg"]
+    nodes[-1] = helper.make_node("Add", ["rotated", "rest"], ["y"], name="uses_it")
+    with pytest.raises(GraphError, match=r"node 'uses_it' \(Add\): input '\S+' has no elements \(shape \(1, 2, 0\)\)"):
+        from_model(graph_of(nodes, [x], [("y", [1, 2, 4])], ends))
+
+
 @pytest.mark.parametrize(
     ("indices", "ops"),
     [
@@ -621,6 +638,31 @@ def test_a_constant_table_gathered_by_indices_that_arithmetic_on_constants_folde
     }
     graph = check_matches_ort(graph_of(nodes, [("x", [2, 2, 3])], [("y", [2, 2, 3])], consts, opset=13))
     assert [n.op for n in graph.nodes] == ["add"]
+
+
+def test_a_scatter_of_computed_values_into_a_box_is_a_pad_and_a_where():
+    """BART's decoder ids: zeros with ids[:, 1:] = input_ids[:, :-1] (a ScatterND of a computed tensor), then
+    ids[:, 0] = 2 (a constant one into the result). Indices that do not write a box are a one-line error."""
+    row = np.arange(1, 6, dtype=np.int64)
+    consts = {
+        "zeros": np.zeros((2, 6), np.float32),
+        "box": np.stack(np.meshgrid(np.arange(2), row, indexing="ij"), -1),
+        "first": np.array([[0, 0], [1, 0]], np.int64),
+        "start": np.array([2.0, 2.0], np.float32),
+        "s": np.array([0], np.int64),
+        "e": np.array([-1], np.int64),
+        "a": np.array([1], np.int64),
+    }
+    nodes = [
+        helper.make_node("Slice", ["x", "s", "e", "a"], ["shifted"]),
+        helper.make_node("ScatterND", ["zeros", "box", "shifted"], ["placed"]),
+        helper.make_node("ScatterND", ["placed", "first", "start"], ["y"], name="second"),
+    ]
+    graph = check_matches_ort(graph_of(nodes, [("x", [2, 6])], [("y", [2, 6])], consts, opset=13))
+    assert [n.op for n in graph.nodes] == ["slice", "pad", "where", "where"]
+    consts["first"] = np.array([[0, 0], [1, 2]], np.int64)
+    with pytest.raises(GraphError, match=r"node 'second' \(ScatterND\): its indices do not write a box"):
+        from_model(graph_of(nodes, [("x", [2, 6])], [("y", [2, 6])], consts, opset=13))
 
 
 def test_a_host_gather_reads_token_ids_through_a_view_and_the_view_is_dropped():

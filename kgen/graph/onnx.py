@@ -116,6 +116,9 @@ class _Frontend:
         self.kinds: dict[str, str] = {}
         self.gathers: list[Gather] = []
         self.fixed: dict[str, int] = {}  # "input.dimension" -> the size --input-shape gave a dynamic dimension
+        #: computed tensors with no elements (Phi-3's pass-through part of a rotary embedding that covers the whole
+        #: head) -> their shape: a Concat drops them, any other op refuses them
+        self.empty: dict[str, tuple[int, ...]] = {}
 
     # -- helpers ------------------------------------------------------------------------------------------
     def fail(self, what: str) -> GraphError:
@@ -149,6 +152,8 @@ class _Frontend:
     def shape(self, name: str) -> tuple[int, ...]:
         if name in self.const:
             return tuple(self.const[name].shape)
+        if name in self.empty:
+            return self.empty[name]
         return self.values[name].shape
 
     def fresh(self, base: str) -> str:
@@ -164,6 +169,9 @@ class _Frontend:
     def emit(self, op: str, inputs: list[str], attrs: dict[str, Any], output: str | None = None) -> str:
         """Append a kgen node; its output shape comes from the op's own validation."""
         output = output or self.fresh(self.node.output[0])
+        empty = next((i for i in inputs if i in self.empty), None)
+        if empty is not None:
+            raise self.fail(f"input '{empty}' has no elements (shape {self.empty[empty]}); supported: as a Concat's")
         scalars = bool(inputs) and all(i in self.const and self.const[i].ndim == 0 for i in inputs)
         inputs = [self.float_operand(i) if i in self.const else i for i in inputs]
         shapes = [self.shape(i) for i in inputs]
@@ -400,7 +408,35 @@ def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.nda
 
 HANDLERS["Range"] = _shape_op(lambda f, a, at: np.arange(a[0], a[1], a[2]))
 HANDLERS["GatherND"] = _shape_op(lambda f, a, at: _gather_nd(a[0], a[1], at.get("batch_dims", 0)))
-HANDLERS["ScatterND"] = _shape_op(lambda f, a, at: _scatter_nd(a[0], a[1], a[2]))
+@handles("ScatterND")
+def _scatter(f: _Frontend, attrs: dict[str, Any]) -> None:
+    """On constants, evaluated. Otherwise the indices must be constants that write a box of the data in row-major
+    order, as a slice assignment exports (BART's decoder ids, shifted right: ids[:, 1:] = input_ids[:, :-1]): the
+    updates padded out to the data's shape, chosen by a constant mask over the data."""
+    data, indices, updates = f.inputs()[:3]
+    out = f.node.output[0]
+    if attrs.get("reduction", "none") != "none":
+        raise f.fail(f"reduction '{attrs['reduction']}' is not supported (supported: none)")
+    if all(i in f.const for i in (data, indices, updates)):
+        f.const[out] = _scatter_nd(f.const[data], f.const[indices], f.const[updates])
+        return
+    f.kinds[out] = f.kind(0)
+    shape = f.shape(data)
+    written = np.asarray(f.constant(1, "indices")).astype(np.int64)
+    k = written.shape[-1]
+    points = written.reshape(-1, k) % np.array(shape[:k])
+    low, high = points.min(0), points.max(0) + 1
+    box = np.stack(np.meshgrid(*map(np.arange, low, high), indexing="ij"), -1).reshape(-1, k)
+    if box.shape != points.shape or (box != points).any():
+        raise f.fail("its indices do not write a box of the data in order; supported: that, or every input constant")
+    target = (*(int(n) for n in high - low), *shape[k:])
+    placed = updates if f.shape(updates) == target else f.reshape(updates, target)
+    pads = [*low, *(0,) * (len(shape) - k), *(np.array(shape[:k]) - high), *(0,) * (len(shape) - k)]
+    if any(pads):
+        placed = f.emit("pad", [placed], {"pads": tuple(int(p) for p in pads), "mode": "constant", "value": 0.0})
+    mask = np.zeros(shape, bool)
+    mask[tuple(slice(a, b) for a, b in zip(low, high, strict=True))] = True
+    f.emit("where", [f.literal("written", mask), placed, data], {}, out)
 
 
 def _gather_nd(data: np.ndarray, indices: np.ndarray, batch_dims: int) -> np.ndarray:
@@ -435,6 +471,10 @@ def _slice(f: _Frontend, attrs: dict[str, Any]) -> None:
     x = f.inputs()[0]
     if x in f.const:  # numpy's slicing is ONNX's, and a constant may come out empty (shape arithmetic)
         f.const[f.node.output[0]] = numpy_slice(f.const[x], slice_attrs)
+        return
+    shape = numpy_slice(np.broadcast_to(np.zeros((), bool), f.shape(x)), slice_attrs).shape
+    if 0 in shape:
+        f.empty[f.node.output[0]] = shape
         return
     f.emit("slice", [x], slice_attrs, f.node.output[0])
 
@@ -1104,7 +1144,12 @@ def _view(f: _Frontend, x: str, target: Sequence[int]) -> None:
 
 @handles("Concat")
 def _concat(f: _Frontend, attrs: dict[str, Any]) -> None:
-    ins = [i for i in f.inputs() if i]
+    ins = [i for i in f.inputs() if i and i not in f.empty]
+    if not ins:
+        raise f.fail("every input has no elements")
+    if len(ins) == 1:
+        f.rename[f.node.output[0]] = ins[0]
+        return
     if all(i in f.const for i in ins):
         f.const[f.node.output[0]] = np.concatenate([f.const[i] for i in ins], axis=attrs["axis"])
         return
