@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 from kgen.ops import get_op
 from kgen.ops.image import COORDINATES
+from tests.browser_cases import UNSWEPT_REDUCTIONS
 
 dims = st.integers(1, 6)
 small_float = st.floats(-2.0, 2.0, allow_nan=False, width=32)
@@ -407,7 +408,10 @@ CASES = {
 # ops of the elementwise family share one template whose knobs do not depend on the expression: the kernel tests
 # that draw configs give each a third of the draws of the other ops (they still draw hundreds of that template's)
 ELEMENTWISE = tuple(sorted(op for op in CASES if get_op(op).family == "elementwise"))
-OTHER_OPS = tuple(sorted(op for op in CASES if op not in ELEMENTWISE))
+#: ops drawn fewer times: the elementwise ops, and the reductions that differ from reduce_sum and reduce_max only in
+#: the expression each value or the result goes through (the same template and loops, which those two's draws cover)
+LIGHT_OPS = (*ELEMENTWISE, *UNSWEPT_REDUCTIONS)
+OTHER_OPS = tuple(sorted(op for op in CASES if op not in LIGHT_OPS))
 
 
 @st.composite

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kgen.browser.measure import Harness
 from kgen.build import build, space
 from kgen.ops import Workload
-from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs, with_infinities
+from tests.strategies import CASES, LIGHT_OPS, OTHER_OPS, configs, with_infinities
 
 pytestmark = pytest.mark.browser
 
@@ -53,10 +53,10 @@ def test_every_knob_drawn_matches_numpy(browser, op, backend, data):
 
 
 @pytest.mark.parametrize("backend", ["webgl", "js"])
-@pytest.mark.parametrize("op", ELEMENTWISE)
+@pytest.mark.parametrize("op", LIGHT_OPS)
 @settings(SETTINGS, max_examples=max(EXAMPLES // 3, 1))
 @given(data=st.data())
-def test_every_knob_drawn_matches_numpy_elementwise(browser, op, backend, data):
+def test_every_knob_drawn_matches_numpy_light_ops(browser, op, backend, data):
     check_drawn(browser, op, backend, data)
 
 

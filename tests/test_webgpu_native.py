@@ -12,7 +12,7 @@ from kgen.errors import KgenError
 from kgen.native import wgpu_runner
 from kgen.ops import Workload
 from kgen.scheduling.space import DEFAULT_LIMITS
-from tests.strategies import CASES, ELEMENTWISE, OTHER_OPS, configs
+from tests.strategies import CASES, LIGHT_OPS, OTHER_OPS, configs
 
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.filter_too_much, HealthCheck.too_slow]}
 
@@ -24,10 +24,10 @@ def test_webgpu_kernel_matches_reference(op, data):
     check_drawn(op, data)
 
 
-@pytest.mark.parametrize("op", ELEMENTWISE)
+@pytest.mark.parametrize("op", LIGHT_OPS)
 @settings(max_examples=5, **SETTINGS)
 @given(data=st.data())
-def test_webgpu_elementwise_kernel_matches_reference(op, data):
+def test_webgpu_light_kernel_matches_reference(op, data):
     check_drawn(op, data)
 
 
