@@ -214,6 +214,8 @@ def _attention(b, x, scale="div", mask="add", scores_read_twice=False, guard=Fal
         scores = b.node("Div", [scores, b.scalar(8**0.5)])
     elif scale == "mul":
         scores = b.node("Mul", [b.scalar(8**-0.5), scores])
+    elif scale == "per_head":  # Swin-v2's learned temperature: one value per head, [heads, 1, 1]
+        scores = b.node("Mul", [scores, b.const("temperature", np.array([[[0.3]], [[2.0]]], np.float32))])
     causal = np.tril(np.ones((3, 3), bool))
     if mask == "add":
         scores = b.node("Add", [b.const("mask", np.where(causal, 0, -1e4).astype(np.float32)), scores])
@@ -230,12 +232,16 @@ def _attention(b, x, scale="div", mask="add", scores_read_twice=False, guard=Fal
 
 @pytest.mark.parametrize(
     ("scale", "mask", "guard"),
-    [("div", "add", False), ("mul", "where", False), (None, None, False), ("div", None, False), ("mul", "-inf", True)],
+    [
+        *(("div", "add", False), ("mul", "where", False), (None, None, False), ("div", None, False)),
+        *(("mul", "-inf", True), ("per_head", "add", False)),
+    ],
 )
 def test_attention_as_exporters_write_it_is_one_op(scale, mask, guard):
-    """With torch's guard, a query that sees no key gives zeros in the op as in the chain (same_outputs)."""
+    """With torch's guard, a query that sees no key gives zeros in the op as in the chain (same_outputs); a scale
+    per head moves onto Q (a Mul before the op)."""
     ops = _recognized(_chain(lambda b, x: _attention(b, x, scale, mask, guard=guard)))
-    assert ops == ["transpose", "attention"]
+    assert ops == ["transpose", *(["mul"] if scale == "per_head" else []), "attention"]
 
 
 def test_attention_whose_scores_are_read_elsewhere_or_left_unfused_stays_a_chain():

@@ -8,7 +8,8 @@ kernel that fuses into its producer and is tuned as one:
 - LayerNorm as opsets before 17 write it (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, then Mul by the
   scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal
   or by 1 / root);
-- scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant, an additive mask (Add) or a constant
+- scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant (or a Mul by one per head, which
+  moves onto Q: Swin-v2's learned temperature), an additive mask (Add) or a constant
   boolean one (Where against a constant), Softmax over the keys, MatMul with V; between the last two, the guard
   that torch's exporter writes, Where(IsNaN(p), 0, p) (the op gives zeros where every key is masked with -inf).
 
@@ -22,13 +23,14 @@ from collections.abc import Collection, Iterator
 
 import numpy as np
 
-from kgen.graph.ir import Graph, Node
+from kgen.graph.ir import Graph, Node, Value
 
 
 @dataclasses.dataclass
 class _Match:
     node: Node  # the recognized op, taking the place (and output) of the pattern's last node
     consumed: list[Node]  # every other node of the pattern
+    rewritten: list[tuple[Node, Node]] = dataclasses.field(default_factory=list)  # (a node of it, what it becomes)
 
 
 class _Matcher:
@@ -39,6 +41,7 @@ class _Matcher:
         self.constants = dict(graph.constants)
         self.uses = graph.read_counts()
         self.consumed: set[int] = set()
+        self.values: dict[str, Value] = {}  # tensors the rewritten nodes make
 
     def node(self, name: str, op: str, uses: int = 1) -> Node | None:
         """The node of ``op`` that produces ``name``, which ``uses`` reads take and no graph output names."""
@@ -285,10 +288,14 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
         name, mask = found
         consumed.append(step)
     step = m.node(name, "mul") or m.node(name, "div")
+    per_head = None
     for s, c in _pairs(step) if step else ():
         if m.value(c) is not None and (step.op == "mul" or s == step.inputs[0]):
             name, scale = s, m.value(c) if step.op == "mul" else 1.0 / m.value(c)
             consumed.append(step)
+            break
+        if step.op == "mul" and _per_head(m, c, shape):
+            name, per_head = s, c
             break
     scores = m.node(name, "matmul")
     if scores is None:
@@ -297,8 +304,21 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
     shapes = [m.graph.shape(t) for t in (q, k, v)]
     if min(len(s) for s in shapes) < 2 or len({s[:-2] for s in shapes}) != 1:
         return None
+    rewritten = []
+    if per_head is not None:  # Q scaled per head instead: (Q · c) Kᵀ = c (Q Kᵀ) where c is one value per head
+        scaled = f"{step.output}__kgen_q"
+        m.values[scaled] = Value(scaled, shapes[0])
+        rewritten.append((step, dataclasses.replace(step, inputs=[q, per_head], output=scaled)))
+        q = scaled
     node = _replace(last, "attention", [q, k, v, *([mask] if mask else [])], {"scale": scale})
-    return _Match(node, [*consumed, scores])
+    return _Match(node, [*consumed, scores], rewritten)
+
+
+def _per_head(m: _Matcher, name: str, scores_shape: tuple[int, ...]) -> bool:
+    """Whether ``name`` is a constant scale of the scores that is one value per batch entry (head): Swin-v2's
+    learned temperature, shape [heads, 1, 1]."""
+    c = m.constants.get(name)
+    return c is not None and c.ndim >= 2 and c.shape[-2:] == (1, 1) and _broadcasts(c.shape, scores_shape)
 
 
 PATTERNS = {
@@ -327,7 +347,9 @@ def recognize(graph: Graph, unfused: Collection[str] = ()) -> Graph:
             if match is None:
                 continue
             replacements[id(m.producer[match.node.output])] = match.node
+            replacements.update((id(old), new) for old, new in match.rewritten)
             m.consumed.update(id(n) for n in match.consumed)
             break
     nodes = [replacements.get(id(n), n) for n in graph.nodes if id(n) not in m.consumed]
-    return graph.with_nodes(nodes, m.constants)
+    recognized = graph.with_nodes(nodes, m.constants)
+    return dataclasses.replace(recognized, values={**graph.values, **m.values}) if m.values else recognized
