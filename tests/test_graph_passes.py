@@ -221,6 +221,10 @@ def _attention(b, x, scale="div", mask="add", scores_read_twice=False, guard=Fal
         scores = b.node("Add", [b.const("mask", np.where(causal, 0, -1e4).astype(np.float32)), scores])
     elif mask == "where":
         scores = b.node("Where", [b.const("causal", causal), scores, b.scalar(-3.4028234663852886e38)])
+    elif mask == "bias_and_mask":  # MPNet's: a constant relative-position bias, then a mask computed per key
+        bias = b.node("Add", [scores, b.const("bias", np.linspace(-1, 1, 9, dtype=np.float32).reshape(3, 3))])
+        per_key = b.node("Transpose", [b.node("ReduceMean", [x], axes=[-1])], perm=[0, 2, 1])
+        scores = b.node("Add", [bias, per_key])
     elif mask == "-inf":  # the first query sees no key
         scores = b.node("Add", [scores, b.const("mask", np.where(causal & (np.arange(3) > 0)[:, None], 0, -np.inf))])
     probs = b.node("Softmax", [scores], axis=-1)
@@ -234,14 +238,15 @@ def _attention(b, x, scale="div", mask="add", scores_read_twice=False, guard=Fal
     ("scale", "mask", "guard"),
     [
         *(("div", "add", False), ("mul", "where", False), (None, None, False), ("div", None, False)),
-        *(("mul", "-inf", True), ("per_head", "add", False)),
+        *(("mul", "-inf", True), ("per_head", "add", False), ("div", "bias_and_mask", False)),
     ],
 )
 def test_attention_as_exporters_write_it_is_one_op(scale, mask, guard):
     """With torch's guard, a query that sees no key gives zeros in the op as in the chain (same_outputs); a scale
-    per head moves onto Q (a Mul before the op)."""
+    per head moves onto Q (a Mul before the op); a bias and a mask become their sum (an Add before the op)."""
     ops = _recognized(_chain(lambda b, x: _attention(b, x, scale, mask, guard=guard)))
-    assert ops == ["transpose", *(["mul"] if scale == "per_head" else []), "attention"]
+    extra = {"per_head": ["mul"], "bias_and_mask": ["reduce_mean", "transpose", "add"]}
+    assert ops == ["transpose", *extra.get(scale, extra.get(mask, [])), "attention"]
 
 
 def test_attention_whose_scores_are_read_elsewhere_or_left_unfused_stays_a_chain():

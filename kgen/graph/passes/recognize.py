@@ -9,9 +9,10 @@ kernel that fuses into its producer and is tuned as one:
   scale and Add of the bias where present), and its RMS form (no mean; Div by the root, or Mul by its Reciprocal
   or by 1 / root);
 - scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant (or a Mul by one per head, which
-  moves onto Q: Swin-v2's learned temperature), an additive mask (Add) or a constant
-  boolean one (Where against a constant), Softmax over the keys, MatMul with V; between the last two, the guard
-  that torch's exporter writes, Where(IsNaN(p), 0, p) (the op gives zeros where every key is masked with -inf).
+  moves onto Q: Swin-v2's learned temperature), an additive mask (Add) or a constant boolean one (Where against a
+  constant), or two of them summed into one (MPNet's relative-position bias and padding mask), Softmax over the
+  keys, MatMul with V; between the last two, the guard that torch's exporter writes, Where(IsNaN(p), 0, p) (the
+  op gives zeros where every key is masked with -inf).
 
 A match needs every intermediate result to be read by the pattern alone."""
 
@@ -245,7 +246,7 @@ def _mask(m: _Matcher, node: Node, scores_shape: tuple[int, ...]) -> tuple[str, 
     if node.op == "add":
         for s, mask in _pairs(node):
             producer = m.producer.get(s)
-            chain = producer is not None and producer.op in ("matmul", "mul", "div", "where")
+            chain = producer is not None and producer.op in ("matmul", "mul", "div", "where", "add")
             if chain and m.graph.shape(s) == scores_shape and _broadcasts(m.graph.shape(mask), scores_shape):
                 return s, mask
         return None
@@ -282,11 +283,19 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
     name, mask, scale = softmax.inputs[0], None, 1.0
     consumed.append(softmax)
     shape = m.graph.shape(name)
+    rewritten = []
     step = m.node(name, "add") or m.node(name, "where")
     found = step and _mask(m, step, shape)
     if found:
         name, mask = found
-        consumed.append(step)
+        inner = m.node(name, "add")
+        second = inner and _mask(m, inner, shape)
+        if second:  # a bias and a mask (MPNet's relative positions and padding): one mask, their sum
+            name, bias = second
+            mask = _mask_sum(m, step, bias, mask, rewritten)
+            consumed.append(inner)
+        if not rewritten:
+            consumed.append(step)
     step = m.node(name, "mul") or m.node(name, "div")
     per_head = None
     for s, c in _pairs(step) if step else ():
@@ -304,7 +313,6 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
     shapes = [m.graph.shape(t) for t in (q, k, v)]
     if min(len(s) for s in shapes) < 2 or len({s[:-2] for s in shapes}) != 1:
         return None
-    rewritten = []
     if per_head is not None:  # Q scaled per head instead: (Q · c) Kᵀ = c (Q Kᵀ) where c is one value per head
         scaled = f"{step.output}__kgen_q"
         m.values[scaled] = Value(scaled, shapes[0])
@@ -312,6 +320,17 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
         q = scaled
     node = _replace(last, "attention", [q, k, v, *([mask] if mask else [])], {"scale": scale})
     return _Match(node, [*consumed, scores], rewritten)
+
+
+def _mask_sum(m: _Matcher, step: Node, bias: str, mask: str, rewritten: list[tuple[Node, Node]]) -> str:
+    """The sum of two additive masks: a constant where both are, else ``step`` (the later add) rewritten to it."""
+    total = f"{step.output}__kgen_masks"
+    if bias in m.constants and mask in m.constants:
+        m.constants[total] = (m.constants[bias] + m.constants[mask]).astype(np.float32)
+        return total
+    m.values[total] = Value(total, np.broadcast_shapes(m.graph.shape(bias), m.graph.shape(mask)))
+    rewritten.append((step, dataclasses.replace(step, op="add", inputs=[bias, mask], output=total, epilogue=[])))
+    return total
 
 
 def _per_head(m: _Matcher, name: str, scores_shape: tuple[int, ...]) -> bool:
