@@ -56,6 +56,16 @@ def _vision(library: str, name: str, size: int = 224) -> Callable[[], tuple[Any,
     return build
 
 
+#: a small decoder of today's families (the defaults are billions of parameters): 2 layers of width 512, 8 heads
+_DECODER = {
+    "num_hidden_layers": 2,
+    "hidden_size": 512,
+    "intermediate_size": 1376,
+    "num_attention_heads": 8,
+    "vocab_size": 4096,
+    "use_cache": False,
+}
+
 #: Hugging Face families: (config class, model class, config fields). Where the defaults are a large model (the
 #: decoders), a small one of the same structure: grouped-query attention where the family has it.
 TEXT: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -67,32 +77,8 @@ TEXT: dict[str, tuple[str, str, dict[str, Any]]] = {
     "electra": ("ElectraConfig", "ElectraModel", {"num_hidden_layers": 2}),
     "t5_encoder": ("T5Config", "T5EncoderModel", {"num_layers": 2, "vocab_size": 4096}),
     "clip_text": ("CLIPTextConfig", "CLIPTextModel", {"num_hidden_layers": 2}),
-    "llama": (
-        "LlamaConfig",
-        "LlamaModel",
-        {
-            "num_hidden_layers": 2,
-            "hidden_size": 512,
-            "intermediate_size": 1376,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 2,
-            "vocab_size": 4096,
-            "use_cache": False,
-        },
-    ),
-    "qwen2": (
-        "Qwen2Config",
-        "Qwen2Model",
-        {
-            "num_hidden_layers": 2,
-            "hidden_size": 512,
-            "intermediate_size": 1376,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 2,
-            "vocab_size": 4096,
-            "use_cache": False,
-        },
-    ),
+    "llama": ("LlamaConfig", "LlamaModel", {**_DECODER, "num_key_value_heads": 2}),
+    "qwen2": ("Qwen2Config", "Qwen2Model", {**_DECODER, "num_key_value_heads": 2}),
     "mpnet": ("MPNetConfig", "MPNetModel", {"num_hidden_layers": 2}),
     "bart": (
         "BartConfig",
@@ -109,34 +95,8 @@ TEXT: dict[str, tuple[str, str, dict[str, Any]]] = {
         },
     ),
     "opt": ("OPTConfig", "OPTModel", {"num_hidden_layers": 2}),
-    "phi3": (
-        "Phi3Config",
-        "Phi3Model",
-        {
-            "num_hidden_layers": 2,
-            "hidden_size": 512,
-            "intermediate_size": 1376,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 8,
-            "vocab_size": 4096,
-            "use_cache": False,
-            "pad_token_id": 0,
-        },
-    ),
-    "gemma": (
-        "GemmaConfig",
-        "GemmaModel",
-        {
-            "num_hidden_layers": 2,
-            "hidden_size": 512,
-            "intermediate_size": 1376,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 1,
-            "head_dim": 64,
-            "vocab_size": 4096,
-            "use_cache": False,
-        },
-    ),
+    "phi3": ("Phi3Config", "Phi3Model", {**_DECODER, "num_key_value_heads": 8, "pad_token_id": 0}),
+    "gemma": ("GemmaConfig", "GemmaModel", {**_DECODER, "num_key_value_heads": 1, "head_dim": 64}),
     "vit_hf": ("ViTConfig", "ViTModel", {"num_hidden_layers": 2}),
     "dinov2": ("Dinov2Config", "Dinov2Model", {"num_hidden_layers": 2}),
     "segformer": ("SegformerConfig", "SegformerModel", {}),
