@@ -249,6 +249,22 @@ def test_attention_as_exporters_write_it_is_one_op(scale, mask, guard):
     assert ops == ["transpose", *extra.get(scale, extra.get(mask, [])), "attention"]
 
 
+def test_attention_of_shifted_windows_with_their_mask_on_a_view_of_the_scores_is_one_op():
+    """Swin's: scores [windows, heads, N, N] plus a bias per head, viewed as [1, windows, heads, N, N] to add a
+    mask per window, viewed back: one attention, the bias and the windows' mask one constant."""
+
+    def swin(b, x):  # x: 2 windows of 2 heads, 3 tokens of 8 values
+        scores = b.node("MatMul", [x, b.node("Transpose", [x], perm=[0, 1, 3, 2])])
+        bias = b.const("bias", np.linspace(-1, 1, 18, dtype=np.float32).reshape(1, 2, 3, 3))
+        grouped = b.node("Reshape", [b.node("Add", [scores, bias]), b.const("view", np.array([1, 2, 2, 3, 3]))])
+        shifted = np.where(np.arange(18).reshape(1, 2, 1, 3, 3) % 4 == 0, -100.0, 0.0).astype(np.float32)
+        masked = b.node("Add", [grouped, b.const("shifted", shifted)])
+        probs = b.node("Softmax", [b.node("Reshape", [masked, b.const("back", np.array([2, 2, 3, 3]))])], axis=-1)
+        return b.node("MatMul", [probs, x])
+
+    assert _recognized(_chain(swin, (2, 2, 3, 8))) == ["transpose", "attention"]
+
+
 def test_attention_whose_scores_are_read_elsewhere_or_left_unfused_stays_a_chain():
     assert "attention" not in _recognized(_chain(lambda b, x: _attention(b, x, scores_read_twice=True)))
     graph = from_model(_chain(_attention))

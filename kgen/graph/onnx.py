@@ -408,6 +408,8 @@ def _shape_op(fn: Callable[[_Frontend, list[np.ndarray], dict[str, Any]], np.nda
 
 HANDLERS["Range"] = _shape_op(lambda f, a, at: np.arange(a[0], a[1], a[2]))
 HANDLERS["GatherND"] = _shape_op(lambda f, a, at: _gather_nd(a[0], a[1], at.get("batch_dims", 0)))
+
+
 @handles("ScatterND")
 def _scatter(f: _Frontend, attrs: dict[str, Any]) -> None:
     """On constants, evaluated. Otherwise the indices must be constants that write a box of the data in row-major

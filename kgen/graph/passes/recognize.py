@@ -10,9 +10,10 @@ kernel that fuses into its producer and is tuned as one:
   or by 1 / root);
 - scaled dot-product attention: MatMul(Q, Kᵀ), a Mul or Div by a constant (or a Mul by one per head, which
   moves onto Q: Swin-v2's learned temperature), an additive mask (Add) or a constant boolean one (Where against a
-  constant), or two of them summed into one (MPNet's relative-position bias and padding mask), Softmax over the
-  keys, MatMul with V; between the last two, the guard that torch's exporter writes, Where(IsNaN(p), 0, p) (the
-  op gives zeros where every key is masked with -inf).
+  constant), or two of them summed into one (MPNet's relative-position bias and padding mask; Swin's bias and
+  the mask of its shifted windows, which it adds to a view of the scores with the windows as an axis), Softmax
+  over the keys, MatMul with V; between the last two, the guard that torch's exporter writes,
+  Where(IsNaN(p), 0, p) (the op gives zeros where every key is masked with -inf).
 
 A match needs every intermediate result to be read by the pattern alone."""
 
@@ -283,19 +284,26 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
     name, mask, scale = softmax.inputs[0], None, 1.0
     consumed.append(softmax)
     shape = m.graph.shape(name)
-    rewritten = []
-    step = m.node(name, "add") or m.node(name, "where")
-    found = step and _mask(m, step, shape)
-    if found:
-        name, mask = found
-        inner = m.node(name, "add")
-        second = inner and _mask(m, inner, shape)
-        if second:  # a bias and a mask (MPNet's relative positions and padding): one mask, their sum
-            name, bias = second
-            mask = _mask_sum(m, step, bias, mask, rewritten)
-            consumed.append(inner)
-        if not rewritten:
-            consumed.append(step)
+    rewritten: list[tuple[Node, Node]] = []
+    masks, adds = [], []  # additive masks, outermost first, and the nodes that add them
+    windows = _window_mask(m, name, shape)
+    if windows:
+        name, windows_mask, nodes = windows
+        masks.append(windows_mask)
+        consumed += nodes
+    for _ in range(2):  # a mask, or a bias and a mask (MPNet's relative positions and padding)
+        step = m.node(name, "add") or m.node(name, "where")
+        found = step and _mask(m, step, shape)
+        if not found:
+            break
+        name, found_mask = found
+        masks.append(found_mask)
+        adds.append(step)
+    if masks:
+        mask = _mask_sum(m, masks, adds, rewritten)
+        if mask is None:
+            return None
+        consumed += [a for a in adds if all(a is not old for old, _ in rewritten)]
     step = m.node(name, "mul") or m.node(name, "div")
     per_head = None
     for s, c in _pairs(step) if step else ():
@@ -322,15 +330,48 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
     return _Match(node, [*consumed, scores], rewritten)
 
 
-def _mask_sum(m: _Matcher, step: Node, bias: str, mask: str, rewritten: list[tuple[Node, Node]]) -> str:
-    """The sum of two additive masks: a constant where both are, else ``step`` (the later add) rewritten to it."""
-    total = f"{step.output}__kgen_masks"
-    if bias in m.constants and mask in m.constants:
-        m.constants[total] = (m.constants[bias] + m.constants[mask]).astype(np.float32)
+def _mask_sum(m: _Matcher, masks: list[str], adds: list[Node], rewritten: list[tuple[Node, Node]]) -> str | None:
+    """One mask for ``masks``: the constants among them summed into one constant, plus the computed one (at most
+    one) by the outermost of ``adds`` rewritten to add them; None where two are computed."""
+    constants = [m.constants[k] for k in masks if k in m.constants]
+    computed = [k for k in masks if k not in m.constants]
+    if len(masks) == 1:
+        return masks[0]
+    if len(computed) > 1 or not adds:
+        return None
+    total = f"{adds[0].output}__kgen_masks"
+    if not computed:
+        m.constants[total] = np.sum(np.broadcast_arrays(*constants), axis=0, dtype=np.float32)
         return total
-    m.values[total] = Value(total, np.broadcast_shapes(m.graph.shape(bias), m.graph.shape(mask)))
-    rewritten.append((step, dataclasses.replace(step, op="add", inputs=[bias, mask], output=total, epilogue=[])))
+    bias = f"{total}_constant"
+    m.constants[bias] = np.sum(np.broadcast_arrays(*constants), axis=0, dtype=np.float32)
+    m.values[total] = Value(total, np.broadcast_shapes(m.constants[bias].shape, m.graph.shape(computed[0])))
+    rewritten.append((adds[0], dataclasses.replace(adds[0], op="add", inputs=[bias, computed[0]], output=total)))
     return total
+
+
+def _window_mask(m: _Matcher, name: str, shape: tuple[int, ...]) -> tuple[str, str, list[Node]] | None:
+    """``name`` = Reshape(Add(Reshape(scores), mask)) where the reshapes only regroup the leading axes (Swin's
+    shifted windows: [windows·heads..] -> [batch, windows, heads, ..] and back, a constant mask per window): the
+    scores, that mask as a constant over the scores' axes, and the three nodes."""
+    view = m.node(name, "reshape")
+    inner = view and m.node(view.inputs[0], "add")
+    for s, c in _pairs(inner) if inner else ():
+        split = m.node(s, "reshape")
+        grouped = m.graph.shape(inner.output)
+        constant = m.constants.get(c)
+        if split is None or constant is None or m.graph.shape(split.inputs[0]) != shape:
+            continue
+        if grouped[-2:] != shape[-2:] or not _broadcasts(constant.shape, grouped):
+            continue
+        full = np.broadcast_to(constant, grouped).reshape(shape)
+        for axis in range(len(shape) - 2):  # the axes it is constant along stay 1 (it broadcasts there)
+            if (full == full.take([0], axis=axis)).all():
+                full = full.take([0], axis=axis)
+        windows = f"{inner.output}__kgen_windows"
+        m.constants[windows] = np.ascontiguousarray(full, np.float32)
+        return split.inputs[0], windows, [view, inner, split]
+    return None
 
 
 def _per_head(m: _Matcher, name: str, scores_shape: tuple[int, ...]) -> bool:
