@@ -47,6 +47,12 @@ def swept(op: str) -> bool:
     return get_op(op).family != "elementwise" or op in SWEPT_ELEMENTWISE
 
 
+def cases_of(op: str) -> list[tuple[list[tuple[int, ...]], dict]]:
+    """The workloads the browser tests build ``op`` for: both where it is swept, else the first (odd sizes: whole
+    vectors and a ragged tail), since only its expression differs from a swept op's."""
+    return CASES[op] if swept(op) else CASES[op][:1]
+
+
 CASES: dict[str, list[tuple[list[tuple[int, ...]], dict]]] = {
     "conv2d": [
         ([(1, 3, 13, 11), (5, 3, 3, 3), (5,)], {"strides": (2, 2), "pads": (1, 0, 2, 1)}),

@@ -19,7 +19,7 @@ from tests.strategies import CASES, LIGHT_OPS, OTHER_OPS, configs, with_infiniti
 
 pytestmark = pytest.mark.browser
 
-EXAMPLES = int(os.environ.get("KGEN_CONFIG_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("KGEN_CONFIG_EXAMPLES", "6"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,

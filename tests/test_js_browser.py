@@ -9,7 +9,7 @@ import pytest
 from kgen.browser.measure import Harness
 from kgen.build import build, space
 from kgen.ops import Workload
-from tests.browser_cases import CASES
+from tests.browser_cases import CASES, cases_of
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ def harness_for(browser, workload):
 
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_op_matches_numpy_in_js(browser, op):
-    for shapes, attrs in CASES[op]:
+    for shapes, attrs in cases_of(op):
         workload = Workload.create(op, shapes, attrs)
         sp = space(workload, "js")
         packed = next((c for c in sp.sample(40, seed=2) if c.get("pack")), None)  # a prepare kernel packs a weight

@@ -14,7 +14,7 @@ from kgen.browser.measure import Harness
 from kgen.build import build, space
 from kgen.codegen.wasm.renderer import assemble
 from kgen.ops import Workload
-from tests.browser_cases import CASES, swept
+from tests.browser_cases import CASES, cases_of, swept
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,7 @@ def test_the_page_may_run_threads(browser):
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_op_matches_numpy_in_wasm(browser, op):
     limits = {**browser.limits(), "max_threads": 2}
-    for shapes, attrs in CASES[op]:
+    for shapes, attrs in cases_of(op):
         workload = Workload.create(op, shapes, attrs)
         harness = harness_for(browser, workload)
         sp = space(workload, "wasm")

@@ -21,7 +21,7 @@ from kgen.native import wasm_runner
 from kgen.ops import Workload, get_op
 from kgen.scheduling.lower import lower
 from kgen.scheduling.space import DEFAULT_LIMITS
-from tests.strategies import CASES, configs
+from tests.strategies import CASES, LIGHT_OPS, OTHER_OPS, configs
 from tests.test_fused_epilogue import conv_bias_relu_residual
 
 LIMITS = {**DEFAULT_LIMITS, "max_threads": 4}
@@ -37,10 +37,21 @@ def _check(workload: Workload, config, seed: int = 0):
     return program, full
 
 
-@pytest.mark.parametrize("op", sorted(CASES))
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@pytest.mark.parametrize("op", OTHER_OPS)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(data=st.data())
 def test_wasm_kernel_matches_reference(op, data):
+    check_drawn(op, data)
+
+
+@pytest.mark.parametrize("op", LIGHT_OPS)
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_wasm_light_kernel_matches_reference(op, data):
+    check_drawn(op, data)
+
+
+def check_drawn(op, data):
     shapes, attrs = data.draw(CASES[op], label="case")
     seed = data.draw(st.integers(0, 2**16), label="seed")
     workload = Workload.create(op, shapes, attrs)

@@ -13,7 +13,7 @@ from kgen.build import build, space
 from kgen.ops import Workload
 from kgen.scheduling.layout import NAMES, PLANES
 from kgen.scheduling.space import DEFAULT_LIMITS
-from tests.browser_cases import CASES, swept
+from tests.browser_cases import CASES, cases_of, swept
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +49,7 @@ def every_plane_count(workload, limits=DEFAULT_LIMITS):
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_op_matches_numpy_in_webgl(browser, op):
     limits = browser.limits()
-    for n, (shapes, attrs) in enumerate(CASES[op]):
+    for n, (shapes, attrs) in enumerate(cases_of(op)):
         workload = Workload.create(op, shapes, attrs)
         harness = harness_for(browser, workload)
         configs = [None, *space(workload, "webgl").sample(2, seed=len(shapes), limits=limits)]

@@ -17,7 +17,7 @@ from kgen.build import build, space
 from kgen.codegen.program import CompiledProgram
 from kgen.errors import KgenError
 from kgen.ops import Workload, all_ops
-from tests.browser_cases import CASES
+from tests.browser_cases import CASES, cases_of
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +33,7 @@ def test_every_op_has_browser_cases():
 
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_op_matches_numpy_in_browser(browser, op):
-    for shapes, attrs in CASES[op]:
+    for shapes, attrs in cases_of(op):
         workload = Workload.create(op, shapes, attrs)
         harness = harness_for(browser, workload)
         configs = [None, *space(workload, "webgpu").sample(2, seed=len(shapes))]
