@@ -60,10 +60,6 @@ def _transpose(f: Any, x: str, have: str, want: str) -> str:
     return f.emit("transpose", [x], {"perm": tuple(have.index(c) for c in want)})
 
 
-def _reshape(f: Any, x: str, shape: list[int]) -> str:
-    return x if tuple(shape) == tuple(f.shape(x)) else f.reshape(x, shape)
-
-
 def _sum_out(f: Any, x: str, have: str, keep: set[str]) -> tuple[str, str]:
     """``x`` summed over its subscripts not in ``keep``."""
     axes = tuple(k for k, c in enumerate(have) if c not in keep)
@@ -90,11 +86,11 @@ def _pair(f: Any, a: str, sa: str, b: str, sb: str, keep: set[str]) -> tuple[str
     def size(group: str) -> int:
         return math.prod(sizes[c] for c in group)
 
-    a = _reshape(f, a, [*shape_a[: len(batch)], size(rows), size(contracted)])
-    b = _reshape(f, b, [*shape_b[: len(batch)], size(contracted), size(cols)])
+    a = f.reshape(a, [*shape_a[: len(batch)], size(rows), size(contracted)])
+    b = f.reshape(b, [*shape_b[: len(batch)], size(contracted), size(cols)])
     product = f.emit("matmul", [a, b], {})
     lead = f.shape(product)[: len(batch)]
-    return _reshape(f, product, [*lead, *(sizes[c] for c in rows + cols)]), batch + rows + cols
+    return f.reshape(product, [*lead, *(sizes[c] for c in rows + cols)]), batch + rows + cols
 
 
 def einsum(f: Any, attrs: dict[str, Any]) -> None:

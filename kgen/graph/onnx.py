@@ -213,6 +213,9 @@ class _Frontend:
         return parts[0] if len(parts) == 1 and output is None else self.emit("concat", parts, {"axis": axis}, output)
 
     def reshape(self, x: str, shape: Sequence[int], output: str | None = None) -> str:
+        """``x`` in ``shape``: ``x`` itself where it has that shape already and no output name is asked for."""
+        if output is None and tuple(int(d) for d in shape) == tuple(self.shape(x)):
+            return x
         if x in self.const:
             out = output or self.fresh(x)
             self.const[out] = self.const[x].reshape(shape)
@@ -432,7 +435,7 @@ def _scatter(f: _Frontend, attrs: dict[str, Any]) -> None:
     if box.shape != points.shape or (box != points).any():
         raise f.fail("its indices do not write a box of the data in order; supported: that, or every input constant")
     target = (*(int(n) for n in high - low), *shape[k:])
-    placed = updates if f.shape(updates) == target else f.reshape(updates, target)
+    placed = f.reshape(updates, target)
     pads = [*low, *(0,) * (len(shape) - k), *(np.array(shape[:k]) - high), *(0,) * (len(shape) - k)]
     if any(pads):
         placed = f.emit("pad", [placed], {"pads": tuple(int(p) for p in pads), "mode": "constant", "value": 0.0})

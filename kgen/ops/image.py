@@ -9,7 +9,9 @@ that length per output).
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -188,20 +190,20 @@ def _resize(inputs: list[te.Tensor], attrs: Mapping[str, Any]) -> te.Tensor:
             for k in range(count)
         ]
 
+    def weighted(value: te.Expr, weight: te.Expr | None) -> te.Expr:
+        return value if weight is None else value * weight
+
     def body(b, ch, y, xx):
-        rows, cols = taps(y, axes[0]), taps(xx, axes[1])
-        total: te.Expr | None = None
-        for r, wy in rows:
-            row: te.Expr | None = None
-            for col, wx in cols:
-                term = x[b, ch, r, col] if wx is None else x[b, ch, r, col] * wx
-                row = term if row is None else row + term
-            term = row if wy is None else row * wy
-            total = term if total is None else total + term
-        return total
+        cols = taps(xx, axes[1])
+        rows = [weighted(_total([weighted(x[b, ch, r, c], wx) for c, wx in cols]), wy) for r, wy in taps(y, axes[0])]
+        return _total(rows)
 
     shape = (n, c, *(_length(size, f) for size, f in zip((h, w), factors, strict=True)))
     return te.compute(shape, body, name=op, axis_names="nchw")
+
+
+def _total(terms: list[te.Expr]) -> te.Expr:
+    return functools.reduce(operator.add, terms)
 
 
 def _resize_ref(arrays: list[np.ndarray], attrs: Mapping[str, Any]) -> np.ndarray:

@@ -303,7 +303,7 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
         mask = _mask_sum(m, masks, adds, rewritten)
         if mask is None:
             return None
-        consumed += [a for a in adds if all(a is not old for old, _ in rewritten)]
+        consumed += adds[1:] if rewritten else adds  # a rewritten add computes the masks' sum
     step = m.node(name, "mul") or m.node(name, "div")
     per_head = None
     for s, c in _pairs(step) if step else ():
@@ -333,18 +333,17 @@ def _attention(m: _Matcher, last: Node) -> _Match | None:
 def _mask_sum(m: _Matcher, masks: list[str], adds: list[Node], rewritten: list[tuple[Node, Node]]) -> str | None:
     """One mask for ``masks``: the constants among them summed into one constant, plus the computed one (at most
     one) by the outermost of ``adds`` rewritten to add them; None where two are computed."""
-    constants = [m.constants[k] for k in masks if k in m.constants]
-    computed = [k for k in masks if k not in m.constants]
     if len(masks) == 1:
         return masks[0]
+    computed = [k for k in masks if k not in m.constants]
     if len(computed) > 1 or not adds:
         return None
     total = f"{adds[0].output}__kgen_masks"
-    if not computed:
-        m.constants[total] = np.sum(np.broadcast_arrays(*constants), axis=0, dtype=np.float32)
-        return total
-    bias = f"{total}_constant"
+    bias = f"{total}_constant" if computed else total
+    constants = [m.constants[k] for k in masks if k in m.constants]
     m.constants[bias] = np.sum(np.broadcast_arrays(*constants), axis=0, dtype=np.float32)
+    if not computed:
+        return total
     m.values[total] = Value(total, np.broadcast_shapes(m.constants[bias].shape, m.graph.shape(computed[0])))
     rewritten.append((adds[0], dataclasses.replace(adds[0], op="add", inputs=[bias, computed[0]], output=total)))
     return total
